@@ -1,0 +1,45 @@
+package store
+
+// Every Redis key lobbyd uses is built here. Keys that one atomic operation
+// touches share a hash tag, so the same scripts run on Redis Cluster:
+//
+//   - queue keys:  {q:<queue>}:...   (searching set, tickets, matches, stream, lease)
+//   - player keys: {p:<player>}:...  (presence, ticket claim, undelivered match)
+//
+// Queue names are validated (see ValidName) so they cannot break a tag.
+
+func queueTag(queue string) string { return "{q:" + queue + "}" }
+
+func playerTag(playerID string) string { return "{p:" + playerID + "}" }
+
+// searchingKey is the sorted set of a queue's searching tickets, scored by
+// creation time in milliseconds so the oldest come first.
+func searchingKey(queue string) string { return queueTag(queue) + ":searching" }
+
+// ticketKey is the hash holding one ticket.
+func ticketKey(queue, ticketID string) string { return queueTag(queue) + ":t:" + ticketID }
+
+// matchKey is the hash holding one match and its allocation state.
+func matchKey(queue, matchID string) string { return queueTag(queue) + ":m:" + matchID }
+
+// allocStreamKey is the queue's stream of allocation jobs.
+func allocStreamKey(queue string) string { return queueTag(queue) + ":alloc" }
+
+// leaseKey names the node that runs the queue's formation loop.
+func leaseKey(queue string) string { return queueTag(queue) + ":lease" }
+
+// presenceKey maps a player to the node and connection holding their socket.
+func presenceKey(playerID string) string { return playerTag(playerID) + ":node" }
+
+// playerTicketKey is the player's claim on their current ticket
+// ("<queue>:<ticketId>"); it makes "one ticket per player" atomic.
+func playerTicketKey(playerID string) string { return playerTag(playerID) + ":ticket" }
+
+// pendingMatchKey holds a match.ready payload not yet delivered to the player.
+func pendingMatchKey(playerID string) string { return playerTag(playerID) + ":match" }
+
+// nodeChannel is the pub/sub channel a node listens on for deliveries.
+func nodeChannel(nodeID string) string { return "lobbyd:node:" + nodeID }
+
+// allocGroup is the consumer group of allocation workers on every queue stream.
+const allocGroup = "allocators"

@@ -1,0 +1,253 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// matchTTL bounds how long a match record lives. PlayFab shuts a relay down
+// about ten minutes after nobody joined it, so an hour is plenty.
+const matchTTL = time.Hour
+
+// allocStreamMaxLen caps each queue's allocation stream (approximately).
+// Entries are acknowledged within seconds; the cap only bounds history.
+const allocStreamMaxLen = 100000
+
+// Commit outcomes, one per match passed to CommitMatches.
+const (
+	// CommitOK means the match was recorded and its allocation enqueued.
+	CommitOK = "ok"
+	// CommitExists means the match was already recorded (a re-sent commit).
+	CommitExists = "exists"
+	// CommitStale means a ticket was no longer searching; nothing changed.
+	CommitStale = "stale"
+)
+
+// CommitResult is the outcome of committing one match.
+type CommitResult struct {
+	MatchID string
+	Outcome string // CommitOK, CommitExists or CommitStale
+	// StaleTicket is the ticket that made a CommitStale match fail.
+	StaleTicket string
+}
+
+// CommitMatches records matches formed in one queue, each all or nothing, in
+// one atomic script: every ticket must still be searching; they leave the
+// queue, the match is recorded as allocating, and its allocation job joins the
+// queue's stream. Only ID, TicketIDs and Regions of each match are read.
+func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match) ([]CommitResult, error) {
+	if len(matches) == 0 {
+		return nil, nil
+	}
+	keys := []string{searchingKey(queue), allocStreamKey(queue)}
+	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches)}
+	for _, m := range matches {
+		regions, err := json.Marshal(nonNil(m.Regions))
+		if err != nil {
+			return nil, fmt.Errorf("encode regions of match %s: %w", m.ID, err)
+		}
+		keys = append(keys, matchKey(queue, m.ID))
+		args = append(args, m.ID, queue, string(regions), len(m.TicketIDs))
+		for _, t := range m.TicketIDs {
+			keys = append(keys, ticketKey(queue, t))
+			args = append(args, t)
+		}
+	}
+	res, err := commitMatchesScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("commit %d matches in %s: %w", len(matches), queue, err)
+	}
+	out := make([]CommitResult, len(matches))
+	for i, r := range res {
+		out[i] = CommitResult{MatchID: matches[i].ID, Outcome: r}
+		if t, ok := strings.CutPrefix(r, "stale:"); ok {
+			out[i].Outcome, out[i].StaleTicket = CommitStale, t
+		}
+	}
+	return out, nil
+}
+
+// Match reads one match, or returns ErrNotFound.
+func (s *Store) Match(ctx context.Context, queue, matchID string) (Match, error) {
+	f, err := s.rdb.HGetAll(ctx, matchKey(queue, matchID)).Result()
+	if err != nil {
+		return Match{}, fmt.Errorf("read match %s: %w", matchID, err)
+	}
+	if len(f) == 0 || f["id"] == "" {
+		return Match{}, ErrNotFound
+	}
+	m := Match{
+		ID: f["id"], Queue: f["queue"], State: f["state"],
+		PartyID: f["partyId"], NetworkDescriptor: f["networkDescriptor"],
+		InvitationID: f["invitationId"], FailReason: f["failReason"],
+	}
+	m.Attempt, _ = strconv.Atoi(f["attempt"])
+	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
+	m.CreatedAt = timeOfMs(ms)
+	for field, dst := range map[string]any{"tickets": &m.TicketIDs, "players": &m.Players, "regions": &m.Regions} {
+		if err := decodeLuaJSON(f[field], dst); err != nil {
+			return Match{}, fmt.Errorf("decode match %s %s: %w", matchID, field, err)
+		}
+	}
+	return m, nil
+}
+
+// decodeLuaJSON decodes JSON written by Lua's cjson, which encodes an empty
+// array as an empty object.
+func decodeLuaJSON(s string, dst any) error {
+	if s == "" || s == "{}" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), dst)
+}
+
+// BeginAttempt starts an allocation attempt on an allocating match and
+// returns the match with the attempt the caller now owns. For a match in any
+// other state it returns the match unchanged; the caller looks at State.
+func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (Match, error) {
+	if _, err := beginAttemptScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)}, nodeID).Slice(); err != nil {
+		return Match{}, fmt.Errorf("begin allocation of match %s: %w", matchID, err)
+	}
+	return s.Match(ctx, queue, matchID)
+}
+
+// ErrStaleAttempt means a newer allocation attempt owns the match, or the
+// match has already ended another way; the caller's result is an orphan.
+var ErrStaleAttempt = errors.New("allocation attempt is stale")
+
+// StoreParty records the party of a match, if the caller still owns the
+// match's current attempt. It returns the stored match: when another
+// allocator stored a party first, that party (and ErrStaleAttempt).
+func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (Match, error) {
+	res, err := storePartyScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)},
+		attempt, partyID, descriptor, invitationID).Text()
+	if err != nil {
+		return Match{}, fmt.Errorf("store party of match %s: %w", matchID, err)
+	}
+	m, err := s.Match(ctx, queue, matchID)
+	if err != nil {
+		return Match{}, err
+	}
+	if res != "ok" {
+		return m, ErrStaleAttempt
+	}
+	return m, nil
+}
+
+// FailMatch marks an allocating match failed, if the caller owns its current
+// attempt, and puts its tickets back in the queue with their original
+// creation time. It returns the match as stored afterwards.
+func (s *Store) FailMatch(ctx context.Context, m Match, reason string) (Match, error) {
+	keys := []string{matchKey(m.Queue, m.ID), searchingKey(m.Queue)}
+	args := []any{m.Attempt, reason}
+	for _, t := range m.TicketIDs {
+		keys = append(keys, ticketKey(m.Queue, t))
+		args = append(args, t)
+	}
+	res, err := failMatchScript.Run(ctx, s.rdb, keys, args...).Text()
+	if err != nil {
+		return Match{}, fmt.Errorf("fail match %s: %w", m.ID, err)
+	}
+	stored, err := s.Match(ctx, m.Queue, m.ID)
+	if err != nil {
+		return Match{}, err
+	}
+	if res != "ok" && res != MatchFailed {
+		return stored, ErrStaleAttempt
+	}
+	return stored, nil
+}
+
+// AllocationJob is an entry of a queue's allocation stream.
+type AllocationJob struct {
+	// StreamID identifies the entry for Ack.
+	StreamID string
+	Queue    string
+	MatchID  string
+}
+
+// EnsureAllocationGroup creates the queue's stream and its consumer group of
+// allocators, if they do not exist yet.
+func (s *Store) EnsureAllocationGroup(ctx context.Context, queue string) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, allocStreamKey(queue), allocGroup, "0").Err()
+	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create allocation group of %s: %w", queue, err)
+	}
+	return nil
+}
+
+// ReadAllocationJobs takes up to count new jobs from the queue's stream for
+// consumer, waiting up to block for one to arrive.
+func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]AllocationJob, error) {
+	res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: allocGroup, Consumer: consumer, Streams: []string{allocStreamKey(queue), ">"},
+		Count: int64(count), Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read allocation jobs of %s: %w", queue, err)
+	}
+	var jobs []AllocationJob
+	for _, st := range res {
+		jobs = append(jobs, toJobs(queue, st.Messages)...)
+	}
+	return jobs, nil
+}
+
+// ClaimStaleAllocationJobs takes over jobs that another consumer has held
+// for longer than minIdle: its node died mid-allocation.
+func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer string, minIdle time.Duration, count int) ([]AllocationJob, error) {
+	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: allocStreamKey(queue), Group: allocGroup, Consumer: consumer,
+		MinIdle: minIdle, Start: "0-0", Count: int64(count),
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("claim stale allocation jobs of %s: %w", queue, err)
+	}
+	return toJobs(queue, msgs), nil
+}
+
+func toJobs(queue string, msgs []redis.XMessage) []AllocationJob {
+	jobs := make([]AllocationJob, 0, len(msgs))
+	for _, m := range msgs {
+		id, _ := m.Values["match"].(string)
+		jobs = append(jobs, AllocationJob{StreamID: m.ID, Queue: queue, MatchID: id})
+	}
+	return jobs
+}
+
+// AckAllocationJob marks a job done; it will not be handed out again.
+func (s *Store) AckAllocationJob(ctx context.Context, job AllocationJob) error {
+	if err := s.rdb.XAck(ctx, allocStreamKey(job.Queue), allocGroup, job.StreamID).Err(); err != nil {
+		return fmt.Errorf("ack allocation job %s: %w", job.StreamID, err)
+	}
+	return nil
+}
+
+// AcquireLease takes or renews the queue's formation lease for holder.
+// It reports whether holder holds the lease afterwards.
+func (s *Store) AcquireLease(ctx context.Context, queue, holder string, ttl time.Duration) (bool, error) {
+	n, err := acquireLeaseScript.Run(ctx, s.rdb, []string{leaseKey(queue)}, holder, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("acquire lease of %s: %w", queue, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseLease gives up the queue's lease if holder holds it, so another
+// node can take over without waiting for it to expire.
+func (s *Store) ReleaseLease(ctx context.Context, queue, holder string) error {
+	if err := compareDeleteScript.Run(ctx, s.rdb, []string{leaseKey(queue)}, holder).Err(); err != nil {
+		return fmt.Errorf("release lease of %s: %w", queue, err)
+	}
+	return nil
+}

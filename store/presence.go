@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Presence says which node and connection hold a player's socket. It expires
+// unless the node refreshes it, so a dead node's players are not counted as
+// connected for long.
+type Presence struct {
+	NodeID string
+	ConnID string
+}
+
+func (p Presence) value() string { return p.NodeID + " " + p.ConnID }
+
+func parsePresence(v string) Presence {
+	node, conn, _ := strings.Cut(v, " ")
+	return Presence{NodeID: node, ConnID: conn}
+}
+
+// SetPresence records that the player is connected through p and returns
+// the presence it replaced, if any (a connection elsewhere to be closed).
+func (s *Store) SetPresence(ctx context.Context, playerID string, p Presence, ttl time.Duration) (prev Presence, found bool, err error) {
+	old, err := s.rdb.SetArgs(ctx, presenceKey(playerID), p.value(), redis.SetArgs{Get: true, TTL: ttl}).Result()
+	if errors.Is(err, redis.Nil) {
+		return Presence{}, false, nil
+	}
+	if err != nil {
+		return Presence{}, false, fmt.Errorf("set presence of %s: %w", playerID, err)
+	}
+	return parsePresence(old), true, nil
+}
+
+// RefreshPresence extends the presence of every given player that is still
+// held by the given connection, in one pipeline.
+func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence, ttl time.Duration) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		for player, p := range entries {
+			compareExpireScript.EvalSha(ctx, pipe, []string{presenceKey(player)}, p.value(), ttl.Milliseconds())
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("refresh presence of %d players: %w", len(entries), err)
+	}
+	return nil
+}
+
+// ClearPresence removes the player's presence if it is still p.
+func (s *Store) ClearPresence(ctx context.Context, playerID string, p Presence) error {
+	if err := compareDeleteScript.Run(ctx, s.rdb, []string{presenceKey(playerID)}, p.value()).Err(); err != nil {
+		return fmt.Errorf("clear presence of %s: %w", playerID, err)
+	}
+	return nil
+}
+
+// NodeMessage is what travels on a node's channel.
+type NodeMessage struct {
+	// To lists the players, connected to the receiving node, an event is for.
+	To []string `json:"to,omitempty"`
+	// Event is the protocol frame to push to each of them.
+	Event json.RawMessage `json:"event,omitempty"`
+	// MatchID is set when Event is a match.ready, so the receiver can push it
+	// once per connection and clear the player's undelivered copy.
+	MatchID string `json:"matchId,omitempty"`
+	// Replace asks the node to close a connection replaced by a newer one.
+	Replace *Replace `json:"replace,omitempty"`
+}
+
+// Replace names a connection superseded by a newer one elsewhere.
+type Replace struct {
+	PlayerID string `json:"playerId"`
+	ConnID   string `json:"connId"`
+}
+
+// Publish sends msg to one node's channel.
+func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) error {
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("encode node message: %w", err)
+	}
+	if err := s.rdb.Publish(ctx, nodeChannel(nodeID), b).Err(); err != nil {
+		return fmt.Errorf("publish to node %s: %w", nodeID, err)
+	}
+	return nil
+}
+
+// SendToPlayers pushes event to every given player who is connected, on
+// whichever node holds their socket: one presence lookup pipeline and one
+// publish per node. Players who are not connected are skipped; whatever they
+// must not miss is stored for them first (see SetPendingMatch).
+func (s *Store) SendToPlayers(ctx context.Context, players []string, event json.RawMessage, matchID string) error {
+	if len(players) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(players))
+	for i, p := range players {
+		cmds[i] = pipe.Get(ctx, presenceKey(p))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("look up presence of %d players: %w", len(players), err)
+	}
+	byNode := make(map[string][]string)
+	for i, cmd := range cmds {
+		if v, err := cmd.Result(); err == nil {
+			node := parsePresence(v).NodeID
+			byNode[node] = append(byNode[node], players[i])
+		}
+	}
+	var errs []error
+	for node, to := range byNode {
+		errs = append(errs, s.Publish(ctx, node, NodeMessage{To: to, Event: event, MatchID: matchID}))
+	}
+	return errors.Join(errs...)
+}
+
+// Subscription delivers the messages sent to one node.
+type Subscription struct {
+	ps *redis.PubSub
+	ch <-chan *redis.Message
+}
+
+// Subscribe listens on the node's channel. It returns once Redis confirmed
+// the subscription, so nothing published afterwards is missed.
+func (s *Store) Subscribe(ctx context.Context, nodeID string) (*Subscription, error) {
+	ps := s.rdb.Subscribe(ctx, nodeChannel(nodeID))
+	if _, err := ps.Receive(ctx); err != nil {
+		ps.Close()
+		return nil, fmt.Errorf("subscribe to node channel: %w", err)
+	}
+	// A large buffer: go-redis drops messages once its channel is full, and
+	// deliveries come in bursts when many matches form at once.
+	return &Subscription{ps: ps, ch: ps.Channel(redis.WithChannelSize(10000))}, nil
+}
+
+// Next blocks until the next message arrives, the subscription is closed
+// (ok false), or ctx is done. Malformed payloads are returned as errors.
+func (sub *Subscription) Next(ctx context.Context) (msg NodeMessage, ok bool, err error) {
+	select {
+	case <-ctx.Done():
+		return NodeMessage{}, false, nil
+	case m, open := <-sub.ch:
+		if !open {
+			return NodeMessage{}, false, nil
+		}
+		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
+			return NodeMessage{}, true, fmt.Errorf("decode node message: %w", err)
+		}
+		return msg, true, nil
+	}
+}
+
+// Close ends the subscription.
+func (sub *Subscription) Close() error { return sub.ps.Close() }
+
+// pendingMatchTTL: a PlayFab relay nobody joined shuts down after about ten
+// minutes, so an undelivered result older than that is useless.
+const pendingMatchTTL = 10 * time.Minute
+
+// SetPendingMatch stores a match.ready payload for each player until it is
+// delivered, and releases their claim on the matched ticket so they may
+// queue again.
+func (s *Store) SetPendingMatch(ctx context.Context, m Match, payload json.RawMessage) error {
+	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		for _, p := range m.Players {
+			key := pendingMatchKey(p.ID)
+			pipe.HSet(ctx, key, "matchId", m.ID, "payload", []byte(payload))
+			pipe.Expire(ctx, key, pendingMatchTTL)
+			if p.TicketID != "" {
+				compareDeleteScript.EvalSha(ctx, pipe, []string{playerTicketKey(p.ID)}, claimValue(m.Queue, p.TicketID))
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("store result of match %s for its players: %w", m.ID, err)
+	}
+	return nil
+}
+
+// PendingMatch returns the player's undelivered match.ready payload, if any.
+func (s *Store) PendingMatch(ctx context.Context, playerID string) (matchID string, payload json.RawMessage, err error) {
+	f, err := s.rdb.HGetAll(ctx, pendingMatchKey(playerID)).Result()
+	if err != nil {
+		return "", nil, fmt.Errorf("read pending match of %s: %w", playerID, err)
+	}
+	if f["matchId"] == "" {
+		return "", nil, ErrNotFound
+	}
+	return f["matchId"], json.RawMessage(f["payload"]), nil
+}
+
+// AckPendingMatch forgets the player's undelivered copy of the match once it
+// has been written to their socket.
+func (s *Store) AckPendingMatch(ctx context.Context, playerID, matchID string) error {
+	if err := deletePendingMatchScript.Run(ctx, s.rdb, []string{pendingMatchKey(playerID)}, matchID).Err(); err != nil {
+		return fmt.Errorf("ack pending match of %s: %w", playerID, err)
+	}
+	return nil
+}

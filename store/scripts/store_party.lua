@@ -1,0 +1,28 @@
+-- Stores a party on a match, compare-and-set on the allocation attempt.
+--
+-- KEYS[1]  match key
+-- ARGV[1]  attempt the caller owns
+-- ARGV[2]  party id, ARGV[3] network descriptor, ARGV[4] invitation id
+--
+-- Returns "ok" when stored, "ready" when the match already holds a party (a
+-- re-sent script, or another allocator won), "stale" when a newer attempt owns
+-- the match, or the match's state ("failed", "missing").
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  return 'missing'
+end
+if state == 'ready' then
+  if redis.call('HGET', KEYS[1], 'partyId') == ARGV[2] and redis.call('HGET', KEYS[1], 'attempt') == ARGV[1] then
+    return 'ok'
+  end
+  return 'ready'
+end
+if state ~= 'allocating' then
+  return state
+end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then
+  return 'stale'
+end
+redis.call('HSET', KEYS[1], 'state', 'ready', 'partyId', ARGV[2],
+  'networkDescriptor', ARGV[3], 'invitationId', ARGV[4])
+return 'ok'

@@ -1,0 +1,142 @@
+// Package store is lobbyd's only door to Redis: the connection (single,
+// Sentinel, Cluster or embedded), the key layout, the Lua scripts, and the
+// operations the other packages build on. Redis is the one source of truth;
+// nothing here caches state that another node could change.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors callers branch on. The gateway maps them to protocol error codes.
+var (
+	// ErrNotFound means the ticket, match or claim does not exist (any more).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the player already holds a ticket, or the ticket has
+	// moved on (matched, cancelled) so the operation no longer applies.
+	ErrConflict = errors.New("conflict")
+)
+
+// Store is a Redis-backed store shared by every lobbyd component.
+type Store struct {
+	rdb      redis.UniversalClient
+	embedded *miniredis.Miniredis
+}
+
+// Config says which Redis to use.
+type Config struct {
+	// URL selects the Redis deployment; empty starts an embedded in-process
+	// Redis that keeps nothing across restarts. Forms:
+	//   redis://[user:pass@]host:port[/db]         single node (rediss:// for TLS)
+	//   redis+sentinel://[user:pass@]host:port[,host:port]/master-name
+	//   redis+cluster://[user:pass@]host:port[,host:port]
+	URL string
+}
+
+// Open connects to Redis as cfg says and checks the connection.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	s := &Store{}
+	if cfg.URL == "" {
+		m := miniredis.NewMiniRedis()
+		// Expire keys as the wall clock moves: leases and presence depend on it.
+		m.ClockTTL(true)
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		s.embedded = m
+		s.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: 64})
+	} else {
+		opts, err := ParseURL(cfg.URL)
+		if err != nil {
+			return nil, err
+		}
+		s.rdb = redis.NewUniversalClient(opts)
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to redis: %w", err)
+	}
+	return s, nil
+}
+
+// ParseURL turns a LOBBYD_REDIS_URL into go-redis options. Errors never echo
+// the URL, which may hold a password.
+func ParseURL(raw string) (*redis.UniversalOptions, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("redis url: not a valid URL")
+	}
+	switch u.Scheme {
+	case "redis", "rediss":
+		o, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %s", redactURLError(err, u))
+		}
+		return &redis.UniversalOptions{
+			Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password,
+			TLSConfig: o.TLSConfig, PoolSize: 64,
+		}, nil
+	case "redis+sentinel", "redis+cluster":
+		if u.Host == "" {
+			return nil, fmt.Errorf("redis url: %s needs at least one host:port", u.Scheme)
+		}
+		opts := &redis.UniversalOptions{Addrs: strings.Split(u.Host, ","), PoolSize: 64}
+		if u.User != nil {
+			opts.Username = u.User.Username()
+			opts.Password, _ = u.User.Password()
+		}
+		if u.Scheme == "redis+sentinel" {
+			opts.MasterName = strings.Trim(u.Path, "/")
+			if opts.MasterName == "" {
+				return nil, errors.New("redis url: redis+sentinel needs the master name as its path")
+			}
+		} else {
+			opts.IsClusterMode = true
+		}
+		return opts, nil
+	default:
+		return nil, fmt.Errorf("redis url: unsupported scheme %q (use redis, rediss, redis+sentinel or redis+cluster)", u.Scheme)
+	}
+}
+
+func redactURLError(err error, u *url.URL) string {
+	msg := err.Error()
+	if p, ok := u.User.Password(); ok && p != "" {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// Embedded reports whether the store runs on the in-process Redis.
+func (s *Store) Embedded() bool { return s.embedded != nil }
+
+// Close closes the connection and stops the embedded Redis, if any.
+func (s *Store) Close() error {
+	err := s.rdb.Close()
+	if s.embedded != nil {
+		s.embedded.Close()
+	}
+	return err
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// ValidName reports whether s may be used as a queue name or an id inside a
+// key: 1 to 64 letters, digits, '_', '.' or '-'.
+func ValidName(s string) bool { return validName.MatchString(s) }
+
+func msOf(t time.Time) int64 { return t.UnixMilli() }
+
+func timeOfMs(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

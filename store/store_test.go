@@ -1,0 +1,340 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+func soloTicket(queue, player string, created time.Time) store.Ticket {
+	return store.Ticket{
+		ID: uuid.NewString(), Queue: queue, CreatedAt: created,
+		Players: []store.Player{{ID: player, Name: "name-" + player}},
+	}
+}
+
+func TestTicketLifecycle(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		tk := soloTicket("default", "alice", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, tk))
+
+		got, err := s.PlayerTicket(ctx, "alice")
+		require.NoError(t, err)
+		assert.Equal(t, tk.ID, got.ID)
+		assert.Equal(t, store.TicketSearching, got.Status)
+		assert.Equal(t, tk.CreatedAt.UnixMilli(), got.CreatedAt.UnixMilli())
+
+		err = s.CreateTicket(ctx, soloTicket("other", "alice", time.Now()))
+		assert.ErrorIs(t, err, store.ErrConflict, "a player holds one ticket at a time, across queues")
+
+		depth, err := s.QueueDepth(ctx, "default")
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, depth)
+
+		cancelled, err := s.CancelPlayerTicket(ctx, "alice")
+		require.NoError(t, err)
+		assert.Equal(t, store.TicketCancelled, cancelled.Status)
+		depth, _ = s.QueueDepth(ctx, "default")
+		assert.EqualValues(t, 0, depth)
+
+		_, err = s.CancelPlayerTicket(ctx, "alice")
+		assert.ErrorIs(t, err, store.ErrNotFound)
+		require.NoError(t, s.CreateTicket(ctx, soloTicket("default", "alice", time.Now())), "free to queue again")
+	})
+}
+
+func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		base := time.Now()
+		var ids []string
+		for i := 0; i < 6; i++ {
+			tk := soloTicket("q", fmt.Sprintf("p%d", i), base.Add(time.Duration(i)*time.Millisecond))
+			require.NoError(t, s.CreateTicket(ctx, tk))
+			ids = append(ids, tk.ID)
+		}
+		searching, err := s.SearchingTickets(ctx, "q", 100)
+		require.NoError(t, err)
+		require.Len(t, searching, 6)
+		for i, tk := range searching {
+			assert.Equal(t, ids[i], tk.ID, "oldest first")
+		}
+
+		_, err = s.CancelPlayerTicket(ctx, "p5")
+		require.NoError(t, err)
+
+		m1 := store.Match{ID: uuid.NewString(), TicketIDs: ids[0:2], Regions: []string{"WestUs"}}
+		m2 := store.Match{ID: uuid.NewString(), TicketIDs: ids[1:3]} // reuses ids[1]
+		m3 := store.Match{ID: uuid.NewString(), TicketIDs: ids[4:6]} // ids[5] cancelled
+		res, err := s.CommitMatches(ctx, "q", []store.Match{m1, m2, m3})
+		require.NoError(t, err)
+		assert.Equal(t, store.CommitOK, res[0].Outcome)
+		assert.Equal(t, store.CommitStale, res[1].Outcome)
+		assert.Equal(t, ids[1], res[1].StaleTicket)
+		assert.Equal(t, store.CommitStale, res[2].Outcome)
+		assert.Equal(t, ids[5], res[2].StaleTicket)
+
+		again, err := s.CommitMatches(ctx, "q", []store.Match{m1})
+		require.NoError(t, err)
+		assert.Equal(t, store.CommitExists, again[0].Outcome, "a re-sent commit changes nothing")
+
+		m, err := s.Match(ctx, "q", m1.ID)
+		require.NoError(t, err)
+		assert.Equal(t, store.MatchAllocating, m.State)
+		assert.Equal(t, []string{"p0", "p1"}, m.PlayerIDs())
+		assert.Equal(t, []string{"WestUs"}, m.Regions)
+		assert.Equal(t, ids[0], m.Players[0].TicketID)
+
+		tk, err := s.PlayerTicket(ctx, "p1")
+		require.NoError(t, err)
+		assert.Equal(t, store.TicketMatched, tk.Status)
+		assert.Equal(t, m1.ID, tk.MatchID)
+		_, err = s.CancelPlayerTicket(ctx, "p1")
+		assert.ErrorIs(t, err, store.ErrConflict, "a matched ticket cannot be cancelled")
+
+		left, err := s.SearchingTickets(ctx, "q", 100)
+		require.NoError(t, err)
+		assert.Len(t, left, 3, "p2, p3 and p4 still search")
+	})
+}
+
+func TestAllocationAttempts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		require.NoError(t, s.EnsureAllocationGroup(ctx, "q"))
+		require.NoError(t, s.EnsureAllocationGroup(ctx, "q"), "idempotent")
+		created := time.Now().Add(-time.Minute)
+		a, b := soloTicket("q", "a", created), soloTicket("q", "b", created.Add(time.Second))
+		require.NoError(t, s.CreateTicket(ctx, a))
+		require.NoError(t, s.CreateTicket(ctx, b))
+		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{a.ID, b.ID}}
+		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		require.NoError(t, err)
+
+		jobs, err := s.ReadAllocationJobs(ctx, "q", "node-1", 10, 100*time.Millisecond)
+		require.NoError(t, err)
+		require.Len(t, jobs, 1)
+		assert.Equal(t, match.ID, jobs[0].MatchID)
+
+		first, err := s.BeginAttempt(ctx, "q", match.ID, "node-1")
+		require.NoError(t, err)
+		second, err := s.BeginAttempt(ctx, "q", match.ID, "node-2")
+		require.NoError(t, err)
+		assert.Equal(t, first.Attempt+1, second.Attempt)
+
+		_, err = s.StoreParty(ctx, "q", match.ID, first.Attempt, "party-1", "desc-1", "inv-1")
+		assert.ErrorIs(t, err, store.ErrStaleAttempt, "an older attempt cannot store")
+		stored, err := s.StoreParty(ctx, "q", match.ID, second.Attempt, "party-2", "desc-2", "inv-2")
+		require.NoError(t, err)
+		assert.Equal(t, store.MatchReady, stored.State)
+		assert.Equal(t, "desc-2", stored.NetworkDescriptor)
+		again, err := s.StoreParty(ctx, "q", match.ID, second.Attempt, "party-2", "desc-2", "inv-2")
+		require.NoError(t, err, "a re-sent store is a no-op success")
+		assert.Equal(t, "inv-2", again.InvitationID)
+		_, err = s.FailMatch(ctx, second, "too late")
+		assert.ErrorIs(t, err, store.ErrStaleAttempt, "a ready match cannot fail")
+
+		require.NoError(t, s.AckAllocationJob(ctx, jobs[0]))
+		stale, err := s.ClaimStaleAllocationJobs(ctx, "q", "node-2", 0, 10)
+		require.NoError(t, err)
+		assert.Empty(t, stale, "acknowledged jobs are not handed out again")
+	})
+}
+
+func TestFailMatchRequeuesWithOriginalWait(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		old := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+		a := soloTicket("q", "a", old)
+		newer := soloTicket("q", "n", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, a))
+		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{a.ID}}
+		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		require.NoError(t, err)
+		require.NoError(t, s.CreateTicket(ctx, newer))
+
+		m, err := s.BeginAttempt(ctx, "q", match.ID, "node")
+		require.NoError(t, err)
+		failed, err := s.FailMatch(ctx, m, "playfab said no")
+		require.NoError(t, err)
+		assert.Equal(t, store.MatchFailed, failed.State)
+		assert.Equal(t, "playfab said no", failed.FailReason)
+
+		searching, err := s.SearchingTickets(ctx, "q", 10)
+		require.NoError(t, err)
+		require.Len(t, searching, 2)
+		assert.Equal(t, a.ID, searching[0].ID, "the requeued ticket keeps its place before newer ones")
+		assert.True(t, old.Equal(searching[0].CreatedAt))
+
+		_, err = s.FailMatch(ctx, m, "again")
+		require.NoError(t, err, "a re-sent fail is a no-op")
+		searching, _ = s.SearchingTickets(ctx, "q", 10)
+		assert.Len(t, searching, 2)
+	})
+}
+
+func TestStaleJobsAreClaimed(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		require.NoError(t, s.EnsureAllocationGroup(ctx, "q"))
+		tk := soloTicket("q", "a", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, tk))
+		_, err := s.CommitMatches(ctx, "q", []store.Match{{ID: uuid.NewString(), TicketIDs: []string{tk.ID}}})
+		require.NoError(t, err)
+		jobs, err := s.ReadAllocationJobs(ctx, "q", "dead-node", 10, 0)
+		require.NoError(t, err)
+		require.Len(t, jobs, 1)
+
+		none, err := s.ClaimStaleAllocationJobs(ctx, "q", "live-node", time.Hour, 10)
+		require.NoError(t, err)
+		assert.Empty(t, none, "not idle long enough")
+		claimed, err := s.ClaimStaleAllocationJobs(ctx, "q", "live-node", 0, 10)
+		require.NoError(t, err)
+		require.Len(t, claimed, 1)
+		assert.Equal(t, jobs[0], claimed[0])
+	})
+}
+
+func TestPresenceAndDelivery(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		sub1, err := s.Subscribe(ctx, "node-1")
+		require.NoError(t, err)
+		defer sub1.Close()
+		sub2, err := s.Subscribe(ctx, "node-2")
+		require.NoError(t, err)
+		defer sub2.Close()
+
+		p1 := store.Presence{NodeID: "node-1", ConnID: "c1"}
+		_, found, err := s.SetPresence(ctx, "alice", p1, time.Minute)
+		require.NoError(t, err)
+		assert.False(t, found)
+		_, _, err = s.SetPresence(ctx, "bob", store.Presence{NodeID: "node-2", ConnID: "c2"}, time.Minute)
+		require.NoError(t, err)
+		p3 := store.Presence{NodeID: "node-1", ConnID: "c3"}
+		_, _, err = s.SetPresence(ctx, "carol", p3, time.Minute)
+		require.NoError(t, err)
+
+		event := json.RawMessage(`{"type":"match.found"}`)
+		require.NoError(t, s.SendToPlayers(ctx, []string{"alice", "bob", "carol", "offline"}, event, "m1"))
+		next := func(sub *store.Subscription) store.NodeMessage {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			msg, ok, err := sub.Next(ctx)
+			require.NoError(t, err)
+			require.True(t, ok, "no message within 5s")
+			return msg
+		}
+		m1 := next(sub1)
+		assert.ElementsMatch(t, []string{"alice", "carol"}, m1.To, "one publish per node")
+		assert.JSONEq(t, string(event), string(m1.Event))
+		assert.Equal(t, "m1", m1.MatchID)
+		assert.Equal(t, []string{"bob"}, next(sub2).To)
+
+		prev, found, err := s.SetPresence(ctx, "alice", store.Presence{NodeID: "node-2", ConnID: "c9"}, time.Minute)
+		require.NoError(t, err)
+		assert.True(t, found)
+		assert.Equal(t, p1, prev, "the replaced connection is reported")
+		require.NoError(t, s.ClearPresence(ctx, "alice", p1), "clearing a replaced presence is a no-op")
+		require.NoError(t, s.RefreshPresence(ctx, map[string]store.Presence{"alice": p1, "carol": p3}, time.Minute))
+		require.NoError(t, s.SendToPlayers(ctx, []string{"alice"}, event, ""))
+		assert.Equal(t, []string{"alice"}, next(sub2).To, "alice now lives on node-2")
+	})
+}
+
+func TestPendingMatch(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		tk := soloTicket("q", "a", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, tk))
+		m := store.Match{ID: "m1", Queue: "q", Players: []store.Player{{ID: "a", TicketID: tk.ID}}}
+		require.NoError(t, s.SetPendingMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
+
+		id, payload, err := s.PendingMatch(ctx, "a")
+		require.NoError(t, err)
+		assert.Equal(t, "m1", id)
+		assert.JSONEq(t, `{"type":"match.ready"}`, string(payload))
+		_, err = s.PlayerTicket(ctx, "a")
+		assert.ErrorIs(t, err, store.ErrNotFound, "a delivered match frees the player to queue again")
+
+		require.NoError(t, s.AckPendingMatch(ctx, "a", "other"))
+		_, _, err = s.PendingMatch(ctx, "a")
+		require.NoError(t, err, "acking another match keeps this one")
+		require.NoError(t, s.AckPendingMatch(ctx, "a", "m1"))
+		_, _, err = s.PendingMatch(ctx, "a")
+		assert.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
+
+func TestLease(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		ok, err := s.AcquireLease(ctx, "q", "n1", time.Minute)
+		require.NoError(t, err)
+		assert.True(t, ok)
+		ok, _ = s.AcquireLease(ctx, "q", "n2", time.Minute)
+		assert.False(t, ok, "held by n1")
+		ok, _ = s.AcquireLease(ctx, "q", "n1", time.Minute)
+		assert.True(t, ok, "renewal")
+		require.NoError(t, s.ReleaseLease(ctx, "q", "n2"), "a non-holder's release is a no-op")
+		ok, _ = s.AcquireLease(ctx, "q", "n2", time.Minute)
+		assert.False(t, ok)
+		require.NoError(t, s.ReleaseLease(ctx, "q", "n1"))
+		ok, _ = s.AcquireLease(ctx, "q", "n2", time.Minute)
+		assert.True(t, ok)
+	})
+}
+
+func TestLeaseExpiresInEmbeddedRedis(t *testing.T) {
+	s := storetest.Embedded(t)
+	ctx := context.Background()
+	ok, err := s.AcquireLease(ctx, "q", "n1", 50*time.Millisecond)
+	require.NoError(t, err)
+	require.True(t, ok)
+	storetest.Eventually(t, 5*time.Second, func() bool {
+		ok, err := s.AcquireLease(ctx, "q", "n2", time.Minute)
+		return err == nil && ok
+	}, "embedded redis must expire keys by the wall clock")
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url     string
+		addrs   []string
+		master  string
+		cluster bool
+		err     string
+	}{
+		{url: "redis://localhost:6379/2", addrs: []string{"localhost:6379"}},
+		{url: "rediss://u:secretpw@cache:6380", addrs: []string{"cache:6380"}},
+		{url: "redis+sentinel://s1:26379,s2:26379/mymaster", addrs: []string{"s1:26379", "s2:26379"}, master: "mymaster"},
+		{url: "redis+cluster://n1:7000,n2:7001", addrs: []string{"n1:7000", "n2:7001"}, cluster: true},
+		{url: "redis+sentinel://s1:26379", err: "master name"},
+		{url: "memcached://x", err: "unsupported scheme"},
+		{url: "redis://u:secretpw@host:6379/notadb", err: "redis url"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			o, err := store.ParseURL(tc.url)
+			if tc.err != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.err)
+				assert.NotContains(t, err.Error(), "secretpw", "errors never echo a password")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.addrs, o.Addrs)
+			assert.Equal(t, tc.master, o.MasterName)
+			assert.Equal(t, tc.cluster, o.IsClusterMode)
+		})
+	}
+}

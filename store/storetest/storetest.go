@@ -1,0 +1,149 @@
+// Package storetest starts stores for tests: on miniredis for the fast unit
+// tier, and on a real redis-server for the integration tier.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// Embedded opens a store on a fresh in-process Redis (miniredis).
+func Embedded(t testing.TB) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), store.Config{})
+	if err != nil {
+		t.Fatalf("open embedded store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Real opens a store on a redis-server started for the test (see StartRedis).
+func Real(t testing.TB) *store.Store {
+	t.Helper()
+	r := StartRedis(t)
+	s, err := store.Open(context.Background(), store.Config{URL: r.URL})
+	if err != nil {
+		t.Fatalf("open store on %s: %v", r.Addr, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Each runs f as two subtests, "miniredis" and "redis-server", so one suite
+// proves the same behaviour on both.
+func Each(t *testing.T, f func(t *testing.T, s *store.Store)) {
+	t.Run("miniredis", func(t *testing.T) { f(t, Embedded(t)) })
+	t.Run("redis-server", func(t *testing.T) { f(t, Real(t)) })
+}
+
+// RedisServer is a redis-server process started for one test.
+type RedisServer struct {
+	// Addr is host:port; URL is the same as a LOBBYD_REDIS_URL.
+	Addr, URL string
+
+	bin, dir string
+	cmd      *exec.Cmd
+	exited   chan error
+}
+
+// StartRedis starts a redis-server on a free port for the test and stops it
+// at cleanup. Without the binary the test is skipped, except in CI (CI set),
+// where the integration tier must run and the test fails instead.
+func StartRedis(t testing.TB) *RedisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server is not installed; CI must install it (.ci/run does)")
+		}
+		t.Skip("redis-server not installed: skipping the real-Redis tier (apt-get install redis-server)")
+	}
+	r := &RedisServer{bin: bin, dir: t.TempDir()}
+	// A port the kernel handed out can be taken before redis binds it: retry.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		r.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+		r.URL = "redis://" + r.Addr
+		if lastErr = r.Start(); lastErr == nil {
+			t.Cleanup(r.Stop)
+			return r
+		}
+	}
+	t.Fatalf("start redis-server: %v", lastErr)
+	return nil
+}
+
+// Start (re)starts the server on its address and waits until it accepts
+// connections.
+func (r *RedisServer) Start() error {
+	_, port, _ := net.SplitHostPort(r.Addr)
+	r.cmd = exec.Command(r.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
+	if err := r.cmd.Start(); err != nil {
+		return err
+	}
+	r.exited = make(chan error, 1)
+	go func(cmd *exec.Cmd, exited chan<- error) { exited <- cmd.Wait() }(r.cmd, r.exited)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-r.exited:
+			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
+			r.cmd = nil
+			return fmt.Errorf("redis-server exited: %v: %s", err, log)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", r.Addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond) // polling a process for readiness
+	}
+	r.Stop()
+	return fmt.Errorf("redis-server did not listen on %s within 10s", r.Addr)
+}
+
+// Stop kills the server and waits for it to exit. Stopping twice is fine.
+func (r *RedisServer) Stop() {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.exited
+	r.cmd = nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Eventually polls cond every few milliseconds until it holds or the
+// deadline passes; it is how tests wait on events, never a bare sleep.
+func Eventually(t testing.TB, within time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: "+msg, append([]any{within}, args...)...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ticketTTL bounds how long a ticket and a player's claim on it live; a
+// ticket that outlives it was abandoned by a crashed node mid-creation.
+const ticketTTL = 2 * time.Hour
+
+func claimValue(queue, ticketID string) string { return queue + ":" + ticketID }
+
+func parseClaim(v string) (queue, ticketID string, ok bool) {
+	return strings.Cut(v, ":")
+}
+
+// CreateTicket claims the ticket for each of its players and adds it, as
+// searching, to its queue. It returns ErrConflict if a player already holds a
+// live ticket (searching, or matched and not yet delivered).
+func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
+	claim := claimValue(t.Queue, t.ID)
+	var claimed []string
+	release := func() {
+		for _, p := range claimed {
+			// Best effort: a claim left behind expires, and a claim on a
+			// ticket that never existed is replaced by the next join.
+			_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{playerTicketKey(p)}, claim).Err()
+		}
+	}
+	for _, p := range t.Players {
+		if err := s.claimTicket(ctx, p.ID, claim); err != nil {
+			release()
+			return err
+		}
+		claimed = append(claimed, p.ID)
+	}
+
+	players, err := json.Marshal(t.Players)
+	if err != nil {
+		release()
+		return fmt.Errorf("encode ticket players: %w", err)
+	}
+	regions, _ := json.Marshal(nonNil(t.Regions))
+	key := ticketKey(t.Queue, t.ID)
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, key,
+		"id", t.ID, "queue", t.Queue, "players", players, "status", TicketSearching,
+		"createdAt", msOf(t.CreatedAt), "skill", t.Skill, "regions", regions)
+	pipe.Expire(ctx, key, ticketTTL)
+	pipe.ZAdd(ctx, searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
+	if _, err := pipe.Exec(ctx); err != nil {
+		release()
+		return fmt.Errorf("create ticket %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// claimTicket makes claim the player's ticket claim, unless the player holds
+// a live ticket already.
+func (s *Store) claimTicket(ctx context.Context, playerID, claim string) error {
+	key := playerTicketKey(playerID)
+	ok, err := s.rdb.SetNX(ctx, key, claim, ticketTTL).Result()
+	if err != nil {
+		return fmt.Errorf("claim ticket for %s: %w", playerID, err)
+	}
+	if ok {
+		return nil
+	}
+	old, err := s.rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return s.claimTicket(ctx, playerID, claim) // released meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("read ticket claim of %s: %w", playerID, err)
+	}
+	if live, err := s.claimIsLive(ctx, old); err != nil {
+		return err
+	} else if live {
+		return ErrConflict
+	}
+	replaced, err := replaceClaimScript.Run(ctx, s.rdb, []string{key}, old, claim, int(ticketTTL.Seconds())).Int()
+	if err != nil {
+		return fmt.Errorf("replace ticket claim of %s: %w", playerID, err)
+	}
+	if replaced == 0 {
+		return ErrConflict // someone else claimed it between our reads
+	}
+	return nil
+}
+
+// claimIsLive reports whether a claim points at a ticket that still binds
+// its player: searching, or matched.
+func (s *Store) claimIsLive(ctx context.Context, claim string) (bool, error) {
+	queue, id, ok := parseClaim(claim)
+	if !ok {
+		return false, nil
+	}
+	status, err := s.rdb.HGet(ctx, ticketKey(queue, id), "status").Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read ticket %s: %w", id, err)
+	}
+	return status == TicketSearching || status == TicketMatched, nil
+}
+
+// PlayerTicket returns the ticket the player holds a claim on, in whatever
+// state it is, or ErrNotFound.
+func (s *Store) PlayerTicket(ctx context.Context, playerID string) (Ticket, error) {
+	claim, err := s.rdb.Get(ctx, playerTicketKey(playerID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Ticket{}, ErrNotFound
+	}
+	if err != nil {
+		return Ticket{}, fmt.Errorf("read ticket claim of %s: %w", playerID, err)
+	}
+	queue, id, ok := parseClaim(claim)
+	if !ok {
+		return Ticket{}, ErrNotFound
+	}
+	return s.Ticket(ctx, queue, id)
+}
+
+// Ticket reads one ticket, or returns ErrNotFound.
+func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (Ticket, error) {
+	fields, err := s.rdb.HGetAll(ctx, ticketKey(queue, ticketID)).Result()
+	if err != nil {
+		return Ticket{}, fmt.Errorf("read ticket %s: %w", ticketID, err)
+	}
+	return decodeTicket(fields)
+}
+
+func decodeTicket(f map[string]string) (Ticket, error) {
+	if len(f) == 0 || f["id"] == "" {
+		return Ticket{}, ErrNotFound
+	}
+	t := Ticket{ID: f["id"], Queue: f["queue"], Status: f["status"], MatchID: f["matchId"]}
+	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
+	t.CreatedAt = timeOfMs(ms)
+	t.Skill, _ = strconv.ParseFloat(f["skill"], 64)
+	if err := json.Unmarshal([]byte(f["players"]), &t.Players); err != nil {
+		return Ticket{}, fmt.Errorf("decode ticket %s players: %w", t.ID, err)
+	}
+	if r := f["regions"]; r != "" {
+		if err := json.Unmarshal([]byte(r), &t.Regions); err != nil {
+			return Ticket{}, fmt.Errorf("decode ticket %s regions: %w", t.ID, err)
+		}
+	}
+	return t, nil
+}
+
+// CancelPlayerTicket takes the player's searching ticket out of its queue and
+// releases the claim. It returns the cancelled ticket, ErrNotFound if the
+// player holds none, or ErrConflict if the ticket is already matched.
+func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket, error) {
+	t, err := s.PlayerTicket(ctx, playerID)
+	if err != nil {
+		return Ticket{}, err
+	}
+	if err := s.endTicket(ctx, t, TicketCancelled); err != nil {
+		return Ticket{}, err
+	}
+	t.Status = TicketCancelled
+	return t, nil
+}
+
+// endTicket moves a searching ticket to a final status and releases its
+// players' claims.
+func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
+	res, err := cancelTicketScript.Run(ctx, s.rdb,
+		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue)}, t.ID, status).Text()
+	if err != nil {
+		return fmt.Errorf("end ticket %s: %w", t.ID, err)
+	}
+	switch res {
+	case "ok", TicketCancelled, TicketExpired, "missing":
+		// Already over (a re-sent script lands here too): release claims.
+	default:
+		return ErrConflict
+	}
+	for _, p := range t.Players {
+		s.ReleaseTicketClaim(ctx, p.ID, t.Queue, t.ID)
+	}
+	if res == "missing" {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// ReleaseTicketClaim frees the player to queue again, if their claim still
+// points at the given ticket. It is best effort: a claim left behind points
+// at a finished ticket and is replaced by the next join.
+func (s *Store) ReleaseTicketClaim(ctx context.Context, playerID, queue, ticketID string) {
+	_ = compareDeleteScript.Run(ctx, s.rdb, []string{playerTicketKey(playerID)}, claimValue(queue, ticketID)).Err()
+}
+
+// SearchingTickets returns up to limit of the queue's searching tickets,
+// oldest first, in two round trips.
+func (s *Store) SearchingTickets(ctx context.Context, queue string, limit int) ([]Ticket, error) {
+	ids, err := s.rdb.ZRange(ctx, searchingKey(queue), 0, int64(limit)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, ticketKey(queue, id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read searching tickets of %s: %w", queue, err)
+	}
+	tickets := make([]Ticket, 0, len(ids))
+	var orphans []any
+	for i, cmd := range cmds {
+		t, err := decodeTicket(cmd.Val())
+		if errors.Is(err, ErrNotFound) {
+			orphans = append(orphans, ids[i]) // expired record: drop its entry
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if t.Status == TicketSearching {
+			tickets = append(tickets, t)
+		}
+	}
+	if len(orphans) > 0 {
+		s.rdb.ZRem(ctx, searchingKey(queue), orphans...)
+	}
+	return tickets, nil
+}
+
+// QueueDepth returns the number of searching tickets in the queue.
+func (s *Store) QueueDepth(ctx context.Context, queue string) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, searchingKey(queue)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count queue %s: %w", queue, err)
+	}
+	return n, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

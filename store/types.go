@@ -1,0 +1,89 @@
+package store
+
+import (
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Ticket statuses, as the protocol names them.
+const (
+	TicketSearching = "searching"
+	TicketMatched   = "matched"
+	TicketCancelled = "cancelled"
+	TicketExpired   = "expired"
+)
+
+// Match allocation states.
+const (
+	MatchAllocating = "allocating"
+	MatchReady      = "ready"
+	MatchFailed     = "failed"
+)
+
+// Player is a member of a ticket or match.
+type Player struct {
+	ID   string `json:"playerId"`
+	Name string `json:"name"`
+	// PlayFabEntity is the player's title_player_account entity id, if their
+	// token carried one; it restricts the party invitation to the match.
+	PlayFabEntity string `json:"pfEntity,omitempty"`
+	// TicketID is the ticket that brought the player into a match.
+	TicketID string `json:"ticketId,omitempty"`
+}
+
+// Ticket is a request by one player, or one lobby, to be matched.
+type Ticket struct {
+	ID        string    `json:"ticketId"`
+	Queue     string    `json:"queue"`
+	Players   []Player  `json:"players"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"createdAt"`
+	Skill     float64   `json:"skill"`
+	Regions   []string  `json:"regions,omitempty"`
+	MatchID   string    `json:"matchId,omitempty"`
+}
+
+// Size is the number of players the ticket brings to a match.
+func (t Ticket) Size() int { return len(t.Players) }
+
+// Match is a set of tickets committed together, and its allocation.
+type Match struct {
+	ID        string    `json:"matchId"`
+	Queue     string    `json:"queue"`
+	TicketIDs []string  `json:"tickets"`
+	Players   []Player  `json:"players"`
+	Regions   []string  `json:"regions"`
+	State     string    `json:"state"`
+	Attempt   int       `json:"attempt"`
+	CreatedAt time.Time `json:"createdAt"`
+	// Set once the match is ready.
+	PartyID           string `json:"partyId,omitempty"`
+	NetworkDescriptor string `json:"networkDescriptor,omitempty"`
+	InvitationID      string `json:"invitationId,omitempty"`
+	// FailReason is set once the match has failed.
+	FailReason string `json:"failReason,omitempty"`
+}
+
+// PlayerIDs lists the ids of the match's players.
+func (m Match) PlayerIDs() []string {
+	ids := make([]string, len(m.Players))
+	for i, p := range m.Players {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+// ValidPlayerID reports whether id can name a player: 1 to 128 printable
+// characters without spaces or braces (braces would break a key's hash tag).
+func ValidPlayerID(id string) bool {
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") {
+		return false
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
+}
