@@ -1,0 +1,258 @@
+package matchmaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// Errors the gateway maps to protocol error codes.
+var (
+	// ErrUnknownQueue means queue.join named a queue that is not configured.
+	ErrUnknownQueue = errors.New("unknown queue")
+	// ErrBadRegion means none of the ticket's regions is served by the queue.
+	ErrBadRegion = errors.New("no acceptable region in this queue")
+	// ErrBadTicket means the ticket cannot be matched in this queue (too
+	// many players, or an invalid skill).
+	ErrBadTicket = errors.New("ticket cannot be matched in this queue")
+)
+
+// Notifier tells players about matches as they are committed.
+type Notifier interface {
+	// MatchFound is called once per committed match.
+	MatchFound(ctx context.Context, m store.Match) error
+}
+
+// Service accepts tickets and runs the formation loop of every queue whose
+// lease this node holds. Zero-value fields get the defaults documented on
+// them; Store, Queues, NodeID and Notifier are required.
+type Service struct {
+	Store    *store.Store
+	Queues   []Queue
+	NodeID   string
+	Notifier Notifier
+	Logger   *slog.Logger // default slog.Default()
+
+	// FormInterval is the pause between formation passes when the last pass
+	// found nothing more to do. Default 50ms.
+	FormInterval time.Duration
+	// LeaseTTL is how long a queue's lease lasts without renewal; a dead
+	// leader's queue is picked up by another node within it. Default 5s.
+	LeaseTTL time.Duration
+	// BatchSize is how many of the oldest searching tickets one pass reads.
+	// Default 1000.
+	BatchSize int
+
+	initOnce sync.Once
+	byName   map[string]Queue
+}
+
+func (s *Service) init() {
+	s.initOnce.Do(func() {
+		if s.Logger == nil {
+			s.Logger = slog.Default()
+		}
+		if s.FormInterval <= 0 {
+			s.FormInterval = 50 * time.Millisecond
+		}
+		if s.LeaseTTL <= 0 {
+			s.LeaseTTL = 5 * time.Second
+		}
+		if s.BatchSize <= 0 {
+			s.BatchSize = 1000
+		}
+		s.byName = make(map[string]Queue, len(s.Queues))
+		for _, q := range s.Queues {
+			s.byName[q.Name] = q
+		}
+	})
+}
+
+// Queue returns the configuration of the named queue.
+func (s *Service) Queue(name string) (Queue, bool) {
+	s.init()
+	q, ok := s.byName[name]
+	return q, ok
+}
+
+// JoinRequest asks for a ticket for one player or one lobby.
+type JoinRequest struct {
+	Queue   string
+	Players []store.Player
+	Skill   float64
+	// Regions are the ticket's acceptable regions, most preferred first;
+	// empty accepts all of the queue's regions.
+	Regions []string
+}
+
+// Join creates a searching ticket. It returns ErrUnknownQueue, ErrBadRegion,
+// ErrBadTicket, or store.ErrConflict when a player already holds a ticket.
+func (s *Service) Join(ctx context.Context, req JoinRequest) (store.Ticket, error) {
+	s.init()
+	q, ok := s.byName[req.Queue]
+	if !ok {
+		return store.Ticket{}, ErrUnknownQueue
+	}
+	if len(req.Players) == 0 || len(req.Players) > q.MaxUsers || math.IsNaN(req.Skill) || math.IsInf(req.Skill, 0) {
+		return store.Ticket{}, ErrBadTicket
+	}
+	t := store.Ticket{
+		ID: uuid.NewString(), Queue: q.Name, Players: req.Players, Status: store.TicketSearching,
+		CreatedAt: time.Now().UTC().Truncate(time.Millisecond), Skill: req.Skill, Regions: req.Regions,
+	}
+	if len(req.Regions) > 0 && len(ticketRegions(q, t)) == 0 {
+		return store.Ticket{}, ErrBadRegion
+	}
+	if err := s.Store.CreateTicket(ctx, t); err != nil {
+		return store.Ticket{}, err
+	}
+	return t, nil
+}
+
+// Leave cancels the player's searching ticket. It returns store.ErrNotFound
+// if they hold none, or store.ErrConflict if it is already matched.
+func (s *Service) Leave(ctx context.Context, playerID string) (store.Ticket, error) {
+	return s.Store.CancelPlayerTicket(ctx, playerID)
+}
+
+// Ticket returns the player's current ticket, or store.ErrNotFound.
+func (s *Service) Ticket(ctx context.Context, playerID string) (store.Ticket, error) {
+	return s.Store.PlayerTicket(ctx, playerID)
+}
+
+// Depth returns the number of searching tickets in the queue.
+func (s *Service) Depth(ctx context.Context, queue string) (int64, error) {
+	return s.Store.QueueDepth(ctx, queue)
+}
+
+// Run runs a formation loop per queue until ctx is done, then releases the
+// leases it holds and returns once every loop has exited.
+func (s *Service) Run(ctx context.Context) error {
+	s.init()
+	var wg sync.WaitGroup
+	for _, q := range s.Queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.runQueue(ctx, q)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// runQueue leads the queue while it holds its lease: renews the lease every
+// third of its TTL and forms matches every FormInterval, or at once again
+// after a pass that filled a whole batch.
+func (s *Service) runQueue(ctx context.Context, q Queue) {
+	log := s.Logger.With("queue", q.Name)
+	leader := false
+	var leaseRenewed time.Time
+	defer func() {
+		if leader {
+			release, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			if err := s.Store.ReleaseLease(release, q.Name, s.NodeID); err != nil {
+				log.Warn("release queue lease", "err", err)
+			}
+		}
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if time.Since(leaseRenewed) >= s.LeaseTTL/3 {
+			held, err := s.Store.AcquireLease(ctx, q.Name, s.NodeID, s.LeaseTTL)
+			switch {
+			case err != nil:
+				if ctx.Err() == nil {
+					log.Warn("acquire queue lease", "err", err)
+				}
+				held = false
+			case held && !leader:
+				log.Info("leading queue formation")
+			case !held && leader:
+				log.Info("lost queue lease")
+			}
+			leader, leaseRenewed = held, time.Now()
+			if err != nil {
+				leaseRenewed = time.Time{}
+			}
+		}
+		next := s.FormInterval
+		if leader {
+			full, err := s.formOnce(ctx, q)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("form matches", "err", err)
+			}
+			if full {
+				next = 0
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// formOnce runs one formation pass: read the oldest tickets, group them,
+// commit the groups in one script, announce the committed matches. It
+// reports whether the pass read a full batch and formed matches, i.e. more
+// work is likely waiting.
+func (s *Service) formOnce(ctx context.Context, q Queue) (full bool, err error) {
+	tickets, err := s.Store.SearchingTickets(ctx, q.Name, s.BatchSize)
+	if err != nil {
+		return false, err
+	}
+	matches := formMatches(q, tickets)
+	if len(matches) == 0 {
+		return false, nil
+	}
+	results, err := s.Store.CommitMatches(ctx, q.Name, matches)
+	if err != nil {
+		return false, err
+	}
+	for i, r := range results {
+		if r.Outcome != store.CommitOK {
+			// Stale: a ticket left meanwhile; the rest are read again next pass.
+			continue
+		}
+		m := matches[i]
+		m.CreatedAt = time.Now().UTC()
+		if err := s.Notifier.MatchFound(ctx, m); err != nil {
+			// The match is committed and allocation will announce it as ready.
+			s.Logger.Warn("announce match", "match", m.ID, "err", err)
+		}
+	}
+	return len(tickets) == s.BatchSize, nil
+}
+
+// QueueStatus is a queue's configuration and live depth.
+type QueueStatus struct {
+	Queue
+	Depth int64 `json:"depth"`
+}
+
+// Status lists every queue with its live depth.
+func (s *Service) Status(ctx context.Context) ([]QueueStatus, error) {
+	s.init()
+	out := make([]QueueStatus, 0, len(s.Queues))
+	for _, q := range s.Queues {
+		d, err := s.Store.QueueDepth(ctx, q.Name)
+		if err != nil {
+			return nil, fmt.Errorf("queue status: %w", err)
+		}
+		out = append(out, QueueStatus{Queue: q, Depth: d})
+	}
+	return out, nil
+}
