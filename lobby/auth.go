@@ -1,0 +1,149 @@
+package lobby
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// Identity is who a verified token says the player is.
+type Identity struct {
+	PlayerID string
+	Name     string
+	// PlayFabEntity is the player's title_player_account entity id, if any.
+	PlayFabEntity string
+	Expires       time.Time
+}
+
+// ErrBadToken means a token is missing, malformed, expired or wrongly
+// signed. Its message never includes the token or the secret.
+var ErrBadToken = errors.New("invalid token")
+
+// Authenticator verifies and, in development mode, issues the HS256 JWTs
+// that players present at the handshake.
+type Authenticator struct {
+	// Secret is the HS256 signing secret shared with the game's backend.
+	Secret []byte
+	// Leeway tolerates clock skew on exp. Default 0.
+	Leeway time.Duration
+}
+
+type claims struct {
+	Name     string `json:"name,omitempty"`
+	PfEntity string `json:"pfEntity,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Verify checks token and returns the identity it carries.
+func (a *Authenticator) Verify(token string) (Identity, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.Secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(), jwt.WithLeeway(a.Leeway))
+	if err != nil {
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired):
+			return Identity{}, fmt.Errorf("%w: expired", ErrBadToken)
+		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+			return Identity{}, fmt.Errorf("%w: bad signature", ErrBadToken)
+		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+			return Identity{}, fmt.Errorf("%w: exp is required", ErrBadToken)
+		default:
+			return Identity{}, fmt.Errorf("%w: malformed", ErrBadToken)
+		}
+	}
+	if !store.ValidPlayerID(c.Subject) {
+		return Identity{}, fmt.Errorf("%w: sub must be 1-128 printable characters without spaces or braces", ErrBadToken)
+	}
+	id := Identity{PlayerID: c.Subject, Name: c.Name, PlayFabEntity: c.PfEntity, Expires: c.ExpiresAt.Time}
+	if id.Name == "" {
+		id.Name = id.PlayerID
+	}
+	return id, nil
+}
+
+// Issue signs a token for id that expires after ttl.
+func (a *Authenticator) Issue(id Identity, ttl time.Duration) (string, error) {
+	now := time.Now()
+	c := claims{Name: id.Name, PfEntity: id.PlayFabEntity, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: id.PlayerID, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.Secret)
+}
+
+// tokenFromRequest takes the token from "Authorization: Bearer" or, for
+// browsers, which cannot set headers on a WebSocket, the token query
+// parameter.
+func tokenFromRequest(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	return r.URL.Query().Get("token")
+}
+
+// devTokenTTL is the lifetime of tokens from the development endpoint.
+const devTokenTTL = 24 * time.Hour
+
+// HandleDevToken serves POST /v1/dev/token: {"name":"alice"} (and, to
+// reconnect as the same player, an optional "playerId" and "pfEntity")
+// returns {"token":"…","playerId":"…"}. It exists only in development mode;
+// anyone who can reach it can be anyone.
+func HandleDevToken(a *Authenticator) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			writeHTTPError(w, http.StatusMethodNotAllowed, CodeBadRequest, "use POST")
+			return
+		}
+		var req struct {
+			Name     string `json:"name"`
+			PlayerID string `json:"playerId"`
+			PfEntity string `json:"pfEntity"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "body must be JSON like {\"name\":\"alice\"}")
+			return
+		}
+		if req.PlayerID == "" {
+			req.PlayerID = uuid.NewString()
+		}
+		if !store.ValidPlayerID(req.PlayerID) {
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "playerId must be 1-128 printable characters without spaces or braces")
+			return
+		}
+		if req.Name == "" {
+			req.Name = "player-" + req.PlayerID[:min(8, len(req.PlayerID))]
+		}
+		if utf8.RuneCountInString(req.Name) > 32 {
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "name must be at most 32 characters")
+			return
+		}
+		token, err := a.Issue(Identity{PlayerID: req.PlayerID, Name: req.Name, PlayFabEntity: req.PfEntity}, devTokenTTL)
+		if err != nil {
+			writeHTTPError(w, http.StatusInternalServerError, CodeInternal, "could not sign token")
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"token": token, "playerId": req.PlayerID})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]*Error{"error": errorf(code, msg)})
+}

@@ -1,0 +1,286 @@
+package lobby
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// Queuer is what the gateway needs from the matchmaker.
+type Queuer interface {
+	// Join creates a searching ticket from t's Queue, Players, Skill and Regions.
+	Join(ctx context.Context, t store.Ticket) (store.Ticket, error)
+	// Leave cancels the player's searching ticket.
+	Leave(ctx context.Context, playerID string) (store.Ticket, error)
+}
+
+// Gateway serves players' WebSocket connections on one node. Store, Queues,
+// Auth and NodeID are required; other zero-value fields get the defaults
+// documented on them. Run must be running for connections to be accepted.
+type Gateway struct {
+	Store  *store.Store
+	Queues Queuer
+	Auth   *Authenticator
+	NodeID string
+	Logger *slog.Logger // default slog.Default()
+	// Registerer receives the gateway's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) allowed
+	// to connect, besides the server's own; "*" allows any. A request with no
+	// Origin header (a game client, not a browser) is always allowed.
+	AllowedOrigins []string
+	// MaxFrameBytes is the largest frame a client may send; a larger one
+	// closes the socket with 1009. Default 4096.
+	MaxFrameBytes int64
+	// SendQueue is the number of frames queued per connection; a client
+	// that lets it fill is disconnected with 4004. Default 64.
+	SendQueue int
+	// PingInterval is how often the server pings; PongWait how long it waits
+	// for any frame or pong before dropping the connection; WriteWait bounds
+	// one write. Defaults 25s, 60s, 10s.
+	PingInterval, PongWait, WriteWait time.Duration
+	// PresenceTTL is how long a player stays reachable at this node if the
+	// node stops refreshing (dies). Default 60s, refreshed every third.
+	PresenceTTL time.Duration
+	// RequestTimeout bounds the handling of one request. Default 5s.
+	RequestTimeout time.Duration
+	// RateLimit and RateBurst bound each connection's requests per second.
+	// Beyond them requests get rate_limited; far beyond (another RateBurst
+	// rejected at once, or RateLimit rejections per second sustained) the
+	// socket is closed with 1008. Defaults 20 and 40.
+	RateLimit float64
+	RateBurst int
+
+	initOnce sync.Once
+	upgrader websocket.Upgrader
+	metrics  *gatewayMetrics
+	hub      *hub
+
+	mu      sync.Mutex
+	running bool // Run has subscribed and the hub is up
+	closing bool // Run is shutting down: no new connections
+	conns   sync.WaitGroup
+}
+
+func (g *Gateway) init() {
+	g.initOnce.Do(func() {
+		if g.Logger == nil {
+			g.Logger = slog.Default()
+		}
+		setDefault(&g.MaxFrameBytes, 4096)
+		setDefault(&g.SendQueue, 64)
+		setDefault(&g.PingInterval, 25*time.Second)
+		setDefault(&g.PongWait, 60*time.Second)
+		setDefault(&g.WriteWait, 10*time.Second)
+		setDefault(&g.PresenceTTL, 60*time.Second)
+		setDefault(&g.RequestTimeout, 5*time.Second)
+		setDefault(&g.RateLimit, 20)
+		setDefault(&g.RateBurst, 40)
+		g.upgrader = websocket.Upgrader{
+			ReadBufferSize:    1024,
+			WriteBufferSize:   1024,
+			WriteBufferPool:   &sync.Pool{},
+			HandshakeTimeout:  10 * time.Second,
+			EnableCompression: false,                                                   // read limits count compressed bytes
+			CheckOrigin:       func(*http.Request) bool { return true },                // checked before Upgrade
+			Error:             func(http.ResponseWriter, *http.Request, int, error) {}, // see ServeHTTP
+		}
+		g.upgrader.Error = func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeHTTPError(w, status, CodeBadRequest, reason.Error())
+		}
+		g.metrics = newGatewayMetrics(g.Registerer)
+		g.hub = newHub()
+	})
+}
+
+func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Run subscribes to this node's channel and serves deliveries and presence
+// until ctx is done. Then it refuses new connections, closes every socket
+// with 1001 (reconnect elsewhere) and returns once all of them have ended.
+func (g *Gateway) Run(ctx context.Context) error {
+	g.init()
+	sub, err := g.Store.Subscribe(ctx, g.NodeID)
+	if err != nil {
+		return err
+	}
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
+	go func() { defer wg.Done(); g.relay(hubCtx, sub) }()
+	go func() { defer wg.Done(); g.refreshPresence(hubCtx) }()
+
+	g.mu.Lock()
+	g.running = true
+	g.mu.Unlock()
+
+	<-ctx.Done()
+	g.mu.Lock()
+	g.closing = true
+	g.mu.Unlock()
+	stopHub()
+	g.conns.Wait()
+	sub.Close()
+	wg.Wait()
+	return nil
+}
+
+// relay hands node-channel messages to the hub.
+func (g *Gateway) relay(ctx context.Context, sub *store.Subscription) {
+	for {
+		msg, ok, err := sub.Next(ctx)
+		if !ok {
+			return
+		}
+		if err != nil {
+			g.Logger.Warn("node message", "err", err)
+			continue
+		}
+		g.hub.send(ctx, msg)
+	}
+}
+
+func (g *Gateway) refreshPresence(ctx context.Context) {
+	t := time.NewTicker(g.PresenceTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			entries := g.hub.presences(ctx)
+			rctx, cancel := context.WithTimeout(ctx, g.PresenceTTL/3)
+			if err := g.Store.RefreshPresence(rctx, entries, g.PresenceTTL); err != nil {
+				g.Logger.Warn("refresh presence", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// ServeHTTP upgrades GET /v1/ws to a player's WebSocket: 401 without a
+// valid token, 403 for a browser origin that is not allowed, 503 while the
+// gateway is not running. It starts the connection's loops and returns.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.init()
+	id, err := g.Auth.Verify(tokenFromRequest(r))
+	if err != nil {
+		g.metrics.handshakeFailures.WithLabelValues("unauthorized").Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lobbyd"`)
+		writeHTTPError(w, http.StatusUnauthorized, CodeUnauthorized, err.Error())
+		return
+	}
+	if !g.originAllowed(r) {
+		g.metrics.handshakeFailures.WithLabelValues("forbidden").Inc()
+		writeHTTPError(w, http.StatusForbidden, CodeForbidden, "origin not allowed")
+		return
+	}
+	g.mu.Lock()
+	if !g.running || g.closing {
+		g.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		writeHTTPError(w, http.StatusServiceUnavailable, CodeUnavailable, "server is not accepting connections")
+		return
+	}
+	g.conns.Add(1)
+	g.mu.Unlock()
+
+	conn, err := g.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		g.conns.Done()
+		return
+	}
+	g.metrics.connections.Inc()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{
+		g: g, conn: conn, id: id, connID: uuid.NewString(),
+		send: make(chan outgoing, g.SendQueue), closing: make(chan struct{}), readDone: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
+		limiter:   rate.NewLimiter(rate.Limit(g.RateLimit), g.RateBurst),
+		abuse:     rate.NewLimiter(rate.Limit(g.RateLimit), g.RateBurst),
+		delivered: make(map[string]bool),
+	}
+	s.log = g.Logger.With("player", id.PlayerID, "conn", s.connID)
+	go s.serve()
+}
+
+// originAllowed applies AllowedOrigins; gorilla would accept a missing
+// Origin and nothing else, so the rule is written out here.
+func (g *Gateway) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, o := range g.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// ackMatch clears the player's undelivered copy of a match once its
+// match.ready has been written to their socket.
+func (g *Gateway) ackMatch(ctx context.Context, playerID, matchID string) {
+	ctx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
+	defer cancel()
+	if err := g.Store.AckPendingMatch(ctx, playerID, matchID); err != nil && !errors.Is(err, context.Canceled) {
+		g.Logger.Warn("ack delivered match", "player", playerID, "match", matchID, "err", err)
+	}
+	g.metrics.matchesDelivered.Inc()
+}
+
+type gatewayMetrics struct {
+	connections       prometheus.Gauge
+	handshakeFailures *prometheus.CounterVec
+	requests          *prometheus.CounterVec
+	requestErrors     *prometheus.CounterVec
+	slowConsumers     prometheus.Counter
+	matchesDelivered  prometheus.Counter
+}
+
+func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
+	m := &gatewayMetrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lobbyd_connections", Help: "Open player WebSocket connections on this node."}),
+		handshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lobbyd_handshake_failures_total", Help: "WebSocket handshakes refused, by reason."}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lobbyd_requests_total", Help: "Client requests handled, by type."}, []string{"type"}),
+		requestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lobbyd_request_errors_total", Help: "Error replies and protocol violations, by error code."}, []string{"code"}),
+		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_slow_consumer_disconnects_total", Help: "Connections closed with 4004 because their outgoing queue filled."}),
+		matchesDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_match_ready_delivered_total", Help: "match.ready frames written to player sockets."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.connections, m.handshakeFailures, m.requests, m.requestErrors, m.slowConsumers, m.matchesDelivered)
+	}
+	return m
+}

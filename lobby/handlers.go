@@ -1,0 +1,110 @@
+package lobby
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// handlerFunc answers one request; what it returns becomes the reply.
+type handlerFunc func(ctx context.Context, s *session, frame []byte) (any, error)
+
+// requestHandlers lists every request type the gateway understands.
+var requestHandlers = map[string]handlerFunc{
+	"ping":        handlePing,
+	"queue.join":  handleQueueJoin,
+	"queue.leave": handleQueueLeave,
+}
+
+func decode(frame []byte, dst any) error {
+	if err := json.Unmarshal(frame, dst); err != nil {
+		return errorf(CodeBadRequest, "malformed request: "+jsonProblem(err))
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return "field " + te.Field + " must be " + te.Type.String()
+	}
+	return "invalid JSON"
+}
+
+func handlePing(context.Context, *session, []byte) (any, error) {
+	return map[string]string{"serverTime": time.Now().UTC().Format(time.RFC3339Nano)}, nil
+}
+
+type queueJoinRequest struct {
+	Queue     string             `json:"queue"`
+	Skill     *float64           `json:"skill"`
+	Regions   []string           `json:"regions"`
+	Latencies map[string]float64 `json:"latencies"`
+}
+
+func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req queueJoinRequest
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	if req.Queue == "" {
+		return nil, errorf(CodeBadRequest, "queue is required")
+	}
+	if len(req.Regions) > 32 || len(req.Latencies) > 32 {
+		return nil, errorf(CodeBadRequest, "at most 32 regions")
+	}
+	t := store.Ticket{
+		Queue:   req.Queue,
+		Players: []store.Player{{ID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity}},
+		Regions: req.Regions,
+	}
+	if req.Skill != nil {
+		if math.IsNaN(*req.Skill) || math.IsInf(*req.Skill, 0) {
+			return nil, errorf(CodeBadRequest, "skill must be a finite number")
+		}
+		t.Skill = *req.Skill
+	}
+	if len(t.Regions) == 0 && len(req.Latencies) > 0 {
+		t.Regions = regionsByLatency(req.Latencies)
+	}
+	ticket, err := s.g.Queues.Join(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"ticket": ticketObject(ticket)}, nil
+}
+
+// regionsByLatency orders regions from the lowest measured latency up.
+func regionsByLatency(lat map[string]float64) []string {
+	regions := make([]string, 0, len(lat))
+	for r := range lat {
+		regions = append(regions, r)
+	}
+	slices.SortFunc(regions, func(a, b string) int {
+		return cmp.Or(cmp.Compare(lat[a], lat[b]), strings.Compare(a, b))
+	})
+	return regions
+}
+
+func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
+	t, err := s.g.Queues.Leave(ctx, s.id.PlayerID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errorf(CodeNotFound, "you are not in a queue")
+		}
+		if errors.Is(err, store.ErrConflict) {
+			return nil, errorf(CodeConflict, "your ticket is already matched")
+		}
+		return nil, err
+	}
+	s.afterReply(mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)}))
+	return nil, nil
+}

@@ -1,0 +1,118 @@
+package lobby
+
+import (
+	"context"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// hub owns the node's map of connected players. One goroutine (run) holds
+// the map; sessions, the node channel and the presence refresher talk to it
+// over channels, as in gorilla/websocket's chat example.
+type hub struct {
+	register   chan *session
+	unregister chan *session
+	inbound    chan store.NodeMessage
+	snapshot   chan chan map[string]store.Presence
+	done       chan struct{} // closed when run has returned
+
+	sessions map[string]*session
+}
+
+func newHub() *hub {
+	return &hub{
+		register:   make(chan *session),
+		unregister: make(chan *session),
+		inbound:    make(chan store.NodeMessage, 256),
+		snapshot:   make(chan chan map[string]store.Presence),
+		done:       make(chan struct{}),
+		sessions:   make(map[string]*session),
+	}
+}
+
+// run serves the hub until ctx is done, then tells every socket that the
+// server is going away (close 1001, reconnect elsewhere) and returns.
+func (h *hub) run(ctx context.Context) {
+	defer close(h.done)
+	for {
+		select {
+		case <-ctx.Done():
+			for _, s := range h.sessions {
+				s.closeWith(closeGoingAway, "server shutting down, reconnect")
+			}
+			return
+		case s := <-h.register:
+			if old := h.sessions[s.id.PlayerID]; old != nil {
+				old.replace()
+			}
+			h.sessions[s.id.PlayerID] = s
+		case s := <-h.unregister:
+			if h.sessions[s.id.PlayerID] == s {
+				delete(h.sessions, s.id.PlayerID)
+			}
+		case msg := <-h.inbound:
+			h.deliver(msg)
+		case reply := <-h.snapshot:
+			m := make(map[string]store.Presence, len(h.sessions))
+			for p, s := range h.sessions {
+				m[p] = s.presence()
+			}
+			reply <- m
+		}
+	}
+}
+
+func (h *hub) deliver(msg store.NodeMessage) {
+	for _, e := range msg.Events {
+		for _, p := range e.To {
+			if s := h.sessions[p]; s != nil {
+				s.push(outgoing{frame: e.Event, matchID: e.MatchID})
+			}
+		}
+	}
+	if r := msg.Replace; r != nil {
+		if s := h.sessions[r.PlayerID]; s != nil && s.connID == r.ConnID {
+			s.replace()
+		}
+	}
+}
+
+// add registers s, replacing any older session of the same player on this
+// node. It reports false if the hub has stopped.
+func (h *hub) add(s *session) bool {
+	select {
+	case h.register <- s:
+		return true
+	case <-h.done:
+		return false
+	}
+}
+
+// remove unregisters s if it is still the player's session.
+func (h *hub) remove(s *session) {
+	select {
+	case h.unregister <- s:
+	case <-h.done:
+	}
+}
+
+// send hands a node message to the hub for delivery to local sockets.
+func (h *hub) send(ctx context.Context, msg store.NodeMessage) {
+	select {
+	case h.inbound <- msg:
+	case <-h.done:
+	case <-ctx.Done():
+	}
+}
+
+// presences lists the connections this node holds, for presence refresh.
+func (h *hub) presences(ctx context.Context) map[string]store.Presence {
+	reply := make(chan map[string]store.Presence, 1)
+	select {
+	case h.snapshot <- reply:
+		return <-reply
+	case <-h.done:
+	case <-ctx.Done():
+	}
+	return nil
+}

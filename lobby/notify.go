@@ -1,0 +1,81 @@
+package lobby
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// Notifier turns match events into protocol frames and sends them to the
+// match's players on whichever nodes hold their sockets. The matchmaker and
+// the allocation workers call it; it is the only place those frames are built.
+type Notifier struct {
+	Store *store.Store
+}
+
+// MatchFound sends queue.state (status matched) for each ticket and
+// match.found to every player of a just-committed match.
+func (n *Notifier) MatchFound(ctx context.Context, m store.Match) error {
+	events := ticketStates(m, store.TicketMatched)
+	events = append(events, store.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFoundEvent{
+		Type: "match.found", MatchID: m.ID, Queue: m.Queue, Players: playerObjects(m.Players),
+	})})
+	return n.Store.SendToPlayers(ctx, events)
+}
+
+// MatchReady stores the match.ready of a match on each player (so one who is
+// offline now gets it on reconnect) and then pushes it to those connected.
+// Calling it again for the same match is harmless: each connection shows a
+// match.ready once.
+func (n *Notifier) MatchReady(ctx context.Context, m store.Match) error {
+	payload := json.RawMessage(mustJSON(matchReadyEvent{
+		Type: "match.ready", MatchID: m.ID, Queue: m.Queue, PartyID: m.PartyID,
+		NetworkDescriptor: m.NetworkDescriptor, InvitationID: m.InvitationID,
+		Regions: m.Regions, Players: playerObjects(m.Players),
+	}))
+	if err := n.Store.SetPendingMatch(ctx, m, payload); err != nil {
+		return fmt.Errorf("deliver match %s: %w", m.ID, err)
+	}
+	return n.Store.SendToPlayers(ctx, []store.Addressed{{To: m.PlayerIDs(), Event: payload, MatchID: m.ID}})
+}
+
+// MatchFailed sends match.failed to every player of a match whose
+// allocation failed and, when their tickets went back to the queue,
+// queue.state with status searching.
+func (n *Notifier) MatchFailed(ctx context.Context, m store.Match, requeued bool) error {
+	var events []store.Addressed
+	if requeued {
+		events = ticketStates(m, store.TicketSearching)
+	}
+	events = append(events, store.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFailedEvent{
+		Type: "match.failed", MatchID: m.ID, Reason: m.FailReason, Requeued: requeued,
+	})})
+	return n.Store.SendToPlayers(ctx, events)
+}
+
+// ticketStates builds one queue.state per ticket of the match.
+func ticketStates(m store.Match, status string) []store.Addressed {
+	byTicket := make(map[string][]store.Player)
+	var order []string
+	for _, p := range m.Players {
+		if _, ok := byTicket[p.TicketID]; !ok {
+			order = append(order, p.TicketID)
+		}
+		byTicket[p.TicketID] = append(byTicket[p.TicketID], p)
+	}
+	events := make([]store.Addressed, 0, len(order))
+	for _, id := range order {
+		players := byTicket[id]
+		t := store.Ticket{ID: id, Queue: m.Queue, Players: players, Status: status, MatchID: m.ID}
+		obj := ticketObject(t)
+		obj.CreatedAt = "" // not known here; clients key on ticketId
+		ids := make([]string, len(players))
+		for i, p := range players {
+			ids[i] = p.ID
+		}
+		events = append(events, store.Addressed{To: ids, Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: obj})})
+	}
+	return events
+}

@@ -1,0 +1,171 @@
+// Package lobby is the player-facing side of lobbyd: authentication, the
+// WebSocket gateway and its protocol (docs/protocol.md), and the delivery of
+// match events to players' sockets on whichever node holds them.
+package lobby
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// ProtocolVersion is sent in welcome; it changes only by adding.
+const ProtocolVersion = 1
+
+// Protocol error codes.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeUnknownType  = "unknown_type"
+	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	CodeNotFound     = "not_found"
+	CodeConflict     = "conflict"
+	CodeFull         = "full"
+	CodeRateLimited  = "rate_limited"
+	CodeTooLarge     = "too_large"
+	CodeUnavailable  = "unavailable"
+	CodeInternal     = "internal"
+)
+
+// WebSocket close codes of the protocol (1000-1011 are RFC 6455's).
+const (
+	CloseSessionReplaced = 4001
+	CloseTokenExpired    = 4003
+	CloseSlowConsumer    = 4004
+)
+
+// Error is a failed request's error object.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code, msg string) *Error { return &Error{Code: code, Message: msg} }
+
+// toError maps an error from the layers below to its protocol error. This is
+// the one place where sentinels become codes; anything unknown is internal
+// and its text is not shown to the client (it may name infrastructure).
+func toError(err error) *Error {
+	var pe *Error
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(err, store.ErrNotFound):
+		return errorf(CodeNotFound, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		return errorf(CodeConflict, err.Error())
+	case errors.Is(err, store.ErrInvalid):
+		return errorf(CodeBadRequest, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorf(CodeUnavailable, "the server is busy, try again")
+	default:
+		return errorf(CodeInternal, "internal error")
+	}
+}
+
+// envelope is the part of every client frame read before dispatch.
+type envelope struct {
+	Type string          `json:"type"`
+	ID   json.RawMessage `json:"id,omitempty"`
+}
+
+type replyFrame struct {
+	Type  string `json:"type"`
+	ID    string `json:"id,omitempty"`
+	OK    bool   `json:"ok"`
+	Data  any    `json:"data,omitempty"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// ticketJSON is the protocol's Ticket object.
+type ticketJSON struct {
+	TicketID        string   `json:"ticketId"`
+	Queue           string   `json:"queue"`
+	Players         []string `json:"players"`
+	Status          string   `json:"status"`
+	CreatedAt       string   `json:"createdAt"`
+	EstimatedWaitMs *int64   `json:"estimatedWaitMs,omitempty"`
+}
+
+func ticketObject(t store.Ticket) ticketJSON {
+	ids := make([]string, len(t.Players))
+	for i, p := range t.Players {
+		ids[i] = p.ID
+	}
+	return ticketJSON{
+		TicketID: t.ID, Queue: t.Queue, Players: ids, Status: t.Status,
+		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// playerJSON is the protocol's "player in a match".
+type playerJSON struct {
+	PlayerID string `json:"playerId"`
+	Name     string `json:"name"`
+}
+
+func playerObjects(ps []store.Player) []playerJSON {
+	out := make([]playerJSON, len(ps))
+	for i, p := range ps {
+		out[i] = playerJSON{PlayerID: p.ID, Name: p.Name}
+	}
+	return out
+}
+
+type queueStateEvent struct {
+	Type   string     `json:"type"`
+	Ticket ticketJSON `json:"ticket"`
+}
+
+type matchFoundEvent struct {
+	Type    string       `json:"type"`
+	MatchID string       `json:"matchId"`
+	Queue   string       `json:"queue"`
+	Players []playerJSON `json:"players"`
+}
+
+type matchReadyEvent struct {
+	Type              string       `json:"type"`
+	MatchID           string       `json:"matchId"`
+	Queue             string       `json:"queue"`
+	PartyID           string       `json:"partyId"`
+	NetworkDescriptor string       `json:"networkDescriptor"`
+	InvitationID      string       `json:"invitationId"`
+	Regions           []string     `json:"regions"`
+	Players           []playerJSON `json:"players"`
+}
+
+type matchFailedEvent struct {
+	Type     string `json:"type"`
+	MatchID  string `json:"matchId"`
+	Reason   string `json:"reason"`
+	Requeued bool   `json:"requeued"`
+}
+
+type welcomeFrame struct {
+	Type     string       `json:"type"`
+	PlayerID string       `json:"playerId"`
+	Protocol int          `json:"protocol"`
+	Node     string       `json:"node"`
+	State    welcomeState `json:"state"`
+}
+
+type welcomeState struct {
+	Ticket *ticketJSON      `json:"ticket,omitempty"`
+	Match  *json.RawMessage `json:"match,omitempty"`
+}
+
+var sessionReplacedFrame = []byte(`{"type":"session.replaced"}`)
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("lobby: encode protocol frame: " + err.Error()) // only our own types reach here
+	}
+	return b
+}

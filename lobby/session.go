@@ -1,0 +1,381 @@
+package lobby
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// RFC 6455 close codes the gateway sends.
+const (
+	closeNormal      = websocket.CloseNormalClosure
+	closeGoingAway   = websocket.CloseGoingAway
+	closeUnsupported = websocket.CloseUnsupportedData
+	closePolicy      = websocket.ClosePolicyViolation
+	closeTooBig      = websocket.CloseMessageTooBig
+	closeInternal    = websocket.CloseInternalServerErr
+)
+
+// closeGrace is how long the write loop waits for the client to answer a
+// close frame before dropping the connection.
+const closeGrace = time.Second
+
+// outgoing is one frame queued for the write loop.
+type outgoing struct {
+	frame []byte
+	// matchID marks a match.ready: once written, the player's undelivered
+	// copy is cleared.
+	matchID string
+}
+
+// session is one player's connection. The read loop reads and handles
+// requests; the write loop is the only writer of the socket.
+type session struct {
+	g      *Gateway
+	conn   *websocket.Conn
+	id     Identity
+	connID string
+	log    *slog.Logger
+
+	send     chan outgoing
+	closing  chan struct{} // closed by closeWith
+	readDone chan struct{} // closed when the read loop has returned
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	limiter *rate.Limiter // requests
+	abuse   *rate.Limiter // rejected requests; exhausting it closes with 1008
+
+	closeOnce sync.Once
+	closeCode int
+	closeText string
+
+	mu        sync.Mutex
+	welcomed  bool
+	early     []outgoing      // events that arrived before welcome was queued
+	delivered map[string]bool // match ids pushed on this connection
+
+	// afterReply holds events a request produced, sent after its reply;
+	// only the read loop touches it.
+	followUps [][]byte
+}
+
+// afterReply queues an event to be sent right after the current reply.
+func (s *session) afterReply(frame []byte) { s.followUps = append(s.followUps, frame) }
+
+func (s *session) presence() store.Presence {
+	return store.Presence{NodeID: s.g.NodeID, ConnID: s.connID}
+}
+
+// closeWith asks the write loop to close the socket with code (0: drop the
+// connection without a close frame, the peer is gone). The first call wins.
+func (s *session) closeWith(code int, text string) {
+	s.closeOnce.Do(func() {
+		s.closeCode, s.closeText = code, text
+		close(s.closing)
+	})
+}
+
+// replace tells the player this connection was superseded and closes it.
+func (s *session) replace() {
+	s.mu.Lock()
+	select {
+	case s.send <- outgoing{frame: sessionReplacedFrame}:
+	default:
+	}
+	s.mu.Unlock()
+	s.closeWith(CloseSessionReplaced, "session replaced by a newer connection")
+}
+
+// push queues a frame for the player. Before welcome it is held back, so
+// welcome is always the first frame; a match.ready already pushed on this
+// connection is dropped; a full queue means the client does not read fast
+// enough and it is disconnected (4004).
+func (s *session) push(o outgoing) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.welcomed {
+		s.early = append(s.early, o)
+		return
+	}
+	s.enqueueLocked(o)
+}
+
+func (s *session) enqueueLocked(o outgoing) {
+	if o.matchID != "" {
+		if s.delivered[o.matchID] {
+			return
+		}
+		s.delivered[o.matchID] = true
+	}
+	select {
+	case s.send <- o:
+	default:
+		s.g.metrics.slowConsumers.Inc()
+		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
+	}
+}
+
+// welcome queues the welcome frame, then whatever arrived before it.
+func (s *session) welcome(w welcomeFrame, pendingMatch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pendingMatch != "" {
+		s.delivered[pendingMatch] = true
+	}
+	s.welcomed = true
+	select {
+	case s.send <- outgoing{frame: mustJSON(w), matchID: pendingMatch}:
+	default: // only a session.replaced can be queued before welcome
+		s.closeWith(CloseSlowConsumer, "outgoing queue full")
+	}
+	for _, o := range s.early {
+		s.enqueueLocked(o)
+	}
+	s.early = nil
+}
+
+// reply queues the reply to a request.
+func (s *session) reply(id string, data any, err error) {
+	r := replyFrame{Type: "reply", ID: id, OK: err == nil}
+	if err != nil {
+		r.Error = toError(err)
+		if r.Error.Code == CodeInternal || r.Error.Code == CodeUnavailable {
+			s.log.Warn("request failed", "err", err)
+		}
+		s.g.metrics.requestErrors.WithLabelValues(r.Error.Code).Inc()
+	} else if data == nil {
+		r.Data = struct{}{}
+	} else {
+		r.Data = data
+	}
+	s.push(outgoing{frame: mustJSON(r)})
+}
+
+// serve runs the connection to its end: attach, read until the socket
+// closes, then detach. It owns the write loop it starts.
+func (s *session) serve() {
+	defer s.g.conns.Done()
+	defer s.cancel()
+	writeDone := make(chan struct{})
+	go func() {
+		defer close(writeDone)
+		s.writeLoop()
+	}()
+	if err := s.attach(); err != nil {
+		s.log.Warn("attach session", "err", err)
+		s.closeWith(closeInternal, "could not load your state, reconnect")
+	}
+	s.readLoop()
+	close(s.readDone)
+	s.closeWith(0, "")
+	<-writeDone
+	s.detach()
+}
+
+// attach makes the player reachable on this node and sends welcome with
+// whatever they still have from before: a ticket, an undelivered match.
+// Order matters: the hub and presence first, then the state read, so a
+// result stored meanwhile is either in welcome or pushed (and deduplicated).
+func (s *session) attach() error {
+	if !s.g.hub.add(s) {
+		return errors.New("gateway is shutting down")
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.g.RequestTimeout)
+	defer cancel()
+	prev, found, err := s.g.Store.SetPresence(ctx, s.id.PlayerID, s.presence(), s.g.PresenceTTL)
+	if err != nil {
+		return err
+	}
+	if found && prev.NodeID != s.g.NodeID {
+		msg := store.NodeMessage{Replace: &store.Replace{PlayerID: s.id.PlayerID, ConnID: prev.ConnID}}
+		if err := s.g.Store.Publish(ctx, prev.NodeID, msg); err != nil {
+			s.log.Warn("ask other node to close replaced session", "node", prev.NodeID, "err", err)
+		}
+	}
+	w := welcomeFrame{Type: "welcome", PlayerID: s.id.PlayerID, Protocol: ProtocolVersion, Node: s.g.NodeID}
+	t, err := s.g.Store.PlayerTicket(ctx, s.id.PlayerID)
+	switch {
+	case err == nil && (t.Status == store.TicketSearching || t.Status == store.TicketMatched):
+		obj := ticketObject(t)
+		w.State.Ticket = &obj
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	matchID, payload, err := s.g.Store.PendingMatch(ctx, s.id.PlayerID)
+	switch {
+	case err == nil:
+		w.State.Match = &payload
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	s.welcome(w, matchID)
+	return nil
+}
+
+// detach makes the player unreachable here, unless a newer connection has
+// taken over already.
+func (s *session) detach() {
+	s.g.hub.remove(s)
+	ctx, cancel := context.WithTimeout(context.Background(), s.g.RequestTimeout)
+	defer cancel()
+	if err := s.g.Store.ClearPresence(ctx, s.id.PlayerID, s.presence()); err != nil {
+		s.log.Warn("clear presence", "err", err)
+	}
+	s.g.metrics.connections.Dec()
+}
+
+func (s *session) readLoop() {
+	c := s.conn
+	c.SetReadLimit(s.g.MaxFrameBytes)
+	extend := func() { c.SetReadDeadline(time.Now().Add(s.g.PongWait)) }
+	extend()
+	c.SetPongHandler(func(string) error { extend(); return nil })
+	for {
+		kind, data, err := c.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				// gorilla has already sent close 1009 to the client.
+				s.g.metrics.requestErrors.WithLabelValues(CodeTooLarge).Inc()
+				s.closeWith(closeTooBig, "frame too large")
+			}
+			return
+		}
+		extend()
+		if kind != websocket.TextMessage {
+			s.closeWith(closeUnsupported, "binary frames are not supported")
+			return
+		}
+		s.handleFrame(data)
+	}
+}
+
+// writeLoop is the only writer of the socket: queued frames, pings, and
+// the close frame. It closes the connection when it returns.
+func (s *session) writeLoop() {
+	c := s.conn
+	defer c.Close()
+	ping := time.NewTicker(s.g.PingInterval)
+	defer ping.Stop()
+	expiry := time.NewTimer(time.Until(s.id.Expires))
+	defer expiry.Stop()
+	write := func(o outgoing) error {
+		c.SetWriteDeadline(time.Now().Add(s.g.WriteWait))
+		if err := c.WriteMessage(websocket.TextMessage, o.frame); err != nil {
+			return err
+		}
+		if o.matchID != "" {
+			s.g.ackMatch(s.ctx, s.id.PlayerID, o.matchID)
+		}
+		return nil
+	}
+	for {
+		select {
+		case o := <-s.send:
+			if err := write(o); err != nil {
+				s.closeWith(0, "")
+				return
+			}
+		case <-ping.C:
+			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.g.WriteWait)); err != nil {
+				s.closeWith(0, "")
+				return
+			}
+		case <-expiry.C:
+			s.closeWith(CloseTokenExpired, "token expired: reconnect with a new token")
+		case <-s.closing:
+			s.finish(write)
+			return
+		}
+	}
+}
+
+// finish flushes what is queued (a session.replaced, the last replies),
+// sends the close frame and waits briefly for the client to answer it.
+func (s *session) finish(write func(outgoing) error) {
+	if s.closeCode == 0 {
+		return
+	}
+	if s.closeCode != CloseSlowConsumer {
+	flush:
+		for {
+			select {
+			case o := <-s.send:
+				if write(o) != nil {
+					return
+				}
+			default:
+				break flush
+			}
+		}
+	}
+	if s.closeCode != closeTooBig { // gorilla sent that one itself
+		msg := websocket.FormatCloseMessage(s.closeCode, s.closeText)
+		if err := s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.g.WriteWait)); err != nil {
+			return
+		}
+	}
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
+	select {
+	case <-s.readDone:
+	case <-grace.C:
+	}
+}
+
+// handleFrame parses one client frame and answers it with exactly one reply.
+func (s *session) handleFrame(data []byte) {
+	var env envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		s.reply("", nil, errorf(CodeBadRequest, "frame is not a JSON object"))
+		return
+	}
+	var id string
+	if len(env.ID) > 0 {
+		if err := json.Unmarshal(env.ID, &id); err != nil || len(id) > 64 {
+			s.reply("", nil, errorf(CodeBadRequest, "id must be a string of at most 64 characters"))
+			return
+		}
+	}
+	if env.Type == "" {
+		s.reply(id, nil, errorf(CodeBadRequest, "type is required"))
+		return
+	}
+	if !s.limiter.Allow() {
+		if !s.abuse.Allow() {
+			s.closeWith(closePolicy, "far past the rate limit")
+			return
+		}
+		s.reply(id, nil, errorf(CodeRateLimited, "too many requests, slow down"))
+		return
+	}
+	h, ok := requestHandlers[env.Type]
+	if !ok {
+		s.reply(id, nil, errorf(CodeUnknownType, "unknown request type "+truncate(env.Type, 64)))
+		return
+	}
+	s.g.metrics.requests.WithLabelValues(env.Type).Inc()
+	ctx, cancel := context.WithTimeout(s.ctx, s.g.RequestTimeout)
+	defer cancel()
+	out, err := h(ctx, s, data)
+	s.reply(id, out, err)
+	for _, f := range s.followUps {
+		s.push(outgoing{frame: f})
+	}
+	s.followUps = s.followUps[:0]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
