@@ -127,15 +127,15 @@ func TestJoinAndLeave(t *testing.T) {
 	ctx := context.Background()
 	alice := []store.Player{{ID: "alice", Name: "Alice"}}
 
-	_, err := s.Join(ctx, JoinRequest{Queue: "nope", Players: alice})
+	_, err := s.Join(ctx, store.Ticket{Queue: "nope", Players: alice})
 	assert.ErrorIs(t, err, ErrUnknownQueue)
-	_, err = s.Join(ctx, JoinRequest{Queue: "default", Players: alice, Regions: []string{"Mars"}})
+	_, err = s.Join(ctx, store.Ticket{Queue: "default", Players: alice, Regions: []string{"Mars"}})
 	assert.ErrorIs(t, err, ErrBadRegion)
 
-	tk, err := s.Join(ctx, JoinRequest{Queue: "default", Players: alice, Skill: 1500, Regions: []string{"WestUs"}})
+	tk, err := s.Join(ctx, store.Ticket{Queue: "default", Players: alice, Skill: 1500, Regions: []string{"WestUs"}})
 	require.NoError(t, err)
 	assert.Equal(t, store.TicketSearching, tk.Status)
-	_, err = s.Join(ctx, JoinRequest{Queue: "default", Players: alice})
+	_, err = s.Join(ctx, store.Ticket{Queue: "default", Players: alice})
 	assert.ErrorIs(t, err, store.ErrConflict)
 
 	got, err := s.Ticket(ctx, "alice")
@@ -167,7 +167,7 @@ func TestTwoNodesFormEachTicketOnce(t *testing.T) {
 	}
 	const players = 200
 	for i := 0; i < players; i++ {
-		_, err := nodes[i%2].Join(ctx, JoinRequest{Queue: "default", Players: []store.Player{{ID: fmt.Sprintf("p%03d", i)}}})
+		_, err := nodes[i%2].Join(ctx, store.Ticket{Queue: "default", Players: []store.Player{{ID: fmt.Sprintf("p%03d", i)}}})
 		require.NoError(t, err)
 	}
 	storetest.Eventually(t, 10*time.Second, func() bool { return len(notifier.found()) == players/4 },

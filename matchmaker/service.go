@@ -2,7 +2,6 @@ package matchmaker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -17,12 +16,12 @@ import (
 // Errors the gateway maps to protocol error codes.
 var (
 	// ErrUnknownQueue means queue.join named a queue that is not configured.
-	ErrUnknownQueue = errors.New("unknown queue")
+	ErrUnknownQueue = fmt.Errorf("unknown queue: %w", store.ErrNotFound)
 	// ErrBadRegion means none of the ticket's regions is served by the queue.
-	ErrBadRegion = errors.New("no acceptable region in this queue")
+	ErrBadRegion = fmt.Errorf("no acceptable region in this queue: %w", store.ErrInvalid)
 	// ErrBadTicket means the ticket cannot be matched in this queue (too
 	// many players, or an invalid skill).
-	ErrBadTicket = errors.New("ticket cannot be matched in this queue")
+	ErrBadTicket = fmt.Errorf("ticket cannot be matched in this queue: %w", store.ErrInvalid)
 )
 
 // Notifier tells players about matches as they are committed.
@@ -83,34 +82,24 @@ func (s *Service) Queue(name string) (Queue, bool) {
 	return q, ok
 }
 
-// JoinRequest asks for a ticket for one player or one lobby.
-type JoinRequest struct {
-	Queue   string
-	Players []store.Player
-	Skill   float64
-	// Regions are the ticket's acceptable regions, most preferred first;
-	// empty accepts all of the queue's regions.
-	Regions []string
-}
-
-// Join creates a searching ticket. It returns ErrUnknownQueue, ErrBadRegion,
-// ErrBadTicket, or store.ErrConflict when a player already holds a ticket.
-func (s *Service) Join(ctx context.Context, req JoinRequest) (store.Ticket, error) {
+// Join creates a searching ticket from t's Queue, Players, Skill and Regions
+// (acceptable regions, most preferred first; none accepts all of the
+// queue's). It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket, or
+// store.ErrConflict when a player already holds a ticket.
+func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error) {
 	s.init()
-	q, ok := s.byName[req.Queue]
+	q, ok := s.byName[t.Queue]
 	if !ok {
 		return store.Ticket{}, ErrUnknownQueue
 	}
-	if len(req.Players) == 0 || len(req.Players) > q.MaxUsers || math.IsNaN(req.Skill) || math.IsInf(req.Skill, 0) {
+	if t.Size() == 0 || t.Size() > q.MaxUsers || math.IsNaN(t.Skill) || math.IsInf(t.Skill, 0) {
 		return store.Ticket{}, ErrBadTicket
 	}
-	t := store.Ticket{
-		ID: uuid.NewString(), Queue: q.Name, Players: req.Players, Status: store.TicketSearching,
-		CreatedAt: time.Now().UTC().Truncate(time.Millisecond), Skill: req.Skill, Regions: req.Regions,
-	}
-	if len(req.Regions) > 0 && len(ticketRegions(q, t)) == 0 {
+	if len(t.Regions) > 0 && len(ticketRegions(q, t)) == 0 {
 		return store.Ticket{}, ErrBadRegion
 	}
+	t.ID, t.Status, t.MatchID = uuid.NewString(), store.TicketSearching, ""
+	t.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	if err := s.Store.CreateTicket(ctx, t); err != nil {
 		return store.Ticket{}, err
 	}

@@ -66,15 +66,19 @@ func (s *Store) ClearPresence(ctx context.Context, playerID string, p Presence) 
 
 // NodeMessage is what travels on a node's channel.
 type NodeMessage struct {
-	// To lists the players, connected to the receiving node, an event is for.
-	To []string `json:"to,omitempty"`
-	// Event is the protocol frame to push to each of them.
-	Event json.RawMessage `json:"event,omitempty"`
-	// MatchID is set when Event is a match.ready, so the receiver can push it
-	// once per connection and clear the player's undelivered copy.
-	MatchID string `json:"matchId,omitempty"`
+	// Events are protocol frames for players connected to the receiving node.
+	Events []Addressed `json:"events,omitempty"`
 	// Replace asks the node to close a connection replaced by a newer one.
 	Replace *Replace `json:"replace,omitempty"`
+}
+
+// Addressed is one protocol frame and the players it is for.
+type Addressed struct {
+	To    []string        `json:"to"`
+	Event json.RawMessage `json:"event"`
+	// MatchID is set when Event is a match.ready, so the receiver pushes it
+	// once per connection and clears the player's undelivered copy.
+	MatchID string `json:"matchId,omitempty"`
 }
 
 // Replace names a connection superseded by a newer one elsewhere.
@@ -95,11 +99,21 @@ func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) err
 	return nil
 }
 
-// SendToPlayers pushes event to every given player who is connected, on
-// whichever node holds their socket: one presence lookup pipeline and one
-// publish per node. Players who are not connected are skipped; whatever they
+// SendToPlayers pushes events to their players on whichever nodes hold their
+// sockets: one presence lookup pipeline, then one publish per node carrying
+// that node's share. Players who are not connected are skipped; whatever they
 // must not miss is stored for them first (see SetPendingMatch).
-func (s *Store) SendToPlayers(ctx context.Context, players []string, event json.RawMessage, matchID string) error {
+func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
+	var players []string
+	seen := make(map[string]bool)
+	for _, e := range events {
+		for _, p := range e.To {
+			if !seen[p] {
+				seen[p] = true
+				players = append(players, p)
+			}
+		}
+	}
 	if len(players) == 0 {
 		return nil
 	}
@@ -111,16 +125,27 @@ func (s *Store) SendToPlayers(ctx context.Context, players []string, event json.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("look up presence of %d players: %w", len(players), err)
 	}
-	byNode := make(map[string][]string)
+	nodeOf := make(map[string]string, len(players))
 	for i, cmd := range cmds {
 		if v, err := cmd.Result(); err == nil {
-			node := parsePresence(v).NodeID
-			byNode[node] = append(byNode[node], players[i])
+			nodeOf[players[i]] = parsePresence(v).NodeID
+		}
+	}
+	byNode := make(map[string][]Addressed)
+	for _, e := range events {
+		share := make(map[string][]string)
+		for _, p := range e.To {
+			if node, ok := nodeOf[p]; ok {
+				share[node] = append(share[node], p)
+			}
+		}
+		for node, to := range share {
+			byNode[node] = append(byNode[node], Addressed{To: to, Event: e.Event, MatchID: e.MatchID})
 		}
 	}
 	var errs []error
-	for node, to := range byNode {
-		errs = append(errs, s.Publish(ctx, node, NodeMessage{To: to, Event: event, MatchID: matchID}))
+	for node, evs := range byNode {
+		errs = append(errs, s.Publish(ctx, node, NodeMessage{Events: evs}))
 	}
 	return errors.Join(errs...)
 }

@@ -24,6 +24,9 @@ var (
 	// ErrConflict means the player already holds a ticket, or the ticket has
 	// moved on (matched, cancelled) so the operation no longer applies.
 	ErrConflict = errors.New("conflict")
+	// ErrInvalid means a request can never succeed as made (an unknown
+	// region, a ticket too large for its queue); other packages wrap it.
+	ErrInvalid = errors.New("invalid request")
 )
 
 // Store is a Redis-backed store shared by every lobbyd component.

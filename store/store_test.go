@@ -226,7 +226,11 @@ func TestPresenceAndDelivery(t *testing.T) {
 		require.NoError(t, err)
 
 		event := json.RawMessage(`{"type":"match.found"}`)
-		require.NoError(t, s.SendToPlayers(ctx, []string{"alice", "bob", "carol", "offline"}, event, "m1"))
+		other := json.RawMessage(`{"type":"queue.state"}`)
+		require.NoError(t, s.SendToPlayers(ctx, []store.Addressed{
+			{To: []string{"alice", "bob", "carol", "offline"}, Event: event, MatchID: "m1"},
+			{To: []string{"bob"}, Event: other},
+		}))
 		next := func(sub *store.Subscription) store.NodeMessage {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
@@ -236,10 +240,14 @@ func TestPresenceAndDelivery(t *testing.T) {
 			return msg
 		}
 		m1 := next(sub1)
-		assert.ElementsMatch(t, []string{"alice", "carol"}, m1.To, "one publish per node")
-		assert.JSONEq(t, string(event), string(m1.Event))
-		assert.Equal(t, "m1", m1.MatchID)
-		assert.Equal(t, []string{"bob"}, next(sub2).To)
+		require.Len(t, m1.Events, 1, "one publish per node, with that node's share")
+		assert.ElementsMatch(t, []string{"alice", "carol"}, m1.Events[0].To)
+		assert.JSONEq(t, string(event), string(m1.Events[0].Event))
+		assert.Equal(t, "m1", m1.Events[0].MatchID)
+		m2 := next(sub2)
+		require.Len(t, m2.Events, 2)
+		assert.Equal(t, []string{"bob"}, m2.Events[0].To)
+		assert.JSONEq(t, string(other), string(m2.Events[1].Event))
 
 		prev, found, err := s.SetPresence(ctx, "alice", store.Presence{NodeID: "node-2", ConnID: "c9"}, time.Minute)
 		require.NoError(t, err)
@@ -247,8 +255,8 @@ func TestPresenceAndDelivery(t *testing.T) {
 		assert.Equal(t, p1, prev, "the replaced connection is reported")
 		require.NoError(t, s.ClearPresence(ctx, "alice", p1), "clearing a replaced presence is a no-op")
 		require.NoError(t, s.RefreshPresence(ctx, map[string]store.Presence{"alice": p1, "carol": p3}, time.Minute))
-		require.NoError(t, s.SendToPlayers(ctx, []string{"alice"}, event, ""))
-		assert.Equal(t, []string{"alice"}, next(sub2).To, "alice now lives on node-2")
+		require.NoError(t, s.SendToPlayers(ctx, []store.Addressed{{To: []string{"alice"}, Event: event}}))
+		assert.Equal(t, []string{"alice"}, next(sub2).Events[0].To, "alice now lives on node-2")
 	})
 }
 
