@@ -1,0 +1,270 @@
+package partyalloc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// Allocator creates the party network of one match. It is the workers' only
+// view of PlayFab, so another provider can be plugged in here.
+type Allocator interface {
+	Allocate(ctx context.Context, m store.Match) (Party, error)
+}
+
+// Notifier tells a match's players how its allocation ended.
+type Notifier interface {
+	MatchReady(ctx context.Context, m store.Match) error
+	MatchFailed(ctx context.Context, m store.Match, requeued bool) error
+}
+
+// FailReason is the match.failed reason of a match whose allocation failed.
+const FailReason = "allocation_failed"
+
+// Worker consumes the allocation streams of the given queues: for each job
+// it allocates a party once, stores it on the match with a compare-and-set,
+// and only then has the result delivered. Jobs left pending by a dead node
+// are claimed after ClaimIdle. Store, Allocator, Notifier, Queues and NodeID
+// are required; other zero-value fields get the defaults documented on them.
+type Worker struct {
+	Store     *store.Store
+	Allocator Allocator
+	Notifier  Notifier
+	Queues    []string
+	NodeID    string
+	Logger    *slog.Logger // default slog.Default()
+	// Registerer receives the worker's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+
+	// Deadline bounds one match's allocation, retries included; a match
+	// that has no party by then fails and its tickets are requeued.
+	// Default 30s.
+	Deadline time.Duration
+	// ClaimIdle is how long a job may sit with another consumer before this
+	// node takes it over (its node died). It must exceed Deadline, so a live
+	// allocator always finishes first. Default Deadline + 15s.
+	ClaimIdle time.Duration
+	// ClaimInterval is how often stale jobs are looked for. Default 5s.
+	ClaimInterval time.Duration
+	// Concurrency caps the jobs this node works on at once. Default 256.
+	Concurrency int
+
+	metrics *workerMetrics
+}
+
+func (w *Worker) init() error {
+	if w.Logger == nil {
+		w.Logger = slog.Default()
+	}
+	if w.Deadline <= 0 {
+		w.Deadline = 30 * time.Second
+	}
+	if w.ClaimIdle <= 0 {
+		w.ClaimIdle = w.Deadline + 15*time.Second
+	}
+	if w.ClaimIdle <= w.Deadline {
+		return fmt.Errorf("allocation claim idle %v must exceed the deadline %v", w.ClaimIdle, w.Deadline)
+	}
+	if w.ClaimInterval <= 0 {
+		w.ClaimInterval = 5 * time.Second
+	}
+	if w.Concurrency <= 0 {
+		w.Concurrency = 256
+	}
+	w.metrics = newWorkerMetrics(w.Registerer)
+	return nil
+}
+
+// Run consumes jobs until ctx is done and returns once every job it started
+// has ended. A job interrupted by shutdown stays pending and is claimed by
+// another node (or this one, restarted) after ClaimIdle.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.init(); err != nil {
+		return err
+	}
+	for _, q := range w.Queues {
+		if err := w.Store.EnsureAllocationGroup(ctx, q); err != nil {
+			return err
+		}
+	}
+	slots := make(chan struct{}, w.Concurrency)
+	var jobs sync.WaitGroup
+	dispatch := func(ctx context.Context, batch []store.AllocationJob) {
+		for _, job := range batch {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return // stays pending; claimed later
+			}
+			jobs.Add(1)
+			go func() {
+				defer func() { <-slots; jobs.Done() }()
+				w.handle(ctx, job)
+			}()
+		}
+	}
+	var loops sync.WaitGroup
+	for _, q := range w.Queues {
+		loops.Add(2)
+		go func() { defer loops.Done(); w.readLoop(ctx, q, dispatch) }()
+		go func() { defer loops.Done(); w.claimLoop(ctx, q, dispatch) }()
+	}
+	loops.Wait()
+	jobs.Wait()
+	return nil
+}
+
+func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(context.Context, []store.AllocationJob)) {
+	for ctx.Err() == nil {
+		batch, err := w.Store.ReadAllocationJobs(ctx, queue, w.NodeID, 64, time.Second)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.Logger.Warn("read allocation jobs", "queue", queue, "err", err)
+				pause(ctx, time.Second)
+			}
+			continue
+		}
+		dispatch(ctx, batch)
+	}
+}
+
+func (w *Worker) claimLoop(ctx context.Context, queue string, dispatch func(context.Context, []store.AllocationJob)) {
+	t := time.NewTicker(w.ClaimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		batch, err := w.Store.ClaimStaleAllocationJobs(ctx, queue, w.NodeID, w.ClaimIdle, 64)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.Logger.Warn("claim stale allocation jobs", "queue", queue, "err", err)
+			}
+			continue
+		}
+		if len(batch) > 0 {
+			w.Logger.Info("claimed allocation jobs of a dead node", "queue", queue, "jobs", len(batch))
+			w.metrics.claimed.Add(float64(len(batch)))
+		}
+		dispatch(ctx, batch)
+	}
+}
+
+// handle runs one job to its end. The job is acknowledged only once the
+// match's outcome is stored and announced; any earlier exit leaves it
+// pending for a retry by whoever claims it.
+func (w *Worker) handle(ctx context.Context, job store.AllocationJob) {
+	log := w.Logger.With("queue", job.Queue, "match", job.MatchID)
+	done, err := w.allocate(ctx, job, log)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("allocation job", "err", err)
+		}
+		return
+	}
+	if done {
+		if err := w.Store.AckAllocationJob(ctx, job); err != nil && ctx.Err() == nil {
+			log.Warn("ack allocation job", "err", err)
+		}
+	}
+}
+
+func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slog.Logger) (done bool, err error) {
+	m, err := w.Store.BeginAttempt(ctx, job.Queue, job.MatchID, w.NodeID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil // expired long ago: nothing left to do
+	}
+	if err != nil {
+		return false, err
+	}
+	switch m.State {
+	case store.MatchReady: // stored earlier, delivery not confirmed: deliver again
+		return true, w.Notifier.MatchReady(ctx, m)
+	case store.MatchFailed:
+		return true, nil
+	}
+
+	w.metrics.inFlight.Inc()
+	actx, cancel := context.WithTimeout(ctx, w.Deadline)
+	start := time.Now()
+	party, err := w.Allocator.Allocate(actx, m)
+	cancel()
+	w.metrics.inFlight.Dec()
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err() // shutting down: leave it for another node
+		}
+		log.Warn("allocation failed; requeueing the match's tickets", "err", err, "after", time.Since(start))
+		failed, ferr := w.Store.FailMatch(ctx, m, FailReason)
+		if errors.Is(ferr, store.ErrStaleAttempt) {
+			return true, nil // another attempt owns or ended the match
+		}
+		if ferr != nil {
+			return false, ferr
+		}
+		w.metrics.failed.Inc()
+		return true, w.Notifier.MatchFailed(ctx, failed, true)
+	}
+	w.metrics.allocated.Observe(time.Since(start).Seconds())
+
+	stored, err := w.Store.StoreParty(ctx, job.Queue, job.MatchID, m.Attempt, party.PartyID,
+		party.SerializedNetworkDescriptor, party.InvitationID)
+	if errors.Is(err, store.ErrStaleAttempt) {
+		w.metrics.orphans.Inc()
+		log.Warn("party allocated by a stale attempt is left orphaned", "party", party.PartyID, "state", stored.State)
+		if stored.State == store.MatchReady {
+			return true, w.Notifier.MatchReady(ctx, stored)
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, w.Notifier.MatchReady(ctx, stored)
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+type workerMetrics struct {
+	inFlight  prometheus.Gauge
+	allocated prometheus.Histogram
+	failed    prometheus.Counter
+	orphans   prometheus.Counter
+	claimed   prometheus.Counter
+}
+
+func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
+	m := &workerMetrics{
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lobbyd_allocations_in_flight", Help: "Matches whose party is being requested on this node."}),
+		allocated: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "lobbyd_allocation_seconds", Help: "Time to get a party for a match, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_matches_failed_total", Help: "Matches whose allocation finally failed (tickets requeued)."}),
+		orphans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_orphan_parties_total", Help: "Parties allocated by a stale attempt and never used."}),
+		claimed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_allocation_jobs_claimed_total", Help: "Allocation jobs taken over from a dead node."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.inFlight, m.allocated, m.failed, m.orphans, m.claimed)
+	}
+	return m
+}
