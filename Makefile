@@ -1,0 +1,41 @@
+# lobbyd: `make run` starts a working server on embedded defaults,
+# `make test` runs every test. See README.md.
+
+GO      ?= go
+PKGS    ?= ./...
+BENCH   ?= .
+
+.PHONY: run test unit lint bench build fakeplayfab clean
+
+## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
+run:
+	LOBBYD_DEV_AUTH=true $(GO) run ./cmd/lobbyd
+
+## test: formatting and vet, then every test with the race detector
+test: lint
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## unit: the tests without the race detector, quicker while editing
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+## lint: gofmt check and go vet
+lint:
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## bench: Go benchmarks (results are recorded in docs/benchmarks.md)
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+## build: binaries into bin/
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## fakeplayfab: run the fake PlayFab on :8090
+fakeplayfab:
+	$(GO) run ./cmd/fakeplayfab -addr :8090
+
+clean:
+	rm -rf bin

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// config is every setting of lobbyd. Each comes from a flag, else from its
+// LOBBYD_ environment variable, else from the default. Secrets come only
+// from the environment or a file, never a flag (flags show in ps).
+type config struct {
+	Addr      string
+	RedisURL  string
+	NodeID    string
+	DevAuth   bool
+	JWTSecret string
+
+	PlayFabTitleID     string
+	PlayFabSecretKey   string
+	PlayFabBaseURL     string
+	PlayFabMaxInFlight int
+	AllocationDeadline time.Duration
+
+	AllowedOrigins  []string
+	MaxFrameBytes   int64
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+}
+
+// setting describes one configuration setting for flags, env and docs.
+type setting struct {
+	flag, env, def, usage string
+}
+
+var settings = []setting{
+	{"addr", "LOBBYD_ADDR", ":8080", "HTTP listen address"},
+	{"redis-url", "LOBBYD_REDIS_URL", "", "Redis URL: redis://, rediss://, redis+sentinel://, redis+cluster://; empty starts an embedded in-process Redis that keeps nothing across restarts"},
+	{"node-id", "LOBBYD_NODE_ID", "", "this node's id, unique among nodes (default: hostname plus a random suffix)"},
+	{"dev-auth", "LOBBYD_DEV_AUTH", "false", "development mode: serve POST /v1/dev/token, which gives anyone a token; never in production"},
+	{"jwt-secret-file", "LOBBYD_JWT_SECRET_FILE", "", "file holding the HS256 secret of player tokens (or set LOBBYD_JWT_SECRET); at least 32 bytes"},
+	{"playfab-title-id", "LOBBYD_PLAYFAB_TITLE_ID", "", "PlayFab title id; with no title id and secret key an in-process fake PlayFab is used"},
+	{"playfab-secret-key-file", "LOBBYD_PLAYFAB_SECRET_KEY_FILE", "", "file holding the PlayFab title secret key (or set LOBBYD_PLAYFAB_SECRET_KEY)"},
+	{"playfab-base-url", "LOBBYD_PLAYFAB_BASE_URL", "", "PlayFab API base URL (default https://{titleId}.playfabapi.com)"},
+	{"playfab-max-in-flight", "LOBBYD_PLAYFAB_MAX_IN_FLIGHT", "64", "most RequestPartyService calls in flight at once on this node"},
+	{"allocation-deadline", "LOBBYD_ALLOCATION_DEADLINE", "30s", "time to get a party for a match, retries included, before the match fails and its players are requeued"},
+	{"allowed-origins", "LOBBYD_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any"},
+	{"max-frame-bytes", "LOBBYD_MAX_FRAME_BYTES", "4096", "largest client frame; larger ones close the socket with 1009"},
+	{"shutdown-timeout", "LOBBYD_SHUTDOWN_TIMEOUT", "15s", "time allowed for a graceful shutdown"},
+	{"log-level", "LOBBYD_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"log-format", "LOBBYD_LOG_FORMAT", "text", "text or json"},
+}
+
+// loadConfig reads flags over environment over defaults, then validates.
+// Every error names the setting it is about.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("lobbyd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	values := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		values[s.flag] = fs.String(s.flag, def, s.usage+" ["+s.env+"]")
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lobbyd [flags]\n\nEvery flag can also be set by the environment variable in brackets.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	get := func(name string) string { return strings.TrimSpace(*values[name]) }
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		for _, s := range settings {
+			if s.flag == name {
+				errs = append(errs, fmt.Errorf("%s (-%s): "+format, append([]any{s.env, name}, a...)...))
+				return
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
+	}
+
+	c := config{
+		Addr: get("addr"), RedisURL: get("redis-url"), NodeID: get("node-id"),
+		PlayFabTitleID: get("playfab-title-id"), PlayFabBaseURL: get("playfab-base-url"),
+		LogFormat: get("log-format"),
+	}
+	var err error
+	if c.DevAuth, err = strconv.ParseBool(get("dev-auth")); err != nil {
+		bad("dev-auth", "%q is not a boolean (use true or false)", get("dev-auth"))
+	}
+	parseDuration := func(name string) time.Duration {
+		d, err := time.ParseDuration(get(name))
+		if err != nil || d <= 0 {
+			bad(name, "%q is not a positive duration like 30s", get(name))
+		}
+		return d
+	}
+	parseInt := func(name string, lo, hi int64) int64 {
+		n, err := strconv.ParseInt(get(name), 10, 64)
+		if err != nil || n < lo || n > hi {
+			bad(name, "%q must be a whole number from %d to %d", get(name), lo, hi)
+		}
+		return n
+	}
+	c.AllocationDeadline = parseDuration("allocation-deadline")
+	c.ShutdownTimeout = parseDuration("shutdown-timeout")
+	c.PlayFabMaxInFlight = int(parseInt("playfab-max-in-flight", 1, 10000))
+	c.MaxFrameBytes = parseInt("max-frame-bytes", 512, 1<<20)
+	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
+		bad("log-level", "%q is not one of debug, info, warn, error", get("log-level"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	if c.Addr == "" {
+		bad("addr", "must not be empty")
+	}
+	if c.RedisURL != "" {
+		if _, err := store.ParseURL(c.RedisURL); err != nil {
+			bad("redis-url", "%v", err)
+		}
+	}
+	for _, o := range strings.Split(get("allowed-origins"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, o)
+		}
+	}
+	if c.NodeID == "" {
+		host, _ := os.Hostname()
+		c.NodeID = fmt.Sprintf("%s-%s", strings.ReplaceAll(host, " ", "-"), randomID(4))
+	} else if strings.ContainsAny(c.NodeID, " {}") {
+		bad("node-id", "must not contain spaces or braces")
+	}
+
+	c.JWTSecret, err = secret(getenv, "LOBBYD_JWT_SECRET", get("jwt-secret-file"))
+	if err != nil {
+		bad("jwt-secret-file", "%v", err)
+	}
+	switch {
+	case c.JWTSecret == "" && !c.DevAuth:
+		bad("jwt-secret-file", "a JWT secret is required unless LOBBYD_DEV_AUTH is on: set LOBBYD_JWT_SECRET or LOBBYD_JWT_SECRET_FILE")
+	case c.JWTSecret != "" && len(c.JWTSecret) < 32:
+		bad("jwt-secret-file", "the JWT secret must be at least 32 bytes (it is %d)", len(c.JWTSecret))
+	}
+
+	c.PlayFabSecretKey, err = secret(getenv, "LOBBYD_PLAYFAB_SECRET_KEY", get("playfab-secret-key-file"))
+	if err != nil {
+		bad("playfab-secret-key-file", "%v", err)
+	}
+	switch {
+	case c.PlayFabTitleID != "" && c.PlayFabSecretKey == "":
+		bad("playfab-secret-key-file", "LOBBYD_PLAYFAB_TITLE_ID is set but no secret key: set LOBBYD_PLAYFAB_SECRET_KEY or LOBBYD_PLAYFAB_SECRET_KEY_FILE")
+	case c.PlayFabTitleID == "" && c.PlayFabSecretKey != "":
+		bad("playfab-title-id", "a PlayFab secret key is set but no title id")
+	case c.PlayFabTitleID == "" && c.PlayFabBaseURL != "":
+		bad("playfab-base-url", "needs LOBBYD_PLAYFAB_TITLE_ID and a secret key (without them the in-process fake is used)")
+	}
+	if c.PlayFabBaseURL != "" && !strings.HasPrefix(c.PlayFabBaseURL, "https://") && !strings.HasPrefix(c.PlayFabBaseURL, "http://") {
+		bad("playfab-base-url", "must start with https:// or http://")
+	}
+	if c.PlayFabTitleID != "" && c.PlayFabBaseURL == "" {
+		c.PlayFabBaseURL = "https://" + c.PlayFabTitleID + ".playfabapi.com"
+	}
+	c.PlayFabBaseURL = strings.TrimRight(c.PlayFabBaseURL, "/")
+	return c, errors.Join(errs...)
+}
+
+// secret reads a secret from the environment variable or the file, not
+// both. Errors never contain the secret.
+func secret(getenv func(string) string, env, file string) (string, error) {
+	v := getenv(env)
+	if v != "" && file != "" {
+		return "", fmt.Errorf("set %s or its _FILE setting, not both", env)
+	}
+	if file == "" {
+		return strings.TrimSpace(v), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read secret file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("secret file %s is empty", file)
+	}
+	return s, nil
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := loadConfig(nil, envOf(map[string]string{"LOBBYD_DEV_AUTH": "true"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, ":8080", c.Addr)
+	assert.Empty(t, c.RedisURL, "embedded Redis by default")
+	assert.Empty(t, c.PlayFabTitleID, "fake PlayFab by default")
+	assert.True(t, c.DevAuth)
+	assert.EqualValues(t, 4096, c.MaxFrameBytes)
+	assert.Equal(t, 30*time.Second, c.AllocationDeadline)
+	assert.NotEmpty(t, c.NodeID)
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	env := envOf(map[string]string{
+		"LOBBYD_DEV_AUTH": "true", "LOBBYD_ADDR": ":9000", "LOBBYD_MAX_FRAME_BYTES": "8192",
+		"LOBBYD_PLAYFAB_TITLE_ID": "ABC12", "LOBBYD_PLAYFAB_SECRET_KEY": "k",
+	})
+	c, err := loadConfig([]string{"-addr", ":9100"}, env, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, ":9100", c.Addr, "a flag beats the environment")
+	assert.EqualValues(t, 8192, c.MaxFrameBytes, "the environment beats the default")
+	assert.Equal(t, "https://ABC12.playfabapi.com", c.PlayFabBaseURL, "base URL derived from the title id")
+}
+
+func TestConfigSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	jwtFile := filepath.Join(dir, "jwt")
+	keyFile := filepath.Join(dir, "key")
+	require.NoError(t, os.WriteFile(jwtFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, []byte("title-secret\n"), 0o600))
+	c, err := loadConfig(nil, envOf(map[string]string{
+		"LOBBYD_JWT_SECRET_FILE": jwtFile, "LOBBYD_PLAYFAB_TITLE_ID": "T1", "LOBBYD_PLAYFAB_SECRET_KEY_FILE": keyFile,
+	}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "0123456789abcdef0123456789abcdef", c.JWTSecret)
+	assert.Equal(t, "title-secret", c.PlayFabSecretKey)
+}
+
+func TestConfigErrorsNameTheSetting(t *testing.T) {
+	const jwt = "a-jwt-secret-that-is-long-enough-32b"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no jwt secret in production", map[string]string{}, nil, "LOBBYD_JWT_SECRET"},
+		{"short jwt secret", map[string]string{"LOBBYD_JWT_SECRET": "short-SECRETVALUE"}, nil, "at least 32 bytes"},
+		{"bad bool", map[string]string{"LOBBYD_DEV_AUTH": "sometimes"}, nil, "LOBBYD_DEV_AUTH"},
+		{"bad duration", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_ALLOCATION_DEADLINE": "soon"}, nil, "LOBBYD_ALLOCATION_DEADLINE"},
+		{"bad frame size", map[string]string{"LOBBYD_JWT_SECRET": jwt}, []string{"-max-frame-bytes", "10"}, "LOBBYD_MAX_FRAME_BYTES"},
+		{"title without key", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_TITLE_ID": "T"}, nil, "LOBBYD_PLAYFAB_SECRET_KEY"},
+		{"key without title", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_SECRET_KEY": "SECRETVALUE"}, nil, "LOBBYD_PLAYFAB_TITLE_ID"},
+		{"key and key file", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_TITLE_ID": "T",
+			"LOBBYD_PLAYFAB_SECRET_KEY": "SECRETVALUE", "LOBBYD_PLAYFAB_SECRET_KEY_FILE": "/nonexistent"}, nil, "not both"},
+		{"missing key file", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_TITLE_ID": "T",
+			"LOBBYD_PLAYFAB_SECRET_KEY_FILE": "/nonexistent/key"}, nil, "LOBBYD_PLAYFAB_SECRET_KEY_FILE"},
+		{"base url scheme", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_TITLE_ID": "T",
+			"LOBBYD_PLAYFAB_SECRET_KEY": "SECRETVALUE", "LOBBYD_PLAYFAB_BASE_URL": "ftp://x"}, nil, "LOBBYD_PLAYFAB_BASE_URL"},
+		{"bad log level", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_LOG_LEVEL": "loud"}, nil, "LOBBYD_LOG_LEVEL"},
+		{"redis url with password", map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": "redis://u:SECRETVALUE@h:1/x"}, nil, "LOBBYD_REDIS_URL"},
+		{"stray argument", map[string]string{"LOBBYD_DEV_AUTH": "true"}, []string{"extra"}, "unexpected argument"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(tc.args, envOf(tc.env), io.Discard)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "SECRETVALUE", "errors never echo a secret")
+		})
+	}
+}
+
+// An invalid configuration stops start-up through run, with the setting named.
+func TestRunRejectsInvalidConfig(t *testing.T) {
+	var stdout, stderr syncBuffer
+	err := run(context.Background(), nil, envOf(map[string]string{"LOBBYD_REDIS_URL": "memcached://x", "LOBBYD_DEV_AUTH": "true"}), &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "LOBBYD_REDIS_URL")
+	assert.Contains(t, err.Error(), "unsupported scheme")
+	err = run(context.Background(), nil, envOf(map[string]string{"LOBBYD_DEV_AUTH": "maybe"}), &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "LOBBYD_DEV_AUTH")
+	assert.Empty(t, stdout.String(), "nothing was served")
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+// startWithFake starts lobbyd in dev mode against a fake PlayFab whose
+// counters the test can read, on the given Redis (empty: embedded).
+func startWithFake(t *testing.T, redisURL string) (*server, *fakeplayfab.Server) {
+	t.Helper()
+	fake := fakeplayfab.New(fakeplayfab.Config{TitleID: "E2E", SecretKey: "e2e-title-secret"})
+	fsrv := httptest.NewServer(fake)
+	t.Cleanup(fsrv.Close)
+	srv := startServer(t, map[string]string{
+		"LOBBYD_DEV_AUTH":           "true",
+		"LOBBYD_REDIS_URL":          redisURL,
+		"LOBBYD_PLAYFAB_TITLE_ID":   "E2E",
+		"LOBBYD_PLAYFAB_SECRET_KEY": "e2e-title-secret",
+		"LOBBYD_PLAYFAB_BASE_URL":   fsrv.URL,
+	})
+	return srv, fake
+}
+
+// TestEndToEnd: 40 players queue alone in a MaxUsers 4 queue and end up in
+// 10 matches, each allocated by exactly one RequestPartyService call, and
+// every player gets exactly one match.ready with their match's party.
+func TestEndToEnd(t *testing.T) {
+	for _, tier := range []struct {
+		name  string
+		redis func(t *testing.T) string
+	}{
+		{"miniredis", func(*testing.T) string { return "" }},
+		{"redis-server", func(t *testing.T) string { return storetest.StartRedis(t).URL }},
+	} {
+		t.Run(tier.name, func(t *testing.T) { testEndToEnd(t, tier.redis(t)) })
+	}
+}
+
+func testEndToEnd(t *testing.T, redisURL string) {
+	srv, fake := startWithFake(t, redisURL)
+	const players = 40
+	clients := make([]*client, players)
+	ids := make([]string, players)
+	for i := range clients {
+		token, id := srv.devToken(t, fmt.Sprintf("player%02d", i), "")
+		c, welcome := srv.connect(t, token)
+		assert.Equal(t, id, welcome.str("playerId"))
+		assert.EqualValues(t, 1, welcome["protocol"])
+		clients[i], ids[i] = c, id
+	}
+	for _, c := range clients {
+		r := c.request("queue.join", map[string]any{"queue": "default"})
+		require.Equal(t, true, r["ok"], "queue.join: %v", r)
+		assert.Equal(t, "searching", r.obj("data").obj("ticket").str("status"))
+	}
+
+	type member struct{ party, invitation, descriptor string }
+	matches := map[string]map[string]member{}
+	for i, c := range clients {
+		found := c.next("match.found")
+		ready := c.next("match.ready")
+		matchID := ready.str("matchId")
+		require.NotEmpty(t, matchID)
+		assert.Equal(t, found.str("matchId"), matchID)
+		assert.Equal(t, "default", ready.str("queue"))
+		assert.Len(t, ready["players"], 4)
+		assert.NotEmpty(t, ready["regions"])
+		if matches[matchID] == nil {
+			matches[matchID] = map[string]member{}
+		}
+		matches[matchID][ids[i]] = member{ready.str("partyId"), ready.str("invitationId"), ready.str("networkDescriptor")}
+	}
+	// A ping's reply comes after every frame queued before it: any duplicate
+	// match.ready already sent would now be in the backlog.
+	for _, c := range clients {
+		c.request("ping", nil)
+		assert.Zero(t, c.count("match.ready"), "exactly one match.ready per connection")
+	}
+
+	require.Len(t, matches, players/4)
+	parties := map[string]bool{}
+	for matchID, members := range matches {
+		require.Len(t, members, 4, "match %s", matchID)
+		var first member
+		for _, m := range members {
+			if first.party == "" {
+				first = m
+			}
+			assert.Equal(t, first, m, "members of %s share party, invitation and descriptor", matchID)
+		}
+		assert.Equal(t, matchID, first.party, "PartyId is the match id")
+		assert.NotEmpty(t, first.invitation)
+		info, err := fakeplayfab.DecodeDescriptor(first.descriptor)
+		require.NoError(t, err)
+		assert.Equal(t, first.party, info.PartyID, "the descriptor is the one PlayFab made for this party")
+		parties[first.party] = true
+	}
+	assert.Len(t, parties, players/4, "distinct parties")
+
+	stats := fake.Stats()
+	assert.Equal(t, players/4, stats.RequestPartyService, "one RequestPartyService per match")
+	assert.Len(t, stats.Parties, players/4)
+	for id, n := range stats.Parties {
+		assert.Equal(t, 1, n, "party %s requested once", id)
+		assert.True(t, parties[id], "party %s was delivered", id)
+	}
+	assert.Equal(t, 1, stats.GetEntityToken, "the entity token is cached")
+
+	resp, err := http.Get(srv.URL + "/v1/queues")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var qs struct {
+		Queues []struct {
+			Name  string `json:"name"`
+			Depth int    `json:"depth"`
+		} `json:"queues"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&qs))
+	require.Len(t, qs.Queues, 1)
+	assert.Zero(t, qs.Queues[0].Depth)
+}

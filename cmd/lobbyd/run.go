@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lobbyd/lobbyd/lobby"
+	"github.com/lobbyd/lobbyd/matchmaker"
+	"github.com/lobbyd/lobbyd/partyalloc"
+	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// run starts lobbyd and serves until ctx is done, then shuts down
+// gracefully. It prints "lobbyd listening on http://<addr>" to stdout once
+// the server accepts connections.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	log := newLogger(cfg, stderr)
+	log.Info("starting lobbyd", "node", cfg.NodeID, "addr", cfg.Addr, "embeddedRedis", cfg.RedisURL == "",
+		"fakePlayFab", cfg.PlayFabTitleID == "", "devAuth", cfg.DevAuth)
+
+	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if st.Embedded() {
+		log.Warn("using the embedded in-process Redis: nothing survives a restart and nodes cannot share it; set LOBBYD_REDIS_URL in production")
+	}
+
+	queues := matchmaker.DefaultQueues()
+	if err := matchmaker.ValidateQueues(queues); err != nil {
+		return fmt.Errorf("invalid queue configuration: %w", err)
+	}
+
+	playfab, stopFake, err := playFabClient(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopFake()
+
+	jwtSecret := []byte(cfg.JWTSecret)
+	if len(jwtSecret) == 0 {
+		jwtSecret = []byte(randomID(32))
+		log.Warn("dev auth: tokens are signed with a random secret and do not survive a restart")
+	}
+	auth := &lobby.Authenticator{Secret: jwtSecret}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	playfab.Observer = partyalloc.NewPrometheusObserver(reg)
+
+	notifier := &lobby.Notifier{Store: st}
+	mm := &matchmaker.Service{Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log}
+	gw := &lobby.Gateway{
+		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
+		AllowedOrigins: cfg.AllowedOrigins, MaxFrameBytes: cfg.MaxFrameBytes,
+	}
+	networks := make(map[string]partyalloc.NetworkConfiguration, len(queues))
+	names := make([]string, len(queues))
+	for i, q := range queues {
+		names[i] = q.Name
+		networks[q.Name] = partyalloc.NetworkConfiguration{
+			MaxUsers: q.MaxUsers, MaxDevices: q.MaxDevices, MaxUsersPerDevice: q.MaxUsersPerDevice,
+			MaxDevicesPerUser: q.MaxDevicesPerUser, MaxEndpointsPerDevice: q.MaxEndpointsPerDevice,
+			DirectPeerConnectivityOptions: q.DirectPeerConnectivity,
+		}
+	}
+	worker := &partyalloc.Worker{
+		Store: st, Allocator: &partyalloc.PlayFabAllocator{Client: playfab, Networks: networks},
+		Notifier: notifier, Queues: names, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
+		Deadline: cfg.AllocationDeadline,
+	}
+
+	srv := &http.Server{
+		Handler:           routes(cfg, st, gw, mm, auth, reg),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gw.Run(gctx) })
+	g.Go(func() error { return mm.Run(gctx) })
+	g.Go(func() error { return worker.Run(gctx) })
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
+		defer cancel()
+		// Shutdown neither closes nor waits for upgraded sockets: the
+		// gateway drains those itself (close 1001) as its Run returns.
+		return srv.Shutdown(sctx)
+	})
+	select {
+	case <-gw.Ready():
+		fmt.Fprintf(stdout, "lobbyd listening on http://%s\n", ln.Addr())
+	case <-gctx.Done():
+	}
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}
+
+// playFabClient returns the client for the configured PlayFab title or, with
+// none configured, for an in-process fake PlayFab that the returned func stops.
+func playFabClient(cfg config, log *slog.Logger) (*partyalloc.PlayFabClient, func(), error) {
+	client := &partyalloc.PlayFabClient{
+		BaseURL: cfg.PlayFabBaseURL, TitleID: cfg.PlayFabTitleID, SecretKey: cfg.PlayFabSecretKey,
+		MaxInFlight: cfg.PlayFabMaxInFlight, Logger: log,
+	}
+	if cfg.PlayFabTitleID != "" {
+		return client, func() {}, nil
+	}
+	secret := randomID(16)
+	fake := fakeplayfab.New(fakeplayfab.Config{TitleID: "FAKE", SecretKey: secret, Logger: log})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("start in-process fake PlayFab: %w", err)
+	}
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	client.BaseURL, client.TitleID, client.SecretKey = "http://"+ln.Addr().String(), "FAKE", secret
+	log.Warn("no PlayFab title configured: using an in-process fake PlayFab", "url", client.BaseURL)
+	return client, func() { srv.Close(); <-done }, nil
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// randomID returns n random bytes as hex.
+func randomID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
