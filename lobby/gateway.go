@@ -65,6 +65,7 @@ type Gateway struct {
 	RateBurst int
 
 	initOnce sync.Once
+	ready    chan struct{} // closed once Run accepts connections
 	upgrader websocket.Upgrader
 	metrics  *gatewayMetrics
 	hub      *hub
@@ -103,6 +104,7 @@ func (g *Gateway) init() {
 		}
 		g.metrics = newGatewayMetrics(g.Registerer)
 		g.hub = newHub()
+		g.ready = make(chan struct{})
 	})
 }
 
@@ -131,6 +133,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.mu.Lock()
 	g.running = true
 	g.mu.Unlock()
+	close(g.ready)
 
 	<-ctx.Done()
 	g.mu.Lock()
@@ -141,6 +144,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	sub.Close()
 	wg.Wait()
 	return nil
+}
+
+// Ready is closed once Run accepts connections.
+func (g *Gateway) Ready() <-chan struct{} {
+	g.init()
+	return g.ready
 }
 
 // relay hands node-channel messages to the hub.
@@ -171,9 +180,35 @@ func (g *Gateway) refreshPresence(ctx context.Context) {
 			if err := g.Store.RefreshPresence(rctx, entries, g.PresenceTTL); err != nil {
 				g.Logger.Warn("refresh presence", "err", err)
 			}
+			g.redeliver(rctx, entries)
 			cancel()
 		}
 	}
+}
+
+// redeliver pushes results stored for connected players but never written
+// to their sockets: a publish is lost if it happens while this node's
+// subscription is reconnecting to Redis. Each connection still shows a
+// match.ready once.
+func (g *Gateway) redeliver(ctx context.Context, entries map[string]store.Presence) {
+	players := make([]string, 0, len(entries))
+	for p := range entries {
+		players = append(players, p)
+	}
+	pending, err := g.Store.PendingMatches(ctx, players)
+	if err != nil {
+		g.Logger.Warn("look for undelivered matches", "err", err)
+		return
+	}
+	if len(pending) == 0 {
+		return
+	}
+	msg := store.NodeMessage{Events: make([]store.Addressed, 0, len(pending))}
+	for _, a := range pending {
+		msg.Events = append(msg.Events, a)
+	}
+	g.metrics.redelivered.Add(float64(len(pending)))
+	g.hub.send(ctx, msg)
 }
 
 // ServeHTTP upgrades GET /v1/ws to a player's WebSocket: 401 without a
@@ -262,6 +297,7 @@ type gatewayMetrics struct {
 	requestErrors     *prometheus.CounterVec
 	slowConsumers     prometheus.Counter
 	matchesDelivered  prometheus.Counter
+	redelivered       prometheus.Counter
 }
 
 func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
@@ -278,9 +314,12 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 			Name: "lobbyd_slow_consumer_disconnects_total", Help: "Connections closed with 4004 because their outgoing queue filled."}),
 		matchesDelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lobbyd_match_ready_delivered_total", Help: "match.ready frames written to player sockets."}),
+		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_match_ready_redelivered_total", Help: "Undelivered match.ready results found by the periodic sweep and pushed again."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.handshakeFailures, m.requests, m.requestErrors, m.slowConsumers, m.matchesDelivered)
+		reg.MustRegister(m.connections, m.handshakeFailures, m.requests, m.requestErrors, m.slowConsumers,
+			m.matchesDelivered, m.redelivered)
 	}
 	return m
 }

@@ -233,3 +233,26 @@ func (s *Store) AckPendingMatch(ctx context.Context, playerID, matchID string) e
 	}
 	return nil
 }
+
+// PendingMatches returns the undelivered match.ready payloads of the given
+// players, by player, in one pipeline. Players with none are absent.
+func (s *Store) PendingMatches(ctx context.Context, players []string) (map[string]Addressed, error) {
+	if len(players) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(players))
+	for i, p := range players {
+		cmds[i] = pipe.HGetAll(ctx, pendingMatchKey(p))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read pending matches of %d players: %w", len(players), err)
+	}
+	out := make(map[string]Addressed)
+	for i, cmd := range cmds {
+		if f := cmd.Val(); f["matchId"] != "" {
+			out[players[i]] = Addressed{To: []string{players[i]}, Event: json.RawMessage(f["payload"]), MatchID: f["matchId"]}
+		}
+	}
+	return out, nil
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -49,42 +50,42 @@ func TestEndToEnd(t *testing.T) {
 func testEndToEnd(t *testing.T, redisURL string) {
 	srv, fake := startWithFake(t, redisURL)
 	const players = 40
-	clients := make([]*client, players)
+	clients := make([]*lobbytest.Client, players)
 	ids := make([]string, players)
 	for i := range clients {
 		token, id := srv.devToken(t, fmt.Sprintf("player%02d", i), "")
 		c, welcome := srv.connect(t, token)
-		assert.Equal(t, id, welcome.str("playerId"))
+		assert.Equal(t, id, welcome.Str("playerId"))
 		assert.EqualValues(t, 1, welcome["protocol"])
 		clients[i], ids[i] = c, id
 	}
 	for _, c := range clients {
-		r := c.request("queue.join", map[string]any{"queue": "default"})
+		r := c.Request("queue.join", map[string]any{"queue": "default"})
 		require.Equal(t, true, r["ok"], "queue.join: %v", r)
-		assert.Equal(t, "searching", r.obj("data").obj("ticket").str("status"))
+		assert.Equal(t, "searching", r.Obj("data").Obj("ticket").Str("status"))
 	}
 
 	type member struct{ party, invitation, descriptor string }
 	matches := map[string]map[string]member{}
 	for i, c := range clients {
-		found := c.next("match.found")
-		ready := c.next("match.ready")
-		matchID := ready.str("matchId")
+		found := c.Next("match.found")
+		ready := c.Next("match.ready")
+		matchID := ready.Str("matchId")
 		require.NotEmpty(t, matchID)
-		assert.Equal(t, found.str("matchId"), matchID)
-		assert.Equal(t, "default", ready.str("queue"))
+		assert.Equal(t, found.Str("matchId"), matchID)
+		assert.Equal(t, "default", ready.Str("queue"))
 		assert.Len(t, ready["players"], 4)
 		assert.NotEmpty(t, ready["regions"])
 		if matches[matchID] == nil {
 			matches[matchID] = map[string]member{}
 		}
-		matches[matchID][ids[i]] = member{ready.str("partyId"), ready.str("invitationId"), ready.str("networkDescriptor")}
+		matches[matchID][ids[i]] = member{ready.Str("partyId"), ready.Str("invitationId"), ready.Str("networkDescriptor")}
 	}
 	// A ping's reply comes after every frame queued before it: any duplicate
 	// match.ready already sent would now be in the backlog.
 	for _, c := range clients {
-		c.request("ping", nil)
-		assert.Zero(t, c.count("match.ready"), "exactly one match.ready per connection")
+		c.Request("ping", nil)
+		assert.Zero(t, c.Count("match.ready"), "exactly one match.ready per connection")
 	}
 
 	require.Len(t, matches, players/4)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lobbyd/lobbyd/lobby"
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
@@ -48,12 +49,12 @@ func TestHandshakeRejections(t *testing.T) {
 		{"same origin", srv.wsURL(), http.Header{"Authorization": {"Bearer " + good}, "Origin": {srv.URL}}, http.StatusSwitchingProtocols},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, resp, err := dial(t, tc.url, tc.header)
+			c, resp, err := lobbytest.Dial(t, tc.url, tc.header)
 			require.NotNil(t, resp)
 			assert.Equal(t, tc.status, resp.StatusCode)
 			if tc.status == http.StatusSwitchingProtocols {
 				require.NoError(t, err)
-				c.next("welcome")
+				c.Next("welcome")
 			} else {
 				assert.ErrorIs(t, err, websocket.ErrBadHandshake)
 			}
@@ -64,7 +65,7 @@ func TestHandshakeRejections(t *testing.T) {
 func TestAllowedOrigins(t *testing.T) {
 	srv, auth := startProtocolServer(t, "-allowed-origins", "https://game.example")
 	token, _ := auth.Issue(lobby.Identity{PlayerID: "p1"}, time.Hour)
-	_, resp, err := dial(t, srv.wsURL(), http.Header{"Authorization": {"Bearer " + token}, "Origin": {"https://game.example"}})
+	_, resp, err := lobbytest.Dial(t, srv.wsURL(), http.Header{"Authorization": {"Bearer " + token}, "Origin": {"https://game.example"}})
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 }
@@ -74,24 +75,24 @@ func TestRequestErrors(t *testing.T) {
 	token, _ := srv.devToken(t, "alice", "")
 	c, _ := srv.connect(t, token)
 
-	send := func(raw string) frame {
+	send := func(raw string) lobbytest.Frame {
 		t.Helper()
-		require.NoError(t, c.conn.WriteMessage(websocket.TextMessage, []byte(raw)))
-		return c.next("reply")
+		require.NoError(t, c.Conn.WriteMessage(websocket.TextMessage, []byte(raw)))
+		return c.Next("reply")
 	}
-	errCode := func(r frame) string { return r.obj("error").str("code") }
+	errCode := func(r lobbytest.Frame) string { return r.ErrorCode() }
 
 	r := send(`{"type":"ping",`)
 	assert.Equal(t, false, r["ok"])
 	assert.Equal(t, "bad_request", errCode(r), "invalid JSON")
 	r = send(`{"type":"ping","id":"after-bad"}`)
 	assert.Equal(t, true, r["ok"], "the socket stays usable after a bad frame")
-	assert.Equal(t, "after-bad", r.str("id"))
-	assert.NotEmpty(t, r.obj("data").str("serverTime"))
+	assert.Equal(t, "after-bad", r.Str("id"))
+	assert.NotEmpty(t, r.Obj("data").Str("serverTime"))
 
 	r = send(`{"type":"teleport","id":"x"}`)
 	assert.Equal(t, "unknown_type", errCode(r))
-	assert.Equal(t, "x", r.str("id"))
+	assert.Equal(t, "x", r.Str("id"))
 	assert.Equal(t, "bad_request", errCode(send(`{"id":"1"}`)), "missing type")
 	assert.Equal(t, "bad_request", errCode(send(`{"type":"ping","id":7}`)), "numeric id")
 	assert.Equal(t, "bad_request", errCode(send(`{"type":"ping","id":"`+strings.Repeat("i", 65)+`"}`)), "id too long")
@@ -102,15 +103,15 @@ func TestRequestErrors(t *testing.T) {
 	assert.Equal(t, "bad_request", errCode(send(`{"type":"queue.join","queue":"default","regions":["Mars"]}`)), "no acceptable region")
 	assert.Equal(t, "not_found", errCode(send(`{"type":"queue.leave"}`)), "leave without a ticket")
 
-	r = c.request("queue.join", map[string]any{"queue": "default", "latencies": map[string]int{"WestUs": 30, "EastUs": 80}})
+	r = c.Request("queue.join", map[string]any{"queue": "default", "latencies": map[string]int{"WestUs": 30, "EastUs": 80}})
 	require.Equal(t, true, r["ok"], "%v", r)
-	r = c.request("queue.join", map[string]any{"queue": "default"})
+	r = c.Request("queue.join", map[string]any{"queue": "default"})
 	assert.Equal(t, "conflict", errCode(r), "a second queue.join")
 
-	r = c.request("queue.leave", nil)
+	r = c.Request("queue.leave", nil)
 	assert.Equal(t, true, r["ok"])
-	assert.Equal(t, "cancelled", c.next("queue.state").obj("ticket").str("status"))
-	r = c.request("queue.join", map[string]any{"queue": "default"})
+	assert.Equal(t, "cancelled", c.Next("queue.state").Obj("ticket").Str("status"))
+	r = c.Request("queue.join", map[string]any{"queue": "default"})
 	assert.Equal(t, true, r["ok"], "free to queue again after leaving")
 }
 
@@ -119,16 +120,16 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 	token, _ := srv.devToken(t, "big", "")
 	c, _ := srv.connect(t, token)
 	big := `{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`
-	require.NoError(t, c.conn.WriteMessage(websocket.TextMessage, []byte(big)))
-	assert.Equal(t, websocket.CloseMessageTooBig, c.closeCode())
+	require.NoError(t, c.Conn.WriteMessage(websocket.TextMessage, []byte(big)))
+	assert.Equal(t, websocket.CloseMessageTooBig, c.CloseCode())
 }
 
 func TestBinaryFrameCloses1003(t *testing.T) {
 	srv, _ := startProtocolServer(t)
 	token, _ := srv.devToken(t, "bin", "")
 	c, _ := srv.connect(t, token)
-	require.NoError(t, c.conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}))
-	assert.Equal(t, websocket.CloseUnsupportedData, c.closeCode())
+	require.NoError(t, c.Conn.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3}))
+	assert.Equal(t, websocket.CloseUnsupportedData, c.CloseCode())
 }
 
 func TestFloodIsRateLimitedThenClosed1008(t *testing.T) {
@@ -138,23 +139,23 @@ func TestFloodIsRateLimitedThenClosed1008(t *testing.T) {
 	// Far past 20/s with a burst of 40: replies turn to rate_limited, then
 	// the server gives up on the client.
 	for i := 0; i < 200; i++ {
-		if err := c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		if err := c.Conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
 			break
 		}
 	}
 	limited := 0
 	for {
-		f, ok := <-c.frames
+		f, ok := <-c.Frames
 		if !ok {
 			break
 		}
-		if f.obj("error").str("code") == "rate_limited" {
+		if f.Obj("error").Str("code") == "rate_limited" {
 			limited++
 		}
 	}
 	assert.Positive(t, limited, "some requests were answered rate_limited")
 	var ce *websocket.CloseError
-	require.True(t, asCloseError(c.readErr(), &ce), "closed with a close frame: %v", c.readErr())
+	require.ErrorAs(t, c.ReadErr(), &ce, "closed with a close frame: %v", c.ReadErr())
 	assert.Equal(t, websocket.ClosePolicyViolation, ce.Code)
 }
 
@@ -163,10 +164,10 @@ func TestSecondConnectionReplacesFirst(t *testing.T) {
 	token, id := srv.devToken(t, "twin", "")
 	first, _ := srv.connect(t, token)
 	second, w := srv.connect(t, token)
-	assert.Equal(t, id, w.str("playerId"))
-	first.next("session.replaced")
-	assert.Equal(t, lobby.CloseSessionReplaced, first.closeCode())
-	r := second.request("ping", nil)
+	assert.Equal(t, id, w.Str("playerId"))
+	first.Next("session.replaced")
+	assert.Equal(t, lobby.CloseSessionReplaced, first.CloseCode())
+	r := second.Request("ping", nil)
 	assert.Equal(t, true, r["ok"], "the newer connection works")
 }
 
@@ -175,28 +176,28 @@ func TestExpiredTokenCloses4003(t *testing.T) {
 	token, err := auth.Issue(lobby.Identity{PlayerID: "short"}, 1500*time.Millisecond)
 	require.NoError(t, err)
 	c, _ := srv.connect(t, token)
-	assert.Equal(t, lobby.CloseTokenExpired, c.closeCode())
+	assert.Equal(t, lobby.CloseTokenExpired, c.CloseCode())
 }
 
 func TestReconnectRestoresTicket(t *testing.T) {
 	srv, _ := startProtocolServer(t)
 	token, _ := srv.devToken(t, "comeback", "")
 	c, w := srv.connect(t, token)
-	assert.Nil(t, w.obj("state")["ticket"])
-	r := c.request("queue.join", map[string]any{"queue": "default"})
-	ticketID := r.obj("data").obj("ticket").str("ticketId")
+	assert.Nil(t, w.Obj("state")["ticket"])
+	r := c.Request("queue.join", map[string]any{"queue": "default"})
+	ticketID := r.Obj("data").Obj("ticket").Str("ticketId")
 	require.NotEmpty(t, ticketID)
-	c.conn.Close()
+	c.Conn.Close()
 
 	_, w = srv.connect(t, token)
-	assert.Equal(t, ticketID, w.obj("state").obj("ticket").str("ticketId"), "welcome restores the ticket")
-	assert.Equal(t, "searching", w.obj("state").obj("ticket").str("status"))
+	assert.Equal(t, ticketID, w.Obj("state").Obj("ticket").Str("ticketId"), "welcome restores the ticket")
+	assert.Equal(t, "searching", w.Obj("state").Obj("ticket").Str("status"))
 }
 
 // A player offline when their match becomes ready gets it in welcome.
 func TestOfflinePlayerGetsMatchOnReconnect(t *testing.T) {
 	srv, _ := startProtocolServer(t)
-	var online []*client
+	var online []*lobbytest.Client
 	for i := 0; i < 3; i++ {
 		token, _ := srv.devToken(t, "online", "")
 		c, _ := srv.connect(t, token)
@@ -204,29 +205,29 @@ func TestOfflinePlayerGetsMatchOnReconnect(t *testing.T) {
 	}
 	token, _ := srv.devToken(t, "offline", "")
 	away, _ := srv.connect(t, token)
-	require.Equal(t, true, away.request("queue.join", map[string]any{"queue": "default"})["ok"])
-	away.conn.Close()
+	require.Equal(t, true, away.Request("queue.join", map[string]any{"queue": "default"})["ok"])
+	away.Conn.Close()
 	storetest.Eventually(t, 10*time.Second, func() bool { return srv.metric(t, "lobbyd_connections") == 3 },
 		"the server saw the disconnect")
 	for _, c := range online {
-		require.Equal(t, true, c.request("queue.join", map[string]any{"queue": "default"})["ok"])
+		require.Equal(t, true, c.Request("queue.join", map[string]any{"queue": "default"})["ok"])
 	}
 
-	ready := online[0].next("match.ready")
+	ready := online[0].Next("match.ready")
 	back, w := srv.connect(t, token)
-	match := w.obj("state").obj("match")
+	match := w.Obj("state").Obj("match")
 	require.NotNil(t, match, "welcome carries the undelivered match")
-	assert.Equal(t, "match.ready", match.str("type"))
-	assert.Equal(t, ready.str("matchId"), match.str("matchId"))
-	assert.Equal(t, ready.str("networkDescriptor"), match.str("networkDescriptor"))
-	back.request("ping", nil)
-	assert.Zero(t, back.count("match.ready"), "not pushed again on the same connection")
+	assert.Equal(t, "match.ready", match.Str("type"))
+	assert.Equal(t, ready.Str("matchId"), match.Str("matchId"))
+	assert.Equal(t, ready.Str("networkDescriptor"), match.Str("networkDescriptor"))
+	back.Request("ping", nil)
+	assert.Zero(t, back.Count("match.ready"), "not pushed again on the same connection")
 
 	// Delivered now: a later reconnect no longer carries it, and the
 	// player may queue again.
 	again, w := srv.connect(t, token)
-	assert.Nil(t, w.obj("state")["match"])
-	assert.Equal(t, true, again.request("queue.join", map[string]any{"queue": "default"})["ok"])
+	assert.Nil(t, w.Obj("state")["match"])
+	assert.Equal(t, true, again.Request("queue.join", map[string]any{"queue": "default"})["ok"])
 }
 
 func TestShutdownClosesSocketsWith1001(t *testing.T) {
@@ -234,5 +235,5 @@ func TestShutdownClosesSocketsWith1001(t *testing.T) {
 	token, _ := srv.devToken(t, "bye", "")
 	c, _ := srv.connect(t, token)
 	srv.shutdown(t)
-	assert.Equal(t, websocket.CloseGoingAway, c.closeCode())
+	assert.Equal(t, websocket.CloseGoingAway, c.CloseCode())
 }

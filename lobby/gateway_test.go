@@ -1,0 +1,129 @@
+package lobby_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/lobby"
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
+	"github.com/lobbyd/lobbyd/matchmaker"
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+var auth = &lobby.Authenticator{Secret: []byte("lobby-test-secret-lobby-test-secret")}
+
+// node is one gateway serving on its own HTTP server.
+type node struct {
+	gw  *lobby.Gateway
+	url string
+}
+
+// startNode runs a gateway named id on st until the test ends.
+func startNode(t *testing.T, st *store.Store, id string, tune func(*lobby.Gateway)) *node {
+	t.Helper()
+	gw := &lobby.Gateway{Store: st, Auth: auth, NodeID: id,
+		Queues: &matchmaker.Service{Store: st, Queues: matchmaker.DefaultQueues(), NodeID: id}}
+	if tune != nil {
+		tune(gw)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Run(ctx) }()
+	select {
+	case <-gw.Ready():
+	case err := <-done:
+		t.Fatalf("gateway stopped: %v", err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		srv.Close()
+	})
+	return &node{gw: gw, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+}
+
+func token(t *testing.T, player string) string {
+	t.Helper()
+	tok, err := auth.Issue(lobby.Identity{PlayerID: player, Name: strings.ToUpper(player)}, time.Hour)
+	require.NoError(t, err)
+	return tok
+}
+
+func TestReplacementAcrossNodes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		a, b := startNode(t, st, "node-a", nil), startNode(t, st, "node-b", nil)
+		first, _ := lobbytest.Connect(t, a.url, token(t, "alice"))
+		second, w := lobbytest.Connect(t, b.url, token(t, "alice"))
+		assert.Equal(t, "node-b", w.Str("node"))
+		first.Next("session.replaced")
+		assert.Equal(t, lobby.CloseSessionReplaced, first.CloseCode())
+		assert.True(t, second.Request("ping", nil).OK())
+	})
+}
+
+func TestMatchEventsReachPlayersOnEveryNode(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		a, b := startNode(t, st, "node-a", nil), startNode(t, st, "node-b", nil)
+		ca, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
+		cb, _ := lobbytest.Connect(t, b.url, token(t, "p2"))
+		m := store.Match{ID: "m-1", Queue: "default", Regions: []string{"WestUs"}, State: store.MatchReady,
+			Players: []store.Player{{ID: "p1", Name: "P1", TicketID: "t1"}, {ID: "p2", Name: "P2", TicketID: "t2"}},
+			PartyID: "m-1", NetworkDescriptor: "ZGVzYw==", InvitationID: "inv-1"}
+		n := &lobby.Notifier{Store: st}
+		ctx := context.Background()
+		require.NoError(t, n.MatchFound(ctx, m))
+		require.NoError(t, n.MatchReady(ctx, m))
+		require.NoError(t, n.MatchReady(ctx, m), "a repeated delivery (a re-run job) is harmless")
+		for _, c := range []*lobbytest.Client{ca, cb} {
+			state := c.Next("queue.state")
+			assert.Equal(t, "matched", state.Obj("ticket").Str("status"))
+			assert.Equal(t, "m-1", c.Next("match.found").Str("matchId"))
+			ready := c.Next("match.ready")
+			assert.Equal(t, "ZGVzYw==", ready.Str("networkDescriptor"))
+			assert.Equal(t, "inv-1", ready.Str("invitationId"))
+			c.Request("ping", nil)
+			assert.Zero(t, c.Count("match.ready"), "once per connection")
+		}
+	})
+}
+
+// A result stored while its publish was lost (the node's subscription was
+// reconnecting) still reaches the connected player, through the sweep.
+func TestSweepRedeliversALostPublish(t *testing.T) {
+	st := storetest.Embedded(t)
+	a := startNode(t, st, "node-a", func(g *lobby.Gateway) { g.PresenceTTL = 300 * time.Millisecond })
+	c, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
+	m := store.Match{ID: "m-lost", Queue: "default", Players: []store.Player{{ID: "p1", Name: "P1"}}}
+	payload := json.RawMessage(`{"type":"match.ready","matchId":"m-lost","queue":"default"}`)
+	require.NoError(t, st.SetPendingMatch(context.Background(), m, payload)) // stored, never published
+	assert.Equal(t, "m-lost", c.Next("match.ready").Str("matchId"))
+	storetest.Eventually(t, 5*time.Second, func() bool {
+		_, _, err := st.PendingMatch(context.Background(), "p1")
+		return err == store.ErrNotFound
+	}, "the written result is acknowledged")
+	c.Request("ping", nil)
+	assert.Zero(t, c.Count("match.ready"))
+}
+
+func TestSlowConsumerIsClosed4004(t *testing.T) {
+	st := storetest.Embedded(t)
+	a := startNode(t, st, "node-a", func(g *lobby.Gateway) { g.SendQueue = 1 })
+	c, _ := lobbytest.Connect(t, a.url, token(t, "slow"))
+	// 200 events in one node message: the hub queues them faster than any
+	// socket drains them, and a queue of 1 overflows.
+	burst := make([]store.Addressed, 200)
+	for i := range burst {
+		burst[i] = store.Addressed{To: []string{"slow"}, Event: json.RawMessage(`{"type":"queue.state","ticket":{}}`)}
+	}
+	require.NoError(t, st.SendToPlayers(context.Background(), burst))
+	assert.Equal(t, lobby.CloseSlowConsumer, c.CloseCode())
+}

@@ -1,0 +1,209 @@
+package partyalloc_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/partyalloc"
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+// countingAllocator records calls and answers with a party or an error.
+type countingAllocator struct {
+	mu    sync.Mutex
+	calls map[string]int
+	fail  error
+	block chan struct{} // if set, Allocate waits on it (or ctx)
+}
+
+func (a *countingAllocator) Allocate(ctx context.Context, m store.Match) (partyalloc.Party, error) {
+	a.mu.Lock()
+	if a.calls == nil {
+		a.calls = map[string]int{}
+	}
+	a.calls[m.ID]++
+	fail, block := a.fail, a.block
+	a.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return partyalloc.Party{}, ctx.Err()
+		}
+	}
+	if fail != nil {
+		return partyalloc.Party{}, fail
+	}
+	return partyalloc.Party{PartyID: m.ID, SerializedNetworkDescriptor: "desc-" + m.ID, InvitationID: "inv-" + m.ID}, nil
+}
+
+func (a *countingAllocator) callsFor(id string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls[id]
+}
+
+type recordingNotifier struct {
+	mu     sync.Mutex
+	ready  []store.Match
+	failed []store.Match
+}
+
+func (n *recordingNotifier) MatchReady(_ context.Context, m store.Match) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ready = append(n.ready, m)
+	return nil
+}
+
+func (n *recordingNotifier) MatchFailed(_ context.Context, m store.Match, requeued bool) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if requeued {
+		n.failed = append(n.failed, m)
+	}
+	return nil
+}
+
+func (n *recordingNotifier) counts() (ready, failed int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.ready), len(n.failed)
+}
+
+// commitMatch puts two solo tickets in a committed match and returns it.
+func commitMatch(t *testing.T, st *store.Store, created time.Time) store.Match {
+	t.Helper()
+	ctx := context.Background()
+	m := store.Match{ID: uuid.NewString(), Regions: []string{"WestUs"}}
+	for i := 0; i < 2; i++ {
+		tk := store.Ticket{ID: uuid.NewString(), Queue: "q", CreatedAt: created,
+			Players: []store.Player{{ID: fmt.Sprintf("%s-p%d", m.ID[:8], i)}}}
+		require.NoError(t, st.CreateTicket(ctx, tk))
+		m.TicketIDs = append(m.TicketIDs, tk.ID)
+	}
+	res, err := st.CommitMatches(ctx, "q", []store.Match{m})
+	require.NoError(t, err)
+	require.Equal(t, store.CommitOK, res[0].Outcome)
+	return m
+}
+
+// startWorker runs a worker until the test ends.
+func startWorker(t *testing.T, w *partyalloc.Worker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func TestWorkerAllocatesOncePerMatch(t *testing.T) {
+	st := storetest.Embedded(t)
+	alloc, notify := &countingAllocator{}, &recordingNotifier{}
+	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n1"})
+	var matches []store.Match
+	for i := 0; i < 20; i++ {
+		matches = append(matches, commitMatch(t, st, time.Now()))
+	}
+	storetest.Eventually(t, 10*time.Second, func() bool { r, _ := notify.counts(); return r == 20 }, "20 matches ready")
+	for _, m := range matches {
+		assert.Equal(t, 1, alloc.callsFor(m.ID))
+		stored, err := st.Match(context.Background(), "q", m.ID)
+		require.NoError(t, err)
+		assert.Equal(t, store.MatchReady, stored.State)
+		assert.Equal(t, "desc-"+m.ID, stored.NetworkDescriptor, "the stored result is the allocator's")
+	}
+	pending, err := st.ClaimStaleAllocationJobs(context.Background(), "q", "probe", 0, 100)
+	require.NoError(t, err)
+	assert.Empty(t, pending, "every job was acknowledged")
+}
+
+func TestWorkerFailureRequeuesTickets(t *testing.T) {
+	st := storetest.Embedded(t)
+	alloc := &countingAllocator{fail: errors.New("playfab: InvalidParams")}
+	notify := &recordingNotifier{}
+	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n1"})
+	created := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+	m := commitMatch(t, st, created)
+	storetest.Eventually(t, 10*time.Second, func() bool { _, f := notify.counts(); return f == 1 }, "match failed")
+
+	stored, err := st.Match(context.Background(), "q", m.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.MatchFailed, stored.State)
+	assert.Equal(t, partyalloc.FailReason, stored.FailReason)
+	searching, err := st.SearchingTickets(context.Background(), "q", 10)
+	require.NoError(t, err)
+	require.Len(t, searching, 2, "both tickets are back in the queue")
+	for _, tk := range searching {
+		assert.True(t, created.Equal(tk.CreatedAt), "with their original wait")
+	}
+}
+
+func TestWorkerDeliversAnAlreadyReadyMatchWithoutCallingAgain(t *testing.T) {
+	st := storetest.Embedded(t)
+	ctx := context.Background()
+	m := commitMatch(t, st, time.Now())
+	require.NoError(t, st.EnsureAllocationGroup(ctx, "q"))
+	// A node stored the party, then died before acknowledging its job.
+	jobs, err := st.ReadAllocationJobs(ctx, "q", "dead", 10, 0)
+	require.NoError(t, err)
+	require.Len(t, jobs, 1)
+	owned, err := st.BeginAttempt(ctx, "q", m.ID, "dead")
+	require.NoError(t, err)
+	_, err = st.StoreParty(ctx, "q", m.ID, owned.Attempt, m.ID, "stored-desc", "stored-inv")
+	require.NoError(t, err)
+
+	alloc, notify := &countingAllocator{}, &recordingNotifier{}
+	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n2",
+		Deadline: 10 * time.Millisecond, ClaimIdle: 20 * time.Millisecond, ClaimInterval: 10 * time.Millisecond})
+	storetest.Eventually(t, 10*time.Second, func() bool { r, _ := notify.counts(); return r == 1 }, "delivered")
+	assert.Zero(t, alloc.callsFor(m.ID), "no second RequestPartyService for a ready match")
+	notify.mu.Lock()
+	assert.Equal(t, "stored-desc", notify.ready[0].NetworkDescriptor, "the stored result is what is delivered")
+	notify.mu.Unlock()
+}
+
+// A node takes a job and dies mid-allocation; another claims the job after
+// ClaimIdle and finishes it. Exactly one result is stored and delivered.
+func TestWorkerClaimsJobOfDeadNode(t *testing.T) {
+	st := storetest.Embedded(t)
+	m := commitMatch(t, st, time.Now())
+
+	stuck := &countingAllocator{block: make(chan struct{})}
+	deadCtx, kill := context.WithCancel(context.Background())
+	deadDone := make(chan error, 1)
+	dead := &partyalloc.Worker{Store: st, Allocator: stuck, Notifier: &recordingNotifier{}, Queues: []string{"q"}, NodeID: "dead",
+		Deadline: 50 * time.Millisecond, ClaimIdle: 200 * time.Millisecond, ClaimInterval: time.Hour}
+	go func() { deadDone <- dead.Run(deadCtx) }()
+	storetest.Eventually(t, 10*time.Second, func() bool { return stuck.callsFor(m.ID) == 1 }, "the first node took the job")
+	kill() // dies mid-call, before storing or acknowledging
+	require.NoError(t, <-deadDone)
+
+	alloc, notify := &countingAllocator{}, &recordingNotifier{}
+	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "live",
+		Deadline: 50 * time.Millisecond, ClaimIdle: 200 * time.Millisecond, ClaimInterval: 20 * time.Millisecond})
+	storetest.Eventually(t, 10*time.Second, func() bool { r, _ := notify.counts(); return r == 1 }, "the live node finished the job")
+	assert.Equal(t, 1, alloc.callsFor(m.ID))
+	stored, err := st.Match(context.Background(), "q", m.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.MatchReady, stored.State)
+	assert.Equal(t, 2, stored.Attempt, "the second attempt stored the party")
+}
+
+func TestWorkerRejectsClaimIdleShorterThanDeadline(t *testing.T) {
+	w := &partyalloc.Worker{Store: storetest.Embedded(t), Queues: []string{"q"}, NodeID: "n",
+		Deadline: time.Minute, ClaimIdle: time.Second}
+	assert.ErrorContains(t, w.Run(context.Background()), "must exceed the deadline")
+}
