@@ -33,6 +33,9 @@ var (
 type Store struct {
 	rdb      redis.UniversalClient
 	embedded *miniredis.Miniredis
+	// stopClock and clockDone stop the embedded Redis's expiry clock.
+	stopClock chan struct{}
+	clockDone chan struct{}
 }
 
 // Config says which Redis to use.
@@ -50,12 +53,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{}
 	if cfg.URL == "" {
 		m := miniredis.NewMiniRedis()
-		// Expire keys as the wall clock moves: leases and presence depend on it.
-		m.ClockTTL(true)
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
 		}
 		s.embedded = m
+		s.stopClock, s.clockDone = make(chan struct{}), make(chan struct{})
+		go s.runEmbeddedClock()
 		s.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: 64})
 	} else {
 		opts, err := ParseURL(cfg.URL)
@@ -129,9 +132,34 @@ func (s *Store) Embedded() bool { return s.embedded != nil }
 func (s *Store) Close() error {
 	err := s.rdb.Close()
 	if s.embedded != nil {
+		close(s.stopClock)
+		<-s.clockDone
 		s.embedded.Close()
 	}
 	return err
+}
+
+// embeddedClockTick is how often the embedded Redis's TTLs follow the wall
+// clock. miniredis does not expire keys by itself; its ClockTTL mode would,
+// but it scans every key on every command, which makes a busy embedded
+// server crawl. Leases and presence live for seconds, so a quarter-second
+// granularity is plenty.
+const embeddedClockTick = 250 * time.Millisecond
+
+func (s *Store) runEmbeddedClock() {
+	defer close(s.clockDone)
+	t := time.NewTicker(embeddedClockTick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-s.stopClock:
+			return
+		case now := <-t.C:
+			s.embedded.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
