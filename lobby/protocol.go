@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/lobbyd/lobbyd/store"
@@ -61,11 +62,18 @@ func toError(err error) *Error {
 		return errorf(CodeConflict, err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		return errorf(CodeBadRequest, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return errorf(CodeUnavailable, "the server is busy, try again")
+	case errors.Is(err, context.DeadlineExceeded) || isNetError(err):
+		return errorf(CodeUnavailable, "the server cannot complete this now, try again")
 	default:
 		return errorf(CodeInternal, "internal error")
 	}
+}
+
+// isNetError reports whether err comes from the network below (Redis
+// unreachable, a connection reset): a condition worth retrying.
+func isNetError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 // envelope is the part of every client frame read before dispatch.

@@ -138,6 +138,9 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
+// errorPause is the wait after a failed formation pass.
+const errorPause = time.Second
+
 // runQueue leads the queue while it holds its lease: renews the lease every
 // third of its TTL and forms matches every FormInterval, or at once again
 // after a pass that filled a whole batch.
@@ -164,29 +167,29 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 		}
 		if time.Since(leaseRenewed) >= s.LeaseTTL/3 {
 			held, err := s.Store.AcquireLease(ctx, q.Name, s.NodeID, s.LeaseTTL)
-			switch {
-			case err != nil:
+			if err != nil {
 				if ctx.Err() == nil {
 					log.Warn("acquire queue lease", "err", err)
 				}
-				held = false
-			case held && !leader:
-				log.Info("leading queue formation")
-			case !held && leader:
-				log.Info("lost queue lease")
+				// Stop forming: the lease may lapse while Redis is away.
+				// (A stale leader would still be harmless: commits are atomic.)
+				leader = false
+				timer.Reset(errorPause)
+				continue
+			}
+			if held != leader {
+				log.Info("queue lease changed", "leading", held)
 			}
 			leader, leaseRenewed = held, time.Now()
-			if err != nil {
-				leaseRenewed = time.Time{}
-			}
 		}
 		next := s.FormInterval
 		if leader {
 			full, err := s.formOnce(ctx, q)
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err != nil && ctx.Err() == nil:
 				log.Warn("form matches", "err", err)
-			}
-			if full {
+				next = errorPause // Redis is struggling: do not hammer it, nor the log
+			case full:
 				next = 0
 			}
 		}

@@ -186,10 +186,14 @@ func (s *Store) EnsureAllocationGroup(ctx context.Context, queue string) error {
 // ReadAllocationJobs takes up to count new jobs from the queue's stream for
 // consumer, waiting up to block for one to arrive.
 func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]AllocationJob, error) {
-	res, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: allocGroup, Consumer: consumer, Streams: []string{allocStreamKey(queue), ">"},
-		Count: int64(count), Block: block,
-	}).Result()
+	var res []redis.XStream
+	err := s.withGroup(ctx, queue, func() (err error) {
+		res, err = s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: allocGroup, Consumer: consumer, Streams: []string{allocStreamKey(queue), ">"},
+			Count: int64(count), Block: block,
+		}).Result()
+		return err
+	})
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -206,14 +210,32 @@ func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, 
 // ClaimStaleAllocationJobs takes over jobs that another consumer has held
 // for longer than minIdle: its node died mid-allocation.
 func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer string, minIdle time.Duration, count int) ([]AllocationJob, error) {
-	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: allocStreamKey(queue), Group: allocGroup, Consumer: consumer,
-		MinIdle: minIdle, Start: "0-0", Count: int64(count),
-	}).Result()
+	var msgs []redis.XMessage
+	err := s.withGroup(ctx, queue, func() (err error) {
+		msgs, _, err = s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: allocStreamKey(queue), Group: allocGroup, Consumer: consumer,
+			MinIdle: minIdle, Start: "0-0", Count: int64(count),
+		}).Result()
+		return err
+	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("claim stale allocation jobs of %s: %w", queue, err)
 	}
 	return toJobs(queue, msgs), nil
+}
+
+// withGroup runs a consumer-group command, recreating the group once if
+// Redis lost it (restarted without persistence, or failed over to a replica
+// that never had it).
+func (s *Store) withGroup(ctx context.Context, queue string, cmd func() error) error {
+	err := cmd()
+	if err == nil || !redis.HasErrorPrefix(err, "NOGROUP") {
+		return err
+	}
+	if gerr := s.EnsureAllocationGroup(ctx, queue); gerr != nil {
+		return gerr
+	}
+	return cmd()
 }
 
 func toJobs(queue string, msgs []redis.XMessage) []AllocationJob {

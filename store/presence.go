@@ -40,14 +40,15 @@ func (s *Store) SetPresence(ctx context.Context, playerID string, p Presence, tt
 }
 
 // RefreshPresence extends the presence of every given player that is still
-// held by the given connection, in one pipeline.
+// held by the given connection, and restores it where it is missing (Redis
+// restarted, or it expired during an outage), in one pipeline.
 func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence, ttl time.Duration) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
 		for player, p := range entries {
-			compareExpireScript.EvalSha(ctx, pipe, []string{presenceKey(player)}, p.value(), ttl.Milliseconds())
+			refreshPresenceScript.EvalSha(ctx, pipe, []string{presenceKey(player)}, p.value(), ttl.Milliseconds())
 		}
 	})
 	if err != nil {

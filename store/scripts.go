@@ -36,9 +36,9 @@ var (
 	compareDeleteLua    string
 	compareDeleteScript = redis.NewScript(compareDeleteLua)
 
-	//go:embed scripts/compare_expire.lua
-	compareExpireLua    string
-	compareExpireScript = redis.NewScript(compareExpireLua)
+	//go:embed scripts/refresh_presence.lua
+	refreshPresenceLua    string
+	refreshPresenceScript = redis.NewScript(refreshPresenceLua)
 
 	//go:embed scripts/acquire_lease.lua
 	acquireLeaseLua    string
@@ -57,7 +57,7 @@ var (
 
 var allScripts = []*redis.Script{
 	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
-	cancelTicketScript, compareDeleteScript, compareExpireScript, acquireLeaseScript,
+	cancelTicketScript, compareDeleteScript, refreshPresenceScript, acquireLeaseScript,
 	replaceClaimScript, deletePendingMatchScript,
 }
 

@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("starting lobbyd", "node", cfg.NodeID, "addr", cfg.Addr, "embeddedRedis", cfg.RedisURL == "",
 		"fakePlayFab", cfg.PlayFabTitleID == "", "devAuth", cfg.DevAuth)
 
+	store.SetLogger(log)
 	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL})
 	if err != nil {
 		return err

@@ -1,0 +1,49 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+// A Redis that restarts empty (no persistence) loses the consumer group,
+// presence and loaded scripts; the store must carry on regardless.
+func TestStoreRecoversFromAnEmptyRestart(t *testing.T) {
+	r := storetest.StartRedis(t)
+	s, err := store.Open(context.Background(), store.Config{URL: r.URL})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	require.NoError(t, s.EnsureAllocationGroup(ctx, "q"))
+	me := store.Presence{NodeID: "n1", ConnID: "c1"}
+	_, _, err = s.SetPresence(ctx, "alice", me, time.Minute)
+	require.NoError(t, err)
+
+	r.Stop()
+	require.NoError(t, r.Start())
+	storetest.Eventually(t, 10*time.Second, func() bool { return s.Ping(ctx) == nil }, "reconnected")
+
+	tk := soloTicket("q", "bob", time.Now())
+	require.NoError(t, s.CreateTicket(ctx, tk))
+	_, err = s.CommitMatches(ctx, "q", []store.Match{{ID: uuid.NewString(), TicketIDs: []string{tk.ID}}})
+	require.NoError(t, err)
+	jobs, err := s.ReadAllocationJobs(ctx, "q", "n1", 10, 0)
+	require.NoError(t, err, "the lost consumer group is recreated")
+	assert.Len(t, jobs, 1)
+	_, err = s.ClaimStaleAllocationJobs(ctx, "q", "n1", time.Hour, 10)
+	require.NoError(t, err)
+
+	require.NoError(t, s.RefreshPresence(ctx, map[string]store.Presence{"alice": me}, time.Minute),
+		"pipelined scripts are reloaded after NOSCRIPT")
+	prev, found, err := s.SetPresence(ctx, "alice", store.Presence{NodeID: "n2", ConnID: "c2"}, time.Minute)
+	require.NoError(t, err)
+	assert.True(t, found, "refresh restored the lost presence")
+	assert.Equal(t, me, prev)
+}
