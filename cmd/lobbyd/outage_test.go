@@ -28,6 +28,7 @@ func TestRedisOutage(t *testing.T) {
 	r := storetest.StartRedis(t)
 	srv, fake := startWithFake(t, r.URL)
 	token, _ := srv.devToken(t, "survivor", "")
+	lateToken, _ := srv.devToken(t, "latecomer", "")
 	survivor, _ := srv.connect(t, token)
 	require.True(t, survivor.Request("queue.join", map[string]any{"queue": "default"}).OK())
 
@@ -38,6 +39,9 @@ func TestRedisOutage(t *testing.T) {
 	assert.False(t, reply.OK())
 	assert.Equal(t, "unavailable", reply.ErrorCode(), "an outage is retryable, not internal: %v", reply)
 	assert.True(t, survivor.Request("ping", nil).OK(), "the socket survives the outage")
+	latecomer, _, err := lobbytest.Dial(t, srv.wsURL(), http.Header{"Authorization": {"Bearer " + lateToken}})
+	require.NoError(t, err, "the handshake needs no Redis")
+	assert.Equal(t, 1011, latecomer.CloseCode(), "no state to welcome with: close 1011, reconnect later")
 
 	require.NoError(t, r.Start())
 	storetest.Eventually(t, 15*time.Second, func() bool { return srv.readyStatus(t) == http.StatusOK }, "ready again")
