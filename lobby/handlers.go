@@ -101,7 +101,7 @@ func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 			return nil, errorf(CodeNotFound, "you are not in a queue")
 		}
 		if errors.Is(err, store.ErrConflict) {
-			return nil, errorf(CodeConflict, "your ticket is already matched")
+			return nil, errorf(CodeConflict, "your match is ready: too late to leave the queue")
 		}
 		return nil, err
 	}

@@ -26,14 +26,17 @@ func (n *Notifier) MatchFound(ctx context.Context, m store.Match) error {
 }
 
 // MatchReady stores the match.ready of a match on each player (so one who is
-// offline now gets it on reconnect) and then pushes it to those connected.
-// Calling it again for the same match is harmless: each connection shows a
-// match.ready once.
+// offline now gets it on reconnect) and then pushes it to those connected,
+// except players who left while it was allocating. Calling it again for the
+// same match is harmless: each connection shows a match.ready once.
 func (n *Notifier) MatchReady(ctx context.Context, m store.Match) error {
+	// The party keeps every slot; those who left are just not told.
+	players := playerObjects(m.Players)
+	m = m.Staying()
 	payload := json.RawMessage(mustJSON(matchReadyEvent{
 		Type: "match.ready", MatchID: m.ID, Queue: m.Queue, PartyID: m.PartyID,
 		NetworkDescriptor: m.NetworkDescriptor, InvitationID: m.InvitationID,
-		Regions: m.Regions, Players: playerObjects(m.Players),
+		Regions: m.Regions, Players: players,
 	}))
 	if err := n.Store.SetPendingMatch(ctx, m, payload); err != nil {
 		return fmt.Errorf("deliver match %s: %w", m.ID, err)
@@ -41,16 +44,14 @@ func (n *Notifier) MatchReady(ctx context.Context, m store.Match) error {
 	return n.Store.SendToPlayers(ctx, []store.Addressed{{To: m.PlayerIDs(), Event: payload, MatchID: m.ID}})
 }
 
-// MatchFailed sends match.failed to every player of a match whose
-// allocation failed and, when their tickets went back to the queue,
-// queue.state with status searching.
-func (n *Notifier) MatchFailed(ctx context.Context, m store.Match, requeued bool) error {
-	var events []store.Addressed
-	if requeued {
-		events = ticketStates(m, store.TicketSearching)
-	}
+// MatchFailed sends match.failed (requeued) and queue.state (searching) to
+// the players of a match whose allocation failed. Players who left while it
+// was allocating hear nothing more of it.
+func (n *Notifier) MatchFailed(ctx context.Context, m store.Match) error {
+	m = m.Staying()
+	events := ticketStates(m, store.TicketSearching)
 	events = append(events, store.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFailedEvent{
-		Type: "match.failed", MatchID: m.ID, Reason: m.FailReason, Requeued: requeued,
+		Type: "match.failed", MatchID: m.ID, Reason: m.FailReason, Requeued: true,
 	})})
 	return n.Store.SendToPlayers(ctx, events)
 }

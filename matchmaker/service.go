@@ -206,7 +206,7 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (full bool, err error) 
 	if err != nil {
 		return false, err
 	}
-	matches := formMatches(q, tickets)
+	matches := formMatches(q, available(tickets, time.Now()))
 	if len(matches) == 0 {
 		return false, nil
 	}
@@ -227,6 +227,18 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (full bool, err error) 
 		}
 	}
 	return len(tickets) == s.BatchSize, nil
+}
+
+// available drops tickets held out of formation (requeued after a failed
+// allocation, for a short while).
+func available(tickets []store.Ticket, now time.Time) []store.Ticket {
+	out := tickets[:0:0]
+	for _, t := range tickets {
+		if t.HoldUntil.IsZero() || !t.HoldUntil.After(now) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // QueueStatus is a queue's configuration and live depth.

@@ -97,7 +97,7 @@ type PlayFabClient struct {
 	Logger *slog.Logger
 	// TokenRefreshBefore is how long before TokenExpiration the cached
 	// entity token is replaced. Default 1h. A token that lives less than
-	// twice this is replaced at half its lifetime.
+	// five times this is replaced at four fifths of its lifetime.
 	TokenRefreshBefore time.Duration
 	// MaxInFlight caps concurrent RequestPartyService HTTP calls. Default 64.
 	MaxInFlight int
@@ -409,8 +409,10 @@ func (c *PlayFabClient) fetchToken(ctx context.Context) (entityToken, error) {
 		return entityToken{}, err
 	}
 	before := c.tokenRefreshBefore()
-	if lifetime := data.TokenExpiration.Sub(fetchedAt); before > lifetime/2 {
-		before = lifetime / 2
+	// A short-lived token is replaced at four fifths of its life: about one
+	// fetch per lifetime, with room for a slow fetch before it expires.
+	if lifetime := data.TokenExpiration.Sub(fetchedAt); before > lifetime/5 {
+		before = lifetime / 5
 	}
 	return entityToken{
 		value:     data.EntityToken,

@@ -319,7 +319,7 @@ func TestRequestPartyRefreshesTokenBeforeExpiry(t *testing.T) {
 	}{
 		{"default one hour before", 24 * time.Hour, 0, 22*time.Hour + 59*time.Minute, 23*time.Hour + time.Second},
 		{"configured", 24 * time.Hour, 10 * time.Minute, 23*time.Hour + 49*time.Minute, 23*time.Hour + 50*time.Minute},
-		{"short-lived token at half its life", time.Hour, 0, 29 * time.Minute, 30 * time.Minute},
+		{"short-lived token at four fifths of its life", time.Hour, 0, 47 * time.Minute, 48 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,9 @@ type Allocator interface {
 // Notifier tells a match's players how its allocation ended.
 type Notifier interface {
 	MatchReady(ctx context.Context, m store.Match) error
-	MatchFailed(ctx context.Context, m store.Match, requeued bool) error
+	// MatchFailed is told of a failed match; m.Requeued lists the tickets
+	// put back in the queue.
+	MatchFailed(ctx context.Context, m store.Match) error
 }
 
 // FailReason is the match.failed reason of a match whose allocation failed.
@@ -55,6 +57,10 @@ type Worker struct {
 	ClaimInterval time.Duration
 	// Concurrency caps the jobs this node works on at once. Default 256.
 	Concurrency int
+	// RequeueHold keeps the tickets of a failed match out of formation for
+	// this long, so a failing PlayFab (or a wrong secret key) is not hit by
+	// the same players again at once. They keep their place. Default 5s.
+	RequeueHold time.Duration
 
 	metrics *workerMetrics
 }
@@ -77,6 +83,9 @@ func (w *Worker) init() error {
 	}
 	if w.Concurrency <= 0 {
 		w.Concurrency = 256
+	}
+	if w.RequeueHold <= 0 {
+		w.RequeueHold = 5 * time.Second
 	}
 	w.metrics = newWorkerMetrics(w.Registerer)
 	return nil
@@ -204,7 +213,7 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 			return false, ctx.Err() // shutting down: leave it for another node
 		}
 		log.Warn("allocation failed; requeueing the match's tickets", "err", err, "after", time.Since(start))
-		failed, ferr := w.Store.FailMatch(ctx, m, FailReason)
+		failed, ferr := w.Store.FailMatch(ctx, m, FailReason, time.Now().Add(w.RequeueHold))
 		if errors.Is(ferr, store.ErrStaleAttempt) {
 			return true, nil // another attempt owns or ended the match
 		}
@@ -212,7 +221,7 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 			return false, ferr
 		}
 		w.metrics.failed.Inc()
-		return true, w.Notifier.MatchFailed(ctx, failed, true)
+		return true, w.Notifier.MatchFailed(ctx, failed)
 	}
 	w.metrics.allocated.Observe(time.Since(start).Seconds())
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lobbyd/lobbyd/partyalloc"
+	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -65,12 +68,10 @@ func (n *recordingNotifier) MatchReady(_ context.Context, m store.Match) error {
 	return nil
 }
 
-func (n *recordingNotifier) MatchFailed(_ context.Context, m store.Match, requeued bool) error {
+func (n *recordingNotifier) MatchFailed(_ context.Context, m store.Match) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if requeued {
-		n.failed = append(n.failed, m)
-	}
+	n.failed = append(n.failed, m)
 	return nil
 }
 
@@ -206,4 +207,49 @@ func TestWorkerRejectsClaimIdleShorterThanDeadline(t *testing.T) {
 	w := &partyalloc.Worker{Store: storetest.Embedded(t), Queues: []string{"q"}, NodeID: "n",
 		Deadline: time.Minute, ClaimIdle: time.Second}
 	assert.ErrorContains(t, w.Run(context.Background()), "must exceed the deadline")
+}
+
+// The crash run, against the fake PlayFab through the real client: an
+// allocator takes a job and dies while PlayFab is answering; another node
+// claims the job and finishes it. PlayFab saw exactly one successful call
+// for the match's PartyId, and the match holds that party.
+func TestCrashedAllocatorAgainstPlayFab(t *testing.T) {
+	fake := fakeplayfab.New(fakeplayfab.Config{TitleID: "T", SecretKey: "k", Logger: slog.New(slog.DiscardHandler),
+		Faults: fakeplayfab.Faults{Latency: 300 * time.Millisecond}})
+	pf := httptest.NewServer(fake)
+	defer pf.Close()
+	allocator := func() partyalloc.Allocator {
+		return &partyalloc.PlayFabAllocator{
+			Client: &partyalloc.PlayFabClient{BaseURL: pf.URL, TitleID: "T", SecretKey: "k", Logger: slog.New(slog.DiscardHandler)},
+			Networks: map[string]partyalloc.NetworkConfiguration{"q": {
+				MaxDevices: 2, MaxUsersPerDevice: 1, MaxDevicesPerUser: 1, MaxEndpointsPerDevice: 1}},
+		}
+	}
+	st := storetest.Embedded(t)
+	m := commitMatch(t, st, time.Now())
+	timing := func(w *partyalloc.Worker) *partyalloc.Worker {
+		w.Deadline, w.ClaimIdle, w.ClaimInterval = time.Second, 1200*time.Millisecond, 50*time.Millisecond
+		return w
+	}
+
+	deadCtx, kill := context.WithCancel(context.Background())
+	deadDone := make(chan error, 1)
+	dead := timing(&partyalloc.Worker{Store: st, Allocator: allocator(), Notifier: &recordingNotifier{}, Queues: []string{"q"}, NodeID: "dead"})
+	go func() { deadDone <- dead.Run(deadCtx) }()
+	storetest.Eventually(t, 10*time.Second, func() bool { return fake.Stats().Parties[m.ID] == 1 },
+		"PlayFab received the first allocator's call")
+	kill() // dies mid-call: PlayFab has not answered yet
+	require.NoError(t, <-deadDone)
+
+	notify := &recordingNotifier{}
+	startWorker(t, timing(&partyalloc.Worker{Store: st, Allocator: allocator(), Notifier: notify, Queues: []string{"q"}, NodeID: "live"}))
+	storetest.Eventually(t, 10*time.Second, func() bool { r, _ := notify.counts(); return r == 1 }, "the job was finished")
+
+	stats := fake.Stats()
+	assert.Equal(t, 2, stats.Parties[m.ID], "two calls reached PlayFab")
+	assert.Equal(t, 1, stats.Successes[m.ID], "exactly one succeeded")
+	stored, err := st.Match(context.Background(), "q", m.ID)
+	require.NoError(t, err)
+	desc, _ := fake.Descriptor(m.ID)
+	assert.Equal(t, desc, stored.NetworkDescriptor, "the match holds PlayFab's party")
 }

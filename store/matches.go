@@ -91,10 +91,14 @@ func (s *Store) Match(ctx context.Context, queue, matchID string) (Match, error)
 	m.Attempt, _ = strconv.Atoi(f["attempt"])
 	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
 	m.CreatedAt = timeOfMs(ms)
-	for field, dst := range map[string]any{"tickets": &m.TicketIDs, "players": &m.Players, "regions": &m.Regions} {
+	var requeued []string
+	for field, dst := range map[string]any{"tickets": &m.TicketIDs, "players": &m.Players, "regions": &m.Regions, "requeued": &requeued, "left": &m.Left} {
 		if err := decodeLuaJSON(f[field], dst); err != nil {
 			return Match{}, fmt.Errorf("decode match %s %s: %w", matchID, field, err)
 		}
+	}
+	if len(requeued) > 0 { // first element is the script's status
+		m.Requeued = requeued[1:]
 	}
 	return m, nil
 }
@@ -143,15 +147,18 @@ func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt i
 
 // FailMatch marks an allocating match failed, if the caller owns its current
 // attempt, and puts its tickets back in the queue with their original
-// creation time. It returns the match as stored afterwards.
-func (s *Store) FailMatch(ctx context.Context, m Match, reason string) (Match, error) {
+// creation time, except those whose players left meanwhile. Requeued
+// tickets are held out of formation until holdUntil. It returns the match as
+// stored afterwards, with Requeued listing the tickets put back (also when
+// a re-sent script finds the match already failed).
+func (s *Store) FailMatch(ctx context.Context, m Match, reason string, holdUntil time.Time) (Match, error) {
 	keys := []string{matchKey(m.Queue, m.ID), searchingKey(m.Queue)}
-	args := []any{m.Attempt, reason}
+	args := []any{m.Attempt, reason, msOf(holdUntil)}
 	for _, t := range m.TicketIDs {
 		keys = append(keys, ticketKey(m.Queue, t))
 		args = append(args, t)
 	}
-	res, err := failMatchScript.Run(ctx, s.rdb, keys, args...).Text()
+	res, err := failMatchScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return Match{}, fmt.Errorf("fail match %s: %w", m.ID, err)
 	}
@@ -159,7 +166,7 @@ func (s *Store) FailMatch(ctx context.Context, m Match, reason string) (Match, e
 	if err != nil {
 		return Match{}, err
 	}
-	if res != "ok" && res != MatchFailed {
+	if len(res) == 0 || (res[0] != "ok" && res[0] != MatchFailed) {
 		return stored, ErrStaleAttempt
 	}
 	return stored, nil

@@ -99,8 +99,6 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, store.TicketMatched, tk.Status)
 		assert.Equal(t, m1.ID, tk.MatchID)
-		_, err = s.CancelPlayerTicket(ctx, "p1")
-		assert.ErrorIs(t, err, store.ErrConflict, "a matched ticket cannot be cancelled")
 
 		left, err := s.SearchingTickets(ctx, "q", 100)
 		require.NoError(t, err)
@@ -141,7 +139,7 @@ func TestAllocationAttempts(t *testing.T) {
 		again, err := s.StoreParty(ctx, "q", match.ID, second.Attempt, "party-2", "desc-2", "inv-2")
 		require.NoError(t, err, "a re-sent store is a no-op success")
 		assert.Equal(t, "inv-2", again.InvitationID)
-		_, err = s.FailMatch(ctx, second, "too late")
+		_, err = s.FailMatch(ctx, second, "too late", time.Time{})
 		assert.ErrorIs(t, err, store.ErrStaleAttempt, "a ready match cannot fail")
 
 		require.NoError(t, s.AckAllocationJob(ctx, jobs[0]))
@@ -156,30 +154,60 @@ func TestFailMatchRequeuesWithOriginalWait(t *testing.T) {
 		ctx := context.Background()
 		old := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 		a := soloTicket("q", "a", old)
+		leaver := soloTicket("q", "leaver", old)
 		newer := soloTicket("q", "n", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, a))
-		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{a.ID}}
+		require.NoError(t, s.CreateTicket(ctx, leaver))
+		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{a.ID, leaver.ID}}
 		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
 		require.NoError(t, err)
 		require.NoError(t, s.CreateTicket(ctx, newer))
 
 		m, err := s.BeginAttempt(ctx, "q", match.ID, "node")
 		require.NoError(t, err)
-		failed, err := s.FailMatch(ctx, m, "playfab said no")
+		left, err := s.CancelPlayerTicket(ctx, "leaver")
+		require.NoError(t, err, "a player may leave while the match allocates")
+		assert.Equal(t, store.TicketCancelled, left.Status)
+
+		hold := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+		failed, err := s.FailMatch(ctx, m, "playfab said no", hold)
 		require.NoError(t, err)
 		assert.Equal(t, store.MatchFailed, failed.State)
 		assert.Equal(t, "playfab said no", failed.FailReason)
+		assert.Equal(t, []string{a.ID}, failed.Requeued, "the player who left is not requeued")
+		assert.Equal(t, []string{leaver.ID}, failed.Left)
+		assert.Equal(t, []string{"a"}, failed.Staying().PlayerIDs())
 
 		searching, err := s.SearchingTickets(ctx, "q", 10)
 		require.NoError(t, err)
 		require.Len(t, searching, 2)
 		assert.Equal(t, a.ID, searching[0].ID, "the requeued ticket keeps its place before newer ones")
 		assert.True(t, old.Equal(searching[0].CreatedAt))
+		assert.True(t, hold.Equal(searching[0].HoldUntil), "held out of formation for a while")
+		assert.True(t, searching[1].HoldUntil.IsZero())
 
-		_, err = s.FailMatch(ctx, m, "again")
+		again, err := s.FailMatch(ctx, m, "again", time.Time{})
 		require.NoError(t, err, "a re-sent fail is a no-op")
+		assert.Equal(t, []string{a.ID}, again.Requeued)
 		searching, _ = s.SearchingTickets(ctx, "q", 10)
 		assert.Len(t, searching, 2)
+	})
+}
+
+func TestLeavingAReadyMatchIsAConflict(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		tk := soloTicket("q", "p", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, tk))
+		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{tk.ID}}
+		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		require.NoError(t, err)
+		m, err := s.BeginAttempt(ctx, "q", match.ID, "node")
+		require.NoError(t, err)
+		_, err = s.StoreParty(ctx, "q", match.ID, m.Attempt, "party", "desc", "inv")
+		require.NoError(t, err)
+		_, err = s.CancelPlayerTicket(ctx, "p")
+		assert.ErrorIs(t, err, store.ErrConflict, "the party exists: too late to leave the queue")
 	})
 }
 

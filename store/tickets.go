@@ -147,6 +147,9 @@ func decodeTicket(f map[string]string) (Ticket, error) {
 	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
 	t.CreatedAt = timeOfMs(ms)
 	t.Skill, _ = strconv.ParseFloat(f["skill"], 64)
+	if hold, _ := strconv.ParseInt(f["holdUntil"], 10, 64); hold > 0 {
+		t.HoldUntil = timeOfMs(hold)
+	}
 	if err := json.Unmarshal([]byte(f["players"]), &t.Players); err != nil {
 		return Ticket{}, fmt.Errorf("decode ticket %s players: %w", t.ID, err)
 	}
@@ -158,9 +161,11 @@ func decodeTicket(f map[string]string) (Ticket, error) {
 	return t, nil
 }
 
-// CancelPlayerTicket takes the player's searching ticket out of its queue and
-// releases the claim. It returns the cancelled ticket, ErrNotFound if the
-// player holds none, or ErrConflict if the ticket is already matched.
+// CancelPlayerTicket takes the player's searching ticket out of its queue,
+// or marks their matched ticket left while its match is still allocating
+// (so a failed allocation does not requeue it), and releases the claim. It
+// returns the cancelled ticket, ErrNotFound if the player holds none, or
+// ErrConflict once the ticket's match is ready or failed.
 func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket, error) {
 	t, err := s.PlayerTicket(ctx, playerID)
 	if err != nil {
@@ -173,11 +178,12 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket
 	return t, nil
 }
 
-// endTicket moves a searching ticket to a final status and releases its
-// players' claims.
+// endTicket moves a ticket to a final status, as cancel_ticket.lua allows,
+// and releases its players' claims.
 func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
+	match := matchKey(t.Queue, t.MatchID) // with no match: an unused key of the same slot
 	res, err := cancelTicketScript.Run(ctx, s.rdb,
-		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue)}, t.ID, status).Text()
+		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match}, t.ID, status).Text()
 	if err != nil {
 		return fmt.Errorf("end ticket %s: %w", t.ID, err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -42,6 +43,9 @@ type Ticket struct {
 	Skill     float64   `json:"skill"`
 	Regions   []string  `json:"regions,omitempty"`
 	MatchID   string    `json:"matchId,omitempty"`
+	// HoldUntil, when set, keeps a requeued ticket out of formation until
+	// then (its last match failed to allocate).
+	HoldUntil time.Time `json:"-"`
 }
 
 // Size is the number of players the ticket brings to a match.
@@ -61,8 +65,13 @@ type Match struct {
 	PartyID           string `json:"partyId,omitempty"`
 	NetworkDescriptor string `json:"networkDescriptor,omitempty"`
 	InvitationID      string `json:"invitationId,omitempty"`
-	// FailReason is set once the match has failed.
-	FailReason string `json:"failReason,omitempty"`
+	// FailReason is set once the match has failed, and Requeued lists the
+	// tickets then put back in the queue (not those whose players left).
+	FailReason string   `json:"failReason,omitempty"`
+	Requeued   []string `json:"requeued,omitempty"`
+	// Left lists the tickets cancelled while the match was allocating: their
+	// players left and get no more events of this match.
+	Left []string `json:"left,omitempty"`
 }
 
 // PlayerIDs lists the ids of the match's players.
@@ -72,6 +81,21 @@ func (m Match) PlayerIDs() []string {
 		ids[i] = p.ID
 	}
 	return ids
+}
+
+// Staying returns the match without the players who left it (see Left).
+func (m Match) Staying() Match {
+	if len(m.Left) == 0 {
+		return m
+	}
+	out := m
+	out.Players = nil
+	for _, p := range m.Players {
+		if !slices.Contains(m.Left, p.TicketID) {
+			out.Players = append(out.Players, p)
+		}
+	}
+	return out
 }
 
 // ValidPlayerID reports whether id can name a player: 1 to 128 printable

@@ -19,17 +19,30 @@ import (
 // counters the test can read, on the given Redis (empty: embedded).
 func startWithFake(t *testing.T, redisURL string) (*server, *fakeplayfab.Server) {
 	t.Helper()
-	fake := fakeplayfab.New(fakeplayfab.Config{TitleID: "E2E", SecretKey: "e2e-title-secret"})
+	return startWithFakeConfig(t, fakeplayfab.Config{}, map[string]string{"LOBBYD_REDIS_URL": redisURL})
+}
+
+// startWithFakeConfig starts lobbyd against a fake made from cfg (title
+// E2E), with env added to the dev-mode environment.
+func startWithFakeConfig(t *testing.T, cfg fakeplayfab.Config, env map[string]string) (*server, *fakeplayfab.Server) {
+	t.Helper()
+	cfg.TitleID = "E2E"
+	if cfg.SecretKey == "" {
+		cfg.SecretKey = "e2e-title-secret"
+	}
+	fake := fakeplayfab.New(cfg)
 	fsrv := httptest.NewServer(fake)
 	t.Cleanup(fsrv.Close)
-	srv := startServer(t, map[string]string{
+	full := map[string]string{
 		"LOBBYD_DEV_AUTH":           "true",
-		"LOBBYD_REDIS_URL":          redisURL,
 		"LOBBYD_PLAYFAB_TITLE_ID":   "E2E",
 		"LOBBYD_PLAYFAB_SECRET_KEY": "e2e-title-secret",
 		"LOBBYD_PLAYFAB_BASE_URL":   fsrv.URL,
-	})
-	return srv, fake
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	return startServer(t, full), fake
 }
 
 // TestEndToEnd: 40 players queue alone in a MaxUsers 4 queue and end up in

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -97,8 +98,15 @@ func (c *Client) read() {
 // types for later calls, in order.
 func (c *Client) Next(typ string) Frame {
 	c.t.Helper()
+	return c.NextOf(typ)
+}
+
+// NextOf returns the first frame of any of the given types, keeping frames
+// of other types for later calls, in order.
+func (c *Client) NextOf(types ...string) Frame {
+	c.t.Helper()
 	for i, f := range c.backlog {
-		if f.Str("type") == typ {
+		if slices.Contains(types, f.Str("type")) {
 			c.backlog = append(c.backlog[:i], c.backlog[i+1:]...)
 			return f
 		}
@@ -108,14 +116,14 @@ func (c *Client) Next(typ string) Frame {
 		select {
 		case f, ok := <-c.Frames:
 			if !ok {
-				c.t.Fatalf("socket closed while waiting for %s: %v (backlog %v)", typ, c.ReadErr(), c.backlog)
+				c.t.Fatalf("socket closed while waiting for %v: %v (backlog %v)", types, c.ReadErr(), c.backlog)
 			}
-			if f.Str("type") == typ {
+			if slices.Contains(types, f.Str("type")) {
 				return f
 			}
 			c.backlog = append(c.backlog, f)
 		case <-deadline:
-			c.t.Fatalf("no %s frame within %v (backlog %v)", typ, Wait, c.backlog)
+			c.t.Fatalf("no %v frame within %v (backlog %v)", types, Wait, c.backlog)
 		}
 	}
 }

@@ -12,6 +12,7 @@
 package fakeplayfab
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -139,8 +140,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	faults   Faults
-	tokens   map[string]token // entity token -> what it grants
-	parties  map[string]party // PartyId -> the latest network created for it
+	tokens   map[string]token           // entity token -> what it grants
+	parties  map[string]party           // PartyId -> the latest network created for it
+	requests map[string]json.RawMessage // PartyId -> the latest valid request for it
 	stats    Stats
 	errorSeq int // alternates injected errors between 503 and 500
 }
@@ -175,6 +177,7 @@ func New(cfg Config) *Server {
 		faults:        cfg.Faults,
 		tokens:        make(map[string]token),
 		parties:       make(map[string]party),
+		requests:      make(map[string]json.RawMessage),
 		stats:         newStats(),
 	}
 	if s.titleID == "" {
@@ -239,6 +242,16 @@ func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats = newStats()
+}
+
+// LastRequest returns the body of the latest valid RequestPartyService call
+// for partyID (as the fake understood it, re-encoded), so tests can check
+// what a client sent: network settings, regions, invitation.
+func (s *Server) LastRequest(partyID string) (json.RawMessage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[partyID]
+	return r, ok
 }
 
 // Descriptor returns the SerializedNetworkDescriptor of the latest network

@@ -179,7 +179,7 @@ func TestGetEntityToken(t *testing.T) {
 			var data tokenData
 			require.NoError(t, json.Unmarshal(env.Data, &data))
 			assert.NotEmpty(t, data.EntityToken)
-			assert.Equal(t, "2026-05-02T12:00:00Z", data.TokenExpiration)
+			assert.Equal(t, "2026-05-02T12:00:00.000Z", data.TokenExpiration)
 			assert.Equal(t, "ABCD", data.Entity.ID)
 			assert.Equal(t, "title", data.Entity.Type)
 			assert.Equal(t, "title", data.Entity.TypeString)

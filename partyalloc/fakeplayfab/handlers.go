@@ -83,7 +83,7 @@ func (s *Server) handleGetEntityToken() http.Handler {
 			Entity          any    `json:"Entity"`
 		}{
 			EntityToken:     value,
-			TokenExpiration: expires.UTC().Format(time.RFC3339),
+			TokenExpiration: expires.UTC().Format("2006-01-02T15:04:05.000Z07:00"), // milliseconds, as PlayFab sends
 			Entity: struct {
 				ID         string `json:"Id"`
 				Type       string `json:"Type"`
@@ -99,9 +99,9 @@ func (s *Server) issueToken(entity entityKey) (string, time.Time) {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	value := base64.RawURLEncoding.EncodeToString(b)
 	now := s.now()
-	// Whole seconds, as the RFC 3339 reply carries, so the fake and its
-	// client agree on the instant of expiry.
-	expires := now.Add(s.tokenLifetime).Truncate(time.Second)
+	// Whole milliseconds, as the reply carries, so the fake and its client
+	// agree on the instant of expiry.
+	expires := now.Add(s.tokenLifetime).Truncate(time.Millisecond)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -165,9 +165,11 @@ func (s *Server) handleRequestPartyService() http.Handler {
 		}
 
 		partyID := req.partyID()
+		recorded, _ := json.Marshal(req)
 		s.mu.Lock()
 		if partyID != "" {
 			s.stats.Parties[partyID]++
+			s.requests[partyID] = recorded
 		}
 		faults := s.faults
 		s.mu.Unlock()
@@ -301,6 +303,27 @@ func decodeBody(r *http.Request, v any, emptyOK bool) *apiError {
 }
 
 // handleStats answers the call counts.
+// handleParty serves GET /_fake/parties/{partyId}: the party created for
+// that id and the latest valid request that named it.
+func (s *Server) handleParty() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("partyId")
+		s.mu.Lock()
+		p, created := s.parties[id]
+		req, requested := s.requests[id]
+		s.mu.Unlock()
+		if !requested {
+			writeError(w, newAPIError(http.StatusNotFound, errInvalidAPIEndpoint, codeInvalidAPIEndpoint, "no request named this PartyId"))
+			return
+		}
+		out := map[string]any{"request": req}
+		if created {
+			out["party"] = p
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
 func (s *Server) handleStats() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())

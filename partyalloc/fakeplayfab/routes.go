@@ -10,6 +10,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/Authentication/GetEntityToken", allow(http.MethodPost, s.handleGetEntityToken()))
 	mux.Handle("/Party/RequestPartyService", allow(http.MethodPost, s.handleRequestPartyService()))
 	mux.Handle("/_fake/stats", allow(http.MethodGet, s.handleStats()))
+	mux.Handle("/_fake/parties/{partyId}", allow(http.MethodGet, s.handleParty()))
 	mux.Handle("/_fake/faults", s.handleFaults())
 	mux.Handle("/_fake/reset", allow(http.MethodPost, s.handleReset()))
 	mux.Handle("/", handleNotFound())

@@ -1,15 +1,31 @@
--- Cancels a searching ticket.
+-- Cancels a ticket: a searching one leaves the queue; a matched one whose
+-- match is still allocating is marked cancelled and listed in the match's
+-- "left" field, so its players get no more events of that match and a
+-- failed allocation does not requeue it.
 --
 -- KEYS[1]  ticket key
 -- KEYS[2]  searching sorted set
+-- KEYS[3]  the key of the ticket's match, if it has one (else any key of the
+--          queue's slot, unused)
 -- ARGV[1]  ticket id
 -- ARGV[2]  new status ("cancelled" or "expired")
 --
--- Returns "ok", "missing", or the ticket's current status when it is no
--- longer searching.
+-- Returns "ok", "missing", or the ticket's current status when it can no
+-- longer be cancelled.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return 'missing'
+end
+if status == 'matched' then
+  if redis.call('HGET', KEYS[3], 'id') == redis.call('HGET', KEYS[1], 'matchId')
+      and redis.call('HGET', KEYS[3], 'state') == 'allocating' then
+    redis.call('HSET', KEYS[1], 'status', ARGV[2])
+    local left = cjson.decode(redis.call('HGET', KEYS[3], 'left') or '[]')
+    left[#left + 1] = ARGV[1]
+    redis.call('HSET', KEYS[3], 'left', cjson.encode(left))
+    return 'ok'
+  end
+  return status
 end
 if status ~= 'searching' then
   return status

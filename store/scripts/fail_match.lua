@@ -1,36 +1,39 @@
 -- Marks a match failed and puts its tickets back in the queue with their
--- original creation time, so they keep their place.
+-- original creation time, so they keep their place. A ticket cancelled
+-- while the match was allocating (its player left) is not requeued.
 --
 -- KEYS[1]  match key
 -- KEYS[2]  searching sorted set
 -- KEYS[3..] the match's ticket keys
 -- ARGV[1]  attempt the caller owns
 -- ARGV[2]  reason
--- ARGV[3..] the ticket ids, in KEYS order
+-- ARGV[3]  hold until (ms): requeued tickets are not matched again before
+--          then, so a failing PlayFab is not hammered by the same players
+-- ARGV[4..] the ticket ids, in KEYS order
 --
--- Returns "ok", "failed" (already failed: a re-sent script), "stale" (a newer
--- attempt owns the match) or the match's state.
+-- Returns {"ok", requeued ticket ids...}, or {"failed"} (already failed: a
+-- re-sent script), {"stale"} (a newer attempt owns the match) or {state}.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
-  return 'missing'
-end
-if state == 'failed' then
-  return 'failed'
+  return {'missing'}
 end
 if state ~= 'allocating' then
-  return state
+  return {state}
 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then
-  return 'stale'
+  return {'stale'}
 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'failReason', ARGV[2])
 local matchID = redis.call('HGET', KEYS[1], 'id')
+local requeued = {'ok'}
 for i = 3, #KEYS do
-  local tid = ARGV[i]
+  local tid = ARGV[i + 1]
   if redis.call('HGET', KEYS[i], 'status') == 'matched' and redis.call('HGET', KEYS[i], 'matchId') == matchID then
-    redis.call('HSET', KEYS[i], 'status', 'searching')
+    redis.call('HSET', KEYS[i], 'status', 'searching', 'holdUntil', ARGV[3])
     redis.call('HDEL', KEYS[i], 'matchId')
     redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[i], 'createdAt'), tid)
+    requeued[#requeued + 1] = tid
   end
 end
-return 'ok'
+redis.call('HSET', KEYS[1], 'requeued', cjson.encode(requeued))
+return requeued
