@@ -29,6 +29,7 @@ type config struct {
 	PlayFabBaseURL     string
 	PlayFabMaxInFlight int
 	AllocationDeadline time.Duration
+	RequeueHold        time.Duration
 
 	AllowedOrigins  []string
 	MaxFrameBytes   int64
@@ -53,6 +54,7 @@ var settings = []setting{
 	{"playfab-base-url", "LOBBYD_PLAYFAB_BASE_URL", "", "PlayFab API base URL (default https://{titleId}.playfabapi.com)"},
 	{"playfab-max-in-flight", "LOBBYD_PLAYFAB_MAX_IN_FLIGHT", "64", "most RequestPartyService calls in flight at once on this node"},
 	{"allocation-deadline", "LOBBYD_ALLOCATION_DEADLINE", "30s", "time to get a party for a match, retries included, before the match fails and its players are requeued"},
+	{"requeue-hold", "LOBBYD_REQUEUE_HOLD", "5s", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)"},
 	{"allowed-origins", "LOBBYD_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any"},
 	{"max-frame-bytes", "LOBBYD_MAX_FRAME_BYTES", "4096", "largest client frame; larger ones close the socket with 1009"},
 	{"shutdown-timeout", "LOBBYD_SHUTDOWN_TIMEOUT", "15s", "time allowed for a graceful shutdown"},
@@ -120,6 +122,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	c.AllocationDeadline = parseDuration("allocation-deadline")
 	c.ShutdownTimeout = parseDuration("shutdown-timeout")
+	c.RequeueHold = parseDuration("requeue-hold")
 	c.PlayFabMaxInFlight = int(parseInt("playfab-max-in-flight", 1, 10000))
 	c.MaxFrameBytes = parseInt("max-frame-bytes", 512, 1<<20)
 	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {

@@ -23,6 +23,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.True(t, c.DevAuth)
 	assert.EqualValues(t, 4096, c.MaxFrameBytes)
 	assert.Equal(t, 30*time.Second, c.AllocationDeadline)
+	assert.Equal(t, 5*time.Second, c.RequeueHold)
 	assert.NotEmpty(t, c.NodeID)
 }
 

@@ -217,3 +217,35 @@ func newFakeServer(t *testing.T, fake *fakeplayfab.Server) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// PlayFab creates the party but the reply is lost, in both of the fake's
+// modes: deduplicating on PartyId, or a new party per call (PlayFab does not
+// promise PartyId is an idempotency key). Either way each player gets one
+// match.ready and a match's members agree on one party.
+func TestDroppedRepliesInBothModes(t *testing.T) {
+	for _, mode := range []fakeplayfab.Mode{fakeplayfab.ModeDedupe, fakeplayfab.ModeNewParty} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv, fake := startWithFakeConfig(t, fakeplayfab.Config{Mode: mode, Logger: quietFake,
+				Faults: fakeplayfab.Faults{DropResponseRate: 0.4}}, map[string]string{"LOBBYD_LOG_LEVEL": "error"})
+			clients := queuePlayers(t, srv, "d", 40)
+			descriptors := map[string]string{}
+			for _, c := range clients {
+				ready := c.Next("match.ready")
+				id := ready.Str("matchId")
+				if d, ok := descriptors[id]; ok {
+					assert.Equal(t, d, ready.Str("networkDescriptor"), "members of %s share one party", id)
+				}
+				descriptors[id] = ready.Str("networkDescriptor")
+				c.Request("ping", nil)
+				assert.Zero(t, c.Count("match.ready"), "one match.ready per player")
+			}
+			require.Len(t, descriptors, 10)
+			stats := fake.Stats()
+			assert.Positive(t, stats.Dropped, "replies were dropped")
+			t.Logf("%s: %d dropped replies, %d parties created for 10 matches", mode, stats.Dropped, stats.PartiesCreated)
+			if mode == fakeplayfab.ModeDedupe {
+				assert.Equal(t, 10, stats.PartiesCreated)
+			}
+		})
+	}
+}

@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	worker := &partyalloc.Worker{
 		Store: st, Allocator: &partyalloc.PlayFabAllocator{Client: playfab, Networks: networks},
 		Notifier: notifier, Queues: names, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
-		Deadline: cfg.AllocationDeadline,
+		Deadline: cfg.AllocationDeadline, RequeueHold: cfg.RequeueHold,
 	}
 
 	srv := &http.Server{
