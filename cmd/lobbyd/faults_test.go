@@ -118,6 +118,20 @@ func TestFaultRun(t *testing.T) {
 	}
 	assert.Equal(t, players, 4*len(byMatch)+failed, "every player heard how their match ended")
 	assert.Positive(t, stats.Throttled+stats.Errors, "faults were injected")
+
+	// What an operator sees on /metrics matches what PlayFab saw.
+	ok := srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="ok"}`)
+	assert.EqualValues(t, len(stats.Successes), ok, "successful calls")
+	assert.EqualValues(t, stats.Errors,
+		srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="ServiceUnavailable"}`)+
+			srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="InternalServerError"}`),
+		"5xx answers, by PlayFab's error name")
+	assert.EqualValues(t, stats.Throttled, srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="APIClientRequestRateLimitExceeded"}`))
+	assert.EqualValues(t, stats.Errors+stats.Throttled, srv.metric(t, `lobbyd_playfab_retries_total{api="RequestPartyService"}`), "every fault was retried")
+	assert.EqualValues(t, stats.RequestPartyService, srv.metric(t, `lobbyd_playfab_call_seconds_count{api="RequestPartyService"}`))
+	assert.EqualValues(t, 1, srv.metric(t, `lobbyd_playfab_calls_total{api="GetEntityToken",outcome="ok"}`))
+	assert.EqualValues(t, failed/4, srv.metric(t, "lobbyd_matches_failed_total"))
+	assert.EqualValues(t, 0, srv.metric(t, "lobbyd_allocations_in_flight"), "nothing left in flight")
 }
 
 // A player who leaves while their match allocates is not requeued when the
@@ -149,6 +163,7 @@ func TestLeaverIsNotRequeued(t *testing.T) {
 	var qs struct{ Queues []struct{ Depth int } }
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&qs))
 	assert.Equal(t, 3, qs.Queues[0].Depth, "three requeued, the leaver not")
+	assert.EqualValues(t, 1, srv.metric(t, "lobbyd_matches_failed_total"))
 }
 
 // Tokens that expire every 2 seconds during a stream of matches: no match
