@@ -123,10 +123,10 @@ func TestFaultRun(t *testing.T) {
 	ok := srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="ok"}`)
 	assert.EqualValues(t, len(stats.Successes), ok, "successful calls")
 	assert.EqualValues(t, stats.Errors,
-		srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="ServiceUnavailable"}`)+
-			srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="InternalServerError"}`),
+		srv.counter(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="ServiceUnavailable"}`)+
+			srv.counter(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="InternalServerError"}`),
 		"5xx answers, by PlayFab's error name")
-	assert.EqualValues(t, stats.Throttled, srv.metric(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="APIClientRequestRateLimitExceeded"}`))
+	assert.EqualValues(t, stats.Throttled, srv.counter(t, `lobbyd_playfab_calls_total{api="RequestPartyService",outcome="APIClientRequestRateLimitExceeded"}`))
 	assert.EqualValues(t, stats.Errors+stats.Throttled, srv.metric(t, `lobbyd_playfab_retries_total{api="RequestPartyService"}`), "every fault was retried")
 	assert.EqualValues(t, stats.RequestPartyService, srv.metric(t, `lobbyd_playfab_call_seconds_count{api="RequestPartyService"}`))
 	assert.EqualValues(t, 1, srv.metric(t, `lobbyd_playfab_calls_total{api="GetEntityToken",outcome="ok"}`))

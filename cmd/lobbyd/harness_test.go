@@ -91,6 +91,11 @@ func (s *server) connect(t testing.TB, token string) (*lobbytest.Client, lobbyte
 	return lobbytest.Connect(t, s.wsURL(), token)
 }
 
+// counter reads a labelled counter that is absent until first counted.
+func (s *server) counter(t testing.TB, name string) float64 {
+	return max(s.metric(t, name), 0)
+}
+
 // devToken gets a token from the development endpoint.
 func (s *server) devToken(t testing.TB, name, playerID string) (token, id string) {
 	t.Helper()
