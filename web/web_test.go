@@ -1,0 +1,138 @@
+package web_test
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"path"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/web"
+)
+
+func serve(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(web.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// get fetches p and returns the response with its body read.
+func get(t *testing.T, srv *httptest.Server, p string) (*http.Response, string) {
+	t.Helper()
+	res, err := http.Get(srv.URL + p)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res, string(body)
+}
+
+func mediaType(t *testing.T, res *http.Response) string {
+	t.Helper()
+	mt, _, err := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	require.NoError(t, err, "Content-Type %q", res.Header.Get("Content-Type"))
+	return mt
+}
+
+func TestIndexIsTheConsole(t *testing.T) {
+	res, body := get(t, serve(t), "/")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Equal(t, "text/html", mediaType(t, res))
+	assert.Contains(t, body, `<script src="app.js" defer></script>`)
+	// The Content-Security-Policy allows no inline script: every script
+	// tag must load a file.
+	for _, tag := range regexp.MustCompile(`<script[^>]*>`).FindAllString(body, -1) {
+		assert.Contains(t, tag, "src=", "inline script %s", tag)
+	}
+}
+
+// assetRef matches the src and href attributes of the page.
+var assetRef = regexp.MustCompile(`(?:src|href)="([^"#]*)"`)
+
+// TestReferencedAssetsAreServed fetches every file the page references.
+// None may come from elsewhere: lobbyd often runs without internet access.
+func TestReferencedAssetsAreServed(t *testing.T) {
+	srv := serve(t)
+	_, page := get(t, srv, "/")
+	wantType := map[string][]string{
+		".js":  {"text/javascript", "application/javascript"},
+		".css": {"text/css"},
+		".svg": {"image/svg+xml"},
+	}
+	var seen []string
+	for _, m := range assetRef.FindAllStringSubmatch(page, -1) {
+		ref := m[1]
+		if ref == "./" || ref == "" {
+			continue // the "another player in a new tab" link is this page
+		}
+		if strings.Contains(ref, "//") || strings.HasPrefix(ref, "/") {
+			t.Errorf("%q is not a file bundled next to index.html", ref)
+			continue
+		}
+		seen = append(seen, ref)
+		t.Run(ref, func(t *testing.T) {
+			res, body := get(t, srv, "/"+ref)
+			require.Equal(t, http.StatusOK, res.StatusCode)
+			assert.NotEmpty(t, body)
+			assert.Contains(t, wantType[path.Ext(ref)], mediaType(t, res))
+		})
+	}
+	assert.Subset(t, seen, []string{"app.js", "style.css", "favicon.svg"})
+}
+
+// table returns the body of the object literal app.js assigns to name.
+func table(t *testing.T, js, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)\bconst ` + name + ` = \{\n(.*?)\n  \};`).FindStringSubmatch(js)
+	require.NotNil(t, m, "app.js has no %s table", name)
+	return m[1]
+}
+
+// TestAppSpeaksTheProtocol guards app.js against losing a handler: it must
+// know every event the server sends and act on every close code as
+// docs/protocol.md says.
+func TestAppSpeaksTheProtocol(t *testing.T) {
+	_, js := get(t, serve(t), "/app.js")
+
+	handlers := table(t, js, "EVENT_HANDLERS")
+	for _, event := range []string{"welcome", "queue.state", "match.found", "match.ready", "match.failed", "session.replaced"} {
+		assert.True(t, strings.Contains(handlers, "'"+event+"':"), "EVENT_HANDLERS has no %s", event)
+	}
+	for _, request := range []string{"ping", "queue.join", "queue.leave"} {
+		assert.True(t, strings.Contains(js, "request('"+request+"'"), "app.js never sends %s", request)
+	}
+
+	codes := table(t, js, "CLOSE_CODES")
+	for _, c := range []struct{ code, action string }{
+		{"1000", "stop"},
+		{"1001", "backoff"},
+		{"1003", "stop"},
+		{"1008", "long-backoff"},
+		{"1009", "stop"},
+		{"1011", "backoff"},
+		{"4001", "stop"},
+		{"4003", "new-token"},
+		{"4004", "backoff"},
+	} {
+		rule := regexp.MustCompile(`(?m)^\s*` + c.code + `: \{[^}]*\baction: '([a-z-]+)'`).FindStringSubmatch(codes)
+		if assert.NotNil(t, rule, "CLOSE_CODES has no %s", c.code) {
+			assert.Equal(t, c.action, rule[1], "close code %s", c.code)
+		}
+	}
+}
+
+// TestAppNeverParsesServerText: server-provided text goes through
+// textContent only, so no HTML sink may appear in app.js.
+func TestAppNeverParsesServerText(t *testing.T) {
+	_, js := get(t, serve(t), "/app.js")
+	for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
+		assert.NotContains(t, js, sink)
+	}
+}
