@@ -127,3 +127,15 @@ func TestSlowConsumerIsClosed4004(t *testing.T) {
 	require.NoError(t, st.SendToPlayers(context.Background(), burst))
 	assert.Equal(t, lobby.CloseSlowConsumer, c.CloseCode())
 }
+
+func TestQueueStateWithoutCreationTimeOmitsIt(t *testing.T) {
+	st := storetest.Embedded(t)
+	a := startNode(t, st, "node-a", nil)
+	c, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
+	m := store.Match{ID: "m-1", Queue: "default", Players: []store.Player{{ID: "p1", Name: "P1", TicketID: "t1"}}}
+	require.NoError(t, (&lobby.Notifier{Store: st}).MatchFound(context.Background(), m))
+	ticket := c.Next("queue.state").Obj("ticket")
+	assert.Equal(t, "t1", ticket.Str("ticketId"))
+	_, present := ticket["createdAt"]
+	assert.False(t, present, "an unknown time is omitted, never an empty string")
+}

@@ -71,7 +71,7 @@ func ticketStates(m store.Match, status string) []store.Addressed {
 		players := byTicket[id]
 		t := store.Ticket{ID: id, Queue: m.Queue, Players: players, Status: status, MatchID: m.ID}
 		obj := ticketObject(t)
-		obj.CreatedAt = "" // not known here; clients key on ticketId
+		obj.CreatedAt = "" // not known here (omitted); clients key on ticketId
 		ids := make([]string, len(players))
 		for i, p := range players {
 			ids[i] = p.ID

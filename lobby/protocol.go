@@ -96,7 +96,7 @@ type ticketJSON struct {
 	Queue           string   `json:"queue"`
 	Players         []string `json:"players"`
 	Status          string   `json:"status"`
-	CreatedAt       string   `json:"createdAt"`
+	CreatedAt       string   `json:"createdAt,omitempty"`
 	EstimatedWaitMs *int64   `json:"estimatedWaitMs,omitempty"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -157,7 +158,30 @@ func (s *session) reply(id string, data any, err error) {
 	} else {
 		r.Data = data
 	}
-	s.push(outgoing{frame: mustJSON(r)})
+	s.answer(mustJSON(r))
+}
+
+// answer queues a frame the read loop produced (a reply, or an event a
+// request caused). Unlike pushed events it waits for room: a client that
+// pipelines requests faster than it reads replies is slowed down by TCP,
+// not disconnected. Only a queue that stays full for WriteWait is a slow
+// consumer.
+func (s *session) answer(frame []byte) {
+	o := outgoing{frame: frame}
+	select {
+	case s.send <- o:
+		return
+	default:
+	}
+	t := time.NewTimer(s.g.WriteWait)
+	defer t.Stop()
+	select {
+	case s.send <- o:
+	case <-s.closing:
+	case <-t.C:
+		s.g.metrics.slowConsumers.Inc()
+		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
+	}
 }
 
 // serve runs the connection to its end: attach, read until the socket
@@ -323,11 +347,23 @@ func (s *session) finish(write func(outgoing) error) {
 			return
 		}
 	}
-	grace := time.NewTimer(closeGrace)
-	defer grace.Stop()
 	select {
 	case <-s.readDone:
-	case <-grace.C:
+		// The read loop stopped on a frame it refused (too large, binary) or
+		// on abuse: nobody reads the socket now. Drain it for a moment, so
+		// the client can finish sending and read the close frame; closing
+		// under unread data resets the connection, which fails the client's
+		// write (a browser then reports 1006 instead of our code).
+		nc := s.conn.NetConn()
+		nc.SetReadDeadline(time.Now().Add(closeGrace))
+		io.Copy(io.Discard, nc)
+	default:
+		grace := time.NewTimer(closeGrace)
+		defer grace.Stop()
+		select {
+		case <-s.readDone:
+		case <-grace.C:
+		}
 	}
 }
 
@@ -368,7 +404,7 @@ func (s *session) handleFrame(data []byte) {
 	out, err := h(ctx, s, data)
 	s.reply(id, out, err)
 	for _, f := range s.followUps {
-		s.push(outgoing{frame: f})
+		s.answer(f)
 	}
 	s.followUps = s.followUps[:0]
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -117,11 +118,28 @@ func TestRequestErrors(t *testing.T) {
 
 func TestOversizedFrameCloses1009(t *testing.T) {
 	srv, _ := startProtocolServer(t)
-	token, _ := srv.devToken(t, "big", "")
-	c, _ := srv.connect(t, token)
-	big := `{"type":"ping","pad":"` + strings.Repeat("x", 5000) + `"}`
-	require.NoError(t, c.Conn.WriteMessage(websocket.TextMessage, []byte(big)))
-	assert.Equal(t, websocket.CloseMessageTooBig, c.CloseCode())
+	// Just over the limit and far over it. The server stops parsing at the
+	// limit, but must let the client finish sending and deliver its close
+	// frame: resetting the TCP connection under unread data fails the
+	// client's write, and a browser then reports 1006 (and reconnects)
+	// instead of 1009.
+	for _, size := range []int{4097, 5000, 100000, 8 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			token, _ := srv.devToken(t, "big", "")
+			conn, _, err := websocket.DefaultDialer.Dial(srv.wsURL(), http.Header{"Authorization": {"Bearer " + token}})
+			require.NoError(t, err)
+			defer conn.Close()
+			_, welcome, err := conn.ReadMessage()
+			require.NoError(t, err)
+			require.Contains(t, string(welcome), `"welcome"`)
+			big := `{"type":"ping","pad":"` + strings.Repeat("x", size) + `"}`
+			require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte(big)), "the server drains what it will not parse")
+			_, _, err = conn.ReadMessage()
+			var ce *websocket.CloseError
+			require.ErrorAs(t, err, &ce, "a close frame, not a reset")
+			assert.Equal(t, websocket.CloseMessageTooBig, ce.Code)
+		})
+	}
 }
 
 func TestBinaryFrameCloses1003(t *testing.T) {
