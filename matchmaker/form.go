@@ -81,7 +81,7 @@ func newMatch(q Queue, tickets []store.Ticket, regions []string) store.Match {
 	for _, t := range tickets {
 		m.TicketIDs = append(m.TicketIDs, t.ID)
 		for _, p := range t.Players {
-			p.TicketID = t.ID
+			p.TicketID, p.LobbyID = t.ID, t.LobbyID
 			m.Players = append(m.Players, p)
 		}
 	}

@@ -38,6 +38,23 @@ func playerTicketKey(playerID string) string { return playerTag(playerID) + ":ti
 // pendingMatchKey holds a match.ready payload not yet delivered to the player.
 func pendingMatchKey(playerID string) string { return playerTag(playerID) + ":match" }
 
+// lobbyKey holds one lobby, as JSON (see scripts/lobby_mutate.lua).
+func lobbyKey(lobbyID string) string { return "{l:" + lobbyID + "}" }
+
+// lobbyCodeKey maps a live lobby's join code to its id.
+func lobbyCodeKey(code string) string { return "lobbycode:" + code }
+
+// playerLobbyKey is the player's claim on their lobby: one lobby per player.
+func playerLobbyKey(playerID string) string { return playerTag(playerID) + ":lobby" }
+
+// publicLobbiesKey indexes a queue's public lobbies by creation time, for
+// lobby.list. It may lag behind the lobbies; readers check each one.
+func publicLobbiesKey(queue string) string { return "lobbies:public:" + queue }
+
+// gracesKey holds, per player, the time after which a player who is not
+// connected loses their lobby place and solo ticket.
+const gracesKey = "lobbyd:graces"
+
 // nodeChannel is the pub/sub channel a node listens on for deliveries.
 func nodeChannel(nodeID string) string { return "lobbyd:node:" + nodeID }
 

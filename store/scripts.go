@@ -55,10 +55,20 @@ var (
 	deletePendingMatchScript = redis.NewScript(deletePendingMatchLua)
 )
 
+var (
+	//go:embed scripts/lobby_mutate.lua
+	lobbyMutateLua    string
+	lobbyMutateScript = redis.NewScript(lobbyMutateLua)
+
+	//go:embed scripts/pop_due.lua
+	popDueLua    string
+	popDueScript = redis.NewScript(popDueLua)
+)
+
 var allScripts = []*redis.Script{
 	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
 	cancelTicketScript, compareDeleteScript, refreshPresenceScript, acquireLeaseScript,
-	replaceClaimScript, deletePendingMatchScript,
+	replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript,
 }
 
 // loadScripts loads every script into Redis (every primary of a cluster), so

@@ -94,6 +94,7 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 		assert.Equal(t, []string{"p0", "p1"}, m.PlayerIDs())
 		assert.Equal(t, []string{"WestUs"}, m.Regions)
 		assert.Equal(t, ids[0], m.Players[0].TicketID)
+		assert.Empty(t, m.Players[0].LobbyID, "a solo ticket has no lobby")
 
 		tk, err := s.PlayerTicket(ctx, "p1")
 		require.NoError(t, err)

@@ -53,7 +53,7 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, key,
 		"id", t.ID, "queue", t.Queue, "players", players, "status", TicketSearching,
-		"createdAt", msOf(t.CreatedAt), "skill", t.Skill, "regions", regions)
+		"createdAt", msOf(t.CreatedAt), "skill", t.Skill, "regions", regions, "lobbyId", t.LobbyID)
 	pipe.Expire(ctx, key, ticketTTL)
 	pipe.ZAdd(ctx, searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -143,7 +143,7 @@ func decodeTicket(f map[string]string) (Ticket, error) {
 	if len(f) == 0 || f["id"] == "" {
 		return Ticket{}, ErrNotFound
 	}
-	t := Ticket{ID: f["id"], Queue: f["queue"], Status: f["status"], MatchID: f["matchId"]}
+	t := Ticket{ID: f["id"], Queue: f["queue"], Status: f["status"], MatchID: f["matchId"], LobbyID: f["lobbyId"]}
 	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
 	t.CreatedAt = timeOfMs(ms)
 	t.Skill, _ = strconv.ParseFloat(f["skill"], 64)

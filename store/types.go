@@ -29,8 +29,10 @@ type Player struct {
 	// PlayFabEntity is the player's title_player_account entity id, if their
 	// token carried one; it restricts the party invitation to the match.
 	PlayFabEntity string `json:"pfEntity,omitempty"`
-	// TicketID is the ticket that brought the player into a match.
+	// TicketID is the ticket that brought the player into a match, and
+	// LobbyID the lobby that ticket was for, if any.
 	TicketID string `json:"ticketId,omitempty"`
+	LobbyID  string `json:"lobbyId,omitempty"`
 }
 
 // Ticket is a request by one player, or one lobby, to be matched.
@@ -43,6 +45,8 @@ type Ticket struct {
 	Skill     float64   `json:"skill"`
 	Regions   []string  `json:"regions,omitempty"`
 	MatchID   string    `json:"matchId,omitempty"`
+	// LobbyID is set when the ticket queues a whole lobby.
+	LobbyID string `json:"lobbyId,omitempty"`
 	// HoldUntil, when set, keeps a requeued ticket out of formation until
 	// then (its last match failed to allocate).
 	HoldUntil time.Time `json:"-"`

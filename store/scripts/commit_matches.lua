@@ -48,8 +48,10 @@ for m = 1, nmatches do
       for i = 1, nt do
         redis.call('ZREM', searching, tids[i])
         redis.call('HSET', tkeys[i], 'status', 'matched', 'matchId', matchID)
+        local lobbyID = redis.call('HGET', tkeys[i], 'lobbyId')
         for _, p in ipairs(cjson.decode(redis.call('HGET', tkeys[i], 'players'))) do
           p.ticketId = tids[i]
+          if lobbyID and lobbyID ~= '' then p.lobbyId = lobbyID end
           players[#players + 1] = p
         end
       end

@@ -1,0 +1,481 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Lobby statuses, as the protocol names them.
+const (
+	LobbyOpen    = "open"
+	LobbyQueued  = "queued"
+	LobbyMatched = "matched"
+)
+
+// More errors callers branch on.
+var (
+	// ErrForbidden means only the lobby's owner may do that.
+	ErrForbidden = errors.New("only the lobby owner may do that")
+	// ErrFull means the lobby has no room left.
+	ErrFull = errors.New("lobby is full")
+)
+
+// Lobby is a group of players who queue together.
+type Lobby struct {
+	ID         string            `json:"id"`
+	Code       string            `json:"code"`
+	Queue      string            `json:"queue"`
+	Visibility string            `json:"visibility"`
+	OwnerID    string            `json:"ownerId"`
+	MaxMembers int               `json:"maxMembers"`
+	Props      map[string]string `json:"props"`
+	Status     string            `json:"status"`
+	TicketID   string            `json:"ticketId"`
+	CreatedAt  int64             `json:"createdAt"` // ms
+	Members    []LobbyMember     `json:"members"`
+}
+
+// LobbyMember is a player in a lobby, in joining order.
+type LobbyMember struct {
+	PlayerID      string `json:"playerId"`
+	Name          string `json:"name"`
+	PlayFabEntity string `json:"pfEntity,omitempty"`
+	Ready         bool   `json:"ready"`
+	JoinedAt      int64  `json:"joinedAt"` // ms
+}
+
+// MemberIDs lists the members' player ids in joining order.
+func (l Lobby) MemberIDs() []string {
+	ids := make([]string, len(l.Members))
+	for i, m := range l.Members {
+		ids[i] = m.PlayerID
+	}
+	return ids
+}
+
+// Member returns the member with the given id.
+func (l Lobby) Member(playerID string) (LobbyMember, bool) {
+	for _, m := range l.Members {
+		if m.PlayerID == playerID {
+			return m, true
+		}
+	}
+	return LobbyMember{}, false
+}
+
+// lobbyTTL bounds how long an abandoned lobby record lives; any change
+// renews it (SET … KEEPTTL keeps it; see touchLobby).
+const lobbyTTL = 24 * time.Hour
+
+// codeAlphabet has no 0/O and 1/I, so codes survive being read aloud.
+const codeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// CodeLength is the length of lobby join codes: 32^6, about a billion.
+const CodeLength = 6
+
+func newCode() string {
+	b := make([]byte, CodeLength)
+	rand.Read(b)
+	for i := range b {
+		b[i] = codeAlphabet[int(b[i])%len(codeAlphabet)]
+	}
+	return string(b)
+}
+
+// NormalizeCode upper-cases a code as typed and reports whether it can be
+// a lobby code at all.
+func NormalizeCode(code string) (string, bool) {
+	code = strings.ToUpper(strings.TrimSpace(code))
+	if len(code) != CodeLength {
+		return "", false
+	}
+	for _, r := range code {
+		if !strings.ContainsRune(codeAlphabet, r) {
+			return "", false
+		}
+	}
+	return code, true
+}
+
+// CreateLobby records l, owned by its only member, under a fresh code that
+// is unique among live lobbies, and returns it. ErrConflict if the owner is
+// in a lobby already.
+func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
+	owner := l.Members[0].PlayerID
+	if err := s.claimLobby(ctx, owner, l.ID); err != nil {
+		return Lobby{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		l.Code = newCode()
+		ok, err := s.rdb.SetNX(ctx, lobbyCodeKey(l.Code), l.ID, lobbyTTL).Result()
+		if err != nil {
+			s.releaseLobby(ctx, owner, l.ID)
+			return Lobby{}, fmt.Errorf("reserve lobby code: %w", err)
+		}
+		if ok {
+			break
+		}
+		if attempt == 10 {
+			s.releaseLobby(ctx, owner, l.ID)
+			return Lobby{}, errors.New("reserve lobby code: no free code after 10 tries")
+		}
+	}
+	raw, err := json.Marshal(l)
+	if err != nil {
+		return Lobby{}, fmt.Errorf("encode lobby: %w", err)
+	}
+	if err := s.rdb.Set(ctx, lobbyKey(l.ID), raw, lobbyTTL).Err(); err != nil {
+		s.releaseLobby(ctx, owner, l.ID)
+		s.rdb.Del(ctx, lobbyCodeKey(l.Code))
+		return Lobby{}, fmt.Errorf("create lobby: %w", err)
+	}
+	s.indexLobby(ctx, l, false)
+	return l, nil
+}
+
+func (s *Store) claimLobby(ctx context.Context, playerID, lobbyID string) error {
+	key := playerLobbyKey(playerID)
+	ok, err := s.rdb.SetNX(ctx, key, lobbyID, lobbyTTL).Result()
+	if err != nil {
+		return fmt.Errorf("claim lobby place of %s: %w", playerID, err)
+	}
+	if ok {
+		return nil
+	}
+	// A claim on a lobby that no longer exists, or no longer lists the
+	// player (a crash between two steps), does not bind.
+	old, err := s.rdb.Get(ctx, key).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read lobby place of %s: %w", playerID, err)
+	}
+	if old == lobbyID {
+		return nil // already this lobby's: a repeated join
+	}
+	if old != "" {
+		if l, err := s.Lobby(ctx, old); err == nil {
+			if _, member := l.Member(playerID); member {
+				return ErrConflict
+			}
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	replaced, err := replaceClaimScript.Run(ctx, s.rdb, []string{key}, old, lobbyID, int(lobbyTTL.Seconds())).Int()
+	if err != nil {
+		return fmt.Errorf("replace lobby place of %s: %w", playerID, err)
+	}
+	if replaced == 0 {
+		return ErrConflict
+	}
+	return nil
+}
+
+func (s *Store) releaseLobby(ctx context.Context, playerID, lobbyID string) {
+	_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{playerLobbyKey(playerID)}, lobbyID).Err()
+}
+
+// indexLobby keeps the public listing in step with the lobby: listed while
+// public, open and not full. It is best effort; lobby.list re-checks.
+func (s *Store) indexLobby(ctx context.Context, l Lobby, deleted bool) {
+	key := publicLobbiesKey(l.Queue)
+	if !deleted && l.Visibility == "public" && l.Status == LobbyOpen && len(l.Members) < l.MaxMembers {
+		s.rdb.ZAdd(ctx, key, redis.Z{Score: float64(l.CreatedAt), Member: l.ID})
+	} else {
+		s.rdb.ZRem(ctx, key, l.ID)
+	}
+}
+
+// Lobby reads one lobby, or ErrNotFound.
+func (s *Store) Lobby(ctx context.Context, lobbyID string) (Lobby, error) {
+	raw, err := s.rdb.Get(ctx, lobbyKey(lobbyID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Lobby{}, ErrNotFound
+	}
+	if err != nil {
+		return Lobby{}, fmt.Errorf("read lobby %s: %w", lobbyID, err)
+	}
+	return decodeLobby(raw)
+}
+
+func decodeLobby(raw string) (Lobby, error) {
+	var l Lobby
+	// cjson writes an empty table as {}: props may come back as an object
+	// either way, members never empty.
+	if err := json.Unmarshal([]byte(raw), &l); err != nil {
+		return Lobby{}, fmt.Errorf("decode lobby: %w", err)
+	}
+	if l.Props == nil {
+		l.Props = map[string]string{}
+	}
+	return l, nil
+}
+
+// LobbyByCode finds a live lobby by its join code, or ErrNotFound.
+func (s *Store) LobbyByCode(ctx context.Context, code string) (Lobby, error) {
+	id, err := s.rdb.Get(ctx, lobbyCodeKey(code)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Lobby{}, ErrNotFound
+	}
+	if err != nil {
+		return Lobby{}, fmt.Errorf("look up lobby code: %w", err)
+	}
+	return s.Lobby(ctx, id)
+}
+
+// PlayerLobby returns the lobby the player is a member of, or ErrNotFound.
+func (s *Store) PlayerLobby(ctx context.Context, playerID string) (Lobby, error) {
+	id, err := s.rdb.Get(ctx, playerLobbyKey(playerID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return Lobby{}, ErrNotFound
+	}
+	if err != nil {
+		return Lobby{}, fmt.Errorf("read lobby place of %s: %w", playerID, err)
+	}
+	l, err := s.Lobby(ctx, id)
+	if err != nil {
+		return Lobby{}, err
+	}
+	if _, member := l.Member(playerID); !member {
+		return Lobby{}, ErrNotFound
+	}
+	return l, nil
+}
+
+// JoinLobby adds m to the lobby. ErrNotFound, ErrFull, or ErrConflict when
+// the player is in another lobby or the lobby is queued or matched.
+func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m LobbyMember) (Lobby, error) {
+	if err := s.claimLobby(ctx, m.PlayerID, lobbyID); err != nil {
+		return Lobby{}, err
+	}
+	member, _ := json.Marshal(m)
+	l, outcome, err := s.mutateLobby(ctx, lobbyID, "join", m.PlayerID, string(member))
+	if err == nil {
+		switch outcome {
+		case "ok", "member":
+			s.indexLobby(ctx, l, false)
+			return l, nil
+		case "full":
+			err = ErrFull
+		default:
+			err = fmt.Errorf("lobby is %s: %w", l.Status, ErrConflict)
+		}
+	}
+	s.releaseLobby(ctx, m.PlayerID, lobbyID)
+	return Lobby{}, err
+}
+
+// LeaveLobby takes the player (or, with by set, the owner removing them)
+// out of the lobby and releases their place. It reports whether the lobby
+// was deleted (nobody left) and returns the lobby after the change (before
+// it, when deleted). ErrNotFound if they are not a member; ErrForbidden or
+// ErrInvalid for a kick the owner may not make.
+func (s *Store) LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (Lobby, bool, error) {
+	op, actor, args := "leave", playerID, []any(nil)
+	if by != "" && by != playerID {
+		op, actor, args = "kick", by, []any{playerID}
+	}
+	l, outcome, err := s.mutateLobby(ctx, lobbyID, op, actor, args...)
+	if err != nil {
+		return Lobby{}, false, err
+	}
+	switch outcome {
+	case "ok", "deleted":
+	case "notmember":
+		s.releaseLobby(ctx, playerID, lobbyID)
+		return Lobby{}, false, ErrNotFound
+	default:
+		return Lobby{}, false, outcomeError(outcome)
+	}
+	s.releaseLobby(ctx, playerID, lobbyID)
+	deleted := outcome == "deleted"
+	if deleted {
+		_ = compareDeleteScript.Run(ctx, s.rdb, []string{lobbyCodeKey(l.Code)}, l.ID).Err()
+	}
+	s.indexLobby(ctx, l, deleted)
+	return l, deleted, nil
+}
+
+// UpdateLobby applies the owner's patch (props, visibility, maxMembers;
+// nil fields are left alone).
+func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (Lobby, error) {
+	patch := map[string]any{}
+	if props != nil {
+		patch["props"] = props
+	}
+	if visibility != "" {
+		patch["visibility"] = visibility
+	}
+	if maxMembers > 0 {
+		patch["maxMembers"] = maxMembers
+	}
+	raw, _ := json.Marshal(patch)
+	return s.mutateLobbyTo(ctx, lobbyID, "update", by, string(raw))
+}
+
+// PromoteInLobby makes target the owner (by must be the owner).
+func (s *Store) PromoteInLobby(ctx context.Context, lobbyID, by, target string) (Lobby, error) {
+	return s.mutateLobbyTo(ctx, lobbyID, "promote", by, target)
+}
+
+// SetReady sets the player's readiness. ErrConflict while the lobby queues.
+func (s *Store) SetReady(ctx context.Context, lobbyID, playerID string, ready bool) (Lobby, error) {
+	flag := "0"
+	if ready {
+		flag = "1"
+	}
+	return s.mutateLobbyTo(ctx, lobbyID, "ready", playerID, flag)
+}
+
+// AttachLobbyTicket marks the lobby queued with ticketID, if by is the owner,
+// every member is ready and the members are still exactly memberIDs (the
+// ticket's players). ErrForbidden, ErrConflict (not ready, already queued,
+// or members changed meanwhile).
+func (s *Store) AttachLobbyTicket(ctx context.Context, lobbyID, by, ticketID string, memberIDs []string) (Lobby, error) {
+	raw, _ := json.Marshal(memberIDs)
+	return s.mutateLobbyTo(ctx, lobbyID, "set_ticket", by, ticketID, string(raw))
+}
+
+// LobbyTicketDone moves a lobby whose ticket ended to status (open: the
+// ticket was cancelled; matched: its match is ready), if ticketID is still
+// the lobby's ticket. A stale ticket leaves the lobby as it is.
+func (s *Store) LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status string) (Lobby, bool, error) {
+	l, outcome, err := s.mutateLobby(ctx, lobbyID, "ticket_done", "", ticketID, status)
+	if err != nil {
+		return Lobby{}, false, err
+	}
+	if outcome == "ok" {
+		s.indexLobby(ctx, l, false)
+	}
+	return l, outcome == "ok", nil
+}
+
+func (s *Store) mutateLobbyTo(ctx context.Context, lobbyID, op, actor string, args ...any) (Lobby, error) {
+	l, outcome, err := s.mutateLobby(ctx, lobbyID, op, actor, args...)
+	if err != nil {
+		return Lobby{}, err
+	}
+	if outcome != "ok" {
+		return l, outcomeError(outcome)
+	}
+	s.indexLobby(ctx, l, false)
+	return l, nil
+}
+
+func (s *Store) mutateLobby(ctx context.Context, lobbyID, op, actor string, args ...any) (Lobby, string, error) {
+	res, err := lobbyMutateScript.Run(ctx, s.rdb, []string{lobbyKey(lobbyID)}, append([]any{op, actor}, args...)...).StringSlice()
+	if err != nil {
+		return Lobby{}, "", fmt.Errorf("%s lobby %s: %w", op, lobbyID, err)
+	}
+	if res[0] == "missing" {
+		return Lobby{}, "", ErrNotFound
+	}
+	l, err := decodeLobby(res[1])
+	return l, res[0], err
+}
+
+func outcomeError(outcome string) error {
+	switch outcome {
+	case "forbidden":
+		return ErrForbidden
+	case "full":
+		return ErrFull
+	case "notmember":
+		return fmt.Errorf("not a member of this lobby: %w", ErrNotFound)
+	case "invalid":
+		return fmt.Errorf("not allowed on this lobby: %w", ErrInvalid)
+	case "busy":
+		return fmt.Errorf("the lobby is queued: leave the queue first: %w", ErrConflict)
+	case "notready":
+		return fmt.Errorf("every member must be ready: %w", ErrConflict)
+	case "changed":
+		return fmt.Errorf("the lobby's members changed meanwhile: %w", ErrConflict)
+	default:
+		return fmt.Errorf("lobby: %s: %w", outcome, ErrConflict)
+	}
+}
+
+// PublicLobbies lists up to limit public, open, not full lobbies of the
+// queue, newest first.
+func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]Lobby, error) {
+	ids, err := s.rdb.ZRevRange(ctx, publicLobbiesKey(queue), 0, int64(limit)*2-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list lobbies of %s: %w", queue, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.Get(ctx, lobbyKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read lobbies of %s: %w", queue, err)
+	}
+	var out []Lobby
+	for i, cmd := range cmds {
+		raw, err := cmd.Result()
+		if err != nil {
+			s.rdb.ZRem(ctx, publicLobbiesKey(queue), ids[i]) // gone: drop from the index
+			continue
+		}
+		l, err := decodeLobby(raw)
+		if err != nil || l.Visibility != "public" || l.Status != LobbyOpen || len(l.Members) >= l.MaxMembers {
+			continue
+		}
+		if len(out) < limit {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// Connected reports which of the players have a live presence.
+func (s *Store) Connected(ctx context.Context, players []string) (map[string]bool, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(players))
+	for i, p := range players {
+		cmds[i] = pipe.Exists(ctx, presenceKey(p))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("look up presence: %w", err)
+	}
+	out := make(map[string]bool, len(players))
+	for i, cmd := range cmds {
+		out[players[i]] = cmd.Val() == 1
+	}
+	return out, nil
+}
+
+// SetGraceDeadlines records, per player, when they lose their lobby place
+// and solo ticket unless connected by then.
+func (s *Store) SetGraceDeadlines(ctx context.Context, deadlines map[string]time.Time) error {
+	if len(deadlines) == 0 {
+		return nil
+	}
+	zs := make([]redis.Z, 0, len(deadlines))
+	for p, d := range deadlines {
+		zs = append(zs, redis.Z{Score: float64(msOf(d)), Member: p})
+	}
+	if err := s.rdb.ZAdd(ctx, gracesKey, zs...).Err(); err != nil {
+		return fmt.Errorf("set grace deadlines: %w", err)
+	}
+	return nil
+}
+
+// PopExpiredGraces takes up to limit players whose grace deadline has
+// passed; each is returned to exactly one caller.
+func (s *Store) PopExpiredGraces(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	players, err := popDueScript.Run(ctx, s.rdb, []string{gracesKey}, msOf(now), limit).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("pop expired graces: %w", err)
+	}
+	return players, nil
+}

@@ -1,0 +1,164 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+func member(id string, joined int64) store.LobbyMember {
+	return store.LobbyMember{PlayerID: id, Name: "N" + id, JoinedAt: joined}
+}
+
+func newLobby(t *testing.T, s *store.Store, owner string, max int, visibility string) store.Lobby {
+	t.Helper()
+	l, err := s.CreateLobby(context.Background(), store.Lobby{
+		ID: uuid.NewString(), Queue: "q", Visibility: visibility, OwnerID: owner, MaxMembers: max,
+		Props: map[string]string{"map": "dust"}, Status: store.LobbyOpen, CreatedAt: time.Now().UnixMilli(),
+		Members: []store.LobbyMember{member(owner, 1)},
+	})
+	require.NoError(t, err)
+	return l
+}
+
+func TestLobbyLifecycle(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		l := newLobby(t, s, "owner", 3, "public")
+		assert.Len(t, l.Code, store.CodeLength)
+		code, ok := store.NormalizeCode(" " + l.Code + " ")
+		require.True(t, ok)
+		byCode, err := s.LobbyByCode(ctx, code)
+		require.NoError(t, err)
+		assert.Equal(t, l.ID, byCode.ID)
+		assert.Equal(t, "dust", byCode.Props["map"])
+
+		_, err = s.CreateLobby(ctx, store.Lobby{ID: uuid.NewString(), Queue: "q", MaxMembers: 2,
+			Members: []store.LobbyMember{member("owner", 1)}})
+		assert.ErrorIs(t, err, store.ErrConflict, "one lobby per player")
+
+		l, err = s.JoinLobby(ctx, l.ID, member("b", 2))
+		require.NoError(t, err)
+		l, err = s.JoinLobby(ctx, l.ID, member("c", 3))
+		require.NoError(t, err)
+		assert.Equal(t, []string{"owner", "b", "c"}, l.MemberIDs())
+		_, err = s.JoinLobby(ctx, l.ID, member("d", 4))
+		assert.ErrorIs(t, err, store.ErrFull)
+		again, err := s.JoinLobby(ctx, l.ID, member("b", 9))
+		require.NoError(t, err, "joining twice is harmless")
+		assert.Len(t, again.Members, 3)
+
+		listed, err := s.PublicLobbies(ctx, "q", 10)
+		require.NoError(t, err)
+		assert.Empty(t, listed, "a full lobby is not listed")
+
+		_, err = s.UpdateLobby(ctx, l.ID, "b", map[string]string{"x": "y"}, "", 0)
+		assert.ErrorIs(t, err, store.ErrForbidden)
+		_, err = s.UpdateLobby(ctx, l.ID, "owner", nil, "", 2)
+		assert.ErrorIs(t, err, store.ErrInvalid, "maxMembers below the member count")
+		l, err = s.UpdateLobby(ctx, l.ID, "owner", map[string]string{"mode": "duo"}, "private", 0)
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{"mode": "duo"}, l.Props)
+		assert.Equal(t, "private", l.Visibility)
+
+		_, _, err = s.LeaveLobby(ctx, l.ID, "owner", "b")
+		assert.ErrorIs(t, err, store.ErrForbidden, "only the owner kicks")
+		_, _, err = s.LeaveLobby(ctx, l.ID, "owner", "owner")
+		require.NoError(t, err)
+		l, err = s.PlayerLobby(ctx, "b")
+		require.NoError(t, err)
+		assert.Equal(t, "b", l.OwnerID, "ownership passes to the earliest joiner")
+		_, err = s.PlayerLobby(ctx, "owner")
+		assert.ErrorIs(t, err, store.ErrNotFound)
+
+		l, err = s.PromoteInLobby(ctx, l.ID, "b", "c")
+		require.NoError(t, err)
+		assert.Equal(t, "c", l.OwnerID)
+		l, _, err = s.LeaveLobby(ctx, l.ID, "b", "c")
+		require.NoError(t, err, "the owner kicks")
+		assert.Equal(t, []string{"c"}, l.MemberIDs())
+		_, deleted, err := s.LeaveLobby(ctx, l.ID, "c", "")
+		require.NoError(t, err)
+		assert.True(t, deleted, "an empty lobby is deleted")
+		_, err = s.LobbyByCode(ctx, l.Code)
+		assert.ErrorIs(t, err, store.ErrNotFound, "its code is free again")
+	})
+}
+
+func TestLobbyTicket(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		l := newLobby(t, s, "o", 2, "public")
+		_, err := s.JoinLobby(ctx, l.ID, member("m", 2))
+		require.NoError(t, err)
+		listed, err := s.PublicLobbies(ctx, "q", 10)
+		require.NoError(t, err)
+		assert.Empty(t, listed)
+
+		_, err = s.AttachLobbyTicket(ctx, l.ID, "o", "t1", []string{"o", "m"})
+		assert.ErrorIs(t, err, store.ErrConflict, "not everyone is ready")
+		for _, p := range []string{"o", "m"} {
+			_, err = s.SetReady(ctx, l.ID, p, true)
+			require.NoError(t, err)
+		}
+		_, err = s.AttachLobbyTicket(ctx, l.ID, "m", "t1", []string{"o", "m"})
+		assert.ErrorIs(t, err, store.ErrForbidden)
+		_, err = s.AttachLobbyTicket(ctx, l.ID, "o", "t1", []string{"o"})
+		assert.ErrorIs(t, err, store.ErrConflict, "the members changed")
+		l, err = s.AttachLobbyTicket(ctx, l.ID, "o", "t1", []string{"o", "m"})
+		require.NoError(t, err)
+		assert.Equal(t, store.LobbyQueued, l.Status)
+		assert.Equal(t, "t1", l.TicketID)
+		_, err = s.SetReady(ctx, l.ID, "m", false)
+		assert.ErrorIs(t, err, store.ErrConflict, "readiness is fixed while queued")
+		_, err = s.JoinLobby(ctx, l.ID, member("x", 3))
+		assert.ErrorIs(t, err, store.ErrConflict, "a queued lobby takes no one")
+
+		_, changed, err := s.LobbyTicketDone(ctx, l.ID, "other", store.LobbyOpen)
+		require.NoError(t, err)
+		assert.False(t, changed, "a stale ticket changes nothing")
+		l, changed, err = s.LobbyTicketDone(ctx, l.ID, "t1", store.LobbyMatched)
+		require.NoError(t, err)
+		assert.True(t, changed)
+		assert.Equal(t, store.LobbyMatched, l.Status)
+		assert.False(t, l.Members[0].Ready, "readiness resets after a match")
+	})
+}
+
+func TestPublicLobbiesAndGraces(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var ids []string
+		for i := 0; i < 5; i++ {
+			vis := "public"
+			if i == 2 {
+				vis = "private"
+			}
+			ids = append(ids, newLobby(t, s, fmt.Sprint("o", i), 4, vis).ID)
+		}
+		listed, err := s.PublicLobbies(ctx, "q", 3)
+		require.NoError(t, err)
+		require.Len(t, listed, 3)
+		for _, l := range listed {
+			assert.NotEqual(t, ids[2], l.ID, "private lobbies are never listed")
+		}
+
+		now := time.Now()
+		require.NoError(t, s.SetGraceDeadlines(ctx, map[string]time.Time{
+			"late": now.Add(-time.Second), "later": now.Add(-time.Millisecond), "future": now.Add(time.Hour)}))
+		due, err := s.PopExpiredGraces(ctx, now, 10)
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{"late", "later"}, due)
+		due, err = s.PopExpiredGraces(ctx, now, 10)
+		require.NoError(t, err)
+		assert.Empty(t, due, "each expired grace is handed out once")
+	})
+}
