@@ -24,6 +24,10 @@ type Queuer interface {
 	Join(ctx context.Context, t store.Ticket) (store.Ticket, error)
 	// Leave cancels the player's searching ticket.
 	Leave(ctx context.Context, playerID string) (store.Ticket, error)
+	// MaxUsers returns a queue's match size, and whether the queue exists.
+	MaxUsers(queue string) (int, bool)
+	// QueueNames lists the queues.
+	QueueNames() []string
 }
 
 // Gateway serves players' WebSocket connections on one node. Store, Queues,
@@ -63,6 +67,15 @@ type Gateway struct {
 	// socket is closed with 1008. Defaults 20 and 40.
 	RateLimit float64
 	RateBurst int
+	// ChatRate and ChatBurst bound each player's lobby.chat messages per
+	// second; beyond them chat gets rate_limited. Defaults 1 and 5.
+	ChatRate  float64
+	ChatBurst int
+	// Grace is how long a disconnected player keeps their lobby place and
+	// solo ticket. Default 30s.
+	Grace time.Duration
+	// GraceSweep is how often expired graces are looked for. Default 1s.
+	GraceSweep time.Duration
 
 	initOnce sync.Once
 	ready    chan struct{} // closed once Run accepts connections
@@ -90,6 +103,10 @@ func (g *Gateway) init() {
 		setDefault(&g.RequestTimeout, 5*time.Second)
 		setDefault(&g.RateLimit, 20)
 		setDefault(&g.RateBurst, 40)
+		setDefault(&g.ChatRate, 1)
+		setDefault(&g.ChatBurst, 5)
+		setDefault(&g.Grace, 30*time.Second)
+		setDefault(&g.GraceSweep, time.Second)
 		g.upgrader = websocket.Upgrader{
 			ReadBufferSize:    1024,
 			WriteBufferSize:   1024,
@@ -125,10 +142,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
 	go func() { defer wg.Done(); g.relay(hubCtx, sub) }()
 	go func() { defer wg.Done(); g.refreshPresence(hubCtx) }()
+	go func() { defer wg.Done(); g.sweepGraces(hubCtx) }()
 
 	g.mu.Lock()
 	g.running = true
@@ -180,8 +198,73 @@ func (g *Gateway) refreshPresence(ctx context.Context) {
 			if err := g.Store.RefreshPresence(rctx, entries, g.PresenceTTL); err != nil {
 				g.Logger.Warn("refresh presence", "err", err)
 			}
+			deadlines := make(map[string]time.Time, len(entries))
+			for p := range entries {
+				deadlines[p] = g.connectedGraceDeadline()
+			}
+			if err := g.Store.SetGraceDeadlines(rctx, deadlines); err != nil {
+				g.Logger.Warn("extend grace deadlines", "err", err)
+			}
 			g.redeliver(rctx, entries)
 			cancel()
+		}
+	}
+}
+
+// connectedGraceDeadline is the grace deadline of a connected player: their
+// node renews it while they stay; if the node dies, it passes one presence
+// lifetime plus the grace period after the last renewal.
+func (g *Gateway) connectedGraceDeadline() time.Time {
+	return time.Now().Add(g.PresenceTTL + g.Grace)
+}
+
+// sweepGraces ends the grace period of players who stayed away: they leave
+// their lobby and their solo ticket is cancelled. Every node sweeps; each
+// expired grace is handed to one of them.
+func (g *Gateway) sweepGraces(ctx context.Context) {
+	t := time.NewTicker(g.GraceSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			players, err := g.Store.PopExpiredGraces(ctx, time.Now(), 100)
+			if err != nil {
+				if ctx.Err() == nil {
+					g.Logger.Warn("sweep graces", "err", err)
+				}
+				break
+			}
+			for _, p := range players {
+				g.expire(ctx, p)
+			}
+			if len(players) < 100 {
+				break
+			}
+		}
+	}
+}
+
+// expire ends one player's grace period, unless they are connected.
+func (g *Gateway) expire(ctx context.Context, player string) {
+	connected, err := g.Store.Connected(ctx, []string{player})
+	if err != nil || connected[player] {
+		return // connected (their node renews the deadline), or retry at the next disconnect
+	}
+	log := g.Logger.With("player", player)
+	if l, err := g.Store.PlayerLobby(ctx, player); err == nil {
+		log.Info("grace period over: leaving lobby", "lobby", l.ID)
+		if err := g.leaveLobby(ctx, l.ID, player, "", ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+			log.Warn("remove player from lobby", "err", err)
+		}
+	}
+	if t, err := g.Store.PlayerTicket(ctx, player); err == nil && t.LobbyID == "" &&
+		(t.Status == store.TicketSearching || t.Status == store.TicketMatched) {
+		if _, err := g.Store.CancelPlayerTicket(ctx, player); err == nil {
+			log.Info("grace period over: ticket cancelled", "ticket", t.ID)
 		}
 	}
 }
@@ -251,6 +334,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx: ctx, cancel: cancel,
 		limiter:   rate.NewLimiter(rate.Limit(g.RateLimit), g.RateBurst),
 		abuse:     rate.NewLimiter(rate.Limit(g.RateLimit), g.RateBurst),
+		chat:      rate.NewLimiter(rate.Limit(g.ChatRate), g.ChatBurst),
 		delivered: make(map[string]bool),
 	}
 	s.log = g.Logger.With("player", id.PlayerID, "conn", s.connID)

@@ -18,9 +18,18 @@ type handlerFunc func(ctx context.Context, s *session, frame []byte) (any, error
 
 // requestHandlers lists every request type the gateway understands.
 var requestHandlers = map[string]handlerFunc{
-	"ping":        handlePing,
-	"queue.join":  handleQueueJoin,
-	"queue.leave": handleQueueLeave,
+	"ping":          handlePing,
+	"queue.join":    handleQueueJoin,
+	"queue.leave":   handleQueueLeave,
+	"lobby.create":  handleLobbyCreate,
+	"lobby.join":    handleLobbyJoin,
+	"lobby.leave":   handleLobbyLeave,
+	"lobby.list":    handleLobbyList,
+	"lobby.update":  handleLobbyUpdate,
+	"lobby.kick":    handleLobbyKick,
+	"lobby.promote": handleLobbyPromote,
+	"lobby.ready":   handleLobbyReady,
+	"lobby.chat":    handleLobbyChat,
 }
 
 func decode(frame []byte, dst any) error {
@@ -75,6 +84,11 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if len(t.Regions) == 0 && len(req.Latencies) > 0 {
 		t.Regions = regionsByLatency(req.Latencies)
 	}
+	if l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
+		return s.queueLobby(ctx, l, req, t)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
 	ticket, err := s.g.Queues.Join(ctx, t)
 	if err != nil {
 		return nil, err
@@ -105,6 +119,21 @@ func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 		}
 		return nil, err
 	}
-	s.afterReply(mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)}))
+	state := mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})
+	if t.LobbyID == "" {
+		s.afterReply(state)
+		return nil, nil
+	}
+	// A lobby's ticket: the whole lobby leaves the queue and every member is told.
+	s.afterReplyDo(func(ctx context.Context) {
+		l, _, err := s.g.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, store.LobbyOpen)
+		if err != nil {
+			s.log.Warn("reopen lobby", "lobby", t.LobbyID, "err", err)
+			return
+		}
+		if err := s.g.lobbyEvents(ctx, l, store.Addressed{To: t.PlayerIDs(), Event: state}); err != nil {
+			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+		}
+	})
 	return nil, nil
 }

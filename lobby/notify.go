@@ -3,6 +3,7 @@ package lobby
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/lobbyd/lobbyd/store"
@@ -41,7 +42,35 @@ func (n *Notifier) MatchReady(ctx context.Context, m store.Match) error {
 	if err := n.Store.SetPendingMatch(ctx, m, payload); err != nil {
 		return fmt.Errorf("deliver match %s: %w", m.ID, err)
 	}
-	return n.Store.SendToPlayers(ctx, []store.Addressed{{To: m.PlayerIDs(), Event: payload, MatchID: m.ID}})
+	if err := n.Store.SendToPlayers(ctx, []store.Addressed{{To: m.PlayerIDs(), Event: payload, MatchID: m.ID}}); err != nil {
+		return err
+	}
+	return n.lobbiesMatched(ctx, m)
+}
+
+// lobbiesMatched moves the lobbies whose tickets are in a ready match to
+// status matched and tells their members.
+func (n *Notifier) lobbiesMatched(ctx context.Context, m store.Match) error {
+	done := map[string]bool{}
+	var errs []error
+	for _, p := range m.Players {
+		if p.LobbyID == "" || done[p.LobbyID] {
+			continue
+		}
+		done[p.LobbyID] = true
+		l, changed, err := n.Store.LobbyTicketDone(ctx, p.LobbyID, p.TicketID, store.LobbyMatched)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // the lobby emptied meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if changed {
+			errs = append(errs, sendLobbyState(ctx, n.Store, l))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // MatchFailed sends match.failed (requeued) and queue.state (searching) to

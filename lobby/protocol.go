@@ -62,6 +62,10 @@ func toError(err error) *Error {
 		return errorf(CodeConflict, err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		return errorf(CodeBadRequest, err.Error())
+	case errors.Is(err, store.ErrForbidden):
+		return errorf(CodeForbidden, err.Error())
+	case errors.Is(err, store.ErrFull):
+		return errorf(CodeFull, err.Error())
 	case errors.Is(err, context.DeadlineExceeded) || isNetError(err):
 		return errorf(CodeUnavailable, "the server cannot complete this now, try again")
 	default:
@@ -164,6 +168,7 @@ type welcomeFrame struct {
 }
 
 type welcomeState struct {
+	Lobby  *lobbyJSON       `json:"lobby,omitempty"`
 	Ticket *ticketJSON      `json:"ticket,omitempty"`
 	Match  *json.RawMessage `json:"match,omitempty"`
 }
@@ -176,4 +181,57 @@ func mustJSON(v any) []byte {
 		panic("lobby: encode protocol frame: " + err.Error()) // only our own types reach here
 	}
 	return b
+}
+
+// lobbyJSON is the protocol's Lobby object.
+type lobbyJSON struct {
+	LobbyID    string            `json:"lobbyId"`
+	Code       string            `json:"code"`
+	Queue      string            `json:"queue"`
+	Visibility string            `json:"visibility"`
+	OwnerID    string            `json:"ownerId"`
+	MaxMembers int               `json:"maxMembers"`
+	Members    []memberJSON      `json:"members"`
+	Props      map[string]string `json:"props"`
+	Status     string            `json:"status"`
+	TicketID   string            `json:"ticketId,omitempty"`
+}
+
+type memberJSON struct {
+	PlayerID  string `json:"playerId"`
+	Name      string `json:"name"`
+	Ready     bool   `json:"ready"`
+	Connected bool   `json:"connected"`
+}
+
+// lobbyObject renders a lobby; connected says which members have a socket.
+func lobbyObject(l store.Lobby, connected map[string]bool) lobbyJSON {
+	out := lobbyJSON{
+		LobbyID: l.ID, Code: l.Code, Queue: l.Queue, Visibility: l.Visibility, OwnerID: l.OwnerID,
+		MaxMembers: l.MaxMembers, Props: l.Props, Status: l.Status, TicketID: l.TicketID,
+		Members: make([]memberJSON, len(l.Members)),
+	}
+	for i, m := range l.Members {
+		out.Members[i] = memberJSON{PlayerID: m.PlayerID, Name: m.Name, Ready: m.Ready, Connected: connected[m.PlayerID]}
+	}
+	return out
+}
+
+type lobbyStateEvent struct {
+	Type  string    `json:"type"`
+	Lobby lobbyJSON `json:"lobby"`
+}
+
+type lobbyRemovedEvent struct {
+	Type    string `json:"type"`
+	LobbyID string `json:"lobbyId"`
+	Reason  string `json:"reason"`
+}
+
+type lobbyChatEvent struct {
+	Type    string     `json:"type"`
+	LobbyID string     `json:"lobbyId"`
+	From    playerJSON `json:"from"`
+	Text    string     `json:"text"`
+	TS      string     `json:"ts"`
 }

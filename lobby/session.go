@@ -54,6 +54,7 @@ type session struct {
 
 	limiter *rate.Limiter // requests
 	abuse   *rate.Limiter // rejected requests; exhausting it closes with 1008
+	chat    *rate.Limiter // lobby.chat messages
 
 	closeOnce sync.Once
 	closeCode int
@@ -64,10 +65,15 @@ type session struct {
 	early     []outgoing      // events that arrived before welcome was queued
 	delivered map[string]bool // match ids pushed on this connection
 
-	// afterReply holds events a request produced, sent after its reply;
-	// only the read loop touches it.
+	// followUps and afterDo hold what a request produced for after its
+	// reply: events for this socket, and work such as broadcasts to a
+	// lobby. Only the read loop touches them.
 	followUps [][]byte
+	afterDo   []func(context.Context)
 }
+
+// afterReplyDo runs f (in the read loop) once the current reply is queued.
+func (s *session) afterReplyDo(f func(context.Context)) { s.afterDo = append(s.afterDo, f) }
 
 // afterReply queues an event to be sent right after the current reply.
 func (s *session) afterReply(frame []byte) { s.followUps = append(s.followUps, frame) }
@@ -241,7 +247,27 @@ func (s *session) attach() error {
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
+	if err := s.g.Store.SetGraceDeadlines(ctx, map[string]time.Time{s.id.PlayerID: s.g.connectedGraceDeadline()}); err != nil {
+		return err
+	}
+	l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID)
+	switch {
+	case err == nil:
+		obj, err := s.g.snapshot(ctx, l)
+		if err != nil {
+			return err
+		}
+		w.State.Lobby = &obj
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
 	s.welcome(w, matchID)
+	if w.State.Lobby != nil {
+		// The others see this member connected again.
+		if err := s.g.lobbyEvents(ctx, l); err != nil {
+			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+		}
+	}
 	return nil
 }
 
@@ -249,12 +275,26 @@ func (s *session) attach() error {
 // taken over already.
 func (s *session) detach() {
 	s.g.hub.remove(s)
+	defer s.g.metrics.connections.Dec()
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.RequestTimeout)
 	defer cancel()
-	if err := s.g.Store.ClearPresence(ctx, s.id.PlayerID, s.presence()); err != nil {
+	cleared, err := s.g.Store.ClearPresence(ctx, s.id.PlayerID, s.presence())
+	if err != nil {
 		s.log.Warn("clear presence", "err", err)
+		return
 	}
-	s.g.metrics.connections.Dec()
+	if !cleared {
+		return // a newer connection holds the player
+	}
+	// The player keeps their lobby place and ticket for the grace period.
+	if err := s.g.Store.SetGraceDeadlines(ctx, map[string]time.Time{s.id.PlayerID: time.Now().Add(s.g.Grace)}); err != nil {
+		s.log.Warn("start grace period", "err", err)
+	}
+	if l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
+		if err := s.g.lobbyEvents(ctx, l); err != nil {
+			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+		}
+	}
 }
 
 func (s *session) readLoop() {
@@ -407,6 +447,10 @@ func (s *session) handleFrame(data []byte) {
 		s.answer(f)
 	}
 	s.followUps = s.followUps[:0]
+	for _, f := range s.afterDo {
+		f(ctx)
+	}
+	s.afterDo = s.afterDo[:0]
 }
 
 func truncate(s string, n int) string {

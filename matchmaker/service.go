@@ -75,6 +75,21 @@ func (s *Service) init() {
 	})
 }
 
+// MaxUsers returns the match size of the named queue.
+func (s *Service) MaxUsers(name string) (int, bool) {
+	q, ok := s.Queue(name)
+	return q.MaxUsers, ok
+}
+
+// QueueNames lists the configured queues.
+func (s *Service) QueueNames() []string {
+	names := make([]string, len(s.Queues))
+	for i, q := range s.Queues {
+		names[i] = q.Name
+	}
+	return names
+}
+
 // Queue returns the configuration of the named queue.
 func (s *Service) Queue(name string) (Queue, bool) {
 	s.init()

@@ -205,16 +205,23 @@ func (s *Store) Lobby(ctx context.Context, lobbyID string) (Lobby, error) {
 }
 
 func decodeLobby(raw string) (Lobby, error) {
-	var l Lobby
-	// cjson writes an empty table as {}: props may come back as an object
-	// either way, members never empty.
+	// Lua's cjson cannot tell an empty object from an empty array, and
+	// implementations differ ({} in Redis, [] in miniredis): props, the one
+	// field that may be empty, is decoded either way.
+	var l struct {
+		Lobby
+		Props json.RawMessage `json:"props"`
+	}
 	if err := json.Unmarshal([]byte(raw), &l); err != nil {
 		return Lobby{}, fmt.Errorf("decode lobby: %w", err)
 	}
-	if l.Props == nil {
-		l.Props = map[string]string{}
+	l.Lobby.Props = map[string]string{}
+	if p := string(l.Props); p != "" && p != "[]" && p != "null" {
+		if err := json.Unmarshal(l.Props, &l.Lobby.Props); err != nil {
+			return Lobby{}, fmt.Errorf("decode lobby props: %w", err)
+		}
 	}
-	return l, nil
+	return l.Lobby, nil
 }
 
 // LobbyByCode finds a live lobby by its join code, or ErrNotFound.

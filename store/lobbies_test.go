@@ -93,6 +93,21 @@ func TestLobbyLifecycle(t *testing.T) {
 	})
 }
 
+func TestLobbyWithoutProps(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		l, err := s.CreateLobby(ctx, store.Lobby{ID: uuid.NewString(), Queue: "q", Visibility: "public", OwnerID: "o",
+			MaxMembers: 3, Status: store.LobbyOpen, Members: []store.LobbyMember{member("o", 1)}})
+		require.NoError(t, err)
+		l, err = s.JoinLobby(ctx, l.ID, member("m", 2))
+		require.NoError(t, err, "a lobby without props survives a change")
+		assert.Empty(t, l.Props)
+		l, err = s.UpdateLobby(ctx, l.ID, "o", map[string]string{}, "", 0)
+		require.NoError(t, err)
+		assert.Empty(t, l.Props)
+	})
+}
+
 func TestLobbyTicket(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

@@ -57,12 +57,14 @@ func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence
 	return nil
 }
 
-// ClearPresence removes the player's presence if it is still p.
-func (s *Store) ClearPresence(ctx context.Context, playerID string, p Presence) error {
-	if err := compareDeleteScript.Run(ctx, s.rdb, []string{presenceKey(playerID)}, p.value()).Err(); err != nil {
-		return fmt.Errorf("clear presence of %s: %w", playerID, err)
+// ClearPresence removes the player's presence if it is still p, and
+// reports whether it was (false: a newer connection has taken over).
+func (s *Store) ClearPresence(ctx context.Context, playerID string, p Presence) (bool, error) {
+	n, err := compareDeleteScript.Run(ctx, s.rdb, []string{presenceKey(playerID)}, p.value()).Int()
+	if err != nil {
+		return false, fmt.Errorf("clear presence of %s: %w", playerID, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 // NodeMessage is what travels on a node's channel.

@@ -52,6 +52,15 @@ type Ticket struct {
 	HoldUntil time.Time `json:"-"`
 }
 
+// PlayerIDs lists the ids of the ticket's players.
+func (t Ticket) PlayerIDs() []string {
+	ids := make([]string, len(t.Players))
+	for i, p := range t.Players {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
 // Size is the number of players the ticket brings to a match.
 func (t Ticket) Size() int { return len(t.Players) }
 

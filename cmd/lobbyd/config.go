@@ -30,6 +30,7 @@ type config struct {
 	PlayFabMaxInFlight int
 	AllocationDeadline time.Duration
 	RequeueHold        time.Duration
+	ReconnectGrace     time.Duration
 
 	AllowedOrigins  []string
 	MaxFrameBytes   int64
@@ -55,6 +56,7 @@ var settings = []setting{
 	{"playfab-max-in-flight", "LOBBYD_PLAYFAB_MAX_IN_FLIGHT", "64", "most RequestPartyService calls in flight at once on this node"},
 	{"allocation-deadline", "LOBBYD_ALLOCATION_DEADLINE", "30s", "time to get a party for a match, retries included, before the match fails and its players are requeued"},
 	{"requeue-hold", "LOBBYD_REQUEUE_HOLD", "5s", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)"},
+	{"reconnect-grace", "LOBBYD_RECONNECT_GRACE", "30s", "how long a disconnected player keeps their lobby place and solo ticket"},
 	{"allowed-origins", "LOBBYD_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any"},
 	{"max-frame-bytes", "LOBBYD_MAX_FRAME_BYTES", "4096", "largest client frame; larger ones close the socket with 1009"},
 	{"shutdown-timeout", "LOBBYD_SHUTDOWN_TIMEOUT", "15s", "time allowed for a graceful shutdown"},
@@ -123,6 +125,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.AllocationDeadline = parseDuration("allocation-deadline")
 	c.ShutdownTimeout = parseDuration("shutdown-timeout")
 	c.RequeueHold = parseDuration("requeue-hold")
+	c.ReconnectGrace = parseDuration("reconnect-grace")
 	c.PlayFabMaxInFlight = int(parseInt("playfab-max-in-flight", 1, 10000))
 	c.MaxFrameBytes = parseInt("max-frame-bytes", 512, 1<<20)
 	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {

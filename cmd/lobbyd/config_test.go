@@ -24,6 +24,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.EqualValues(t, 4096, c.MaxFrameBytes)
 	assert.Equal(t, 30*time.Second, c.AllocationDeadline)
 	assert.Equal(t, 5*time.Second, c.RequeueHold)
+	assert.Equal(t, 30*time.Second, c.ReconnectGrace)
 	assert.NotEmpty(t, c.NodeID)
 }
 

@@ -46,8 +46,19 @@ func startServer(t *testing.T, env map[string]string, args ...string) *server {
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
 	require.True(t, ok, "unexpected first line %q", line)
 	s.URL = addr
-	t.Cleanup(func() { s.shutdown(t) })
+	t.Cleanup(func() {
+		s.shutdown(t)
+		if t.Failed() {
+			t.Logf("lobbyd's log:\n%s", lastLines(s.stderr.String(), 40))
+		}
+	})
 	return s
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // shutdown stops the server and waits for run to return.

@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mm := &matchmaker.Service{Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log}
 	gw := &lobby.Gateway{
 		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
-		AllowedOrigins: cfg.AllowedOrigins, MaxFrameBytes: cfg.MaxFrameBytes,
+		AllowedOrigins: cfg.AllowedOrigins, MaxFrameBytes: cfg.MaxFrameBytes, Grace: cfg.ReconnectGrace,
 	}
 	networks := make(map[string]partyalloc.NetworkConfiguration, len(queues))
 	names := make([]string, len(queues))

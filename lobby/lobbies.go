@@ -1,0 +1,475 @@
+package lobby
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/lobbyd/lobbyd/store"
+)
+
+// Limits on what players put in a lobby.
+const (
+	maxProps        = 16
+	maxPropKey      = 32
+	maxPropValue    = 256
+	maxChatRunes    = 500
+	defaultListSize = 20
+	maxListSize     = 100
+)
+
+// lobbyEvents sends lobby.state to every member of l, with each member's
+// connection state, plus any extra events.
+func (g *Gateway) lobbyEvents(ctx context.Context, l store.Lobby, extra ...store.Addressed) error {
+	return sendLobbyState(ctx, g.Store, l, extra...)
+}
+
+func sendLobbyState(ctx context.Context, st *store.Store, l store.Lobby, extra ...store.Addressed) error {
+	members := l.MemberIDs()
+	connected, err := st.Connected(ctx, members)
+	if err != nil {
+		return err
+	}
+	events := append([]store.Addressed{{To: members, Event: mustJSON(lobbyStateEvent{
+		Type: "lobby.state", Lobby: lobbyObject(l, connected),
+	})}}, extra...)
+	return st.SendToPlayers(ctx, events)
+}
+
+// snapshot renders l for a reply or welcome.
+func (g *Gateway) snapshot(ctx context.Context, l store.Lobby) (lobbyJSON, error) {
+	connected, err := g.Store.Connected(ctx, l.MemberIDs())
+	if err != nil {
+		return lobbyJSON{}, err
+	}
+	return lobbyObject(l, connected), nil
+}
+
+// broadcastAfterReply sends lobby.state (and extra events) once the current
+// reply has been queued, so the requester sees its reply first.
+func (s *session) broadcastAfterReply(l store.Lobby, extra ...store.Addressed) {
+	s.afterReplyDo(func(ctx context.Context) {
+		if err := s.g.lobbyEvents(ctx, l, extra...); err != nil {
+			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+		}
+	})
+}
+
+// memberGone takes a player who left, was kicked or timed out of lobby l
+// out of its queue: a lobby that was queued has its ticket cancelled (any
+// member leaving takes the lobby out of the queue) and every member, the
+// one gone included, gets queue.state cancelled. It returns the lobby as it
+// now is and those events.
+func (g *Gateway) memberGone(ctx context.Context, l store.Lobby, deleted bool, gone string) (store.Lobby, []store.Addressed, error) {
+	if l.Status != store.LobbyQueued || l.TicketID == "" {
+		return l, nil, nil
+	}
+	t, err := g.Store.CancelPlayerTicket(ctx, gone)
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
+		return l, nil, nil // the ticket already ended, or its party exists
+	case err != nil:
+		return l, nil, err
+	}
+	events := []store.Addressed{{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})}}
+	if deleted {
+		return l, events, nil
+	}
+	if updated, changed, err := g.Store.LobbyTicketDone(ctx, l.ID, t.ID, store.LobbyOpen); err != nil {
+		return l, events, err
+	} else if changed {
+		l = updated
+	}
+	return l, events, nil
+}
+
+// leaveLobby removes player from their lobby (by the owner, for a kick) and
+// tells everyone concerned. It is shared by lobby.leave, lobby.kick and the
+// end of a disconnected player's grace period.
+func (g *Gateway) leaveLobby(ctx context.Context, lobbyID, player, by, reason string) error {
+	l, deleted, err := g.Store.LeaveLobby(ctx, lobbyID, player, by)
+	if err != nil {
+		return err
+	}
+	l, events, err := g.memberGone(ctx, l, deleted, player)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		events = append(events, store.Addressed{To: []string{player}, Event: mustJSON(lobbyRemovedEvent{
+			Type: "lobby.removed", LobbyID: l.ID, Reason: reason,
+		})})
+	}
+	if deleted {
+		return g.Store.SendToPlayers(ctx, events)
+	}
+	return g.lobbyEvents(ctx, l, events...)
+}
+
+// liveTicket reports whether the player holds a ticket that still binds them.
+func (g *Gateway) liveTicket(ctx context.Context, player string) (bool, error) {
+	t, err := g.Store.PlayerTicket(ctx, player)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return t.Status == store.TicketSearching || t.Status == store.TicketMatched, nil
+}
+
+func validProps(props map[string]string) error {
+	if len(props) > maxProps {
+		return errorf(CodeTooLarge, fmt.Sprintf("at most %d props", maxProps))
+	}
+	for k, v := range props {
+		if k == "" || utf8.RuneCountInString(k) > maxPropKey || utf8.RuneCountInString(v) > maxPropValue {
+			return errorf(CodeTooLarge, fmt.Sprintf("prop keys are 1-%d characters, values at most %d", maxPropKey, maxPropValue))
+		}
+	}
+	return nil
+}
+
+func validVisibility(v string) bool { return v == "public" || v == "private" }
+
+type lobbyCreateRequest struct {
+	Queue      string            `json:"queue"`
+	Visibility string            `json:"visibility"`
+	MaxMembers *int              `json:"maxMembers"`
+	Props      map[string]string `json:"props"`
+}
+
+func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req lobbyCreateRequest
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	maxUsers, ok := s.g.Queues.MaxUsers(req.Queue)
+	if !ok {
+		return nil, errorf(CodeNotFound, "unknown queue")
+	}
+	if req.Visibility == "" {
+		req.Visibility = "public"
+	}
+	if !validVisibility(req.Visibility) {
+		return nil, errorf(CodeBadRequest, "visibility must be public or private")
+	}
+	maxMembers := maxUsers
+	if req.MaxMembers != nil {
+		maxMembers = *req.MaxMembers
+	}
+	if maxMembers < 1 || maxMembers > maxUsers {
+		return nil, errorf(CodeBadRequest, fmt.Sprintf("maxMembers must be between 1 and the queue's match size, %d", maxUsers))
+	}
+	if err := validProps(req.Props); err != nil {
+		return nil, err
+	}
+	if live, err := s.g.liveTicket(ctx, s.id.PlayerID); err != nil {
+		return nil, err
+	} else if live {
+		return nil, errorf(CodeConflict, "you are in a queue: leave it first")
+	}
+	now := time.Now().UnixMilli()
+	l, err := s.g.Store.CreateLobby(ctx, store.Lobby{
+		ID: uuid.NewString(), Queue: req.Queue, Visibility: req.Visibility, OwnerID: s.id.PlayerID,
+		MaxMembers: maxMembers, Props: req.Props, Status: store.LobbyOpen, CreatedAt: now,
+		Members: []store.LobbyMember{s.member(now)},
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, errorf(CodeConflict, "you are in a lobby already: leave it first")
+		}
+		return nil, err
+	}
+	return s.lobbyReply(ctx, l)
+}
+
+func (s *session) member(joinedAt int64) store.LobbyMember {
+	return store.LobbyMember{PlayerID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity, JoinedAt: joinedAt}
+}
+
+// lobbyReply answers with the lobby and broadcasts it to its members.
+func (s *session) lobbyReply(ctx context.Context, l store.Lobby) (any, error) {
+	obj, err := s.g.snapshot(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	s.broadcastAfterReply(l)
+	return map[string]any{"lobby": obj}, nil
+}
+
+func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req struct {
+		LobbyID string `json:"lobbyId"`
+		Code    string `json:"code"`
+	}
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	var l store.Lobby
+	var err error
+	switch {
+	case req.Code != "":
+		code, ok := store.NormalizeCode(req.Code)
+		if !ok {
+			return nil, errorf(CodeNotFound, "no lobby has that code")
+		}
+		if l, err = s.g.Store.LobbyByCode(ctx, code); errors.Is(err, store.ErrNotFound) {
+			return nil, errorf(CodeNotFound, "no lobby has that code")
+		}
+	case req.LobbyID != "":
+		l, err = s.g.Store.Lobby(ctx, req.LobbyID)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && l.Visibility != "public") {
+			return nil, errorf(CodeNotFound, "no such lobby") // private lobbies are joined by code only
+		}
+	default:
+		return nil, errorf(CodeBadRequest, "lobbyId or code is required")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if live, err := s.g.liveTicket(ctx, s.id.PlayerID); err != nil {
+		return nil, err
+	} else if live {
+		return nil, errorf(CodeConflict, "you are in a queue: leave it first")
+	}
+	if _, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
+		return nil, errorf(CodeConflict, "you are in a lobby already: leave it first")
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	l, err = s.g.Store.JoinLobby(ctx, l.ID, s.member(time.Now().UnixMilli()))
+	if err != nil {
+		return nil, err
+	}
+	return s.lobbyReply(ctx, l)
+}
+
+// myLobby is the requester's lobby, or not_found.
+func (s *session) myLobby(ctx context.Context) (store.Lobby, error) {
+	l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Lobby{}, errorf(CodeNotFound, "you are not in a lobby")
+	}
+	return l, err
+}
+
+func handleLobbyLeave(ctx context.Context, s *session, _ []byte) (any, error) {
+	l, err := s.myLobby(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.afterReplyDo(func(ctx context.Context) {
+		if err := s.g.leaveLobby(ctx, l.ID, s.id.PlayerID, "", ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("leave lobby", "lobby", l.ID, "err", err)
+		}
+	})
+	return nil, nil
+}
+
+func handleLobbyKick(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req struct {
+		PlayerID string `json:"playerId"`
+	}
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	if req.PlayerID == "" {
+		return nil, errorf(CodeBadRequest, "playerId is required")
+	}
+	l, err := s.myLobby(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.PlayerID == s.id.PlayerID {
+		return nil, errorf(CodeBadRequest, "use lobby.leave to leave your own lobby")
+	}
+	if err := s.g.leaveLobby(ctx, l.ID, req.PlayerID, s.id.PlayerID, "kicked"); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func handleLobbyPromote(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req struct {
+		PlayerID string `json:"playerId"`
+	}
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	l, err := s.myLobby(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l, err = s.g.Store.PromoteInLobby(ctx, l.ID, s.id.PlayerID, req.PlayerID); err != nil {
+		return nil, err
+	}
+	s.broadcastAfterReply(l)
+	return nil, nil
+}
+
+func handleLobbyReady(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req struct {
+		Ready *bool `json:"ready"`
+	}
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	if req.Ready == nil {
+		return nil, errorf(CodeBadRequest, "ready (true or false) is required")
+	}
+	l, err := s.myLobby(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l, err = s.g.Store.SetReady(ctx, l.ID, s.id.PlayerID, *req.Ready); err != nil {
+		return nil, err
+	}
+	s.broadcastAfterReply(l)
+	return nil, nil
+}
+
+func handleLobbyUpdate(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req struct {
+		Props      map[string]string `json:"props"`
+		Visibility string            `json:"visibility"`
+		MaxMembers *int              `json:"maxMembers"`
+	}
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	if req.Visibility != "" && !validVisibility(req.Visibility) {
+		return nil, errorf(CodeBadRequest, "visibility must be public or private")
+	}
+	if err := validProps(req.Props); err != nil {
+		return nil, err
+	}
+	l, err := s.myLobby(ctx)
+	if err != nil {
+		return nil, err
+	}
+	maxMembers := 0
+	if req.MaxMembers != nil {
+		maxUsers, _ := s.g.Queues.MaxUsers(l.Queue)
+		if *req.MaxMembers < 1 || *req.MaxMembers > maxUsers {
+			return nil, errorf(CodeBadRequest, fmt.Sprintf("maxMembers must be between the member count and the queue's match size, %d", maxUsers))
+		}
+		maxMembers = *req.MaxMembers
+	}
+	if l, err = s.g.Store.UpdateLobby(ctx, l.ID, s.id.PlayerID, req.Props, req.Visibility, maxMembers); err != nil {
+		return nil, err
+	}
+	return s.lobbyReply(ctx, l)
+}
+
+func handleLobbyList(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req struct {
+		Queue string `json:"queue"`
+		Limit int    `json:"limit"`
+	}
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = defaultListSize
+	}
+	limit = min(limit, maxListSize)
+	queues := s.g.Queues.QueueNames()
+	if req.Queue != "" {
+		if _, ok := s.g.Queues.MaxUsers(req.Queue); !ok {
+			return nil, errorf(CodeNotFound, "unknown queue")
+		}
+		queues = []string{req.Queue}
+	}
+	out := []lobbyJSON{}
+	for _, q := range queues {
+		lobbies, err := s.g.Store.PublicLobbies(ctx, q, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range lobbies {
+			obj, err := s.g.snapshot(ctx, l)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, obj)
+		}
+		if len(out) >= limit {
+			break
+		}
+	}
+	return map[string]any{"lobbies": out}, nil
+}
+
+func handleLobbyChat(ctx context.Context, s *session, frame []byte) (any, error) {
+	var req struct {
+		Text string `json:"text"`
+	}
+	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	if req.Text == "" {
+		return nil, errorf(CodeBadRequest, "text is required")
+	}
+	if utf8.RuneCountInString(req.Text) > maxChatRunes {
+		return nil, errorf(CodeTooLarge, fmt.Sprintf("text is at most %d characters", maxChatRunes))
+	}
+	if !s.chat.Allow() {
+		return nil, errorf(CodeRateLimited, "too many chat messages, slow down")
+	}
+	l, err := s.myLobby(ctx)
+	if err != nil {
+		return nil, err
+	}
+	event := mustJSON(lobbyChatEvent{
+		Type: "lobby.chat", LobbyID: l.ID, From: playerJSON{PlayerID: s.id.PlayerID, Name: s.id.Name},
+		Text: req.Text, TS: time.Now().UTC().Format(time.RFC3339Nano),
+	})
+	if err := s.g.Store.SendToPlayers(ctx, []store.Addressed{{To: l.MemberIDs(), Event: json.RawMessage(event)}}); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// queueLobby is queue.join from a member of a lobby: the owner queues the
+// whole lobby as one ticket once every member is ready.
+func (s *session) queueLobby(ctx context.Context, l store.Lobby, req queueJoinRequest, t store.Ticket) (any, error) {
+	if l.OwnerID != s.id.PlayerID {
+		return nil, errorf(CodeForbidden, "only the lobby's owner queues the lobby")
+	}
+	if req.Queue != l.Queue {
+		return nil, errorf(CodeBadRequest, fmt.Sprintf("this lobby queues in %q", l.Queue))
+	}
+	if l.Status == store.LobbyQueued {
+		return nil, errorf(CodeConflict, "the lobby is queued already")
+	}
+	t.Players = t.Players[:0]
+	for _, m := range l.Members {
+		if !m.Ready {
+			return nil, errorf(CodeConflict, "every member must be ready")
+		}
+		t.Players = append(t.Players, store.Player{ID: m.PlayerID, Name: m.Name, PlayFabEntity: m.PlayFabEntity})
+	}
+	t.LobbyID = l.ID
+	ticket, err := s.g.Queues.Join(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	l, err = s.g.Store.AttachLobbyTicket(ctx, l.ID, s.id.PlayerID, ticket.ID, l.MemberIDs())
+	if err != nil {
+		// The lobby changed between our read and the ticket: take it back.
+		if _, cerr := s.g.Store.CancelPlayerTicket(ctx, s.id.PlayerID); cerr != nil {
+			s.log.Warn("withdraw lobby ticket", "ticket", ticket.ID, "err", cerr)
+		}
+		return nil, err
+	}
+	state := store.Addressed{To: ticket.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(ticket)})}
+	s.broadcastAfterReply(l, state)
+	return map[string]any{"ticket": ticketObject(ticket)}, nil
+}
