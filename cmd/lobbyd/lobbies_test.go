@@ -141,6 +141,13 @@ func TestLobbyRequests(t *testing.T) {
 	}
 	assert.True(t, limited, "chat is rate-limited per player")
 
+	eve.fails(t, "not_found", "lobby.list", map[string]any{"queue": "nope"})
+	alice.fails(t, "not_found", "lobby.promote", map[string]any{"playerId": eve.id})
+	alice.fails(t, "too_large", "lobby.update", map[string]any{"props": map[string]string{"k": strings.Repeat("v", 257)}})
+	alice.fails(t, "bad_request", "lobby.update", map[string]any{"visibility": "hidden"})
+	eve.fails(t, "not_found", "lobby.update", map[string]any{"props": map[string]string{}})
+	eve.fails(t, "not_found", "lobby.ready", map[string]any{"ready": true})
+
 	// Promotion, and ownership passing to the earliest joiner.
 	alice.ok(t, "lobby.promote", map[string]any{"playerId": carol.id})
 	alice.fails(t, "forbidden", "lobby.kick", map[string]any{"playerId": bob.id})
