@@ -1,13 +1,10 @@
 package lobby
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"math"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/lobbyd/lobbyd/store"
@@ -81,8 +78,14 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 		}
 		t.Skill = *req.Skill
 	}
-	if len(t.Regions) == 0 && len(req.Latencies) > 0 {
-		t.Regions = regionsByLatency(req.Latencies)
+	if len(req.Latencies) > 0 {
+		t.Latencies = make(map[string]int, len(req.Latencies))
+		for r, ms := range req.Latencies {
+			if math.IsNaN(ms) || ms < 0 || ms > 60000 {
+				return nil, errorf(CodeBadRequest, "latencies are milliseconds from 0 to 60000")
+			}
+			t.Latencies[r] = int(math.Round(ms))
+		}
 	}
 	if l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
 		return s.queueLobby(ctx, l, req, t)
@@ -94,18 +97,6 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 		return nil, err
 	}
 	return map[string]any{"ticket": ticketObject(ticket)}, nil
-}
-
-// regionsByLatency orders regions from the lowest measured latency up.
-func regionsByLatency(lat map[string]float64) []string {
-	regions := make([]string, 0, len(lat))
-	for r := range lat {
-		regions = append(regions, r)
-	}
-	slices.SortFunc(regions, func(a, b string) int {
-		return cmp.Or(cmp.Compare(lat[a], lat[b]), strings.Compare(a, b))
-	})
-	return regions
 }
 
 func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {

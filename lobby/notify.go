@@ -26,6 +26,23 @@ func (n *Notifier) MatchFound(ctx context.Context, m store.Match) error {
 	return n.Store.SendToPlayers(ctx, events)
 }
 
+// TicketExpired tells a ticket's players it expired (queue.state expired)
+// and, for a lobby's ticket, reopens the lobby.
+func (n *Notifier) TicketExpired(ctx context.Context, t store.Ticket) error {
+	state := store.Addressed{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})}
+	if t.LobbyID == "" {
+		return n.Store.SendToPlayers(ctx, []store.Addressed{state})
+	}
+	l, _, err := n.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, store.LobbyOpen)
+	if errors.Is(err, store.ErrNotFound) {
+		return n.Store.SendToPlayers(ctx, []store.Addressed{state})
+	}
+	if err != nil {
+		return err
+	}
+	return sendLobbyState(ctx, n.Store, l, state)
+}
+
 // MatchReady stores the match.ready of a match on each player (so one who is
 // offline now gets it on reconnect) and then pushes it to those connected,
 // except players who left while it was allocating. Calling it again for the

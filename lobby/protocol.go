@@ -109,10 +109,15 @@ func ticketObject(t store.Ticket) ticketJSON {
 	for i, p := range t.Players {
 		ids[i] = p.ID
 	}
-	return ticketJSON{
+	out := ticketJSON{
 		TicketID: t.ID, Queue: t.Queue, Players: ids, Status: t.Status,
 		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339Nano),
 	}
+	if t.EstimatedWait > 0 {
+		ms := t.EstimatedWait.Milliseconds()
+		out.EstimatedWaitMs = &ms
+	}
+	return out
 }
 
 // playerJSON is the protocol's "player in a match".

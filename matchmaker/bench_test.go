@@ -22,7 +22,7 @@ func BenchmarkFormMatches(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if got := formMatches(q, tickets); len(got) != 250 {
+		if got := formMatches(q, tickets, time.Now()); len(got) != 250 {
 			b.Fatalf("formed %d matches", len(got))
 		}
 	}
@@ -74,4 +74,5 @@ func BenchmarkFormAndCommit(b *testing.B) {
 
 type nopNotifier struct{}
 
-func (nopNotifier) MatchFound(context.Context, store.Match) error { return nil }
+func (nopNotifier) MatchFound(context.Context, store.Match) error     { return nil }
+func (nopNotifier) TicketExpired(context.Context, store.Ticket) error { return nil }

@@ -1,52 +1,57 @@
 package matchmaker
 
 import (
+	"cmp"
+	"math"
 	"slices"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/lobbyd/lobbyd/store"
 )
 
-// formMatches groups searching tickets, oldest first, into matches of exactly
-// q.MaxUsers players that share at least one region. It is first fit over
-// open groups in age order: each ticket joins the oldest open group it fits
-// (by size and region) or opens a new one, so the oldest ticket is always in
-// the first group to fill. A ticket is never split.
-func formMatches(q Queue, tickets []store.Ticket) []store.Match {
-	type group struct {
-		tickets []store.Ticket
-		size    int
-		regions []string
-	}
+// formMatches groups searching tickets, oldest first, into matches of
+// exactly q.MaxUsers players. It is first fit over open groups in age order:
+// each ticket joins the oldest open group it is compatible with, or opens a
+// new one, so older tickets are always placed before newer ones. A ticket
+// (a whole lobby) is never split. A ticket is compatible with a group when:
+//
+//   - the group stays within MaxUsers;
+//   - they share an acceptable region (see acceptable);
+//   - the group's skill spread, with the ticket, fits the queue's skill
+//     window at the wait of the group's oldest ticket, unless that ticket
+//     has waited MaxWait or more: then skill no longer binds the group.
+//
+// Cost: O(n·g) for n tickets and g open groups (g ≤ n, in practice small).
+func formMatches(q Queue, tickets []store.Ticket, now time.Time) []store.Match {
 	var open []*group
 	var matches []store.Match
 	for _, t := range tickets {
-		regions := ticketRegions(q, t)
-		if t.Size() == 0 || t.Size() > q.MaxUsers || len(regions) == 0 {
+		if t.Size() == 0 || t.Size() > q.MaxUsers {
+			continue
+		}
+		regions := acceptable(q, t)
+		if len(regions) == 0 {
 			continue
 		}
 		placed := false
 		for i, g := range open {
-			if g.size+t.Size() > q.MaxUsers {
+			if !g.accepts(q, t, regions, now) {
 				continue
 			}
-			common := intersect(g.regions, regions)
-			if len(common) == 0 {
-				continue
-			}
-			g.tickets, g.size, g.regions = append(g.tickets, t), g.size+t.Size(), common
+			g.add(t, regions)
 			if g.size == q.MaxUsers {
-				matches = append(matches, newMatch(q, g.tickets, g.regions))
+				matches = append(matches, g.match(q))
 				open = slices.Delete(open, i, i+1)
 			}
 			placed = true
 			break
 		}
 		if !placed {
-			g := &group{tickets: []store.Ticket{t}, size: t.Size(), regions: regions}
+			g := newGroup(t, regions)
 			if g.size == q.MaxUsers {
-				matches = append(matches, newMatch(q, g.tickets, g.regions))
+				matches = append(matches, g.match(q))
 			} else {
 				open = append(open, g)
 			}
@@ -55,30 +60,144 @@ func formMatches(q Queue, tickets []store.Ticket) []store.Match {
 	return matches
 }
 
-// ticketRegions is the ticket's acceptable regions in its order of
-// preference, limited to the queue's; a ticket without regions takes the
-// queue's.
-func ticketRegions(q Queue, t store.Ticket) []string {
-	if len(t.Regions) == 0 {
-		return q.Regions
-	}
-	return intersect(t.Regions, q.Regions)
+// region is one region acceptable to a ticket: its latency (-1 unknown)
+// and its rank in the ticket's order of preference.
+type region struct {
+	name    string
+	latency int
+	rank    int
 }
 
-// intersect keeps the elements of a that are in b, in a's order.
-func intersect(a, b []string) []string {
-	var out []string
-	for _, r := range a {
-		if slices.Contains(b, r) {
-			out = append(out, r)
+// acceptable lists the regions of q a ticket accepts, most preferred
+// first: its own regions (in its order) if it gave any; else the regions
+// it measured within the queue's MaxLatencyMs (by latency); else all of the
+// queue's regions (in the queue's order).
+func acceptable(q Queue, t store.Ticket) []region {
+	var out []region
+	switch {
+	case len(t.Regions) > 0:
+		for _, r := range t.Regions {
+			if slices.Contains(q.Regions, r) && !slices.ContainsFunc(out, func(x region) bool { return x.name == r }) {
+				out = append(out, region{name: r, latency: latencyOf(t, r), rank: len(out)})
+			}
+		}
+	case len(t.Latencies) > 0:
+		for _, r := range q.Regions {
+			if ms, ok := t.Latencies[r]; ok && ms >= 0 && (q.MaxLatencyMs == 0 || ms <= q.MaxLatencyMs) {
+				out = append(out, region{name: r, latency: ms})
+			}
+		}
+		slices.SortStableFunc(out, func(a, b region) int { return cmp.Compare(a.latency, b.latency) })
+		for i := range out {
+			out[i].rank = i
+		}
+	default:
+		for i, r := range q.Regions {
+			out = append(out, region{name: r, latency: -1, rank: i})
 		}
 	}
 	return out
 }
 
-func newMatch(q Queue, tickets []store.Ticket, regions []string) store.Match {
-	m := store.Match{ID: uuid.NewString(), Queue: q.Name, Regions: regions, State: store.MatchAllocating}
-	for _, t := range tickets {
+func latencyOf(t store.Ticket, r string) int {
+	if ms, ok := t.Latencies[r]; ok {
+		return ms
+	}
+	return -1
+}
+
+// group is an open match being filled.
+type group struct {
+	tickets            []store.Ticket
+	size               int
+	oldest             time.Time
+	minSkill, maxSkill float64
+	// common holds the regions every ticket accepts, with the worst known
+	// latency among the tickets and the sum of their preference ranks.
+	common map[string]*regionScore
+	order  []string // common's regions in the seed's order, for stable output
+}
+
+type regionScore struct {
+	worstLatency int
+	rankSum      int
+}
+
+func newGroup(t store.Ticket, regions []region) *group {
+	g := &group{oldest: t.CreatedAt, minSkill: t.Skill, maxSkill: t.Skill, common: map[string]*regionScore{}}
+	for _, r := range regions {
+		g.common[r.name] = &regionScore{worstLatency: r.latency, rankSum: r.rank}
+		g.order = append(g.order, r.name)
+	}
+	g.tickets, g.size = []store.Ticket{t}, t.Size()
+	return g
+}
+
+func (g *group) accepts(q Queue, t store.Ticket, regions []region, now time.Time) bool {
+	if g.size+t.Size() > q.MaxUsers {
+		return false
+	}
+	if !slices.ContainsFunc(regions, func(r region) bool { return g.common[r.name] != nil }) {
+		return false
+	}
+	wait := now.Sub(g.oldest)
+	if q.Skill.Enabled() && wait < q.MaxWait.D() {
+		spread := math.Max(g.maxSkill, t.Skill) - math.Min(g.minSkill, t.Skill)
+		if spread > q.Skill.Window(wait) {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *group) add(t store.Ticket, regions []region) {
+	keep := map[string]bool{}
+	for _, r := range regions {
+		if s := g.common[r.name]; s != nil {
+			keep[r.name] = true
+			s.worstLatency = max(s.worstLatency, r.latency)
+			s.rankSum += r.rank
+		}
+	}
+	for name := range g.common {
+		if !keep[name] {
+			delete(g.common, name)
+		}
+	}
+	g.tickets, g.size = append(g.tickets, t), g.size+t.Size()
+	g.minSkill, g.maxSkill = math.Min(g.minSkill, t.Skill), math.Max(g.maxSkill, t.Skill)
+	if t.CreatedAt.Before(g.oldest) {
+		g.oldest = t.CreatedAt
+	}
+}
+
+// preferredRegions orders the common regions for PlayFab: lowest worst
+// latency first (regions no member measured count as unknown, after the
+// measured ones), then lowest summed preference rank, then the seed's order.
+func (g *group) preferredRegions() []string {
+	var out []string
+	for _, name := range g.order {
+		if g.common[name] != nil {
+			out = append(out, name)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b string) int {
+		sa, sb := g.common[a], g.common[b]
+		la, lb := sa.worstLatency, sb.worstLatency
+		if la < 0 {
+			la = math.MaxInt
+		}
+		if lb < 0 {
+			lb = math.MaxInt
+		}
+		return cmp.Or(cmp.Compare(la, lb), cmp.Compare(sa.rankSum, sb.rankSum))
+	})
+	return out
+}
+
+func (g *group) match(q Queue) store.Match {
+	m := store.Match{ID: uuid.NewString(), Queue: q.Name, Regions: g.preferredRegions(), State: store.MatchAllocating}
+	for _, t := range g.tickets {
 		m.TicketIDs = append(m.TicketIDs, t.ID)
 		for _, p := range t.Players {
 			p.TicketID, p.LobbyID = t.ID, t.LobbyID

@@ -62,7 +62,7 @@ func TestFormMatches(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := formMatches(q, tc.tickets)
+			got := formMatches(q, tc.tickets, time.Now())
 			require.Len(t, got, len(tc.want))
 			for i, m := range got {
 				assert.Equal(t, tc.want[i], m.TicketIDs)
@@ -107,12 +107,20 @@ func TestQueueValidate(t *testing.T) {
 type recordingNotifier struct {
 	mu      sync.Mutex
 	matches []store.Match
+	expired []store.Ticket
 }
 
 func (r *recordingNotifier) MatchFound(_ context.Context, m store.Match) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.matches = append(r.matches, m)
+	return nil
+}
+
+func (r *recordingNotifier) TicketExpired(_ context.Context, t store.Ticket) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expired = append(r.expired, t)
 	return nil
 }
 

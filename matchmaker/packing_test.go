@@ -79,7 +79,7 @@ func TestGroupPacking(t *testing.T) {
 			left, err := st.SearchingTickets(ctx, q.Name, 1000)
 			require.NoError(t, err)
 			assert.Equal(t, len(tickets), len(inMatch)+len(left), "every ticket is matched or still searching")
-			assert.Empty(t, formMatches(q, left), "nothing left over could form a match")
+			assert.Empty(t, formMatches(q, left, time.Now()), "nothing left over could form a match")
 		})
 	}
 }

@@ -5,36 +5,87 @@
 package matchmaker
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/lobbyd/lobbyd/store"
 )
 
-// Queue configures one matchmaking queue.
+// Queue configures one matchmaking queue. Zero fields get the defaults
+// documented on them (see ApplyDefaults).
 type Queue struct {
 	// Name identifies the queue in queue.join and in Redis keys.
-	Name string `json:"name"`
+	Name string `json:"name" yaml:"name"`
 	// MaxUsers is the exact number of players in every match, and PlayFab's
 	// NetworkConfiguration.MaxUsers.
-	MaxUsers int `json:"maxUsers"`
+	MaxUsers int `json:"maxUsers" yaml:"maxUsers"`
 	// Regions lists the PlayFab regions this queue may use, most preferred
 	// first. A ticket's own regions must be among them.
-	Regions []string `json:"regions"`
+	Regions []string `json:"regions" yaml:"regions"`
 
 	// PlayFab Party network settings (PartyNetworkConfiguration).
-	MaxDevices             int    `json:"maxDevices"`
-	MaxDevicesPerUser      int    `json:"maxDevicesPerUser"`
-	MaxUsersPerDevice      int    `json:"maxUsersPerDevice"`
-	MaxEndpointsPerDevice  int    `json:"maxEndpointsPerDevice"`
-	DirectPeerConnectivity string `json:"directPeerConnectivity,omitempty"`
+	MaxDevices             int    `json:"maxDevices" yaml:"maxDevices"`
+	MaxDevicesPerUser      int    `json:"maxDevicesPerUser" yaml:"maxDevicesPerUser"`
+	MaxUsersPerDevice      int    `json:"maxUsersPerDevice" yaml:"maxUsersPerDevice"`
+	MaxEndpointsPerDevice  int    `json:"maxEndpointsPerDevice" yaml:"maxEndpointsPerDevice"`
+	DirectPeerConnectivity string `json:"directPeerConnectivity,omitempty" yaml:"directPeerConnectivity"`
+
+	// TicketTimeout is how long a ticket may wait unmatched before it
+	// expires (its players get queue.state expired). Default 10m.
+	TicketTimeout Duration `json:"ticketTimeout" yaml:"ticketTimeout"`
+	// MaxWait is how long a ticket waits before the skill rule stops
+	// binding it: it is then matched with the oldest compatible tickets
+	// (same region) whatever their skill. Default 90s.
+	MaxWait Duration `json:"maxWait" yaml:"maxWait"`
+	// Skill bounds the skill spread of a match; zero disables the rule.
+	Skill SkillRule `json:"skill" yaml:"skill"`
+	// MaxLatencyMs: a region is acceptable to a ticket that reports
+	// latencies only if its latency is at most this. 0 accepts any latency.
+	MaxLatencyMs int `json:"maxLatencyMs,omitempty" yaml:"maxLatencyMs"`
+}
+
+// SkillRule bounds a match's skill spread (highest minus lowest ticket
+// skill) by a window that widens with the oldest member's wait:
+// min(InitialWindow + WidenPerSecond × wait, MaxWindow).
+type SkillRule struct {
+	InitialWindow  float64 `json:"initialWindow" yaml:"initialWindow"`
+	WidenPerSecond float64 `json:"widenPerSecond" yaml:"widenPerSecond"`
+	MaxWindow      float64 `json:"maxWindow" yaml:"maxWindow"`
+}
+
+// Enabled reports whether the rule constrains anything.
+func (r SkillRule) Enabled() bool { return r.MaxWindow > 0 }
+
+// Window is the allowed skill spread for a match whose oldest member has
+// waited wait.
+func (r SkillRule) Window(wait time.Duration) float64 {
+	if !r.Enabled() {
+		return math.Inf(1)
+	}
+	return min(r.InitialWindow+r.WidenPerSecond*wait.Seconds(), r.MaxWindow)
+}
+
+// ApplyDefaults fills zero settings with their documented defaults.
+func (q *Queue) ApplyDefaults() {
+	if q.TicketTimeout == 0 {
+		q.TicketTimeout = Duration(10 * time.Minute)
+	}
+	if q.MaxWait == 0 {
+		q.MaxWait = Duration(90 * time.Second)
+	}
 }
 
 // DefaultQueues is the configuration used when none is given: one queue,
 // "default", of four players, one device each.
 func DefaultQueues() []Queue {
-	return []Queue{{
+	q := Queue{
 		Name:                  "default",
 		MaxUsers:              4,
 		Regions:               []string{"EastUs", "WestUs", "NorthEurope", "WestEurope"},
@@ -42,7 +93,41 @@ func DefaultQueues() []Queue {
 		MaxDevicesPerUser:     1,
 		MaxUsersPerDevice:     1,
 		MaxEndpointsPerDevice: 1,
-	}}
+	}
+	q.ApplyDefaults()
+	return []Queue{q}
+}
+
+// Duration is a time.Duration written as "90s" or "5m" in configuration
+// and JSON.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalYAML reads a duration string such as "90s".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return &durationError{line: n.Line, value: n.Value}
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// durationError is a bad duration in the configuration file; ParseConfig
+// names the field from its line.
+type durationError struct {
+	line  int
+	value string
+	field string
+}
+
+func (e *durationError) Error() string {
+	return fmt.Sprintf("line %d: %s%q is not a duration like 90s or 5m", e.line, e.field, e.value)
 }
 
 // directPeerOptions are PlayFab's DirectPeerConnectivityOptions values.
@@ -53,7 +138,8 @@ var directPeerOptions = []string{
 }
 
 // Validate checks the queue against lobbyd's and PlayFab's rules, so a bad
-// configuration stops start-up instead of failing every allocation.
+// configuration stops start-up instead of failing every allocation. Each
+// error names the field.
 func (q Queue) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -72,6 +158,18 @@ func (q Queue) Validate() error {
 	check(q.DirectPeerConnectivity == "" || slices.Contains(directPeerOptions, q.DirectPeerConnectivity),
 		"directPeerConnectivity %q: must be one of %v", q.DirectPeerConnectivity, directPeerOptions)
 	check(len(q.Regions) > 0, "regions: at least one region is required (PlayFab needs PreferredRegions)")
+	for _, r := range q.Regions {
+		check(r != "" && len(r) <= 64 && !strings.ContainsAny(r, " \t"), "regions: %q is not a region name like WestUs", r)
+	}
+	check(q.TicketTimeout > 0, "ticketTimeout: must be positive")
+	check(q.MaxWait >= 0 && q.MaxWait <= q.TicketTimeout, "maxWait %v: must be between 0 and ticketTimeout (%v)", q.MaxWait.D(), q.TicketTimeout.D())
+	check(q.Skill.InitialWindow >= 0 && q.Skill.WidenPerSecond >= 0 && q.Skill.MaxWindow >= 0,
+		"skill: initialWindow, widenPerSecond and maxWindow must not be negative")
+	check(q.Skill.MaxWindow == 0 || q.Skill.MaxWindow >= q.Skill.InitialWindow,
+		"skill.maxWindow %v: must be at least initialWindow (%v)", q.Skill.MaxWindow, q.Skill.InitialWindow)
+	check(q.Skill.MaxWindow > 0 || (q.Skill.InitialWindow == 0 && q.Skill.WidenPerSecond == 0),
+		"skill: set maxWindow to enable the skill rule")
+	check(q.MaxLatencyMs >= 0, "maxLatencyMs %d: must not be negative", q.MaxLatencyMs)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("queue %q: %w", q.Name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lobbyd/lobbyd/store"
 )
@@ -24,10 +25,13 @@ var (
 	ErrBadTicket = fmt.Errorf("ticket cannot be matched in this queue: %w", store.ErrInvalid)
 )
 
-// Notifier tells players about matches as they are committed.
+// Notifier tells players about what happens to their tickets.
 type Notifier interface {
 	// MatchFound is called once per committed match.
 	MatchFound(ctx context.Context, m store.Match) error
+	// TicketExpired is called once per ticket that waited past its queue's
+	// TicketTimeout.
+	TicketExpired(ctx context.Context, t store.Ticket) error
 }
 
 // Service accepts tickets and runs the formation loop of every queue whose
@@ -49,9 +53,17 @@ type Service struct {
 	// BatchSize is how many of the oldest searching tickets one pass reads.
 	// Default 1000.
 	BatchSize int
+	// Now is the clock; default time.Now. Simulations drive it.
+	Now func() time.Time
+	// Registerer receives the per-queue metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
 
 	initOnce sync.Once
 	byName   map[string]Queue
+	metrics  *metrics
+
+	mu       sync.Mutex
+	waitEWMA map[string]float64 // queue -> recent waits (ms), on the leader
 }
 
 func (s *Service) init() {
@@ -68,10 +80,15 @@ func (s *Service) init() {
 		if s.BatchSize <= 0 {
 			s.BatchSize = 1000
 		}
+		if s.Now == nil {
+			s.Now = time.Now
+		}
 		s.byName = make(map[string]Queue, len(s.Queues))
 		for _, q := range s.Queues {
 			s.byName[q.Name] = q
 		}
+		s.metrics = newMetrics(s.Registerer)
+		s.waitEWMA = make(map[string]float64)
 	})
 }
 
@@ -97,10 +114,10 @@ func (s *Service) Queue(name string) (Queue, bool) {
 	return q, ok
 }
 
-// Join creates a searching ticket from t's Queue, Players, Skill and Regions
-// (acceptable regions, most preferred first; none accepts all of the
-// queue's). It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket, or
-// store.ErrConflict when a player already holds a ticket.
+// Join creates a searching ticket from t's Queue, Players, Skill, Regions
+// and Latencies (acceptable regions: see acceptable), with the queue's
+// estimated wait. It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket,
+// or store.ErrConflict when a player already holds a ticket.
 func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error) {
 	s.init()
 	q, ok := s.byName[t.Queue]
@@ -110,13 +127,16 @@ func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error
 	if t.Size() == 0 || t.Size() > q.MaxUsers || math.IsNaN(t.Skill) || math.IsInf(t.Skill, 0) {
 		return store.Ticket{}, ErrBadTicket
 	}
-	if len(t.Regions) > 0 && len(ticketRegions(q, t)) == 0 {
+	if len(acceptable(q, t)) == 0 {
 		return store.Ticket{}, ErrBadRegion
 	}
 	t.ID, t.Status, t.MatchID = uuid.NewString(), store.TicketSearching, ""
-	t.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	t.CreatedAt = s.Now().UTC().Truncate(time.Millisecond)
 	if err := s.Store.CreateTicket(ctx, t); err != nil {
 		return store.Ticket{}, err
+	}
+	if wait, err := s.Store.EstimatedWait(ctx, q.Name); err == nil {
+		t.EstimatedWait = wait
 	}
 	return t, nil
 }
@@ -212,16 +232,18 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 	}
 }
 
-// formOnce runs one formation pass: read the oldest tickets, group them,
-// commit the groups in one script, announce the committed matches. It
-// reports whether the pass read a full batch and formed matches, i.e. more
-// work is likely waiting.
+// formOnce runs one formation pass: read the oldest tickets, expire those
+// past the queue's timeout, group the rest, commit the groups in one
+// script, announce the committed matches. It reports whether the pass read
+// a full batch and formed matches, i.e. more work is likely waiting.
 func (s *Service) formOnce(ctx context.Context, q Queue) (full bool, err error) {
 	tickets, err := s.Store.SearchingTickets(ctx, q.Name, s.BatchSize)
 	if err != nil {
 		return false, err
 	}
-	matches := formMatches(q, available(tickets, time.Now()))
+	now := s.Now()
+	tickets = s.expire(ctx, q, tickets, now)
+	matches := formMatches(q, available(tickets, now), now)
 	if len(matches) == 0 {
 		return false, nil
 	}
@@ -229,19 +251,81 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (full bool, err error) 
 	if err != nil {
 		return false, err
 	}
+	byID := make(map[string]store.Ticket, len(tickets))
+	for _, t := range tickets {
+		byID[t.ID] = t
+	}
 	for i, r := range results {
 		if r.Outcome != store.CommitOK {
 			// Stale: a ticket left meanwhile; the rest are read again next pass.
 			continue
 		}
 		m := matches[i]
-		m.CreatedAt = time.Now().UTC()
+		m.CreatedAt = now.UTC()
+		s.observeMatch(q, m, byID, now)
 		if err := s.Notifier.MatchFound(ctx, m); err != nil {
 			// The match is committed and allocation will announce it as ready.
 			s.Logger.Warn("announce match", "match", m.ID, "err", err)
 		}
 	}
+	s.publishWait(ctx, q.Name)
 	return len(tickets) == s.BatchSize, nil
+}
+
+// expire ends the tickets that waited past the queue's timeout and returns
+// the others. Tickets come oldest first, so the expired ones lead.
+func (s *Service) expire(ctx context.Context, q Queue, tickets []store.Ticket, now time.Time) []store.Ticket {
+	limit := now.Add(-q.TicketTimeout.D())
+	n := 0
+	for n < len(tickets) && tickets[n].CreatedAt.Before(limit) {
+		t := tickets[n]
+		n++
+		if err := s.Store.ExpireTicket(ctx, t); err != nil {
+			continue // matched or cancelled meanwhile
+		}
+		t.Status = store.TicketExpired
+		s.metrics.expired.WithLabelValues(q.Name).Inc()
+		if err := s.Notifier.TicketExpired(ctx, t); err != nil {
+			s.Logger.Warn("announce expired ticket", "ticket", t.ID, "err", err)
+		}
+	}
+	return tickets[n:]
+}
+
+// waitSmoothing weights each new wait in the queue's estimated wait.
+const waitSmoothing = 0.1
+
+// observeMatch records a committed match's waits and skill spread.
+func (s *Service) observeMatch(q Queue, m store.Match, byID map[string]store.Ticket, now time.Time) {
+	s.metrics.formed.WithLabelValues(q.Name).Inc()
+	lo, hi := math.Inf(1), math.Inf(-1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range m.TicketIDs {
+		t := byID[id]
+		lo, hi = math.Min(lo, t.Skill), math.Max(hi, t.Skill)
+		wait := now.Sub(t.CreatedAt)
+		s.metrics.wait.WithLabelValues(q.Name).Observe(wait.Seconds())
+		ms := float64(wait.Milliseconds())
+		if old, ok := s.waitEWMA[q.Name]; ok {
+			s.waitEWMA[q.Name] = old + waitSmoothing*(ms-old)
+		} else {
+			s.waitEWMA[q.Name] = ms
+		}
+	}
+	s.metrics.spread.WithLabelValues(q.Name).Observe(hi - lo)
+}
+
+// publishWait stores the queue's estimated wait for every node to read.
+func (s *Service) publishWait(ctx context.Context, queue string) {
+	s.mu.Lock()
+	ms, ok := s.waitEWMA[queue]
+	s.mu.Unlock()
+	if ok {
+		if err := s.Store.SetEstimatedWait(ctx, queue, time.Duration(ms)*time.Millisecond); err != nil {
+			s.Logger.Warn("store estimated wait", "queue", queue, "err", err)
+		}
+	}
 }
 
 // available drops tickets held out of formation (requeued after a failed
@@ -256,13 +340,15 @@ func available(tickets []store.Ticket, now time.Time) []store.Ticket {
 	return out
 }
 
-// QueueStatus is a queue's configuration and live depth.
+// QueueStatus is a queue's configuration, live depth and estimated wait.
 type QueueStatus struct {
 	Queue
-	Depth int64 `json:"depth"`
+	Depth           int64  `json:"depth"`
+	EstimatedWaitMs *int64 `json:"estimatedWaitMs,omitempty"`
 }
 
-// Status lists every queue with its live depth.
+// Status lists every queue with its live depth and estimated wait, and
+// refreshes the depth gauges.
 func (s *Service) Status(ctx context.Context) ([]QueueStatus, error) {
 	s.init()
 	out := make([]QueueStatus, 0, len(s.Queues))
@@ -271,7 +357,13 @@ func (s *Service) Status(ctx context.Context) ([]QueueStatus, error) {
 		if err != nil {
 			return nil, fmt.Errorf("queue status: %w", err)
 		}
-		out = append(out, QueueStatus{Queue: q, Depth: d})
+		s.metrics.depth.WithLabelValues(q.Name).Set(float64(d))
+		st := QueueStatus{Queue: q, Depth: d}
+		if wait, err := s.Store.EstimatedWait(ctx, q.Name); err == nil && wait > 0 {
+			ms := wait.Milliseconds()
+			st.EstimatedWaitMs = &ms
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }

@@ -25,6 +25,9 @@ func matchKey(queue, matchID string) string { return queueTag(queue) + ":m:" + m
 // allocStreamKey is the queue's stream of allocation jobs.
 func allocStreamKey(queue string) string { return queueTag(queue) + ":alloc" }
 
+// queueStatsKey holds figures about a queue, such as its estimated wait.
+func queueStatsKey(queue string) string { return queueTag(queue) + ":stats" }
+
 // leaseKey names the node that runs the queue's formation loop.
 func leaseKey(queue string) string { return queueTag(queue) + ":lease" }
 

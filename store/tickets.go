@@ -49,11 +49,16 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 		return fmt.Errorf("encode ticket players: %w", err)
 	}
 	regions, _ := json.Marshal(nonNil(t.Regions))
+	latencies := []byte("")
+	if len(t.Latencies) > 0 {
+		latencies, _ = json.Marshal(t.Latencies)
+	}
 	key := ticketKey(t.Queue, t.ID)
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, key,
 		"id", t.ID, "queue", t.Queue, "players", players, "status", TicketSearching,
-		"createdAt", msOf(t.CreatedAt), "skill", t.Skill, "regions", regions, "lobbyId", t.LobbyID)
+		"createdAt", msOf(t.CreatedAt), "skill", t.Skill, "regions", regions, "latencies", latencies,
+		"lobbyId", t.LobbyID)
 	pipe.Expire(ctx, key, ticketTTL)
 	pipe.ZAdd(ctx, searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -158,6 +163,11 @@ func decodeTicket(f map[string]string) (Ticket, error) {
 			return Ticket{}, fmt.Errorf("decode ticket %s regions: %w", t.ID, err)
 		}
 	}
+	if l := f["latencies"]; l != "" {
+		if err := json.Unmarshal([]byte(l), &t.Latencies); err != nil {
+			return Ticket{}, fmt.Errorf("decode ticket %s latencies: %w", t.ID, err)
+		}
+	}
 	return t, nil
 }
 
@@ -200,6 +210,38 @@ func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// ExpireTicket ends a ticket that waited too long, if it is still
+// searching, and releases its players' claims. ErrConflict if it moved on.
+func (s *Store) ExpireTicket(ctx context.Context, t Ticket) error {
+	if t.Status != TicketSearching {
+		return ErrConflict
+	}
+	// cancel_ticket.lua leaves a matched ticket alone unless its match is
+	// allocating; pass no match, so only a searching ticket expires.
+	t.MatchID = ""
+	return s.endTicket(ctx, t, TicketExpired)
+}
+
+// SetEstimatedWait records the queue's recent wait, for every node.
+func (s *Store) SetEstimatedWait(ctx context.Context, queue string, wait time.Duration) error {
+	if err := s.rdb.HSet(ctx, queueStatsKey(queue), "waitMs", wait.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("store wait of %s: %w", queue, err)
+	}
+	return nil
+}
+
+// EstimatedWait returns the queue's recent wait (0 before any match).
+func (s *Store) EstimatedWait(ctx context.Context, queue string) (time.Duration, error) {
+	ms, err := s.rdb.HGet(ctx, queueStatsKey(queue), "waitMs").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read wait of %s: %w", queue, err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // ReleaseTicketClaim frees the player to queue again, if their claim still

@@ -44,12 +44,17 @@ type Ticket struct {
 	CreatedAt time.Time `json:"createdAt"`
 	Skill     float64   `json:"skill"`
 	Regions   []string  `json:"regions,omitempty"`
-	MatchID   string    `json:"matchId,omitempty"`
+	// Latencies maps regions to the player's measured round trip (ms).
+	Latencies map[string]int `json:"latencies,omitempty"`
+	MatchID   string         `json:"matchId,omitempty"`
 	// LobbyID is set when the ticket queues a whole lobby.
 	LobbyID string `json:"lobbyId,omitempty"`
 	// HoldUntil, when set, keeps a requeued ticket out of formation until
 	// then (its last match failed to allocate).
 	HoldUntil time.Time `json:"-"`
+	// EstimatedWait is the queue's recent wait, given at queue.join; not
+	// stored.
+	EstimatedWait time.Duration `json:"-"`
 }
 
 // PlayerIDs lists the ids of the ticket's players.

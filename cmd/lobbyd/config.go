@@ -18,11 +18,12 @@ import (
 // LOBBYD_ environment variable, else from the default. Secrets come only
 // from the environment or a file, never a flag (flags show in ps).
 type config struct {
-	Addr      string
-	RedisURL  string
-	NodeID    string
-	DevAuth   bool
-	JWTSecret string
+	ConfigFile string
+	Addr       string
+	RedisURL   string
+	NodeID     string
+	DevAuth    bool
+	JWTSecret  string
 
 	PlayFabTitleID     string
 	PlayFabSecretKey   string
@@ -45,6 +46,7 @@ type setting struct {
 }
 
 var settings = []setting{
+	{"config", "LOBBYD_CONFIG", "", "queue configuration file (YAML, see lobbyd.example.yaml); empty serves the built-in default queue"},
 	{"addr", "LOBBYD_ADDR", ":8080", "HTTP listen address"},
 	{"redis-url", "LOBBYD_REDIS_URL", "", "Redis URL: redis://, rediss://, redis+sentinel://, redis+cluster://; empty starts an embedded in-process Redis that keeps nothing across restarts"},
 	{"node-id", "LOBBYD_NODE_ID", "", "this node's id, unique among nodes (default: hostname plus a random suffix)"},
@@ -100,7 +102,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 
 	c := config{
-		Addr: get("addr"), RedisURL: get("redis-url"), NodeID: get("node-id"),
+		ConfigFile: get("config"), Addr: get("addr"), RedisURL: get("redis-url"), NodeID: get("node-id"),
 		PlayFabTitleID: get("playfab-title-id"), PlayFabBaseURL: get("playfab-base-url"),
 		LogFormat: get("log-format"),
 	}

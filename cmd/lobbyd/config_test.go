@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,4 +101,39 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "LOBBYD_DEV_AUTH")
 	assert.Empty(t, stdout.String(), "nothing was served")
+}
+
+// A queue file is loaded at start-up; a bad one stops it, naming the file,
+// the queue and the field, before anything is served.
+func TestRunWithQueueFile(t *testing.T) {
+	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_CONFIG": "../../lobbyd.example.yaml"})
+	resp, err := http.Get(srv.URL + "/v1/queues")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var qs struct {
+		Queues []struct {
+			Name          string `json:"name"`
+			MaxUsers      int    `json:"maxUsers"`
+			TicketTimeout string `json:"ticketTimeout"`
+			Skill         struct {
+				MaxWindow float64 `json:"maxWindow"`
+			} `json:"skill"`
+		} `json:"queues"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&qs))
+	require.Len(t, qs.Queues, 3)
+	assert.Equal(t, "duel", qs.Queues[0].Name)
+	assert.Equal(t, 2, qs.Queues[0].MaxUsers)
+	assert.Equal(t, "5m0s", qs.Queues[0].TicketTimeout)
+	assert.Equal(t, 400.0, qs.Queues[0].Skill.MaxWindow)
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("queues:\n  - name: duel\n    maxUsers: 2\n    maxDevices: 300\n    maxDevicesPerUser: 1\n    maxUsersPerDevice: 1\n    regions: [WestUs]\n"), 0o600))
+	var stdout, stderr syncBuffer
+	err = run(context.Background(), []string{"-config", bad}, envOf(map[string]string{"LOBBYD_DEV_AUTH": "true"}), &stdout, &stderr)
+	require.Error(t, err)
+	for _, want := range []string{"LOBBYD_CONFIG", bad, "queues[0]", `"duel"`, "maxDevices 300"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.Empty(t, stdout.String())
 }

@@ -35,6 +35,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	queues := matchmaker.DefaultQueues()
+	if cfg.ConfigFile != "" {
+		if queues, err = matchmaker.LoadConfig(cfg.ConfigFile); err != nil {
+			return fmt.Errorf("invalid queue configuration (LOBBYD_CONFIG): %w", err)
+		}
+	}
 	log := newLogger(cfg, stderr)
 	log.Info("starting lobbyd", "node", cfg.NodeID, "addr", cfg.Addr, "embeddedRedis", cfg.RedisURL == "",
 		"fakePlayFab", cfg.PlayFabTitleID == "", "devAuth", cfg.DevAuth)
@@ -47,11 +53,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer st.Close()
 	if st.Embedded() {
 		log.Warn("using the embedded in-process Redis: nothing survives a restart and nodes cannot share it; set LOBBYD_REDIS_URL in production")
-	}
-
-	queues := matchmaker.DefaultQueues()
-	if err := matchmaker.ValidateQueues(queues); err != nil {
-		return fmt.Errorf("invalid queue configuration: %w", err)
 	}
 
 	playfab, stopFake, err := playFabClient(cfg, log)
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	playfab.Observer = partyalloc.NewPrometheusObserver(reg)
 
 	notifier := &lobby.Notifier{Store: st}
-	mm := &matchmaker.Service{Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log}
+	mm := &matchmaker.Service{Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log, Registerer: reg}
 	gw := &lobby.Gateway{
 		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins, MaxFrameBytes: cfg.MaxFrameBytes, Grace: cfg.ReconnectGrace,

@@ -4,10 +4,10 @@
 // Every string that comes from the server is put on the page with
 // textContent (see el), never parsed as HTML.
 //
-// Adding the lobby panel later: handle lobby.state, lobby.chat and
-// lobby.removed in EVENT_HANDLERS, read welcome.state.lobby in onWelcome,
-// and add a <section> beside #match-panel; request() already sends any
-// request type and resolves with its reply's data.
+// The lobby panel (#lobby-panel) follows lobby.state, lobby.chat and
+// lobby.removed (EVENT_HANDLERS) and welcome.state.lobby (onWelcome); the
+// matchmaking controls are lobby-aware (renderControls): in a lobby only its
+// owner queues it, as one ticket, once every member is ready.
 'use strict';
 
 (() => {
@@ -49,6 +49,10 @@
 
   function clockTime(d) {
     return `${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
+  }
+
+  function truncate(s, n) {
+    return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
   }
 
   function middleTruncate(s, head = 20, tail = 10) {
@@ -524,29 +528,33 @@
   const pending = new Map(); // id -> {type, sentAt, resolve, reject, timer}
   const rawPending = new Map(); // id -> {type, sentAt} of raw frames, to label their replies
 
-  function sendText(text, frame) {
+  // sendText sends one frame and logs it. A quiet frame (a ping, an
+  // automatic poll) is hidden by the log's "Hide pings and polls".
+  function sendText(text, frame, quiet) {
     if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) throw new RequestError('disconnected', 'not connected');
     conn.ws.send(text);
     addLog({
       dir: 'out', type: str(frame?.type) || '(not JSON)', note: frame?.id != null ? `#${str(frame.id)}` : '',
-      frame: frame ?? undefined, text: frame ? undefined : text, isPing: frame?.type === 'ping',
+      frame: frame ?? undefined, text: frame ? undefined : text, isPing: quiet || frame?.type === 'ping',
     });
   }
 
   // request sends a request and resolves with its reply's data, or rejects
-  // with a RequestError carrying the protocol error code.
-  function request(type, fields) {
+  // with a RequestError carrying the protocol error code. opts.quiet marks
+  // a background poll in the frame log.
+  function request(type, fields, opts = {}) {
     if (!conn.welcomed) return Promise.reject(new RequestError('disconnected', 'not connected'));
     const id = `c${nextRequestId++}`;
     const frame = { type, id, ...fields };
+    const quiet = !!opts.quiet || type === 'ping';
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.delete(id);
         reject(new RequestError('timeout', `no reply to ${type} within ${REQUEST_TIMEOUT_MS / 1000} s`));
       }, REQUEST_TIMEOUT_MS);
-      pending.set(id, { type, sentAt: performance.now(), resolve, reject, timer });
+      pending.set(id, { type, sentAt: performance.now(), resolve, reject, timer, quiet });
       try {
-        sendText(JSON.stringify(frame), frame);
+        sendText(JSON.stringify(frame), frame, quiet);
       } catch (err) {
         clearTimeout(timer);
         pending.delete(id);
@@ -600,7 +608,7 @@
     const outcome = frame.ok ? 'ok' : str(frame.error?.code) || 'error';
     const to = p ? `${p.type}${raw ? ' (raw)' : ''}` : id ? 'unknown request' : 'a frame without a usable id';
     addLog({
-      dir: 'in', type: 'reply', frame, error: !frame.ok, isPing: p?.type === 'ping',
+      dir: 'in', type: 'reply', frame, error: !frame.ok, isPing: !!p?.quiet || p?.type === 'ping',
       note: `${id ? `#${id} ` : ''}${to} → ${outcome}${p ? ` in ${fmtMs(rtt)}` : ''}`,
     });
     if (!p || raw) return;
@@ -617,6 +625,12 @@
       case 'match.found':
       case 'match.ready': return `match ${str(f.matchId)}`;
       case 'match.failed': return `match ${str(f.matchId)}: ${str(f.reason)}${f.requeued ? ' (requeued)' : ''}`;
+      case 'lobby.state': {
+        const l = f.lobby ?? {};
+        return `${str(l.code)} ${str(l.status)} · ${lobbyMembers(l).length}/${str(l.maxMembers)} members`;
+      }
+      case 'lobby.chat': return `${str(f.from?.name) || str(f.from?.playerId)}: ${truncate(str(f.text), 48)}`;
+      case 'lobby.removed': return `${str(f.reason)} from ${str(f.lobbyId)}`;
       default: return '';
     }
   }
@@ -632,6 +646,9 @@
     'match.ready': (f) => onMatchReady(f, false),
     'match.failed': onMatchFailed,
     'session.replaced': onSessionReplaced,
+    'lobby.state': onLobbyState,
+    'lobby.chat': onLobbyChat,
+    'lobby.removed': onLobbyRemoved,
   };
 
   const view = {
@@ -648,6 +665,19 @@
     pings: [],
     clockOffset: 0, // server clock minus local clock, from the last ping
     busy: false,
+    lobby: null, // the player's Lobby as the server last sent it, or null
+    lobbyLeft: new Set(), // lobbies this page left or was removed from: late snapshots of them are ignored
+    lobbyAway: new Map(), // playerId -> local time a member was first seen disconnected
+    lobbyBusy: false, // a lobby request is in flight
+    chat: [], // this lobby's timeline, oldest first: {kind: 'msg'|'sys', name, text, at, mine}
+    chatLobbyId: '',
+    chatHoldUntil: 0, // after rate_limited, Send waits until then
+    publicLobbies: null, // the last lobby.list answer, or null before the first
+    listError: '',
+    listAt: 0, // local time of the last lobby.list (sent)
+    listBusy: false,
+    settingsDirty: false, // the owner is editing the lobby settings form
+    kicking: new Set(), // players this page asked to kick, to tell "kicked" from "left"
   };
 
   function onWelcome(f) {
@@ -675,10 +705,11 @@
       view.match = null; // the allocation ended while we were away
       renderMatch();
     }
-    if (state.lobby) logSys('note', 'welcome.state.lobby is present; this console does not show lobbies yet');
+    restoreLobby(state.lobby);
     setConn('ready', 'Connected');
     renderFacts();
     ping(); // measures the round trip and the server's clock offset
+    if (!view.lobby) refreshLobbyList(true);
   }
 
   function onMatchFound(f) {
@@ -783,16 +814,27 @@
   async function newPlayer() {
     // Abandoning this identity: take its ticket out of the queue first, so
     // no one is matched with a player who is gone for good.
-    if (view.ticket?.status === 'searching' && conn.welcomed) {
+    // The same goes for their lobby place: the others should not wait for
+    // a grace period to end.
+    if (view.ticket?.status === 'searching' && conn.welcomed && !view.lobby) {
       try { await request('queue.leave'); } catch { /* best effort */ }
+    }
+    if (view.lobby && conn.welcomed) {
+      try { await request('lobby.leave'); } catch { /* best effort */ }
     }
     disconnect('new player');
     session = null;
     saveSession();
-    Object.assign(view, { node: '', protocol: null, ticket: null, match: null, history: [], pings: [], clockOffset: 0 });
+    Object.assign(view, {
+      node: '', protocol: null, ticket: null, match: null, history: [], pings: [], clockOffset: 0,
+      lobby: null, chat: [], chatLobbyId: '', publicLobbies: null, listError: '', listAt: 0,
+    });
+    view.lobbyLeft.clear();
+    view.lobbyAway.clear();
     conn.attempt = 0;
     showQueueNotice(null);
     showNotice('ticket-notice', null);
+    showLobbyNotice(null);
     renderAll();
     $('name').value = '';
     $('name').focus();
@@ -972,6 +1014,7 @@
       depth.append(el('strong', { text: String(tickets) }), ` ${tickets === 1 ? 'ticket' : 'tickets'} searching now · ${str(q.maxUsers)} players per match`);
     }
     if (q && str(q.regions) !== $('regions').dataset.regions) renderRegions();
+    renderLobbyQueuePickers();
     renderControls();
   }
 
@@ -1014,6 +1057,7 @@
     renderTicket();
     renderMatch();
     renderPings();
+    renderLobby();
     renderControls();
   }
 
@@ -1041,9 +1085,28 @@
     const online = conn.welcomed;
     const searching = view.ticket?.status === 'searching';
     const allocating = view.match?.phase === 'found';
-    $('join-button').disabled = !online || view.busy || searching || allocating || !$('queue').value;
-    $('leave-button').disabled = !online || view.busy || !searching;
+    const lobby = view.lobby;
+    if (lobby) {
+      // A lobby queues as one ticket, in its own queue, sent by its owner
+      // once every member is ready; any member can take it out.
+      const queued = lobby.status === 'queued';
+      const owner = lobby.ownerId === session?.playerId;
+      const waiting = lobbyMembers(lobby).filter((m) => !m.ready);
+      $('join-button').disabled = !online || view.busy || !owner || queued || waiting.length > 0 || allocating || !$('queue').value;
+      $('leave-button').disabled = !online || view.busy || !(queued || searching);
+      $('join-button').textContent = 'Queue the lobby';
+      $('leave-button').textContent = queued ? 'Leave queue (whole lobby)' : 'Leave queue';
+      renderQueueLobbyHint(lobby, { owner, queued, waiting, allocating });
+    } else {
+      $('join-button').disabled = !online || view.busy || searching || allocating || !$('queue').value;
+      $('leave-button').disabled = !online || view.busy || !searching;
+      $('join-button').textContent = 'Join queue';
+      $('leave-button').textContent = 'Leave queue';
+      $('queue-lobby-hint').hidden = true;
+    }
+    $('queue').disabled = view.queues.length === 0 || !!lobby;
     $('queue-offline').hidden = online;
+    renderLobbyControls();
     $('ping-button').disabled = !online;
     $('raw-send').disabled = !(conn.ws && conn.opened);
     $('connect-button').textContent = conn.ws || conn.retryTimer ? 'Disconnect' : 'Connect';
@@ -1063,7 +1126,7 @@
     $('ticket-id').textContent = str(t.ticketId);
     $('ticket-queue').textContent = str(t.queue);
     const players = Array.isArray(t.players) ? t.players : [];
-    $('ticket-players').textContent = players.length === 1 && players[0] === session?.playerId ? 'just you' : `${players.length}`;
+    $('ticket-players').replaceChildren(...ticketPlayers(players));
     const eta = Number(t.estimatedWaitMs);
     $('ticket-eta').hidden = $('ticket-eta-label').hidden = !(eta > 0);
     $('ticket-eta').textContent = eta > 0 ? `about ${fmtDuration(eta)}` : '';
@@ -1194,6 +1257,872 @@
       ])));
   }
 
+  // ---------------------------------------------------------------- lobby
+
+  // Join codes are 6 characters from an alphabet without 0/O and 1/I.
+  const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+  const CODE_LENGTH = 6;
+  const MAX_PROPS = 16;
+  const MAX_PROP_KEY = 32;
+  const MAX_PROP_VALUE = 256;
+  const CHAT_CAP = 200;
+  const LIST_LIMIT = 50;
+  const LIST_REFRESH_MS = 5000;
+  const CHAT_HOLD_MS = 1200; // after rate_limited: the server refills about one message a second
+
+  const runes = (s) => [...s].length;
+  const lobbyMembers = (l) => (Array.isArray(l?.members) ? l.members.filter((m) => m && typeof m === 'object') : []);
+  const memberName = (m) => str(m?.name) || str(m?.playerId) || '(no name)';
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+
+  function lobbyOwner(l) {
+    return lobbyMembers(l).find((m) => m.playerId === l?.ownerId) ?? null;
+  }
+
+  function myMember(l) {
+    return lobbyMembers(l).find((m) => m.playerId === session?.playerId) ?? null;
+  }
+
+  function showLobbyNotice(kind, text, actions = []) {
+    const box = $('lobby-notice');
+    box.className = `notice ${kind || ''}`;
+    box.replaceChildren();
+    if (!kind) return;
+    box.append(el('p', { text }));
+    if (actions.length) {
+      box.append(el('div', { class: 'buttons' }, actions.map(([label, handler]) => el('button', { type: 'button', class: 'small', text: label, onclick: handler }))));
+    }
+  }
+
+  // errText is how a failed request reads in a notice: the server's words,
+  // then its code, for QA to match against docs/protocol.md.
+  function errText(err) {
+    return `${err.message} (${err.code})`;
+  }
+
+  // normalizeCode reads a join code as typed: any case, spaces and dashes
+  // ignored. It returns {code} or {error}.
+  function normalizeCode(typed) {
+    const code = typed.replace(/[\s-]/g, '').toUpperCase();
+    if (!code) return { error: 'Type the 6-character join code.' };
+    const bad = [...new Set([...code].filter((c) => !CODE_ALPHABET.includes(c)))];
+    if (bad.length) {
+      const lookalike = bad.some((c) => '0O1I'.includes(c)) ? ' Codes never use O, I, 0 or 1.' : '';
+      return { error: `A join code cannot contain ${bad.map((c) => `“${c}”`).join(', ')}.${lookalike}` };
+    }
+    if (code.length !== CODE_LENGTH) return { error: `A join code has ${CODE_LENGTH} characters; that one has ${code.length}.` };
+    return { code };
+  }
+
+  // keepFocus re-renders a container without losing the keyboard focus: the
+  // element with the same data-focus-key gets it back, or the container.
+  function keepFocus(container, render) {
+    const active = document.activeElement;
+    const key = active && container.contains(active) ? active.dataset.focusKey : undefined;
+    const had = active && container.contains(active);
+    render();
+    if (!had) return;
+    const again = key ? container.querySelector(`[data-focus-key="${CSS.escape(key)}"]`) : null;
+    if (again && !again.disabled) again.focus();
+    else container.focus();
+  }
+
+  function crownIcon() {
+    const ns = 'http://www.w3.org/2000/svg';
+    const svg = document.createElementNS(ns, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('class', 'crown');
+    svg.setAttribute('aria-hidden', 'true');
+    svg.setAttribute('focusable', 'false');
+    const path = document.createElementNS(ns, 'path');
+    path.setAttribute('d', 'M2 7.5l5.2 4.2L12 4l4.8 7.7L22 7.5 19.8 18H4.2zM4.2 19.5h15.6V22H4.2z');
+    path.setAttribute('fill', 'currentColor');
+    svg.append(path);
+    return svg;
+  }
+
+  function propChips(props) {
+    const entries = props && typeof props === 'object' ? Object.entries(props) : [];
+    if (!entries.length) return el('span', { class: 'hint inline', text: 'none' });
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return el('span', { class: 'chips' }, entries.map(([k, v]) => el('span', { class: 'chip prop' },
+      el('span', { class: 'prop-key', text: k }), el('span', { class: 'prop-eq', 'aria-hidden': 'true', text: '=' }),
+      el('span', { class: 'visually-hidden', text: ' is ' }), el('span', { class: 'prop-value', text: str(v) }))));
+  }
+
+  // ---- props editor: key/value rows, used by the create and settings forms
+
+  function addPropRow(box, key = '', value = '', focus = false) {
+    if (box.children.length >= MAX_PROPS) return;
+    const keyInput = el('input', { type: 'text', class: 'prop-key-input', maxLength: MAX_PROP_KEY, value: key, placeholder: 'key', autocomplete: 'off' });
+    const valueInput = el('input', { type: 'text', class: 'prop-value-input', maxLength: MAX_PROP_VALUE, value, placeholder: 'value', autocomplete: 'off' });
+    keyInput.spellcheck = false;
+    valueInput.spellcheck = false;
+    const row = el('div', { class: 'prop-row' }, keyInput, el('span', { class: 'prop-eq', 'aria-hidden': 'true', text: '=' }), valueInput);
+    row.append(el('button', {
+      class: 'small', type: 'button', text: 'Remove',
+      onclick: () => {
+        const next = row.nextElementSibling ?? row.previousElementSibling;
+        row.remove();
+        relabelProps(box);
+        box.dispatchEvent(new Event('input', { bubbles: true }));
+        (next?.querySelector('input') ?? box.parentElement.querySelector('button[id$="addprop"]'))?.focus();
+      },
+    }));
+    box.append(row);
+    relabelProps(box);
+    if (focus) keyInput.focus();
+  }
+
+  function relabelProps(box) {
+    [...box.children].forEach((row, i) => {
+      const [k, v] = row.querySelectorAll('input');
+      k.setAttribute('aria-label', `Property ${i + 1} key`);
+      v.setAttribute('aria-label', `Property ${i + 1} value`);
+      row.querySelector('button').setAttribute('aria-label', `Remove property ${i + 1}`);
+    });
+    const add = box.parentElement.querySelector('button[id$="addprop"]');
+    if (add) {
+      add.disabled = box.children.length >= MAX_PROPS;
+      add.textContent = box.children.length >= MAX_PROPS ? `Add property (${MAX_PROPS} at most)` : 'Add property';
+    }
+  }
+
+  function setPropRows(box, props) {
+    box.replaceChildren();
+    for (const [k, v] of Object.entries(props && typeof props === 'object' ? props : {})) addPropRow(box, k, str(v));
+    relabelProps(box);
+  }
+
+  // readProps checks the rows as the server would and returns {props} or
+  // {error, input}. Rows with neither key nor value are skipped.
+  function readProps(box) {
+    const props = {};
+    let n = 0;
+    for (const [i, row] of [...box.children].entries()) {
+      const [k, v] = row.querySelectorAll('input');
+      const key = k.value.trim();
+      if (!key && !v.value) continue;
+      if (!key) return { error: `Property ${i + 1} has a value but no key.`, input: k };
+      if (runes(key) > MAX_PROP_KEY) return { error: `Property key “${key}” is longer than ${MAX_PROP_KEY} characters.`, input: k };
+      if (runes(v.value) > MAX_PROP_VALUE) return { error: `The value of “${key}” is longer than ${MAX_PROP_VALUE} characters.`, input: v };
+      if (Object.hasOwn(props, key)) return { error: `The key “${key}” is there twice.`, input: k };
+      props[key] = v.value;
+      n++;
+    }
+    if (n > MAX_PROPS) return { error: `At most ${MAX_PROPS} properties.`, input: null };
+    return { props };
+  }
+
+  // readMax reads a max-members input: {value} (undefined when empty) or {error}.
+  function readMax(input, min, max) {
+    if (input.validity.badInput) return { error: 'Max members must be a whole number.' };
+    const text = input.value.trim();
+    if (!text) return { value: undefined };
+    const n = Number(text);
+    if (!Number.isInteger(n)) return { error: 'Max members must be a whole number.' };
+    if (max && (n < min || n > max)) return { error: `Max members must be between ${min} and ${max}.` };
+    return { value: n };
+  }
+
+  function queueMaxUsers(name) {
+    const n = Number(view.queues.find((q) => q.name === name)?.maxUsers);
+    return n > 0 ? n : 0;
+  }
+
+  // ---- the lobby state
+
+  // setLobby takes the server's view of the player's lobby (or null), keeps
+  // a timeline of what changed in the chat, and redraws.
+  function setLobby(l, how) {
+    if (l != null && (typeof l !== 'object' || typeof l.lobbyId !== 'string')) l = null;
+    const old = view.lobby;
+    if (l && how !== 'snapshot') view.lobbyLeft.delete(l.lobbyId);
+    if (l && view.chatLobbyId !== l.lobbyId) {
+      view.chat = [];
+      view.chatLobbyId = l.lobbyId;
+      $('chat-notice').textContent = '';
+    }
+    if (l && old?.lobbyId === l.lobbyId) noteLobbyChanges(old, l);
+    else if (l) {
+      const verb = { created: 'You created this lobby', joined: 'You joined this lobby', restored: 'Back in this lobby (from welcome.state.lobby)' }[how];
+      if (verb) addChat({ kind: 'sys', text: `${verb}.` });
+    }
+    if (!l) {
+      view.chatLobbyId = '';
+      view.chat = [];
+      view.settingsDirty = false;
+    }
+    const now = Date.now();
+    const away = new Map();
+    for (const m of lobbyMembers(l)) {
+      if (m.connected === false) away.set(m.playerId, view.lobbyAway.get(m.playerId) ?? now);
+    }
+    view.lobbyAway = away;
+    view.lobby = l;
+    if (!l !== !old || l?.queue !== old?.queue) syncQueueSelect();
+    renderLobby();
+    renderTicket();
+    renderControls();
+    if (!l && old) refreshLobbyList(true);
+  }
+
+  // noteLobbyChanges writes what changed between two snapshots of the same
+  // lobby into the chat timeline, and says the big ones out loud.
+  function noteLobbyChanges(a, b) {
+    const me = session?.playerId;
+    const before = new Map(lobbyMembers(a).map((m) => [m.playerId, m]));
+    const after = new Map(lobbyMembers(b).map((m) => [m.playerId, m]));
+    for (const [id, m] of after) {
+      const was = before.get(id);
+      if (!was) addChat({ kind: 'sys', text: `${memberName(m)} joined.` });
+      else if (was.connected !== false && m.connected === false) addChat({ kind: 'sys', text: `${memberName(m)} disconnected; their place is kept for the reconnect grace period.` });
+      else if (was.connected === false && m.connected !== false) addChat({ kind: 'sys', text: `${memberName(m)} reconnected.` });
+    }
+    for (const [id, m] of before) {
+      if (after.has(id)) continue;
+      const kicked = view.kicking.delete(id);
+      addChat({ kind: 'sys', text: `${memberName(m)} ${kicked ? 'was kicked' : 'left'}.` });
+    }
+    if (a.ownerId !== b.ownerId) {
+      const owner = lobbyOwner(b);
+      addChat({ kind: 'sys', text: b.ownerId === me ? 'You are now the owner.' : `${memberName(owner)} is now the owner.` });
+      if (b.ownerId === me) lobbyLive('You are now the lobby owner.');
+    }
+    if (a.status !== b.status) {
+      const text = {
+        queued: `The lobby is queued as one ticket with all ${plural(lobbyMembers(b).length, 'member', 'members')}.`,
+        matched: 'Matched! Everyone is set to not ready for the next round.',
+        open: a.status === 'queued' ? 'The lobby left the queue.' : 'The lobby is open.',
+      }[b.status] ?? `The lobby is ${str(b.status)}.`;
+      addChat({ kind: 'sys', text });
+      lobbyLive(text);
+    }
+    const changed = [];
+    if (a.visibility !== b.visibility) changed.push(`visibility ${str(b.visibility)}`);
+    if (a.maxMembers !== b.maxMembers) changed.push(`max members ${str(b.maxMembers)}`);
+    if (JSON.stringify(sortedProps(a.props)) !== JSON.stringify(sortedProps(b.props))) changed.push('properties');
+    if (changed.length) addChat({ kind: 'sys', text: `Settings changed: ${changed.join(', ')}.` });
+  }
+
+  function sortedProps(props) {
+    return Object.entries(props && typeof props === 'object' ? props : {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+  }
+
+  function lobbyLive(text) {
+    const region = $('lobby-live');
+    region.textContent = '';
+    setTimeout(() => { region.textContent = text; }, 50);
+  }
+
+  // restoreLobby applies welcome.state.lobby: the server's word wins.
+  function restoreLobby(l) {
+    const had = view.lobby;
+    const now = l && typeof l === 'object' && typeof l.lobbyId === 'string' ? l : null;
+    if (had && now?.lobbyId !== had.lobbyId) {
+      showLobbyNotice('warn', `You are no longer in lobby ${str(had.code)}: the reconnect grace period ended while you were away, or the server forgot it.`);
+    }
+    if (had && now?.lobbyId === had.lobbyId) addChat({ kind: 'sys', text: 'Reconnected. Messages sent while you were away are not replayed.' });
+    setLobby(now, 'restored');
+  }
+
+  function onLobbyState(f) {
+    const l = f.lobby;
+    if (!l || typeof l !== 'object' || typeof l.lobbyId !== 'string') return;
+    if (view.lobbyLeft.has(l.lobbyId)) {
+      logSys('note', `lobby.state for ${l.lobbyId}, which this player left, ignored`);
+      return;
+    }
+    if (!lobbyMembers(l).some((m) => m.playerId === session?.playerId)) {
+      logSys('note', `lobby.state for ${l.lobbyId} does not list this player; ignored`);
+      return;
+    }
+    setLobby(l, 'snapshot');
+  }
+
+  function onLobbyChat(f) {
+    if (!view.lobby || f.lobbyId !== view.lobby.lobbyId) {
+      logSys('note', `chat for lobby ${str(f.lobbyId)}, which is not this player's lobby, ignored`);
+      return;
+    }
+    const at = Date.parse(str(f.ts));
+    addChat({
+      kind: 'msg', name: str(f.from?.name) || str(f.from?.playerId), text: str(f.text),
+      at: Number.isNaN(at) ? Date.now() : at, mine: f.from?.playerId === session?.playerId,
+    });
+  }
+
+  function onLobbyRemoved(f) {
+    const l = view.lobby;
+    const id = str(f.lobbyId);
+    view.lobbyLeft.add(id);
+    if (l && l.lobbyId !== id) return; // an old lobby: nothing to show
+    const code = l ? ` ${str(l.code)}` : '';
+    const owner = l ? memberName(lobbyOwner(l)) : '';
+    const text = f.reason === 'kicked'
+      ? `You were kicked from lobby${code}${owner ? ` by its owner, ${owner}` : ''}. You can join another lobby or queue on your own.`
+      : f.reason === 'closed'
+        ? `Lobby${code} was closed by the server.`
+        : `You were removed from lobby${code} (${str(f.reason) || 'no reason given'}).`;
+    setLobby(null);
+    showLobbyNotice(f.reason === 'kicked' ? 'error' : 'warn', text, [['Dismiss', () => { showLobbyNotice(null); $('lobby-code').focus(); }]]);
+    lobbyLive(text);
+  }
+
+  // ---- the chat and its timeline
+
+  function addChat(entry) {
+    entry.at ??= Date.now();
+    view.chat.push(entry);
+    const list = $('chat-list');
+    const box = $('chat-log');
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    list.append(chatItem(entry));
+    while (view.chat.length > CHAT_CAP) {
+      view.chat.shift();
+      list.firstElementChild?.remove();
+    }
+    $('chat-empty').hidden = view.chat.length > 0;
+    if (atBottom || entry.mine) box.scrollTop = box.scrollHeight;
+  }
+
+  function chatItem(e) {
+    const time = el('time', { class: 'chat-time', text: new Date(e.at).toTimeString().slice(0, 8), dateTime: new Date(e.at).toISOString() });
+    if (e.kind === 'sys') return el('li', { class: 'chat-sys' }, time, el('span', { text: e.text }));
+    return el('li', { class: `chat-msg${e.mine ? ' mine' : ''}` },
+      time,
+      el('span', { class: 'chat-from' }, el('span', { text: e.name }), e.mine ? el('span', { class: 'visually-hidden', text: ' (you)' }) : null),
+      el('span', { class: 'chat-text', text: e.text }));
+  }
+
+  function renderChat() {
+    $('chat-list').replaceChildren(...view.chat.map(chatItem));
+    $('chat-empty').hidden = view.chat.length > 0;
+    $('chat-log').scrollTop = $('chat-log').scrollHeight;
+  }
+
+  function renderChatCount() {
+    const n = runes($('chat-text').value);
+    $('chat-count').textContent = n ? `${n} / 500 characters` : '';
+    $('chat-count').classList.toggle('near', n > 450);
+  }
+
+  async function sendChat(ev) {
+    ev.preventDefault();
+    const input = $('chat-text');
+    const text = input.value;
+    if (!text.trim()) {
+      input.focus();
+      return;
+    }
+    if (Date.now() < view.chatHoldUntil) return;
+    $('chat-send').disabled = true;
+    try {
+      await request('lobby.chat', { text });
+      input.value = '';
+      renderChatCount();
+      showNotice('chat-notice', null);
+    } catch (err) {
+      if (err.code === 'rate_limited') {
+        view.chatHoldUntil = Date.now() + CHAT_HOLD_MS;
+        showNotice('chat-notice', 'warn', 'Slow down: the server takes about one message a second, with bursts of 5. Your message is still in the box; send it again in a moment.');
+        setTimeout(renderLobbyControls, CHAT_HOLD_MS + 20);
+      } else if (err.code === 'too_large') {
+        showNotice('chat-notice', 'error', `Too long for the server: ${errText(err)}`);
+      } else {
+        showNotice('chat-notice', 'error', `Not sent: ${errText(err)}`);
+      }
+    } finally {
+      renderLobbyControls();
+      input.focus();
+    }
+  }
+
+  // ---- actions
+
+  async function lobbyAction(fn) {
+    view.lobbyBusy = true;
+    renderLobbyControls();
+    try {
+      await fn();
+    } finally {
+      view.lobbyBusy = false;
+      renderControls();
+    }
+  }
+
+  function selectedVisibility(name) {
+    return document.querySelector(`input[name="${name}"]:checked`)?.value ?? 'public';
+  }
+
+  async function createLobby(ev) {
+    ev.preventDefault();
+    const queue = $('lobby-queue').value;
+    if (!queue) {
+      showLobbyNotice('error', 'Pick a queue first.');
+      $('lobby-queue').focus();
+      return;
+    }
+    const max = readMax($('lobby-max'), 1, queueMaxUsers(queue));
+    if (max.error) {
+      showLobbyNotice('error', max.error);
+      $('lobby-max').focus();
+      return;
+    }
+    const props = readProps($('lobby-create-props'));
+    if (props.error) {
+      showLobbyNotice('error', props.error);
+      props.input?.focus();
+      return;
+    }
+    const fields = { queue, visibility: selectedVisibility('lobby-visibility') };
+    if (max.value !== undefined) fields.maxMembers = max.value;
+    if (Object.keys(props.props).length) fields.props = props.props;
+    await lobbyAction(async () => {
+      try {
+        const data = await request('lobby.create', fields);
+        showLobbyNotice(null);
+        setLobby(data.lobby, 'created');
+        announce(`Lobby created. Join code ${spellCode(data.lobby?.code)}.`);
+        $('lobby-copy-code').focus();
+      } catch (err) {
+        showLobbyNotice('error', `Could not create the lobby: ${errText(err)}`);
+      }
+    });
+  }
+
+  async function joinLobby(fields, what) {
+    await lobbyAction(async () => {
+      try {
+        const data = await request('lobby.join', fields);
+        showLobbyNotice(null);
+        $('lobby-code').value = '';
+        setLobby(data.lobby, 'joined');
+        announce(`Joined ${what}.`);
+        $('lobby-ready-button').focus();
+      } catch (err) {
+        const advice = {
+          not_found: fields.code ? ` No open lobby has code ${fields.code}; check it with its owner. Private lobbies are joined by code only.` : ' It may have closed or gone private; refresh the list.',
+          full: ' It has no room left.',
+          conflict: ' Leave your queue or lobby first; a lobby that is queued or matched takes no one new.',
+        }[err.code] ?? '';
+        showLobbyNotice('error', `Could not join ${what}: ${errText(err)}.${advice}`);
+        if (!fields.code) refreshLobbyList(true);
+      }
+    });
+  }
+
+  function joinByCode(ev) {
+    ev.preventDefault();
+    const { code, error } = normalizeCode($('lobby-code').value);
+    if (error) {
+      showLobbyNotice('error', error);
+      $('lobby-code').focus();
+      return;
+    }
+    $('lobby-code').value = code;
+    joinLobby({ code }, `lobby ${code}`);
+  }
+
+  async function leaveLobby() {
+    const l = view.lobby;
+    if (!l) return;
+    await lobbyAction(async () => {
+      try {
+        await request('lobby.leave');
+        view.lobbyLeft.add(l.lobbyId);
+        showLobbyNotice('info', `You left lobby ${str(l.code)}.`);
+        setLobby(null);
+        announce('Left the lobby.');
+        $('lobby-code').focus();
+      } catch (err) {
+        if (err.code === 'not_found') {
+          view.lobbyLeft.add(l.lobbyId);
+          setLobby(null);
+          showLobbyNotice('info', 'You were not in a lobby any more.');
+        } else {
+          showLobbyNotice('error', `Could not leave: ${errText(err)}`);
+        }
+      }
+    });
+  }
+
+  async function toggleReady() {
+    const me = myMember(view.lobby);
+    if (!me) return;
+    await lobbyAction(async () => {
+      try {
+        await request('lobby.ready', { ready: !me.ready });
+        showLobbyNotice(null);
+        announce(me.ready ? 'Marked not ready.' : 'Marked ready.');
+      } catch (err) {
+        const advice = err.code === 'conflict' ? ' Readiness is locked while the lobby is queued; leave the queue first.' : '';
+        showLobbyNotice('error', `Could not change readiness: ${errText(err)}.${advice}`);
+      }
+    });
+  }
+
+  async function kickMember(m) {
+    const name = memberName(m);
+    view.kicking.add(m.playerId);
+    await lobbyAction(async () => {
+      try {
+        await request('lobby.kick', { playerId: m.playerId });
+        showLobbyNotice(null);
+        announce(`Kicked ${name}.`);
+      } catch (err) {
+        view.kicking.delete(m.playerId);
+        showLobbyNotice('error', `Could not kick ${name}: ${errText(err)}`);
+      }
+    });
+  }
+
+  async function promoteMember(m) {
+    const name = memberName(m);
+    await lobbyAction(async () => {
+      try {
+        await request('lobby.promote', { playerId: m.playerId });
+        showLobbyNotice(null);
+        announce(`${name} is now the owner.`);
+      } catch (err) {
+        showLobbyNotice('error', `Could not make ${name} the owner: ${errText(err)}`);
+      }
+    });
+  }
+
+  // fillSettings copies the lobby into the owner's settings form.
+  function fillSettings() {
+    const l = view.lobby;
+    if (!l) return;
+    for (const r of document.querySelectorAll('input[name="lobby-edit-visibility"]')) r.checked = r.value === l.visibility;
+    const max = queueMaxUsers(l.queue);
+    const min = Math.max(1, lobbyMembers(l).length);
+    $('lobby-edit-max').value = str(l.maxMembers);
+    $('lobby-edit-max').min = String(min);
+    if (max) $('lobby-edit-max').max = String(max);
+    $('lobby-edit-max-range').textContent = max ? `(${min}–${max}: at least the members there are, at most the queue's match size)` : '';
+    setPropRows($('lobby-edit-props'), l.props);
+    view.settingsDirty = false;
+  }
+
+  async function saveSettings(ev) {
+    ev.preventDefault();
+    const l = view.lobby;
+    if (!l) return;
+    const fields = {};
+    const visibility = selectedVisibility('lobby-edit-visibility');
+    if (visibility !== l.visibility) fields.visibility = visibility;
+    const max = readMax($('lobby-edit-max'), Math.max(1, lobbyMembers(l).length), queueMaxUsers(l.queue));
+    if (max.error) {
+      showLobbyNotice('error', max.error);
+      $('lobby-edit-max').focus();
+      return;
+    }
+    if (max.value !== undefined && max.value !== l.maxMembers) fields.maxMembers = max.value;
+    const props = readProps($('lobby-edit-props'));
+    if (props.error) {
+      showLobbyNotice('error', props.error);
+      props.input?.focus();
+      return;
+    }
+    if (JSON.stringify(sortedProps(props.props)) !== JSON.stringify(sortedProps(l.props))) fields.props = props.props;
+    if (!Object.keys(fields).length) {
+      showLobbyNotice('info', 'Nothing changed.');
+      return;
+    }
+    await lobbyAction(async () => {
+      try {
+        const data = await request('lobby.update', fields);
+        showLobbyNotice('info', `Saved: ${Object.keys(fields).join(', ')}.`);
+        setLobby(data.lobby, 'snapshot');
+        fillSettings();
+      } catch (err) {
+        showLobbyNotice('error', `Could not save the settings: ${errText(err)}`);
+      }
+    });
+  }
+
+  // refreshLobbyList asks for the public lobbies; auto is the background
+  // poll (quiet in the frame log, silent on errors).
+  async function refreshLobbyList(auto) {
+    if (!conn.welcomed || view.lobby || view.listBusy) return;
+    if (auto && document.hidden) return;
+    view.listBusy = true;
+    view.listAt = Date.now();
+    renderLobbyControls();
+    const fields = { limit: LIST_LIMIT };
+    if ($('lobby-list-queue').value) fields.queue = $('lobby-list-queue').value;
+    try {
+      const data = await request('lobby.list', fields, { quiet: auto });
+      view.publicLobbies = Array.isArray(data.lobbies) ? data.lobbies.filter((l) => l && typeof l.lobbyId === 'string') : [];
+      view.listError = '';
+    } catch (err) {
+      view.listError = errText(err);
+    } finally {
+      view.listBusy = false;
+    }
+    renderLobbyList();
+    renderLobbyControls();
+  }
+
+  // ---- rendering
+
+  function spellCode(code) {
+    return [...str(code)].join(' ');
+  }
+
+  function renderLobbyQueuePickers() {
+    const names = view.queues.map((q) => q.name);
+    const pick = $('lobby-queue');
+    if ([...pick.options].map((o) => o.value).join('\n') !== names.join('\n')) {
+      const keep = pick.value || $('queue').value || prefs.queue;
+      pick.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
+      if (names.includes(keep)) pick.value = keep;
+    }
+    const filter = $('lobby-list-queue');
+    if ([...filter.options].slice(1).map((o) => o.value).join('\n') !== names.join('\n')) {
+      const keep = filter.value;
+      filter.replaceChildren(el('option', { value: '', text: 'All queues' }), ...names.map((n) => el('option', { value: n, text: n })));
+      filter.value = names.includes(keep) ? keep : '';
+    }
+    renderCreateMax();
+  }
+
+  function renderCreateMax() {
+    const max = queueMaxUsers($('lobby-queue').value);
+    const input = $('lobby-max');
+    input.max = max ? String(max) : '';
+    input.placeholder = max ? String(max) : '';
+    $('lobby-max-range').textContent = max ? `1 to ${max}; empty means ${max}, the queue's match size.` : '';
+  }
+
+  // syncQueueSelect points the matchmaking queue picker at the lobby's
+  // queue while in a lobby (it queues there), and back to the player's pick.
+  function syncQueueSelect() {
+    const select = $('queue');
+    const want = view.lobby ? str(view.lobby.queue) : prefs.queue;
+    if (want && select.value !== want && [...select.options].some((o) => o.value === want)) {
+      select.value = want;
+      renderRegions();
+      renderQueues();
+    }
+  }
+
+  function renderQueueLobbyHint(l, { owner, queued, waiting, allocating }) {
+    const hint = $('queue-lobby-hint');
+    const n = lobbyMembers(l).length;
+    const ownerName = memberName(lobbyOwner(l));
+    let text;
+    let kind = 'info';
+    if (queued) {
+      text = `Your whole lobby (${plural(n, 'player', 'players')}) is queued as one ticket in ${str(l.queue)}. Any member can take it out with Leave queue; so does anyone leaving the lobby.`;
+      kind = 'queued';
+    } else if (allocating) {
+      text = 'Your lobby was matched; its party is being allocated.';
+    } else if (!owner) {
+      text = `You are in a lobby: only its owner, ${ownerName}, can queue it, as one ticket for everyone, once every member is ready. Skill and regions here are the owner's to set.`;
+      kind = 'locked';
+    } else if (waiting.length) {
+      text = `Your lobby queues as one ticket, in ${str(l.queue)}, once every member is ready. Waiting for ${waiting.map(memberName).join(', ')}.`;
+      kind = 'locked';
+    } else {
+      text = `Everyone is ready: Queue the lobby puts all ${plural(n, 'player', 'players')} in ${str(l.queue)} as one ticket, with the skill and regions above.`;
+      kind = 'go';
+    }
+    hint.className = `lobby-hint ${kind}`;
+    hint.textContent = text;
+    hint.hidden = false;
+  }
+
+  // ticketPlayers describes a ticket's players: names where the lobby knows them.
+  function ticketPlayers(players) {
+    const me = session?.playerId;
+    if (players.length === 1 && players[0] === me) {
+      $('ticket-lobby').hidden = true;
+      return ['just you'];
+    }
+    const members = new Map(lobbyMembers(view.lobby).map((m) => [m.playerId, m]));
+    const whole = !!view.lobby && players.length === members.size && players.every((p) => members.has(p));
+    $('ticket-lobby').hidden = !whole;
+    if (!members.size) return [String(players.length)];
+    const names = players.map((p) => (p === me ? 'you' : members.has(p) ? memberName(members.get(p)) : p));
+    return [`${players.length}${whole ? ', your whole lobby' : ''}: `, el('span', { class: 'ticket-names', text: names.join(', ') })];
+  }
+
+  function renderLobby() {
+    const l = view.lobby;
+    $('lobby-none').hidden = !!l;
+    $('lobby-current').hidden = !l;
+    const titleBadge = $('lobby-title-status');
+    titleBadge.hidden = !l;
+    if (!l) {
+      renderLobbyList();
+      renderChat();
+      renderLobbyControls();
+      return;
+    }
+    const status = str(l.status) || 'unknown';
+    for (const badge of [titleBadge, $('lobby-status')]) {
+      badge.className = `badge ${status.replace(/[^a-z]/g, '')}`;
+      badge.textContent = status;
+    }
+    const code = str(l.code);
+    $('lobby-code-value').replaceChildren(
+      el('span', { 'aria-hidden': 'true', text: code }),
+      el('span', { class: 'visually-hidden', text: spellCode(code) }));
+    $('lobby-invite-link').href = `./#code=${encodeURIComponent(code)}`;
+    $('lobby-queue-name').textContent = str(l.queue);
+    $('lobby-visibility').textContent = l.visibility === 'private' ? 'private (join code only)' : `${str(l.visibility)} (listed)`;
+    $('lobby-id').textContent = str(l.lobbyId);
+    $('lobby-props').replaceChildren(propChips(l.props));
+    const members = lobbyMembers(l);
+    $('lobby-count').textContent = `${members.length} / ${str(l.maxMembers)}`;
+    const ready = members.filter((m) => m.ready).length;
+    $('lobby-status-text').textContent = {
+      open: ready === members.length ? 'everyone is ready' : `${ready} of ${members.length} ready`,
+      queued: `one ticket for all ${members.length}${l.ticketId ? `: ${str(l.ticketId).slice(0, 8)}…` : ''}`,
+      matched: 'match ready; ready up again to queue once more',
+    }[status] ?? '';
+    renderMembers(l);
+    if ($('lobby-settings').open && !view.settingsDirty) fillSettings();
+    if (view.chatLobbyId === l.lobbyId && $('chat-list').children.length !== view.chat.length) renderChat();
+    renderLobbyControls();
+  }
+
+  function renderMembers(l) {
+    const me = session?.playerId;
+    const iOwn = l.ownerId === me;
+    const list = $('lobby-members');
+    keepFocus(list, () => {
+      list.replaceChildren(...lobbyMembers(l).map((m) => {
+        const name = memberName(m);
+        const owner = m.playerId === l.ownerId;
+        const mine = m.playerId === me;
+        const away = m.connected === false;
+        const actions = iOwn && !mine ? el('span', { class: 'member-actions' },
+          el('button', {
+            class: 'small', type: 'button', text: 'Promote', 'aria-label': `Make ${name} the owner`,
+            'data-focus-key': `promote:${m.playerId}`, onclick: () => promoteMember(m),
+          }),
+          el('button', {
+            class: 'small danger', type: 'button', text: 'Kick', 'aria-label': `Kick ${name}`,
+            'data-focus-key': `kick:${m.playerId}`, onclick: () => kickMember(m),
+          })) : null;
+        return el('li', { class: `member${mine ? ' mine' : ''}${away ? ' away' : ''}${owner ? ' owner' : ''}` },
+          el('span', { class: 'crown-slot' }, owner ? crownIcon() : null),
+          el('span', { class: 'member-main' },
+            el('span', { class: 'member-name' },
+              el('span', { class: 'name', text: name }),
+              owner ? el('span', { class: 'badge owner', text: 'owner' }) : null,
+              mine ? el('span', { class: 'badge you', text: 'you' }) : null),
+            el('code', { class: 'member-id', text: str(m.playerId) })),
+          el('span', { class: `ready-pill ${m.ready ? 'is-ready' : 'not-ready'}` }, m.ready ? '✓ Ready' : 'Not ready'),
+          el('span', { class: `presence ${away ? 'off' : 'on'}` },
+            el('span', { class: 'dot', 'aria-hidden': 'true' }),
+            el('span', { class: 'presence-text', 'data-away': away ? m.playerId : null, text: away ? awayText(m.playerId) : 'Online' })),
+          actions);
+      }));
+    });
+  }
+
+  function awayText(playerId) {
+    const since = view.lobbyAway.get(playerId);
+    return since ? `Away ${fmtDuration(Date.now() - since)}` : 'Away';
+  }
+
+  function renderLobbyTimers() {
+    for (const span of document.querySelectorAll('#lobby-members [data-away]')) span.textContent = awayText(span.dataset.away);
+  }
+
+  function renderLobbyList() {
+    const list = $('lobby-list');
+    const rows = view.publicLobbies ?? [];
+    const status = $('lobby-list-status');
+    if (!conn.welcomed) status.textContent = 'Connect to see public lobbies.';
+    else if (view.listError) status.textContent = `Could not list lobbies: ${view.listError}`;
+    else if (view.publicLobbies == null) status.textContent = 'Loading…';
+    else status.textContent = rows.length
+      ? `${plural(rows.length, 'open lobby', 'open lobbies')} with room · updated ${new Date(view.listAt).toTimeString().slice(0, 8)}, refreshing every ${LIST_REFRESH_MS / 1000} s`
+      : `No public lobby has room right now · updated ${new Date(view.listAt).toTimeString().slice(0, 8)}. Create one, or join a private one by code.`;
+    status.classList.toggle('err', !!view.listError);
+    keepFocus(list, () => {
+      list.replaceChildren(...rows.map((l) => {
+        const owner = memberName(lobbyOwner(l));
+        const n = lobbyMembers(l).length;
+        const label = `${owner}'s lobby`;
+        return el('li', { class: 'lobby-row' },
+          el('div', { class: 'lobby-row-main' },
+            el('div', { class: 'lobby-row-title' },
+              crownIcon(), el('span', { class: 'name', text: label }),
+              el('span', { class: 'count', text: `${n} / ${str(l.maxMembers)}` })),
+            el('div', { class: 'hint inline' }, `${str(l.queue)} · `, lobbyMembers(l).map(memberName).join(', ')),
+            Object.keys(l.props ?? {}).length ? propChips(l.props) : null),
+          el('button', {
+            class: 'small primary', type: 'button', text: 'Join', 'data-focus-key': `join:${l.lobbyId}`,
+            'aria-label': `Join ${label} in ${str(l.queue)}, ${n} of ${str(l.maxMembers)} members`,
+            disabled: !conn.welcomed || view.lobbyBusy || liveTicket(),
+            onclick: () => joinLobby({ lobbyId: l.lobbyId }, label),
+          }));
+      }));
+    });
+  }
+
+  // liveTicket: a player holding a searching ticket cannot enter a lobby.
+  function liveTicket() {
+    return view.ticket?.status === 'searching' || view.match?.phase === 'found';
+  }
+
+  function renderLobbyControls() {
+    const online = conn.welcomed;
+    const l = view.lobby;
+    const busy = view.lobbyBusy;
+    const ticket = liveTicket();
+    $('lobby-offline').hidden = online;
+    $('lobby-panel').classList.toggle('offline', !online);
+    // Not in a lobby.
+    $('lobby-ticket-hint').hidden = !online || !ticket || !!l;
+    $('lobby-join-button').disabled = !online || busy || ticket;
+    $('lobby-create-button').disabled = !online || busy || ticket || !$('lobby-queue').value;
+    $('lobby-list-refresh').disabled = !online || view.listBusy;
+    $('lobby-list-refresh').textContent = view.listBusy ? 'Refreshing…' : 'Refresh';
+    for (const b of $('lobby-list').querySelectorAll('button')) b.disabled = !online || busy || ticket;
+    if (!l) return;
+    // In a lobby.
+    const me = myMember(l);
+    const owner = l.ownerId === session?.playerId;
+    const queued = l.status === 'queued';
+    const members = lobbyMembers(l);
+    const allReady = members.every((m) => m.ready);
+    const ready = $('lobby-ready-button');
+    ready.disabled = !online || busy || queued || !me;
+    ready.setAttribute('aria-pressed', me?.ready ? 'true' : 'false');
+    ready.classList.toggle('is-ready', !!me?.ready);
+    ready.textContent = me?.ready ? '✓ Ready' : "I'm ready";
+    $('lobby-leave-button').disabled = !online || busy;
+    $('lobby-settings').hidden = !owner;
+    if (!owner) $('lobby-settings').open = false;
+    $('lobby-save-button').disabled = !online || busy;
+    for (const b of $('lobby-members').querySelectorAll('button')) b.disabled = !online || busy;
+    const ownerName = memberName(lobbyOwner(l));
+    let hint;
+    if (!online) hint = 'Offline: showing the lobby as it was. Reconnect within the grace period to keep your place.';
+    else if (queued) hint = 'The lobby is queued: readiness is locked. Leaving the lobby, or Leave queue from any member, takes the whole lobby out of the queue.';
+    else if (allReady) hint = owner ? 'Everyone is ready: queue the lobby from Matchmaking.' : `Everyone is ready: waiting for ${ownerName} to queue the lobby.`;
+    else hint = owner ? 'When every member is ready, you queue the lobby from Matchmaking, as one ticket.' : `When every member is ready, the owner, ${ownerName}, queues the lobby.`;
+    $('lobby-ready-hint').textContent = hint;
+    $('lobby-current').classList.toggle('stale', !online);
+    // The matchmaking buttons, repeated here: queue the lobby (its owner),
+    // or take it out of the queue (anyone).
+    const shortcut = $('lobby-queue-button');
+    shortcut.hidden = !(owner || queued);
+    shortcut.textContent = queued ? 'Leave queue' : 'Queue the lobby';
+    shortcut.classList.toggle('primary', !queued);
+    shortcut.disabled = queued ? $('leave-button').disabled : $('join-button').disabled;
+    const hold = Date.now() < view.chatHoldUntil;
+    $('chat-send').disabled = !online || hold;
+    $('chat-send').textContent = hold ? 'Wait…' : 'Send';
+  }
+
   // ---------------------------------------------------------------- start
 
   function bind() {
@@ -1203,7 +2132,7 @@
     $('newplayer-button').addEventListener('click', newPlayer);
     $('copy-token').addEventListener('click', (ev) => copyText(session?.token ?? '', ev.currentTarget));
     for (const button of document.querySelectorAll('[data-copy-from]')) {
-      button.setAttribute('aria-label', 'Copy player ID');
+      button.setAttribute('aria-label', `Copy ${button.dataset.copyWhat ?? 'player ID'}`);
       button.addEventListener('click', () => copyText($(button.dataset.copyFrom).textContent, button));
     }
     $('ping-button').addEventListener('click', ping);
@@ -1238,13 +2167,57 @@
     $('raw-text').addEventListener('input', renderRawSize);
     renderRawSize();
 
+    // Lobby.
+    $('lobby-create-form').addEventListener('submit', createLobby);
+    $('lobby-create-addprop').addEventListener('click', () => addPropRow($('lobby-create-props'), '', '', true));
+    $('lobby-queue').addEventListener('change', () => { renderCreateMax(); renderLobbyControls(); });
+    $('lobby-join-form').addEventListener('submit', joinByCode);
+    $('lobby-code').addEventListener('input', (ev) => {
+      // Upper-case as typed, keeping the caret where it was.
+      const input = ev.currentTarget;
+      const at = input.selectionStart;
+      input.value = input.value.toUpperCase();
+      input.setSelectionRange(at, at);
+    });
+    $('lobby-list-refresh').addEventListener('click', () => refreshLobbyList(false));
+    $('lobby-list-queue').addEventListener('change', () => refreshLobbyList(false));
+    $('lobby-copy-code').addEventListener('click', (ev) => copyText(str(view.lobby?.code), ev.currentTarget));
+    $('lobby-ready-button').addEventListener('click', toggleReady);
+    $('lobby-leave-button').addEventListener('click', leaveLobby);
+    $('lobby-queue-button').addEventListener('click', () => {
+      if (view.lobby?.status === 'queued') leaveQueue();
+      else if (!$('join-button').disabled) $('queue-form').requestSubmit();
+    });
+    $('lobby-settings').addEventListener('toggle', () => { if ($('lobby-settings').open) fillSettings(); });
+    $('lobby-settings-form').addEventListener('input', () => { view.settingsDirty = true; });
+    $('lobby-settings-form').addEventListener('submit', saveSettings);
+    $('lobby-reset-button').addEventListener('click', () => { fillSettings(); showLobbyNotice(null); });
+    $('lobby-edit-addprop').addEventListener('click', () => {
+      addPropRow($('lobby-edit-props'), '', '', true);
+      view.settingsDirty = true;
+    });
+    $('chat-form').addEventListener('submit', sendChat);
+    $('chat-text').addEventListener('input', renderChatCount);
+    relabelProps($('lobby-create-props'));
+    // ./#code=ABC234 (the "New player with this code" link) fills the join code.
+    const hashCode = new URLSearchParams(location.hash.slice(1)).get('code');
+    if (hashCode) {
+      $('lobby-code').value = hashCode.toUpperCase().slice(0, CODE_LENGTH);
+      history.replaceState(null, '', location.pathname + location.search);
+    }
+
     window.addEventListener('online', () => { if (conn.retryTimer) connect(); });
     document.addEventListener('visibilitychange', () => { if (!document.hidden) refreshQueues(); });
     setInterval(refreshQueues, 3000);
     setInterval(() => {
       renderCountdown();
       renderTicketElapsed();
+      renderLobbyTimers();
     }, 250);
+    // The public lobby list refreshes itself while the player is in no lobby.
+    setInterval(() => {
+      if (Date.now() - view.listAt >= LIST_REFRESH_MS) refreshLobbyList(true);
+    }, 1000);
   }
 
   bind();
