@@ -139,3 +139,22 @@ func TestQueueStateWithoutCreationTimeOmitsIt(t *testing.T) {
 	_, present := ticket["createdAt"]
 	assert.False(t, present, "an unknown time is omitted, never an empty string")
 }
+
+// A lobby queues with its members' mean skill.
+func TestLobbyTicketSkillIsMembersMean(t *testing.T) {
+	st := storetest.Embedded(t)
+	a := startNode(t, st, "node-a", nil)
+	owner, _ := lobbytest.Connect(t, a.url, token(t, "owner"))
+	mate, _ := lobbytest.Connect(t, a.url, token(t, "mate"))
+	created := owner.Request("lobby.create", map[string]any{"queue": "default", "skill": 1000})
+	require.True(t, created.OK(), "%v", created)
+	require.True(t, mate.Request("lobby.join", map[string]any{"code": created.Obj("data").Obj("lobby").Str("code"), "skill": 1400}).OK())
+	require.True(t, owner.Request("lobby.ready", map[string]any{"ready": true, "skill": 1100}).OK(), "ready may update the skill")
+	require.True(t, mate.Request("lobby.ready", map[string]any{"ready": true}).OK())
+	assert.Equal(t, "bad_request", mate.Request("lobby.ready", map[string]any{"ready": true, "skill": "high"}).ErrorCode())
+	require.True(t, owner.Request("queue.join", map[string]any{"queue": "default", "skill": 9999}).OK())
+	ticket, err := st.PlayerTicket(context.Background(), "mate")
+	require.NoError(t, err)
+	assert.Equal(t, 1250.0, ticket.Skill, "mean of 1100 and 1400; the owner's queue.join skill is not the lobby's")
+	assert.Len(t, ticket.Players, 2)
+}

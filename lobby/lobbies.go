@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 
@@ -142,6 +143,15 @@ type lobbyCreateRequest struct {
 	Visibility string            `json:"visibility"`
 	MaxMembers *int              `json:"maxMembers"`
 	Props      map[string]string `json:"props"`
+	Skill      *float64          `json:"skill"`
+}
+
+// validSkill checks an optional skill from a request.
+func validSkill(skill *float64) error {
+	if skill != nil && (math.IsNaN(*skill) || math.IsInf(*skill, 0)) {
+		return errorf(CodeBadRequest, "skill must be a finite number")
+	}
+	return nil
 }
 
 func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, error) {
@@ -169,16 +179,21 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	if err := validProps(req.Props); err != nil {
 		return nil, err
 	}
+	if err := validSkill(req.Skill); err != nil {
+		return nil, err
+	}
 	if live, err := s.g.liveTicket(ctx, s.id.PlayerID); err != nil {
 		return nil, err
 	} else if live {
 		return nil, errorf(CodeConflict, "you are in a queue: leave it first")
 	}
 	now := time.Now().UnixMilli()
+	owner := s.member(now)
+	owner.Skill = req.Skill
 	l, err := s.g.Store.CreateLobby(ctx, store.Lobby{
 		ID: uuid.NewString(), Queue: req.Queue, Visibility: req.Visibility, OwnerID: s.id.PlayerID,
 		MaxMembers: maxMembers, Props: req.Props, Status: store.LobbyOpen, CreatedAt: now,
-		Members: []store.LobbyMember{s.member(now)},
+		Members: []store.LobbyMember{owner},
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -205,10 +220,14 @@ func (s *session) lobbyReply(ctx context.Context, l store.Lobby) (any, error) {
 
 func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error) {
 	var req struct {
-		LobbyID string `json:"lobbyId"`
-		Code    string `json:"code"`
+		LobbyID string   `json:"lobbyId"`
+		Code    string   `json:"code"`
+		Skill   *float64 `json:"skill"`
 	}
 	if err := decode(frame, &req); err != nil {
+		return nil, err
+	}
+	if err := validSkill(req.Skill); err != nil {
 		return nil, err
 	}
 	var l store.Lobby
@@ -243,7 +262,9 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	l, err = s.g.Store.JoinLobby(ctx, l.ID, s.member(time.Now().UnixMilli()))
+	m := s.member(time.Now().UnixMilli())
+	m.Skill = req.Skill
+	l, err = s.g.Store.JoinLobby(ctx, l.ID, m)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +336,8 @@ func handleLobbyPromote(ctx context.Context, s *session, frame []byte) (any, err
 
 func handleLobbyReady(ctx context.Context, s *session, frame []byte) (any, error) {
 	var req struct {
-		Ready *bool `json:"ready"`
+		Ready *bool    `json:"ready"`
+		Skill *float64 `json:"skill"`
 	}
 	if err := decode(frame, &req); err != nil {
 		return nil, err
@@ -323,11 +345,14 @@ func handleLobbyReady(ctx context.Context, s *session, frame []byte) (any, error
 	if req.Ready == nil {
 		return nil, errorf(CodeBadRequest, "ready (true or false) is required")
 	}
+	if err := validSkill(req.Skill); err != nil {
+		return nil, err
+	}
 	l, err := s.myLobby(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if l, err = s.g.Store.SetReady(ctx, l.ID, s.id.PlayerID, *req.Ready); err != nil {
+	if l, err = s.g.Store.SetReady(ctx, l.ID, s.id.PlayerID, *req.Ready, req.Skill); err != nil {
 		return nil, err
 	}
 	s.broadcastAfterReply(l)
@@ -450,11 +475,20 @@ func (s *session) queueLobby(ctx context.Context, l store.Lobby, req queueJoinRe
 		return nil, errorf(CodeConflict, "the lobby is queued already")
 	}
 	t.Players = t.Players[:0]
+	var sum float64
+	rated := 0
 	for _, m := range l.Members {
 		if !m.Ready {
 			return nil, errorf(CodeConflict, "every member must be ready")
 		}
 		t.Players = append(t.Players, store.Player{ID: m.PlayerID, Name: m.Name, PlayFabEntity: m.PlayFabEntity})
+		if m.Skill != nil {
+			sum += *m.Skill
+			rated++
+		}
+	}
+	if rated > 0 {
+		t.Skill = sum / float64(rated) // a lobby's skill is its members' mean
 	}
 	t.LobbyID = l.ID
 	ticket, err := s.g.Queues.Join(ctx, t)

@@ -32,8 +32,8 @@ func simQueue() Queue {
 		Name: "sim", MaxUsers: 4, MaxDevices: 4, MaxDevicesPerUser: 1, MaxUsersPerDevice: 1,
 		Regions:       []string{"EastUs", "WestUs", "NorthEurope", "WestEurope"},
 		TicketTimeout: Duration(10 * time.Minute), MaxWait: Duration(60 * time.Second),
-		Skill:         SkillRule{InitialWindow: 100, WidenPerSecond: 20, MaxWindow: 600},
-		MaxLatencyMs:  150,
+		Skill:        SkillRule{InitialWindow: 100, WidenPerSecond: 20, MaxWindow: 600},
+		MaxLatencyMs: 150,
 	}
 	return q
 }

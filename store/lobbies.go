@@ -49,6 +49,9 @@ type LobbyMember struct {
 	PlayFabEntity string `json:"pfEntity,omitempty"`
 	Ready         bool   `json:"ready"`
 	JoinedAt      int64  `json:"joinedAt"` // ms
+	// Skill is the member's rating, if they gave one; a lobby's ticket
+	// skill is the mean of its members'.
+	Skill *float64 `json:"skill,omitempty"`
 }
 
 // MemberIDs lists the members' player ids in joining order.
@@ -331,13 +334,18 @@ func (s *Store) PromoteInLobby(ctx context.Context, lobbyID, by, target string) 
 	return s.mutateLobbyTo(ctx, lobbyID, "promote", by, target)
 }
 
-// SetReady sets the player's readiness. ErrConflict while the lobby queues.
-func (s *Store) SetReady(ctx context.Context, lobbyID, playerID string, ready bool) (Lobby, error) {
+// SetReady sets the player's readiness, and their skill if skill is not
+// nil. ErrConflict while the lobby queues.
+func (s *Store) SetReady(ctx context.Context, lobbyID, playerID string, ready bool, skill *float64) (Lobby, error) {
 	flag := "0"
 	if ready {
 		flag = "1"
 	}
-	return s.mutateLobbyTo(ctx, lobbyID, "ready", playerID, flag)
+	args := []any{flag}
+	if skill != nil {
+		args = append(args, *skill)
+	}
+	return s.mutateLobbyTo(ctx, lobbyID, "ready", playerID, args...)
 }
 
 // AttachLobbyTicket marks the lobby queued with ticketID, if by is the owner,

@@ -121,7 +121,7 @@ func TestLobbyTicket(t *testing.T) {
 		_, err = s.AttachLobbyTicket(ctx, l.ID, "o", "t1", []string{"o", "m"})
 		assert.ErrorIs(t, err, store.ErrConflict, "not everyone is ready")
 		for _, p := range []string{"o", "m"} {
-			_, err = s.SetReady(ctx, l.ID, p, true)
+			_, err = s.SetReady(ctx, l.ID, p, true, nil)
 			require.NoError(t, err)
 		}
 		_, err = s.AttachLobbyTicket(ctx, l.ID, "m", "t1", []string{"o", "m"})
@@ -132,7 +132,7 @@ func TestLobbyTicket(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, store.LobbyQueued, l.Status)
 		assert.Equal(t, "t1", l.TicketID)
-		_, err = s.SetReady(ctx, l.ID, "m", false)
+		_, err = s.SetReady(ctx, l.ID, "m", false, nil)
 		assert.ErrorIs(t, err, store.ErrConflict, "readiness is fixed while queued")
 		_, err = s.JoinLobby(ctx, l.ID, member("x", 3))
 		assert.ErrorIs(t, err, store.ErrConflict, "a queued lobby takes no one")
@@ -145,6 +145,11 @@ func TestLobbyTicket(t *testing.T) {
 		assert.True(t, changed)
 		assert.Equal(t, store.LobbyMatched, l.Status)
 		assert.False(t, l.Members[0].Ready, "readiness resets after a match")
+		skill := 1234.5
+		l, err = s.SetReady(ctx, l.ID, "m", true, &skill)
+		require.NoError(t, err)
+		require.NotNil(t, l.Members[1].Skill)
+		assert.Equal(t, 1234.5, *l.Members[1].Skill)
 	})
 }
 

@@ -10,7 +10,7 @@
 --                                             -> ok | forbidden | invalid
 --   kick        target player                 -> ok | forbidden | notmember | invalid
 --   promote     target player                 -> ok | forbidden | notmember
---   ready       "1" or "0"                    -> ok | notmember | busy
+--   ready       "1" or "0", skill?            -> ok | notmember | busy
 --   set_ticket  ticket id, member ids (JSON)  -> ok | forbidden | notready | busy | changed
 --   ticket_done ticket id, new status         -> ok | stale
 -- Every answer is {outcome, lobby JSON after the change (before it, for
@@ -97,6 +97,7 @@ elseif op == 'ready' then
   if not i then return answer('notmember') end
   if lobby.status == 'queued' then return answer('busy') end
   lobby.members[i].ready = (ARGV[3] == '1')
+  if ARGV[4] then lobby.members[i].skill = tonumber(ARGV[4]) end
   return save('ok')
 
 elseif op == 'set_ticket' then
