@@ -136,3 +136,66 @@ func TestAppNeverParsesServerText(t *testing.T) {
 		assert.NotContains(t, js, sink)
 	}
 }
+
+// TestAppSpeaksLobbies guards the lobby panel: it must act on every lobby
+// event, send every lobby request, and restore the lobby from welcome.
+func TestAppSpeaksLobbies(t *testing.T) {
+	_, js := get(t, serve(t), "/app.js")
+
+	handlers := table(t, js, "EVENT_HANDLERS")
+	for _, event := range []string{"lobby.state", "lobby.chat", "lobby.removed"} {
+		entry := regexp.MustCompile(`'` + regexp.QuoteMeta(event) + `': (\w+),`).FindStringSubmatch(handlers)
+		if assert.NotNil(t, entry, "EVENT_HANDLERS has no %s", event) {
+			// The handler must exist, and do more than return.
+			body := regexp.MustCompile(`(?s)\n  function ` + entry[1] + `\(f\) \{\n(.*?)\n  \}\n`).FindStringSubmatch(js)
+			if assert.NotNil(t, body, "%s's handler %s is not defined", event, entry[1]) {
+				assert.True(t, strings.Contains(body[1], "f."), "%s does not read the event", entry[1])
+			}
+		}
+	}
+	for _, request := range []string{
+		"lobby.create", "lobby.join", "lobby.leave", "lobby.list", "lobby.update",
+		"lobby.kick", "lobby.promote", "lobby.ready", "lobby.chat",
+	} {
+		assert.True(t, strings.Contains(js, "request('"+request+"'"), "app.js never sends %s", request)
+	}
+
+	welcome := regexp.MustCompile(`(?s)\n  function onWelcome\(f\) \{\n(.*?)\n  \}\n`).FindStringSubmatch(js)
+	if assert.NotNil(t, welcome, "app.js has no onWelcome") {
+		assert.True(t, strings.Contains(welcome[1], "state.lobby"), "onWelcome ignores welcome.state.lobby")
+	}
+	// A chat message that hit the rate limit is explained, not just logged.
+	assert.True(t, strings.Contains(js, "'rate_limited'"), "app.js does not handle rate_limited")
+}
+
+// TestAppFindsItsElements: every element app.js looks up by id is on the page.
+func TestAppFindsItsElements(t *testing.T) {
+	srv := serve(t)
+	_, page := get(t, srv, "/")
+	_, js := get(t, srv, "/app.js")
+	ids := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\bid="([^"]+)"`).FindAllStringSubmatch(page, -1) {
+		ids[m[1]] = true
+	}
+	looked := regexp.MustCompile(`\$\('([^']+)'\)`).FindAllStringSubmatch(js, -1)
+	require.NotEmpty(t, looked)
+	for _, m := range looked {
+		assert.True(t, ids[m[1]], "app.js looks up #%s, which index.html does not have", m[1])
+	}
+}
+
+// TestFormControlsAreLabelled: every text field and select of the page has
+// a <label for> (check boxes and radio buttons sit inside theirs).
+func TestFormControlsAreLabelled(t *testing.T) {
+	_, page := get(t, serve(t), "/")
+	for _, tag := range regexp.MustCompile(`<(?:input|select|textarea)\b[^>]*>`).FindAllString(page, -1) {
+		if strings.Contains(tag, `type="checkbox"`) || strings.Contains(tag, `type="radio"`) {
+			continue
+		}
+		id := regexp.MustCompile(`\bid="([^"]+)"`).FindStringSubmatch(tag)
+		if !assert.NotNil(t, id, "%s has no id for a label", tag) {
+			continue
+		}
+		assert.Contains(t, page, `for="`+id[1]+`"`, "#%s has no label", id[1])
+	}
+}

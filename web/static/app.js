@@ -996,7 +996,7 @@
     const names = view.queues.map((q) => q.name);
     const current = [...select.options].map((o) => o.value);
     if (names.join('\n') !== current.join('\n')) {
-      const keep = select.value || prefs.queue;
+      const keep = view.lobby?.queue || select.value || prefs.queue;
       select.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
       if (names.includes(keep)) select.value = keep;
       renderRegions();
@@ -1425,6 +1425,29 @@
     return { value: n };
   }
 
+  // mySkill reads the matchmaking panel's Skill field for a lobby request:
+  // {skill} (undefined when empty) or {error}. A lobby's ticket skill is the
+  // mean of the skills its members gave with lobby.create, lobby.join or
+  // lobby.ready.
+  function mySkill() {
+    const input = $('skill');
+    if (input.validity.badInput) return { error: 'Skill must be a number.' };
+    if (input.value.trim() === '') return { skill: undefined };
+    const skill = Number(input.value);
+    return Number.isFinite(skill) ? { skill } : { error: 'Skill must be a finite number.' };
+  }
+
+  function withSkill(fields) {
+    const { skill, error } = mySkill();
+    if (error) {
+      showLobbyNotice('error', `${error} (the Skill field in Matchmaking goes with your lobby requests)`);
+      $('skill').focus();
+      return null;
+    }
+    if (skill !== undefined) fields.skill = skill;
+    return fields;
+  }
+
   function queueMaxUsers(name) {
     const n = Number(view.queues.find((q) => q.name === name)?.maxUsers);
     return n > 0 ? n : 0;
@@ -1482,7 +1505,8 @@
     for (const [id, m] of before) {
       if (after.has(id)) continue;
       const kicked = view.kicking.delete(id);
-      addChat({ kind: 'sys', text: `${memberName(m)} ${kicked ? 'was kicked' : 'left'}.` });
+      const how = kicked ? 'was kicked' : m.connected === false ? 'did not reconnect in time and was removed' : 'left';
+      addChat({ kind: 'sys', text: `${memberName(m)} ${how}.` });
     }
     if (a.ownerId !== b.ownerId) {
       const owner = lobbyOwner(b);
@@ -1640,15 +1664,23 @@
 
   // ---- actions
 
+  // lobbyAction runs one lobby request at a time. Buttons stay enabled
+  // meanwhile (disabling the focused one would drop the keyboard focus);
+  // a second press while one is in flight is ignored. fn may return the id
+  // of the element to focus once done.
   async function lobbyAction(fn) {
+    if (view.lobbyBusy) return;
     view.lobbyBusy = true;
-    renderLobbyControls();
+    $('lobby-panel').setAttribute('aria-busy', 'true');
+    let focus;
     try {
-      await fn();
+      focus = await fn();
     } finally {
       view.lobbyBusy = false;
+      $('lobby-panel').removeAttribute('aria-busy');
       renderControls();
     }
+    if (focus) $(focus)?.focus();
   }
 
   function selectedVisibility(name) {
@@ -1675,7 +1707,8 @@
       props.input?.focus();
       return;
     }
-    const fields = { queue, visibility: selectedVisibility('lobby-visibility') };
+    const fields = withSkill({ queue, visibility: selectedVisibility('lobby-visibility') });
+    if (!fields) return;
     if (max.value !== undefined) fields.maxMembers = max.value;
     if (Object.keys(props.props).length) fields.props = props.props;
     await lobbyAction(async () => {
@@ -1684,7 +1717,7 @@
         showLobbyNotice(null);
         setLobby(data.lobby, 'created');
         announce(`Lobby created. Join code ${spellCode(data.lobby?.code)}.`);
-        $('lobby-copy-code').focus();
+        return 'lobby-copy-code';
       } catch (err) {
         showLobbyNotice('error', `Could not create the lobby: ${errText(err)}`);
       }
@@ -1692,6 +1725,7 @@
   }
 
   async function joinLobby(fields, what) {
+    if (!withSkill(fields)) return;
     await lobbyAction(async () => {
       try {
         const data = await request('lobby.join', fields);
@@ -1699,7 +1733,7 @@
         $('lobby-code').value = '';
         setLobby(data.lobby, 'joined');
         announce(`Joined ${what}.`);
-        $('lobby-ready-button').focus();
+        return 'lobby-ready-button';
       } catch (err) {
         const advice = {
           not_found: fields.code ? ` No open lobby has code ${fields.code}; check it with its owner. Private lobbies are joined by code only.` : ' It may have closed or gone private; refresh the list.',
@@ -1708,6 +1742,7 @@
         }[err.code] ?? '';
         showLobbyNotice('error', `Could not join ${what}: ${errText(err)}.${advice}`);
         if (!fields.code) refreshLobbyList(true);
+        return fields.code ? 'lobby-code' : undefined;
       }
     });
   }
@@ -1734,7 +1769,7 @@
         showLobbyNotice('info', `You left lobby ${str(l.code)}.`);
         setLobby(null);
         announce('Left the lobby.');
-        $('lobby-code').focus();
+        return 'lobby-code';
       } catch (err) {
         if (err.code === 'not_found') {
           view.lobbyLeft.add(l.lobbyId);
@@ -1750,9 +1785,11 @@
   async function toggleReady() {
     const me = myMember(view.lobby);
     if (!me) return;
+    const fields = { ready: !me.ready };
+    if (fields.ready && !withSkill(fields)) return;
     await lobbyAction(async () => {
       try {
-        await request('lobby.ready', { ready: !me.ready });
+        await request('lobby.ready', fields);
         showLobbyNotice(null);
         announce(me.ready ? 'Marked not ready.' : 'Marked ready.');
       } catch (err) {
@@ -1814,30 +1851,31 @@
     if (visibility !== l.visibility) fields.visibility = visibility;
     const max = readMax($('lobby-edit-max'), Math.max(1, lobbyMembers(l).length), queueMaxUsers(l.queue));
     if (max.error) {
-      showLobbyNotice('error', max.error);
+      showNotice('lobby-settings-notice', 'error', max.error);
       $('lobby-edit-max').focus();
       return;
     }
     if (max.value !== undefined && max.value !== l.maxMembers) fields.maxMembers = max.value;
     const props = readProps($('lobby-edit-props'));
     if (props.error) {
-      showLobbyNotice('error', props.error);
+      showNotice('lobby-settings-notice', 'error', props.error);
       props.input?.focus();
       return;
     }
     if (JSON.stringify(sortedProps(props.props)) !== JSON.stringify(sortedProps(l.props))) fields.props = props.props;
     if (!Object.keys(fields).length) {
-      showLobbyNotice('info', 'Nothing changed.');
+      showNotice('lobby-settings-notice', 'info', 'Nothing changed.');
       return;
     }
     await lobbyAction(async () => {
       try {
         const data = await request('lobby.update', fields);
-        showLobbyNotice('info', `Saved: ${Object.keys(fields).join(', ')}.`);
+        showNotice('lobby-settings-notice', 'info', `Saved: ${Object.keys(fields).join(', ')}.`);
         setLobby(data.lobby, 'snapshot');
         fillSettings();
       } catch (err) {
-        showLobbyNotice('error', `Could not save the settings: ${errText(err)}`);
+        const advice = err.code === 'bad_request' && fields.maxMembers !== undefined ? ' Max members cannot go below the members there are now.' : '';
+        showNotice('lobby-settings-notice', 'error', `Could not save: ${errText(err)}.${advice}`);
       }
     });
   }
@@ -1920,13 +1958,14 @@
     } else if (allocating) {
       text = 'Your lobby was matched; its party is being allocated.';
     } else if (!owner) {
-      text = `You are in a lobby: only its owner, ${ownerName}, can queue it, as one ticket for everyone, once every member is ready. Skill and regions here are the owner's to set.`;
+      text = `You are in a lobby: only its owner, ${ownerName}, can queue it, as one ticket for everyone, once every member is ready. Regions are the owner's to pick; your Skill above goes with your ready, and the lobby's skill is its members' mean.`;
       kind = 'locked';
     } else if (waiting.length) {
-      text = `Your lobby queues as one ticket, in ${str(l.queue)}, once every member is ready. Waiting for ${waiting.map(memberName).join(', ')}.`;
+      const names = waiting.map((m) => (m.playerId === session?.playerId ? 'you' : memberName(m)));
+      text = `Your lobby queues as one ticket, in ${str(l.queue)}, once every member is ready. Waiting for ${names.join(', ')}.`;
       kind = 'locked';
     } else {
-      text = `Everyone is ready: Queue the lobby puts all ${plural(n, 'player', 'players')} in ${str(l.queue)} as one ticket, with the skill and regions above.`;
+      text = `Everyone is ready: Queue the lobby puts all ${plural(n, 'player', 'players')} in ${str(l.queue)} as one ticket, with the regions above; its skill is the mean of the members' skills (given with ready), else the Skill above.`;
       kind = 'go';
     }
     hint.className = `lobby-hint ${kind}`;
@@ -1946,7 +1985,7 @@
     $('ticket-lobby').hidden = !whole;
     if (!members.size) return [String(players.length)];
     const names = players.map((p) => (p === me ? 'you' : members.has(p) ? memberName(members.get(p)) : p));
-    return [`${players.length}${whole ? ', your whole lobby' : ''}: `, el('span', { class: 'ticket-names', text: names.join(', ') })];
+    return [`${players.length}${whole ? ', your whole lobby' : ''}:`, el('span', { class: 'ticket-names', text: names.join(', ') })];
   }
 
   function renderLobby() {
@@ -2060,7 +2099,7 @@
           el('button', {
             class: 'small primary', type: 'button', text: 'Join', 'data-focus-key': `join:${l.lobbyId}`,
             'aria-label': `Join ${label} in ${str(l.queue)}, ${n} of ${str(l.maxMembers)} members`,
-            disabled: !conn.welcomed || view.lobbyBusy || liveTicket(),
+            disabled: !conn.welcomed || liveTicket(),
             onclick: () => joinLobby({ lobbyId: l.lobbyId }, label),
           }));
       }));
@@ -2075,17 +2114,16 @@
   function renderLobbyControls() {
     const online = conn.welcomed;
     const l = view.lobby;
-    const busy = view.lobbyBusy;
     const ticket = liveTicket();
     $('lobby-offline').hidden = online;
     $('lobby-panel').classList.toggle('offline', !online);
     // Not in a lobby.
     $('lobby-ticket-hint').hidden = !online || !ticket || !!l;
-    $('lobby-join-button').disabled = !online || busy || ticket;
-    $('lobby-create-button').disabled = !online || busy || ticket || !$('lobby-queue').value;
+    $('lobby-join-button').disabled = !online || ticket;
+    $('lobby-create-button').disabled = !online || ticket || !$('lobby-queue').value;
     $('lobby-list-refresh').disabled = !online || view.listBusy;
     $('lobby-list-refresh').textContent = view.listBusy ? 'Refreshing…' : 'Refresh';
-    for (const b of $('lobby-list').querySelectorAll('button')) b.disabled = !online || busy || ticket;
+    for (const b of $('lobby-list').querySelectorAll('button')) b.disabled = !online || ticket;
     if (!l) return;
     // In a lobby.
     const me = myMember(l);
@@ -2094,15 +2132,15 @@
     const members = lobbyMembers(l);
     const allReady = members.every((m) => m.ready);
     const ready = $('lobby-ready-button');
-    ready.disabled = !online || busy || queued || !me;
+    ready.disabled = !online || queued || !me;
     ready.setAttribute('aria-pressed', me?.ready ? 'true' : 'false');
     ready.classList.toggle('is-ready', !!me?.ready);
     ready.textContent = me?.ready ? '✓ Ready' : "I'm ready";
-    $('lobby-leave-button').disabled = !online || busy;
+    $('lobby-leave-button').disabled = !online;
     $('lobby-settings').hidden = !owner;
     if (!owner) $('lobby-settings').open = false;
-    $('lobby-save-button').disabled = !online || busy;
-    for (const b of $('lobby-members').querySelectorAll('button')) b.disabled = !online || busy;
+    $('lobby-save-button').disabled = !online;
+    for (const b of $('lobby-members').querySelectorAll('button')) b.disabled = !online;
     const ownerName = memberName(lobbyOwner(l));
     let hint;
     if (!online) hint = 'Offline: showing the lobby as it was. Reconnect within the grace period to keep your place.';
@@ -2188,10 +2226,14 @@
       if (view.lobby?.status === 'queued') leaveQueue();
       else if (!$('join-button').disabled) $('queue-form').requestSubmit();
     });
-    $('lobby-settings').addEventListener('toggle', () => { if ($('lobby-settings').open) fillSettings(); });
+    $('lobby-settings').addEventListener('toggle', () => {
+      if (!$('lobby-settings').open) return;
+      fillSettings();
+      showNotice('lobby-settings-notice', null);
+    });
     $('lobby-settings-form').addEventListener('input', () => { view.settingsDirty = true; });
     $('lobby-settings-form').addEventListener('submit', saveSettings);
-    $('lobby-reset-button').addEventListener('click', () => { fillSettings(); showLobbyNotice(null); });
+    $('lobby-reset-button').addEventListener('click', () => { fillSettings(); showNotice('lobby-settings-notice', null); });
     $('lobby-edit-addprop').addEventListener('click', () => {
       addPropRow($('lobby-edit-props'), '', '', true);
       view.settingsDirty = true;
