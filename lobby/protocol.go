@@ -200,24 +200,26 @@ type lobbyJSON struct {
 	Props      map[string]string `json:"props"`
 	Status     string            `json:"status"`
 	TicketID   string            `json:"ticketId,omitempty"`
+	Version    int64             `json:"version"`
 }
 
 type memberJSON struct {
-	PlayerID  string `json:"playerId"`
-	Name      string `json:"name"`
-	Ready     bool   `json:"ready"`
-	Connected bool   `json:"connected"`
+	PlayerID  string   `json:"playerId"`
+	Name      string   `json:"name"`
+	Ready     bool     `json:"ready"`
+	Connected bool     `json:"connected"`
+	Skill     *float64 `json:"skill,omitempty"`
 }
 
 // lobbyObject renders a lobby; connected says which members have a socket.
 func lobbyObject(l store.Lobby, connected map[string]bool) lobbyJSON {
 	out := lobbyJSON{
 		LobbyID: l.ID, Code: l.Code, Queue: l.Queue, Visibility: l.Visibility, OwnerID: l.OwnerID,
-		MaxMembers: l.MaxMembers, Props: l.Props, Status: l.Status, TicketID: l.TicketID,
+		MaxMembers: l.MaxMembers, Props: l.Props, Status: l.Status, TicketID: l.TicketID, Version: l.Version,
 		Members: make([]memberJSON, len(l.Members)),
 	}
 	for i, m := range l.Members {
-		out.Members[i] = memberJSON{PlayerID: m.PlayerID, Name: m.Name, Ready: m.Ready, Connected: connected[m.PlayerID]}
+		out.Members[i] = memberJSON{PlayerID: m.PlayerID, Name: m.Name, Ready: m.Ready, Connected: connected[m.PlayerID], Skill: m.Skill}
 	}
 	return out
 }

@@ -164,8 +164,8 @@ func TestTwoNodesFormEachTicketOnce(t *testing.T) {
 	st := storetest.Embedded(t)
 	notifier := &recordingNotifier{}
 	nodes := []*Service{
-		{Store: st, Queues: DefaultQueues(), NodeID: "n1", Notifier: notifier, FormInterval: time.Millisecond, BatchSize: 7},
-		{Store: st, Queues: DefaultQueues(), NodeID: "n2", Notifier: notifier, FormInterval: time.Millisecond, BatchSize: 7},
+		{Store: st, Queues: DefaultQueues(), NodeID: "n1", Notifier: notifier, FormInterval: time.Millisecond},
+		{Store: st, Queues: DefaultQueues(), NodeID: "n2", Notifier: notifier, FormInterval: time.Millisecond},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

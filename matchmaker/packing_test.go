@@ -28,7 +28,7 @@ func TestGroupPacking(t *testing.T) {
 		t.Run(fmt.Sprintf("seed%d-max%d", seed, q.MaxUsers), func(t *testing.T) {
 			st := storetest.Embedded(t)
 			notifier := &recordingNotifier{}
-			s := &Service{Store: st, Queues: []Queue{q}, NodeID: "n", Notifier: notifier, BatchSize: 64}
+			s := &Service{Store: st, Queues: []Queue{q}, NodeID: "n", Notifier: notifier}
 			s.init()
 			ctx := context.Background()
 			tickets := map[string]store.Ticket{}

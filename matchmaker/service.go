@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,9 +51,6 @@ type Service struct {
 	// LeaseTTL is how long a queue's lease lasts without renewal; a dead
 	// leader's queue is picked up by another node within it. Default 5s.
 	LeaseTTL time.Duration
-	// BatchSize is how many of the oldest searching tickets one pass reads.
-	// Default 1000.
-	BatchSize int
 	// Now is the clock; default time.Now. Simulations drive it.
 	Now func() time.Time
 	// Registerer receives the per-queue metrics; nil registers nowhere.
@@ -64,6 +62,26 @@ type Service struct {
 
 	mu       sync.Mutex
 	waitEWMA map[string]float64 // queue -> recent waits (ms), on the leader
+	pools    map[string]*pool   // queue -> the leader's view; only its loop uses it
+}
+
+// poolOf returns the leader's view of the queue, creating it empty.
+func (s *Service) poolOf(queue string) *pool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pools[queue]
+	if p == nil {
+		p = newPool()
+		s.pools[queue] = p
+	}
+	return p
+}
+
+// dropPool forgets the view of a queue this node no longer leads.
+func (s *Service) dropPool(queue string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pools, queue)
 }
 
 func (s *Service) init() {
@@ -77,9 +95,6 @@ func (s *Service) init() {
 		if s.LeaseTTL <= 0 {
 			s.LeaseTTL = 5 * time.Second
 		}
-		if s.BatchSize <= 0 {
-			s.BatchSize = 1000
-		}
 		if s.Now == nil {
 			s.Now = time.Now
 		}
@@ -89,6 +104,7 @@ func (s *Service) init() {
 		}
 		s.metrics = newMetrics(s.Registerer)
 		s.waitEWMA = make(map[string]float64)
+		s.pools = make(map[string]*pool)
 	})
 }
 
@@ -209,11 +225,15 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 				// Stop forming: the lease may lapse while Redis is away.
 				// (A stale leader would still be harmless: commits are atomic.)
 				leader = false
+				s.dropPool(q.Name)
 				timer.Reset(errorPause)
 				continue
 			}
 			if held != leader {
 				log.Info("queue lease changed", "leading", held)
+			}
+			if !held {
+				s.dropPool(q.Name) // rebuilt in full if this node leads again
 			}
 			leader, leaseRenewed = held, time.Now()
 		}
@@ -232,54 +252,87 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 	}
 }
 
-// formOnce runs one formation pass: read the oldest tickets, expire those
-// past the queue's timeout, group the rest, commit the groups in one
-// script, announce the committed matches. It reports whether the pass read
-// a full batch and formed matches, i.e. more work is likely waiting.
-func (s *Service) formOnce(ctx context.Context, q Queue) (full bool, err error) {
-	tickets, err := s.Store.SearchingTickets(ctx, q.Name, s.BatchSize)
+// formOnce runs one formation pass on the leader's pool of the queue: take
+// the tickets that arrived (the first pass, and every reconcileEvery,
+// reconciles the pool with Redis in full), expire those past the queue's
+// timeout, group the rest, commit the groups, announce the committed
+// matches. With nothing new it re-forms only every reformEvery, for skill
+// windows that widened. It reports whether more arrivals are waiting.
+func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) {
+	p := s.poolOf(q.Name)
+	now := s.Now()
+	if p.lastSync.IsZero() || now.Sub(p.lastSync) >= reconcileEvery {
+		if err := p.reconcile(ctx, s.Store, q.Name, now); err != nil {
+			return false, err
+		}
+	}
+	arrived, err := s.Store.TakeIncoming(ctx, q.Name, incomingBatch)
 	if err != nil {
 		return false, err
 	}
-	now := s.Now()
-	tickets = s.expire(ctx, q, tickets, now)
+	p.add(arrived)
+	more = len(arrived) == incomingBatch
+	if !p.dirty && now.Sub(p.lastForm) < reformEvery {
+		return more, nil
+	}
+	p.dirty, p.lastForm = false, now
+
+	tickets := s.expire(ctx, q, p, now)
+	s.metrics.depth.WithLabelValues(q.Name).Set(float64(len(tickets)))
 	matches := formMatches(q, available(tickets, now), now)
 	if len(matches) == 0 {
-		return false, nil
+		return more, nil
 	}
+	for chunk := range slices.Chunk(matches, commitChunk) {
+		if err := s.commit(ctx, q, p, chunk, now); err != nil {
+			return more, err
+		}
+	}
+	s.publishWait(ctx, q.Name)
+	return more, nil
+}
+
+// commit records a chunk of formed matches and announces those committed.
+// Committed tickets leave the pool; so does a ticket that made its match
+// stale (it stopped searching behind the leader's back).
+func (s *Service) commit(ctx context.Context, q Queue, p *pool, matches []store.Match, now time.Time) error {
 	results, err := s.Store.CommitMatches(ctx, q.Name, matches)
 	if err != nil {
-		return false, err
-	}
-	byID := make(map[string]store.Ticket, len(tickets))
-	for _, t := range tickets {
-		byID[t.ID] = t
+		return err
 	}
 	for i, r := range results {
-		if r.Outcome != store.CommitOK {
-			// Stale: a ticket left meanwhile; the rest are read again next pass.
+		m := matches[i]
+		switch r.Outcome {
+		case store.CommitStale:
+			p.remove(r.StaleTicket)
+			p.dirty = true // its partners may form another match
+			continue
+		case store.CommitExists: // a re-sent commit: already announced
+			p.remove(m.TicketIDs...)
 			continue
 		}
-		m := matches[i]
 		m.CreatedAt = now.UTC()
-		s.observeMatch(q, m, byID, now)
+		s.observeMatch(q, m, p.byID, now)
+		p.remove(m.TicketIDs...)
 		if err := s.Notifier.MatchFound(ctx, m); err != nil {
 			// The match is committed and allocation will announce it as ready.
 			s.Logger.Warn("announce match", "match", m.ID, "err", err)
 		}
 	}
-	s.publishWait(ctx, q.Name)
-	return len(tickets) == s.BatchSize, nil
+	return nil
 }
 
-// expire ends the tickets that waited past the queue's timeout and returns
-// the others. Tickets come oldest first, so the expired ones lead.
-func (s *Service) expire(ctx context.Context, q Queue, tickets []store.Ticket, now time.Time) []store.Ticket {
+// expire ends the pool's tickets that waited past the queue's timeout and
+// returns the others, oldest first.
+func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) []store.Ticket {
+	tickets := p.tickets()
 	limit := now.Add(-q.TicketTimeout.D())
 	n := 0
 	for n < len(tickets) && tickets[n].CreatedAt.Before(limit) {
-		t := tickets[n]
 		n++
+	}
+	for _, t := range slices.Clone(tickets[:n]) {
+		p.remove(t.ID)
 		if err := s.Store.ExpireTicket(ctx, t); err != nil {
 			continue // matched or cancelled meanwhile
 		}
@@ -289,7 +342,7 @@ func (s *Service) expire(ctx context.Context, q Queue, tickets []store.Ticket, n
 			s.Logger.Warn("announce expired ticket", "ticket", t.ID, "err", err)
 		}
 	}
-	return tickets[n:]
+	return p.tickets()
 }
 
 // waitSmoothing weights each new wait in the queue's estimated wait.

@@ -53,7 +53,7 @@ func TestSimulation(t *testing.T) {
 	q := simQueue()
 	vc := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	notifier := &recordingNotifier{}
-	s := &Service{Store: storetest.Embedded(t), Queues: []Queue{q}, NodeID: "sim", Notifier: notifier, Now: vc.Now, BatchSize: 1000}
+	s := &Service{Store: storetest.Embedded(t), Queues: []Queue{q}, NodeID: "sim", Notifier: notifier, Now: vc.Now}
 	ctx := context.Background()
 
 	byID := map[string]store.Ticket{}

@@ -91,6 +91,7 @@ func commitMatch(t *testing.T, st *store.Store, created time.Time) store.Match {
 			Players: []store.Player{{ID: fmt.Sprintf("%s-p%d", m.ID[:8], i)}}}
 		require.NoError(t, st.CreateTicket(ctx, tk))
 		m.TicketIDs = append(m.TicketIDs, tk.ID)
+		m.Players = append(m.Players, store.Player{ID: tk.Players[0].ID, TicketID: tk.ID})
 	}
 	res, err := st.CommitMatches(ctx, "q", []store.Match{m})
 	require.NoError(t, err)

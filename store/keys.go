@@ -19,6 +19,14 @@ func searchingKey(queue string) string { return queueTag(queue) + ":searching" }
 // ticketKey is the hash holding one ticket.
 func ticketKey(queue, ticketID string) string { return queueTag(queue) + ":t:" + ticketID }
 
+// incomingKey lists the ids of tickets that became searching (new or
+// requeued), oldest first, for the queue's leader to pick up without
+// rescanning the queue. Capped at incomingMax; the leader's periodic
+// reconciliation finds anything trimmed.
+func incomingKey(queue string) string { return queueTag(queue) + ":incoming" }
+
+const incomingMax = 100000
+
 // matchKey is the hash holding one match and its allocation state.
 func matchKey(queue, matchID string) string { return queueTag(queue) + ":m:" + matchID }
 

@@ -40,6 +40,8 @@ type Lobby struct {
 	TicketID   string            `json:"ticketId"`
 	CreatedAt  int64             `json:"createdAt"` // ms
 	Members    []LobbyMember     `json:"members"`
+	// Version increases with every change, so snapshots can be ordered.
+	Version int64 `json:"version"`
 }
 
 // LobbyMember is a player in a lobby, in joining order.
@@ -112,6 +114,7 @@ func NormalizeCode(code string) (string, bool) {
 // in a lobby already.
 func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
 	owner := l.Members[0].PlayerID
+	l.Version = 1
 	if err := s.claimLobby(ctx, owner, l.ID); err != nil {
 		return Lobby{}, err
 	}
@@ -259,7 +262,7 @@ func (s *Store) PlayerLobby(ctx context.Context, playerID string) (Lobby, error)
 }
 
 // JoinLobby adds m to the lobby. ErrNotFound, ErrFull, or ErrConflict when
-// the player is in another lobby or the lobby is queued or matched.
+// the player is in another lobby or the lobby is queued.
 func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m LobbyMember) (Lobby, error) {
 	if err := s.claimLobby(ctx, m.PlayerID, lobbyID); err != nil {
 		return Lobby{}, err
@@ -405,6 +408,8 @@ func outcomeError(outcome string) error {
 		return fmt.Errorf("not a member of this lobby: %w", ErrNotFound)
 	case "invalid":
 		return fmt.Errorf("not allowed on this lobby: %w", ErrInvalid)
+	case "toosmall":
+		return fmt.Errorf("maxMembers is below the number of members: %w", ErrInvalid)
 	case "busy":
 		return fmt.Errorf("the lobby is queued: leave the queue first: %w", ErrConflict)
 	case "notready":

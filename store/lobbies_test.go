@@ -50,6 +50,7 @@ func TestLobbyLifecycle(t *testing.T) {
 		l, err = s.JoinLobby(ctx, l.ID, member("c", 3))
 		require.NoError(t, err)
 		assert.Equal(t, []string{"owner", "b", "c"}, l.MemberIDs())
+		assert.EqualValues(t, 3, l.Version, "every change increments the version")
 		_, err = s.JoinLobby(ctx, l.ID, member("d", 4))
 		assert.ErrorIs(t, err, store.ErrFull)
 		again, err := s.JoinLobby(ctx, l.ID, member("b", 9))
@@ -136,6 +137,7 @@ func TestLobbyTicket(t *testing.T) {
 		assert.ErrorIs(t, err, store.ErrConflict, "readiness is fixed while queued")
 		_, err = s.JoinLobby(ctx, l.ID, member("x", 3))
 		assert.ErrorIs(t, err, store.ErrConflict, "a queued lobby takes no one")
+		before := l.Version
 
 		_, changed, err := s.LobbyTicketDone(ctx, l.ID, "other", store.LobbyOpen)
 		require.NoError(t, err)
@@ -144,6 +146,7 @@ func TestLobbyTicket(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, changed)
 		assert.Equal(t, store.LobbyMatched, l.Status)
+		assert.Greater(t, l.Version, before)
 		assert.False(t, l.Members[0].Ready, "readiness resets after a match")
 		skill := 1234.5
 		l, err = s.SetReady(ctx, l.ID, "m", true, &skill)

@@ -41,7 +41,8 @@ type CommitResult struct {
 // CommitMatches records matches formed in one queue, each all or nothing, in
 // one atomic script: every ticket must still be searching; they leave the
 // queue, the match is recorded as allocating, and its allocation job joins the
-// queue's stream. Only ID, TicketIDs and Regions of each match are read.
+// queue's stream. ID, TicketIDs, Players (with their TicketID and LobbyID)
+// and Regions of each match are recorded.
 func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match) ([]CommitResult, error) {
 	if len(matches) == 0 {
 		return nil, nil
@@ -53,8 +54,12 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 		if err != nil {
 			return nil, fmt.Errorf("encode regions of match %s: %w", m.ID, err)
 		}
+		players, err := json.Marshal(m.Players)
+		if err != nil {
+			return nil, fmt.Errorf("encode players of match %s: %w", m.ID, err)
+		}
 		keys = append(keys, matchKey(queue, m.ID))
-		args = append(args, m.ID, queue, string(regions), len(m.TicketIDs))
+		args = append(args, m.ID, queue, string(regions), string(players), len(m.TicketIDs))
 		for _, t := range m.TicketIDs {
 			keys = append(keys, ticketKey(queue, t))
 			args = append(args, t)
@@ -152,7 +157,7 @@ func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt i
 // stored afterwards, with Requeued listing the tickets put back (also when
 // a re-sent script finds the match already failed).
 func (s *Store) FailMatch(ctx context.Context, m Match, reason string, holdUntil time.Time) (Match, error) {
-	keys := []string{matchKey(m.Queue, m.ID), searchingKey(m.Queue)}
+	keys := []string{matchKey(m.Queue, m.ID), searchingKey(m.Queue), incomingKey(m.Queue)}
 	args := []any{m.Attempt, reason, msOf(holdUntil)}
 	for _, t := range m.TicketIDs {
 		keys = append(keys, ticketKey(m.Queue, t))

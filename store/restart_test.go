@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -32,7 +31,7 @@ func TestStoreRecoversFromAnEmptyRestart(t *testing.T) {
 
 	tk := soloTicket("q", "bob", time.Now())
 	require.NoError(t, s.CreateTicket(ctx, tk))
-	_, err = s.CommitMatches(ctx, "q", []store.Match{{ID: uuid.NewString(), TicketIDs: []string{tk.ID}}})
+	_, err = s.CommitMatches(ctx, "q", []store.Match{matchOf(tk)})
 	require.NoError(t, err)
 	jobs, err := s.ReadAllocationJobs(ctx, "q", "n1", 10, 0)
 	require.NoError(t, err, "the lost consumer group is recreated")

@@ -22,6 +22,20 @@ func soloTicket(queue, player string, created time.Time) store.Ticket {
 	}
 }
 
+// matchOf is a match of the given tickets, with their players, as the
+// matchmaker forms it.
+func matchOf(tickets ...store.Ticket) store.Match {
+	m := store.Match{ID: uuid.NewString()}
+	for _, t := range tickets {
+		m.TicketIDs = append(m.TicketIDs, t.ID)
+		for _, p := range t.Players {
+			p.TicketID, p.LobbyID = t.ID, t.LobbyID
+			m.Players = append(m.Players, p)
+		}
+	}
+	return m
+}
+
 func TestTicketLifecycle(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
@@ -58,10 +72,12 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 		ctx := context.Background()
 		base := time.Now()
 		var ids []string
+		var tks []store.Ticket
 		for i := 0; i < 6; i++ {
 			tk := soloTicket("q", fmt.Sprintf("p%d", i), base.Add(time.Duration(i)*time.Millisecond))
 			require.NoError(t, s.CreateTicket(ctx, tk))
 			ids = append(ids, tk.ID)
+			tks = append(tks, tk)
 		}
 		searching, err := s.SearchingTickets(ctx, "q", 100)
 		require.NoError(t, err)
@@ -73,9 +89,10 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 		_, err = s.CancelPlayerTicket(ctx, "p5")
 		require.NoError(t, err)
 
-		m1 := store.Match{ID: uuid.NewString(), TicketIDs: ids[0:2], Regions: []string{"WestUs"}}
-		m2 := store.Match{ID: uuid.NewString(), TicketIDs: ids[1:3]} // reuses ids[1]
-		m3 := store.Match{ID: uuid.NewString(), TicketIDs: ids[4:6]} // ids[5] cancelled
+		m1 := matchOf(tks[0:2]...)
+		m1.Regions = []string{"WestUs"}
+		m2 := matchOf(tks[1:3]...) // reuses ids[1]
+		m3 := matchOf(tks[4:6]...) // ids[5] cancelled
 		res, err := s.CommitMatches(ctx, "q", []store.Match{m1, m2, m3})
 		require.NoError(t, err)
 		assert.Equal(t, store.CommitOK, res[0].Outcome)
@@ -116,7 +133,7 @@ func TestAllocationAttempts(t *testing.T) {
 		a, b := soloTicket("q", "a", created), soloTicket("q", "b", created.Add(time.Second))
 		require.NoError(t, s.CreateTicket(ctx, a))
 		require.NoError(t, s.CreateTicket(ctx, b))
-		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{a.ID, b.ID}}
+		match := matchOf(a, b)
 		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
 		require.NoError(t, err)
 
@@ -159,7 +176,7 @@ func TestFailMatchRequeuesWithOriginalWait(t *testing.T) {
 		newer := soloTicket("q", "n", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, a))
 		require.NoError(t, s.CreateTicket(ctx, leaver))
-		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{a.ID, leaver.ID}}
+		match := matchOf(a, leaver)
 		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
 		require.NoError(t, err)
 		require.NoError(t, s.CreateTicket(ctx, newer))
@@ -200,7 +217,7 @@ func TestLeavingAReadyMatchIsAConflict(t *testing.T) {
 		ctx := context.Background()
 		tk := soloTicket("q", "p", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, tk))
-		match := store.Match{ID: uuid.NewString(), TicketIDs: []string{tk.ID}}
+		match := matchOf(tk)
 		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
 		require.NoError(t, err)
 		m, err := s.BeginAttempt(ctx, "q", match.ID, "node")
@@ -218,7 +235,7 @@ func TestStaleJobsAreClaimed(t *testing.T) {
 		require.NoError(t, s.EnsureAllocationGroup(ctx, "q"))
 		tk := soloTicket("q", "a", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, tk))
-		_, err := s.CommitMatches(ctx, "q", []store.Match{{ID: uuid.NewString(), TicketIDs: []string{tk.ID}}})
+		_, err := s.CommitMatches(ctx, "q", []store.Match{matchOf(tk)})
 		require.NoError(t, err)
 		jobs, err := s.ReadAllocationJobs(ctx, "q", "dead-node", 10, 0)
 		require.NoError(t, err)

@@ -43,24 +43,19 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 		claimed = append(claimed, p.ID)
 	}
 
-	players, err := json.Marshal(t.Players)
+	data, err := json.Marshal(ticketData{ID: t.ID, Queue: t.Queue, Players: t.Players, Skill: t.Skill,
+		Regions: t.Regions, Latencies: t.Latencies, LobbyID: t.LobbyID})
 	if err != nil {
 		release()
-		return fmt.Errorf("encode ticket players: %w", err)
-	}
-	regions, _ := json.Marshal(nonNil(t.Regions))
-	latencies := []byte("")
-	if len(t.Latencies) > 0 {
-		latencies, _ = json.Marshal(t.Latencies)
+		return fmt.Errorf("encode ticket: %w", err)
 	}
 	key := ticketKey(t.Queue, t.ID)
 	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, key,
-		"id", t.ID, "queue", t.Queue, "players", players, "status", TicketSearching,
-		"createdAt", msOf(t.CreatedAt), "skill", t.Skill, "regions", regions, "latencies", latencies,
-		"lobbyId", t.LobbyID)
+	pipe.HSet(ctx, key, "data", data, "status", TicketSearching, "createdAt", msOf(t.CreatedAt))
 	pipe.Expire(ctx, key, ticketTTL)
 	pipe.ZAdd(ctx, searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
+	pipe.RPush(ctx, incomingKey(t.Queue), t.ID)
+	pipe.LTrim(ctx, incomingKey(t.Queue), -incomingMax, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		release()
 		return fmt.Errorf("create ticket %s: %w", t.ID, err)
@@ -144,29 +139,32 @@ func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (Ticket, err
 	return decodeTicket(fields)
 }
 
+// ticketData is the part of a ticket that never changes, stored as one
+// JSON field so that reading a ticket is one small reply.
+type ticketData struct {
+	ID        string         `json:"id"`
+	Queue     string         `json:"queue"`
+	Players   []Player       `json:"players"`
+	Skill     float64        `json:"skill,omitempty"`
+	Regions   []string       `json:"regions,omitempty"`
+	Latencies map[string]int `json:"latencies,omitempty"`
+	LobbyID   string         `json:"lobbyId,omitempty"`
+}
+
 func decodeTicket(f map[string]string) (Ticket, error) {
-	if len(f) == 0 || f["id"] == "" {
+	if f["data"] == "" {
 		return Ticket{}, ErrNotFound
 	}
-	t := Ticket{ID: f["id"], Queue: f["queue"], Status: f["status"], MatchID: f["matchId"], LobbyID: f["lobbyId"]}
+	var d ticketData
+	if err := json.Unmarshal([]byte(f["data"]), &d); err != nil {
+		return Ticket{}, fmt.Errorf("decode ticket: %w", err)
+	}
+	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
+		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: f["status"], MatchID: f["matchId"]}
 	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
 	t.CreatedAt = timeOfMs(ms)
-	t.Skill, _ = strconv.ParseFloat(f["skill"], 64)
 	if hold, _ := strconv.ParseInt(f["holdUntil"], 10, 64); hold > 0 {
 		t.HoldUntil = timeOfMs(hold)
-	}
-	if err := json.Unmarshal([]byte(f["players"]), &t.Players); err != nil {
-		return Ticket{}, fmt.Errorf("decode ticket %s players: %w", t.ID, err)
-	}
-	if r := f["regions"]; r != "" {
-		if err := json.Unmarshal([]byte(r), &t.Regions); err != nil {
-			return Ticket{}, fmt.Errorf("decode ticket %s regions: %w", t.ID, err)
-		}
-	}
-	if l := f["latencies"]; l != "" {
-		if err := json.Unmarshal([]byte(l), &t.Latencies); err != nil {
-			return Ticket{}, fmt.Errorf("decode ticket %s latencies: %w", t.ID, err)
-		}
 	}
 	return t, nil
 }
@@ -304,4 +302,61 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// TakeIncoming takes up to max ids of tickets that became searching (new or
+// requeued) since the last call, oldest first, and returns those tickets
+// that are still searching. Only the queue's leader calls it.
+func (s *Store) TakeIncoming(ctx context.Context, queue string, max int) ([]Ticket, error) {
+	pipe := s.rdb.TxPipeline()
+	ids := pipe.LRange(ctx, incomingKey(queue), 0, int64(max)-1)
+	pipe.LTrim(ctx, incomingKey(queue), int64(max), -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("take incoming tickets of %s: %w", queue, err)
+	}
+	return s.tickets(ctx, queue, ids.Val())
+}
+
+// SearchingIDs lists the ids of every searching ticket of the queue, for the
+// leader to reconcile its view with.
+func (s *Store) SearchingIDs(ctx context.Context, queue string) ([]string, error) {
+	ids, err := s.rdb.ZRange(ctx, searchingKey(queue), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
+	}
+	return ids, nil
+}
+
+// Tickets reads the given tickets of a queue in one pipeline and returns
+// those still searching, in the order given.
+func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
+	return s.tickets(ctx, queue, ids)
+}
+
+func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, ticketKey(queue, id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
+	}
+	out := make([]Ticket, 0, len(ids))
+	for _, cmd := range cmds {
+		t, err := decodeTicket(cmd.Val())
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if t.Status == TicketSearching {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }

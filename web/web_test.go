@@ -141,6 +141,7 @@ func TestAppNeverParsesServerText(t *testing.T) {
 // event, send every lobby request, and restore the lobby from welcome.
 func TestAppSpeaksLobbies(t *testing.T) {
 	_, js := get(t, serve(t), "/app.js")
+	assert.Regexp(t, `l\.version < old\.version`, js, "older lobby snapshots (by version) are ignored")
 
 	handlers := table(t, js, "EVENT_HANDLERS")
 	for _, event := range []string{"lobby.state", "lobby.chat", "lobby.removed"} {

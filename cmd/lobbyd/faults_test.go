@@ -62,6 +62,9 @@ func TestFaultRun(t *testing.T) {
 	pfOf := map[string][]string{}
 	failed := 0
 	for _, c := range clients {
+		// A match may take up to the 30s allocation deadline when PlayFab
+		// keeps failing: retries back off exponentially.
+		c.Wait = 40 * time.Second
 		f := c.NextOf("match.ready", "match.failed")
 		if f.Str("type") == "match.failed" {
 			failed++

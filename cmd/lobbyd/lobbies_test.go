@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,17 @@ func (p *player) fails(t *testing.T, code, typ string, fields map[string]any) {
 func (p *player) state(t *testing.T) lobbytest.Frame {
 	t.Helper()
 	return p.Next("lobby.state").Obj("lobby")
+}
+
+// queueDepth is the default queue's depth from GET /v1/queues.
+func queueDepth(t *testing.T, srv *server) int {
+	t.Helper()
+	resp, err := http.Get(srv.URL + "/v1/queues")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var qs struct{ Queues []struct{ Depth int } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&qs))
+	return qs.Queues[0].Depth
 }
 
 func memberIDs(l lobbytest.Frame) []string {
@@ -286,6 +299,8 @@ func TestGracePeriodEnds(t *testing.T) {
 		return len(memberIDs(l)) == 1 && l.Str("ownerId") == alice.id
 	}, "bob left after the grace period, and alice owns the lobby")
 
+	storetest.Eventually(t, 10*time.Second, func() bool { return queueDepth(t, srv) == 0 },
+		"the solo ticket was cancelled after the grace period")
 	_, w := srv.connect(t, solo.token)
 	assert.Nil(t, w.Obj("state")["ticket"], "the solo ticket was cancelled")
 	_, w = srv.connect(t, bob.token)
@@ -315,5 +330,40 @@ func TestRestartKeepsLobbies(t *testing.T) {
 		assert.Equal(t, alice.id, l.Str("ownerId"))
 		assert.Equal(t, "dust", l.Obj("props").Str("map"))
 		assert.Equal(t, true, memberField(l, alice.id, "ready"))
+	}
+}
+
+// Two members change the lobby at the same moment: their lobby.state
+// snapshots may arrive in either order, so each carries a version. The
+// highest version a member received is always the lobby as stored.
+func TestLobbyStateVersionsOrderConcurrentChanges(t *testing.T) {
+	srv, _ := startProtocolServer(t)
+	x, y := srv.player(t, "x"), srv.player(t, "y")
+	code := x.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby").Str("code")
+	y.ok(t, "lobby.join", map[string]any{"code": code})
+	for round := 0; round < 20; round++ {
+		ready := round%2 == 0
+		// Both requests are on the wire before either reply is read.
+		for _, p := range []*player{x, y} {
+			require.NoError(t, p.Conn.WriteJSON(map[string]any{"type": "lobby.ready", "id": fmt.Sprint("r", round), "ready": ready}))
+		}
+		for _, p := range []*player{x, y} {
+			require.True(t, p.Next("reply").OK())
+		}
+		stored := x.ok(t, "lobby.update", map[string]any{}).Obj("lobby") // the reply is the stored lobby
+		for _, p := range []*player{x, y} {
+			var latest lobbytest.Frame
+			storetest.Eventually(t, 5*time.Second, func() bool {
+				p.Drain()
+				for p.Count("lobby.state") > 0 {
+					l := p.state(t)
+					if latest == nil || l["version"].(float64) > latest["version"].(float64) {
+						latest = l
+					}
+				}
+				return latest != nil && latest["version"] == stored["version"]
+			}, "%s received the stored version", p.name)
+			assert.Equal(t, stored["members"], latest["members"], "round %d: %s's newest snapshot is the stored lobby", round, p.name)
+		}
 	}
 }

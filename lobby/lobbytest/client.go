@@ -40,6 +40,8 @@ func (f Frame) OK() bool { return f["ok"] == true }
 type Client struct {
 	t    testing.TB
 	Conn *websocket.Conn
+	// Wait overrides the package's Wait for this client when set.
+	Wait time.Duration
 	// Frames delivers frames as read; it is closed when the socket ends.
 	Frames chan Frame
 	mu     sync.Mutex
@@ -111,7 +113,11 @@ func (c *Client) NextOf(types ...string) Frame {
 			return f
 		}
 	}
-	deadline := time.After(Wait)
+	wait := Wait
+	if c.Wait > 0 {
+		wait = c.Wait
+	}
+	deadline := time.After(wait)
 	for {
 		select {
 		case f, ok := <-c.Frames:
@@ -123,7 +129,23 @@ func (c *Client) NextOf(types ...string) Frame {
 			}
 			c.backlog = append(c.backlog, f)
 		case <-deadline:
-			c.t.Fatalf("no %v frame within %v (backlog %v)", types, Wait, c.backlog)
+			c.t.Fatalf("no %v frame within %v (backlog %v)", types, wait, c.backlog)
+		}
+	}
+}
+
+// Drain moves every frame already received into the backlog, without
+// waiting, so Count sees them.
+func (c *Client) Drain() {
+	for {
+		select {
+		case f, ok := <-c.Frames:
+			if !ok {
+				return
+			}
+			c.backlog = append(c.backlog, f)
+		default:
+			return
 		}
 	}
 }

@@ -7,8 +7,9 @@
 -- ARGV[2]  match key TTL (seconds)
 -- ARGV[3]  stream MAXLEN (approximate)
 -- ARGV[4]  number of matches
--- then, per match: match id, queue name, regions (JSON array), ticket count,
---          and the ticket ids
+-- then, per match: match id, queue name, regions (JSON array), players
+--          (JSON array, as the match record keeps them), ticket count, and
+--          the ticket ids
 --
 -- Returns one status per match: "ok" (committed now), "exists" (committed by
 -- an earlier run of this script; go-redis may re-send a command whose reply
@@ -21,22 +22,22 @@ local k, a = 3, 5
 local results = {}
 for m = 1, nmatches do
   local mkey = KEYS[k]
-  local matchID, queue, regions, nt = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
-  local tids = {}
-  local tkeys = {}
+  local matchID, queue, regions, players, nt =
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local tids, tkeys = {}, {}
   for i = 1, nt do
-    tids[i] = ARGV[a + 3 + i]
+    tids[i] = ARGV[a + 4 + i]
     tkeys[i] = KEYS[k + i]
   end
   k = k + 1 + nt
-  a = a + 4 + nt
+  a = a + 5 + nt
 
   if redis.call('EXISTS', mkey) == 1 then
     results[m] = 'exists'
   else
     local stale = nil
     for i = 1, nt do
-      if redis.call('HGET', tkeys[i], 'status') ~= 'searching' or not redis.call('ZSCORE', searching, tids[i]) then
+      if redis.call('HGET', tkeys[i], 'status') ~= 'searching' then
         stale = tids[i]
         break
       end
@@ -44,20 +45,13 @@ for m = 1, nmatches do
     if stale then
       results[m] = 'stale:' .. stale
     else
-      local players = {}
+      redis.call('ZREM', searching, unpack(tids))
       for i = 1, nt do
-        redis.call('ZREM', searching, tids[i])
         redis.call('HSET', tkeys[i], 'status', 'matched', 'matchId', matchID)
-        local lobbyID = redis.call('HGET', tkeys[i], 'lobbyId')
-        for _, p in ipairs(cjson.decode(redis.call('HGET', tkeys[i], 'players'))) do
-          p.ticketId = tids[i]
-          if lobbyID and lobbyID ~= '' then p.lobbyId = lobbyID end
-          players[#players + 1] = p
-        end
       end
       redis.call('HSET', mkey,
         'id', matchID, 'queue', queue, 'tickets', cjson.encode(tids),
-        'players', cjson.encode(players), 'regions', regions,
+        'players', players, 'regions', regions,
         'state', 'allocating', 'attempt', 0, 'createdAt', now)
       redis.call('EXPIRE', mkey, ttl)
       redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'match', matchID)

@@ -4,12 +4,13 @@
 --
 -- KEYS[1]  match key
 -- KEYS[2]  searching sorted set
--- KEYS[3..] the match's ticket keys
+-- KEYS[3]  incoming list (the leader picks requeued tickets up from it)
+-- KEYS[4..] the match's ticket keys
 -- ARGV[1]  attempt the caller owns
 -- ARGV[2]  reason
 -- ARGV[3]  hold until (ms): requeued tickets are not matched again before
 --          then, so a failing PlayFab is not hammered by the same players
--- ARGV[4..] the ticket ids, in KEYS order
+-- ARGV[4..] the ticket ids, in KEYS order from KEYS[4]
 --
 -- Returns {"ok", requeued ticket ids...}, or {"failed"} (already failed: a
 -- re-sent script), {"stale"} (a newer attempt owns the match) or {state}.
@@ -26,12 +27,13 @@ end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'failReason', ARGV[2])
 local matchID = redis.call('HGET', KEYS[1], 'id')
 local requeued = {'ok'}
-for i = 3, #KEYS do
-  local tid = ARGV[i + 1]
+for i = 4, #KEYS do
+  local tid = ARGV[i]
   if redis.call('HGET', KEYS[i], 'status') == 'matched' and redis.call('HGET', KEYS[i], 'matchId') == matchID then
     redis.call('HSET', KEYS[i], 'status', 'searching', 'holdUntil', ARGV[3])
     redis.call('HDEL', KEYS[i], 'matchId')
     redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[i], 'createdAt'), tid)
+    redis.call('RPUSH', KEYS[3], tid)
     requeued[#requeued + 1] = tid
   end
 end

@@ -1,13 +1,14 @@
 -- Applies one change to a lobby, atomically. The lobby is a JSON object at
 -- KEYS[1]: {id, code, queue, visibility, ownerId, maxMembers, props, status,
 -- ticketId, createdAt, members: [{playerId, name, pfEntity, ready, joinedAt}]}
--- with members in joining order.
+-- with members in joining order, and a version that every change increments
+-- (clients order lobby.state snapshots by it).
 --
 -- ARGV[1] is the operation, ARGV[2] the acting player, then its arguments:
 --   join        member (JSON)                 -> ok | member | full | busy
 --   leave                                     -> ok | deleted | notmember
 --   update      patch (JSON: props?, visibility?, maxMembers?)
---                                             -> ok | forbidden | invalid
+--                                             -> ok | forbidden | toosmall
 --   kick        target player                 -> ok | forbidden | notmember | invalid
 --   promote     target player                 -> ok | forbidden | notmember
 --   ready       "1" or "0", skill?            -> ok | notmember | busy
@@ -33,6 +34,7 @@ local function find(player)
 end
 
 local function save(outcome)
+  lobby.version = (tonumber(lobby.version) or 0) + 1
   local encoded = cjson.encode(lobby)
   redis.call('SET', KEYS[1], encoded, 'KEEPTTL')
   return {outcome, encoded}
@@ -59,7 +61,7 @@ end
 if op == 'join' then
   local member = cjson.decode(ARGV[3])
   if find(member.playerId) then return answer('member') end
-  if lobby.status ~= 'open' then return answer('busy') end
+  if lobby.status == 'queued' then return answer('busy') end
   if #lobby.members >= tonumber(lobby.maxMembers) then return answer('full') end
   lobby.members[#lobby.members + 1] = member
   return save('ok')
@@ -73,7 +75,7 @@ elseif op == 'update' then
   if lobby.ownerId ~= actor then return answer('forbidden') end
   local patch = cjson.decode(ARGV[3])
   if patch.maxMembers ~= nil then
-    if tonumber(patch.maxMembers) < #lobby.members then return answer('invalid') end
+    if tonumber(patch.maxMembers) < #lobby.members then return answer('toosmall') end
     lobby.maxMembers = tonumber(patch.maxMembers)
   end
   if patch.visibility ~= nil then lobby.visibility = patch.visibility end

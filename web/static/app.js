@@ -1460,6 +1460,13 @@
   function setLobby(l, how) {
     if (l != null && (typeof l !== 'object' || typeof l.lobbyId !== 'string')) l = null;
     const old = view.lobby;
+    // Snapshots of concurrent changes can arrive out of order: every change
+    // bumps the lobby's version, so never go back to an older one.
+    if (l && old?.lobbyId === l.lobbyId && typeof l.version === 'number' &&
+        typeof old.version === 'number' && l.version < old.version) {
+      logSys('note', `lobby.state version ${l.version} is older than ${old.version}; ignored`);
+      return;
+    }
     if (l && how !== 'snapshot') view.lobbyLeft.delete(l.lobbyId);
     if (l && view.chatLobbyId !== l.lobbyId) {
       view.chat = [];
