@@ -181,6 +181,16 @@ func (g *Gateway) relay(ctx context.Context, sub *store.Subscription) {
 			g.Logger.Warn("node message", "err", err)
 			continue
 		}
+		if msg.Resubscribed {
+			// Whatever was published to this node while the subscription was
+			// down is lost: push the stored results of local players now
+			// rather than at the next sweep.
+			g.Logger.Info("node channel resubscribed; redelivering stored match results")
+			rctx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
+			g.redeliver(rctx, g.hub.presences(ctx))
+			cancel()
+			continue
+		}
 		g.hub.send(ctx, msg)
 	}
 }
@@ -195,9 +205,11 @@ func (g *Gateway) refreshPresence(ctx context.Context) {
 		case <-t.C:
 			entries := g.hub.presences(ctx)
 			rctx, cancel := context.WithTimeout(ctx, g.PresenceTTL/3)
-			if err := g.Store.RefreshPresence(rctx, entries, g.PresenceTTL); err != nil {
+			restored, err := g.Store.RefreshPresence(rctx, entries, g.PresenceTTL)
+			if err != nil {
 				g.Logger.Warn("refresh presence", "err", err)
 			}
+			g.undoStaleRestores(rctx, restored)
 			deadlines := make(map[string]time.Time, len(entries))
 			for p := range entries {
 				deadlines[p] = g.connectedGraceDeadline()
@@ -207,6 +219,24 @@ func (g *Gateway) refreshPresence(ctx context.Context) {
 			}
 			g.redeliver(rctx, entries)
 			cancel()
+		}
+	}
+}
+
+// undoStaleRestores clears presences the refresh restored for players whose
+// socket closed while the refresh was under way: it worked from a snapshot
+// of the hub, and restoring a presence that had just been cleared would show
+// a departed player connected for a minute.
+func (g *Gateway) undoStaleRestores(ctx context.Context, restored map[string]store.Presence) {
+	if len(restored) == 0 {
+		return
+	}
+	now := g.hub.presences(ctx)
+	for player, p := range restored {
+		if now[player] != p {
+			if _, err := g.Store.ClearPresence(ctx, player, p); err != nil {
+				g.Logger.Warn("clear stale presence", "player", player, "err", err)
+			}
 		}
 	}
 }
@@ -231,42 +261,61 @@ func (g *Gateway) sweepGraces(ctx context.Context) {
 		case <-t.C:
 		}
 		for {
-			players, err := g.Store.PopExpiredGraces(ctx, time.Now(), 100)
+			graces, err := g.Store.LeaseExpiredGraces(ctx, time.Now(), 100)
 			if err != nil {
 				if ctx.Err() == nil {
 					g.Logger.Warn("sweep graces", "err", err)
 				}
 				break
 			}
-			for _, p := range players {
-				g.expire(ctx, p)
+			for _, gr := range graces {
+				if g.expire(ctx, gr.PlayerID) {
+					if err := g.Store.GraceHandled(ctx, gr); err != nil && ctx.Err() == nil {
+						g.Logger.Warn("finish grace", "player", gr.PlayerID, "err", err)
+					}
+				}
 			}
-			if len(players) < 100 {
+			if len(graces) < 100 {
 				break
 			}
 		}
 	}
 }
 
-// expire ends one player's grace period, unless they are connected.
-func (g *Gateway) expire(ctx context.Context, player string) {
+// expire ends one player's grace period, unless they are connected. It
+// reports whether the grace is done with (false: try again later).
+func (g *Gateway) expire(ctx context.Context, player string) bool {
 	connected, err := g.Store.Connected(ctx, []string{player})
-	if err != nil || connected[player] {
-		return // connected (their node renews the deadline), or retry at the next disconnect
+	if err != nil {
+		return false
+	}
+	if connected[player] {
+		return true // back: their node keeps a new deadline
 	}
 	log := g.Logger.With("player", player)
-	if l, err := g.Store.PlayerLobby(ctx, player); err == nil {
+	l, err := g.Store.PlayerLobby(ctx, player)
+	switch {
+	case err == nil:
 		log.Info("grace period over: leaving lobby", "lobby", l.ID)
-		if err := g.leaveLobby(ctx, l.ID, player, "", ""); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := g.leaveLobby(ctx, l, player); err != nil {
 			log.Warn("remove player from lobby", "err", err)
+			return false
 		}
+	case !errors.Is(err, store.ErrNotFound):
+		return false
 	}
-	if t, err := g.Store.PlayerTicket(ctx, player); err == nil && t.LobbyID == "" &&
-		(t.Status == store.TicketSearching || t.Status == store.TicketMatched) {
+	t, err := g.Store.PlayerTicket(ctx, player)
+	switch {
+	case err == nil && t.LobbyID == "" && (t.Status == store.TicketSearching || t.Status == store.TicketMatched):
 		if _, err := g.Store.CancelPlayerTicket(ctx, player); err == nil {
 			log.Info("grace period over: ticket cancelled", "ticket", t.ID)
+		} else if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
+			return false
 		}
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return false
 	}
+	return true
 }
 
 // redeliver pushes results stored for connected players but never written

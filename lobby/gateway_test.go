@@ -158,3 +158,30 @@ func TestLobbyTicketSkillIsMembersMean(t *testing.T) {
 	assert.Equal(t, 1250.0, ticket.Skill, "mean of 1100 and 1400; the owner's queue.join skill is not the lobby's")
 	assert.Len(t, ticket.Players, 2)
 }
+
+// A member leaves a queued lobby and Redis's reply to the leave is lost (so
+// go-redis sends it again): the lobby's ticket is still cancelled and the
+// leaver is free to queue alone.
+func TestLobbyLeaveWithALostReply(t *testing.T) {
+	l := storetest.StartLossyRedis(t)
+	a := startNode(t, l.Store, "node-a", nil)
+	alice, _ := lobbytest.Connect(t, a.url, token(t, "alice"))
+	bob, _ := lobbytest.Connect(t, a.url, token(t, "bob"))
+	code := alice.Request("lobby.create", map[string]any{"queue": "default"}).Obj("data").Obj("lobby").Str("code")
+	require.True(t, bob.Request("lobby.join", map[string]any{"code": code}).OK())
+	require.True(t, alice.Request("lobby.ready", map[string]any{"ready": true}).OK())
+	require.True(t, bob.Request("lobby.ready", map[string]any{"ready": true}).OK())
+	require.True(t, alice.Request("queue.join", map[string]any{"queue": "default"}).OK())
+
+	l.LoseReplyTo("\r\nleave\r\n")
+	require.True(t, bob.Request("lobby.leave", nil).OK())
+	require.Equal(t, 1, l.Lost())
+	ctx := context.Background()
+	_, err := l.Store.PlayerTicket(ctx, "bob")
+	assert.ErrorIs(t, err, store.ErrNotFound, "the lobby's ticket was cancelled")
+	lobbyNow, err := l.Store.PlayerLobby(ctx, "alice")
+	require.NoError(t, err)
+	assert.Equal(t, store.LobbyOpen, lobbyNow.Status)
+	assert.Equal(t, []string{"alice"}, lobbyNow.MemberIDs())
+	assert.True(t, bob.Request("queue.join", map[string]any{"queue": "default"}).OK(), "bob may queue alone")
+}

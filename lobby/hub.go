@@ -14,6 +14,7 @@ type hub struct {
 	unregister chan *session
 	inbound    chan store.NodeMessage
 	snapshot   chan chan map[string]store.Presence
+	lookup     chan lookup
 	done       chan struct{} // closed when run has returned
 
 	sessions map[string]*session
@@ -25,6 +26,7 @@ func newHub() *hub {
 		unregister: make(chan *session),
 		inbound:    make(chan store.NodeMessage, 256),
 		snapshot:   make(chan chan map[string]store.Presence),
+		lookup:     make(chan lookup),
 		done:       make(chan struct{}),
 		sessions:   make(map[string]*session),
 	}
@@ -52,6 +54,8 @@ func (h *hub) run(ctx context.Context) {
 			}
 		case msg := <-h.inbound:
 			h.deliver(msg)
+		case q := <-h.lookup:
+			q.reply <- h.sessions[q.player] != nil
 		case reply := <-h.snapshot:
 			m := make(map[string]store.Presence, len(h.sessions))
 			for p, s := range h.sessions {
@@ -103,6 +107,23 @@ func (h *hub) send(ctx context.Context, msg store.NodeMessage) {
 	case <-h.done:
 	case <-ctx.Done():
 	}
+}
+
+type lookup struct {
+	player string
+	reply  chan bool
+}
+
+// holds reports whether the hub has a session for the player.
+func (h *hub) holds(ctx context.Context, player string) bool {
+	q := lookup{player: player, reply: make(chan bool, 1)}
+	select {
+	case h.lookup <- q:
+		return <-q.reply
+	case <-h.done:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // presences lists the connections this node holds, for presence refresh.

@@ -61,55 +61,82 @@ func (s *session) broadcastAfterReply(l store.Lobby, extra ...store.Addressed) {
 	})
 }
 
-// memberGone takes a player who left, was kicked or timed out of lobby l
-// out of its queue: a lobby that was queued has its ticket cancelled (any
-// member leaving takes the lobby out of the queue) and every member, the
-// one gone included, gets queue.state cancelled. It returns the lobby as it
-// now is and those events.
-func (g *Gateway) memberGone(ctx context.Context, l store.Lobby, deleted bool, gone string) (store.Lobby, []store.Addressed, error) {
-	if l.Status != store.LobbyQueued || l.TicketID == "" {
-		return l, nil, nil
+// removeMember takes player out of lobby l (by the owner, for a kick) and
+// returns what to announce. A queued lobby's ticket is cancelled first,
+// through the leaving player's claim (any member leaving takes the lobby out
+// of the queue): done in this order, a failure leaves the player in the
+// lobby rather than out of it but still in its ticket. Leaving twice (a
+// retried request) is not an error and still cancels the ticket.
+func (g *Gateway) removeMember(ctx context.Context, l store.Lobby, player, by, reason string) (lobbyChange, error) {
+	if by != "" && by != player && l.OwnerID != by {
+		return lobbyChange{}, store.ErrForbidden // checked again atomically below
 	}
-	t, err := g.Store.CancelPlayerTicket(ctx, gone)
+	var change lobbyChange
+	if l.Status == store.LobbyQueued && l.TicketID != "" {
+		t, err := g.Store.CancelPlayerTicket(ctx, player)
+		switch {
+		case err == nil:
+			change.events = append(change.events, store.Addressed{To: t.PlayerIDs(),
+				Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})})
+			change.reopen = t.ID
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
+			// The ticket already ended, or its party exists: nothing to cancel.
+		default:
+			return lobbyChange{}, err
+		}
+	}
+	after, deleted, err := g.Store.LeaveLobby(ctx, l.ID, player, by)
 	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
-		return l, nil, nil // the ticket already ended, or its party exists
+	case errors.Is(err, store.ErrNotFound):
+		after, deleted = l, false // already out: a retried request
+		if fresh, err := g.Store.Lobby(ctx, l.ID); err == nil {
+			after = fresh
+		} else if errors.Is(err, store.ErrNotFound) {
+			deleted = true
+		}
 	case err != nil:
-		return l, nil, err
+		return lobbyChange{}, err
 	}
-	events := []store.Addressed{{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})}}
-	if deleted {
-		return l, events, nil
-	}
-	if updated, changed, err := g.Store.LobbyTicketDone(ctx, l.ID, t.ID, store.LobbyOpen); err != nil {
-		return l, events, err
-	} else if changed {
-		l = updated
-	}
-	return l, events, nil
-}
-
-// leaveLobby removes player from their lobby (by the owner, for a kick) and
-// tells everyone concerned. It is shared by lobby.leave, lobby.kick and the
-// end of a disconnected player's grace period.
-func (g *Gateway) leaveLobby(ctx context.Context, lobbyID, player, by, reason string) error {
-	l, deleted, err := g.Store.LeaveLobby(ctx, lobbyID, player, by)
-	if err != nil {
-		return err
-	}
-	l, events, err := g.memberGone(ctx, l, deleted, player)
-	if err != nil {
-		return err
+	change.lobby, change.deleted = after, deleted
+	if change.reopen != "" && !deleted {
+		if reopened, changed, err := g.Store.LobbyTicketDone(ctx, l.ID, change.reopen, store.LobbyOpen); err != nil {
+			return change, err
+		} else if changed {
+			change.lobby = reopened
+		}
 	}
 	if reason != "" {
-		events = append(events, store.Addressed{To: []string{player}, Event: mustJSON(lobbyRemovedEvent{
+		change.events = append(change.events, store.Addressed{To: []string{player}, Event: mustJSON(lobbyRemovedEvent{
 			Type: "lobby.removed", LobbyID: l.ID, Reason: reason,
 		})})
 	}
-	if deleted {
-		return g.Store.SendToPlayers(ctx, events)
+	return change, nil
+}
+
+// lobbyChange is what a lobby change must announce.
+type lobbyChange struct {
+	lobby   store.Lobby
+	deleted bool
+	reopen  string // the cancelled ticket whose lobby reopened
+	events  []store.Addressed
+}
+
+// announce sends a change's events and, unless the lobby is gone, its state.
+func (g *Gateway) announce(ctx context.Context, c lobbyChange) error {
+	if c.deleted {
+		return g.Store.SendToPlayers(ctx, c.events)
 	}
-	return g.lobbyEvents(ctx, l, events...)
+	return g.lobbyEvents(ctx, c.lobby, c.events...)
+}
+
+// leaveLobby removes a player from their lobby and announces it at once;
+// the grace sweeper uses it.
+func (g *Gateway) leaveLobby(ctx context.Context, l store.Lobby, player string) error {
+	change, err := g.removeMember(ctx, l, player, "", "")
+	if err != nil {
+		return err
+	}
+	return g.announce(ctx, change)
 }
 
 // liveTicket reports whether the player holds a ticket that still binds them.
@@ -285,11 +312,11 @@ func handleLobbyLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.afterReplyDo(func(ctx context.Context) {
-		if err := s.g.leaveLobby(ctx, l.ID, s.id.PlayerID, "", ""); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("leave lobby", "lobby", l.ID, "err", err)
-		}
-	})
+	change, err := s.g.removeMember(ctx, l, s.id.PlayerID, "", "")
+	if err != nil {
+		return nil, err
+	}
+	s.announceAfterReply(change)
 	return nil, nil
 }
 
@@ -310,10 +337,27 @@ func handleLobbyKick(ctx context.Context, s *session, frame []byte) (any, error)
 	if req.PlayerID == s.id.PlayerID {
 		return nil, errorf(CodeBadRequest, "use lobby.leave to leave your own lobby")
 	}
-	if err := s.g.leaveLobby(ctx, l.ID, req.PlayerID, s.id.PlayerID, "kicked"); err != nil {
+	if l.OwnerID != s.id.PlayerID {
+		return nil, store.ErrForbidden
+	}
+	if _, member := l.Member(req.PlayerID); !member {
+		return nil, errorf(CodeNotFound, "no such member")
+	}
+	change, err := s.g.removeMember(ctx, l, req.PlayerID, s.id.PlayerID, "kicked")
+	if err != nil {
 		return nil, err
 	}
+	s.announceAfterReply(change)
 	return nil, nil
+}
+
+// announceAfterReply announces a lobby change once the reply is queued.
+func (s *session) announceAfterReply(c lobbyChange) {
+	s.afterReplyDo(func(ctx context.Context) {
+		if err := s.g.announce(ctx, c); err != nil {
+			s.log.Warn("announce lobby change", "lobby", c.lobby.ID, "err", err)
+		}
+	})
 }
 
 func handleLobbyPromote(ctx context.Context, s *session, frame []byte) (any, error) {

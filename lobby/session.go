@@ -201,10 +201,17 @@ func (s *session) serve() {
 		s.writeLoop()
 	}()
 	if err := s.attach(); err != nil {
-		s.log.Warn("attach session", "err", err)
-		s.closeWith(closeInternal, "could not load your state, reconnect")
+		if errors.Is(err, errShuttingDown) {
+			s.closeWith(closeGoingAway, "server shutting down, reconnect")
+		} else {
+			s.log.Warn("attach session", "err", err)
+			s.closeWith(closeInternal, "could not load your state, reconnect")
+		}
+		// No welcome, no requests: wait for the close handshake only.
+		s.awaitClose()
+	} else {
+		s.readLoop()
 	}
-	s.readLoop()
 	close(s.readDone)
 	s.closeWith(0, "")
 	<-writeDone
@@ -217,7 +224,7 @@ func (s *session) serve() {
 // result stored meanwhile is either in welcome or pushed (and deduplicated).
 func (s *session) attach() error {
 	if !s.g.hub.add(s) {
-		return errors.New("gateway is shutting down")
+		return errShuttingDown
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.g.RequestTimeout)
 	defer cancel()
@@ -271,6 +278,20 @@ func (s *session) attach() error {
 	return nil
 }
 
+var errShuttingDown = errors.New("gateway is shutting down")
+
+// awaitClose reads and discards frames until the client answers the close
+// frame or the connection ends; no request is served.
+func (s *session) awaitClose() {
+	s.conn.SetReadLimit(s.g.MaxFrameBytes)
+	s.conn.SetReadDeadline(time.Now().Add(closeGrace + s.g.WriteWait))
+	for {
+		if _, _, err := s.conn.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
 // detach makes the player unreachable here, unless a newer connection has
 // taken over already.
 func (s *session) detach() {
@@ -278,6 +299,11 @@ func (s *session) detach() {
 	defer s.g.metrics.connections.Dec()
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.RequestTimeout)
 	defer cancel()
+	if s.g.hub.holds(ctx, s.id.PlayerID) {
+		// A newer connection of the player is here: its presence may have
+		// landed before ours; either way the player stays reachable.
+		return
+	}
 	cleared, err := s.g.Store.ClearPresence(ctx, s.id.PlayerID, s.presence())
 	if err != nil {
 		s.log.Warn("clear presence", "err", err)

@@ -200,3 +200,22 @@ func TestTwoNodesFormEachTicketOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, ok, "the leader released its lease on shutdown")
 }
+
+// A commit whose reply was lost is re-sent, finds its match already
+// recorded, and the match is still announced (nobody announced it before).
+func TestLostCommitReplyIsStillAnnounced(t *testing.T) {
+	l := storetest.StartLossyRedis(t)
+	notifier := &recordingNotifier{}
+	s := &Service{Store: l.Store, Queues: DefaultQueues(), NodeID: "n", Notifier: notifier}
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		_, err := s.Join(ctx, store.Ticket{Queue: "default", Players: []store.Player{{ID: fmt.Sprint("p", i)}}})
+		require.NoError(t, err)
+	}
+	l.LoseReplyTo(`"ticketId":"`)
+	_, err := s.formOnce(ctx, s.Queues[0])
+	require.NoError(t, err)
+	require.Equal(t, 1, l.Lost())
+	require.Len(t, notifier.found(), 1, "the match was announced")
+	assert.Len(t, notifier.found()[0].Players, 4)
+}

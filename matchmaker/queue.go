@@ -161,7 +161,8 @@ func (q Queue) Validate() error {
 	for _, r := range q.Regions {
 		check(r != "" && len(r) <= 64 && !strings.ContainsAny(r, " \t"), "regions: %q is not a region name like WestUs", r)
 	}
-	check(q.TicketTimeout > 0, "ticketTimeout: must be positive")
+	check(q.TicketTimeout > 0 && q.TicketTimeout.D() <= time.Hour,
+		"ticketTimeout %v: must be positive and at most 1h (ticket records live 2h)", q.TicketTimeout.D())
 	check(q.MaxWait >= 0 && q.MaxWait <= q.TicketTimeout, "maxWait %v: must be between 0 and ticketTimeout (%v)", q.MaxWait.D(), q.TicketTimeout.D())
 	check(q.Skill.InitialWindow >= 0 && q.Skill.WidenPerSecond >= 0 && q.Skill.MaxWindow >= 0,
 		"skill: initialWindow, widenPerSecond and maxWindow must not be negative")

@@ -307,9 +307,10 @@ func (s *Service) commit(ctx context.Context, q Queue, p *pool, matches []store.
 			p.remove(r.StaleTicket)
 			p.dirty = true // its partners may form another match
 			continue
-		case store.CommitExists: // a re-sent commit: already announced
-			p.remove(m.TicketIDs...)
-			continue
+		case store.CommitExists:
+			// Only this call can have created the match (its id is fresh):
+			// go-redis re-sent the script after losing the first reply, so
+			// nobody has announced it yet.
 		}
 		m.CreatedAt = now.UTC()
 		s.observeMatch(q, m, p.byID, now)

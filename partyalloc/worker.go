@@ -198,8 +198,8 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 	switch m.State {
 	case store.MatchReady: // stored earlier, delivery not confirmed: deliver again
 		return true, w.Notifier.MatchReady(ctx, m)
-	case store.MatchFailed:
-		return true, nil
+	case store.MatchFailed: // failed earlier, delivery not confirmed: deliver again
+		return true, w.Notifier.MatchFailed(ctx, m)
 	}
 
 	w.metrics.inFlight.Inc()

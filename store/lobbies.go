@@ -75,8 +75,9 @@ func (l Lobby) Member(playerID string) (LobbyMember, bool) {
 	return LobbyMember{}, false
 }
 
-// lobbyTTL bounds how long an abandoned lobby record lives; any change
-// renews it (SET … KEEPTTL keeps it; see touchLobby).
+// lobbyTTL bounds how long a lobby, its code and its members' claims live:
+// 24 hours from creation (changes keep the TTL), documented as the most a
+// lobby lasts.
 const lobbyTTL = 24 * time.Hour
 
 // codeAlphabet has no 0/O and 1/I, so codes survive being read aloud.
@@ -490,12 +491,38 @@ func (s *Store) SetGraceDeadlines(ctx context.Context, deadlines map[string]time
 	return nil
 }
 
-// PopExpiredGraces takes up to limit players whose grace deadline has
-// passed; each is returned to exactly one caller.
-func (s *Store) PopExpiredGraces(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	players, err := popDueScript.Run(ctx, s.rdb, []string{gracesKey}, msOf(now), limit).StringSlice()
+// graceRetry is how long a leased expired grace waits before it is handed
+// out again, if its handler did not finish it.
+const graceRetry = 30 * time.Second
+
+// ExpiredGrace is a player whose grace period ended, leased to one caller.
+type ExpiredGrace struct {
+	PlayerID string
+	lease    int64
+}
+
+// LeaseExpiredGraces hands out up to limit players whose grace deadline has
+// passed. Each is handed to one caller at a time; the caller calls
+// GraceHandled when done, or the player is handed out again after 30s (a
+// lost reply or a crash only delays them).
+func (s *Store) LeaseExpiredGraces(ctx context.Context, now time.Time, limit int) ([]ExpiredGrace, error) {
+	lease := msOf(now.Add(graceRetry))
+	players, err := popDueScript.Run(ctx, s.rdb, []string{gracesKey}, msOf(now), lease, limit).StringSlice()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("pop expired graces: %w", err)
+		return nil, fmt.Errorf("lease expired graces: %w", err)
 	}
-	return players, nil
+	out := make([]ExpiredGrace, len(players))
+	for i, p := range players {
+		out[i] = ExpiredGrace{PlayerID: p, lease: lease}
+	}
+	return out, nil
+}
+
+// GraceHandled forgets a handled grace, unless the player got a new
+// deadline meanwhile (they reconnected).
+func (s *Store) GraceHandled(ctx context.Context, g ExpiredGrace) error {
+	if err := removeIfScoreScript.Run(ctx, s.rdb, []string{gracesKey}, g.PlayerID, g.lease).Err(); err != nil {
+		return fmt.Errorf("finish grace of %s: %w", g.PlayerID, err)
+	}
+	return nil
 }

@@ -177,11 +177,31 @@ func TestPublicLobbiesAndGraces(t *testing.T) {
 		now := time.Now()
 		require.NoError(t, s.SetGraceDeadlines(ctx, map[string]time.Time{
 			"late": now.Add(-time.Second), "later": now.Add(-time.Millisecond), "future": now.Add(time.Hour)}))
-		due, err := s.PopExpiredGraces(ctx, now, 10)
+		due, err := s.LeaseExpiredGraces(ctx, now, 10)
 		require.NoError(t, err)
-		assert.ElementsMatch(t, []string{"late", "later"}, due)
-		due, err = s.PopExpiredGraces(ctx, now, 10)
+		players := func(gs []store.ExpiredGrace) []string {
+			var out []string
+			for _, g := range gs {
+				out = append(out, g.PlayerID)
+			}
+			return out
+		}
+		assert.ElementsMatch(t, []string{"late", "later"}, players(due))
+		again, err := s.LeaseExpiredGraces(ctx, now, 10)
 		require.NoError(t, err)
-		assert.Empty(t, due, "each expired grace is handed out once")
+		assert.Empty(t, again, "a leased grace is handed to one caller at a time")
+		redue, err := s.LeaseExpiredGraces(ctx, now.Add(time.Minute), 10)
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{"late", "later"}, players(redue), "an unfinished one comes back after the retry time")
+
+		for _, g := range redue {
+			if g.PlayerID == "later" { // reconnected meanwhile: a new deadline
+				require.NoError(t, s.SetGraceDeadlines(ctx, map[string]time.Time{"later": now.Add(time.Hour)}))
+			}
+			require.NoError(t, s.GraceHandled(ctx, g))
+		}
+		gone, err := s.LeaseExpiredGraces(ctx, now.Add(2*time.Hour), 10)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"future", "later"}, players(gone), "handled graces are gone; a renewed one stays")
 	})
 }

@@ -41,20 +41,28 @@ func (s *Store) SetPresence(ctx context.Context, playerID string, p Presence, tt
 
 // RefreshPresence extends the presence of every given player that is still
 // held by the given connection, and restores it where it is missing (Redis
-// restarted, or it expired during an outage), in one pipeline.
-func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence, ttl time.Duration) error {
+// restarted, or it expired during an outage), in one pipeline. It returns
+// the presences it restored.
+func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence, ttl time.Duration) (map[string]Presence, error) {
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
+	cmds := make(map[string]*redis.Cmd, len(entries))
 	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
 		for player, p := range entries {
-			refreshPresenceScript.EvalSha(ctx, pipe, []string{presenceKey(player)}, p.value(), ttl.Milliseconds())
+			cmds[player] = refreshPresenceScript.EvalSha(ctx, pipe, []string{presenceKey(player)}, p.value(), ttl.Milliseconds())
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("refresh presence of %d players: %w", len(entries), err)
+		return nil, fmt.Errorf("refresh presence of %d players: %w", len(entries), err)
 	}
-	return nil
+	restored := make(map[string]Presence)
+	for player, cmd := range cmds {
+		if n, _ := cmd.Int(); n == 2 {
+			restored[player] = entries[player]
+		}
+	}
+	return restored, nil
 }
 
 // ClearPresence removes the player's presence if it is still p, and
@@ -73,6 +81,10 @@ type NodeMessage struct {
 	Events []Addressed `json:"events,omitempty"`
 	// Replace asks the node to close a connection replaced by a newer one.
 	Replace *Replace `json:"replace,omitempty"`
+	// Resubscribed is never sent: Subscription.Next sets it when the
+	// subscription came back after a lost connection, during which messages
+	// published to this node were lost.
+	Resubscribed bool `json:"-"`
 }
 
 // Addressed is one protocol frame and the players it is for.
@@ -156,7 +168,7 @@ func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
 // Subscription delivers the messages sent to one node.
 type Subscription struct {
 	ps *redis.PubSub
-	ch <-chan *redis.Message
+	ch <-chan any
 }
 
 // Subscribe listens on the node's channel. It returns once Redis confirmed
@@ -168,24 +180,37 @@ func (s *Store) Subscribe(ctx context.Context, nodeID string) (*Subscription, er
 		return nil, fmt.Errorf("subscribe to node channel: %w", err)
 	}
 	// A large buffer: go-redis drops messages once its channel is full, and
-	// deliveries come in bursts when many matches form at once.
-	return &Subscription{ps: ps, ch: ps.Channel(redis.WithChannelSize(10000))}, nil
+	// deliveries come in bursts when many matches form at once. Subscription
+	// confirmations come through too: after the first, each one means
+	// go-redis reconnected and resubscribed.
+	return &Subscription{ps: ps, ch: ps.ChannelWithSubscriptions(redis.WithChannelSize(10000))}, nil
 }
 
 // Next blocks until the next message arrives, the subscription is closed
-// (ok false), or ctx is done. Malformed payloads are returned as errors.
+// (ok false), or ctx is done. A message with Resubscribed set reports that
+// the subscription came back after a lost connection. Malformed payloads
+// are returned as errors.
 func (sub *Subscription) Next(ctx context.Context) (msg NodeMessage, ok bool, err error) {
-	select {
-	case <-ctx.Done():
-		return NodeMessage{}, false, nil
-	case m, open := <-sub.ch:
-		if !open {
+	for {
+		select {
+		case <-ctx.Done():
 			return NodeMessage{}, false, nil
+		case m, open := <-sub.ch:
+			if !open {
+				return NodeMessage{}, false, nil
+			}
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					return NodeMessage{Resubscribed: true}, true, nil
+				}
+			case *redis.Message:
+				if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
+					return NodeMessage{}, true, fmt.Errorf("decode node message: %w", err)
+				}
+				return msg, true, nil
+			}
 		}
-		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
-			return NodeMessage{}, true, fmt.Errorf("decode node message: %w", err)
-		}
-		return msg, true, nil
 	}
 }
 

@@ -39,8 +39,9 @@ func TestStoreRecoversFromAnEmptyRestart(t *testing.T) {
 	_, err = s.ClaimStaleAllocationJobs(ctx, "q", "n1", time.Hour, 10)
 	require.NoError(t, err)
 
-	require.NoError(t, s.RefreshPresence(ctx, map[string]store.Presence{"alice": me}, time.Minute),
-		"pipelined scripts are reloaded after NOSCRIPT")
+	restored, err := s.RefreshPresence(ctx, map[string]store.Presence{"alice": me}, time.Minute)
+	require.NoError(t, err, "pipelined scripts are reloaded after NOSCRIPT")
+	assert.Equal(t, map[string]store.Presence{"alice": me}, restored, "the lost presence is reported restored")
 	prev, found, err := s.SetPresence(ctx, "alice", store.Presence{NodeID: "n2", ConnID: "c2"}, time.Minute)
 	require.NoError(t, err)
 	assert.True(t, found, "refresh restored the lost presence")

@@ -63,13 +63,21 @@ var (
 	//go:embed scripts/pop_due.lua
 	popDueLua    string
 	popDueScript = redis.NewScript(popDueLua)
+
+	//go:embed scripts/remove_if_score.lua
+	removeIfScoreLua    string
+	removeIfScoreScript = redis.NewScript(removeIfScoreLua)
 )
 
 var allScripts = []*redis.Script{
 	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
 	cancelTicketScript, compareDeleteScript, refreshPresenceScript, acquireLeaseScript,
-	replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript,
+	replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
 }
+
+// LoadScripts loads every script into Redis (every primary of a cluster).
+// It is optional: scripts are loaded on first use anyway.
+func (s *Store) LoadScripts(ctx context.Context) error { return s.loadScripts(ctx) }
 
 // loadScripts loads every script into Redis (every primary of a cluster), so
 // pipelines can send EVALSHA, which has no fallback to EVAL inside a pipeline.

@@ -175,15 +175,21 @@ func decodeTicket(f map[string]string) (Ticket, error) {
 // returns the cancelled ticket, ErrNotFound if the player holds none, or
 // ErrConflict once the ticket's match is ready or failed.
 func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket, error) {
-	t, err := s.PlayerTicket(ctx, playerID)
-	if err != nil {
-		return Ticket{}, err
+	for attempt := 0; ; attempt++ {
+		t, err := s.PlayerTicket(ctx, playerID)
+		if err != nil {
+			return Ticket{}, err
+		}
+		err = s.endTicket(ctx, t, TicketCancelled)
+		if errors.Is(err, ErrConflict) && t.MatchID == "" && attempt == 0 {
+			continue // matched between our read and the script: read it again
+		}
+		if err != nil {
+			return Ticket{}, err
+		}
+		t.Status = TicketCancelled
+		return t, nil
 	}
-	if err := s.endTicket(ctx, t, TicketCancelled); err != nil {
-		return Ticket{}, err
-	}
-	t.Status = TicketCancelled
-	return t, nil
 }
 
 // endTicket moves a ticket to a final status, as cancel_ticket.lua allows,
@@ -196,16 +202,19 @@ func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
 		return fmt.Errorf("end ticket %s: %w", t.ID, err)
 	}
 	switch res {
-	case "ok", TicketCancelled, TicketExpired, "missing":
-		// Already over (a re-sent script lands here too): release claims.
+	case "ok":
+	case "missing":
+		for _, p := range t.Players {
+			s.ReleaseTicketClaim(ctx, p.ID, t.Queue, t.ID)
+		}
+		return ErrNotFound
 	default:
+		// Matched (and no longer cancellable), or ended another way (a
+		// ticket cancelled by its player does not also expire).
 		return ErrConflict
 	}
 	for _, p := range t.Players {
 		s.ReleaseTicketClaim(ctx, p.ID, t.Queue, t.ID)
-	}
-	if res == "missing" {
-		return ErrNotFound
 	}
 	return nil
 }

@@ -10,11 +10,15 @@
 -- ARGV[1]  ticket id
 -- ARGV[2]  new status ("cancelled" or "expired")
 --
--- Returns "ok", "missing", or the ticket's current status when it can no
--- longer be cancelled.
+-- Returns "ok" (also when the ticket already has the new status: a re-sent
+-- script), "missing", or the ticket's current status when it can no longer
+-- be cancelled.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return 'missing'
+end
+if status == ARGV[2] then
+  return 'ok' -- already done: a re-sent script
 end
 if status == 'matched' then
   if redis.call('HGET', KEYS[3], 'id') == redis.call('HGET', KEYS[1], 'matchId')

@@ -1,0 +1,76 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+// A ticket its player cancelled does not also expire (and so is never
+// announced as expired), even when the leader still holds an old copy.
+func TestCancelledTicketDoesNotExpire(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		tk := soloTicket("q", "p", time.Now().Add(-time.Hour))
+		require.NoError(t, s.CreateTicket(ctx, tk))
+		tk.Status = store.TicketSearching // the leader's copy
+		_, err := s.CancelPlayerTicket(ctx, "p")
+		require.NoError(t, err)
+		assert.ErrorIs(t, s.ExpireTicket(ctx, tk), store.ErrConflict)
+		got, err := s.Ticket(ctx, "q", tk.ID)
+		require.NoError(t, err)
+		assert.Equal(t, store.TicketCancelled, got.Status)
+	})
+}
+
+// Scripts run twice when go-redis re-sends a command whose reply was lost;
+// each must end in the same state, and report it, as if it ran once.
+func TestScriptsSurviveALostReply(t *testing.T) {
+	ctx := context.Background()
+	t.Run("commit", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		a, b := soloTicket("q", "a", time.Now()), soloTicket("q", "b", time.Now())
+		require.NoError(t, l.Store.CreateTicket(ctx, a))
+		require.NoError(t, l.Store.CreateTicket(ctx, b))
+		l.LoseReplyTo(`"ticketId":"` + a.ID)
+		res, err := l.Store.CommitMatches(ctx, "q", []store.Match{matchOf(a, b)})
+		require.NoError(t, err)
+		require.Equal(t, 1, l.Lost(), "the first reply was lost")
+		assert.Equal(t, store.CommitExists, res[0].Outcome, "the re-sent commit finds its match")
+	})
+	t.Run("cancel", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		tk := soloTicket("q", "p", time.Now())
+		require.NoError(t, l.Store.CreateTicket(ctx, tk))
+		l.LoseReplyTo(tk.ID + "\r\n$9\r\ncancelled")
+		cancelled, err := l.Store.CancelPlayerTicket(ctx, "p")
+		require.NoError(t, err, "a re-sent cancel succeeds")
+		require.Equal(t, 1, l.Lost())
+		assert.Equal(t, store.TicketCancelled, cancelled.Status)
+		require.NoError(t, l.Store.CreateTicket(ctx, soloTicket("q", "p", time.Now())), "the claim was released")
+	})
+	t.Run("lobby leave", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		lb := newLobby(t, l.Store, "o", 3, "public")
+		_, err := l.Store.JoinLobby(ctx, lb.ID, member("m", 2))
+		require.NoError(t, err)
+		l.LoseReplyTo("\r\nleave\r\n")
+		_, _, err = l.Store.LeaveLobby(ctx, lb.ID, "m", "")
+		require.Equal(t, 1, l.Lost())
+		// The re-sent leave finds the member gone: callers treat that as done.
+		if err != nil {
+			assert.ErrorIs(t, err, store.ErrNotFound)
+		}
+		after, err := l.Store.Lobby(ctx, lb.ID)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"o"}, after.MemberIDs())
+		_, err = l.Store.PlayerLobby(ctx, "m")
+		assert.ErrorIs(t, err, store.ErrNotFound, "the leaver's place is released either way")
+	})
+}
