@@ -265,36 +265,7 @@ func (s *Store) SearchingTickets(ctx context.Context, queue string, limit int) (
 	if err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, ticketKey(queue, id))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read searching tickets of %s: %w", queue, err)
-	}
-	tickets := make([]Ticket, 0, len(ids))
-	var orphans []any
-	for i, cmd := range cmds {
-		t, err := decodeTicket(cmd.Val())
-		if errors.Is(err, ErrNotFound) {
-			orphans = append(orphans, ids[i]) // expired record: drop its entry
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if t.Status == TicketSearching {
-			tickets = append(tickets, t)
-		}
-	}
-	if len(orphans) > 0 {
-		s.rdb.ZRem(ctx, searchingKey(queue), orphans...)
-	}
-	return tickets, nil
+	return s.tickets(ctx, queue, ids)
 }
 
 // QueueDepth returns the number of searching tickets in the queue.
@@ -337,7 +308,8 @@ func (s *Store) SearchingIDs(ctx context.Context, queue string) ([]string, error
 }
 
 // Tickets reads the given tickets of a queue in one pipeline and returns
-// those still searching, in the order given.
+// those still searching, in the order given. Ids whose record expired are
+// dropped from the queue's searching set.
 func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
 	return s.tickets(ctx, queue, ids)
 }
@@ -355,9 +327,11 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
 	}
 	out := make([]Ticket, 0, len(ids))
-	for _, cmd := range cmds {
+	var orphans []any
+	for i, cmd := range cmds {
 		t, err := decodeTicket(cmd.Val())
 		if errors.Is(err, ErrNotFound) {
+			orphans = append(orphans, ids[i]) // its record expired: drop it from the queue
 			continue
 		}
 		if err != nil {
@@ -366,6 +340,9 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 		if t.Status == TicketSearching {
 			out = append(out, t)
 		}
+	}
+	if len(orphans) > 0 {
+		s.rdb.ZRem(ctx, searchingKey(queue), orphans...)
 	}
 	return out, nil
 }
