@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test unit lint bench build fakeplayfab clean
+.PHONY: run test unit lint bench build fakeplayfab loadtest clean
 
 ## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
 run:
@@ -36,6 +36,10 @@ build:
 ## fakeplayfab: run the fake PlayFab on :8090
 fakeplayfab:
 	$(GO) run ./cmd/fakeplayfab -addr :8090
+
+## loadtest: start lobbyd on a free port and run lobbyload against it (LOADTEST_ARGS: lobbyload flags)
+loadtest:
+	GO=$(GO) ./cmd/lobbyload/loadtest.sh $(LOADTEST_ARGS)
 
 clean:
 	rm -rf bin

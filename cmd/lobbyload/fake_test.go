@@ -1,0 +1,123 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+)
+
+// fakeLobbyd is a tiny stand-in for lobbyd that speaks just enough of the
+// protocol for one solo player per match, and can be told to misbehave.
+type fakeLobbyd struct {
+	*httptest.Server
+	// MatchReadyCopies is how many times match.ready is sent after
+	// queue.join (1 is correct).
+	MatchReadyCopies int
+	// OneMatch puts every player in the same match, but with an
+	// invitationId of their own (which players of one match must agree on).
+	OneMatch bool
+	// Secret, when set, makes the fake check HS256 tokens with it instead
+	// of serving dev tokens.
+	Secret string
+
+	ids     atomic.Int64
+	mu      sync.Mutex
+	sources map[string]bool // remote IPs of sockets
+}
+
+func newFakeLobbyd(t *testing.T, copies int, secret string) *fakeLobbyd {
+	f := &fakeLobbyd{MatchReadyCopies: copies, Secret: secret, sources: map[string]bool{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/queues", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"queues":[{"name":"default","maxUsers":1}]}`)
+	})
+	mux.HandleFunc("POST /v1/dev/token", func(w http.ResponseWriter, _ *http.Request) {
+		if f.Secret != "" {
+			http.NotFound(w, nil)
+			return
+		}
+		id := fmt.Sprintf("p%d", f.ids.Add(1))
+		json.NewEncoder(w).Encode(map[string]string{"token": "tok-" + id, "playerId": id})
+	})
+	mux.HandleFunc("GET /v1/ws", f.serveWS)
+	f.Server = httptest.NewServer(mux)
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeLobbyd) playerID(r *http.Request) (string, bool) {
+	token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if f.Secret == "" {
+		return strings.CutPrefix(token, "tok-")
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return []byte(f.Secret), nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired())
+	sub, _ := claims["sub"].(string)
+	return sub, err == nil && sub != ""
+}
+
+func (f *fakeLobbyd) serveWS(w http.ResponseWriter, r *http.Request) {
+	id, ok := f.playerID(r)
+	if !ok {
+		http.Error(w, `{"error":{"code":"unauthorized"}}`, http.StatusUnauthorized)
+		return
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	f.mu.Lock()
+	f.sources[host] = true
+	f.mu.Unlock()
+	ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	send := func(v any) bool { return ws.WriteJSON(v) == nil }
+	if !send(map[string]any{"type": "welcome", "playerId": id, "protocol": 1, "state": map[string]any{}}) {
+		return
+	}
+	for {
+		var req struct{ Type, ID string }
+		if err := ws.ReadJSON(&req); err != nil {
+			return
+		}
+		if !send(map[string]any{"type": "reply", "id": req.ID, "ok": true, "data": map[string]any{}}) {
+			return
+		}
+		if req.Type != "queue.join" {
+			continue
+		}
+		matchID, invitationID := "m-"+id, "inv-"+id
+		if f.OneMatch {
+			matchID = "m-all"
+		}
+		ready := map[string]any{"type": "match.ready", "matchId": matchID, "queue": "default", "partyId": matchID,
+			"networkDescriptor": "nd-" + matchID, "invitationId": invitationID, "regions": []string{"EastUs"},
+			"players": []map[string]string{{"playerId": id, "name": id}}}
+		for range f.MatchReadyCopies {
+			if !send(ready) {
+				return
+			}
+		}
+	}
+}
+
+// sourceIPs returns the distinct remote addresses sockets came from.
+func (f *fakeLobbyd) sourceIPs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for ip := range f.sources {
+		out = append(out, ip)
+	}
+	return out
+}

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+)
+
+// role is what one simulated player does.
+type role int
+
+const (
+	roleSolo        role = iota // queue.join, wait for match.ready
+	roleLeaver                  // queue.join, queue.leave, queue.join again
+	roleReconnecter             // queue.join, drop the socket, reconnect
+	roleLobbyOwner              // lobby.create, lobby.ready, queue.join once all are ready
+	roleLobbyMember             // lobby.join by code, lobby.ready
+	roleIdle                    // -connect-only: connect and hold
+)
+
+func (r role) String() string {
+	return [...]string{"solo", "leaver", "reconnecter", "lobby owner", "lobby member", "idle"}[r]
+}
+
+// load is one run: the players, what they share, and the live counters the
+// progress line shows.
+type load struct {
+	cfg    config
+	stderr io.Writer
+	check  *checker
+	http   *http.Client
+	// connecting bounds the connection attempts in flight (token, dial,
+	// welcome), so starting all players at once is not a SYN flood.
+	connecting chan struct{}
+	nextSource atomic.Uint64
+	start      time.Time
+	matchSize  int // the queue's maxUsers
+
+	connected, searching, matched, failed atomic.Int64
+	finished                              atomic.Int64
+	// lateLeaves counts leaves seen to have landed after match.found only
+	// once the player had queued again: each puts one player too many in
+	// the queue (see startSettle).
+	lateLeaves  atomic.Int64
+	lastMatchAt atomic.Int64 // unix nanoseconds
+	// allDone is closed once every player is matched or failed: matched
+	// players hold their sockets until then, so late duplicates are seen.
+	allDone     chan struct{}
+	allDoneOnce sync.Once
+}
+
+func newLoad(cfg config, stderr io.Writer) *load {
+	return &load{
+		cfg: cfg, stderr: stderr, check: newChecker(),
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: cfg.MaxConnecting, IdleConnTimeout: 30 * time.Second,
+		}},
+		connecting: make(chan struct{}, cfg.MaxConnecting),
+		allDone:    make(chan struct{}),
+	}
+}
+
+// run plays the scenario until every player finished or the duration
+// passed, and returns the report. Its error means the run could not start.
+func (l *load) run(ctx context.Context) (*report, error) {
+	defer l.http.CloseIdleConnections()
+	if err := l.checkQueue(ctx); err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithTimeout(ctx, l.cfg.Duration)
+	defer cancel()
+
+	players := l.plan()
+	l.start = time.Now()
+	stopProgress := l.startProgress()
+	var wg sync.WaitGroup
+	for i, p := range players {
+		if l.cfg.Rate > 0 {
+			at := l.start.Add(time.Duration(float64(i) / l.cfg.Rate * float64(time.Second)))
+			if !waitUntil(runCtx, at) {
+				// Players never started are failed: they count against the run.
+				for _, q := range players[i:] {
+					q.fail("not started: run ended")
+				}
+				break
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.play(runCtx)
+		}()
+	}
+	stopSettle := l.startSettle(runCtx, cancel)
+	wg.Wait()
+	stopSettle()
+	end := time.Now()
+	stopProgress()
+	return l.buildReport(players, end), nil
+}
+
+// startSettle ends the run early (through cancel) once nobody was matched
+// for -settle after a leave that landed after match.found was followed by a
+// new queue.join: that ticket is one too many, and the tickets left over
+// may never form a match.
+func (l *load) startSettle(ctx context.Context, cancel context.CancelFunc) (stop func()) {
+	if l.cfg.Settle <= 0 || l.cfg.ConnectOnly {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		ticker := time.NewTicker(l.cfg.Settle / 4)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case now := <-ticker.C:
+				waiting := int64(l.cfg.Players) - l.finished.Load()
+				quiet := now.Sub(time.Unix(0, l.lastMatchAt.Load())) >= l.cfg.Settle
+				if waiting > 0 && l.lateLeaves.Load() > 0 && quiet {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+// waitUntil waits until t and reports whether ctx was still live then.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// checkQueue asks lobbyd for the queue, so a wrong URL or queue name fails
+// at once instead of as thousands of errors.
+func (l *load) checkQueue(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URL+"/v1/queues", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := l.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach lobbyd: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Queues []struct {
+			Name     string `json:"name"`
+			MaxUsers int    `json:"maxUsers"`
+		} `json:"queues"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /v1/queues: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("GET /v1/queues: %w", err)
+	}
+	var names []string
+	for _, q := range body.Queues {
+		if q.Name == l.cfg.Queue {
+			l.matchSize = q.MaxUsers
+			if l.cfg.LobbyShare > 0 && l.cfg.LobbySize > q.MaxUsers {
+				return fmt.Errorf("-lobby-size %d is larger than queue %q's match size %d", l.cfg.LobbySize, q.Name, q.MaxUsers)
+			}
+			return nil
+		}
+		names = append(names, q.Name)
+	}
+	return fmt.Errorf("lobbyd has no queue %q (it has %s)", l.cfg.Queue, strings.Join(names, ", "))
+}
+
+// plan gives every player a role and returns them in start order: lobbies
+// stay together (their members start one after another), and lobbies,
+// leavers, reconnecters and plain players are shuffled among each other.
+func (l *load) plan() []*player {
+	cfg := l.cfg
+	var units [][]*player
+	newPlayer := func(r role, g *lobbyGroup) *player {
+		return &player{load: l, role: r, group: g}
+	}
+	if cfg.ConnectOnly {
+		for range cfg.Players {
+			units = append(units, []*player{newPlayer(roleIdle, nil)})
+		}
+	} else {
+		lobbies := int(math.Round(float64(cfg.Players)*cfg.LobbyShare)) / cfg.LobbySize
+		for range lobbies {
+			g := newLobbyGroup()
+			unit := []*player{newPlayer(roleLobbyOwner, g)}
+			for range cfg.LobbySize - 1 {
+				unit = append(unit, newPlayer(roleLobbyMember, g))
+			}
+			units = append(units, unit)
+		}
+		solos := cfg.Players - lobbies*cfg.LobbySize
+		leavers := min(solos, int(math.Round(float64(cfg.Players)*cfg.LeaveShare)))
+		reconnecters := min(solos-leavers, int(math.Round(float64(cfg.Players)*cfg.ReconnectShare)))
+		for i := range solos {
+			r := roleSolo
+			switch {
+			case i < leavers:
+				r = roleLeaver
+			case i < leavers+reconnecters:
+				r = roleReconnecter
+			}
+			units = append(units, []*player{newPlayer(r, nil)})
+		}
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed))
+	rng.Shuffle(len(units), func(i, j int) { units[i], units[j] = units[j], units[i] })
+	var out []*player
+	for _, u := range units {
+		for _, p := range u {
+			p.name = fmt.Sprintf("load-%d", len(out))
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// finish counts a player as done (matched or failed) once; the last one
+// closes allDone.
+func (l *load) finish() {
+	if l.finished.Add(1) == int64(l.cfg.Players) {
+		l.allDoneOnce.Do(func() { close(l.allDone) })
+	}
+}
+
+// token returns a token for playerID (a new player when empty): signed here
+// with -jwt-secret, or from lobbyd's development endpoint.
+func (l *load) token(ctx context.Context, name, playerID string) (token, id string, err error) {
+	if l.cfg.JWTSecret != "" {
+		if playerID == "" {
+			playerID = uuid.NewString()
+		}
+		claims := jwt.MapClaims{"sub": playerID, "name": name, "exp": time.Now().Add(24 * time.Hour).Unix()}
+		token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(l.cfg.JWTSecret))
+		return token, playerID, err
+	}
+	body, _ := json.Marshal(map[string]string{"name": name, "playerId": playerID})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.URL+"/v1/dev/token", bytes.NewReader(body))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.http.Do(req)
+	if err != nil {
+		return "", "", fmt.Errorf("dev token: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return "", "", fmt.Errorf("dev token: HTTP %d (is lobbyd started with LOBBYD_DEV_AUTH=true? otherwise pass -jwt-secret)", resp.StatusCode)
+	}
+	var out struct {
+		Token    string `json:"token"`
+		PlayerID string `json:"playerId"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", "", fmt.Errorf("dev token: %w", err)
+	}
+	return out.Token, out.PlayerID, nil
+}
+
+// dialer returns a WebSocket dialer bound to the next source address, if
+// any were given.
+func (l *load) dialer() *websocket.Dialer {
+	nd := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if n := len(l.cfg.SourceIPs); n > 0 {
+		ip := l.cfg.SourceIPs[(l.nextSource.Add(1)-1)%uint64(n)]
+		nd.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))
+	}
+	return &websocket.Dialer{
+		NetDialContext:   nd.DialContext,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   2048,
+		WriteBufferSize:  1024,
+	}
+}
+
+// wsURL is lobbyd's socket endpoint.
+func (l *load) wsURL() string {
+	return "ws" + strings.TrimPrefix(l.cfg.URL, "http") + "/v1/ws"
+}
+
+// startProgress prints a progress line to stderr every second when it is a
+// terminal (or -progress on); the returned func stops it.
+func (l *load) startProgress() (stop func()) {
+	on := l.cfg.Progress == "on" || (l.cfg.Progress == "auto" && isTerminal(l.stderr))
+	if !on {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		ticker := time.NewTicker(time.Second)
+		defer ticker.Stop()
+		lastMatched, last := int64(0), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-ticker.C:
+				m := l.matched.Load()
+				rate := float64(m-lastMatched) / now.Sub(last).Seconds()
+				lastMatched, last = m, now
+				fmt.Fprintf(l.stderr, "%6.0fs connected %d  searching %d  matched %d  failed %d  rate %.0f/s\n",
+					now.Sub(l.start).Seconds(), l.connected.Load(), l.searching.Load(), m, l.failed.Load(), rate)
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// runLoad runs the generator as main does, with a deadline, and returns its
+// stdout, stderr and error.
+func runLoad(t *testing.T, env map[string]string, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, append([]string{"-progress", "off"}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
+	return stdout.String(), stderr.String(), err
+}
+
+var lobbydBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildLobbyd builds cmd/lobbyd once for the package's tests.
+func buildLobbyd(t *testing.T) string {
+	t.Helper()
+	lobbydBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "lobbyload-test-")
+		if err != nil {
+			lobbydBinary.err = err
+			return
+		}
+		lobbydBinary.path = filepath.Join(dir, "lobbyd")
+		out, err := exec.Command("go", "build", "-o", lobbydBinary.path, "github.com/lobbyd/lobbyd/cmd/lobbyd").CombinedOutput()
+		if err != nil {
+			lobbydBinary.err = err
+			t.Logf("go build: %s", out)
+		}
+	})
+	require.NoError(t, lobbydBinary.err, "build lobbyd")
+	return lobbydBinary.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if lobbydBinary.path != "" {
+		os.RemoveAll(filepath.Dir(lobbydBinary.path))
+	}
+	os.Exit(code)
+}
+
+// startLobbyd runs the lobbyd binary on a free port with dev auth, as `make
+// run` does, and returns its base URL. It is stopped at cleanup.
+func startLobbyd(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(buildLobbyd(t), "-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true", "LOBBYD_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("lobbyd's log:\n%s", stderr.String())
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- line
+	}()
+	select {
+	case line := <-lines:
+		url, ok := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
+		require.True(t, ok, "unexpected first line %q; stderr:\n%s", line, stderr.String())
+		return url
+	case <-time.After(20 * time.Second):
+		t.Fatalf("lobbyd did not start within 20s; stderr:\n%s", stderr.String())
+		return ""
+	}
+}
+
+// The issue's scenario against the real server: every player matched, no
+// violations, and a valid JSON report.
+func TestRunAgainstLobbyd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs lobbyd")
+	}
+	url := startLobbyd(t)
+	stdout, stderr, err := runLoad(t, nil, "-url", url, "-players", "200", "-lobby-share", "0.3", "-lobby-size", "2",
+		"-leave-share", "0.1", "-reconnect-share", "0.1", "-duration", "20s", "-settle", "2s", "-json")
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+
+	var rep report
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	t.Logf("elapsed %.2fs matched %d left after found %d lost %d late leaves %d errors %v",
+		rep.ElapsedSec, rep.Matched, rep.LeftAfterFound, rep.Lost, rep.LateLeaves, rep.Errors)
+	assert.Equal(t, 200, rep.Players)
+	assert.Equal(t, 200, rep.Connected)
+	assert.Equal(t, 0, rep.Failed)
+	assert.Empty(t, rep.Violations)
+	// A leave may land after match.found, which the protocol allows: that
+	// player gets no match.ready and does not queue again. Rarely it is
+	// noticed only after queueing again, which can strand a few players.
+	assert.Equal(t, 200, rep.Matched+rep.LeftAfterFound+rep.Lost)
+	if rep.LateLeaves == 0 {
+		assert.Equal(t, 0, rep.Lost)
+	}
+	assert.Equal(t, 30, rep.Lobbies)
+	assert.Equal(t, 20, rep.Reconnects)
+	assert.GreaterOrEqual(t, rep.Leaves, 1)
+	assert.Equal(t, 220, rep.Latency.Connect.Count, "one connect per player, two per reconnecter")
+	assert.Equal(t, rep.Matched, rep.Latency.JoinToReady.Count)
+	assert.Greater(t, rep.ThroughputPerSec, 0.0)
+	assert.Len(t, rep.Timeline, rep.Matched)
+	assert.Empty(t, stderr, "no progress line when stderr is not a terminal")
+}
+
+// A server that sends match.ready twice fails the run, naming the duplicate.
+func TestDuplicateMatchReadyFailsRun(t *testing.T) {
+	fake := newFakeLobbyd(t, 2, "")
+	stdout, _, err := runLoad(t, nil, "-url", fake.URL, "-players", "3", "-duration", "10s")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "duplicate match.ready")
+	assert.Contains(t, stdout, "duplicate match.ready")
+	assert.Contains(t, stdout, "result: FAILED")
+}
+
+// Players of one match who are told different invitation ids fail the run.
+func TestMatchDisagreementFailsRun(t *testing.T) {
+	fake := newFakeLobbyd(t, 1, "")
+	fake.OneMatch = true
+	stdout, _, err := runLoad(t, nil, "-url", fake.URL, "-players", "2", "-duration", "10s")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "match.ready disagreement")
+	assert.Contains(t, stdout, "match m-all")
+}
+
+// A server that never sends match.ready loses players, which fails the run
+// once the duration passes.
+func TestMissingMatchReadyFailsRun(t *testing.T) {
+	fake := newFakeLobbyd(t, 0, "")
+	stdout, _, err := runLoad(t, nil, "-url", fake.URL, "-players", "2", "-duration", "300ms")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "2 player(s) lost")
+	assert.Contains(t, stdout, "timeout: no match.ready before the run ended")
+}
+
+func TestHTMLReport(t *testing.T) {
+	fake := newFakeLobbyd(t, 1, "")
+	out := filepath.Join(t.TempDir(), "report.html")
+	stdout, _, err := runLoad(t, nil, "-url", fake.URL, "-players", "5", "-duration", "10s", "-html", out)
+	require.NoError(t, err, stdout)
+	page, err := os.ReadFile(out)
+	require.NoError(t, err)
+	html := string(page)
+	assert.Contains(t, html, "<svg")
+	assert.Equal(t, 5, strings.Count(html, "<circle"), "one point per matched player")
+	assert.NotContains(t, html, "<script")
+	assert.NotContains(t, html, "src=", "self-contained: no external resources")
+	assert.NotContains(t, html, "href=")
+	assert.Contains(t, stdout, "result: OK")
+}
+
+// With -jwt-secret (here from the environment) tokens are signed locally,
+// and the secret never appears in the output.
+func TestJWTSecretSignsTokens(t *testing.T) {
+	const secret = "a-test-secret-of-at-least-32-bytes!!"
+	fake := newFakeLobbyd(t, 1, secret)
+	stdout, stderr, err := runLoad(t, map[string]string{"LOBBYLOAD_JWT_SECRET": secret}, "-url", fake.URL, "-players", "4", "-duration", "10s", "-json")
+	require.NoError(t, err, stdout)
+	var rep report
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep))
+	assert.Equal(t, 4, rep.Matched)
+	assert.NotContains(t, stdout+stderr, secret)
+}
+
+func TestSourceIPsRoundRobin(t *testing.T) {
+	fake := newFakeLobbyd(t, 1, "")
+	stdout, _, err := runLoad(t, nil, "-url", fake.URL, "-players", "6", "-duration", "10s", "-source-ips", "127.0.0.1-127.0.0.3")
+	require.NoError(t, err, stdout)
+	assert.ElementsMatch(t, []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}, fake.sourceIPs())
+}
+
+func TestConnectOnlyHoldsUntilDuration(t *testing.T) {
+	fake := newFakeLobbyd(t, 1, "")
+	stdout, _, err := runLoad(t, nil, "-url", fake.URL, "-players", "10", "-connect-only", "-duration", "300ms", "-json")
+	require.NoError(t, err, stdout)
+	var rep report
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep))
+	assert.Equal(t, 10, rep.Connected)
+	assert.Equal(t, 0, rep.Matched)
+	assert.GreaterOrEqual(t, rep.ElapsedSec, 0.3)
+}
+
+func TestInvalidConfiguration(t *testing.T) {
+	for _, args := range [][]string{
+		{"-players", "0"},
+		{"-lobby-share", "1.5"},
+		{"-url", "ftp://x"},
+		{"-source-ips", "127.0.0.9-127.0.0.1"},
+		{"-progress", "sometimes"},
+	} {
+		_, _, err := runLoad(t, nil, args...)
+		assert.ErrorContains(t, err, "invalid configuration", "%v", args)
+	}
+}
+
+func TestParseSourceIPs(t *testing.T) {
+	got, err := parseSourceIPs("10.0.0.254-10.0.1.1, 127.0.0.5")
+	require.NoError(t, err)
+	var s []string
+	for _, a := range got {
+		s = append(s, a.String())
+	}
+	assert.Equal(t, []string{"10.0.0.254", "10.0.0.255", "10.0.1.0", "10.0.1.1", "127.0.0.5"}, s)
+	_, err = parseSourceIPs("nope")
+	assert.Error(t, err)
+}
+
+func TestPercentiles(t *testing.T) {
+	var ds []time.Duration
+	for i := 100; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	p := newPercentiles(ds)
+	assert.Equal(t, percentiles{Count: 100, P50: 50, P90: 90, P99: 99, Max: 100}, p)
+	assert.Equal(t, percentiles{}, newPercentiles(nil))
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,186 @@
+// Command lobbyload is a load generator for lobbyd: it plays many simulated
+// players over real WebSockets against a running lobbyd, checks that the
+// server keeps the client protocol (docs/protocol.md), and reports
+// throughput and latencies. It exits non-zero on any protocol violation,
+// duplicate delivery or lost player. See README.md, "Load generator".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "lobbyload:", err)
+		os.Exit(1)
+	}
+}
+
+// config is every setting of one load run.
+type config struct {
+	URL            string // lobbyd's base URL, http:// or https://
+	Players        int
+	Rate           float64 // players started per second; 0 starts all at once
+	Duration       time.Duration
+	Queue          string
+	LobbyShare     float64
+	LobbySize      int
+	LeaveShare     float64
+	ReconnectShare float64
+	ConnectOnly    bool
+	SourceIPs      []netip.Addr
+	// JWTSecret signs tokens locally when set; otherwise tokens come from
+	// POST /v1/dev/token. It is never printed.
+	JWTSecret     string
+	MaxConnecting int
+	JSON          bool
+	HTMLFile      string
+	Progress      string // auto, on, off
+	Seed          uint64
+	FlushWait     time.Duration
+	Settle        time.Duration
+}
+
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("lobbyload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "lobbyd base URL")
+	fs.IntVar(&cfg.Players, "players", 100, "total simulated players")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "players starting per second (0: all at once, at most -max-connecting dialling at a time)")
+	fs.DurationVar(&cfg.Duration, "duration", time.Minute, "longest run; the run ends earlier once every player is matched or failed")
+	fs.StringVar(&cfg.Queue, "queue", "default", "queue to play in")
+	fs.Float64Var(&cfg.LobbyShare, "lobby-share", 0, "share of players (0-1) who queue in lobbies of -lobby-size")
+	fs.IntVar(&cfg.LobbySize, "lobby-size", 2, "members per lobby")
+	fs.Float64Var(&cfg.LeaveShare, "leave-share", 0, "share of players (0-1) who send queue.leave after queueing, then queue again")
+	fs.Float64Var(&cfg.ReconnectShare, "reconnect-share", 0, "share of players (0-1) who drop their socket while queued and reconnect at once")
+	fs.BoolVar(&cfg.ConnectOnly, "connect-only", false, "only connect the players and hold the sockets until -duration passes")
+	sourceIPs := fs.String("source-ips", "", "local addresses to dial from, round robin: a range 127.0.0.1-127.0.0.8 or a comma-separated list")
+	jwtSecret := fs.String("jwt-secret", "", "HS256 secret to sign player tokens with (or LOBBYLOAD_JWT_SECRET); without it tokens come from POST /v1/dev/token")
+	fs.IntVar(&cfg.MaxConnecting, "max-connecting", 256, "most connection attempts in flight at once")
+	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of text")
+	fs.StringVar(&cfg.HTMLFile, "html", "", "also write the report as a self-contained HTML page to this file")
+	fs.StringVar(&cfg.Progress, "progress", "auto", "progress line on stderr every second: auto (when stderr is a terminal), on, off")
+	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the assignment of roles to players")
+	fs.DurationVar(&cfg.FlushWait, "flush-wait", 5*time.Second, "after the run, how long each matched player may take to confirm no duplicate match.ready is pending")
+	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "after a leave landed behind match.found and the player queued again, end early once nobody was matched for this long (0: wait for -duration)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg.JWTSecret = *jwtSecret
+	if cfg.JWTSecret == "" {
+		cfg.JWTSecret = getenv("LOBBYLOAD_JWT_SECRET")
+	}
+
+	var errs []error
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("-url: want http://host:port or https://host:port, got %q", cfg.URL))
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	if cfg.Players < 1 {
+		errs = append(errs, errors.New("-players: at least 1"))
+	}
+	if cfg.Rate < 0 {
+		errs = append(errs, errors.New("-rate: 0 or more"))
+	}
+	if cfg.Duration <= 0 {
+		errs = append(errs, errors.New("-duration: must be positive"))
+	}
+	if cfg.LobbySize < 1 {
+		errs = append(errs, errors.New("-lobby-size: at least 1"))
+	}
+	if cfg.MaxConnecting < 1 {
+		errs = append(errs, errors.New("-max-connecting: at least 1"))
+	}
+	for name, v := range map[string]float64{"-lobby-share": cfg.LobbyShare, "-leave-share": cfg.LeaveShare, "-reconnect-share": cfg.ReconnectShare} {
+		if v < 0 || v > 1 {
+			errs = append(errs, fmt.Errorf("%s: between 0 and 1, got %v", name, v))
+		}
+	}
+	if cfg.Progress != "auto" && cfg.Progress != "on" && cfg.Progress != "off" {
+		errs = append(errs, fmt.Errorf("-progress: auto, on or off, got %q", cfg.Progress))
+	}
+	if *sourceIPs != "" {
+		if cfg.SourceIPs, err = parseSourceIPs(*sourceIPs); err != nil {
+			errs = append(errs, fmt.Errorf("-source-ips: %w", err))
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// parseSourceIPs reads "a-b" ranges and single addresses separated by commas.
+func parseSourceIPs(s string) ([]netip.Addr, error) {
+	const most = 1 << 16
+	var out []netip.Addr
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		first, last, isRange := strings.Cut(part, "-")
+		from, err := netip.ParseAddr(strings.TrimSpace(first))
+		if err != nil {
+			return nil, err
+		}
+		to := from
+		if isRange {
+			if to, err = netip.ParseAddr(strings.TrimSpace(last)); err != nil {
+				return nil, err
+			}
+			if to.Less(from) || to.BitLen() != from.BitLen() {
+				return nil, fmt.Errorf("range %q ends before it starts", part)
+			}
+		}
+		for a := from; a.Compare(to) <= 0 && a.IsValid(); a = a.Next() {
+			if out = append(out, a); len(out) > most {
+				return nil, fmt.Errorf("more than %d addresses", most)
+			}
+		}
+	}
+	return out, nil
+}
+
+// run plays one load scenario against lobbyd and writes the report. It
+// returns an error when the configuration is invalid, lobbyd cannot be
+// reached, or the run found violations, failed or lost players.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	rep, err := newLoad(cfg, stderr).run(ctx)
+	if err != nil {
+		return err
+	}
+	if cfg.JSON {
+		err = rep.writeJSON(stdout)
+	} else {
+		err = rep.writeText(stdout)
+	}
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if cfg.HTMLFile != "" {
+		if err := rep.writeHTMLFile(cfg.HTMLFile); err != nil {
+			return fmt.Errorf("write HTML report: %w", err)
+		}
+	}
+	return rep.verdict()
+}

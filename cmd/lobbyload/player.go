@@ -1,0 +1,742 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Closes the generator sends: a clean goodbye, and the "drop" of
+// -reconnect-share players (any code but 1000 works; 4000 is private use).
+const (
+	closeGoodbye = websocket.CloseNormalClosure
+	closeDrop    = 4000
+)
+
+const (
+	// welcomeWait bounds the wait for the first frame after the upgrade.
+	welcomeWait = 10 * time.Second
+	// closeWait bounds the close handshake, during which frames already
+	// sent by the server are still read and checked.
+	closeWait = 2 * time.Second
+	writeWait = 5 * time.Second
+)
+
+// lobbyGroup is what the members of one simulated lobby share: the join
+// code the owner publishes and the time the owner queued the lobby.
+type lobbyGroup struct {
+	ready  chan struct{} // closed once code is set
+	failed chan struct{} // closed if the owner gave up
+	code   string
+	once   sync.Once
+
+	mu     sync.Mutex
+	joinAt time.Time
+}
+
+func newLobbyGroup() *lobbyGroup {
+	return &lobbyGroup{ready: make(chan struct{}), failed: make(chan struct{})}
+}
+
+func (g *lobbyGroup) publish(code string) { g.code = code; close(g.ready) }
+func (g *lobbyGroup) fail()               { g.once.Do(func() { close(g.failed) }) }
+
+func (g *lobbyGroup) setJoinAt(t time.Time) { g.mu.Lock(); g.joinAt = t; g.mu.Unlock() }
+func (g *lobbyGroup) queuedAt() time.Time   { g.mu.Lock(); defer g.mu.Unlock(); return g.joinAt }
+
+// conn is one WebSocket of a player. A goroutine reads frames into frames;
+// only the player's goroutine writes.
+type conn struct {
+	ws      *websocket.Conn
+	frames  chan *frame // closed when the socket ends
+	done    chan struct{}
+	readErr error // why the socket ended; read after frames is closed
+	seq     int
+	pending []pendingRequest // sent, not yet answered, in order
+	closing bool             // we started the close handshake
+}
+
+type pendingRequest struct{ id, typ string }
+
+func (c *conn) read() {
+	defer close(c.frames)
+	for {
+		_, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.readErr = err
+			return
+		}
+		f := &frame{}
+		if err := json.Unmarshal(data, f); err != nil {
+			f = &frame{Type: "!invalid-json"}
+		}
+		select {
+		case c.frames <- f:
+		case <-c.done:
+			c.readErr = errors.New("closed by lobbyload")
+			return
+		}
+	}
+}
+
+// player is one simulated player. Its fields are owned by the goroutine
+// running play; the report reads them after it returns.
+type player struct {
+	load  *load
+	role  role
+	group *lobbyGroup
+	name  string
+
+	id, token string
+	conn      *conn
+	lobby     *lobbyObject // latest lobby.state or reply
+	foundIDs  []string     // matchIds of every match.found
+	stopWait  string       // why waiting for match.ready is pointless, if it is
+
+	// results
+	connects      []time.Duration
+	joinReplies   []time.Duration
+	joinAt        time.Time // the last queue.join of the ticket that got matched
+	firstJoinAt   time.Time
+	matchAt       time.Time
+	matchLatency  time.Duration
+	matchReadies  int
+	matchIDs      []string
+	wasConnected  bool
+	failure       string
+	lost          bool
+	leaves        int
+	cancelled     int  // queue.state cancelled events seen
+	leftMatch     bool // left after match.found and did not queue again
+	lateCounted   bool
+	reconnects    int
+	finishedCount bool
+	searchingNow  bool
+}
+
+// play runs the player's scenario until it is matched (then holds its
+// socket until every player finished) or fails, or ctx ends.
+func (p *player) play(ctx context.Context) {
+	defer p.finish()
+	defer p.closeConn(closeGoodbye)
+	var err error
+	switch p.role {
+	case roleIdle:
+		err = p.idle(ctx)
+	case roleLobbyOwner:
+		err = p.ownLobby(ctx)
+	case roleLobbyMember:
+		err = p.joinLobby(ctx)
+	default:
+		err = p.queueAlone(ctx)
+	}
+	if p.leftMatch {
+		p.finish()
+		return
+	}
+	if err == nil && p.role != roleIdle {
+		err = p.awaitMatch(ctx)
+	}
+	if err != nil {
+		if p.group != nil && ctx.Err() == nil {
+			p.group.fail()
+		}
+		if ctx.Err() != nil && p.failure == "" && p.stopWait == "" {
+			p.lost = true
+			if p.role != roleIdle {
+				p.load.check.error("timeout: no match.ready before the run ended")
+			}
+			p.finish()
+			return
+		}
+		p.fail(err.Error())
+		return
+	}
+	if p.role != roleIdle {
+		p.hold(ctx)
+	}
+}
+
+// fail marks the player failed, once.
+func (p *player) fail(reason string) {
+	if p.failure != "" || p.matchReadies > 0 {
+		return
+	}
+	p.failure = reason
+	p.load.failed.Add(1)
+	p.finish()
+}
+
+// finish counts the player as done for the run, once.
+func (p *player) finish() {
+	if p.searchingNow {
+		p.searchingNow = false
+		p.load.searching.Add(-1)
+	}
+	if !p.finishedCount {
+		p.finishedCount = true
+		p.load.finish()
+	}
+}
+
+func (p *player) idle(ctx context.Context) error {
+	if err := p.connect(ctx); err != nil {
+		return err
+	}
+	for {
+		if _, err := p.next(ctx); err != nil {
+			if ctx.Err() != nil {
+				p.finish()
+				return nil // held until the end, as asked
+			}
+			return err
+		}
+	}
+}
+
+func (p *player) queueAlone(ctx context.Context) error {
+	if err := p.connect(ctx); err != nil {
+		return err
+	}
+	if p.role == roleLeaver {
+		return p.leaveAndRejoin(ctx)
+	}
+	if err := p.queueJoin(ctx); err != nil {
+		return err
+	}
+	if p.role == roleReconnecter {
+		return p.dropAndReconnect(ctx)
+	}
+	return nil
+}
+
+// leaveAndRejoin queues, leaves the queue and queues again. The leave is
+// pipelined behind queue.join so that it rarely lands after match.found,
+// which the protocol allows: the match goes ahead without this player's
+// match.ready, and queueing again puts one player too many in the queue.
+func (p *player) leaveAndRejoin(ctx context.Context) error {
+	r, err := p.queueJoinThen(ctx, "queue.leave")
+	if err != nil {
+		return err
+	}
+	switch code := r.errorCode(); code {
+	case "":
+		p.leaves++
+		// match.found for the left ticket may still be on its way: the
+		// queue.state that follows the reply, and a ping after it, give it
+		// time to arrive. (The protocol does not say which ticket a late
+		// leave cancelled, so this is a best effort; see leftAfterFound.)
+		for !p.sawCancelled() {
+			if _, err := p.next(ctx); err != nil {
+				return err
+			}
+		}
+		if _, err := p.request(ctx, "ping", nil); err != nil {
+			return err
+		}
+		if p.leftAfterFound() {
+			// The match goes ahead with this player's slot and without its
+			// match.ready; queueing again would leave one player too many.
+			p.leftMatch = true
+			return nil
+		}
+		return p.queueJoin(ctx)
+	case "conflict": // the party exists already: too late to leave
+		return nil
+	default:
+		return fmt.Errorf("queue.leave: %s", code)
+	}
+}
+
+// sawCancelled reports whether a queue.state cancelled arrived for each leave.
+func (p *player) sawCancelled() bool { return p.cancelled >= p.leaves }
+
+// dropAndReconnect drops the socket while queued and reconnects at once
+// with the same token; the match then comes live or in welcome.state.
+func (p *player) dropAndReconnect(ctx context.Context) error {
+	if p.matchReadies > 0 {
+		return nil
+	}
+	p.closeConn(closeDrop)
+	p.reconnects++
+	return p.connect(ctx)
+}
+
+func (p *player) ownLobby(ctx context.Context) error {
+	if err := p.connect(ctx); err != nil {
+		return err
+	}
+	size := p.load.cfg.LobbySize
+	r, err := p.request(ctx, "lobby.create", map[string]any{"queue": p.load.cfg.Queue, "maxMembers": size, "visibility": "private"})
+	if err != nil {
+		return err
+	}
+	if r.errorCode() != "" || r.Data == nil || r.Data.Lobby == nil {
+		return fmt.Errorf("lobby.create: %s", r.errorCode())
+	}
+	p.seeLobby(r.Data.Lobby)
+	p.group.publish(r.Data.Lobby.Code)
+	if err := p.ready(ctx); err != nil {
+		return err
+	}
+	allReady := func() bool {
+		if p.lobby == nil || len(p.lobby.Members) < size {
+			return false
+		}
+		for _, m := range p.lobby.Members {
+			if !m.Ready {
+				return false
+			}
+		}
+		return true
+	}
+	for !allReady() {
+		if _, err := p.next(ctx); err != nil {
+			return fmt.Errorf("waiting for the lobby's members: %w", err)
+		}
+	}
+	return p.queueJoin(ctx)
+}
+
+func (p *player) joinLobby(ctx context.Context) error {
+	if err := p.connect(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-p.group.ready:
+	case <-p.group.failed:
+		p.stopWait = "lobby owner failed"
+		return errors.New("the lobby's owner failed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r, err := p.request(ctx, "lobby.join", map[string]any{"code": p.group.code})
+	if err != nil {
+		return err
+	}
+	if code := r.errorCode(); code != "" {
+		return fmt.Errorf("lobby.join: %s", code)
+	}
+	if err := p.ready(ctx); err != nil {
+		return err
+	}
+	p.searchingNow = true
+	p.load.searching.Add(1)
+	return nil
+}
+
+func (p *player) ready(ctx context.Context) error {
+	r, err := p.request(ctx, "lobby.ready", map[string]any{"ready": true})
+	if err != nil {
+		return err
+	}
+	if code := r.errorCode(); code != "" {
+		return fmt.Errorf("lobby.ready: %s", code)
+	}
+	return nil
+}
+
+func (p *player) queueJoin(ctx context.Context) error {
+	_, err := p.queueJoinThen(ctx, "")
+	return err
+}
+
+// queueJoinThen sends queue.join and, pipelined right behind it, the
+// request then (if any), whose reply it returns.
+func (p *player) queueJoinThen(ctx context.Context, then string) (*frame, error) {
+	start := time.Now()
+	if p.group != nil {
+		p.group.setJoinAt(start)
+	}
+	joinID, err := p.send("queue.join", map[string]any{"queue": p.load.cfg.Queue})
+	if err != nil {
+		return nil, err
+	}
+	thenID := ""
+	if then != "" {
+		if thenID, err = p.send(then, nil); err != nil {
+			return nil, err
+		}
+	}
+	r, err := p.awaitReply(ctx, joinID, "queue.join")
+	if err != nil {
+		return nil, err
+	}
+	p.joinReplies = append(p.joinReplies, time.Since(start))
+	if code := r.errorCode(); code != "" {
+		return nil, fmt.Errorf("queue.join: %s", code)
+	}
+	p.joinAt = start
+	if p.firstJoinAt.IsZero() {
+		p.firstJoinAt = start
+	}
+	if !p.searchingNow {
+		p.searchingNow = true
+		p.load.searching.Add(1)
+	}
+	if then == "" {
+		return nil, nil
+	}
+	return p.awaitReply(ctx, thenID, then)
+}
+
+// awaitMatch reads frames until match.ready arrives.
+func (p *player) awaitMatch(ctx context.Context) error {
+	for p.matchReadies == 0 {
+		if p.stopWait != "" {
+			return errors.New(p.stopWait)
+		}
+		if _, err := p.next(ctx); err != nil {
+			return fmt.Errorf("waiting for match.ready: %w", err)
+		}
+		if !p.lateCounted && p.leftAfterFound() {
+			p.lateCounted = true
+			p.load.lateLeaves.Add(1)
+		}
+	}
+	return nil
+}
+
+// hold keeps a matched player's socket open until every player finished,
+// then makes sure, with a ping whose reply comes after anything the server
+// sent before, that no duplicate match.ready is on its way.
+func (p *player) hold(ctx context.Context) {
+holding:
+	for {
+		select {
+		case f, ok := <-p.conn.frames:
+			if !ok {
+				p.socketEnded()
+				return
+			}
+			p.observe(f)
+		case <-p.load.allDone:
+			break holding
+		case <-ctx.Done():
+			break holding
+		}
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.load.cfg.FlushWait)
+	defer cancel()
+	if _, err := p.request(fctx, "ping", nil); err != nil {
+		p.load.check.error("final ping: " + errorKind(err))
+	}
+}
+
+// connect gets a token (once), dials, and reads welcome. A match kept for
+// the player while it was away arrives in welcome.state.match.
+func (p *player) connect(ctx context.Context) error {
+	l := p.load
+	select {
+	case l.connecting <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-l.connecting }()
+	start := time.Now()
+	if p.token == "" {
+		token, id, err := l.token(ctx, p.name, "")
+		if err != nil {
+			l.check.error("token")
+			return err
+		}
+		p.token, p.id = token, id
+	}
+	ws, resp, err := l.dialer().DialContext(ctx, l.wsURL(), http.Header{"Authorization": {"Bearer " + p.token}})
+	if err != nil {
+		kind := "connect: " + errorKind(err)
+		if resp != nil {
+			kind = fmt.Sprintf("connect: HTTP %d", resp.StatusCode)
+		}
+		l.check.error(kind)
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	ws.SetReadLimit(1 << 20)
+	c := &conn{ws: ws, frames: make(chan *frame, 64), done: make(chan struct{})}
+	go c.read()
+	p.conn = c
+	wctx, cancel := context.WithTimeout(ctx, welcomeWait)
+	defer cancel()
+	var welcome *frame
+	select {
+	case welcome = <-c.frames:
+	case <-wctx.Done():
+		l.check.error("no welcome")
+		return errors.New("no welcome frame")
+	}
+	if welcome == nil {
+		return p.socketEnded()
+	}
+	if welcome.Type != "welcome" {
+		l.check.violation("first frame not welcome", "player %s: first frame %q", p.name, welcome.Type)
+		return fmt.Errorf("first frame %q, not welcome", welcome.Type)
+	}
+	if p.id != "" && welcome.PlayerID != p.id {
+		l.check.violation("welcome for another player", "player %s: welcome.playerId %q, token's %q", p.name, welcome.PlayerID, p.id)
+	}
+	p.connects = append(p.connects, time.Since(start))
+	if !p.wasConnected {
+		p.wasConnected = true
+		l.connected.Add(1)
+	}
+	if welcome.State != nil && welcome.State.Match != nil {
+		p.gotMatch(welcome.State.Match)
+	}
+	return nil
+}
+
+// request sends one request and returns its reply.
+func (p *player) request(ctx context.Context, typ string, fields map[string]any) (*frame, error) {
+	id, err := p.send(typ, fields)
+	if err != nil {
+		return nil, err
+	}
+	return p.awaitReply(ctx, id, typ)
+}
+
+// send writes one request without waiting for its reply, so requests can
+// be pipelined; it returns the request's id.
+func (p *player) send(typ string, fields map[string]any) (string, error) {
+	c := p.conn
+	c.seq++
+	id := strconv.Itoa(c.seq)
+	msg := map[string]any{"type": typ, "id": id}
+	for k, v := range fields {
+		msg[k] = v
+	}
+	c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.ws.WriteJSON(msg); err != nil {
+		p.load.check.error("write: " + errorKind(err))
+		return "", fmt.Errorf("send %s: %w", typ, err)
+	}
+	c.pending = append(c.pending, pendingRequest{id: id, typ: typ})
+	return id, nil
+}
+
+// awaitReply reads frames until the reply to request id.
+func (p *player) awaitReply(ctx context.Context, id, typ string) (*frame, error) {
+	for {
+		f, err := p.next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for the reply to %s: %w", typ, err)
+		}
+		if f.Type == "reply" && f.ID != nil && *f.ID == id {
+			return f, nil
+		}
+	}
+}
+
+// next returns the next frame of the socket, checked and applied.
+func (p *player) next(ctx context.Context) (*frame, error) {
+	var ownerFailed <-chan struct{}
+	if p.role == roleLobbyMember && p.matchReadies == 0 {
+		ownerFailed = p.group.failed
+	}
+	select {
+	case <-ownerFailed:
+		p.stopWait = "the lobby's owner failed"
+		return nil, errors.New(p.stopWait)
+	case f, ok := <-p.conn.frames:
+		if !ok {
+			return nil, p.socketEnded()
+		}
+		p.observe(f)
+		return f, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// socketEnded accounts for a socket the server closed (or that broke) and
+// returns why.
+func (p *player) socketEnded() error {
+	c := p.conn
+	err := c.readErr
+	var ce *websocket.CloseError
+	kind := "socket: " + errorKind(err)
+	if errors.As(err, &ce) {
+		kind = fmt.Sprintf("close %d", ce.Code)
+	}
+	if !c.closing {
+		p.load.check.error(kind)
+	}
+	p.release()
+	return errors.New(kind)
+}
+
+// observe checks one frame against the protocol and applies it.
+func (p *player) observe(f *frame) {
+	c, check := p.conn, p.load.check
+	switch f.Type {
+	case "reply":
+		if f.ID == nil {
+			check.violation(violationReplyOrder, "player %s: reply without id: %+v", p.name, f.Error)
+			return
+		}
+		if len(c.pending) == 0 || c.pending[0].id != *f.ID {
+			var want string
+			if len(c.pending) > 0 {
+				want = c.pending[0].id
+			}
+			check.violation(violationReplyOrder, "player %s: reply id %q, awaiting %q", p.name, *f.ID, want)
+			return
+		}
+		req := c.pending[0]
+		c.pending = c.pending[1:]
+		if code := f.errorCode(); code != "" {
+			check.error("reply " + req.typ + ": " + code)
+		}
+		if f.Data != nil && f.Data.Lobby != nil {
+			p.seeLobby(f.Data.Lobby)
+		}
+	case "match.ready":
+		p.gotMatch(f)
+	case "match.found":
+		p.foundIDs = append(p.foundIDs, f.MatchID)
+	case "match.failed":
+		check.error("match.failed " + f.Reason)
+		if !f.Requeued {
+			p.stopWait = "match.failed without requeue"
+		}
+	case "queue.state":
+		if f.Ticket != nil && f.Ticket.Status == "cancelled" {
+			p.cancelled++
+		}
+		if f.Ticket != nil && f.Ticket.Status == "expired" {
+			check.error("ticket expired")
+			p.stopWait = "ticket expired"
+		}
+	case "lobby.state":
+		if f.Lobby != nil {
+			p.seeLobby(f.Lobby)
+		}
+	case "lobby.removed":
+		check.error("lobby.removed " + f.Reason)
+		p.stopWait = "removed from the lobby"
+	case "session.replaced":
+		check.error("session.replaced")
+	case "welcome":
+		check.violation("welcome after the first frame", "player %s", p.name)
+	case "!invalid-json":
+		check.violation("frame not JSON", "player %s", p.name)
+	case "":
+		check.violation("frame without type", "player %s", p.name)
+	case "lobby.chat":
+	default:
+		// Newer servers may send event types this generator does not know.
+		check.error("unknown event " + f.Type)
+	}
+}
+
+// seeLobby keeps the newest lobby snapshot (snapshots may arrive out of
+// order; the highest version wins).
+func (p *player) seeLobby(lb *lobbyObject) {
+	if p.lobby == nil || lb.Version >= p.lobby.Version {
+		p.lobby = lb
+	}
+}
+
+// gotMatch records one match.ready, live or from welcome.state.
+func (p *player) gotMatch(f *frame) {
+	l := p.load
+	p.matchReadies++
+	p.matchIDs = append(p.matchIDs, f.MatchID)
+	l.check.matchReady(p.id, f)
+	if p.matchReadies > 1 {
+		l.check.violation(violationDuplicate, "player %s (%s) got match.ready %d times: matches %v", p.name, p.id, p.matchReadies, p.matchIDs)
+		return
+	}
+	p.matchAt = time.Now()
+	joinAt := p.joinAt
+	if p.role == roleLobbyMember {
+		joinAt = p.group.queuedAt()
+	}
+	if !joinAt.IsZero() {
+		p.matchLatency = p.matchAt.Sub(joinAt)
+	}
+	if p.failure != "" {
+		// A failed player may still hold the socket briefly; its match is
+		// counted so the totals stay true.
+		l.failed.Add(-1)
+		p.failure = ""
+	}
+	l.matched.Add(1)
+	l.lastMatchAt.Store(p.matchAt.UnixNano())
+	p.finish()
+}
+
+// closeConn closes the socket with a close handshake, reading (and
+// checking) whatever the server sent before it saw the close: a match.ready
+// written just before a drop still counts. A no-op without a socket.
+func (p *player) closeConn(code int) {
+	c := p.conn
+	if c == nil {
+		return
+	}
+	c.closing = true
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(writeWait))
+	timer := time.NewTimer(closeWait)
+	defer timer.Stop()
+drain:
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				var ce *websocket.CloseError
+				if errors.As(c.readErr, &ce) && len(c.pending) > 0 {
+					p.load.check.violation(violationReplyMiss, "player %s: %d request(s) unanswered at close, first %s", p.name, len(c.pending), c.pending[0].typ)
+				}
+				break drain
+			}
+			p.observe(f)
+		case <-timer.C:
+			p.load.check.error("close handshake timed out")
+			break drain
+		}
+	}
+	p.release()
+}
+
+// release frees the socket and its reader.
+func (p *player) release() {
+	c := p.conn
+	if c == nil {
+		return
+	}
+	close(c.done)
+	c.ws.Close()
+	for range c.frames { // let the reader exit
+	}
+	p.conn = nil
+}
+
+// errorKind shortens an error to a countable kind.
+func errorKind(err error) string {
+	switch {
+	case err == nil:
+		return "none"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	s := err.Error()
+	for _, known := range []string{"connection refused", "connection reset", "broken pipe", "EOF", "too many open files", "cannot assign requested address"} {
+		if strings.Contains(strings.ToLower(s), strings.ToLower(known)) {
+			return known
+		}
+	}
+	return "other"
+}

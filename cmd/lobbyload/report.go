@@ -1,0 +1,281 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// report is the outcome of one run; its JSON form is what -json prints.
+type report struct {
+	URL         string    `json:"url"`
+	Queue       string    `json:"queue"`
+	Scenario    string    `json:"scenario"`
+	StartedAt   time.Time `json:"startedAt"`
+	ElapsedSec  float64   `json:"elapsedSeconds"`
+	ConnectOnly bool      `json:"connectOnly"`
+
+	MatchSize int `json:"matchSize"`
+	Players   int `json:"players"`
+	Connected int `json:"connected"`
+	Matched   int `json:"matched"`
+	Failed    int `json:"failed"`
+	Lost      int `json:"lost"`
+	Matches   int `json:"matches"`
+	Lobbies   int `json:"lobbies"`
+	Leaves    int `json:"leaves"`
+	// LeftAfterFound players left the queue after match.found: the match
+	// went ahead without their match.ready (as the protocol says), so they
+	// did not queue again and are neither matched nor lost.
+	LeftAfterFound int `json:"leftAfterFound"`
+	// LateLeaves are leaves after match.found noticed only after queueing
+	// again; each puts one ticket too many in the queue, and with lobbies
+	// and first-fit packing the leftover tickets may not form a match. After
+	// a late leave lost players are reported but do not fail the run.
+	LateLeaves int `json:"lateLeaves"`
+	Reconnects int `json:"reconnects"`
+
+	// ThroughputPerSec is players reaching match.ready per second between
+	// the first queue.join and the last match.ready.
+	ThroughputPerSec float64 `json:"throughputPerSecond"`
+
+	Latency struct {
+		Connect     percentiles `json:"connect"`
+		JoinReply   percentiles `json:"queueJoinReply"`
+		JoinToReady percentiles `json:"queueJoinToMatchReady"`
+	} `json:"latencyMs"`
+
+	Errors     map[string]int `json:"errors"`
+	Violations map[string]int `json:"violations"`
+	// ViolationDetails are the first violations, one line each.
+	ViolationDetails []string `json:"violationDetails"`
+	Failures         []string `json:"failures,omitempty"` // the first failed players' reasons
+
+	// Timeline is each matched player's queue.join→match.ready latency by
+	// the time (since the start) match.ready arrived, in arrival order.
+	Timeline []timelinePoint `json:"timeline"`
+}
+
+type timelinePoint struct {
+	AtSec     float64 `json:"atSeconds"`
+	LatencyMs float64 `json:"latencyMs"`
+}
+
+// percentiles of a set of latencies, in milliseconds (nearest rank).
+type percentiles struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+func newPercentiles(ds []time.Duration) percentiles {
+	if len(ds) == 0 {
+		return percentiles{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(ds))+0.999999) - 1
+		return ms(ds[min(max(i, 0), len(ds)-1)])
+	}
+	return percentiles{Count: len(ds), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: ms(ds[len(ds)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+const maxFailureDetails = 20
+
+// buildReport gathers the players' results once they all returned.
+func (l *load) buildReport(players []*player, end time.Time) *report {
+	cfg := l.cfg
+	r := &report{
+		URL: cfg.URL, Queue: cfg.Queue, StartedAt: l.start.UTC(), ElapsedSec: end.Sub(l.start).Seconds(),
+		ConnectOnly: cfg.ConnectOnly, Players: len(players), MatchSize: l.matchSize,
+		Scenario: fmt.Sprintf("players=%d rate=%g lobby-share=%g lobby-size=%d leave-share=%g reconnect-share=%g connect-only=%v",
+			cfg.Players, cfg.Rate, cfg.LobbyShare, cfg.LobbySize, cfg.LeaveShare, cfg.ReconnectShare, cfg.ConnectOnly),
+	}
+	var connects, joins, toReady []time.Duration
+	var firstJoin, lastReady time.Time
+	for _, p := range players {
+		connects = append(connects, p.connects...)
+		joins = append(joins, p.joinReplies...)
+		if p.wasConnected {
+			r.Connected++
+		}
+		if p.role == roleLobbyOwner {
+			r.Lobbies++
+		}
+		r.Leaves += p.leaves
+		r.Reconnects += p.reconnects
+		if p.leftMatch && p.matchReadies == 0 {
+			r.LeftAfterFound++
+		} else if p.leftAfterFound() {
+			r.LateLeaves++
+		}
+		if !p.firstJoinAt.IsZero() && (firstJoin.IsZero() || p.firstJoinAt.Before(firstJoin)) {
+			firstJoin = p.firstJoinAt
+		}
+		switch {
+		case p.matchReadies > 0:
+			r.Matched++
+			if p.matchLatency > 0 {
+				toReady = append(toReady, p.matchLatency)
+				r.Timeline = append(r.Timeline, timelinePoint{AtSec: p.matchAt.Sub(l.start).Seconds(), LatencyMs: ms(p.matchLatency)})
+			}
+			if p.matchAt.After(lastReady) {
+				lastReady = p.matchAt
+			}
+		case p.leftMatch:
+		case p.failure != "":
+			r.Failed++
+			if len(r.Failures) < maxFailureDetails {
+				r.Failures = append(r.Failures, p.name+": "+p.failure)
+			}
+		case p.lost && !cfg.ConnectOnly:
+			r.Lost++
+			if len(r.Failures) < maxFailureDetails {
+				r.Failures = append(r.Failures, fmt.Sprintf("%s (%s, %s): no match.ready; match.found for %v",
+					p.name, p.role, p.id, p.foundIDs))
+			}
+		}
+	}
+	sort.Slice(r.Timeline, func(i, j int) bool { return r.Timeline[i].AtSec < r.Timeline[j].AtSec })
+	if r.Matched > 0 && lastReady.After(firstJoin) {
+		r.ThroughputPerSec = float64(r.Matched) / lastReady.Sub(firstJoin).Seconds()
+	}
+	r.Latency.Connect = newPercentiles(connects)
+	r.Latency.JoinReply = newPercentiles(joins)
+	r.Latency.JoinToReady = newPercentiles(toReady)
+	r.Matches, r.Violations, r.Errors, r.ViolationDetails = l.check.snapshot()
+	return r
+}
+
+// leftAfterFound reports whether the player left the queue after a match
+// had been found for it and so never got that match's match.ready, which the
+// protocol allows: the match goes ahead and one player of the run is left
+// over in the queue.
+func (p *player) leftAfterFound() bool {
+	if p.leaves == 0 {
+		return false
+	}
+	for _, id := range p.foundIDs {
+		if !slices.Contains(p.matchIDs, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// violationCount is the number of protocol violations found.
+func (r *report) violationCount() int {
+	n := 0
+	for _, v := range r.Violations {
+		n += v
+	}
+	return n
+}
+
+// verdict is nil when the run kept the protocol and every player got its
+// match (or, with -connect-only, stayed connected). After a leave that
+// landed after match.found was followed by a new queue.join, the player
+// count no longer adds up, so lost players do not fail the run.
+func (r *report) verdict() error {
+	var errs []error
+	if n := r.violationCount(); n > 0 {
+		kinds := make([]string, 0, len(r.Violations))
+		for k, v := range r.Violations {
+			kinds = append(kinds, fmt.Sprintf("%s ×%d", k, v))
+		}
+		sort.Strings(kinds)
+		errs = append(errs, fmt.Errorf("%d protocol violation(s): %s", n, strings.Join(kinds, ", ")))
+	}
+	if r.Failed > 0 {
+		errs = append(errs, fmt.Errorf("%d player(s) failed", r.Failed))
+	}
+	if r.Lost > 0 && r.LateLeaves == 0 {
+		errs = append(errs, fmt.Errorf("%d player(s) lost: no match.ready before the run ended", r.Lost))
+	}
+	if r.ConnectOnly && r.Connected < r.Players {
+		errs = append(errs, fmt.Errorf("%d of %d player(s) connected", r.Connected, r.Players))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func (r *report) writeText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "lobbyload against %s, queue %s\n", r.URL, r.Queue)
+	fmt.Fprintf(tw, "scenario: %s\n", r.Scenario)
+	fmt.Fprintf(tw, "elapsed: %.2fs\n\n", r.ElapsedSec)
+	fmt.Fprintf(tw, "players\t%d\n", r.Players)
+	fmt.Fprintf(tw, "connected\t%d\n", r.Connected)
+	if !r.ConnectOnly {
+		fmt.Fprintf(tw, "matched\t%d\t(%d matches)\n", r.Matched, r.Matches)
+	}
+	fmt.Fprintf(tw, "failed\t%d\n", r.Failed)
+	if !r.ConnectOnly {
+		if r.LateLeaves > 0 {
+			fmt.Fprintf(tw, "lost\t%d\t(no match.ready by the end; not judged: %d leave(s) after match.found were followed by a new queue.join)\n", r.Lost, r.LateLeaves)
+		} else {
+			fmt.Fprintf(tw, "lost\t%d\t(no match.ready by the end)\n", r.Lost)
+		}
+		fmt.Fprintf(tw, "lobbies\t%d\n", r.Lobbies)
+		fmt.Fprintf(tw, "leaves\t%d\t(%d after match.found, not queued again)\n", r.Leaves, r.LeftAfterFound)
+		fmt.Fprintf(tw, "reconnects\t%d\n", r.Reconnects)
+		fmt.Fprintf(tw, "throughput\t%.1f players/s\t(match.ready, first queue.join to last match.ready)\n", r.ThroughputPerSec)
+	}
+	fmt.Fprintf(tw, "\nlatency (ms)\tcount\tp50\tp90\tp99\tmax\n")
+	row := func(name string, p percentiles) {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.1f\n", name, p.Count, p.P50, p.P90, p.P99, p.Max)
+	}
+	row("connect", r.Latency.Connect)
+	if !r.ConnectOnly {
+		row("queue.join→reply", r.Latency.JoinReply)
+		row("queue.join→match.ready", r.Latency.JoinToReady)
+	}
+	writeCounts(tw, "errors", r.Errors)
+	writeCounts(tw, "violations", r.Violations)
+	for _, d := range r.ViolationDetails {
+		fmt.Fprintf(tw, "  %s\n", d)
+	}
+	if len(r.Failures) > 0 {
+		fmt.Fprintf(tw, "\nfirst failed or lost players:\n")
+		for _, f := range r.Failures {
+			fmt.Fprintf(tw, "  %s\n", f)
+		}
+	}
+	verdict := "OK"
+	if err := r.verdict(); err != nil {
+		verdict = "FAILED: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	fmt.Fprintf(tw, "\nresult: %s\n", verdict)
+	return tw.Flush()
+}
+
+func writeCounts(w io.Writer, title string, counts map[string]int) {
+	if len(counts) == 0 {
+		fmt.Fprintf(w, "\n%s: none\n", title)
+		return
+	}
+	fmt.Fprintf(w, "\n%s:\n", title)
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s\t%d\n", k, counts[k])
+	}
+}
