@@ -115,7 +115,10 @@ func ticketStates(m store.Match, status string) []store.Addressed {
 	events := make([]store.Addressed, 0, len(order))
 	for _, id := range order {
 		players := byTicket[id]
-		t := store.Ticket{ID: id, Queue: m.Queue, Players: players, Status: status, MatchID: m.ID}
+		t := store.Ticket{ID: id, Queue: m.Queue, Players: players, Status: status}
+		if status == store.TicketMatched {
+			t.MatchID = m.ID
+		}
 		obj := ticketObject(t)
 		obj.CreatedAt = "" // not known here (omitted); clients key on ticketId
 		ids := make([]string, len(players))

@@ -102,6 +102,9 @@ type ticketJSON struct {
 	Status          string   `json:"status"`
 	CreatedAt       string   `json:"createdAt,omitempty"`
 	EstimatedWaitMs *int64   `json:"estimatedWaitMs,omitempty"`
+	// MatchID is set once the ticket is in a match, and stays on a ticket
+	// cancelled while its match allocates (the player left that match).
+	MatchID string `json:"matchId,omitempty"`
 }
 
 func ticketObject(t store.Ticket) ticketJSON {
@@ -111,7 +114,7 @@ func ticketObject(t store.Ticket) ticketJSON {
 	}
 	out := ticketJSON{
 		TicketID: t.ID, Queue: t.Queue, Players: ids, Status: t.Status,
-		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339Nano),
+		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339Nano), MatchID: t.MatchID,
 	}
 	if t.EstimatedWait > 0 {
 		ms := t.EstimatedWait.Milliseconds()

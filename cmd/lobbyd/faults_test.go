@@ -144,19 +144,26 @@ func TestLeaverIsNotRequeued(t *testing.T) {
 	srv, _ := startWithFakeConfig(t, fakeplayfab.Config{Logger: quietFake, Faults: fakeplayfab.Faults{ErrorRate: 1}},
 		map[string]string{"LOBBYD_ALLOCATION_DEADLINE": "1500ms", "LOBBYD_LOG_LEVEL": "error"})
 	clients := queuePlayers(t, srv, "l", 4)
+	var matchID string
 	for _, c := range clients {
-		c.Next("match.found")
-		assert.Equal(t, "matched", c.Next("queue.state").Obj("ticket").Str("status"))
+		matchID = c.Next("match.found").Str("matchId")
+		matched := c.Next("queue.state").Obj("ticket")
+		assert.Equal(t, "matched", matched.Str("status"))
+		assert.Equal(t, matchID, matched.Str("matchId"))
 	}
 	leaver := clients[3]
 	r := leaver.Request("queue.leave", nil)
 	require.True(t, r.OK(), "leaving while the match allocates: %v", r)
-	assert.Equal(t, "cancelled", leaver.Next("queue.state").Obj("ticket").Str("status"))
+	cancelled := leaver.Next("queue.state").Obj("ticket")
+	assert.Equal(t, "cancelled", cancelled.Str("status"))
+	assert.Equal(t, matchID, cancelled.Str("matchId"), "the cancelled ticket names the match its player left")
 
 	for _, c := range clients[:3] {
 		f := c.Next("match.failed")
 		assert.Equal(t, true, f["requeued"])
-		assert.Equal(t, "searching", c.Next("queue.state").Obj("ticket").Str("status"))
+		requeued := c.Next("queue.state").Obj("ticket")
+		assert.Equal(t, "searching", requeued.Str("status"))
+		assert.Empty(t, requeued.Str("matchId"), "a requeued ticket is in no match")
 	}
 	leaver.Request("ping", nil)
 	assert.Zero(t, leaver.Count("match.failed"), "the leaver hears nothing more of that match")

@@ -23,7 +23,8 @@ type frame struct {
 	PlayerID string       `json:"playerId"`
 	Lobby    *lobbyObject `json:"lobby"`
 	Ticket   *struct {
-		Status string `json:"status"`
+		Status  string `json:"status"`
+		MatchID string `json:"matchId"`
 	} `json:"ticket"`
 	State *struct {
 		Match *frame `json:"match"`

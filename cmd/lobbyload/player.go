@@ -114,8 +114,9 @@ type player struct {
 	failure       string
 	lost          bool
 	leaves        int
-	cancelled     int  // queue.state cancelled events seen
-	leftMatch     bool // left after match.found and did not queue again
+	cancelled     int      // queue.state cancelled events seen
+	leftMatchIDs  []string // matches this player left while they allocated
+	leftMatch     bool     // left after match.found and did not queue again
 	lateCounted   bool
 	reconnects    int
 	finishedCount bool
@@ -230,10 +231,9 @@ func (p *player) leaveAndRejoin(ctx context.Context) error {
 	switch code := r.errorCode(); code {
 	case "":
 		p.leaves++
-		// match.found for the left ticket may still be on its way: the
-		// queue.state that follows the reply, and a ping after it, give it
-		// time to arrive. (The protocol does not say which ticket a late
-		// leave cancelled, so this is a best effort; see leftAfterFound.)
+		// The queue.state that follows the reply says whether the ticket
+		// was already in a match (its matchId); the ping after it also lets
+		// match.found arrive, for servers that do not say.
 		for !p.sawCancelled() {
 			if _, err := p.next(ctx); err != nil {
 				return err
@@ -609,6 +609,11 @@ func (p *player) observe(f *frame) {
 	case "queue.state":
 		if f.Ticket != nil && f.Ticket.Status == "cancelled" {
 			p.cancelled++
+			if f.Ticket.MatchID != "" {
+				// lobbyd names the match a late leave left: exact, whatever
+				// order match.found arrives in.
+				p.leftMatchIDs = append(p.leftMatchIDs, f.Ticket.MatchID)
+			}
 		}
 		if f.Ticket != nil && f.Ticket.Status == "expired" {
 			check.error("ticket expired")

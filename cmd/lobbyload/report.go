@@ -162,6 +162,9 @@ func (l *load) buildReport(players []*player, end time.Time) *report {
 // protocol allows: the match goes ahead and one player of the run is left
 // over in the queue.
 func (p *player) leftAfterFound() bool {
+	if len(p.leftMatchIDs) > 0 {
+		return true
+	}
 	if p.leaves == 0 {
 		return false
 	}
