@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -252,20 +253,5 @@ func TestPercentiles(t *testing.T) {
 	assert.Equal(t, percentiles{}, newPercentiles(nil))
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer captures output written concurrently.
+type syncBuffer = lobbytest.SyncBuffer
