@@ -20,6 +20,7 @@ import (
 type config struct {
 	ConfigFile string
 	Addr       string
+	DebugAddr  string
 	RedisURL   string
 	NodeID     string
 	DevAuth    bool
@@ -48,6 +49,7 @@ type setting struct {
 var settings = []setting{
 	{"config", "LOBBYD_CONFIG", "", "queue configuration file (YAML, see lobbyd.example.yaml); empty serves the built-in default queue"},
 	{"addr", "LOBBYD_ADDR", ":8080", "HTTP listen address"},
+	{"debug-addr", "LOBBYD_DEBUG_ADDR", "", "serve Go's pprof profiles on this separate address (for example 127.0.0.1:6060); empty: off. Never expose it publicly"},
 	{"redis-url", "LOBBYD_REDIS_URL", "", "Redis URL: redis://, rediss://, redis+sentinel://, redis+cluster://; empty starts an embedded in-process Redis that keeps nothing across restarts"},
 	{"node-id", "LOBBYD_NODE_ID", "", "this node's id, unique among nodes (default: hostname plus a random suffix)"},
 	{"dev-auth", "LOBBYD_DEV_AUTH", "false", "development mode: serve POST /v1/dev/token, which gives anyone a token; never in production"},
@@ -102,7 +104,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 
 	c := config{
-		ConfigFile: get("config"), Addr: get("addr"), RedisURL: get("redis-url"), NodeID: get("node-id"),
+		ConfigFile: get("config"), Addr: get("addr"), DebugAddr: get("debug-addr"),
+		RedisURL: get("redis-url"), NodeID: get("node-id"),
 		PlayFabTitleID: get("playfab-title-id"), PlayFabBaseURL: get("playfab-base-url"),
 		LogFormat: get("log-format"),
 	}

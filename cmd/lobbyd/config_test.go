@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -136,4 +137,25 @@ func TestRunWithQueueFile(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 	assert.Empty(t, stdout.String())
+}
+
+// With LOBBYD_DEBUG_ADDR, profiles are served there and only there.
+func TestDebugAddrServesPprof(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	debug := l.Addr().String()
+	require.NoError(t, l.Close())
+	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_DEBUG_ADDR": debug})
+
+	resp, err := http.Get("http://" + debug + "/debug/pprof/goroutine?debug=1")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "goroutine profile")
+
+	resp, err = http.Get(srv.URL + "/debug/pprof/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.NotEqual(t, http.StatusOK, resp.StatusCode, "never on the public port")
 }

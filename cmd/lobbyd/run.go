@@ -107,6 +107,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.DebugAddr != "" {
+		debug, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (LOBBYD_DEBUG_ADDR): %w", cfg.DebugAddr, err)
+		}
+		dsrv := &http.Server{Handler: debugRoutes(), ReadHeaderTimeout: 5 * time.Second}
+		log.Info("serving pprof", "addr", debug.Addr().String())
+		g.Go(func() error {
+			if err := dsrv.Serve(debug); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve debug: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return dsrv.Close()
+		})
+	}
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return mm.Run(gctx) })
 	g.Go(func() error { return worker.Run(gctx) })
