@@ -146,7 +146,7 @@ func TestJoinAndLeave(t *testing.T) {
 	_, err = s.Join(ctx, store.Ticket{Queue: "default", Players: alice})
 	assert.ErrorIs(t, err, store.ErrConflict)
 
-	got, err := s.Ticket(ctx, "alice")
+	got, err := s.Store.PlayerTicket(ctx, "alice")
 	require.NoError(t, err)
 	assert.Equal(t, tk.ID, got.ID)
 	assert.Equal(t, []string{"WestUs"}, got.Regions)
@@ -193,7 +193,7 @@ func TestTwoNodesFormEachTicketOnce(t *testing.T) {
 		}
 	}
 	assert.Len(t, seen, players)
-	depth, err := nodes[0].Depth(context.Background(), "default")
+	depth, err := st.QueueDepth(context.Background(), "default")
 	require.NoError(t, err)
 	assert.Zero(t, depth)
 	ok, err := st.AcquireLease(context.Background(), "default", "n3", time.Second)

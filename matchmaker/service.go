@@ -163,16 +163,6 @@ func (s *Service) Leave(ctx context.Context, playerID string) (store.Ticket, err
 	return s.Store.CancelPlayerTicket(ctx, playerID)
 }
 
-// Ticket returns the player's current ticket, or store.ErrNotFound.
-func (s *Service) Ticket(ctx context.Context, playerID string) (store.Ticket, error) {
-	return s.Store.PlayerTicket(ctx, playerID)
-}
-
-// Depth returns the number of searching tickets in the queue.
-func (s *Service) Depth(ctx context.Context, queue string) (int64, error) {
-	return s.Store.QueueDepth(ctx, queue)
-}
-
 // Run runs a formation loop per queue until ctx is done, then releases the
 // leases it holds and returns once every loop has exited.
 func (s *Service) Run(ctx context.Context) error {
