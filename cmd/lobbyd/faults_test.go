@@ -251,7 +251,7 @@ func TestDroppedRepliesInBothModes(t *testing.T) {
 	for _, mode := range []fakeplayfab.Mode{fakeplayfab.ModeDedupe, fakeplayfab.ModeNewParty} {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv, fake := startWithFakeConfig(t, fakeplayfab.Config{Mode: mode, Logger: quietFake,
-				Faults: fakeplayfab.Faults{DropResponseRate: 0.4}}, map[string]string{"LOBBYD_LOG_LEVEL": "error"})
+				Faults: fakeplayfab.Faults{DropResponseRate: 0.6}}, map[string]string{"LOBBYD_LOG_LEVEL": "error"})
 			clients := queuePlayers(t, srv, "d", 40)
 			descriptors := map[string]string{}
 			for _, c := range clients {
