@@ -255,6 +255,9 @@ func TestDroppedRepliesInBothModes(t *testing.T) {
 			clients := queuePlayers(t, srv, "d", 40)
 			descriptors := map[string]string{}
 			for _, c := range clients {
+				// Dropped replies are retried with back-off: a match may take
+				// up to the 30s allocation deadline.
+				c.Wait = 40 * time.Second
 				ready := c.Next("match.ready")
 				id := ready.Str("matchId")
 				if d, ok := descriptors[id]; ok {
