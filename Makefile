@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test unit lint bench build fakeplayfab loadtest clean
+.PHONY: run test unit lint bench build fakeplayfab echoref loadtest clean
 
 ## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
 run:
@@ -36,6 +36,10 @@ build:
 ## fakeplayfab: run the fake PlayFab on :8090
 fakeplayfab:
 	$(GO) run ./cmd/fakeplayfab -addr :8090
+
+## echoref: run the reference WebSocket server on 127.0.0.1:8090 (the yardstick of docs/benchmarks.md)
+echoref:
+	$(GO) run ./cmd/echoref -addr 127.0.0.1:8090
 
 ## loadtest: start lobbyd on a free port and run lobbyload against it (LOADTEST_ARGS: lobbyload flags)
 loadtest:

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,9 +30,13 @@ type fakeLobbyd struct {
 	// of serving dev tokens.
 	Secret string
 
-	ids     atomic.Int64
-	mu      sync.Mutex
-	sources map[string]bool // remote IPs of sockets
+	ids      atomic.Int64
+	welcomed atomic.Int64 // sockets sent welcome
+	mu       sync.Mutex
+	sources  map[string]bool // remote IPs of sockets
+	// welcomedAtJoins is, for each queue.join, how many sockets had got
+	// welcome when it arrived.
+	welcomedAtJoins []int64
 }
 
 func newFakeLobbyd(t *testing.T, copies int, secret string) *fakeLobbyd {
@@ -82,6 +87,9 @@ func (f *fakeLobbyd) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer ws.Close()
 	send := func(v any) bool { return ws.WriteJSON(v) == nil }
+	// Counted before it is sent, so that no client can act on a welcome
+	// not yet counted.
+	f.welcomed.Add(1)
 	if !send(map[string]any{"type": "welcome", "playerId": id, "protocol": 1, "state": map[string]any{}}) {
 		return
 	}
@@ -89,6 +97,11 @@ func (f *fakeLobbyd) serveWS(w http.ResponseWriter, r *http.Request) {
 		var req struct{ Type, ID string }
 		if err := ws.ReadJSON(&req); err != nil {
 			return
+		}
+		if req.Type == "queue.join" {
+			f.mu.Lock()
+			f.welcomedAtJoins = append(f.welcomedAtJoins, f.welcomed.Load())
+			f.mu.Unlock()
 		}
 		if !send(map[string]any{"type": "reply", "id": req.ID, "ok": true, "data": map[string]any{}}) {
 			return
@@ -109,6 +122,17 @@ func (f *fakeLobbyd) serveWS(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// fewestWelcomedAtJoin is the fewest sockets that had got welcome when a
+// queue.join arrived, and how many queue.join arrived.
+func (f *fakeLobbyd) fewestWelcomedAtJoin() (fewest int64, joins int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.welcomedAtJoins) == 0 {
+		return 0, 0
+	}
+	return slices.Min(f.welcomedAtJoins), len(f.welcomedAtJoins)
 }
 
 // sourceIPs returns the distinct remote addresses sockets came from.

@@ -28,7 +28,7 @@ func (r *report) writeHTML(w io.Writer) error {
 	}
 	return htmlPage.Execute(w, map[string]any{
 		"R": r, "Verdict": verdict, "OK": verdict == "OK",
-		"Chart":      latencyChart(r.Timeline),
+		"Chart":      latencyChart(r.Timeline, r.timelineOrigin()),
 		"Errors":     sortedCounts(r.Errors),
 		"Violations": sortedCounts(r.Violations),
 	})
@@ -48,9 +48,17 @@ func sortedCounts(m map[string]int) []count {
 	return out
 }
 
+// timelineOrigin names the moment the timeline's seconds count from.
+func (r *report) timelineOrigin() string {
+	if r.Preconnect {
+		return "the barrier"
+	}
+	return "start"
+}
+
 // latencyChart draws queue.join→match.ready latency (y) against the time
-// match.ready arrived (x) as an SVG scatter plot.
-func latencyChart(points []timelinePoint) template.HTML {
+// match.ready arrived (x, seconds since origin) as an SVG scatter plot.
+func latencyChart(points []timelinePoint, origin string) template.HTML {
 	const (
 		width, height          = 900, 360
 		left, right, top, bott = 70, 20, 20, 45
@@ -74,7 +82,7 @@ func latencyChart(points []timelinePoint) template.HTML {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, x(vx), top+plotH+16, trimFloat(vx))
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end">%s</text>`, left-6, y(vy)+4, trimFloat(vy))
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" text-anchor="middle">seconds since start (match.ready received)</text>`, left+plotW/2, height-6)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="12" text-anchor="middle">seconds since %s (match.ready received)</text>`, left+plotW/2, height-6, template.HTMLEscapeString(origin))
 	fmt.Fprintf(&b, `<text x="14" y="%d" font-size="12" text-anchor="middle" transform="rotate(-90 14 %d)">queue.join→match.ready (ms)</text>`, top+plotH/2, top+plotH/2)
 	for _, p := range points {
 		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2" fill="#2a6fdb" fill-opacity="0.6"/>`, x(p.AtSec), y(p.LatencyMs))
@@ -108,6 +116,7 @@ th:first-child,td:first-child{text-align:left}.ok{color:#186a1e}.bad{color:#b000
 <h1>lobbyload report</h1>
 <p>{{.R.URL}}, queue <code>{{.R.Queue}}</code>, started {{.R.StartedAt.Format "2006-01-02 15:04:05 UTC"}}, {{printf "%.2f" .R.ElapsedSec}} s<br><code>{{.R.Scenario}}</code></p>
 <p class="{{if .OK}}ok{{else}}bad{{end}}"><strong>{{.Verdict}}</strong></p>
+{{if .R.Preconnect}}<p>Preconnected: every player connected before anyone queued. Throughput, <code>queue.join</code> latencies and the chart cover the queueing phase only, from the barrier.</p>{{end}}
 <table>
 <tr><th>players</th><td>{{.R.Players}}</td></tr>
 <tr><th>connected</th><td>{{.R.Connected}}</td></tr>
@@ -115,6 +124,8 @@ th:first-child,td:first-child{text-align:left}.ok{color:#186a1e}.bad{color:#b000
 <tr><th>failed</th><td>{{.R.Failed}}</td></tr>
 <tr><th>lost</th><td>{{.R.Lost}}</td></tr>
 <tr><th>lobbies / leaves / reconnects</th><td>{{.R.Lobbies}} / {{.R.Leaves}} / {{.R.Reconnects}}</td></tr>
+{{if .R.Preconnect}}<tr><th>connect phase</th><td>{{printf "%.2f" .R.ConnectPhaseSec}} s</td></tr>
+<tr><th>queueing phase (barrier to last match.ready)</th><td>{{printf "%.2f" .R.QueueingPhaseSec}} s</td></tr>{{end}}
 <tr><th>throughput</th><td>{{printf "%.1f" .R.ThroughputPerSec}} players/s</td></tr>
 </table>
 <h2>Latency (ms)</h2>
@@ -123,7 +134,7 @@ th:first-child,td:first-child{text-align:left}.ok{color:#186a1e}.bad{color:#b000
 {{with .R.Latency.JoinReply}}<tr><td>queue.join→reply</td><td>{{.Count}}</td><td>{{.P50}}</td><td>{{.P90}}</td><td>{{.P99}}</td><td>{{.Max}}</td></tr>{{end}}
 {{with .R.Latency.JoinToReady}}<tr><td>queue.join→match.ready</td><td>{{.Count}}</td><td>{{.P50}}</td><td>{{.P90}}</td><td>{{.P99}}</td><td>{{.Max}}</td></tr>{{end}}
 </table>
-<h2>queue.join→match.ready over time</h2>
+<h2>queue.join→match.ready over time{{if .R.Preconnect}} (queueing phase){{end}}</h2>
 {{.Chart}}
 <h2>Errors</h2>
 {{if .Errors}}<table>{{range .Errors}}<tr><td>{{.Kind}}</td><td>{{.N}}</td></tr>{{end}}</table>{{else}}<p>none</p>{{end}}

@@ -50,6 +50,9 @@ type load struct {
 	connecting chan struct{}
 	nextSource atomic.Uint64
 	start      time.Time
+	// queueStart is when players start queueing: the start of the run, or
+	// with -preconnect the barrier after the connect phase.
+	queueStart time.Time
 	matchSize  int // the queue's maxUsers
 
 	connected, searching, matched, failed atomic.Int64
@@ -88,15 +91,25 @@ func (l *load) run(ctx context.Context) (*report, error) {
 
 	players := l.plan()
 	l.start = time.Now()
+	l.queueStart = l.start
 	stopProgress := l.startProgress()
+	starting := players
+	if l.cfg.Preconnect {
+		starting = l.preconnect(runCtx, players)
+		l.queueStart = time.Now()
+		if l.progressOn() {
+			fmt.Fprintf(l.stderr, "%6.0fs connected %d of %d: queueing\n", l.queueStart.Sub(l.start).Seconds(), l.connected.Load(), len(players))
+		}
+	}
 	var wg sync.WaitGroup
-	for i, p := range players {
+	for i, p := range starting {
 		if l.cfg.Rate > 0 {
-			at := l.start.Add(time.Duration(float64(i) / l.cfg.Rate * float64(time.Second)))
+			at := l.queueStart.Add(time.Duration(float64(i) / l.cfg.Rate * float64(time.Second)))
 			if !waitUntil(runCtx, at) {
 				// Players never started are failed: they count against the run.
-				for _, q := range players[i:] {
+				for _, q := range starting[i:] {
 					q.fail("not started: run ended")
+					q.release()
 				}
 				break
 			}
@@ -113,6 +126,28 @@ func (l *load) run(ctx context.Context) (*report, error) {
 	end := time.Now()
 	stopProgress()
 	return l.buildReport(players, end), nil
+}
+
+// preconnect connects every player (at most -max-connecting at a time,
+// from -source-ips) and returns, once each one is connected or failed, the
+// connected ones in start order: the barrier before anyone queues.
+func (l *load) preconnect(ctx context.Context, players []*player) []*player {
+	var wg sync.WaitGroup
+	for _, p := range players {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.preconnect(ctx)
+		}()
+	}
+	wg.Wait()
+	var connected []*player
+	for _, p := range players {
+		if p.conn != nil {
+			connected = append(connected, p)
+		}
+	}
+	return connected
 }
 
 // startSettle ends the run early (through cancel) once nobody was matched
@@ -320,8 +355,7 @@ func (l *load) wsURL() string {
 // startProgress prints a progress line to stderr every second when it is a
 // terminal (or -progress on); the returned func stops it.
 func (l *load) startProgress() (stop func()) {
-	on := l.cfg.Progress == "on" || (l.cfg.Progress == "auto" && isTerminal(l.stderr))
-	if !on {
+	if !l.progressOn() {
 		return func() {}
 	}
 	done, exited := make(chan struct{}), make(chan struct{})
@@ -344,6 +378,11 @@ func (l *load) startProgress() (stop func()) {
 		}
 	}()
 	return func() { close(done); <-exited }
+}
+
+// progressOn reports whether progress lines go to stderr.
+func (l *load) progressOn() bool {
+	return l.cfg.Progress == "on" || (l.cfg.Progress == "auto" && isTerminal(l.stderr))
 }
 
 // isTerminal reports whether w is a character device such as a terminal.

@@ -141,6 +141,108 @@ func TestRunAgainstLobbyd(t *testing.T) {
 	assert.Empty(t, stderr, "no progress line when stderr is not a terminal")
 }
 
+// -preconnect against the real server: every player connects before anyone
+// queues, lobbies included, and the report carries the connect phase and
+// the queueing phase's throughput and latencies.
+func TestPreconnectAgainstLobbyd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs lobbyd")
+	}
+	url := startLobbyd(t)
+	stdout, stderr, err := runLoad(t, nil, "-url", url, "-players", "300", "-preconnect", "-lobby-share", "0.2", "-lobby-size", "2",
+		"-max-connecting", "64", "-duration", "30s", "-json")
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+
+	var rep report
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	t.Logf("connect phase %.2fs queueing phase %.2fs throughput %.0f/s errors %v",
+		rep.ConnectPhaseSec, rep.QueueingPhaseSec, rep.ThroughputPerSec, rep.Errors)
+	assert.True(t, rep.Preconnect)
+	assert.Contains(t, rep.Scenario, "preconnect=true")
+	assert.Equal(t, 300, rep.Players)
+	assert.Equal(t, 300, rep.Connected)
+	assert.Equal(t, 300, rep.Matched)
+	assert.Equal(t, 0, rep.Failed)
+	assert.Equal(t, 0, rep.Lost)
+	assert.Empty(t, rep.Violations)
+	assert.Equal(t, 30, rep.Lobbies)
+	assert.Greater(t, rep.ConnectPhaseSec, 0.0)
+	assert.Greater(t, rep.QueueingPhaseSec, 0.0)
+	assert.Less(t, rep.ConnectPhaseSec+rep.QueueingPhaseSec, rep.ElapsedSec, "both phases lie within the run")
+	assert.InDelta(t, float64(rep.Matched)/rep.QueueingPhaseSec, rep.ThroughputPerSec, 0.01*rep.ThroughputPerSec,
+		"throughput is over the queueing phase")
+	assert.Equal(t, 300, rep.Latency.Connect.Count, "one connect per player")
+	assert.Equal(t, 270, rep.Latency.JoinReply.Count, "one queue.join per solo player and per lobby")
+	assert.Equal(t, 300, rep.Latency.JoinToReady.Count)
+	assert.Greater(t, rep.Latency.JoinToReady.P99, 0.0)
+	assert.Len(t, rep.Timeline, 300)
+	for _, p := range rep.Timeline {
+		require.Greater(t, p.AtSec, 0.0, "timeline counts from the barrier")
+		require.LessOrEqual(t, p.AtSec, rep.QueueingPhaseSec)
+	}
+}
+
+// With -preconnect no queue.join reaches the server before every player
+// got welcome; without it (the control) some do, with dialling throttled.
+func TestPreconnectBarrier(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		preconnect bool
+	}{{"preconnect", true}, {"control", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFakeLobbyd(t, 1, "")
+			args := []string{"-url", fake.URL, "-players", "40", "-max-connecting", "2", "-duration", "20s"}
+			if tc.preconnect {
+				args = append(args, "-preconnect")
+			}
+			stdout, _, err := runLoad(t, nil, args...)
+			require.NoError(t, err, stdout)
+			fewest, joins := fake.fewestWelcomedAtJoin()
+			assert.Equal(t, 40, joins)
+			if tc.preconnect {
+				assert.EqualValues(t, 40, fewest, "a queue.join arrived before every player was connected")
+				assert.Contains(t, stdout, "preconnected: connect phase")
+				assert.Contains(t, stdout, "barrier to last match.ready")
+			} else {
+				assert.Less(t, fewest, int64(40))
+				assert.NotContains(t, stdout, "preconnected")
+			}
+		})
+	}
+}
+
+// Players who cannot connect fail in the connect phase and are not queued;
+// the run fails.
+func TestPreconnectConnectFailures(t *testing.T) {
+	fake := newFakeLobbyd(t, 1, "a-secret-the-generator-does-not-know-at-all")
+	stdout, _, err := runLoad(t, map[string]string{"LOBBYLOAD_JWT_SECRET": "the-wrong-secret-for-this-fake-server"},
+		"-url", fake.URL, "-players", "5", "-preconnect", "-duration", "10s", "-json")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "5 player(s) failed")
+	var rep report
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	assert.True(t, rep.Preconnect)
+	assert.Equal(t, 0, rep.Connected)
+	assert.Equal(t, 5, rep.Failed)
+	assert.Equal(t, 5, rep.Errors["connect: HTTP 401"])
+	_, joins := fake.fewestWelcomedAtJoin()
+	assert.Zero(t, joins)
+}
+
+func TestPreconnectHTMLReport(t *testing.T) {
+	fake := newFakeLobbyd(t, 1, "")
+	out := filepath.Join(t.TempDir(), "report.html")
+	stdout, _, err := runLoad(t, nil, "-url", fake.URL, "-players", "5", "-preconnect", "-duration", "10s", "-html", out)
+	require.NoError(t, err, stdout)
+	page, err := os.ReadFile(out)
+	require.NoError(t, err)
+	html := string(page)
+	assert.Contains(t, html, "Preconnected")
+	assert.Contains(t, html, "<th>connect phase</th>")
+	assert.Contains(t, html, "<th>queueing phase (barrier to last match.ready)</th>")
+	assert.Contains(t, html, "seconds since the barrier")
+}
+
 // A server that sends match.ready twice fails the run, naming the duplicate.
 func TestDuplicateMatchReadyFailsRun(t *testing.T) {
 	fake := newFakeLobbyd(t, 2, "")
@@ -225,6 +327,7 @@ func TestInvalidConfiguration(t *testing.T) {
 		{"-url", "ftp://x"},
 		{"-source-ips", "127.0.0.9-127.0.0.1"},
 		{"-progress", "sometimes"},
+		{"-preconnect", "-connect-only"},
 	} {
 		_, _, err := runLoad(t, nil, args...)
 		assert.ErrorContains(t, err, "invalid configuration", "%v", args)

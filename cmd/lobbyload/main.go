@@ -41,7 +41,11 @@ type config struct {
 	LeaveShare     float64
 	ReconnectShare float64
 	ConnectOnly    bool
-	SourceIPs      []netip.Addr
+	// Preconnect connects every player first and starts queueing only once
+	// all are connected or failed, so the queueing phase measures
+	// matchmaking without the cost of accepting connections.
+	Preconnect bool
+	SourceIPs  []netip.Addr
 	// JWTSecret signs tokens locally when set; otherwise tokens come from
 	// POST /v1/dev/token. It is never printed.
 	JWTSecret     string
@@ -60,7 +64,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "lobbyd base URL")
 	fs.IntVar(&cfg.Players, "players", 100, "total simulated players")
-	fs.Float64Var(&cfg.Rate, "rate", 0, "players starting per second (0: all at once, at most -max-connecting dialling at a time)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "players starting per second, or with -preconnect starting to queue (0: all at once, at most -max-connecting dialling at a time)")
 	fs.DurationVar(&cfg.Duration, "duration", time.Minute, "longest run; the run ends earlier once every player is matched or failed")
 	fs.StringVar(&cfg.Queue, "queue", "default", "queue to play in")
 	fs.Float64Var(&cfg.LobbyShare, "lobby-share", 0, "share of players (0-1) who queue in lobbies of -lobby-size")
@@ -68,6 +72,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Float64Var(&cfg.LeaveShare, "leave-share", 0, "share of players (0-1) who send queue.leave after queueing, then queue again")
 	fs.Float64Var(&cfg.ReconnectShare, "reconnect-share", 0, "share of players (0-1) who drop their socket while queued and reconnect at once")
 	fs.BoolVar(&cfg.ConnectOnly, "connect-only", false, "only connect the players and hold the sockets until -duration passes")
+	fs.BoolVar(&cfg.Preconnect, "preconnect", false, "connect every player first (at most -max-connecting at a time), then, once all are connected or failed, start queueing (at -rate, or all at once); throughput and queue.join latencies cover the queueing phase only")
 	sourceIPs := fs.String("source-ips", "", "local addresses to dial from, round robin: a range 127.0.0.1-127.0.0.8 or a comma-separated list")
 	jwtSecret := fs.String("jwt-secret", "", "HS256 secret to sign player tokens with (or LOBBYLOAD_JWT_SECRET); without it tokens come from POST /v1/dev/token")
 	fs.IntVar(&cfg.MaxConnecting, "max-connecting", 256, "most connection attempts in flight at once")
@@ -113,6 +118,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		if v < 0 || v > 1 {
 			errs = append(errs, fmt.Errorf("%s: between 0 and 1, got %v", name, v))
 		}
+	}
+	if cfg.Preconnect && cfg.ConnectOnly {
+		errs = append(errs, errors.New("-preconnect and -connect-only exclude each other: -connect-only never queues"))
 	}
 	if cfg.Progress != "auto" && cfg.Progress != "on" && cfg.Progress != "off" {
 		errs = append(errs, fmt.Errorf("-progress: auto, on or off, got %q", cfg.Progress))

@@ -189,7 +189,7 @@ func (p *player) finish() {
 }
 
 func (p *player) idle(ctx context.Context) error {
-	if err := p.connect(ctx); err != nil {
+	if err := p.connectOnce(ctx); err != nil {
 		return err
 	}
 	for {
@@ -204,7 +204,7 @@ func (p *player) idle(ctx context.Context) error {
 }
 
 func (p *player) queueAlone(ctx context.Context) error {
-	if err := p.connect(ctx); err != nil {
+	if err := p.connectOnce(ctx); err != nil {
 		return err
 	}
 	if p.role == roleLeaver {
@@ -271,7 +271,7 @@ func (p *player) dropAndReconnect(ctx context.Context) error {
 }
 
 func (p *player) ownLobby(ctx context.Context) error {
-	if err := p.connect(ctx); err != nil {
+	if err := p.connectOnce(ctx); err != nil {
 		return err
 	}
 	size := p.load.cfg.LobbySize
@@ -307,7 +307,7 @@ func (p *player) ownLobby(ctx context.Context) error {
 }
 
 func (p *player) joinLobby(ctx context.Context) error {
-	if err := p.connect(ctx); err != nil {
+	if err := p.connectOnce(ctx); err != nil {
 		return err
 	}
 	select {
@@ -429,6 +429,32 @@ holding:
 	if _, err := p.request(fctx, "ping", nil); err != nil {
 		p.load.check.error("final ping: " + errorKind(err))
 	}
+}
+
+// preconnect is the connect phase of -preconnect: it connects the player,
+// who then waits for the barrier. A player who cannot connect has failed,
+// and so has its lobby.
+func (p *player) preconnect(ctx context.Context) {
+	err := p.connect(ctx)
+	if err == nil {
+		return
+	}
+	if p.group != nil {
+		p.group.fail()
+	}
+	if ctx.Err() != nil {
+		err = errors.New("not connected: run ended")
+	}
+	p.fail(err.Error())
+	p.closeConn(closeGoodbye)
+}
+
+// connectOnce connects the player unless -preconnect already did.
+func (p *player) connectOnce(ctx context.Context) error {
+	if p.conn != nil {
+		return nil
+	}
+	return p.connect(ctx)
 }
 
 // connect gets a token (once), dials, and reads welcome. A match kept for
