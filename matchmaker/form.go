@@ -25,8 +25,15 @@ import (
 //
 // Cost: O(n·g) for n tickets and g open groups (g ≤ n, in practice small).
 func formMatches(q Queue, tickets []store.Ticket, now time.Time) []store.Match {
-	var open []*group
 	var matches []store.Match
+	formEach(q, tickets, now, func(m store.Match) { matches = append(matches, m) })
+	return matches
+}
+
+// formEach is formMatches handing each match to emit as soon as it is
+// complete, so that committing can start while grouping goes on.
+func formEach(q Queue, tickets []store.Ticket, now time.Time, emit func(store.Match)) {
+	var open []*group
 	for _, t := range tickets {
 		if t.Size() == 0 || t.Size() > q.MaxUsers {
 			continue
@@ -42,7 +49,7 @@ func formMatches(q Queue, tickets []store.Ticket, now time.Time) []store.Match {
 			}
 			g.add(t, regions)
 			if g.size == q.MaxUsers {
-				matches = append(matches, g.match(q))
+				emit(g.match(q))
 				open = slices.Delete(open, i, i+1)
 			}
 			placed = true
@@ -51,13 +58,12 @@ func formMatches(q Queue, tickets []store.Ticket, now time.Time) []store.Match {
 		if !placed {
 			g := newGroup(t, regions)
 			if g.size == q.MaxUsers {
-				matches = append(matches, g.match(q))
+				emit(g.match(q))
 			} else {
 				open = append(open, g)
 			}
 		}
 	}
-	return matches
 }
 
 // region is one region acceptable to a ticket: its latency (-1 unknown)

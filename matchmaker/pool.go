@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -20,34 +22,57 @@ const (
 	reformEvery = time.Second
 	// incomingBatch bounds the arrivals one pass takes.
 	incomingBatch = 10000
-	// readChunk bounds one pipeline of ticket reads.
-	readChunk = 5000
+	// readChunk bounds one pipeline of ticket reads, and readParallelism
+	// the pipelines in flight at once.
+	readChunk       = 2000
+	readParallelism = 4
 	// commitChunk bounds the matches one commit script handles, so a single
 	// script never blocks Redis for long.
 	commitChunk = 256
+	// commitParallelism bounds the commit scripts in flight at once.
+	commitParallelism = 3
 )
 
 // pool is the queue leader's view of its searching tickets. It is built
 // once when the node becomes leader (one full read), then kept current from
 // the queue's incoming list, so a pass reads only what changed instead of
 // rescanning Redis. Only the queue's formation loop touches it.
+//
+// order keeps the tickets oldest first without re-sorting the pool on every
+// pass: arrivals are appended (they come in creation order; only a requeued
+// ticket, which keeps its original time, makes order unsorted), removals are
+// compacted away in one linear pass.
 type pool struct {
-	byID     map[string]store.Ticket
-	sorted   []store.Ticket // by creation time; rebuilt when stale
-	stale    bool
+	byID     map[string]*store.Ticket
+	order    []*store.Ticket // oldest first once sorted; may hold removed tickets
+	removed  int             // entries of order no longer in byID
+	unsorted bool
 	lastSync time.Time // last reconciliation with Redis (zero: never)
 	lastForm time.Time
 	dirty    bool // something arrived since the last pass
 }
 
-func newPool() *pool { return &pool{byID: map[string]store.Ticket{}} }
+func newPool() *pool { return &pool{byID: map[string]*store.Ticket{}} }
+
+func older(a, b *store.Ticket) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+}
 
 func (p *pool) add(ts []store.Ticket) {
-	for _, t := range ts {
+	for i := range ts {
+		t := &ts[i]
+		if old := p.byID[t.ID]; old != nil {
+			*old = *t // read again (a requeued ticket's hold changed): same place
+			continue
+		}
 		p.byID[t.ID] = t
+		if n := len(p.order); n > 0 && older(t, p.order[n-1]) < 0 {
+			p.unsorted = true
+		}
+		p.order = append(p.order, t)
 	}
 	if len(ts) > 0 {
-		p.stale, p.dirty = true, true
+		p.dirty = true
 	}
 }
 
@@ -55,30 +80,30 @@ func (p *pool) remove(ids ...string) {
 	for _, id := range ids {
 		if _, ok := p.byID[id]; ok {
 			delete(p.byID, id)
-			p.stale = true
+			p.removed++
 		}
 	}
 }
 
-// tickets returns the pool oldest first.
-func (p *pool) tickets() []store.Ticket {
-	if p.stale {
-		p.sorted = p.sorted[:0]
-		for _, t := range p.byID {
-			p.sorted = append(p.sorted, t)
-		}
-		slices.SortFunc(p.sorted, func(a, b store.Ticket) int {
-			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-		})
-		p.stale = false
+// tickets returns the pool oldest first. The slice is the pool's own: it is
+// valid until the next add or remove.
+func (p *pool) tickets() []*store.Ticket {
+	if p.removed > 0 {
+		p.order = slices.DeleteFunc(p.order, func(t *store.Ticket) bool { return p.byID[t.ID] != t })
+		p.removed = 0
 	}
-	return p.sorted
+	if p.unsorted {
+		slices.SortFunc(p.order, older)
+		p.unsorted = false
+	}
+	return p.order
 }
 
 // reconcile makes the pool match the queue's searching set: tickets no
-// longer searching leave it, searching tickets it lacks are read.
+// longer searching leave it, searching tickets it lacks are read (in
+// parallel chunks, so that decoding one overlaps Redis serving the next).
 func (p *pool) reconcile(ctx context.Context, st *store.Store, queue string, now time.Time) error {
-	ids, err := st.SearchingIDs(ctx, queue)
+	ids, err := st.SnapshotSearching(ctx, queue)
 	if err != nil {
 		return err
 	}
@@ -95,11 +120,20 @@ func (p *pool) reconcile(ctx context.Context, st *store.Store, queue string, now
 			p.remove(id)
 		}
 	}
-	for chunk := range slices.Chunk(missing, readChunk) {
-		ts, err := st.Tickets(ctx, queue, chunk)
-		if err != nil {
+	chunks := slices.Collect(slices.Chunk(missing, readChunk))
+	read := make([][]store.Ticket, len(chunks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readParallelism)
+	for i, chunk := range chunks {
+		g.Go(func() (err error) {
+			read[i], err = st.Tickets(gctx, queue, chunk)
 			return err
-		}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, ts := range read {
 		p.add(ts)
 	}
 	p.lastSync, p.dirty = now, true

@@ -1,6 +1,7 @@
 package matchmaker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -269,27 +270,72 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 
 	tickets := s.expire(ctx, q, p, now)
 	s.metrics.depth.WithLabelValues(q.Name).Set(float64(len(tickets)))
-	matches := formMatches(q, available(tickets, now), now)
-	if len(matches) == 0 {
-		return more, nil
-	}
-	for chunk := range slices.Chunk(matches, commitChunk) {
-		if err := s.commit(ctx, q, p, chunk, now); err != nil {
-			return more, err
+	avail := available(tickets, now) // a copy: announcing changes the pool meanwhile
+	chunks := make(chan []store.Match)
+	go func() { // owned by commit, which drains chunks until it is closed
+		defer close(chunks)
+		var chunk []store.Match
+		formEach(q, avail, now, func(m store.Match) {
+			if chunk = append(chunk, m); len(chunk) == commitChunk {
+				chunks <- chunk
+				chunk = nil
+			}
+		})
+		if len(chunk) > 0 {
+			chunks <- chunk
 		}
+	}()
+	formed, err := s.commit(ctx, q, p, chunks, now)
+	if formed > 0 {
+		s.publishWait(ctx, q.Name)
 	}
-	s.publishWait(ctx, q.Name)
-	return more, nil
+	return more, err
 }
 
-// commit records a chunk of formed matches and announces those committed.
-// Committed tickets leave the pool; so does a ticket that made its match
-// stale (it stopped searching behind the leader's back).
-func (s *Service) commit(ctx context.Context, q Queue, p *pool, matches []store.Match, now time.Time) error {
-	results, err := s.Store.CommitMatches(ctx, q.Name, matches)
-	if err != nil {
-		return err
+// commit records the matches formed by the pass, chunk by chunk as grouping
+// produces them, with up to commitParallelism scripts in flight so that
+// Redis runs one while the next is formed, encoded and sent. It announces
+// each chunk's committed matches, in order, as its reply arrives. A failed
+// chunk does not stop the others; the first error is returned once every
+// chunk has ended. It reports how many matches were committed.
+func (s *Service) commit(ctx context.Context, q Queue, p *pool, chunks <-chan []store.Match, now time.Time) (int, error) {
+	type call struct {
+		chunk   []store.Match
+		results []store.CommitResult
+		err     error
+		done    chan struct{}
 	}
+	calls := make(chan *call, commitParallelism-1)
+	go func() { // ends with chunks; the loop below waits for every call
+		defer close(calls)
+		for chunk := range chunks {
+			c := &call{chunk: chunk, done: make(chan struct{})}
+			go func() {
+				defer close(c.done)
+				c.results, c.err = s.Store.CommitMatches(ctx, q.Name, c.chunk)
+			}()
+			calls <- c
+		}
+	}()
+	var first error
+	committed := 0
+	for c := range calls {
+		<-c.done
+		if c.err != nil {
+			first = cmp.Or(first, c.err)
+			continue
+		}
+		committed += s.announce(ctx, q, p, c.chunk, c.results, now)
+	}
+	return committed, first
+}
+
+// announce handles the outcome of a committed chunk: committed tickets leave
+// the pool and their matches are announced; a ticket that made its match
+// stale (it stopped searching behind the leader's back) leaves the pool too.
+// It returns the number of matches committed.
+func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []store.Match, results []store.CommitResult, now time.Time) int {
+	committed := 0
 	for i, r := range results {
 		m := matches[i]
 		switch r.Outcome {
@@ -309,20 +355,22 @@ func (s *Service) commit(ctx context.Context, q Queue, p *pool, matches []store.
 			// The match is committed and allocation will announce it as ready.
 			s.Logger.Warn("announce match", "match", m.ID, "err", err)
 		}
+		committed++
 	}
-	return nil
+	return committed
 }
 
 // expire ends the pool's tickets that waited past the queue's timeout and
 // returns the others, oldest first.
-func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) []store.Ticket {
+func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) []*store.Ticket {
 	tickets := p.tickets()
 	limit := now.Add(-q.TicketTimeout.D())
 	n := 0
 	for n < len(tickets) && tickets[n].CreatedAt.Before(limit) {
 		n++
 	}
-	for _, t := range slices.Clone(tickets[:n]) {
+	for _, tp := range slices.Clone(tickets[:n]) {
+		t := *tp
 		p.remove(t.ID)
 		if err := s.Store.ExpireTicket(ctx, t); err != nil {
 			continue // matched or cancelled meanwhile
@@ -340,7 +388,7 @@ func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) [
 const waitSmoothing = 0.1
 
 // observeMatch records a committed match's waits and skill spread.
-func (s *Service) observeMatch(q Queue, m store.Match, byID map[string]store.Ticket, now time.Time) {
+func (s *Service) observeMatch(q Queue, m store.Match, byID map[string]*store.Ticket, now time.Time) {
 	s.metrics.formed.WithLabelValues(q.Name).Inc()
 	lo, hi := math.Inf(1), math.Inf(-1)
 	s.mu.Lock()
@@ -374,11 +422,11 @@ func (s *Service) publishWait(ctx context.Context, queue string) {
 
 // available drops tickets held out of formation (requeued after a failed
 // allocation, for a short while).
-func available(tickets []store.Ticket, now time.Time) []store.Ticket {
-	out := tickets[:0:0]
+func available(tickets []*store.Ticket, now time.Time) []store.Ticket {
+	out := make([]store.Ticket, 0, len(tickets))
 	for _, t := range tickets {
 		if t.HoldUntil.IsZero() || !t.HoldUntil.After(now) {
-			out = append(out, t)
+			out = append(out, *t)
 		}
 	}
 	return out

@@ -58,8 +58,12 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 		if err != nil {
 			return nil, fmt.Errorf("encode players of match %s: %w", m.ID, err)
 		}
+		tickets, err := json.Marshal(m.TicketIDs)
+		if err != nil {
+			return nil, fmt.Errorf("encode tickets of match %s: %w", m.ID, err)
+		}
 		keys = append(keys, matchKey(queue, m.ID))
-		args = append(args, m.ID, queue, string(regions), string(players), len(m.TicketIDs))
+		args = append(args, m.ID, queue, string(regions), string(players), string(tickets), len(m.TicketIDs))
 		for _, t := range m.TicketIDs {
 			keys = append(keys, ticketKey(queue, t))
 			args = append(args, t)

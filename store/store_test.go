@@ -67,6 +67,35 @@ func TestTicketLifecycle(t *testing.T) {
 	})
 }
 
+// A snapshot of the searching set empties the incoming list in the same
+// step: what the snapshot holds is not taken again, later arrivals are.
+func TestSnapshotSearchingTakesIncoming(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var ids []string
+		for i := 0; i < 3; i++ {
+			tk := soloTicket("q", fmt.Sprintf("p%d", i), time.Now())
+			require.NoError(t, s.CreateTicket(ctx, tk))
+			ids = append(ids, tk.ID)
+		}
+		snap, err := s.SnapshotSearching(ctx, "q")
+		require.NoError(t, err)
+		assert.ElementsMatch(t, ids, snap)
+		taken, err := s.TakeIncoming(ctx, "q", 100)
+		require.NoError(t, err)
+		assert.Empty(t, taken, "the snapshot took the incoming list")
+
+		late := soloTicket("q", "late", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, late))
+		taken, err = s.TakeIncoming(ctx, "q", 100)
+		require.NoError(t, err)
+		require.Len(t, taken, 1)
+		assert.Equal(t, late.ID, taken[0].ID)
+		assert.Equal(t, store.TicketSearching, taken[0].Status)
+		assert.Equal(t, "late", taken[0].Players[0].ID)
+	})
+}
+
 func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

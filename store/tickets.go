@@ -132,7 +132,7 @@ func (s *Store) PlayerTicket(ctx context.Context, playerID string) (Ticket, erro
 
 // Ticket reads one ticket, or returns ErrNotFound.
 func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (Ticket, error) {
-	fields, err := s.rdb.HGetAll(ctx, ticketKey(queue, ticketID)).Result()
+	fields, err := s.rdb.HMGet(ctx, ticketKey(queue, ticketID), ticketFields...).Result()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("read ticket %s: %w", ticketID, err)
 	}
@@ -151,19 +151,28 @@ type ticketData struct {
 	LobbyID   string         `json:"lobbyId,omitempty"`
 }
 
-func decodeTicket(f map[string]string) (Ticket, error) {
-	if f["data"] == "" {
+// ticketFields are the fields of a ticket hash, in the order decodeTicket
+// expects them from HMGET.
+var ticketFields = []string{"data", "status", "createdAt", "holdUntil", "matchId"}
+
+// decodeTicket decodes the reply of HMGET ticketFields.
+func decodeTicket(f []any) (Ticket, error) {
+	str := func(i int) string {
+		s, _ := f[i].(string)
+		return s
+	}
+	if len(f) != len(ticketFields) || str(0) == "" {
 		return Ticket{}, ErrNotFound
 	}
 	var d ticketData
-	if err := json.Unmarshal([]byte(f["data"]), &d); err != nil {
+	if err := json.Unmarshal([]byte(str(0)), &d); err != nil {
 		return Ticket{}, fmt.Errorf("decode ticket: %w", err)
 	}
 	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
-		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: f["status"], MatchID: f["matchId"]}
-	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
+		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: str(1), MatchID: str(4)}
+	ms, _ := strconv.ParseInt(str(2), 10, 64)
 	t.CreatedAt = timeOfMs(ms)
-	if hold, _ := strconv.ParseInt(f["holdUntil"], 10, 64); hold > 0 {
+	if hold, _ := strconv.ParseInt(str(3), 10, 64); hold > 0 {
 		t.HoldUntil = timeOfMs(hold)
 	}
 	return t, nil
@@ -297,14 +306,19 @@ func (s *Store) TakeIncoming(ctx context.Context, queue string, max int) ([]Tick
 	return s.tickets(ctx, queue, ids.Val())
 }
 
-// SearchingIDs lists the ids of every searching ticket of the queue, for the
-// leader to reconcile its view with.
-func (s *Store) SearchingIDs(ctx context.Context, queue string) ([]string, error) {
-	ids, err := s.rdb.ZRange(ctx, searchingKey(queue), 0, -1).Result()
-	if err != nil {
+// SnapshotSearching lists the ids of every searching ticket of the queue,
+// for the leader to (re)build its view from, and empties the queue's
+// incoming list in the same transaction: every id the list held is in the
+// snapshot, and every later arrival is in the list, so nothing is read twice
+// or missed.
+func (s *Store) SnapshotSearching(ctx context.Context, queue string) ([]string, error) {
+	pipe := s.rdb.TxPipeline()
+	ids := pipe.ZRange(ctx, searchingKey(queue), 0, -1)
+	pipe.Del(ctx, incomingKey(queue))
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
 	}
-	return ids, nil
+	return ids.Val(), nil
 }
 
 // Tickets reads the given tickets of a queue in one pipeline and returns
@@ -319,9 +333,9 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 		return nil, nil
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	cmds := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, ticketKey(queue, id))
+		cmds[i] = pipe.HMGet(ctx, ticketKey(queue, id), ticketFields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)

@@ -8,8 +8,14 @@
 -- ARGV[3]  stream MAXLEN (approximate)
 -- ARGV[4]  number of matches
 -- then, per match: match id, queue name, regions (JSON array), players
---          (JSON array, as the match record keeps them), ticket count, and
---          the ticket ids
+--          (JSON array, as the match record keeps them), ticket ids (JSON
+--          array), ticket count, and the ticket ids
+--
+-- A ticket is searching exactly when it is in the searching set (every
+-- script that changes a ticket's status keeps the two in step), so one
+-- ZMSCORE checks a whole match. The matched tickets leave the set in one
+-- ZREM per 1000 at the end (until then, "taken" keeps a ticket from joining
+-- two matches of one call).
 --
 -- Returns one status per match: "ok" (committed now), "exists" (committed by
 -- an earlier run of this script; go-redis may re-send a command whose reply
@@ -19,44 +25,48 @@ local searching, stream = KEYS[1], KEYS[2]
 local now, ttl, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local nmatches = tonumber(ARGV[4])
 local k, a = 3, 5
-local results = {}
+local results, gone, taken = {}, {}, {}
 for m = 1, nmatches do
   local mkey = KEYS[k]
-  local matchID, queue, regions, players, nt =
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
-  local tids, tkeys = {}, {}
+  local matchID, queue, regions, players, tickets, nt =
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
+  local tids = {}
   for i = 1, nt do
-    tids[i] = ARGV[a + 4 + i]
-    tkeys[i] = KEYS[k + i]
+    tids[i] = ARGV[a + 5 + i]
+  end
+
+  local scores = redis.call('ZMSCORE', searching, unpack(tids))
+  local stale = nil
+  for i = 1, nt do
+    if not scores[i] or taken[tids[i]] then
+      stale = tids[i]
+      break
+    end
+  end
+  if stale then
+    if redis.call('EXISTS', mkey) == 1 then
+      results[m] = 'exists'
+    else
+      results[m] = 'stale:' .. stale
+    end
+  else
+    for i = 1, nt do
+      redis.call('HSET', KEYS[k + i], 'status', 'matched', 'matchId', matchID)
+      gone[#gone + 1] = tids[i]
+      taken[tids[i]] = true
+    end
+    redis.call('HSET', mkey,
+      'id', matchID, 'queue', queue, 'tickets', tickets,
+      'players', players, 'regions', regions,
+      'state', 'allocating', 'attempt', 0, 'createdAt', now)
+    redis.call('EXPIRE', mkey, ttl)
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'match', matchID)
+    results[m] = 'ok'
   end
   k = k + 1 + nt
-  a = a + 5 + nt
-
-  if redis.call('EXISTS', mkey) == 1 then
-    results[m] = 'exists'
-  else
-    local stale = nil
-    for i = 1, nt do
-      if redis.call('HGET', tkeys[i], 'status') ~= 'searching' then
-        stale = tids[i]
-        break
-      end
-    end
-    if stale then
-      results[m] = 'stale:' .. stale
-    else
-      redis.call('ZREM', searching, unpack(tids))
-      for i = 1, nt do
-        redis.call('HSET', tkeys[i], 'status', 'matched', 'matchId', matchID)
-      end
-      redis.call('HSET', mkey,
-        'id', matchID, 'queue', queue, 'tickets', cjson.encode(tids),
-        'players', players, 'regions', regions,
-        'state', 'allocating', 'attempt', 0, 'createdAt', now)
-      redis.call('EXPIRE', mkey, ttl)
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'match', matchID)
-      results[m] = 'ok'
-    end
-  end
+  a = a + 6 + nt
+end
+for i = 1, #gone, 1000 do
+  redis.call('ZREM', searching, unpack(gone, i, math.min(i + 999, #gone)))
 end
 return results
