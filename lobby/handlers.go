@@ -87,12 +87,24 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 			t.Latencies[r] = int(math.Round(ms))
 		}
 	}
-	if l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
-		return s.queueLobby(ctx, l, req, t)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
+	// A lobby member queues with the lobby: the store refuses them a solo
+	// ticket (in the same round trip as the claim), and only then is the
+	// lobby read.
 	ticket, err := s.g.Queues.Join(ctx, t)
+	if errors.Is(err, store.ErrInLobby) {
+		l, lerr := s.g.Store.PlayerLobby(ctx, s.id.PlayerID)
+		if lerr == nil {
+			return s.queueLobby(ctx, l, req, t)
+		}
+		if !errors.Is(lerr, store.ErrNotFound) {
+			return nil, lerr
+		}
+		// The claim outlived its lobby: drop it and queue alone.
+		if err := s.g.Store.DropStaleLobbyClaim(ctx, s.id.PlayerID); err != nil {
+			return nil, err
+		}
+		ticket, err = s.g.Queues.Join(ctx, t)
+	}
 	if err != nil {
 		return nil, err
 	}

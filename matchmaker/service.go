@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/lobbyd/lobbyd/store"
 )
@@ -64,6 +65,9 @@ type Service struct {
 	mu       sync.Mutex
 	waitEWMA map[string]float64 // queue -> recent waits (ms), on the leader
 	pools    map[string]*pool   // queue -> the leader's view; only its loop uses it
+	waits    map[string]cachedWait
+
+	waitReads singleflight.Group
 }
 
 // poolOf returns the leader's view of the queue, creating it empty.
@@ -106,6 +110,7 @@ func (s *Service) init() {
 		s.metrics = newMetrics(s.Registerer)
 		s.waitEWMA = make(map[string]float64)
 		s.pools = make(map[string]*pool)
+		s.waits = make(map[string]cachedWait)
 	})
 }
 
@@ -152,10 +157,41 @@ func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error
 	if err := s.Store.CreateTicket(ctx, t); err != nil {
 		return store.Ticket{}, err
 	}
-	if wait, err := s.Store.EstimatedWait(ctx, q.Name); err == nil {
-		t.EstimatedWait = wait
-	}
+	t.EstimatedWait = s.estimatedWait(ctx, q.Name)
 	return t, nil
+}
+
+// waitFresh is how long a node reuses the estimated wait it read: it moves
+// slowly (an average over recent matches), and reading it on every join
+// would cost a round trip each.
+const waitFresh = time.Second
+
+type cachedWait struct {
+	wait time.Duration
+	read time.Time
+}
+
+// estimatedWait returns the queue's estimated wait, read from Redis at most
+// once per waitFresh (concurrent joins share one read). On a read error it
+// keeps the last value.
+func (s *Service) estimatedWait(ctx context.Context, queue string) time.Duration {
+	s.mu.Lock()
+	c, ok := s.waits[queue]
+	s.mu.Unlock()
+	if ok && time.Since(c.read) < waitFresh {
+		return c.wait
+	}
+	v, _, _ := s.waitReads.Do(queue, func() (any, error) {
+		wait, err := s.Store.EstimatedWait(context.WithoutCancel(ctx), queue)
+		if err != nil {
+			return c.wait, nil
+		}
+		s.mu.Lock()
+		s.waits[queue] = cachedWait{wait: wait, read: time.Now()}
+		s.mu.Unlock()
+		return wait, nil
+	})
+	return v.(time.Duration)
 }
 
 // Leave cancels the player's searching ticket. It returns store.ErrNotFound

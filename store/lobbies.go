@@ -262,6 +262,29 @@ func (s *Store) PlayerLobby(ctx context.Context, playerID string) (Lobby, error)
 	return l, nil
 }
 
+// DropStaleLobbyClaim removes the player's lobby claim if it names a lobby
+// that is gone or no longer has them as a member (a claim can outlive its
+// lobby). It returns ErrInLobby if the claim is live.
+func (s *Store) DropStaleLobbyClaim(ctx context.Context, playerID string) error {
+	id, err := s.rdb.Get(ctx, playerLobbyKey(playerID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read lobby place of %s: %w", playerID, err)
+	}
+	l, err := s.Lobby(ctx, id)
+	if err == nil {
+		if _, member := l.Member(playerID); member {
+			return ErrInLobby
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	s.releaseLobby(ctx, playerID, id)
+	return nil
+}
+
 // JoinLobby adds m to the lobby. ErrNotFound, ErrFull, or ErrConflict when
 // the player is in another lobby or the lobby is queued.
 func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m LobbyMember) (Lobby, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -204,4 +205,33 @@ func TestPublicLobbiesAndGraces(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{"future", "later"}, players(gone), "handled graces are gone; a renewed one stays")
 	})
+}
+
+// A lobby member cannot take a solo ticket; a lobby claim that outlived its
+// lobby is dropped on request, and then they can.
+func TestSoloTicketOfALobbyMember(t *testing.T) {
+	srv := storetest.StartRedis(t)
+	s, err := store.Open(context.Background(), store.Config{URL: srv.URL})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	l := newLobby(t, s, "owner", 3, "private")
+
+	err = s.CreateTicket(ctx, soloTicket("q", "owner", time.Now()))
+	assert.ErrorIs(t, err, store.ErrInLobby)
+	assert.ErrorIs(t, err, store.ErrConflict, "a kind of conflict")
+	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "owner"), store.ErrInLobby, "the claim is live")
+	_, err = s.PlayerTicket(ctx, "owner")
+	assert.ErrorIs(t, err, store.ErrNotFound, "a refused solo ticket leaves no claim")
+
+	// The lobby vanishes (as at the end of its TTL) and leaves the claim.
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	require.NoError(t, raw.Del(ctx, "{l:"+l.ID+"}").Err())
+	assert.ErrorIs(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())), store.ErrInLobby)
+	require.NoError(t, s.DropStaleLobbyClaim(ctx, "owner"))
+	require.NoError(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())))
+	tk, err := s.PlayerTicket(ctx, "owner")
+	require.NoError(t, err)
+	assert.Equal(t, store.TicketSearching, tk.Status)
 }

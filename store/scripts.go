@@ -44,6 +44,10 @@ var (
 	acquireLeaseLua    string
 	acquireLeaseScript = redis.NewScript(acquireLeaseLua)
 
+	//go:embed scripts/claim_ticket.lua
+	claimTicketLua    string
+	claimTicketScript = redis.NewScript(claimTicketLua)
+
 	//go:embed scripts/replace_claim.lua
 	replaceClaimLua    string
 	replaceClaimScript = redis.NewScript(replaceClaimLua)

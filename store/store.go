@@ -27,6 +27,10 @@ var (
 	// ErrInvalid means a request can never succeed as made (an unknown
 	// region, a ticket too large for its queue); other packages wrap it.
 	ErrInvalid = errors.New("invalid request")
+	// ErrInLobby means a player asked for a solo ticket while holding a
+	// place in a lobby: a lobby member queues with the lobby.
+	// It is a kind of ErrConflict.
+	ErrInLobby = fmt.Errorf("you are in a lobby: %w", ErrConflict)
 )
 
 // Store is a Redis-backed store shared by every lobbyd component.

@@ -24,9 +24,12 @@ func parseClaim(v string) (queue, ticketID string, ok bool) {
 
 // CreateTicket claims the ticket for each of its players and adds it, as
 // searching, to its queue. It returns ErrConflict if a player already holds a
-// live ticket (searching, or matched and not yet delivered).
+// live ticket (searching, or matched and not yet delivered), and ErrInLobby
+// for a solo ticket (one player, no LobbyID) whose player holds a lobby
+// claim. A solo ticket takes two round trips.
 func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 	claim := claimValue(t.Queue, t.ID)
+	solo := len(t.Players) == 1 && t.LobbyID == ""
 	var claimed []string
 	release := func() {
 		for _, p := range claimed {
@@ -36,7 +39,7 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 		}
 	}
 	for _, p := range t.Players {
-		if err := s.claimTicket(ctx, p.ID, claim); err != nil {
+		if err := s.claimTicket(ctx, p.ID, claim, solo); err != nil {
 			release()
 			return err
 		}
@@ -64,22 +67,21 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 }
 
 // claimTicket makes claim the player's ticket claim, unless the player holds
-// a live ticket already.
-func (s *Store) claimTicket(ctx context.Context, playerID, claim string) error {
+// a live ticket already (ErrConflict) or, with solo, a lobby claim
+// (ErrInLobby). One round trip when the player holds nothing.
+func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bool) error {
 	key := playerTicketKey(playerID)
-	ok, err := s.rdb.SetNX(ctx, key, claim, ticketTTL).Result()
+	res, err := claimTicketScript.Run(ctx, s.rdb, []string{key, playerLobbyKey(playerID)},
+		claim, int(ticketTTL.Seconds()), boolArg(solo)).Text()
 	if err != nil {
 		return fmt.Errorf("claim ticket for %s: %w", playerID, err)
 	}
-	if ok {
+	if _, ok := strings.CutPrefix(res, "lobby:"); ok {
+		return ErrInLobby
+	}
+	old, held := strings.CutPrefix(res, "held:")
+	if !held {
 		return nil
-	}
-	old, err := s.rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return s.claimTicket(ctx, playerID, claim) // released meanwhile
-	}
-	if err != nil {
-		return fmt.Errorf("read ticket claim of %s: %w", playerID, err)
 	}
 	if live, err := s.claimIsLive(ctx, old); err != nil {
 		return err
@@ -94,6 +96,13 @@ func (s *Store) claimTicket(ctx context.Context, playerID, claim string) error {
 		return ErrConflict // someone else claimed it between our reads
 	}
 	return nil
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // claimIsLive reports whether a claim points at a ticket that still binds

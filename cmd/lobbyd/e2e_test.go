@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -142,4 +143,56 @@ func testEndToEnd(t *testing.T, redisURL string) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&qs))
 	require.Len(t, qs.Queues, 1)
 	assert.Zero(t, qs.Queues[0].Depth)
+}
+
+// After matches in a queue, queue.join's ticket and GET /v1/queues carry the
+// queue's estimated wait. Each node reads it at most once a second, so the
+// probe joins (and leaves) until its node has read the new figure.
+func TestEstimatedWait(t *testing.T) {
+	srv, _ := startWithFake(t, "")
+	var clients []*lobbytest.Client
+	for i := 0; i < 4; i++ {
+		token, _ := srv.devToken(t, fmt.Sprintf("waiter%d", i), "")
+		c, _ := srv.connect(t, token)
+		clients = append(clients, c)
+	}
+	first := clients[0].Request("queue.join", map[string]any{"queue": "default"})
+	require.Equal(t, true, first["ok"], "queue.join: %v", first)
+	assert.Nil(t, first.Obj("data").Obj("ticket")["estimatedWaitMs"], "no estimate before any match")
+	time.Sleep(200 * time.Millisecond) // the first player's wait: the estimate is at least a share of it
+	for _, c := range clients[1:] {
+		r := c.Request("queue.join", map[string]any{"queue": "default"})
+		require.Equal(t, true, r["ok"], "queue.join: %v", r)
+	}
+	for _, c := range clients {
+		c.Next("match.ready")
+	}
+
+	token, _ := srv.devToken(t, "probe", "")
+	probe, _ := srv.connect(t, token)
+	var estimate float64
+	require.Eventually(t, func() bool {
+		r := probe.Request("queue.join", map[string]any{"queue": "default"})
+		require.Equal(t, true, r["ok"], "queue.join: %v", r)
+		estimate, _ = r.Obj("data").Obj("ticket")["estimatedWaitMs"].(float64)
+		left := probe.Request("queue.leave", nil)
+		require.Equal(t, true, left["ok"], "queue.leave: %v", left)
+		probe.Next("queue.state")
+		return estimate > 0
+	}, 10*time.Second, 100*time.Millisecond)
+	assert.Less(t, estimate, 60000.0, "an estimate of this run's waits")
+
+	resp, err := http.Get(srv.URL + "/v1/queues")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var queues struct {
+		Queues []struct {
+			Name            string   `json:"name"`
+			EstimatedWaitMs *float64 `json:"estimatedWaitMs"`
+		} `json:"queues"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&queues))
+	require.NotEmpty(t, queues.Queues)
+	require.NotNil(t, queues.Queues[0].EstimatedWaitMs, "GET /v1/queues: %+v", queues)
+	assert.Positive(t, *queues.Queues[0].EstimatedWaitMs)
 }
