@@ -45,10 +45,9 @@ const (
 // or no secret key, so it cannot authenticate to PlayFab.
 var ErrNotConfigured = errors.New("partyalloc: PlayFab title id or secret key is not set")
 
-// defaultPlayFabHTTPClient is used when PlayFabClient.HTTPClient is nil.
-// Its timeout bounds one HTTP attempt; the caller's context bounds the
-// whole call.
-var defaultPlayFabHTTPClient = &http.Client{Timeout: 10 * time.Second}
+// playFabAttemptTimeout bounds one HTTP attempt of the default client; the
+// caller's context bounds the whole call.
+const playFabAttemptTimeout = 10 * time.Second
 
 // retryablePlayFabErrors are PlayFab error names that mean "try again later",
 // whatever HTTP status carries them.
@@ -114,6 +113,9 @@ type PlayFabClient struct {
 
 	semOnce sync.Once
 	sem     chan struct{} // one slot per RequestPartyService call in flight
+
+	clientOnce    sync.Once
+	defaultClient *http.Client // used when HTTPClient is nil
 
 	mu        sync.Mutex
 	token     entityToken // zero value: no token cached
@@ -620,13 +622,7 @@ func (c *PlayFabClient) observeRetry(err error) {
 
 // acquire takes a RequestPartyService slot, or fails when ctx is done first.
 func (c *PlayFabClient) acquire(ctx context.Context) error {
-	c.semOnce.Do(func() {
-		n := c.MaxInFlight
-		if n <= 0 {
-			n = defaultPlayFabMaxInFlight
-		}
-		c.sem = make(chan struct{}, n)
-	})
+	c.semOnce.Do(func() { c.sem = make(chan struct{}, c.maxInFlight()) })
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -647,11 +643,28 @@ func (c *PlayFabClient) baseURL() string {
 	return "https://" + c.TitleID + ".playfabapi.com"
 }
 
+// httpClient returns HTTPClient, or the client's own default: one that keeps
+// an idle connection for every call that may be in flight. (Go's default
+// transport keeps two per host, so at 64 calls in flight most calls would
+// pay a new TCP and TLS handshake.)
 func (c *PlayFabClient) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return defaultPlayFabHTTPClient
+	c.clientOnce.Do(func() {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = c.maxInFlight() + 8 // token calls too
+		t.MaxIdleConns = 2 * t.MaxIdleConnsPerHost
+		c.defaultClient = &http.Client{Timeout: playFabAttemptTimeout, Transport: t}
+	})
+	return c.defaultClient
+}
+
+func (c *PlayFabClient) maxInFlight() int {
+	if c.MaxInFlight > 0 {
+		return c.MaxInFlight
+	}
+	return defaultPlayFabMaxInFlight
 }
 
 func (c *PlayFabClient) logger() *slog.Logger {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -850,7 +851,7 @@ func TestRequestPartyNotConfigured(t *testing.T) {
 func TestPlayFabClientDefaults(t *testing.T) {
 	c := &PlayFabClient{TitleID: "AB12"}
 	assert.Equal(t, "https://AB12.playfabapi.com", c.baseURL())
-	assert.Equal(t, defaultPlayFabHTTPClient, c.httpClient())
+	assert.Same(t, c.httpClient(), c.httpClient(), "one default client per PlayFabClient")
 	assert.Equal(t, 10*time.Second, c.httpClient().Timeout)
 	assert.Equal(t, time.Hour, c.tokenRefreshBefore())
 	assert.Equal(t, 100*time.Millisecond, c.retryBase())
@@ -858,6 +859,48 @@ func TestPlayFabClientDefaults(t *testing.T) {
 	assert.Equal(t, slog.Default(), c.logger())
 	c.BaseURL = "http://localhost:8090/"
 	assert.Equal(t, "http://localhost:8090", c.baseURL())
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	accepted atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+// The default HTTP client keeps a connection for every call in flight, so
+// rounds of concurrent calls reuse them instead of dialling (and, against
+// PlayFab, paying a TLS handshake) for most calls.
+func TestDefaultClientReusesConnections(t *testing.T) {
+	const inFlight, rounds = 8, 4
+	fake := fakeplayfab.New(fakeplayfab.Config{TitleID: "T", SecretKey: pfTestSecret})
+	srv := httptest.NewUnstartedServer(fake)
+	ln := &countingListener{Listener: srv.Listener}
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	c := &PlayFabClient{BaseURL: srv.URL, TitleID: "T", SecretKey: pfTestSecret, MaxInFlight: inFlight}
+	for r := 0; r < rounds; r++ {
+		var wg sync.WaitGroup
+		for i := 0; i < inFlight; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := c.RequestParty(context.Background(), pfRequest(uuid.NewString()))
+				assert.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+	}
+	assert.LessOrEqual(t, ln.accepted.Load(), int64(inFlight+1),
+		"%d calls over at most one connection per call in flight (and the token's)", rounds*inFlight)
 }
 
 func TestAPIErrorString(t *testing.T) {
