@@ -79,6 +79,7 @@ type Gateway struct {
 
 	initOnce sync.Once
 	ready    chan struct{} // closed once Run accepts connections
+	acks     chan matchAck // delivered match.ready frames, for ackDelivered
 	upgrader websocket.Upgrader
 	metrics  *gatewayMetrics
 	hub      *hub
@@ -122,6 +123,7 @@ func (g *Gateway) init() {
 		g.metrics = newGatewayMetrics(g.Registerer)
 		g.hub = newHub()
 		g.ready = make(chan struct{})
+		g.acks = make(chan matchAck, 4*ackBatch)
 	})
 }
 
@@ -153,12 +155,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.mu.Unlock()
 	close(g.ready)
 
+	acked := make(chan struct{})
+	go func() { defer close(acked); g.ackDelivered() }()
+
 	<-ctx.Done()
 	g.mu.Lock()
 	g.closing = true
 	g.mu.Unlock()
 	stopHub()
 	g.conns.Wait()
+	close(g.acks) // no connection is left to ack: send what is queued
+	<-acked
 	sub.Close()
 	wg.Wait()
 	return nil
@@ -413,14 +420,67 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 }
 
 // ackMatch clears the player's undelivered copy of a match once its
-// match.ready has been written to their socket.
-func (g *Gateway) ackMatch(ctx context.Context, playerID, matchID string) {
+// match.ready is written, and returns a channel closed when that is done
+// (or has failed: the copy then only means a duplicate that the client
+// ignores). Acks are batched by ackDelivered, one pipeline for the acks of
+// many sessions; when its queue is full the ack is made at once instead.
+func (g *Gateway) ackMatch(ctx context.Context, playerID, matchID string) <-chan struct{} {
+	g.metrics.matchesDelivered.Inc()
+	a := matchAck{MatchAck: store.MatchAck{PlayerID: playerID, MatchID: matchID}, done: make(chan struct{})}
+	select {
+	case g.acks <- a:
+		return a.done
+	default:
+	}
+	defer close(a.done)
 	ctx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
 	defer cancel()
 	if err := g.Store.AckPendingMatch(ctx, playerID, matchID); err != nil && !errors.Is(err, context.Canceled) {
 		g.Logger.Warn("ack delivered match", "player", playerID, "match", matchID, "err", err)
 	}
-	g.metrics.matchesDelivered.Inc()
+	return a.done
+}
+
+type matchAck struct {
+	store.MatchAck
+	done chan struct{} // closed once sent
+}
+
+// ackBatch bounds the acks sent in one pipeline.
+const ackBatch = 512
+
+// ackDelivered sends queued acks in batches until acks is closed (after the
+// last connection ended) and every ack queued before has been sent.
+func (g *Gateway) ackDelivered() {
+	batch := make([]matchAck, 0, ackBatch)
+	acks := make([]store.MatchAck, 0, ackBatch)
+	for a := range g.acks {
+		batch = append(batch[:0], a)
+	more:
+		for len(batch) < ackBatch {
+			select {
+			case a, ok := <-g.acks:
+				if !ok {
+					break more
+				}
+				batch = append(batch, a)
+			default:
+				break more
+			}
+		}
+		acks = acks[:0]
+		for _, a := range batch {
+			acks = append(acks, a.MatchAck)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), g.RequestTimeout)
+		if err := g.Store.AckPendingMatches(ctx, acks); err != nil {
+			g.Logger.Warn("ack delivered matches", "err", err)
+		}
+		cancel()
+		for _, a := range batch {
+			close(a.done)
+		}
+	}
 }
 
 type gatewayMetrics struct {

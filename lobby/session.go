@@ -357,13 +357,26 @@ func (s *session) writeLoop() {
 	defer ping.Stop()
 	expiry := time.NewTimer(time.Until(s.id.Expires))
 	defer expiry.Stop()
+	// acked is closed once the last match.ready written has been acked.
+	// The next frame waits for it, so a client that saw any later frame
+	// (a reply) knows the match is no longer pending, as if the ack had
+	// been made inline; meanwhile acks of many sessions share a pipeline.
+	var acked <-chan struct{}
+	awaitAck := func() {
+		if acked != nil {
+			<-acked
+			acked = nil
+		}
+	}
+	defer awaitAck()
 	write := func(o outgoing) error {
+		awaitAck()
 		c.SetWriteDeadline(time.Now().Add(s.g.WriteWait))
 		if err := c.WriteMessage(websocket.TextMessage, o.frame); err != nil {
 			return err
 		}
 		if o.matchID != "" {
-			s.g.ackMatch(s.ctx, s.id.PlayerID, o.matchID)
+			acked = s.g.ackMatch(s.ctx, s.id.PlayerID, o.matchID)
 		}
 		return nil
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,6 +90,11 @@ func (s *Store) Match(ctx context.Context, queue, matchID string) (Match, error)
 	if err != nil {
 		return Match{}, fmt.Errorf("read match %s: %w", matchID, err)
 	}
+	return decodeMatch(matchID, f)
+}
+
+// decodeMatch decodes a match hash; ErrNotFound if it is empty.
+func decodeMatch(matchID string, f map[string]string) (Match, error) {
 	if len(f) == 0 || f["id"] == "" {
 		return Match{}, ErrNotFound
 	}
@@ -112,6 +118,18 @@ func (s *Store) Match(ctx context.Context, queue, matchID string) (Match, error)
 	return m, nil
 }
 
+// fieldMap turns a flat field/value list, as a script returns HGETALL's
+// reply, into a map.
+func fieldMap(flat []any) map[string]string {
+	f := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		f[k] = v
+	}
+	return f
+}
+
 // decodeLuaJSON decodes JSON written by Lua's cjson, which encodes an empty
 // array as an empty object.
 func decodeLuaJSON(s string, dst any) error {
@@ -125,10 +143,11 @@ func decodeLuaJSON(s string, dst any) error {
 // returns the match with the attempt the caller now owns. For a match in any
 // other state it returns the match unchanged; the caller looks at State.
 func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (Match, error) {
-	if _, err := beginAttemptScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)}, nodeID).Slice(); err != nil {
+	flat, err := beginAttemptScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)}, nodeID).Slice()
+	if err != nil {
 		return Match{}, fmt.Errorf("begin allocation of match %s: %w", matchID, err)
 	}
-	return s.Match(ctx, queue, matchID)
+	return decodeMatch(matchID, fieldMap(flat))
 }
 
 // ErrStaleAttempt means a newer allocation attempt owns the match, or the
@@ -139,12 +158,13 @@ var ErrStaleAttempt = errors.New("allocation attempt is stale")
 // match's current attempt. It returns the stored match: when another
 // allocator stored a party first, that party (and ErrStaleAttempt).
 func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (Match, error) {
-	res, err := storePartyScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)},
-		attempt, partyID, descriptor, invitationID).Text()
-	if err != nil {
-		return Match{}, fmt.Errorf("store party of match %s: %w", matchID, err)
+	flat, err := storePartyScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)},
+		attempt, partyID, descriptor, invitationID).Slice()
+	if err != nil || len(flat) == 0 {
+		return Match{}, fmt.Errorf("store party of match %s: %w", matchID, cmp.Or(err, errors.New("empty reply")))
 	}
-	m, err := s.Match(ctx, queue, matchID)
+	res, _ := flat[0].(string)
+	m, err := decodeMatch(matchID, fieldMap(flat[1:]))
 	if err != nil {
 		return Match{}, err
 	}

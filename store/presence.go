@@ -262,6 +262,38 @@ func (s *Store) AckPendingMatch(ctx context.Context, playerID, matchID string) e
 	return nil
 }
 
+// MatchAck says a player's match.ready was written to their socket.
+type MatchAck struct{ PlayerID, MatchID string }
+
+// AckPendingMatches is AckPendingMatch for many players, in one pipeline.
+func (s *Store) AckPendingMatches(ctx context.Context, acks []MatchAck) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(acks))
+	for i, a := range acks {
+		cmds[i] = deletePendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(a.PlayerID)}, a.MatchID)
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command, below
+	var errs []error
+	for i, cmd := range cmds {
+		err := cmd.Err()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The script is not cached (a restarted or failed-over Redis):
+			// Run loads it.
+			err = s.AckPendingMatch(ctx, acks[i].PlayerID, acks[i].MatchID)
+		}
+		if err != nil && !errors.Is(err, redis.Nil) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ack %d pending matches (%d failed): %w", len(acks), len(errs), errs[0])
+	}
+	return nil
+}
+
 // PendingMatches returns the undelivered match.ready payloads of the given
 // players, by player, in one pipeline. Players with none are absent.
 func (s *Store) PendingMatches(ctx context.Context, players []string) (map[string]Addressed, error) {

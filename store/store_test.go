@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -424,4 +425,36 @@ func TestParseURL(t *testing.T) {
 			assert.Equal(t, tc.cluster, o.IsClusterMode)
 		})
 	}
+}
+
+// Batched acks delete exactly the pending matches they name, and work on a
+// Redis whose script cache was flushed (as after a restart or failover).
+func TestAckPendingMatches(t *testing.T) {
+	srv := storetest.StartRedis(t)
+	s, err := store.Open(context.Background(), store.Config{URL: srv.URL})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	for _, p := range []string{"a", "b", "c"} {
+		m := store.Match{ID: "m-" + p, Queue: "q", Players: []store.Player{{ID: p}}}
+		require.NoError(t, s.SetPendingMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
+	}
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	require.NoError(t, raw.ScriptFlush(ctx).Err())
+
+	require.NoError(t, s.AckPendingMatches(ctx, []store.MatchAck{
+		{PlayerID: "a", MatchID: "m-a"}, {PlayerID: "b", MatchID: "m-other"}, {PlayerID: "c", MatchID: "m-c"},
+	}))
+	_, _, err = s.PendingMatch(ctx, "a")
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	id, _, err := s.PendingMatch(ctx, "b")
+	require.NoError(t, err, "an ack of another match keeps b's")
+	assert.Equal(t, "m-b", id)
+	_, _, err = s.PendingMatch(ctx, "c")
+	assert.ErrorIs(t, err, store.ErrNotFound)
+
+	require.NoError(t, s.AckPendingMatches(ctx, []store.MatchAck{{PlayerID: "b", MatchID: "m-b"}}))
+	_, _, err = s.PendingMatch(ctx, "b")
+	assert.ErrorIs(t, err, store.ErrNotFound)
 }

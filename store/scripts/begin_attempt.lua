@@ -3,16 +3,13 @@
 -- KEYS[1]  match key
 -- ARGV[1]  node id of the allocator
 --
--- Returns {state, attempt}: for an allocating match the attempt number this
--- caller now owns; for any other state the attempt is 0 and nothing changes.
--- A missing match returns {"missing", 0}.
+-- For an allocating match, the attempt counter goes up by one: the caller
+-- now owns that attempt. A match in any other state is left alone. Returns
+-- the match's fields as HGETALL does (empty for a missing match), so the
+-- caller needs no second round trip.
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  return {'missing', 0}
+if state == 'allocating' then
+  redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+  redis.call('HSET', KEYS[1], 'allocator', ARGV[1])
 end
-if state ~= 'allocating' then
-  return {state, 0}
-end
-local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-redis.call('HSET', KEYS[1], 'allocator', ARGV[1])
-return {state, attempt}
+return redis.call('HGETALL', KEYS[1])
