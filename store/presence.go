@@ -41,24 +41,45 @@ func (s *Store) SetPresence(ctx context.Context, playerID string, p Presence, tt
 
 // RefreshPresence extends the presence of every given player that is still
 // held by the given connection, and restores it where it is missing (Redis
-// restarted, or it expired during an outage), in one pipeline. It returns
-// the presences it restored.
+// restarted, or it expired during an outage), in two pipelines and no
+// script (a node refreshes every player it holds, every PresenceTTL/3). It
+// returns the presences it restored. A presence held by another connection
+// is left alone; one taken over between the two pipelines may be extended
+// once, which is harmless: its holder refreshes it anyway.
 func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence, ttl time.Duration) (map[string]Presence, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	cmds := make(map[string]*redis.Cmd, len(entries))
-	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
-		for player, p := range entries {
-			cmds[player] = refreshPresenceScript.EvalSha(ctx, pipe, []string{presenceKey(player)}, p.value(), ttl.Milliseconds())
+	players := make([]string, 0, len(entries))
+	pipe := s.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, 0, len(entries))
+	for player := range entries {
+		players = append(players, player)
+		gets = append(gets, pipe.Get(ctx, presenceKey(player)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read presence of %d players: %w", len(entries), err)
+	}
+	pipe = s.rdb.Pipeline()
+	restores := make(map[string]*redis.BoolCmd)
+	for i, player := range players {
+		want := entries[player].value()
+		switch v, err := gets[i].Result(); {
+		case errors.Is(err, redis.Nil):
+			restores[player] = pipe.SetNX(ctx, presenceKey(player), want, ttl)
+		case v == want:
+			pipe.PExpire(ctx, presenceKey(player), ttl)
 		}
-	})
-	if err != nil {
+	}
+	if pipe.Len() == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("refresh presence of %d players: %w", len(entries), err)
 	}
 	restored := make(map[string]Presence)
-	for player, cmd := range cmds {
-		if n, _ := cmd.Int(); n == 2 {
+	for player, cmd := range restores {
+		if cmd.Val() {
 			restored[player] = entries[player]
 		}
 	}
@@ -270,26 +291,13 @@ func (s *Store) AckPendingMatches(ctx context.Context, acks []MatchAck) error {
 	if len(acks) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(acks))
-	for i, a := range acks {
-		cmds[i] = deletePendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(a.PlayerID)}, a.MatchID)
-	}
-	_, _ = pipe.Exec(ctx) // errors are per command, below
-	var errs []error
-	for i, cmd := range cmds {
-		err := cmd.Err()
-		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// The script is not cached (a restarted or failed-over Redis):
-			// Run loads it.
-			err = s.AckPendingMatch(ctx, acks[i].PlayerID, acks[i].MatchID)
+	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		for _, a := range acks {
+			deletePendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(a.PlayerID)}, a.MatchID)
 		}
-		if err != nil && !errors.Is(err, redis.Nil) {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("ack %d pending matches (%d failed): %w", len(acks), len(errs), errs[0])
+	})
+	if err != nil {
+		return fmt.Errorf("ack %d pending matches: %w", len(acks), err)
 	}
 	return nil
 }

@@ -36,10 +36,6 @@ var (
 	compareDeleteLua    string
 	compareDeleteScript = redis.NewScript(compareDeleteLua)
 
-	//go:embed scripts/refresh_presence.lua
-	refreshPresenceLua    string
-	refreshPresenceScript = redis.NewScript(refreshPresenceLua)
-
 	//go:embed scripts/acquire_lease.lua
 	acquireLeaseLua    string
 	acquireLeaseScript = redis.NewScript(acquireLeaseLua)
@@ -75,8 +71,8 @@ var (
 
 var allScripts = []*redis.Script{
 	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
-	cancelTicketScript, compareDeleteScript, refreshPresenceScript, acquireLeaseScript,
-	replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
+	cancelTicketScript, compareDeleteScript, acquireLeaseScript,
+	claimTicketScript, replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
 }
 
 // LoadScripts loads every script into Redis (every primary of a cluster).

@@ -166,9 +166,10 @@ func (s *Store) Close() error {
 // embeddedClockTick is how often the embedded Redis's TTLs follow the wall
 // clock. miniredis does not expire keys by itself; its ClockTTL mode would,
 // but it scans every key on every command, which makes a busy embedded
-// server crawl. Leases and presence live for seconds, so a quarter-second
-// granularity is plenty.
-const embeddedClockTick = 250 * time.Millisecond
+// server crawl. FastForward visits every key too, so it runs once a
+// second: leases and presence live for seconds or more, and a one-second
+// granularity is plenty for them.
+const embeddedClockTick = time.Second
 
 func (s *Store) runEmbeddedClock() {
 	defer close(s.clockDone)
