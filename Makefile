@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test unit lint bench build fakeplayfab echoref loadtest clean
+.PHONY: run test unit lint bench build fakeplayfab echoref loadtest baseline clean
 
 ## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
 run:
@@ -44,6 +44,11 @@ echoref:
 ## loadtest: start lobbyd on a free port and run lobbyload against it (LOADTEST_ARGS: lobbyload flags)
 loadtest:
 	GO=$(GO) ./cmd/lobbyload/loadtest.sh $(LOADTEST_ARGS)
+
+## baseline: the load-test baseline of docs/benchmarks.md into BASELINE_OUT (BASELINE_ARGS: e.g. -r redis://127.0.0.1:6379/15, a scratch database)
+BASELINE_OUT ?= baseline-results
+baseline:
+	./cmd/lobbyload/baseline.sh $(BASELINE_ARGS) $(BASELINE_OUT)
 
 clean:
 	rm -rf bin
