@@ -40,10 +40,6 @@ var (
 	acquireLeaseLua    string
 	acquireLeaseScript = redis.NewScript(acquireLeaseLua)
 
-	//go:embed scripts/claim_ticket.lua
-	claimTicketLua    string
-	claimTicketScript = redis.NewScript(claimTicketLua)
-
 	//go:embed scripts/replace_claim.lua
 	replaceClaimLua    string
 	replaceClaimScript = redis.NewScript(replaceClaimLua)
@@ -72,7 +68,7 @@ var (
 var allScripts = []*redis.Script{
 	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
 	cancelTicketScript, compareDeleteScript, acquireLeaseScript,
-	claimTicketScript, replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
+	replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
 }
 
 // LoadScripts loads every script into Redis (every primary of a cluster).

@@ -68,20 +68,31 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 
 // claimTicket makes claim the player's ticket claim, unless the player holds
 // a live ticket already (ErrConflict) or, with solo, a lobby claim
-// (ErrInLobby). One round trip when the player holds nothing.
+// (ErrInLobby). One round trip when the player holds nothing: a pipeline
+// of SET NX, GET of the claim and GET of the lobby claim (no script: the
+// embedded Redis runs each script in a new interpreter).
 func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bool) error {
 	key := playerTicketKey(playerID)
-	res, err := claimTicketScript.Run(ctx, s.rdb, []string{key, playerLobbyKey(playerID)},
-		claim, int(ticketTTL.Seconds()), boolArg(solo)).Text()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	set := pipe.SetNX(ctx, key, claim, ticketTTL)
+	held := pipe.Get(ctx, key)
+	lobby := pipe.Get(ctx, playerLobbyKey(playerID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("claim ticket for %s: %w", playerID, err)
 	}
-	if _, ok := strings.CutPrefix(res, "lobby:"); ok {
+	old := held.Val()
+	ours := set.Val() || old == claim // == claim: a re-sent pipeline set it
+	if solo && lobby.Val() != "" {
+		if ours {
+			_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, claim).Err()
+		}
 		return ErrInLobby
 	}
-	old, held := strings.CutPrefix(res, "held:")
-	if !held {
+	if ours {
 		return nil
+	}
+	if old == "" {
+		return s.claimTicket(ctx, playerID, claim, solo) // released meanwhile
 	}
 	if live, err := s.claimIsLive(ctx, old); err != nil {
 		return err
@@ -96,13 +107,6 @@ func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bo
 		return ErrConflict // someone else claimed it between our reads
 	}
 	return nil
-}
-
-func boolArg(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // claimIsLive reports whether a claim points at a ticket that still binds
