@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -366,4 +368,21 @@ func TestLobbyStateVersionsOrderConcurrentChanges(t *testing.T) {
 			assert.Equal(t, stored["members"], latest["members"], "round %d: %s's newest snapshot is the stored lobby", round, p.name)
 		}
 	}
+}
+
+// A lobby claim that outlived its lobby (the lobby key expired or was lost)
+// does not stop its player from queueing alone.
+func TestQueueAloneAfterLobbyVanished(t *testing.T) {
+	r := storetest.StartRedis(t)
+	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL})
+	alice := srv.player(t, "alice")
+	l := alice.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby")
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer raw.Close()
+	require.EqualValues(t, 1, raw.Del(context.Background(), "{l:"+l.Str("lobbyId")+"}").Val(), "the lobby key")
+
+	ticket := alice.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket")
+	assert.Equal(t, []any{alice.id}, ticket["players"], "a solo ticket")
+	assert.Equal(t, "searching", ticket.Str("status"))
+	assert.Equal(t, 1, queueDepth(t, srv))
 }
