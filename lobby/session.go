@@ -361,10 +361,17 @@ func (s *session) writeLoop() {
 	// The next frame waits for it, so a client that saw any later frame
 	// (a reply) knows the match is no longer pending, as if the ack had
 	// been made inline; meanwhile acks of many sessions share a pipeline.
+	// The wait is bounded by WriteWait: a Redis too slow to take the ack
+	// then costs at most a duplicate on a later connection, never this one.
 	var acked <-chan struct{}
 	awaitAck := func() {
 		if acked != nil {
-			<-acked
+			t := time.NewTimer(s.g.WriteWait)
+			select {
+			case <-acked:
+			case <-t.C:
+			}
+			t.Stop()
 			acked = nil
 		}
 	}

@@ -103,7 +103,7 @@ func (p *pool) tickets() []*store.Ticket {
 // longer searching leave it, searching tickets it lacks are read (in
 // parallel chunks, so that decoding one overlaps Redis serving the next).
 func (p *pool) reconcile(ctx context.Context, st *store.Store, queue string, now time.Time) error {
-	ids, err := st.SnapshotSearching(ctx, queue)
+	ids, err := st.SnapshotSearching(ctx, queue, p.lastSync.IsZero())
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,10 @@ func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error
 // would cost a round trip each.
 const waitFresh = time.Second
 
+// waitReadTimeout bounds that read: a join does not wait longer for an
+// estimate (it keeps the last one).
+const waitReadTimeout = 250 * time.Millisecond
+
 type cachedWait struct {
 	wait time.Duration
 	read time.Time
@@ -182,7 +186,11 @@ func (s *Service) estimatedWait(ctx context.Context, queue string) time.Duration
 		return c.wait
 	}
 	v, _, _ := s.waitReads.Do(queue, func() (any, error) {
-		wait, err := s.Store.EstimatedWait(context.WithoutCancel(ctx), queue)
+		// Shared by concurrent joins, so not bound to one of them; short,
+		// because the joins wait for it with their tickets already made.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), waitReadTimeout)
+		defer cancel()
+		wait, err := s.Store.EstimatedWait(rctx, queue)
 		if err != nil {
 			return c.wait, nil
 		}
@@ -346,11 +354,11 @@ func (s *Service) commit(ctx context.Context, q Queue, p *pool, chunks <-chan []
 		defer close(calls)
 		for chunk := range chunks {
 			c := &call{chunk: chunk, done: make(chan struct{})}
+			calls <- c // blocks while commitParallelism calls are started and unread
 			go func() {
 				defer close(c.done)
 				c.results, c.err = s.Store.CommitMatches(ctx, q.Name, c.chunk)
 			}()
-			calls <- c
 		}
 	}()
 	var first error

@@ -74,3 +74,35 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		assert.ErrorIs(t, err, store.ErrNotFound, "the leaver's place is released either way")
 	})
 }
+
+// A commit re-sent after its match already failed and requeued the tickets
+// (the first reply was lost; go-redis sends the script again) must not bring
+// the match back.
+func TestResentCommitAfterFailureChangesNothing(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a, b := soloTicket("q", "a", time.Now()), soloTicket("q", "b", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, a))
+		require.NoError(t, s.CreateTicket(ctx, b))
+		match := matchOf(a, b)
+		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		require.NoError(t, err)
+		m, err := s.BeginAttempt(ctx, "q", match.ID, "node")
+		require.NoError(t, err)
+		_, err = s.FailMatch(ctx, m, "playfab said no", time.Now())
+		require.NoError(t, err)
+
+		again, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		require.NoError(t, err)
+		assert.Equal(t, store.CommitExists, again[0].Outcome)
+		got, err := s.Match(ctx, "q", match.ID)
+		require.NoError(t, err)
+		assert.Equal(t, store.MatchFailed, got.State, "still failed")
+		tk, err := s.PlayerTicket(ctx, "a")
+		require.NoError(t, err)
+		assert.Equal(t, store.TicketSearching, tk.Status, "still requeued")
+		depth, err := s.QueueDepth(ctx, "q")
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, depth)
+	})
+}

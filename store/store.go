@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -64,14 +66,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.embedded = m
 		s.stopClock, s.clockDone = make(chan struct{}), make(chan struct{})
 		go s.runEmbeddedClock()
-		s.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: 64, Dialer: dialUnpeeked})
+		s.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: 64, Dialer: dialPeekIdle})
 	} else {
 		opts, err := ParseURL(cfg.URL)
 		if err != nil {
 			return nil, err
 		}
 		if opts.TLSConfig == nil { // go-redis peeks only at plain TCP connections
-			opts.Dialer = dialUnpeeked
+			opts.Dialer = dialPeekIdle
 		}
 		s.rdb = redis.NewUniversalClient(opts)
 	}
@@ -82,20 +84,59 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// unpeekedConn hides its socket from go-redis, which otherwise peeks at it
-// (one recvfrom syscall) every time it takes a connection from its pool: 6%
-// of lobbyd's CPU under load (docs/benchmarks.md). It does not peek at TLS
-// connections either. A connection the server closed is still found, on
-// use, and go-redis retries the command on another one.
-type unpeekedConn struct{ net.Conn }
+// peekIdleConn lets go-redis peek at a pooled connection's socket (one
+// recvfrom, to find a connection the server closed) only when it has been
+// idle for peekIdleAfter. go-redis peeks before every command, which cost 6%
+// of lobbyd's CPU under load (docs/benchmarks.md); a connection used a
+// moment ago is alive, or fails on use and the command is retried, while
+// after a Redis restart the idle connections are still found dead and
+// dropped before use.
+type peekIdleConn struct {
+	net.Conn
+	lastUsed atomic.Int64 // unix nanoseconds of the last read or write
+}
 
-func dialUnpeeked(ctx context.Context, network, addr string) (net.Conn, error) {
+const peekIdleAfter = time.Second
+
+func (c *peekIdleConn) Read(b []byte) (int, error) {
+	c.lastUsed.Store(time.Now().UnixNano())
+	return c.Conn.Read(b)
+}
+
+func (c *peekIdleConn) Write(b []byte) (int, error) {
+	c.lastUsed.Store(time.Now().UnixNano())
+	return c.Conn.Write(b)
+}
+
+// SyscallConn is what go-redis's health check asks for.
+func (c *peekIdleConn) SyscallConn() (syscall.RawConn, error) {
+	if time.Since(time.Unix(0, c.lastUsed.Load())) < peekIdleAfter {
+		return recentlyUsed{}, nil
+	}
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return recentlyUsed{}, nil
+	}
+	return sc.SyscallConn()
+}
+
+// recentlyUsed is a syscall.RawConn that reports a healthy socket without
+// touching it.
+type recentlyUsed struct{}
+
+func (recentlyUsed) Control(func(fd uintptr)) error           { return nil }
+func (recentlyUsed) Read(func(fd uintptr) (done bool)) error  { return nil }
+func (recentlyUsed) Write(func(fd uintptr) (done bool)) error { return nil }
+
+func dialPeekIdle(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 5 * time.Minute}
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return unpeekedConn{c}, nil
+	pc := &peekIdleConn{Conn: c}
+	pc.lastUsed.Store(time.Now().UnixNano())
+	return pc, nil
 }
 
 // ParseURL turns a LOBBYD_REDIS_URL into go-redis options. Errors never echo

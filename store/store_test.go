@@ -79,7 +79,7 @@ func TestSnapshotSearchingTakesIncoming(t *testing.T) {
 			require.NoError(t, s.CreateTicket(ctx, tk))
 			ids = append(ids, tk.ID)
 		}
-		snap, err := s.SnapshotSearching(ctx, "q")
+		snap, err := s.SnapshotSearching(ctx, "q", true)
 		require.NoError(t, err)
 		assert.ElementsMatch(t, ids, snap)
 		taken, err := s.TakeIncoming(ctx, "q", 100)
@@ -94,6 +94,18 @@ func TestSnapshotSearchingTakesIncoming(t *testing.T) {
 		assert.Equal(t, late.ID, taken[0].ID)
 		assert.Equal(t, store.TicketSearching, taken[0].Status)
 		assert.Equal(t, "late", taken[0].Players[0].ID)
+
+		// A leader checking the view it keeps leaves the list alone: an
+		// entry may be a ticket it holds, requeued with a new hold.
+		later := soloTicket("q", "later", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, later))
+		snap, err = s.SnapshotSearching(ctx, "q", false)
+		require.NoError(t, err)
+		assert.Contains(t, snap, later.ID)
+		taken, err = s.TakeIncoming(ctx, "q", 100)
+		require.NoError(t, err)
+		require.Len(t, taken, 1, "still an arrival")
+		assert.Equal(t, later.ID, taken[0].ID)
 	})
 }
 

@@ -320,14 +320,18 @@ func (s *Store) TakeIncoming(ctx context.Context, queue string, max int) ([]Tick
 }
 
 // SnapshotSearching lists the ids of every searching ticket of the queue,
-// for the leader to (re)build its view from, and empties the queue's
-// incoming list in the same transaction: every id the list held is in the
-// snapshot, and every later arrival is in the list, so nothing is read twice
-// or missed.
-func (s *Store) SnapshotSearching(ctx context.Context, queue string) ([]string, error) {
+// for the leader to build or check its view. With takeIncoming (a leader
+// building its view from nothing) it also empties the queue's incoming list
+// in the same transaction: every id the list held is in the snapshot, and
+// every later arrival is in the list, so nothing is read twice or missed. A
+// leader checking a view it keeps leaves the list alone: an entry there may
+// be a ticket it holds that was requeued with a new hold, to be read again.
+func (s *Store) SnapshotSearching(ctx context.Context, queue string, takeIncoming bool) ([]string, error) {
 	pipe := s.rdb.TxPipeline()
 	ids := pipe.ZRange(ctx, searchingKey(queue), 0, -1)
-	pipe.Del(ctx, incomingKey(queue))
+	if takeIncoming {
+		pipe.Del(ctx, incomingKey(queue))
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
 	}

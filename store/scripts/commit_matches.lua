@@ -15,7 +15,9 @@
 -- script that changes a ticket's status keeps the two in step), so one
 -- ZMSCORE checks a whole match. The matched tickets leave the set in one
 -- ZREM per 1000 at the end (until then, "taken" keeps a ticket from joining
--- two matches of one call).
+-- two matches of one call). A match that exists is never written again,
+-- even if its tickets are searching: a re-sent script may arrive after the
+-- match failed and requeued them.
 --
 -- Returns one status per match: "ok" (committed now), "exists" (committed by
 -- an earlier run of this script; go-redis may re-send a command whose reply
@@ -35,20 +37,20 @@ for m = 1, nmatches do
     tids[i] = ARGV[a + 5 + i]
   end
 
-  local scores = redis.call('ZMSCORE', searching, unpack(tids))
-  local stale = nil
-  for i = 1, nt do
-    if not scores[i] or taken[tids[i]] then
-      stale = tids[i]
-      break
+  local outcome = nil
+  if redis.call('EXISTS', mkey) == 1 then
+    outcome = 'exists'
+  else
+    local scores = redis.call('ZMSCORE', searching, unpack(tids))
+    for i = 1, nt do
+      if not scores[i] or taken[tids[i]] then
+        outcome = 'stale:' .. tids[i]
+        break
+      end
     end
   end
-  if stale then
-    if redis.call('EXISTS', mkey) == 1 then
-      results[m] = 'exists'
-    else
-      results[m] = 'stale:' .. stale
-    end
+  if outcome then
+    results[m] = outcome
   else
     for i = 1, nt do
       redis.call('HSET', KEYS[k + i], 'status', 'matched', 'matchId', matchID)
