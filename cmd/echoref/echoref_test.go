@@ -16,44 +16,12 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 )
 
 // waitFor bounds every wait on the server under test.
 const waitFor = 10 * time.Second
-
-// lineWriter hands each complete line written to it to lines.
-type lineWriter struct {
-	mu      sync.Mutex
-	partial []byte
-	all     bytes.Buffer
-	lines   chan string
-}
-
-func newLineWriter() *lineWriter { return &lineWriter{lines: make(chan string, 16)} }
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.all.Write(p)
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		select {
-		case w.lines <- string(w.partial[:i]):
-		default:
-		}
-		w.partial = w.partial[i+1:]
-	}
-}
-
-func (w *lineWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.all.String()
-}
 
 // echoref is a run() under test.
 type echoref struct {
@@ -66,7 +34,7 @@ type echoref struct {
 func start(t *testing.T, args ...string) *echoref {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := newLineWriter(), newLineWriter()
+	stdout, stderr := lobbytest.NewLineWriter(), lobbytest.NewLineWriter()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, stdout, stderr)
@@ -86,7 +54,7 @@ func start(t *testing.T, args ...string) *echoref {
 	}}
 	t.Cleanup(func() { _ = e.stop() })
 	select {
-	case line := <-stdout.lines:
+	case line := <-stdout.Lines():
 		u, ok := strings.CutPrefix(line, "echoref listening on ")
 		require.True(t, ok, "first line %q", line)
 		e.url = u

@@ -24,52 +24,19 @@ import (
 
 	"github.com/lobbyd/lobbyd/partyalloc"
 	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
+
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 )
 
 // waitFor bounds every wait on the server under test.
 const waitFor = 10 * time.Second
 
-// lineWriter hands each complete line written to it to lines, and keeps
-// everything for later checks.
-type lineWriter struct {
-	mu      sync.Mutex
-	partial []byte
-	all     bytes.Buffer
-	lines   chan string
-}
-
-func newLineWriter() *lineWriter { return &lineWriter{lines: make(chan string, 64)} }
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.all.Write(p)
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		select {
-		case w.lines <- string(w.partial[:i]):
-		default: // nobody is reading this many lines; they stay in all
-		}
-		w.partial = w.partial[i+1:]
-	}
-}
-
-func (w *lineWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.all.String()
-}
-
 // server is a run() under test.
 type server struct {
 	url         string
 	fingerprint string // of the TLS certificate, if any
-	stdout      *lineWriter
-	stderr      *lineWriter
+	stdout      *lobbytest.LineWriter
+	stderr      *lobbytest.LineWriter
 	stop        func() error // cancels run and returns its error
 }
 
@@ -78,7 +45,7 @@ type server struct {
 func start(t *testing.T, args []string, env map[string]string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := newLineWriter(), newLineWriter()
+	stdout, stderr := lobbytest.NewLineWriter(), lobbytest.NewLineWriter()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, args, func(k string) string { return env[k] }, stdout, stderr)
@@ -101,7 +68,7 @@ func start(t *testing.T, args []string, env map[string]string) *server {
 	deadline := time.After(waitFor)
 	for s.url == "" {
 		select {
-		case line := <-stdout.lines:
+		case line := <-stdout.Lines():
 			if fp, ok := strings.CutPrefix(line, "fakeplayfab TLS certificate SHA-256 fingerprint: "); ok {
 				s.fingerprint = fp
 			}
