@@ -239,36 +239,39 @@ func (s *session) attach() error {
 		}
 	}
 	w := welcomeFrame{Type: "welcome", PlayerID: s.id.PlayerID, Protocol: ProtocolVersion, Node: s.g.NodeID}
-	t, err := s.g.Store.PlayerTicket(ctx, s.id.PlayerID)
-	switch {
-	case err == nil && (t.Status == store.TicketSearching || t.Status == store.TicketMatched):
-		obj := ticketObject(t)
-		w.State.Ticket = &obj
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+	// One round trip for what the player may hold; more only for what they do.
+	a, err := s.g.Store.Attach(ctx, s.id.PlayerID, s.g.connectedGraceDeadline())
+	if err != nil {
 		return err
 	}
-	matchID, payload, err := s.g.Store.PendingMatch(ctx, s.id.PlayerID)
-	switch {
-	case err == nil:
-		w.State.Match = &payload
-	case !errors.Is(err, store.ErrNotFound):
-		return err
-	}
-	if err := s.g.Store.SetGraceDeadlines(ctx, map[string]time.Time{s.id.PlayerID: s.g.connectedGraceDeadline()}); err != nil {
-		return err
-	}
-	l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID)
-	switch {
-	case err == nil:
-		obj, err := s.g.snapshot(ctx, l)
-		if err != nil {
+	if a.TicketClaim != "" {
+		t, err := s.g.Store.TicketOfClaim(ctx, a.TicketClaim)
+		switch {
+		case err == nil && (t.Status == store.TicketSearching || t.Status == store.TicketMatched):
+			obj := ticketObject(t)
+			w.State.Ticket = &obj
+		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return err
 		}
-		w.State.Lobby = &obj
-	case !errors.Is(err, store.ErrNotFound):
-		return err
 	}
-	s.welcome(w, matchID)
+	if a.PendingMatchID != "" {
+		w.State.Match = &a.PendingMatch
+	}
+	var l store.Lobby
+	if a.LobbyID != "" {
+		l, err = s.g.Store.LobbyOf(ctx, s.id.PlayerID, a.LobbyID)
+		switch {
+		case err == nil:
+			obj, err := s.g.snapshot(ctx, l)
+			if err != nil {
+				return err
+			}
+			w.State.Lobby = &obj
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	s.welcome(w, a.PendingMatchID)
 	if w.State.Lobby != nil {
 		// The others see this member connected again.
 		if err := s.g.lobbyEvents(ctx, l); err != nil {

@@ -252,7 +252,14 @@ func (s *Store) PlayerLobby(ctx context.Context, playerID string) (Lobby, error)
 	if err != nil {
 		return Lobby{}, fmt.Errorf("read lobby place of %s: %w", playerID, err)
 	}
-	l, err := s.Lobby(ctx, id)
+	return s.LobbyOf(ctx, playerID, id)
+}
+
+// LobbyOf reads the lobby a player's lobby claim names (as
+// Attachment.LobbyID holds it), or returns ErrNotFound if it is gone or no
+// longer has the player as a member.
+func (s *Store) LobbyOf(ctx context.Context, playerID, lobbyID string) (Lobby, error) {
+	l, err := s.Lobby(ctx, lobbyID)
 	if err != nil {
 		return Lobby{}, err
 	}

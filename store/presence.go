@@ -262,6 +262,40 @@ func (s *Store) SetPendingMatch(ctx context.Context, m Match, payload json.RawMe
 	return nil
 }
 
+// Attachment is what a connecting player still holds, as Attach reads it.
+type Attachment struct {
+	// TicketClaim is the player's ticket claim ("" for none): see
+	// TicketOfClaim.
+	TicketClaim string
+	// PendingMatchID and PendingMatch are the undelivered match.ready, if
+	// any (PendingMatchID "" for none).
+	PendingMatchID string
+	PendingMatch   json.RawMessage
+	// LobbyID is the lobby the player claims a place in ("" for none): see
+	// LobbyOf.
+	LobbyID string
+}
+
+// Attach reads what a connecting player holds (ticket claim, undelivered
+// match, lobby claim) and moves their grace deadline to graceDeadline, in
+// one round trip: a connect storm after a restart is as many connects as
+// players.
+func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.Time) (Attachment, error) {
+	pipe := s.rdb.Pipeline()
+	claim := pipe.Get(ctx, playerTicketKey(playerID))
+	pending := pipe.HGetAll(ctx, pendingMatchKey(playerID))
+	pipe.ZAdd(ctx, gracesKey, redis.Z{Score: float64(msOf(graceDeadline)), Member: playerID})
+	lobby := pipe.Get(ctx, playerLobbyKey(playerID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Attachment{}, fmt.Errorf("read state of %s: %w", playerID, err)
+	}
+	a := Attachment{TicketClaim: claim.Val(), LobbyID: lobby.Val()}
+	if f := pending.Val(); f["matchId"] != "" {
+		a.PendingMatchID, a.PendingMatch = f["matchId"], json.RawMessage(f["payload"])
+	}
+	return a, nil
+}
+
 // PendingMatch returns the player's undelivered match.ready payload, if any.
 func (s *Store) PendingMatch(ctx context.Context, playerID string) (matchID string, payload json.RawMessage, err error) {
 	f, err := s.rdb.HGetAll(ctx, pendingMatchKey(playerID)).Result()

@@ -470,3 +470,43 @@ func TestAckPendingMatches(t *testing.T) {
 	_, _, err = s.PendingMatch(ctx, "b")
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// Attach reads in one round trip what a connecting player holds.
+func TestAttach(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		fresh, err := s.Attach(ctx, "nobody", time.Now().Add(time.Minute))
+		require.NoError(t, err)
+		assert.Equal(t, store.Attachment{}, fresh)
+
+		tk := soloTicket("q", "a", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, tk))
+		got, err := s.Attach(ctx, "a", time.Now().Add(time.Minute))
+		require.NoError(t, err)
+		read, err := s.TicketOfClaim(ctx, got.TicketClaim)
+		require.NoError(t, err)
+		assert.Equal(t, tk.ID, read.ID)
+		assert.Empty(t, got.PendingMatchID)
+
+		m := store.Match{ID: "m1", Queue: "q", Players: []store.Player{{ID: "a", TicketID: tk.ID}}}
+		require.NoError(t, s.SetPendingMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
+		l, err := s.CreateLobby(ctx, store.Lobby{ID: uuid.NewString(), Queue: "q", OwnerID: "a", MaxMembers: 2,
+			Status: store.LobbyOpen, Members: []store.LobbyMember{{PlayerID: "a", Name: "A"}}})
+		require.NoError(t, err)
+		got, err = s.Attach(ctx, "a", time.Now().Add(-time.Second)) // a deadline already past
+		require.NoError(t, err)
+		assert.Equal(t, "m1", got.PendingMatchID)
+		assert.JSONEq(t, `{"type":"match.ready"}`, string(got.PendingMatch))
+		assert.Equal(t, l.ID, got.LobbyID)
+		lobby, err := s.LobbyOf(ctx, "a", got.LobbyID)
+		require.NoError(t, err)
+		assert.Equal(t, "a", lobby.OwnerID)
+		_, err = s.LobbyOf(ctx, "stranger", got.LobbyID)
+		assert.ErrorIs(t, err, store.ErrNotFound, "not a member")
+
+		graces, err := s.LeaseExpiredGraces(ctx, time.Now(), 10)
+		require.NoError(t, err)
+		require.Len(t, graces, 1, "the grace deadline was moved")
+		assert.Equal(t, "a", graces[0].PlayerID)
+	})
+}
