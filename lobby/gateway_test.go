@@ -104,7 +104,7 @@ func TestSweepRedeliversALostPublish(t *testing.T) {
 	c, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
 	m := store.Match{ID: "m-lost", Queue: "default", Players: []store.Player{{ID: "p1", Name: "P1"}}}
 	payload := json.RawMessage(`{"type":"match.ready","matchId":"m-lost","queue":"default"}`)
-	require.NoError(t, st.SetPendingMatch(context.Background(), m, payload)) // stored, never published
+	require.NoError(t, st.DeliverMatch(context.Background(), m, payload)) // stored, never published
 	assert.Equal(t, "m-lost", c.Next("match.ready").Str("matchId"))
 	storetest.Eventually(t, 5*time.Second, func() bool {
 		_, _, err := st.PendingMatch(context.Background(), "p1")

@@ -56,11 +56,8 @@ func (n *Notifier) MatchReady(ctx context.Context, m store.Match) error {
 		NetworkDescriptor: m.NetworkDescriptor, InvitationID: m.InvitationID,
 		Regions: m.Regions, Players: players,
 	}))
-	if err := n.Store.SetPendingMatch(ctx, m, payload); err != nil {
+	if err := n.Store.DeliverMatch(ctx, m, payload); err != nil {
 		return fmt.Errorf("deliver match %s: %w", m.ID, err)
-	}
-	if err := n.Store.SendToPlayers(ctx, []store.Addressed{{To: m.PlayerIDs(), Event: payload, MatchID: m.ID}}); err != nil {
-		return err
 	}
 	return n.lobbiesMatched(ctx, m)
 }

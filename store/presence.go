@@ -138,8 +138,25 @@ func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) err
 // SendToPlayers pushes events to their players on whichever nodes hold their
 // sockets: one presence lookup pipeline, then one publish per node carrying
 // that node's share. Players who are not connected are skipped; whatever they
-// must not miss is stored for them first (see SetPendingMatch).
+// must not miss is stored for them first (see DeliverMatch).
 func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
+	return s.sendToPlayers(ctx, events, nil)
+}
+
+// DeliverMatch stores a match.ready payload for each of m's players until it
+// is delivered (so one who is offline gets it on reconnect), releases their
+// claims on the matched tickets so they may queue again, and pushes it to
+// those connected: the copies are written in the same pipeline as the
+// presence lookups, before them, so a player who connects meanwhile finds
+// the copy. Two round trips.
+func (s *Store) DeliverMatch(ctx context.Context, m Match, payload json.RawMessage) error {
+	events := []Addressed{{To: m.PlayerIDs(), Event: payload, MatchID: m.ID}}
+	return s.sendToPlayers(ctx, events, func(pipe redis.Pipeliner) { s.pendingMatchCmds(ctx, pipe, m, payload) })
+}
+
+// sendToPlayers is SendToPlayers with first, if not nil, adding commands to
+// the front of the lookup pipeline.
+func (s *Store) sendToPlayers(ctx context.Context, events []Addressed, first func(redis.Pipeliner)) error {
 	var players []string
 	seen := make(map[string]bool)
 	for _, e := range events {
@@ -150,16 +167,20 @@ func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
 			}
 		}
 	}
-	if len(players) == 0 {
+	if len(players) == 0 && first == nil {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(players))
-	for i, p := range players {
-		cmds[i] = pipe.Get(ctx, presenceKey(p))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("look up presence of %d players: %w", len(players), err)
+	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		if first != nil {
+			first(pipe)
+		}
+		for i, p := range players {
+			cmds[i] = pipe.Get(ctx, presenceKey(p))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("store and look up presence of %d players: %w", len(players), err)
 	}
 	nodeOf := make(map[string]string, len(players))
 	for i, cmd := range cmds {
@@ -242,24 +263,18 @@ func (sub *Subscription) Close() error { return sub.ps.Close() }
 // minutes, so an undelivered result older than that is useless.
 const pendingMatchTTL = 10 * time.Minute
 
-// SetPendingMatch stores a match.ready payload for each player until it is
-// delivered, and releases their claim on the matched ticket so they may
+// pendingMatchCmds stores a match.ready payload for each player until it
+// is delivered, and releases their claim on the matched ticket so they may
 // queue again.
-func (s *Store) SetPendingMatch(ctx context.Context, m Match, payload json.RawMessage) error {
-	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
-		for _, p := range m.Players {
-			key := pendingMatchKey(p.ID)
-			pipe.HSet(ctx, key, "matchId", m.ID, "payload", []byte(payload))
-			pipe.Expire(ctx, key, pendingMatchTTL)
-			if p.TicketID != "" {
-				compareDeleteScript.EvalSha(ctx, pipe, []string{playerTicketKey(p.ID)}, claimValue(m.Queue, p.TicketID))
-			}
+func (s *Store) pendingMatchCmds(ctx context.Context, pipe redis.Pipeliner, m Match, payload json.RawMessage) {
+	for _, p := range m.Players {
+		key := pendingMatchKey(p.ID)
+		pipe.HSet(ctx, key, "matchId", m.ID, "payload", []byte(payload))
+		pipe.Expire(ctx, key, pendingMatchTTL)
+		if p.TicketID != "" {
+			compareDeleteScript.EvalSha(ctx, pipe, []string{playerTicketKey(p.ID)}, claimValue(m.Queue, p.TicketID))
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("store result of match %s for its players: %w", m.ID, err)
 	}
-	return nil
 }
 
 // Attachment is what a connecting player still holds, as Attach reads it.

@@ -358,7 +358,7 @@ func TestPendingMatch(t *testing.T) {
 		tk := soloTicket("q", "a", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, tk))
 		m := store.Match{ID: "m1", Queue: "q", Players: []store.Player{{ID: "a", TicketID: tk.ID}}}
-		require.NoError(t, s.SetPendingMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
+		require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
 
 		id, payload, err := s.PendingMatch(ctx, "a")
 		require.NoError(t, err)
@@ -449,7 +449,7 @@ func TestAckPendingMatches(t *testing.T) {
 	ctx := context.Background()
 	for _, p := range []string{"a", "b", "c"} {
 		m := store.Match{ID: "m-" + p, Queue: "q", Players: []store.Player{{ID: p}}}
-		require.NoError(t, s.SetPendingMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
+		require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
 	}
 	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer raw.Close()
@@ -489,7 +489,7 @@ func TestAttach(t *testing.T) {
 		assert.Empty(t, got.PendingMatchID)
 
 		m := store.Match{ID: "m1", Queue: "q", Players: []store.Player{{ID: "a", TicketID: tk.ID}}}
-		require.NoError(t, s.SetPendingMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
+		require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
 		l, err := s.CreateLobby(ctx, store.Lobby{ID: uuid.NewString(), Queue: "q", OwnerID: "a", MaxMembers: 2,
 			Status: store.LobbyOpen, Members: []store.LobbyMember{{PlayerID: "a", Name: "A"}}})
 		require.NoError(t, err)
