@@ -103,6 +103,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	acks := make(chan store.AllocationJob, ackQueue)
+	acked := make(chan struct{})
+	go func() { defer close(acked); w.ackJobs(acks) }()
 	slots := make(chan struct{}, w.Concurrency)
 	var jobs sync.WaitGroup
 	dispatch := func(ctx context.Context, batch []store.AllocationJob) {
@@ -115,7 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			jobs.Add(1)
 			go func() {
 				defer func() { <-slots; jobs.Done() }()
-				w.handle(ctx, job)
+				w.handle(ctx, job, acks)
 			}()
 		}
 	}
@@ -127,8 +130,47 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	loops.Wait()
 	jobs.Wait()
+	close(acks) // no job is left to finish: send the acks queued
+	<-acked
 	return nil
 }
+
+// ackQueue bounds the finished jobs waiting for their ack, and ackBatch the
+// acks sent in one pipeline.
+const (
+	ackQueue = 1024
+	ackBatch = 256
+)
+
+// ackJobs acknowledges finished jobs in batches until acks is closed and
+// drained. An ack that fails leaves its job pending: it is claimed after
+// ClaimIdle and found done (the match is ready or failed), which is safe.
+func (w *Worker) ackJobs(acks <-chan store.AllocationJob) {
+	batch := make([]store.AllocationJob, 0, ackBatch)
+	for job := range acks {
+		batch = append(batch[:0], job)
+	more:
+		for len(batch) < ackBatch {
+			select {
+			case job, ok := <-acks:
+				if !ok {
+					break more
+				}
+				batch = append(batch, job)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+		if err := w.Store.AckAllocationJobs(ctx, batch); err != nil {
+			w.Logger.Warn("ack allocation jobs", "jobs", len(batch), "err", err)
+		}
+		cancel()
+	}
+}
+
+// ackTimeout bounds one batch of acks.
+const ackTimeout = 5 * time.Second
 
 func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(context.Context, []store.AllocationJob)) {
 	for ctx.Err() == nil {
@@ -171,7 +213,7 @@ func (w *Worker) claimLoop(ctx context.Context, queue string, dispatch func(cont
 // handle runs one job to its end. The job is acknowledged only once the
 // match's outcome is stored and announced; any earlier exit leaves it
 // pending for a retry by whoever claims it.
-func (w *Worker) handle(ctx context.Context, job store.AllocationJob) {
+func (w *Worker) handle(ctx context.Context, job store.AllocationJob, acks chan<- store.AllocationJob) {
 	log := w.Logger.With("queue", job.Queue, "match", job.MatchID)
 	done, err := w.allocate(ctx, job, log)
 	if err != nil {
@@ -181,9 +223,7 @@ func (w *Worker) handle(ctx context.Context, job store.AllocationJob) {
 		return
 	}
 	if done {
-		if err := w.Store.AckAllocationJob(ctx, job); err != nil && ctx.Err() == nil {
-			log.Warn("ack allocation job", "err", err)
-		}
+		acks <- job // ackJobs batches it with others
 	}
 }
 

@@ -127,9 +127,11 @@ func TestWorkerAllocatesOncePerMatch(t *testing.T) {
 		assert.Equal(t, store.MatchReady, stored.State)
 		assert.Equal(t, "desc-"+m.ID, stored.NetworkDescriptor, "the stored result is the allocator's")
 	}
-	pending, err := st.ClaimStaleAllocationJobs(context.Background(), "q", "probe", 0, 100)
-	require.NoError(t, err)
-	assert.Empty(t, pending, "every job was acknowledged")
+	// Acks are batched after the announcement: wait for them.
+	storetest.Eventually(t, 10*time.Second, func() bool {
+		pending, err := st.PendingAllocationJobs(context.Background(), "q")
+		return err == nil && pending == 0
+	}, "every job was acknowledged")
 }
 
 func TestWorkerFailureRequeuesTickets(t *testing.T) {

@@ -260,6 +260,23 @@ func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer st
 	return toJobs(queue, msgs), nil
 }
 
+// PendingAllocationJobs counts the queue's allocation jobs handed to a
+// worker and not yet acknowledged.
+func (s *Store) PendingAllocationJobs(ctx context.Context, queue string) (int64, error) {
+	var n int64
+	err := s.withGroup(ctx, queue, func() error {
+		p, err := s.rdb.XPending(ctx, allocStreamKey(queue), allocGroup).Result()
+		if err == nil {
+			n = p.Count
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count pending allocation jobs of %s: %w", queue, err)
+	}
+	return n, nil
+}
+
 // withGroup runs a consumer-group command, recreating the group once if
 // Redis lost it (restarted without persistence, or failed over to a replica
 // that never had it).
@@ -285,8 +302,22 @@ func toJobs(queue string, msgs []redis.XMessage) []AllocationJob {
 
 // AckAllocationJob marks a job done; it will not be handed out again.
 func (s *Store) AckAllocationJob(ctx context.Context, job AllocationJob) error {
-	if err := s.rdb.XAck(ctx, allocStreamKey(job.Queue), allocGroup, job.StreamID).Err(); err != nil {
-		return fmt.Errorf("ack allocation job %s: %w", job.StreamID, err)
+	return s.AckAllocationJobs(ctx, []AllocationJob{job})
+}
+
+// AckAllocationJobs acknowledges finished jobs: one XACK per queue, in one
+// pipeline.
+func (s *Store) AckAllocationJobs(ctx context.Context, jobs []AllocationJob) error {
+	byQueue := make(map[string][]string)
+	for _, j := range jobs {
+		byQueue[j.Queue] = append(byQueue[j.Queue], j.StreamID)
+	}
+	pipe := s.rdb.Pipeline()
+	for queue, ids := range byQueue {
+		pipe.XAck(ctx, allocStreamKey(queue), allocGroup, ids...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("ack %d allocation jobs: %w", len(jobs), err)
 	}
 	return nil
 }
