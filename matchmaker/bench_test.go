@@ -63,6 +63,7 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 				}
 				before := redisCommands(b, srv)
 				leader := &Service{Store: st, Queues: []Queue{q}, NodeID: "bench", Notifier: nopNotifier{}}
+				lead(b, leader)
 				leader.init()
 				b.StartTimer()
 				for {

@@ -158,6 +158,18 @@ func TestJoinAndLeave(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// lead makes s the leader of its queues for the test, as runQueue would:
+// formOnce works only under the lease.
+func lead(t testing.TB, s *Service) {
+	t.Helper()
+	for _, q := range s.Queues {
+		held, err := s.Store.AcquireLease(context.Background(), q.Name, s.NodeID, time.Hour)
+		if err != nil || !held {
+			t.Fatalf("lease of %s: held %v, %v", q.Name, held, err)
+		}
+	}
+}
+
 // Two nodes run formation on one Redis: the lease lets one lead, the atomic
 // commit keeps every ticket in at most one match either way.
 func TestTwoNodesFormEachTicketOnce(t *testing.T) {
@@ -212,6 +224,7 @@ func TestLostCommitReplyIsStillAnnounced(t *testing.T) {
 		_, err := s.Join(ctx, store.Ticket{Queue: "default", Players: []store.Player{{ID: fmt.Sprint("p", i)}}})
 		require.NoError(t, err)
 	}
+	lead(t, s)
 	l.LoseReplyTo(`"ticketId":"`)
 	_, err := s.formOnce(ctx, s.Queues[0])
 	require.NoError(t, err)

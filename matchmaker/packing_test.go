@@ -29,6 +29,7 @@ func TestGroupPacking(t *testing.T) {
 			st := storetest.Embedded(t)
 			notifier := &recordingNotifier{}
 			s := &Service{Store: st, Queues: []Queue{q}, NodeID: "n", Notifier: notifier}
+			lead(t, s)
 			s.init()
 			ctx := context.Background()
 			tickets := map[string]store.Ticket{}

@@ -3,6 +3,7 @@ package matchmaker
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -301,7 +302,14 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 			return false, err
 		}
 	}
-	arrived, err := s.Store.TakeIncoming(ctx, q.Name, incomingBatch)
+	arrived, err := s.Store.TakeIncoming(ctx, q.Name, s.NodeID, incomingBatch)
+	if errors.Is(err, store.ErrNotLeader) {
+		// The lease lapsed during this pass: stop here; runQueue finds out
+		// at its next renewal, and the view is rebuilt if this node leads
+		// again.
+		s.dropPool(q.Name)
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}

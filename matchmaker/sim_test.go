@@ -54,6 +54,7 @@ func TestSimulation(t *testing.T) {
 	vc := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	notifier := &recordingNotifier{}
 	s := &Service{Store: storetest.Embedded(t), Queues: []Queue{q}, NodeID: "sim", Notifier: notifier, Now: vc.Now}
+	lead(t, s)
 	ctx := context.Background()
 
 	byID := map[string]store.Ticket{}
@@ -149,6 +150,7 @@ func TestOldTicketIsNotOvertaken(t *testing.T) {
 	vc := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	notifier := &recordingNotifier{}
 	s := &Service{Store: storetest.Embedded(t), Queues: []Queue{q}, NodeID: "n", Notifier: notifier, Now: vc.Now}
+	lead(t, s)
 	ctx := context.Background()
 	join := func(name string, skill float64) string {
 		tk, err := s.Join(ctx, store.Ticket{Queue: q.Name, Skill: skill, Players: []store.Player{{ID: name}}})
@@ -184,6 +186,7 @@ func TestTicketsExpire(t *testing.T) {
 	notifier := &recordingNotifier{}
 	st := storetest.Embedded(t)
 	s := &Service{Store: st, Queues: []Queue{q}, NodeID: "n", Notifier: notifier, Now: vc.Now}
+	lead(t, s)
 	ctx := context.Background()
 	old, err := s.Join(ctx, store.Ticket{Queue: q.Name, Players: []store.Player{{ID: "old"}}})
 	require.NoError(t, err)

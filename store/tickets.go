@@ -312,14 +312,39 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// ErrNotLeader means the caller does not hold the queue's lease (any more).
+var ErrNotLeader = errors.New("not the queue's leader")
+
 // TakeIncoming takes up to max ids of tickets that became searching (new or
 // requeued) since the last call, oldest first, and returns those tickets
-// that are still searching. Only the queue's leader calls it.
-func (s *Store) TakeIncoming(ctx context.Context, queue string, max int) ([]Ticket, error) {
-	pipe := s.rdb.TxPipeline()
-	ids := pipe.LRange(ctx, incomingKey(queue), 0, int64(max)-1)
-	pipe.LTrim(ctx, incomingKey(queue), int64(max), -1)
-	if _, err := pipe.Exec(ctx); err != nil {
+// that are still searching. Only the queue's leader, holder, may take them:
+// a node whose lease lapsed in the middle of a pass gets ErrNotLeader and
+// takes nothing, so it cannot hide arrivals from the new leader. (The lease
+// is WATCHed around the MULTI that takes them; a transaction is never
+// re-sent after a lost reply, so no ids are taken twice.)
+func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int) ([]Ticket, error) {
+	var ids *redis.StringSliceCmd
+	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		lease, err := tx.Get(ctx, leaseKey(queue)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if lease != holder {
+			return ErrNotLeader
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			ids = pipe.LRange(ctx, incomingKey(queue), 0, int64(max)-1)
+			pipe.LTrim(ctx, incomingKey(queue), int64(max), -1)
+			return nil
+		})
+		return err
+	}, leaseKey(queue))
+	switch {
+	case errors.Is(err, ErrNotLeader):
+		return nil, err
+	case errors.Is(err, redis.TxFailedErr):
+		return nil, ErrNotLeader // the lease changed hands meanwhile
+	case err != nil:
 		return nil, fmt.Errorf("take incoming tickets of %s: %w", queue, err)
 	}
 	return s.tickets(ctx, queue, ids.Val())
