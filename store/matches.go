@@ -300,12 +300,8 @@ func toJobs(queue string, msgs []redis.XMessage) []AllocationJob {
 	return jobs
 }
 
-// AckAllocationJob marks a job done; it will not be handed out again.
-func (s *Store) AckAllocationJob(ctx context.Context, job AllocationJob) error {
-	return s.AckAllocationJobs(ctx, []AllocationJob{job})
-}
-
-// AckAllocationJobs acknowledges finished jobs: one XACK per queue, in one
+// AckAllocationJobs marks finished jobs done, so they are not handed out
+// again: one XACK per queue, in one
 // pipeline.
 func (s *Store) AckAllocationJobs(ctx context.Context, jobs []AllocationJob) error {
 	byQueue := make(map[string][]string)

@@ -211,7 +211,7 @@ func TestAllocationAttempts(t *testing.T) {
 		_, err = s.FailMatch(ctx, second, "too late", time.Time{})
 		assert.ErrorIs(t, err, store.ErrStaleAttempt, "a ready match cannot fail")
 
-		require.NoError(t, s.AckAllocationJob(ctx, jobs[0]))
+		require.NoError(t, s.AckAllocationJobs(ctx, jobs[:1]))
 		stale, err := s.ClaimStaleAllocationJobs(ctx, "q", "node-2", 0, 10)
 		require.NoError(t, err)
 		assert.Empty(t, stale, "acknowledged jobs are not handed out again")

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,37 +32,10 @@ type echoref struct {
 // address it listens on.
 func start(t *testing.T, args ...string) *echoref {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := lobbytest.NewLineWriter(), lobbytest.NewLineWriter()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, stdout, stderr)
-	}()
-	var once sync.Once
-	var runErr error
-	e := &echoref{stop: func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(waitFor):
-				runErr = errors.New("run did not return after cancel")
-			}
-		})
-		return runErr
-	}}
-	t.Cleanup(func() { _ = e.stop() })
-	select {
-	case line := <-stdout.Lines():
-		u, ok := strings.CutPrefix(line, "echoref listening on ")
-		require.True(t, ok, "first line %q", line)
-		e.url = u
-	case err := <-done:
-		t.Fatalf("run returned before listening: %v\nstderr: %s", err, stderr.String())
-	case <-time.After(waitFor):
-		t.Fatalf("echoref did not print its address; stderr: %s", stderr.String())
-	}
-	return e
+	cmd, url := lobbytest.StartCommand(t, "echoref listening on ", nil, func(ctx context.Context, stdout, stderr io.Writer) error {
+		return run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, stdout, stderr)
+	})
+	return &echoref{url: url, stop: cmd.Stop}
 }
 
 // client is one test socket.

@@ -10,11 +10,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,43 +44,15 @@ type server struct {
 // address it listens on.
 func start(t *testing.T, args []string, env map[string]string) *server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := lobbytest.NewLineWriter(), lobbytest.NewLineWriter()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, args, func(k string) string { return env[k] }, stdout, stderr)
-	}()
-	var once sync.Once
-	var runErr error
-	s := &server{stdout: stdout, stderr: stderr, stop: func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(waitFor):
-				runErr = errors.New("run did not return after cancel")
-			}
-		})
-		return runErr
-	}}
-	t.Cleanup(func() { _ = s.stop() })
-
-	deadline := time.After(waitFor)
-	for s.url == "" {
-		select {
-		case line := <-stdout.Lines():
-			if fp, ok := strings.CutPrefix(line, "fakeplayfab TLS certificate SHA-256 fingerprint: "); ok {
-				s.fingerprint = fp
-			}
-			if u, ok := strings.CutPrefix(line, "fakeplayfab listening on "); ok {
-				s.url = u
-			}
-		case err := <-done:
-			t.Fatalf("run returned before listening: %v\nstderr: %s", err, stderr.String())
-		case <-deadline:
-			t.Fatalf("run did not print its address\nstdout: %s\nstderr: %s", stdout.String(), stderr.String())
+	s := &server{}
+	cmd, url := lobbytest.StartCommand(t, "fakeplayfab listening on ", func(line string) {
+		if fp, ok := strings.CutPrefix(line, "fakeplayfab TLS certificate SHA-256 fingerprint: "); ok {
+			s.fingerprint = fp
 		}
-	}
+	}, func(ctx context.Context, stdout, stderr io.Writer) error {
+		return run(ctx, args, func(k string) string { return env[k] }, stdout, stderr)
+	})
+	s.url, s.stdout, s.stderr, s.stop = url, cmd.Stdout, cmd.Stderr, cmd.Stop
 	return s
 }
 
