@@ -301,8 +301,7 @@ func toJobs(queue string, msgs []redis.XMessage) []AllocationJob {
 }
 
 // AckAllocationJobs marks finished jobs done, so they are not handed out
-// again: one XACK per queue, in one
-// pipeline.
+// again: one XACK per queue, in one pipeline.
 func (s *Store) AckAllocationJobs(ctx context.Context, jobs []AllocationJob) error {
 	byQueue := make(map[string][]string)
 	for _, j := range jobs {
