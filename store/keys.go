@@ -16,6 +16,13 @@ func playerTag(playerID string) string { return "{p:" + playerID + "}" }
 // creation time in milliseconds so the oldest come first.
 func searchingKey(queue string) string { return queueTag(queue) + ":searching" }
 
+// searchingDataKey is a hash holding, for each searching ticket, what the
+// queue's leader needs to form matches (see searchingEntry). A ticket has an
+// entry exactly while it is in the searching set (every script that moves
+// one moves the other), so the leader reads thousands of tickets with one
+// HMGET instead of one command per ticket hash.
+func searchingDataKey(queue string) string { return queueTag(queue) + ":searching:data" }
+
 // ticketKey is the hash holding one ticket.
 func ticketKey(queue, ticketID string) string { return queueTag(queue) + ":t:" + ticketID }
 

@@ -48,7 +48,7 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 	if len(matches) == 0 {
 		return nil, nil
 	}
-	keys := []string{searchingKey(queue), allocStreamKey(queue)}
+	keys := []string{searchingKey(queue), allocStreamKey(queue), searchingDataKey(queue)}
 	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches)}
 	for _, m := range matches {
 		regions, err := json.Marshal(nonNil(m.Regions))
@@ -181,7 +181,7 @@ func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt i
 // stored afterwards, with Requeued listing the tickets put back (also when
 // a re-sent script finds the match already failed).
 func (s *Store) FailMatch(ctx context.Context, m Match, reason string, holdUntil time.Time) (Match, error) {
-	keys := []string{matchKey(m.Queue, m.ID), searchingKey(m.Queue), incomingKey(m.Queue)}
+	keys := []string{matchKey(m.Queue, m.ID), searchingKey(m.Queue), incomingKey(m.Queue), searchingDataKey(m.Queue)}
 	args := []any{m.Attempt, reason, msOf(holdUntil)}
 	for _, t := range m.TicketIDs {
 		keys = append(keys, ticketKey(m.Queue, t))

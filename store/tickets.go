@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +59,7 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 	pipe.HSet(ctx, key, "data", data, "status", TicketSearching, "createdAt", msOf(t.CreatedAt))
 	pipe.Expire(ctx, key, ticketTTL)
 	pipe.ZAdd(ctx, searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
+	pipe.HSet(ctx, searchingDataKey(t.Queue), t.ID, searchingEntry(msOf(t.CreatedAt), 0, data))
 	pipe.RPush(ctx, incomingKey(t.Queue), t.ID)
 	pipe.LTrim(ctx, incomingKey(t.Queue), -incomingMax, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -225,7 +228,7 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket
 func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
 	match := matchKey(t.Queue, t.MatchID) // with no match: an unused key of the same slot
 	res, err := cancelTicketScript.Run(ctx, s.rdb,
-		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match}, t.ID, status).Text()
+		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match, searchingDataKey(t.Queue)}, t.ID, status).Text()
 	if err != nil {
 		return fmt.Errorf("end ticket %s: %w", t.ID, err)
 	}
@@ -293,7 +296,7 @@ func (s *Store) SearchingTickets(ctx context.Context, queue string, limit int) (
 	if err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
 	}
-	return s.tickets(ctx, queue, ids)
+	return s.Tickets(ctx, queue, ids)
 }
 
 // QueueDepth returns the number of searching tickets in the queue.
@@ -347,7 +350,7 @@ func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int)
 	case err != nil:
 		return nil, fmt.Errorf("take incoming tickets of %s: %w", queue, err)
 	}
-	return s.tickets(ctx, queue, ids.Val())
+	return s.Tickets(ctx, queue, ids.Val())
 }
 
 // SnapshotSearching lists the ids of every searching ticket of the queue,
@@ -369,13 +372,88 @@ func (s *Store) SnapshotSearching(ctx context.Context, queue string, takeIncomin
 	return ids.Val(), nil
 }
 
-// Tickets reads the given tickets of a queue in one pipeline and returns
-// those still searching, in the order given. Ids whose record expired are
-// dropped from the queue's searching set.
-func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
-	return s.tickets(ctx, queue, ids)
+// searchingEntry encodes a searching ticket's entry in the queue's
+// searching data hash: "<createdAt ms>:<holdUntil ms, 0 for none>:<data>",
+// data being the ticket hash's "data" field. fail_match.lua builds the same.
+func searchingEntry(createdAt, holdUntil int64, data []byte) string {
+	b := make([]byte, 0, len(data)+32)
+	b = strconv.AppendInt(b, createdAt, 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, holdUntil, 10)
+	b = append(b, ':')
+	return string(append(b, data...))
 }
 
+// decodeSearchingEntry decodes a searchingEntry into a searching ticket.
+func decodeSearchingEntry(v string) (Ticket, error) {
+	created, rest, ok1 := strings.Cut(v, ":")
+	hold, data, ok2 := strings.Cut(rest, ":")
+	createdMs, err1 := strconv.ParseInt(created, 10, 64)
+	holdMs, err2 := strconv.ParseInt(hold, 10, 64)
+	if !ok1 || !ok2 || err1 != nil || err2 != nil {
+		return Ticket{}, fmt.Errorf("decode searching ticket: malformed entry %.40q", v)
+	}
+	var d ticketData
+	if err := json.Unmarshal([]byte(data), &d); err != nil {
+		return Ticket{}, fmt.Errorf("decode searching ticket: %w", err)
+	}
+	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
+		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: TicketSearching, CreatedAt: timeOfMs(createdMs)}
+	if holdMs > 0 {
+		t.HoldUntil = timeOfMs(holdMs)
+	}
+	return t, nil
+}
+
+// Tickets reads the given tickets of a queue and returns those still
+// searching, in the order given: one HMGET of the queue's searching data for
+// them all. Ids it lacks are read from their ticket hashes (a ticket queued
+// by a version of lobbyd without that hash; otherwise one that stopped
+// searching meanwhile), and ids whose record expired are dropped from the
+// searching set.
+func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, searchingDataKey(queue), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
+	}
+	out := make([]Ticket, 0, len(ids))
+	var missing []string
+	for i, v := range vals {
+		entry, ok := v.(string)
+		if !ok {
+			missing = append(missing, ids[i])
+			continue
+		}
+		t, err := decodeSearchingEntry(entry)
+		if err != nil {
+			return nil, fmt.Errorf("ticket %s of %s: %w", ids[i], queue, err)
+		}
+		out = append(out, t)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	old, err := s.tickets(ctx, queue, missing)
+	if err != nil {
+		return nil, err
+	}
+	if len(old) == 0 {
+		return out, nil
+	}
+	out = append(out, old...)
+	order := make(map[string]int, len(ids))
+	for i, id := range ids {
+		order[id] = i
+	}
+	slices.SortFunc(out, func(a, b Ticket) int { return cmp.Compare(order[a.ID], order[b.ID]) })
+	return out, nil
+}
+
+// tickets reads the given tickets from their hashes, one HMGET each in one
+// pipeline, and returns those still searching, in the order given.
 func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -389,7 +467,7 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
 	}
 	out := make([]Ticket, 0, len(ids))
-	var orphans []any
+	var orphans []string
 	for i, cmd := range cmds {
 		t, err := decodeTicket(cmd.Val())
 		if errors.Is(err, ErrNotFound) {
@@ -404,7 +482,14 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 		}
 	}
 	if len(orphans) > 0 {
-		s.rdb.ZRem(ctx, searchingKey(queue), orphans...)
+		pipe := s.rdb.TxPipeline()
+		members := make([]any, len(orphans))
+		for i, id := range orphans {
+			members[i] = id
+		}
+		pipe.ZRem(ctx, searchingKey(queue), members...)
+		pipe.HDel(ctx, searchingDataKey(queue), orphans...)
+		_, _ = pipe.Exec(ctx) // best effort: the next reconciliation tries again
 	}
 	return out, nil
 }

@@ -7,14 +7,17 @@
 -- KEYS[2]  searching sorted set
 -- KEYS[3]  the key of the ticket's match, if it has one (else any key of the
 --          queue's slot, unused)
+-- KEYS[4]  searching data hash
 -- ARGV[1]  ticket id
 -- ARGV[2]  new status ("cancelled" or "expired")
 --
 -- Returns "ok" (also when the ticket already has the new status: a re-sent
--- script), "missing", or the ticket's current status when it can no longer
--- be cancelled.
+-- script), "missing" (its record expired: it leaves the queue too), or the
+-- ticket's current status when it can no longer be cancelled.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
   return 'missing'
 end
 if status == ARGV[2] then
@@ -35,5 +38,6 @@ if status ~= 'searching' then
   return status
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 return 'ok'

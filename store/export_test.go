@@ -1,0 +1,33 @@
+package store
+
+import (
+	"context"
+	"slices"
+)
+
+// Test hooks into the key layout, for store_test.
+
+// SearchingIndexes returns the ids in the queue's searching set and in its
+// searching data hash, each sorted.
+func SearchingIndexes(ctx context.Context, s *Store, queue string) (set, data []string, err error) {
+	if set, err = s.rdb.ZRange(ctx, searchingKey(queue), 0, -1).Result(); err != nil {
+		return nil, nil, err
+	}
+	if data, err = s.rdb.HKeys(ctx, searchingDataKey(queue)).Result(); err != nil {
+		return nil, nil, err
+	}
+	slices.Sort(set)
+	slices.Sort(data)
+	return set, data, nil
+}
+
+// DropSearchingEntry deletes a ticket's searching data entry, as if an older
+// lobbyd, which kept none, had queued it.
+func DropSearchingEntry(ctx context.Context, s *Store, queue, ticketID string) error {
+	return s.rdb.HDel(ctx, searchingDataKey(queue), ticketID).Err()
+}
+
+// DropTicketRecord deletes a ticket's hash, as its TTL would.
+func DropTicketRecord(ctx context.Context, s *Store, queue, ticketID string) error {
+	return s.rdb.Del(ctx, ticketKey(queue, ticketID)).Err()
+}

@@ -1,0 +1,105 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+// The queue's searching data hash, which the leader reads, holds an entry
+// for exactly the tickets in the searching set, through every way a ticket
+// enters or leaves it; what the leader reads from it is the ticket as
+// created (or as requeued, with its hold).
+func TestSearchingDataFollowsTheSearchingSet(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
+		tks := map[string]store.Ticket{}
+		for i, p := range []string{"a", "b", "c", "d", "e"} {
+			tk := soloTicket("q", p, base.Add(time.Duration(i)*time.Millisecond))
+			tk.Skill, tk.Regions = float64(10*i), []string{"WestUs"}
+			require.NoError(t, s.CreateTicket(ctx, tk))
+			tks[p] = tk
+		}
+		same := func(want ...string) {
+			t.Helper()
+			set, data, err := store.SearchingIndexes(ctx, s, "q")
+			require.NoError(t, err)
+			var ids []string
+			for _, p := range want {
+				ids = append(ids, tks[p].ID)
+			}
+			slices.Sort(ids)
+			assert.Equal(t, ids, set, "searching set")
+			assert.Equal(t, ids, data, "searching data")
+		}
+		same("a", "b", "c", "d", "e")
+
+		read, err := s.Tickets(ctx, "q", []string{tks["c"].ID, tks["a"].ID})
+		require.NoError(t, err)
+		require.Len(t, read, 2)
+		assert.Equal(t, tks["c"].ID, read[0].ID, "in the order asked")
+		assert.Equal(t, store.TicketSearching, read[0].Status)
+		assert.True(t, tks["c"].CreatedAt.Equal(read[0].CreatedAt))
+		assert.Equal(t, 20.0, read[0].Skill)
+		assert.Equal(t, []string{"WestUs"}, read[0].Regions)
+		assert.Equal(t, tks["c"].Players, read[0].Players)
+
+		_, err = s.CancelPlayerTicket(ctx, "b")
+		require.NoError(t, err)
+		same("a", "c", "d", "e")
+
+		expired := tks["e"]
+		expired.Status = store.TicketSearching // the leader's copy
+		require.NoError(t, s.ExpireTicket(ctx, expired))
+		same("a", "c", "d")
+
+		m := matchOf(tks["a"], tks["c"])
+		m.Queue = "q"
+		res, err := s.CommitMatches(ctx, "q", []store.Match{m})
+		require.NoError(t, err)
+		require.Equal(t, store.CommitOK, res[0].Outcome)
+		same("d")
+		gone, err := s.Tickets(ctx, "q", []string{tks["a"].ID})
+		require.NoError(t, err)
+		assert.Empty(t, gone, "a matched ticket is not read as searching")
+
+		begun, err := s.BeginAttempt(ctx, "q", m.ID, "node")
+		require.NoError(t, err)
+		hold := time.Now().Add(time.Minute).Truncate(time.Millisecond)
+		_, err = s.FailMatch(ctx, begun, "playfab said no", hold)
+		require.NoError(t, err)
+		same("a", "c", "d")
+		back, err := s.Tickets(ctx, "q", []string{tks["a"].ID})
+		require.NoError(t, err)
+		require.Len(t, back, 1)
+		assert.True(t, hold.Equal(back[0].HoldUntil), "requeued with its hold")
+		assert.True(t, tks["a"].CreatedAt.Equal(back[0].CreatedAt), "and its place")
+
+		// A ticket queued by a lobbyd that kept no searching data is read
+		// from its hash.
+		require.NoError(t, store.DropSearchingEntry(ctx, s, "q", tks["d"].ID))
+		old, err := s.Tickets(ctx, "q", []string{tks["a"].ID, tks["d"].ID, tks["c"].ID})
+		require.NoError(t, err)
+		require.Len(t, old, 3)
+		assert.Equal(t, []string{tks["a"].ID, tks["d"].ID, tks["c"].ID}, []string{old[0].ID, old[1].ID, old[2].ID})
+
+		// A ticket whose record expired leaves the queue when read.
+		require.NoError(t, store.DropTicketRecord(ctx, s, "q", tks["a"].ID))
+		require.NoError(t, store.DropSearchingEntry(ctx, s, "q", tks["a"].ID))
+		left, err := s.Tickets(ctx, "q", []string{tks["a"].ID, tks["c"].ID})
+		require.NoError(t, err)
+		require.Len(t, left, 1)
+		set, data, err := store.SearchingIndexes(ctx, s, "q")
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{tks["c"].ID, tks["d"].ID}, set)
+		assert.Equal(t, []string{tks["c"].ID}, data, "d has no entry, as dropped above")
+	})
+}
