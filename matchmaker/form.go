@@ -26,43 +26,47 @@ import (
 // Cost: O(n·g) for n tickets and g open groups (g ≤ n, in practice small).
 func formMatches(q Queue, tickets []store.Ticket, now time.Time) []store.Match {
 	var matches []store.Match
-	formEach(q, tickets, now, func(m store.Match) { matches = append(matches, m) })
+	f := former{q: q, now: now, emit: func(m store.Match) { matches = append(matches, m) }}
+	for _, t := range tickets {
+		f.add(t)
+	}
 	return matches
 }
 
-// formEach is formMatches handing each match to emit as soon as it is
-// complete, so that committing can start while grouping goes on.
-func formEach(q Queue, tickets []store.Ticket, now time.Time, emit func(store.Match)) {
-	var open []*group
-	for _, t := range tickets {
-		if t.Size() == 0 || t.Size() > q.MaxUsers {
+// former is formMatches one ticket at a time: each match is handed to emit
+// as soon as it is complete, so that committing can start while grouping,
+// or reading the tickets, goes on. Tickets must come oldest first.
+type former struct {
+	q    Queue
+	now  time.Time
+	emit func(store.Match)
+	open []*group
+}
+
+func (f *former) add(t store.Ticket) {
+	if t.Size() == 0 || t.Size() > f.q.MaxUsers {
+		return
+	}
+	regions := acceptable(f.q, t)
+	if len(regions) == 0 {
+		return
+	}
+	for i, g := range f.open {
+		if !g.accepts(f.q, t, regions, f.now) {
 			continue
 		}
-		regions := acceptable(q, t)
-		if len(regions) == 0 {
-			continue
+		g.add(t, regions)
+		if g.size == f.q.MaxUsers {
+			f.emit(g.match(f.q))
+			f.open = slices.Delete(f.open, i, i+1)
 		}
-		placed := false
-		for i, g := range open {
-			if !g.accepts(q, t, regions, now) {
-				continue
-			}
-			g.add(t, regions)
-			if g.size == q.MaxUsers {
-				emit(g.match(q))
-				open = slices.Delete(open, i, i+1)
-			}
-			placed = true
-			break
-		}
-		if !placed {
-			g := newGroup(t, regions)
-			if g.size == q.MaxUsers {
-				emit(g.match(q))
-			} else {
-				open = append(open, g)
-			}
-		}
+		return
+	}
+	g := newGroup(t, regions)
+	if g.size == f.q.MaxUsers {
+		f.emit(g.match(f.q))
+	} else {
+		f.open = append(f.open, g)
 	}
 }
 

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -34,9 +32,10 @@ const (
 )
 
 // pool is the queue leader's view of its searching tickets. It is built
-// once when the node becomes leader (one full read), then kept current from
-// the queue's incoming list, so a pass reads only what changed instead of
-// rescanning Redis. Only the queue's formation loop touches it.
+// once when the node becomes leader (one full read, formed and committed as
+// it arrives), then kept current from the queue's incoming list, so a pass
+// reads only what changed instead of rescanning Redis. Only the queue's
+// formation loop touches it.
 //
 // order keeps the tickets oldest first without re-sorting the pool on every
 // pass: arrivals are appended (they come in creation order; only a requeued
@@ -71,9 +70,6 @@ func (p *pool) add(ts []store.Ticket) {
 		}
 		p.order = append(p.order, t)
 	}
-	if len(ts) > 0 {
-		p.dirty = true
-	}
 }
 
 func (p *pool) remove(ids ...string) {
@@ -100,10 +96,9 @@ func (p *pool) tickets() []*store.Ticket {
 }
 
 // reconcile makes the pool match the queue's searching set: tickets no
-// longer searching leave it, searching tickets it lacks are read (in
-// parallel chunks, so that decoding one overlaps Redis serving the next).
+// longer searching leave it, searching tickets it lacks are read.
 func (p *pool) reconcile(ctx context.Context, st *store.Store, queue string, now time.Time) error {
-	ids, err := st.SnapshotSearching(ctx, queue, p.lastSync.IsZero())
+	ids, err := st.SnapshotSearching(ctx, queue, false)
 	if err != nil {
 		return err
 	}
@@ -120,22 +115,44 @@ func (p *pool) reconcile(ctx context.Context, st *store.Store, queue string, now
 			p.remove(id)
 		}
 	}
-	chunks := slices.Collect(slices.Chunk(missing, readChunk))
-	read := make([][]store.Ticket, len(chunks))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(readParallelism)
-	for i, chunk := range chunks {
-		g.Go(func() (err error) {
-			read[i], err = st.Tickets(gctx, queue, chunk)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	for _, ts := range read {
+	err = readTickets(ctx, st, queue, missing, func(ts []store.Ticket) error {
 		p.add(ts)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	p.lastSync, p.dirty = now, true
 	return nil
+}
+
+// readTickets reads the given searching tickets in chunks of readChunk,
+// readParallelism chunks at once (so that decoding one overlaps Redis
+// serving the next), and hands each chunk to done, in the order of ids, on
+// the caller's goroutine. After an error, its own or done's, it reads no
+// more and returns that error.
+func readTickets(ctx context.Context, st *store.Store, queue string, ids []string, done func([]store.Ticket) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var first error
+	inOrder(slices.Chunk(ids, readChunk), readParallelism,
+		func(chunk []string) ([]store.Ticket, error) {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return st.Tickets(ctx, queue, chunk)
+		},
+		func(_ []string, ts []store.Ticket, err error) {
+			if first != nil {
+				return
+			}
+			if err == nil {
+				err = done(ts)
+			}
+			if err != nil {
+				first = err
+				cancel()
+			}
+		})
+	return first
 }

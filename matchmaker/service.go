@@ -289,15 +289,23 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 }
 
 // formOnce runs one formation pass on the leader's pool of the queue: take
-// the tickets that arrived (the first pass, and every reconcileEvery,
-// reconciles the pool with Redis in full), expire those past the queue's
-// timeout, group the rest, commit the groups, announce the committed
-// matches. With nothing new it re-forms only every reformEvery, for skill
-// windows that widened. It reports whether more arrivals are waiting.
+// the tickets that arrived, expire those past the queue's timeout, group the
+// rest, commit the groups, announce the committed matches. With nothing new
+// it re-forms only every reformEvery, for skill windows that widened. Every
+// reconcileEvery the pool is checked against Redis in full. A new leader's
+// first pass reads the whole queue and groups and commits as it reads (see
+// load). It reports whether more arrivals are waiting.
 func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) {
 	p := s.poolOf(q.Name)
 	now := s.Now()
-	if p.lastSync.IsZero() || now.Sub(p.lastSync) >= reconcileEvery {
+	var load []string // a new leader's whole queue, read during the pass
+	loading := p.lastSync.IsZero()
+	switch {
+	case loading:
+		if load, err = s.Store.SnapshotSearching(ctx, q.Name, true); err != nil {
+			return false, err
+		}
+	case now.Sub(p.lastSync) >= reconcileEvery:
 		if err := p.reconcile(ctx, s.Store, q.Name, now); err != nil {
 			return false, err
 		}
@@ -315,70 +323,127 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 	}
 	p.add(arrived)
 	more = len(arrived) == incomingBatch
-	if !p.dirty && now.Sub(p.lastForm) < reformEvery {
+	if !loading && len(arrived) == 0 && !p.dirty && now.Sub(p.lastForm) < reformEvery {
 		return more, nil
 	}
-	p.dirty, p.lastForm = false, now
+	// Arrivals taken during a first pass are grouped by the next one.
+	p.dirty, p.lastForm = loading && len(arrived) > 0, now
 
-	tickets := s.expire(ctx, q, p, now)
-	s.metrics.depth.WithLabelValues(q.Name).Set(float64(len(tickets)))
-	avail := available(tickets, now) // a copy: announcing changes the pool meanwhile
-	chunks := make(chan []store.Match)
-	go func() { // owned by commit, which drains chunks until it is closed
-		defer close(chunks)
-		var chunk []store.Match
-		formEach(q, avail, now, func(m store.Match) {
-			if chunk = append(chunk, m); len(chunk) == commitChunk {
-				chunks <- chunk
-				chunk = nil
+	steps := make(chan step)
+	var loadErr error
+	if loading {
+		go func() { // owned by commit, which drains steps until it is closed
+			defer close(steps)
+			loadErr = s.load(ctx, q, load, now, steps)
+		}()
+	} else {
+		tickets := s.expire(ctx, q, p, now)
+		s.metrics.depth.WithLabelValues(q.Name).Set(float64(len(tickets)))
+		avail := available(tickets, now) // a copy: announcing changes the pool meanwhile
+		go func() {                      // owned by commit, which drains steps until it is closed
+			defer close(steps)
+			g := newGrouper(q, now, steps)
+			for _, t := range avail {
+				g.add(t)
 			}
-		})
-		if len(chunk) > 0 {
-			chunks <- chunk
-		}
-	}()
-	formed, err := s.commit(ctx, q, p, chunks, now)
+			g.flush()
+		}()
+	}
+	formed, err := s.commit(ctx, q, p, steps, now)
 	if formed > 0 {
 		s.publishWait(ctx, q.Name)
+	}
+	if loading {
+		// (loadErr is read after commit saw steps closed.)
+		if err = cmp.Or(loadErr, err); err != nil {
+			s.dropPool(q.Name) // the next pass reads the queue again
+			return false, err
+		}
+		p.lastSync = now
 	}
 	return more, err
 }
 
-// commit records the matches formed by the pass, chunk by chunk as grouping
+// step is what the grouping goroutine hands to commit: tickets it read for
+// the pool (a first pass reads the queue as it goes), then matches to
+// commit. The pool takes a step's tickets before its matches are announced.
+type step struct {
+	add     []store.Ticket
+	matches []store.Match
+}
+
+// grouper feeds a former and hands its matches on in steps of commitChunk.
+type grouper struct {
+	former
+	step  step
+	steps chan<- step
+}
+
+func newGrouper(q Queue, now time.Time, steps chan<- step) *grouper {
+	g := &grouper{steps: steps}
+	g.former = former{q: q, now: now, emit: func(m store.Match) {
+		if g.step.matches = append(g.step.matches, m); len(g.step.matches) == commitChunk {
+			g.flush()
+		}
+	}}
+	return g
+}
+
+// flush hands on what the current step holds.
+func (g *grouper) flush() {
+	if len(g.step.add) > 0 || len(g.step.matches) > 0 {
+		g.steps <- g.step
+		g.step = step{}
+	}
+}
+
+// load reads a new leader's queue, oldest first, in chunks (see
+// readTickets), and groups each chunk as it arrives, so that committing the
+// first matches overlaps reading the rest. Expired tickets are ended at
+// once; the others go to the pool, and those not held to grouping.
+func (s *Service) load(ctx context.Context, q Queue, ids []string, now time.Time, steps chan<- step) error {
+	g := newGrouper(q, now, steps)
+	defer g.flush()
+	depth := 0
+	err := readTickets(ctx, s.Store, q.Name, ids, func(ts []store.Ticket) error {
+		for _, t := range ts {
+			if expired(q, t, now) {
+				s.expireTicket(ctx, q, t)
+				continue
+			}
+			depth++
+			g.step.add = append(g.step.add, t) // before any match holding it
+			if !held(t, now) {
+				g.add(t)
+			}
+		}
+		return nil
+	})
+	s.metrics.depth.WithLabelValues(q.Name).Set(float64(depth))
+	return err
+}
+
+// commit records the matches formed by the pass, step by step as grouping
 // produces them, with up to commitParallelism scripts in flight so that
 // Redis runs one while the next is formed, encoded and sent. It announces
-// each chunk's committed matches, in order, as its reply arrives. A failed
-// chunk does not stop the others; the first error is returned once every
-// chunk has ended. It reports how many matches were committed.
-func (s *Service) commit(ctx context.Context, q Queue, p *pool, chunks <-chan []store.Match, now time.Time) (int, error) {
-	type call struct {
-		chunk   []store.Match
-		results []store.CommitResult
-		err     error
-		done    chan struct{}
-	}
-	calls := make(chan *call, commitParallelism-1)
-	go func() { // ends with chunks; the loop below waits for every call
-		defer close(calls)
-		for chunk := range chunks {
-			c := &call{chunk: chunk, done: make(chan struct{})}
-			calls <- c // blocks while commitParallelism calls are started and unread
-			go func() {
-				defer close(c.done)
-				c.results, c.err = s.Store.CommitMatches(ctx, q.Name, c.chunk)
-			}()
-		}
-	}()
+// each step's committed matches, in order, as its reply arrives. A failed
+// step does not stop the others; the first error is returned once every
+// step has ended. It reports how many matches were committed.
+func (s *Service) commit(ctx context.Context, q Queue, p *pool, steps <-chan step, now time.Time) (int, error) {
 	var first error
 	committed := 0
-	for c := range calls {
-		<-c.done
-		if c.err != nil {
-			first = cmp.Or(first, c.err)
-			continue
-		}
-		committed += s.announce(ctx, q, p, c.chunk, c.results, now)
-	}
+	inOrder(chanSeq(steps), commitParallelism,
+		func(st step) ([]store.CommitResult, error) {
+			return s.Store.CommitMatches(ctx, q.Name, st.matches)
+		},
+		func(st step, results []store.CommitResult, err error) {
+			p.add(st.add)
+			if err != nil {
+				first = cmp.Or(first, err)
+				return
+			}
+			committed += s.announce(ctx, q, p, st.matches, results, now)
+		})
 	return committed, first
 }
 
@@ -416,24 +481,33 @@ func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []stor
 // returns the others, oldest first.
 func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) []*store.Ticket {
 	tickets := p.tickets()
-	limit := now.Add(-q.TicketTimeout.D())
 	n := 0
-	for n < len(tickets) && tickets[n].CreatedAt.Before(limit) {
+	for n < len(tickets) && expired(q, *tickets[n], now) {
 		n++
 	}
-	for _, tp := range slices.Clone(tickets[:n]) {
-		t := *tp
+	for _, t := range slices.Clone(tickets[:n]) {
 		p.remove(t.ID)
-		if err := s.Store.ExpireTicket(ctx, t); err != nil {
-			continue // matched or cancelled meanwhile
-		}
-		t.Status = store.TicketExpired
-		s.metrics.expired.WithLabelValues(q.Name).Inc()
-		if err := s.Notifier.TicketExpired(ctx, t); err != nil {
-			s.Logger.Warn("announce expired ticket", "ticket", t.ID, "err", err)
-		}
+		s.expireTicket(ctx, q, *t)
 	}
 	return p.tickets()
+}
+
+// expired reports whether t has waited past the queue's TicketTimeout.
+func expired(q Queue, t store.Ticket, now time.Time) bool {
+	return t.CreatedAt.Before(now.Add(-q.TicketTimeout.D()))
+}
+
+// expireTicket ends a ticket that waited too long and tells its players,
+// unless it was matched or cancelled meanwhile.
+func (s *Service) expireTicket(ctx context.Context, q Queue, t store.Ticket) {
+	if err := s.Store.ExpireTicket(ctx, t); err != nil {
+		return // matched or cancelled meanwhile
+	}
+	t.Status = store.TicketExpired
+	s.metrics.expired.WithLabelValues(q.Name).Inc()
+	if err := s.Notifier.TicketExpired(ctx, t); err != nil {
+		s.Logger.Warn("announce expired ticket", "ticket", t.ID, "err", err)
+	}
 }
 
 // waitSmoothing weights each new wait in the queue's estimated wait.
@@ -472,17 +546,20 @@ func (s *Service) publishWait(ctx context.Context, queue string) {
 	}
 }
 
-// available drops tickets held out of formation (requeued after a failed
-// allocation, for a short while).
+// available drops tickets held out of formation.
 func available(tickets []*store.Ticket, now time.Time) []store.Ticket {
 	out := make([]store.Ticket, 0, len(tickets))
 	for _, t := range tickets {
-		if t.HoldUntil.IsZero() || !t.HoldUntil.After(now) {
+		if !held(*t, now) {
 			out = append(out, *t)
 		}
 	}
 	return out
 }
+
+// held reports whether t is held out of formation (requeued after a failed
+// allocation, for a short while).
+func held(t store.Ticket, now time.Time) bool { return t.HoldUntil.After(now) }
 
 // QueueStatus is a queue's configuration, live depth and estimated wait.
 type QueueStatus struct {
