@@ -31,3 +31,9 @@ func DropSearchingEntry(ctx context.Context, s *Store, queue, ticketID string) e
 func DropTicketRecord(ctx context.Context, s *Store, queue, ticketID string) error {
 	return s.rdb.Del(ctx, ticketKey(queue, ticketID)).Err()
 }
+
+// LeaveSearchingEntryBehind takes a ticket out of the searching set alone,
+// as a lobbyd older than the searching data hash cancels it.
+func LeaveSearchingEntryBehind(ctx context.Context, s *Store, queue, ticketID string) error {
+	return s.rdb.ZRem(ctx, searchingKey(queue), ticketID).Err()
+}

@@ -60,6 +60,10 @@ var (
 	popDueLua    string
 	popDueScript = redis.NewScript(popDueLua)
 
+	//go:embed scripts/prune_searching_data.lua
+	pruneSearchingDataLua    string
+	pruneSearchingDataScript = redis.NewScript(pruneSearchingDataLua)
+
 	//go:embed scripts/remove_if_score.lua
 	removeIfScoreLua    string
 	removeIfScoreScript = redis.NewScript(removeIfScoreLua)
@@ -69,6 +73,7 @@ var allScripts = []*redis.Script{
 	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
 	cancelTicketScript, compareDeleteScript, acquireLeaseScript,
 	replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
+	pruneSearchingDataScript,
 }
 
 // LoadScripts loads every script into Redis (every primary of a cluster).

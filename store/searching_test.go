@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -101,5 +102,29 @@ func TestSearchingDataFollowsTheSearchingSet(t *testing.T) {
 		require.NoError(t, err)
 		assert.ElementsMatch(t, []string{tks["c"].ID, tks["d"].ID}, set)
 		assert.Equal(t, []string{tks["c"].ID}, data, "d has no entry, as dropped above")
+	})
+}
+
+// Entries left behind in the searching data (by an older lobbyd during a
+// rolling upgrade) are dropped by the leader's next snapshot, and only they.
+func TestSnapshotPrunesEntriesLeftBehind(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var ids []string
+		for i := range 2500 { // more than one HSCAN page
+			tk := soloTicket("q", fmt.Sprintf("p%d", i), time.Now())
+			require.NoError(t, s.CreateTicket(ctx, tk))
+			ids = append(ids, tk.ID)
+		}
+		for _, id := range ids[:1200] {
+			require.NoError(t, store.LeaveSearchingEntryBehind(ctx, s, "q", id))
+		}
+		snap, err := s.SnapshotSearching(ctx, "q", false)
+		require.NoError(t, err)
+		assert.Len(t, snap, 1300)
+		set, data, err := store.SearchingIndexes(ctx, s, "q")
+		require.NoError(t, err)
+		assert.Equal(t, set, data, "the entries left behind are gone, the others kept")
+		assert.Len(t, data, 1300)
 	})
 }

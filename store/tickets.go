@@ -354,22 +354,57 @@ func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int)
 }
 
 // SnapshotSearching lists the ids of every searching ticket of the queue,
-// for the leader to build or check its view. With takeIncoming (a leader
-// building its view from nothing) it also empties the queue's incoming list
-// in the same transaction: every id the list held is in the snapshot, and
-// every later arrival is in the list, so nothing is read twice or missed. A
-// leader checking a view it keeps leaves the list alone: an entry there may
-// be a ticket it holds that was requeued with a new hold, to be read again.
+// oldest first, for the leader to build or check its view. With
+// takeIncoming (a leader building its view from nothing) it also empties
+// the queue's incoming list in the same transaction: every id the list held
+// is in the snapshot, and every later arrival is in the list, so nothing is
+// read twice or missed. A leader checking a view it keeps leaves the list
+// alone: an entry there may be a ticket it holds that was requeued with a
+// new hold, to be read again. When the searching data holds more entries
+// than there are searching tickets, the extra entries are dropped.
 func (s *Store) SnapshotSearching(ctx context.Context, queue string, takeIncoming bool) ([]string, error) {
 	pipe := s.rdb.TxPipeline()
 	ids := pipe.ZRange(ctx, searchingKey(queue), 0, -1)
+	entries := pipe.HLen(ctx, searchingDataKey(queue))
 	if takeIncoming {
 		pipe.Del(ctx, incomingKey(queue))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
 	}
+	if entries.Val() > int64(len(ids.Val())) {
+		if err := s.pruneSearchingData(ctx, queue); err != nil {
+			return nil, err
+		}
+	}
 	return ids.Val(), nil
+}
+
+// pruneSearchingData drops the queue's searching data entries whose ticket
+// is not searching (see prune_searching_data.lua), reading the hash with
+// HSCAN so that Redis is never blocked for long.
+func (s *Store) pruneSearchingData(ctx context.Context, queue string) error {
+	keys := []string{searchingKey(queue), searchingDataKey(queue)}
+	var cursor uint64
+	for {
+		// HSCAN returns fields and values (NOVALUES needs Redis 7.4).
+		kv, next, err := s.rdb.HScan(ctx, searchingDataKey(queue), cursor, "", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("scan searching data of %s: %w", queue, err)
+		}
+		if len(kv) > 0 {
+			args := make([]any, 0, len(kv)/2)
+			for i := 0; i+1 < len(kv); i += 2 {
+				args = append(args, kv[i])
+			}
+			if err := pruneSearchingDataScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+				return fmt.Errorf("prune searching data of %s: %w", queue, err)
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
 }
 
 // searchingEntry encodes a searching ticket's entry in the queue's
