@@ -37,3 +37,14 @@ func DropTicketRecord(ctx context.Context, s *Store, queue, ticketID string) err
 func LeaveSearchingEntryBehind(ctx context.Context, s *Store, queue, ticketID string) error {
 	return s.rdb.ZRem(ctx, searchingKey(queue), ticketID).Err()
 }
+
+// SearchingScores returns the scores of the queue's searching set, oldest
+// first.
+func (s *Store) SearchingScores(ctx context.Context, queue string) ([]float64, error) {
+	zs, err := s.rdb.ZRangeWithScores(ctx, searchingKey(queue), 0, -1).Result()
+	out := make([]float64, len(zs))
+	for i, z := range zs {
+		out[i] = z.Score
+	}
+	return out, err
+}

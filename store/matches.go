@@ -49,7 +49,7 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 		return nil, nil
 	}
 	keys := []string{searchingKey(queue), allocStreamKey(queue), searchingDataKey(queue)}
-	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches)}
+	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches), queue}
 	for _, m := range matches {
 		regions, err := json.Marshal(nonNil(m.Regions))
 		if err != nil {
@@ -64,7 +64,7 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 			return nil, fmt.Errorf("encode tickets of match %s: %w", m.ID, err)
 		}
 		keys = append(keys, matchKey(queue, m.ID))
-		args = append(args, m.ID, queue, string(regions), string(players), string(tickets), len(m.TicketIDs))
+		args = append(args, m.ID, string(regions), string(players), string(tickets), len(m.TicketIDs))
 		for _, t := range m.TicketIDs {
 			keys = append(keys, ticketKey(queue, t))
 			args = append(args, t)

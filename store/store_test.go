@@ -171,7 +171,15 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 
 		left, err := s.SearchingTickets(ctx, "q", 100)
 		require.NoError(t, err)
-		assert.Len(t, left, 3, "p2, p3 and p4 still search")
+		require.Len(t, left, 3, "p2, p3 and p4 still search")
+		for i, tk := range left {
+			assert.Equal(t, ids[2+i], tk.ID, "in their places (p2 and p4 were put back by the stale matches)")
+		}
+		scores, err := s.SearchingScores(ctx, "q")
+		require.NoError(t, err)
+		for i, tk := range tks[2:5] {
+			assert.Equal(t, float64(tk.CreatedAt.UnixMilli()), scores[i], "%s keeps its creation time as score", tk.ID)
+		}
 	})
 }
 

@@ -8,92 +8,85 @@
 -- ARGV[2]  match key TTL (seconds)
 -- ARGV[3]  stream MAXLEN (approximate)
 -- ARGV[4]  number of matches
--- then, per match: match id, queue name, regions (JSON array), players
---          (JSON array, as the match record keeps them), ticket ids (JSON
---          array), ticket count, and the ticket ids
+-- ARGV[5]  queue name
+-- then, per match: match id, regions (JSON array), players (JSON array, as
+--          the match record keeps them), ticket ids (JSON array), ticket
+--          count, and the ticket ids
 --
 -- A ticket is searching exactly when it is in the searching set (every
--- script that changes a ticket's status keeps the two in step), so one
--- ZMSCORE per 1000 tickets checks every match of the call. The matched
--- tickets leave the set and the searching data in one ZREM and one HDEL
--- per 1000 at the end (until then, "taken" keeps a ticket from joining two
--- matches of one call). A match that exists is never written again, even if
--- its tickets are searching: a re-sent script may arrive after the match
+-- script that changes a ticket's status keeps the two in step), so taking a
+-- match's tickets out of the set with one ZREM is also the check: it
+-- removes them all exactly when they were all searching. When it removes
+-- fewer (rare: a ticket was cancelled or expired behind the leader's back,
+-- or is taken by an earlier match of this call), the ones it did remove are
+-- those whose status still says searching, and they go back with their
+-- creation time as score. A match that exists is never written again, even
+-- if its tickets are searching: a re-sent script may arrive after the match
 -- failed and requeued them. One EXISTS over every match key of the call
 -- finds none in the usual case; only when it finds some are they checked
--- one by one.
+-- one by one. The matched tickets' searching data goes in one HDEL per
+-- 1000 at the end.
 --
 -- Returns one status per match: "ok" (committed now), "exists" (committed by
 -- an earlier run of this script; go-redis may re-send a command whose reply
 -- was lost) or "stale:<ticketId>" (a ticket is no longer searching; nothing
 -- was changed for that match).
 local searching, stream, data = KEYS[1], KEYS[2], KEYS[3]
-local now, ttl, maxlen = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local nmatches = tonumber(ARGV[4])
+local now, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
+local nmatches, queue = tonumber(ARGV[4]), ARGV[5]
 
--- Where each match's arguments and keys start, and every ticket id.
-local margs, mkeys, mkeyIndex, tids, firstTid = {}, {}, {}, {}, {}
+local mkeys = {}
 do
-  local k, a = 4, 5
+  local k, a = 4, 6
   for m = 1, nmatches do
-    local nt = tonumber(ARGV[a + 5])
-    margs[m], mkeyIndex[m], mkeys[m], firstTid[m] = a, k, KEYS[k], #tids + 1
-    for i = 1, nt do
-      tids[#tids + 1] = ARGV[a + 5 + i]
-    end
+    mkeys[m] = KEYS[k]
+    local nt = tonumber(ARGV[a + 4])
     k = k + 1 + nt
-    a = a + 6 + nt
+    a = a + 5 + nt
   end
 end
-
 local anyExists = redis.call('EXISTS', unpack(mkeys)) > 0
-local scores = {}
-for i = 1, #tids, 1000 do
-  local part = redis.call('ZMSCORE', searching, unpack(tids, i, math.min(i + 999, #tids)))
-  for j = 1, #part do
-    scores[i + j - 1] = part[j]
-  end
-end
 
-local results, gone, taken = {}, {}, {}
+local results, gone = {}, {}
+local k, a = 4, 6
 for m = 1, nmatches do
-  local a, k, f = margs[m], mkeyIndex[m], firstTid[m]
-  local mkey = mkeys[m]
-  local matchID, queue, regions, players, tickets, nt =
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
+  local mkey = KEYS[k]
+  local matchID, regions, players, tickets, nt =
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
+  local t0 = a + 4 -- ARGV[t0 + i] is ticket i, KEYS[k + i] its key
 
-  local outcome = nil
   if anyExists and redis.call('EXISTS', mkey) == 1 then
-    outcome = 'exists'
-  else
-    for i = f, f + nt - 1 do
-      if not scores[i] or taken[tids[i]] then
-        outcome = 'stale:' .. tids[i]
-        break
+    results[m] = 'exists'
+  elseif redis.call('ZREM', searching, unpack(ARGV, t0 + 1, t0 + nt)) ~= nt then
+    -- Put back what this ZREM took: the tickets still marked searching.
+    local stale = nil
+    for i = 1, nt do
+      local tkey, tid = KEYS[k + i], ARGV[t0 + i]
+      local f = redis.call('HMGET', tkey, 'status', 'createdAt')
+      if f[1] == 'searching' and not redis.call('ZSCORE', searching, tid) then
+        redis.call('ZADD', searching, f[2], tid)
+      elseif not stale then
+        stale = tid
       end
     end
-  end
-  if outcome then
-    results[m] = outcome
+    results[m] = 'stale:' .. (stale or ARGV[t0 + 1]) -- none: a ticket listed twice
   else
     for i = 1, nt do
-      local tid = tids[f + i - 1]
       redis.call('HSET', KEYS[k + i], 'status', 'matched', 'matchId', matchID)
-      gone[#gone + 1] = tid
-      taken[tid] = true
+      gone[#gone + 1] = ARGV[t0 + i]
     end
     redis.call('HSET', mkey,
       'id', matchID, 'queue', queue, 'tickets', tickets,
       'players', players, 'regions', regions,
-      'state', 'allocating', 'attempt', 0, 'createdAt', now)
+      'state', 'allocating', 'attempt', '0', 'createdAt', now)
     redis.call('EXPIRE', mkey, ttl)
     redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'match', matchID)
     results[m] = 'ok'
   end
+  k = k + 1 + nt
+  a = a + 5 + nt
 end
 for i = 1, #gone, 1000 do
-  local j = math.min(i + 999, #gone)
-  redis.call('ZREM', searching, unpack(gone, i, j))
-  redis.call('HDEL', data, unpack(gone, i, j))
+  redis.call('HDEL', data, unpack(gone, i, math.min(i + 999, #gone)))
 end
 return results
