@@ -62,7 +62,7 @@ func (f *former) add(t store.Ticket) {
 		}
 		return
 	}
-	g := newGroup(t, regions)
+	g := newGroup(f.q, t, regions)
 	if g.size == f.q.MaxUsers {
 		f.emit(g.match(f.q))
 	} else {
@@ -83,7 +83,7 @@ type region struct {
 // it measured within the queue's MaxLatencyMs (by latency); else all of the
 // queue's regions (in the queue's order).
 func acceptable(q Queue, t store.Ticket) []region {
-	var out []region
+	out := make([]region, 0, len(q.Regions))
 	switch {
 	case len(t.Regions) > 0:
 		for _, r := range t.Regions {
@@ -122,32 +122,46 @@ type group struct {
 	size               int
 	oldest             time.Time
 	minSkill, maxSkill float64
-	// common holds the regions every ticket accepts, with the worst known
-	// latency among the tickets and the sum of their preference ranks.
-	common map[string]*regionScore
-	order  []string // common's regions in the seed's order, for stable output
+	// common holds the regions every ticket accepts, in the seed's order
+	// (for stable output), with the worst known latency among the tickets
+	// and the sum of their preference ranks. A queue has a handful of
+	// regions, so a slice beats a map.
+	common []regionScore
 }
 
 type regionScore struct {
+	name         string
 	worstLatency int
 	rankSum      int
 }
 
-func newGroup(t store.Ticket, regions []region) *group {
-	g := &group{oldest: t.CreatedAt, minSkill: t.Skill, maxSkill: t.Skill, common: map[string]*regionScore{}}
-	for _, r := range regions {
-		g.common[r.name] = &regionScore{worstLatency: r.latency, rankSum: r.rank}
-		g.order = append(g.order, r.name)
+func newGroup(q Queue, t store.Ticket, regions []region) *group {
+	g := &group{oldest: t.CreatedAt, minSkill: t.Skill, maxSkill: t.Skill,
+		common: make([]regionScore, len(regions)), tickets: make([]store.Ticket, 1, q.MaxUsers)}
+	for i, r := range regions {
+		g.common[i] = regionScore{name: r.name, worstLatency: r.latency, rankSum: r.rank}
 	}
-	g.tickets, g.size = []store.Ticket{t}, t.Size()
+	g.tickets[0], g.size = t, t.Size()
 	return g
+}
+
+// shares reports whether the group has a region in regions.
+func (g *group) shares(regions []region) bool {
+	for _, c := range g.common {
+		for _, r := range regions {
+			if r.name == c.name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (g *group) accepts(q Queue, t store.Ticket, regions []region, now time.Time) bool {
 	if g.size+t.Size() > q.MaxUsers {
 		return false
 	}
-	if !slices.ContainsFunc(regions, func(r region) bool { return g.common[r.name] != nil }) {
+	if !g.shares(regions) {
 		return false
 	}
 	wait := now.Sub(g.oldest)
@@ -161,19 +175,15 @@ func (g *group) accepts(q Queue, t store.Ticket, regions []region, now time.Time
 }
 
 func (g *group) add(t store.Ticket, regions []region) {
-	keep := map[string]bool{}
-	for _, r := range regions {
-		if s := g.common[r.name]; s != nil {
-			keep[r.name] = true
-			s.worstLatency = max(s.worstLatency, r.latency)
-			s.rankSum += r.rank
+	kept := g.common[:0]
+	for _, c := range g.common {
+		if i := slices.IndexFunc(regions, func(r region) bool { return r.name == c.name }); i >= 0 {
+			c.worstLatency = max(c.worstLatency, regions[i].latency)
+			c.rankSum += regions[i].rank
+			kept = append(kept, c)
 		}
 	}
-	for name := range g.common {
-		if !keep[name] {
-			delete(g.common, name)
-		}
-	}
+	g.common = kept
 	g.tickets, g.size = append(g.tickets, t), g.size+t.Size()
 	g.minSkill, g.maxSkill = math.Min(g.minSkill, t.Skill), math.Max(g.maxSkill, t.Skill)
 	if t.CreatedAt.Before(g.oldest) {
@@ -185,28 +195,27 @@ func (g *group) add(t store.Ticket, regions []region) {
 // latency first (regions no member measured count as unknown, after the
 // measured ones), then lowest summed preference rank, then the seed's order.
 func (g *group) preferredRegions() []string {
-	var out []string
-	for _, name := range g.order {
-		if g.common[name] != nil {
-			out = append(out, name)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b string) int {
-		sa, sb := g.common[a], g.common[b]
-		la, lb := sa.worstLatency, sb.worstLatency
+	common := slices.Clone(g.common)
+	slices.SortStableFunc(common, func(a, b regionScore) int {
+		la, lb := a.worstLatency, b.worstLatency
 		if la < 0 {
 			la = math.MaxInt
 		}
 		if lb < 0 {
 			lb = math.MaxInt
 		}
-		return cmp.Or(cmp.Compare(la, lb), cmp.Compare(sa.rankSum, sb.rankSum))
+		return cmp.Or(cmp.Compare(la, lb), cmp.Compare(a.rankSum, b.rankSum))
 	})
+	out := make([]string, len(common))
+	for i, c := range common {
+		out[i] = c.name
+	}
 	return out
 }
 
 func (g *group) match(q Queue) store.Match {
-	m := store.Match{ID: uuid.NewString(), Queue: q.Name, Regions: g.preferredRegions(), State: store.MatchAllocating}
+	m := store.Match{ID: uuid.NewString(), Queue: q.Name, Regions: g.preferredRegions(), State: store.MatchAllocating,
+		TicketIDs: make([]string, 0, len(g.tickets)), Players: make([]store.Player, 0, g.size)}
 	for _, t := range g.tickets {
 		m.TicketIDs = append(m.TicketIDs, t.ID)
 		for _, p := range t.Players {
