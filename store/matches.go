@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -51,15 +52,15 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 	keys := []string{searchingKey(queue), allocStreamKey(queue), searchingDataKey(queue)}
 	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches), queue}
 	for _, m := range matches {
-		regions, err := json.Marshal(nonNil(m.Regions))
+		regions, err := gojson.Marshal(nonNil(m.Regions))
 		if err != nil {
 			return nil, fmt.Errorf("encode regions of match %s: %w", m.ID, err)
 		}
-		players, err := json.Marshal(m.Players)
+		players, err := gojson.Marshal(m.Players)
 		if err != nil {
 			return nil, fmt.Errorf("encode players of match %s: %w", m.ID, err)
 		}
-		tickets, err := json.Marshal(m.TicketIDs)
+		tickets, err := gojson.Marshal(m.TicketIDs)
 		if err != nil {
 			return nil, fmt.Errorf("encode tickets of match %s: %w", m.ID, err)
 		}

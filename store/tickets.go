@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -429,7 +430,7 @@ func decodeSearchingEntry(v string) (Ticket, error) {
 		return Ticket{}, fmt.Errorf("decode searching ticket: malformed entry %.40q", v)
 	}
 	var d ticketData
-	if err := json.Unmarshal([]byte(data), &d); err != nil {
+	if err := gojson.Unmarshal([]byte(data), &d); err != nil {
 		return Ticket{}, fmt.Errorf("decode searching ticket: %w", err)
 	}
 	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
