@@ -31,3 +31,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// queueObservers are the per-match metrics of one queue, resolved once for
+// a batch of matches rather than by label on every observation.
+type queueObservers struct {
+	formed       prometheus.Counter
+	wait, spread prometheus.Observer
+}
+
+func (m *metrics) of(queue string) queueObservers {
+	return queueObservers{formed: m.formed.WithLabelValues(queue),
+		wait: m.wait.WithLabelValues(queue), spread: m.spread.WithLabelValues(queue)}
+}

@@ -72,6 +72,15 @@ func (p *pool) add(ts []store.Ticket) {
 	}
 }
 
+// reserve makes room for n more tickets, so a new leader's pool does not
+// grow its map step by step while it reads the queue.
+func (p *pool) reserve(n int) {
+	if len(p.byID) == 0 {
+		p.byID = make(map[string]*store.Ticket, n)
+	}
+	p.order = slices.Grow(p.order, n)
+}
+
 func (p *pool) remove(ids ...string) {
 	for _, id := range ids {
 		if _, ok := p.byID[id]; ok {

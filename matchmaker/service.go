@@ -305,6 +305,7 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 		if load, err = s.Store.SnapshotSearching(ctx, q.Name, true); err != nil {
 			return false, err
 		}
+		p.reserve(len(load))
 	case now.Sub(p.lastSync) >= reconcileEvery:
 		if err := p.reconcile(ctx, s.Store, q.Name, now); err != nil {
 			return false, err
@@ -453,6 +454,7 @@ func (s *Service) commit(ctx context.Context, q Queue, p *pool, steps <-chan ste
 // It returns the number of matches committed.
 func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []store.Match, results []store.CommitResult, now time.Time) int {
 	committed := 0
+	obs := s.metrics.of(q.Name)
 	for i, r := range results {
 		m := matches[i]
 		switch r.Outcome {
@@ -466,7 +468,7 @@ func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []stor
 			// nobody has announced it yet.
 		}
 		m.CreatedAt = now.UTC()
-		s.observeMatch(q, m, p.byID, now)
+		s.observeMatch(q, obs, m, p.byID, now)
 		p.remove(m.TicketIDs...)
 		if err := s.Notifier.MatchFound(ctx, m); err != nil {
 			// The match is committed and allocation will announce it as ready.
@@ -514,8 +516,8 @@ func (s *Service) expireTicket(ctx context.Context, q Queue, t store.Ticket) {
 const waitSmoothing = 0.1
 
 // observeMatch records a committed match's waits and skill spread.
-func (s *Service) observeMatch(q Queue, m store.Match, byID map[string]*store.Ticket, now time.Time) {
-	s.metrics.formed.WithLabelValues(q.Name).Inc()
+func (s *Service) observeMatch(q Queue, obs queueObservers, m store.Match, byID map[string]*store.Ticket, now time.Time) {
+	obs.formed.Inc()
 	lo, hi := math.Inf(1), math.Inf(-1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -523,7 +525,7 @@ func (s *Service) observeMatch(q Queue, m store.Match, byID map[string]*store.Ti
 		t := byID[id]
 		lo, hi = math.Min(lo, t.Skill), math.Max(hi, t.Skill)
 		wait := now.Sub(t.CreatedAt)
-		s.metrics.wait.WithLabelValues(q.Name).Observe(wait.Seconds())
+		obs.wait.Observe(wait.Seconds())
 		ms := float64(wait.Milliseconds())
 		if old, ok := s.waitEWMA[q.Name]; ok {
 			s.waitEWMA[q.Name] = old + waitSmoothing*(ms-old)
@@ -531,7 +533,7 @@ func (s *Service) observeMatch(q Queue, m store.Match, byID map[string]*store.Ti
 			s.waitEWMA[q.Name] = ms
 		}
 	}
-	s.metrics.spread.WithLabelValues(q.Name).Observe(hi - lo)
+	obs.spread.Observe(hi - lo)
 }
 
 // publishWait stores the queue's estimated wait for every node to read.
