@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 )
 
@@ -47,4 +48,15 @@ func (s *Store) SearchingScores(ctx context.Context, queue string) ([]float64, e
 		out[i] = z.Score
 	}
 	return out, err
+}
+
+// WriteLegacyMatch records m as a lobbyd older than the match hash's "rec"
+// field did: one field per part.
+func WriteLegacyMatch(ctx context.Context, s *Store, m Match) error {
+	players, _ := json.Marshal(m.Players)
+	tickets, _ := json.Marshal(m.TicketIDs)
+	regions, _ := json.Marshal(m.Regions)
+	return s.rdb.HSet(ctx, matchKey(m.Queue, m.ID), "id", m.ID, "queue", m.Queue, "tickets", tickets,
+		"players", players, "regions", regions, "state", m.State, "attempt", m.Attempt,
+		"createdAt", m.CreatedAt.UnixMilli()).Err()
 }

@@ -159,6 +159,9 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 		m, err := s.Match(ctx, "q", m1.ID)
 		require.NoError(t, err)
 		assert.Equal(t, store.MatchAllocating, m.State)
+		assert.Equal(t, "q", m.Queue)
+		assert.Equal(t, ids[0:2], m.TicketIDs)
+		assert.WithinDuration(t, time.Now(), m.CreatedAt, 5*time.Second)
 		assert.Equal(t, []string{"p0", "p1"}, m.PlayerIDs())
 		assert.Equal(t, []string{"WestUs"}, m.Regions)
 		assert.Equal(t, ids[0], m.Players[0].TicketID)
@@ -525,5 +528,20 @@ func TestAttach(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, graces, 1, "the grace deadline was moved")
 		assert.Equal(t, "a", graces[0].PlayerID)
+	})
+}
+
+// A match recorded by a lobbyd older than the match hash's "rec" field (one
+// field per part) still reads whole.
+func TestLegacyMatchRecord(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		created := time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC()
+		m := matchOf(soloTicket("q", "a", created), soloTicket("q", "b", created))
+		m.Queue, m.Regions, m.State, m.Attempt, m.CreatedAt = "q", []string{"WestUs"}, store.MatchAllocating, 2, created
+		require.NoError(t, store.WriteLegacyMatch(ctx, s, m))
+		got, err := s.Match(ctx, "q", m.ID)
+		require.NoError(t, err)
+		assert.Equal(t, m, got)
 	})
 }

@@ -4,13 +4,11 @@
 -- KEYS[2]  allocation stream of the queue
 -- KEYS[3]  searching data hash of the queue
 -- then, per match: the match key, followed by its ticket keys
--- ARGV[1]  now (ms)
--- ARGV[2]  match key TTL (seconds)
--- ARGV[3]  stream MAXLEN (approximate)
--- ARGV[4]  number of matches
--- ARGV[5]  queue name
--- then, per match: match id, regions (JSON array), players (JSON array, as
---          the match record keeps them), ticket ids (JSON array), ticket
+-- ARGV[1]  match key TTL (seconds)
+-- ARGV[2]  stream MAXLEN (approximate)
+-- ARGV[3]  number of matches
+-- then, per match: match id, its record (JSON: queue, tickets, players,
+--          regions, createdAt; see matchRecord in matches.go), ticket
 --          count, and the ticket ids
 --
 -- A ticket is searching exactly when it is in the searching set (every
@@ -32,28 +30,26 @@
 -- was lost) or "stale:<ticketId>" (a ticket is no longer searching; nothing
 -- was changed for that match).
 local searching, stream, data = KEYS[1], KEYS[2], KEYS[3]
-local now, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
-local nmatches, queue = tonumber(ARGV[4]), ARGV[5]
+local ttl, maxlen, nmatches = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
 local mkeys = {}
 do
-  local k, a = 4, 6
+  local k, a = 4, 4
   for m = 1, nmatches do
     mkeys[m] = KEYS[k]
-    local nt = tonumber(ARGV[a + 4])
+    local nt = tonumber(ARGV[a + 2])
     k = k + 1 + nt
-    a = a + 5 + nt
+    a = a + 3 + nt
   end
 end
 local anyExists = redis.call('EXISTS', unpack(mkeys)) > 0
 
 local results, gone = {}, {}
-local k, a = 4, 6
+local k, a = 4, 4
 for m = 1, nmatches do
   local mkey = KEYS[k]
-  local matchID, regions, players, tickets, nt =
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
-  local t0 = a + 4 -- ARGV[t0 + i] is ticket i, KEYS[k + i] its key
+  local matchID, rec, nt = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local t0 = a + 2 -- ARGV[t0 + i] is ticket i, KEYS[k + i] its key
 
   if anyExists and redis.call('EXISTS', mkey) == 1 then
     results[m] = 'exists'
@@ -75,16 +71,13 @@ for m = 1, nmatches do
       redis.call('HSET', KEYS[k + i], 'status', 'matched', 'matchId', matchID)
       gone[#gone + 1] = ARGV[t0 + i]
     end
-    redis.call('HSET', mkey,
-      'id', matchID, 'queue', queue, 'tickets', tickets,
-      'players', players, 'regions', regions,
-      'state', 'allocating', 'attempt', '0', 'createdAt', now)
+    redis.call('HSET', mkey, 'id', matchID, 'rec', rec, 'state', 'allocating', 'attempt', '0')
     redis.call('EXPIRE', mkey, ttl)
     redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'match', matchID)
     results[m] = 'ok'
   end
   k = k + 1 + nt
-  a = a + 5 + nt
+  a = a + 3 + nt
 end
 for i = 1, #gone, 1000 do
   redis.call('HDEL', data, unpack(gone, i, math.min(i + 999, #gone)))
