@@ -29,7 +29,9 @@ var (
 	ErrBadTicket = fmt.Errorf("ticket cannot be matched in this queue: %w", store.ErrInvalid)
 )
 
-// Notifier tells players about what happens to their tickets.
+// Notifier tells players about what happens to their tickets. Its methods
+// may be called concurrently (a new leader ends expired tickets while it
+// announces matches).
 type Notifier interface {
 	// MatchFound is called once per committed match.
 	MatchFound(ctx context.Context, m store.Match) error
@@ -355,10 +357,13 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 		s.publishWait(ctx, q.Name)
 	}
 	if loading {
-		// (loadErr is read after commit saw steps closed.)
-		if err = cmp.Or(loadErr, err); err != nil {
-			s.dropPool(q.Name) // the next pass reads the queue again
-			return false, err
+		// (loadErr is read after commit saw steps closed.) A failed read
+		// leaves the view incomplete: the next pass reads the queue again.
+		// A failed commit does not: its tickets are still in the pool and
+		// still searching, for the next pass to group again.
+		if loadErr != nil {
+			s.dropPool(q.Name)
+			return false, loadErr
 		}
 		p.lastSync = now
 	}

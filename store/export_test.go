@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
+	"time"
 )
 
 // Test hooks into the key layout, for store_test.
@@ -50,13 +50,13 @@ func (s *Store) SearchingScores(ctx context.Context, queue string) ([]float64, e
 	return out, err
 }
 
-// WriteLegacyMatch records m as a lobbyd older than the match hash's "rec"
-// field did: one field per part.
-func WriteLegacyMatch(ctx context.Context, s *Store, m Match) error {
-	players, _ := json.Marshal(m.Players)
-	tickets, _ := json.Marshal(m.TicketIDs)
-	regions, _ := json.Marshal(m.Regions)
-	return s.rdb.HSet(ctx, matchKey(m.Queue, m.ID), "id", m.ID, "queue", m.Queue, "tickets", tickets,
-		"players", players, "regions", regions, "state", m.State, "attempt", m.Attempt,
-		"createdAt", m.CreatedAt.UnixMilli()).Err()
+// SetSearchingEntry overwrites a ticket's searching data entry.
+func SetSearchingEntry(ctx context.Context, s *Store, queue, ticketID, entry string) error {
+	return s.rdb.HSet(ctx, searchingDataKey(queue), ticketID, entry).Err()
+}
+
+// TicketTTL returns the time to live of a ticket's hash (-1: none, -2: no
+// such key, as Redis's TTL).
+func TicketTTL(ctx context.Context, s *Store, queue, ticketID string) (time.Duration, error) {
+	return s.rdb.TTL(ctx, ticketKey(queue, ticketID)).Result()
 }

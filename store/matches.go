@@ -49,17 +49,23 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 	if len(matches) == 0 {
 		return nil, nil
 	}
-	now := msOf(time.Now())
 	keys := []string{searchingKey(queue), allocStreamKey(queue), searchingDataKey(queue)}
-	args := []any{int(matchTTL.Seconds()), allocStreamMaxLen, len(matches)}
+	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches), queue}
 	for _, m := range matches {
-		rec, err := gojson.Marshal(matchRecord{Queue: queue, Tickets: m.TicketIDs, Players: m.Players,
-			Regions: nonNil(m.Regions), CreatedAt: now})
+		regions, err := gojson.Marshal(nonNil(m.Regions))
 		if err != nil {
-			return nil, fmt.Errorf("encode match %s: %w", m.ID, err)
+			return nil, fmt.Errorf("encode regions of match %s: %w", m.ID, err)
+		}
+		players, err := gojson.Marshal(m.Players)
+		if err != nil {
+			return nil, fmt.Errorf("encode players of match %s: %w", m.ID, err)
+		}
+		tickets, err := gojson.Marshal(m.TicketIDs)
+		if err != nil {
+			return nil, fmt.Errorf("encode tickets of match %s: %w", m.ID, err)
 		}
 		keys = append(keys, matchKey(queue, m.ID))
-		args = append(args, m.ID, string(rec), len(m.TicketIDs))
+		args = append(args, m.ID, string(regions), string(players), string(tickets), len(m.TicketIDs))
 		for _, t := range m.TicketIDs {
 			keys = append(keys, ticketKey(queue, t))
 			args = append(args, t)
@@ -88,45 +94,21 @@ func (s *Store) Match(ctx context.Context, queue, matchID string) (Match, error)
 	return decodeMatch(matchID, f)
 }
 
-// matchRecord is the part of a match that never changes, stored as one
-// JSON field ("rec") of the match hash, so that a commit writes few fields;
-// the fields that change (state, attempt, the party...) are fields of
-// their own, which the scripts read and write.
-type matchRecord struct {
-	Queue     string   `json:"queue"`
-	Tickets   []string `json:"tickets"`
-	Players   []Player `json:"players"`
-	Regions   []string `json:"regions"`
-	CreatedAt int64    `json:"createdAt"`
-}
-
 // decodeMatch decodes a match hash; ErrNotFound if it is empty.
 func decodeMatch(matchID string, f map[string]string) (Match, error) {
 	if len(f) == 0 || f["id"] == "" {
 		return Match{}, ErrNotFound
 	}
 	m := Match{
-		ID: f["id"], State: f["state"],
+		ID: f["id"], Queue: f["queue"], State: f["state"],
 		PartyID: f["partyId"], NetworkDescriptor: f["networkDescriptor"],
 		InvitationID: f["invitationId"], FailReason: f["failReason"],
 	}
 	m.Attempt, _ = strconv.Atoi(f["attempt"])
-	fields := map[string]any{"requeued": nil, "left": &m.Left}
-	if rec := f["rec"]; rec != "" {
-		var r matchRecord
-		if err := json.Unmarshal([]byte(rec), &r); err != nil {
-			return Match{}, fmt.Errorf("decode match %s: %w", matchID, err)
-		}
-		m.Queue, m.TicketIDs, m.Players, m.Regions, m.CreatedAt = r.Queue, r.Tickets, r.Players, r.Regions, timeOfMs(r.CreatedAt)
-	} else { // recorded by a lobbyd older than "rec" (matches live an hour)
-		m.Queue = f["queue"]
-		ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
-		m.CreatedAt = timeOfMs(ms)
-		fields["tickets"], fields["players"], fields["regions"] = &m.TicketIDs, &m.Players, &m.Regions
-	}
+	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
+	m.CreatedAt = timeOfMs(ms)
 	var requeued []string
-	fields["requeued"] = &requeued
-	for field, dst := range fields {
+	for field, dst := range map[string]any{"tickets": &m.TicketIDs, "players": &m.Players, "regions": &m.Regions, "requeued": &requeued, "left": &m.Left} {
 		if err := decodeLuaJSON(f[field], dst); err != nil {
 			return Match{}, fmt.Errorf("decode match %s %s: %w", matchID, field, err)
 		}

@@ -128,3 +128,70 @@ func TestSnapshotPrunesEntriesLeftBehind(t *testing.T) {
 		assert.Len(t, data, 1300)
 	})
 }
+
+// An unreadable searching entry does not stop the queue: the ticket is read
+// from its own hash.
+func TestUnreadableSearchingEntryFallsBack(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		tk := soloTicket("q", "a", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, tk))
+		require.NoError(t, store.SetSearchingEntry(ctx, s, "q", tk.ID, "garbage"))
+		got, err := s.Tickets(ctx, "q", []string{tk.ID})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		assert.Equal(t, tk.Players, got[0].Players)
+	})
+}
+
+// A ticket whose record vanished (Redis lost it: records outlive the
+// longest ticket timeout) still commits with its match, read from the
+// searching data, and the record the commit writes for it expires.
+func TestCommitWithALostRecord(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a, b := soloTicket("q", "a", time.Now()), soloTicket("q", "b", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, a))
+		require.NoError(t, s.CreateTicket(ctx, b))
+		require.NoError(t, store.DropTicketRecord(ctx, s, "q", b.ID))
+		m := matchOf(a, b)
+		res, err := s.CommitMatches(ctx, "q", []store.Match{m})
+		require.NoError(t, err)
+		assert.Equal(t, store.CommitOK, res[0].Outcome)
+		ttl, err := store.TicketTTL(ctx, s, "q", b.ID)
+		require.NoError(t, err)
+		assert.Greater(t, ttl, time.Duration(0), "the record written has a lifetime")
+		got, err := s.Ticket(ctx, "q", a.ID)
+		require.NoError(t, err)
+		assert.Equal(t, m.ID, got.MatchID)
+		set, data, err := store.SearchingIndexes(ctx, s, "q")
+		require.NoError(t, err)
+		assert.Empty(t, set)
+		assert.Empty(t, data)
+	})
+}
+
+// A match holding a ticket cancelled behind the leader's back is stale: its
+// partner goes back in the queue, in its place, and the cancelled ticket
+// stays out of both the searching set and the searching data.
+func TestStaleCommitPutsPartnersBack(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		a, b := soloTicket("q", "a", time.Now()), soloTicket("q", "b", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, a))
+		require.NoError(t, s.CreateTicket(ctx, b))
+		_, err := s.CancelPlayerTicket(ctx, "b")
+		require.NoError(t, err)
+		res, err := s.CommitMatches(ctx, "q", []store.Match{matchOf(a, b)})
+		require.NoError(t, err)
+		assert.Equal(t, store.CommitStale, res[0].Outcome)
+		assert.Equal(t, b.ID, res[0].StaleTicket)
+		set, data, err := store.SearchingIndexes(ctx, s, "q")
+		require.NoError(t, err)
+		assert.Equal(t, []string{a.ID}, set)
+		assert.Equal(t, []string{a.ID}, data)
+		got, err := s.Ticket(ctx, "q", a.ID)
+		require.NoError(t, err)
+		assert.Equal(t, store.TicketSearching, got.Status)
+	})
+}

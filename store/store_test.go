@@ -530,18 +530,3 @@ func TestAttach(t *testing.T) {
 		assert.Equal(t, "a", graces[0].PlayerID)
 	})
 }
-
-// A match recorded by a lobbyd older than the match hash's "rec" field (one
-// field per part) still reads whole.
-func TestLegacyMatchRecord(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		ctx := context.Background()
-		created := time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC()
-		m := matchOf(soloTicket("q", "a", created), soloTicket("q", "b", created))
-		m.Queue, m.Regions, m.State, m.Attempt, m.CreatedAt = "q", []string{"WestUs"}, store.MatchAllocating, 2, created
-		require.NoError(t, store.WriteLegacyMatch(ctx, s, m))
-		got, err := s.Match(ctx, "q", m.ID)
-		require.NoError(t, err)
-		assert.Equal(t, m, got)
-	})
-}

@@ -374,9 +374,9 @@ func (s *Store) SnapshotSearching(ctx context.Context, queue string, takeIncomin
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
 	}
 	if entries.Val() > int64(len(ids.Val())) {
-		if err := s.pruneSearchingData(ctx, queue); err != nil {
-			return nil, err
-		}
+		// Best effort: extra entries cost memory, not correctness, and the
+		// next snapshot tries again.
+		_ = s.pruneSearchingData(ctx, queue)
 	}
 	return ids.Val(), nil
 }
@@ -465,7 +465,10 @@ func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Tick
 		}
 		t, err := decodeSearchingEntry(entry)
 		if err != nil {
-			return nil, fmt.Errorf("ticket %s of %s: %w", ids[i], queue, err)
+			// Unreadable: read the ticket's own hash, which is the record,
+			// rather than stop the queue on one entry.
+			missing = append(missing, ids[i])
+			continue
 		}
 		out = append(out, t)
 	}
