@@ -158,20 +158,18 @@ func (s *Store) claimLobby(ctx context.Context, playerID, lobbyID string) error 
 	}
 	// A claim on a lobby that no longer exists, or no longer lists the
 	// player (a crash between two steps), does not bind.
-	old, err := s.rdb.Get(ctx, key).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("read lobby place of %s: %w", playerID, err)
+	old, age, err := s.lobbyClaim(ctx, playerID)
+	if err != nil {
+		return err
 	}
 	if old == lobbyID {
 		return nil // already this lobby's: a repeated join
 	}
 	if old != "" {
-		if l, err := s.Lobby(ctx, old); err == nil {
-			if _, member := l.Member(playerID); member {
-				return ErrConflict
-			}
-		} else if !errors.Is(err, ErrNotFound) {
+		if binds, err := s.claimBinds(ctx, playerID, old, age); err != nil {
 			return err
+		} else if binds {
+			return ErrConflict
 		}
 	}
 	replaced, err := replaceClaimScript.Run(ctx, s.rdb, []string{key}, old, lobbyID, int(lobbyTTL.Seconds())).Int()
@@ -271,25 +269,61 @@ func (s *Store) LobbyOf(ctx context.Context, playerID, lobbyID string) (Lobby, e
 
 // DropStaleLobbyClaim removes the player's lobby claim if it names a lobby
 // that is gone or no longer has them as a member (a claim can outlive its
-// lobby). It returns ErrInLobby if the claim is live.
+// lobby) and is older than lobbyClaimGrace. It returns ErrInLobby if the
+// claim binds.
 func (s *Store) DropStaleLobbyClaim(ctx context.Context, playerID string) error {
-	id, err := s.rdb.Get(ctx, playerLobbyKey(playerID)).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read lobby place of %s: %w", playerID, err)
-	}
-	l, err := s.Lobby(ctx, id)
-	if err == nil {
-		if _, member := l.Member(playerID); member {
-			return ErrInLobby
-		}
-	} else if !errors.Is(err, ErrNotFound) {
+	id, age, err := s.lobbyClaim(ctx, playerID)
+	if err != nil || id == "" {
 		return err
+	}
+	if binds, err := s.claimBinds(ctx, playerID, id, age); err != nil {
+		return err
+	} else if binds {
+		return ErrInLobby
 	}
 	s.releaseLobby(ctx, playerID, id)
 	return nil
+}
+
+// lobbyClaimGrace is how long a new lobby claim binds its player even
+// though its lobby does not list them: creating or joining a lobby claims
+// the place first and writes the lobby just after, and another connection
+// of the same player (a reconnect replacing this one) must not take the
+// claim for stale in between.
+const lobbyClaimGrace = 10 * time.Second
+
+// lobbyClaim returns the lobby the player holds a claim on ("" for none)
+// and the claim's age, from its remaining lifetime (claims are set for
+// lobbyTTL and never extended), in one round trip.
+func (s *Store) lobbyClaim(ctx context.Context, playerID string) (string, time.Duration, error) {
+	pipe := s.rdb.Pipeline()
+	get := pipe.Get(ctx, playerLobbyKey(playerID))
+	ttl := pipe.PTTL(ctx, playerLobbyKey(playerID))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", 0, fmt.Errorf("read lobby place of %s: %w", playerID, err)
+	}
+	age := lobbyTTL // no TTL (-1): as old as can be
+	if left := ttl.Val(); left > 0 {
+		age = lobbyTTL - left
+	}
+	return get.Val(), age, nil
+}
+
+// claimBinds reports whether a player's claim on a lobby still binds them:
+// the lobby lists them, or the claim is younger than lobbyClaimGrace.
+func (s *Store) claimBinds(ctx context.Context, playerID, lobbyID string, age time.Duration) (bool, error) {
+	if age < lobbyClaimGrace {
+		return true, nil
+	}
+	l, err := s.Lobby(ctx, lobbyID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, member := l.Member(playerID)
+	return member, nil
 }
 
 // JoinLobby adds m to the lobby. ErrNotFound, ErrFull, or ErrConflict when

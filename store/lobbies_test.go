@@ -229,9 +229,44 @@ func TestSoloTicketOfALobbyMember(t *testing.T) {
 	defer raw.Close()
 	require.NoError(t, raw.Del(ctx, "{l:"+l.ID+"}").Err())
 	assert.ErrorIs(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())), store.ErrInLobby)
+	ageLobbyClaim(t, raw, "owner")
 	require.NoError(t, s.DropStaleLobbyClaim(ctx, "owner"))
 	require.NoError(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())))
 	tk, err := s.PlayerTicket(ctx, "owner")
 	require.NoError(t, err)
 	assert.Equal(t, store.TicketSearching, tk.Status)
+}
+
+// ageLobbyClaim makes the player's lobby claim look older than the grace
+// during which a claim binds without its lobby (claims live 24 h).
+func ageLobbyClaim(t *testing.T, raw *redis.Client, playerID string) {
+	t.Helper()
+	require.True(t, raw.PExpire(context.Background(), "{p:"+playerID+"}:lobby", 24*time.Hour-time.Minute).Val(), "the claim exists")
+}
+
+// A claim whose lobby is not written yet (another connection of the player
+// is creating or joining it) binds for a grace period: a solo queue.join
+// on this connection neither drops it nor takes another lobby meanwhile.
+func TestFreshLobbyClaimBinds(t *testing.T) {
+	srv := storetest.StartRedis(t)
+	s, err := store.Open(context.Background(), store.Config{URL: srv.URL})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	ctx := context.Background()
+	other := newLobby(t, s, "host", 3, "public")
+
+	// The claim a lobby.create takes before it writes the lobby.
+	require.NoError(t, raw.Set(ctx, "{p:p}:lobby", "being-created", 24*time.Hour).Err())
+	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "p"), store.ErrInLobby, "a fresh claim is not stale")
+	_, err = s.JoinLobby(ctx, other.ID, member("p", 1))
+	assert.ErrorIs(t, err, store.ErrConflict, "nor replaced by another lobby")
+	assert.Equal(t, "being-created", raw.Get(ctx, "{p:p}:lobby").Val())
+
+	// Past the grace, with no lobby written, it no longer binds.
+	ageLobbyClaim(t, raw, "p")
+	_, err = s.JoinLobby(ctx, other.ID, member("p", 1))
+	require.NoError(t, err)
+	assert.Equal(t, other.ID, raw.Get(ctx, "{p:p}:lobby").Val())
 }

@@ -380,6 +380,8 @@ func TestQueueAloneAfterLobbyVanished(t *testing.T) {
 	raw := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer raw.Close()
 	require.EqualValues(t, 1, raw.Del(context.Background(), "{l:"+l.Str("lobbyId")+"}").Val(), "the lobby key")
+	// Older than the grace in which a claim binds without its lobby.
+	require.True(t, raw.PExpire(context.Background(), "{p:"+alice.id+"}:lobby", 24*time.Hour-time.Minute).Val(), "alice's claim")
 
 	ticket := alice.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket")
 	assert.Equal(t, []any{alice.id}, ticket["players"], "a solo ticket")
