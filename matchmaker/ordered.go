@@ -33,7 +33,8 @@ func inOrder[In, Out any](inputs iter.Seq[In], parallel int, work func(In) (Out,
 	}
 }
 
-// chanSeq iterates over what ch receives until it is closed.
+// chanSeq iterates over what ch receives until it is closed. A loop that
+// stops early leaves the sender blocked: inOrder never does.
 func chanSeq[T any](ch <-chan T) iter.Seq[T] {
 	return func(yield func(T) bool) {
 		for v := range ch {
