@@ -145,16 +145,14 @@ func newGroup(q Queue, t store.Ticket, regions []region) *group {
 	return g
 }
 
+// regionIndex is the index of the named region in regions, or -1.
+func regionIndex(regions []region, name string) int {
+	return slices.IndexFunc(regions, func(r region) bool { return r.name == name })
+}
+
 // shares reports whether the group has a region in regions.
 func (g *group) shares(regions []region) bool {
-	for _, c := range g.common {
-		for _, r := range regions {
-			if r.name == c.name {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(g.common, func(c regionScore) bool { return regionIndex(regions, c.name) >= 0 })
 }
 
 func (g *group) accepts(q Queue, t store.Ticket, regions []region, now time.Time) bool {
@@ -177,7 +175,7 @@ func (g *group) accepts(q Queue, t store.Ticket, regions []region, now time.Time
 func (g *group) add(t store.Ticket, regions []region) {
 	kept := g.common[:0]
 	for _, c := range g.common {
-		if i := slices.IndexFunc(regions, func(r region) bool { return r.name == c.name }); i >= 0 {
+		if i := regionIndex(regions, c.name); i >= 0 {
 			c.worstLatency = max(c.worstLatency, regions[i].latency)
 			c.rankSum += regions[i].rank
 			kept = append(kept, c)

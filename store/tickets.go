@@ -191,14 +191,22 @@ func decodeTicket(f []any) (Ticket, error) {
 	if err := json.Unmarshal([]byte(str(0)), &d); err != nil {
 		return Ticket{}, fmt.Errorf("decode ticket: %w", err)
 	}
-	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
-		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: str(1), MatchID: str(4)}
-	ms, _ := strconv.ParseInt(str(2), 10, 64)
-	t.CreatedAt = timeOfMs(ms)
-	if hold, _ := strconv.ParseInt(str(3), 10, 64); hold > 0 {
-		t.HoldUntil = timeOfMs(hold)
-	}
+	created, _ := strconv.ParseInt(str(2), 10, 64)
+	hold, _ := strconv.ParseInt(str(3), 10, 64)
+	t := d.ticket(str(1), created, hold)
+	t.MatchID = str(4)
 	return t, nil
+}
+
+// ticket is the ticket d describes, with its status, creation time and hold
+// (in ms; 0 for none).
+func (d ticketData) ticket(status string, createdMs, holdMs int64) Ticket {
+	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
+		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: status, CreatedAt: timeOfMs(createdMs)}
+	if holdMs > 0 {
+		t.HoldUntil = timeOfMs(holdMs)
+	}
+	return t
 }
 
 // CancelPlayerTicket takes the player's searching ticket out of its queue,
@@ -433,12 +441,7 @@ func decodeSearchingEntry(v string) (Ticket, error) {
 	if err := gojson.Unmarshal([]byte(data), &d); err != nil {
 		return Ticket{}, fmt.Errorf("decode searching ticket: %w", err)
 	}
-	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
-		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: TicketSearching, CreatedAt: timeOfMs(createdMs)}
-	if holdMs > 0 {
-		t.HoldUntil = timeOfMs(holdMs)
-	}
-	return t, nil
+	return d.ticket(TicketSearching, createdMs, holdMs), nil
 }
 
 // Tickets reads the given tickets of a queue and returns those still

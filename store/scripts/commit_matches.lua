@@ -20,12 +20,12 @@
 -- fewer (rare: a ticket was cancelled or expired behind the leader's back,
 -- or is taken by an earlier match of this call), the ones it did remove are
 -- those whose status still says searching, and they go back with their
--- creation time as score, so the match changes nothing. A match that exists is never written again, even
--- if its tickets are searching: a re-sent script may arrive after the match
--- failed and requeued them. One EXISTS over every match key of the call
--- finds none in the usual case; only when it finds some are they checked
--- one by one. The matched tickets' searching data goes in one HDEL per
--- 1000 at the end.
+-- creation time as score, so the match changes nothing. A match that exists
+-- is never written again, even if its tickets are searching: a re-sent
+-- script may arrive after the match failed and requeued them. One EXISTS
+-- over every match key of the call finds none in the usual case; only when
+-- it finds some are they checked one by one. The matched tickets' searching
+-- data goes in one HDEL per 1000 at the end.
 --
 -- Returns one status per match: "ok" (committed now), "exists" (committed by
 -- an earlier run of this script; go-redis may re-send a command whose reply
