@@ -452,22 +452,8 @@ const ackBatch = 512
 // ackDelivered sends queued acks in batches until acks is closed (after the
 // last connection ended) and every ack queued before has been sent.
 func (g *Gateway) ackDelivered() {
-	batch := make([]matchAck, 0, ackBatch)
 	acks := make([]store.MatchAck, 0, ackBatch)
-	for a := range g.acks {
-		batch = append(batch[:0], a)
-	more:
-		for len(batch) < ackBatch {
-			select {
-			case a, ok := <-g.acks:
-				if !ok {
-					break more
-				}
-				batch = append(batch, a)
-			default:
-				break more
-			}
-		}
+	store.Batches(g.acks, ackBatch, func(batch []matchAck) {
 		acks = acks[:0]
 		for _, a := range batch {
 			acks = append(acks, a.MatchAck)
@@ -480,7 +466,7 @@ func (g *Gateway) ackDelivered() {
 		for _, a := range batch {
 			close(a.done)
 		}
-	}
+	})
 }
 
 type gatewayMetrics struct {

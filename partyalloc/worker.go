@@ -146,27 +146,13 @@ const (
 // drained. An ack that fails leaves its job pending: it is claimed after
 // ClaimIdle and found done (the match is ready or failed), which is safe.
 func (w *Worker) ackJobs(acks <-chan store.AllocationJob) {
-	batch := make([]store.AllocationJob, 0, ackBatch)
-	for job := range acks {
-		batch = append(batch[:0], job)
-	more:
-		for len(batch) < ackBatch {
-			select {
-			case job, ok := <-acks:
-				if !ok {
-					break more
-				}
-				batch = append(batch, job)
-			default:
-				break more
-			}
-		}
+	store.Batches(acks, ackBatch, func(batch []store.AllocationJob) {
 		ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+		defer cancel()
 		if err := w.Store.AckAllocationJobs(ctx, batch); err != nil {
 			w.Logger.Warn("ack allocation jobs", "jobs", len(batch), "err", err)
 		}
-		cancel()
-	}
+	})
 }
 
 // ackTimeout bounds one batch of acks.

@@ -1,0 +1,26 @@
+package store
+
+// Batches hands what in receives to flush in batches of up to max, each
+// batch taking what is already waiting, so that a burst of writes goes to
+// Redis in a few pipelines while a lone one leaves at once. The slice is
+// reused: flush must not keep it. Batches returns once in is closed and
+// drained.
+func Batches[T any](in <-chan T, max int, flush func([]T)) {
+	batch := make([]T, 0, max)
+	for v := range in {
+		batch = append(batch[:0], v)
+	more:
+		for len(batch) < max {
+			select {
+			case v, ok := <-in:
+				if !ok {
+					break more
+				}
+				batch = append(batch, v)
+			default:
+				break more
+			}
+		}
+		flush(batch)
+	}
+}
