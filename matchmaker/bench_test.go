@@ -37,8 +37,10 @@ func BenchmarkFormMatches(b *testing.B) {
 // redis-server, and forms and commits all their matches (reading them all,
 // grouping, 12,500 matches in chunked commit scripts). Tickets are created
 // outside the timer. It also reports Redis commands per match, from INFO
-// commandstats (commands run inside scripts included). The embedded Redis
-// is not measured at this size: it is for development.
+// commandstats (commands run inside scripts included), and Redis memory
+// per waiting ticket (used_memory before and after creating them, player
+// claims included). The embedded Redis is not measured at this size: it is
+// for development.
 func BenchmarkFormAndCommit50k(b *testing.B) {
 	const waiting = 50000
 	for _, tier := range []string{"redis-server"} {
@@ -51,9 +53,10 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 			b.Cleanup(func() { st.Close() })
 			q := DefaultQueues()[0]
 			ctx := context.Background()
-			var formed, commands int64
+			var formed, commands, memory int64
 			for b.Loop() {
 				b.StopTimer()
+				empty := redisUsedMemory(b, srv)
 				creator := &Service{Store: st, Queues: []Queue{q}, NodeID: "creator", Notifier: nopNotifier{}}
 				for i := 0; i < waiting; i++ {
 					if _, err := creator.Join(ctx, store.Ticket{Queue: q.Name,
@@ -61,6 +64,7 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				memory += redisUsedMemory(b, srv) - empty
 				before := redisCommands(b, srv)
 				leader := &Service{Store: st, Queues: []Queue{q}, NodeID: "bench", Notifier: nopNotifier{}}
 				lead(b, leader)
@@ -85,8 +89,26 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 			}
 			b.ReportMetric(float64(formed*4)/b.Elapsed().Seconds(), "tickets/s")
 			b.ReportMetric(float64(commands)/float64(formed), "redis-cmds/match")
+			b.ReportMetric(float64(memory)/float64(formed*4), "redis-bytes/waiting-ticket")
 		})
 	}
+}
+
+// redisUsedMemory returns Redis's used_memory (INFO memory).
+func redisUsedMemory(b *testing.B, srv *storetest.RedisServer) int64 {
+	_, port, _ := strings.Cut(srv.Addr, ":")
+	out, err := exec.Command("redis-cli", "-p", port, "INFO", "memory").Output()
+	if err != nil {
+		b.Fatalf("redis-cli: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	b.Fatal("no used_memory in INFO memory")
+	return 0
 }
 
 // redisCommands sums the calls in INFO commandstats.
