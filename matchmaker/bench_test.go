@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,9 +38,10 @@ func BenchmarkFormMatches(b *testing.B) {
 // redis-server, and forms and commits all their matches (reading them all,
 // grouping, 12,500 matches in chunked commit scripts). Tickets are created
 // outside the timer. It also reports Redis commands per match, from INFO
-// commandstats (commands run inside scripts included), and Redis memory
-// per waiting ticket (used_memory before and after creating them, player
-// claims included). The embedded Redis is not measured at this size: it is
+// commandstats (commands run inside scripts included), Redis memory per
+// waiting ticket (used_memory before and after creating them, player
+// claims included), and the CPU time Redis and the benchmark's own process
+// spent per pass. The embedded Redis is not measured at this size: it is
 // for development.
 func BenchmarkFormAndCommit50k(b *testing.B) {
 	const waiting = 50000
@@ -54,6 +56,7 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 			q := DefaultQueues()[0]
 			ctx := context.Background()
 			var formed, commands, memory int64
+			var redisCPU, ownCPU time.Duration
 			for b.Loop() {
 				b.StopTimer()
 				empty := redisUsedMemory(b, srv)
@@ -66,6 +69,7 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 				}
 				memory += redisUsedMemory(b, srv) - empty
 				before := redisCommands(b, srv)
+				redis0, own0 := redisCPUTime(b, srv), processCPUTime(b)
 				leader := &Service{Store: st, Queues: []Queue{q}, NodeID: "bench", Notifier: nopNotifier{}}
 				lead(b, leader)
 				leader.init()
@@ -80,6 +84,8 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 					}
 				}
 				b.StopTimer()
+				redisCPU += redisCPUTime(b, srv) - redis0
+				ownCPU += processCPUTime(b) - own0
 				commands += redisCommands(b, srv) - before
 				if depth, _ := st.QueueDepth(ctx, q.Name); depth != 0 {
 					b.Fatalf("%d tickets left unmatched", depth)
@@ -90,8 +96,39 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 			b.ReportMetric(float64(formed*4)/b.Elapsed().Seconds(), "tickets/s")
 			b.ReportMetric(float64(commands)/float64(formed), "redis-cmds/match")
 			b.ReportMetric(float64(memory)/float64(formed*4), "redis-bytes/waiting-ticket")
+			b.ReportMetric(float64(redisCPU.Milliseconds())/float64(b.N), "redis-cpu-ms/op")
+			b.ReportMetric(float64(ownCPU.Milliseconds())/float64(b.N), "lobbyd-cpu-ms/op")
 		})
 	}
+}
+
+// redisCPUTime returns the CPU time redis-server has used (INFO cpu).
+func redisCPUTime(b *testing.B, srv *storetest.RedisServer) time.Duration {
+	_, port, _ := strings.Cut(srv.Addr, ":")
+	out, err := exec.Command("redis-cli", "-p", port, "INFO", "cpu").Output()
+	if err != nil {
+		b.Fatalf("redis-cli: %v", err)
+	}
+	var seconds float64
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		for _, field := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(line, field); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				seconds += f
+			}
+		}
+	}
+	return time.Duration(seconds * float64(time.Second))
+}
+
+// processCPUTime returns the CPU time this process has used.
+func processCPUTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // redisUsedMemory returns Redis's used_memory (INFO memory).
