@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -33,8 +34,12 @@ var ErrBadToken = errors.New("invalid token")
 type Authenticator struct {
 	// Secret is the HS256 signing secret shared with the game's backend.
 	Secret []byte
-	// Leeway tolerates clock skew on exp. Default 0.
+	// Leeway tolerates clock skew on exp and nbf. Default 0.
 	Leeway time.Duration
+	// MaxLifetime, when set, refuses tokens that live longer: from iat (or,
+	// without iat, from now) to exp. A leaked long-lived token then cannot
+	// be used for long. Default 0: any lifetime.
+	MaxLifetime time.Duration
 }
 
 type claims struct {
@@ -53,6 +58,10 @@ func (a *Authenticator) Verify(token string) (Identity, error) {
 		switch {
 		case errors.Is(err, jwt.ErrTokenExpired):
 			return Identity{}, fmt.Errorf("%w: expired", ErrBadToken)
+		case errors.Is(err, jwt.ErrTokenNotValidYet):
+			return Identity{}, fmt.Errorf("%w: not yet valid (nbf is in the future)", ErrBadToken)
+		case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+			return Identity{}, fmt.Errorf("%w: not yet valid (iat is in the future)", ErrBadToken)
 		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 			return Identity{}, fmt.Errorf("%w: bad signature", ErrBadToken)
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
@@ -64,11 +73,70 @@ func (a *Authenticator) Verify(token string) (Identity, error) {
 	if !store.ValidPlayerID(c.Subject) {
 		return Identity{}, fmt.Errorf("%w: sub must be 1-128 printable characters without spaces or braces", ErrBadToken)
 	}
-	id := Identity{PlayerID: c.Subject, Name: c.Name, PlayFabEntity: c.PfEntity, Expires: c.ExpiresAt.Time}
+	if a.MaxLifetime > 0 {
+		from := time.Now()
+		if c.IssuedAt != nil {
+			from = c.IssuedAt.Time
+		}
+		if c.ExpiresAt.Sub(from) > a.MaxLifetime+a.Leeway {
+			return Identity{}, fmt.Errorf("%w: lives longer than the %v this server accepts", ErrBadToken, a.MaxLifetime)
+		}
+	}
+	if len(c.PfEntity) > maxEntityBytes {
+		return Identity{}, fmt.Errorf("%w: pfEntity must be at most %d bytes", ErrBadToken, maxEntityBytes)
+	}
+	id := Identity{PlayerID: c.Subject, Name: CleanName(c.Name), PlayFabEntity: c.PfEntity, Expires: c.ExpiresAt.Time}
 	if id.Name == "" {
 		id.Name = id.PlayerID
 	}
 	return id, nil
+}
+
+// MaxNameRunes is the longest display name, in characters (Unicode code
+// points).
+const MaxNameRunes = 32
+
+// maxEntityBytes bounds a token's pfEntity; PlayFab entity ids are 16 hex
+// characters.
+const maxEntityBytes = 64
+
+// CleanName makes a token's display name safe to show to other players:
+// control characters and bidirectional overrides are dropped, runs of
+// spaces become one, and the result is cut to MaxNameRunes characters.
+// Invalid UTF-8 is replaced (one U+FFFD per run of bad bytes). A name that cleans to nothing is empty (the
+// caller falls back to the player id).
+func CleanName(name string) string {
+	var b strings.Builder
+	n, space := 0, false
+	for _, r := range strings.ToValidUTF8(name, "\uFFFD") {
+		switch {
+		case unicode.IsSpace(r):
+			space = b.Len() > 0
+			continue
+		case unicode.IsControl(r) || isBidiControl(r):
+			continue
+		}
+		if space {
+			if n+1 >= MaxNameRunes {
+				break
+			}
+			b.WriteByte(' ')
+			n, space = n+1, false
+		}
+		if n == MaxNameRunes {
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// isBidiControl reports the invisible characters that reorder text
+// (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C): in a name they
+// can make other players misread what follows.
+func isBidiControl(r rune) bool {
+	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F || r == 0x061C
 }
 
 // Issue signs a token for id that expires after ttl.

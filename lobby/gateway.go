@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +15,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"github.com/lobbyd/lobbyd/store"
 )
@@ -46,6 +47,12 @@ type Gateway struct {
 	// to connect, besides the server's own; "*" allows any. A request with no
 	// Origin header (a game client, not a browser) is always allowed.
 	AllowedOrigins []string
+	// PublicURL is the URL players reach this service at (for example
+	// https://play.example.com). When set, a browser Origin is the
+	// service's own only if its scheme and host are the URL's; when empty,
+	// only if its host is the request's Host header, which is fine for a
+	// node reached directly but is the client's to set.
+	PublicURL *url.URL
 	// MaxFrameBytes is the largest frame a client may send; a larger one
 	// closes the socket with 1009. Default 4096.
 	MaxFrameBytes int64
@@ -61,16 +68,12 @@ type Gateway struct {
 	PresenceTTL time.Duration
 	// RequestTimeout bounds the handling of one request. Default 5s.
 	RequestTimeout time.Duration
-	// RateLimit and RateBurst bound each connection's requests per second.
-	// Beyond them requests get rate_limited; far beyond (another RateBurst
-	// rejected at once, or RateLimit rejections per second sustained) the
-	// socket is closed with 1008. Defaults 20 and 40.
-	RateLimit float64
-	RateBurst int
-	// ChatRate and ChatBurst bound each player's lobby.chat messages per
-	// second; beyond them chat gets rate_limited. Defaults 1 and 5.
-	ChatRate  float64
-	ChatBurst int
+	// Limits are the players' and client addresses' budgets: requests,
+	// chat, queue joins, handshakes, connections. Nil: DefaultLimits().
+	Limits *Limits
+	// SkillMin and SkillMax bound the skill a client may send. Defaults
+	// -1,000,000 and 1,000,000.
+	SkillMin, SkillMax float64
 	// Grace is how long a disconnected player keeps their lobby place and
 	// solo ticket. Default 30s.
 	Grace time.Duration
@@ -83,10 +86,12 @@ type Gateway struct {
 	upgrader websocket.Upgrader
 	metrics  *gatewayMetrics
 	hub      *hub
+	limits   *limiter
 
 	mu      sync.Mutex
 	running bool // Run has subscribed and the hub is up
 	closing bool // Run is shutting down: no new connections
+	open    int  // connections admitted and not yet ended
 	conns   sync.WaitGroup
 }
 
@@ -102,10 +107,14 @@ func (g *Gateway) init() {
 		setDefault(&g.WriteWait, 10*time.Second)
 		setDefault(&g.PresenceTTL, 60*time.Second)
 		setDefault(&g.RequestTimeout, 5*time.Second)
-		setDefault(&g.RateLimit, 20)
-		setDefault(&g.RateBurst, 40)
-		setDefault(&g.ChatRate, 1)
-		setDefault(&g.ChatBurst, 5)
+		if g.Limits == nil {
+			l := DefaultLimits()
+			g.Limits = &l
+		}
+		if g.SkillMin == 0 && g.SkillMax == 0 {
+			g.SkillMin, g.SkillMax = -1e6, 1e6
+		}
+		g.limits = newLimiter(*g.Limits)
 		setDefault(&g.Grace, 30*time.Second)
 		setDefault(&g.GraceSweep, time.Second)
 		g.upgrader = websocket.Upgrader{
@@ -144,8 +153,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
+	go func() { defer wg.Done(); g.limits.runSweeps(hubCtx, limitSweep) }()
 	go func() { defer wg.Done(); g.relay(hubCtx, sub) }()
 	go func() { defer wg.Done(); g.refreshPresence(hubCtx) }()
 	go func() { defer wg.Done(); g.sweepGraces(hubCtx) }()
@@ -350,65 +360,158 @@ func (g *Gateway) redeliver(ctx context.Context, entries map[string]store.Presen
 	g.hub.send(ctx, msg)
 }
 
+// limitSweep is how often budgets that refilled are forgotten.
+const limitSweep = 30 * time.Second
+
 // ServeHTTP upgrades GET /v1/ws to a player's WebSocket: 401 without a
-// valid token, 403 for a browser origin that is not allowed, 503 while the
-// gateway is not running. It starts the connection's loops and returns.
+// valid token, 403 for a browser origin that is not allowed, 429 past a
+// handshake or per-address limit, 503 while the gateway is not running or
+// is full. It starts the connection's loops and returns.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.init()
+	addr := g.limits.clientAddr(r)
+	releaseAddr, wait, reason := g.limits.admitAddr(addr)
+	if releaseAddr == nil {
+		g.refuseHandshake(w, http.StatusTooManyRequests, CodeRateLimited, reason, wait)
+		return
+	}
+	admitted := false
+	defer func() {
+		if !admitted {
+			releaseAddr()
+		}
+	}()
 	id, err := g.Auth.Verify(tokenFromRequest(r))
 	if err != nil {
-		g.metrics.handshakeFailures.WithLabelValues("unauthorized").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lobbyd"`)
-		writeHTTPError(w, http.StatusUnauthorized, CodeUnauthorized, err.Error())
+		g.refuseHandshake(w, http.StatusUnauthorized, CodeUnauthorized, err.Error(), 0)
 		return
 	}
 	if !g.originAllowed(r) {
-		g.metrics.handshakeFailures.WithLabelValues("forbidden").Inc()
-		writeHTTPError(w, http.StatusForbidden, CodeForbidden, "origin not allowed")
+		g.refuseHandshake(w, http.StatusForbidden, CodeForbidden, "origin not allowed", 0)
+		return
+	}
+	budget, refusal := g.admitPlayer(r.Context(), id.PlayerID)
+	if refusal != nil {
+		g.refuseHandshake(w, http.StatusTooManyRequests, CodeRateLimited, refusal.reason, refusal.wait)
 		return
 	}
 	g.mu.Lock()
-	if !g.running || g.closing {
+	switch {
+	case !g.running || g.closing:
 		g.mu.Unlock()
-		w.Header().Set("Retry-After", "1")
-		writeHTTPError(w, http.StatusServiceUnavailable, CodeUnavailable, "server is not accepting connections")
+		g.releasePlayer(budget)
+		g.refuseHandshake(w, http.StatusServiceUnavailable, CodeUnavailable, "server is not accepting connections", time.Second)
+		return
+	case g.Limits.MaxConns > 0 && g.open >= g.Limits.MaxConns:
+		g.mu.Unlock()
+		g.releasePlayer(budget)
+		g.refuseHandshake(w, http.StatusServiceUnavailable, CodeUnavailable, "server is full, retry another node", 5*time.Second)
 		return
 	}
+	g.open++
 	g.conns.Add(1)
 	g.mu.Unlock()
 
 	conn, err := g.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		g.conns.Done()
+		g.connEnded(budget)
 		return
 	}
+	admitted = true
 	g.metrics.connections.Inc()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
-		g: g, conn: conn, id: id, connID: uuid.NewString(),
+		g: g, conn: conn, id: id, connID: uuid.NewString(), budget: budget, releaseAddr: releaseAddr,
 		send: make(chan outgoing, g.SendQueue), closing: make(chan struct{}), readDone: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
-		limiter:   rate.NewLimiter(rate.Limit(g.RateLimit), g.RateBurst),
-		abuse:     rate.NewLimiter(rate.Limit(g.RateLimit), g.RateBurst),
-		chat:      rate.NewLimiter(rate.Limit(g.ChatRate), g.ChatBurst),
 		delivered: make(map[string]bool),
 	}
 	s.log = g.Logger.With("player", id.PlayerID, "conn", s.connID)
 	go s.serve()
 }
 
-// originAllowed applies AllowedOrigins; gorilla would accept a missing
-// Origin and nothing else, so the rule is written out here.
+// refuseHandshake answers a handshake that is not upgraded, and counts it.
+func (g *Gateway) refuseHandshake(w http.ResponseWriter, status int, code, msg string, retryAfter time.Duration) {
+	g.metrics.handshakeFailures.WithLabelValues(code).Inc()
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+	}
+	writeHTTPError(w, status, code, msg)
+}
+
+// handshakeRefusal is a player over their handshake budget.
+type handshakeRefusal struct {
+	reason string
+	wait   time.Duration
+}
+
+// admitPlayer charges one handshake to the player's budget, resuming a
+// budget their last connection on another node left in Redis when this node
+// has none of theirs in use. The budget is then held until connEnded. When
+// Redis cannot be read the local budget alone counts: a handshake needs no
+// Redis (the socket then reports the outage).
+func (g *Gateway) admitPlayer(ctx context.Context, player string) (*playerBudget, *handshakeRefusal) {
+	b, _ := g.limits.player(player)
+	b.mu.Lock()
+	inUse := b.conns > 0
+	b.conns++ // held from here, so the sweep keeps it
+	b.mu.Unlock()
+	if !inUse {
+		ctx, cancel := context.WithTimeout(ctx, min(g.RequestTimeout, time.Second))
+		data, err := g.Store.PlayerLimits(ctx, player)
+		cancel()
+		if err != nil {
+			g.Logger.Debug("read carried-over rate budgets", "player", player, "err", err)
+		}
+		b.resume(g.Limits, data, time.Now())
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if now.Before(b.penalty) {
+		b.conns--
+		return nil, &handshakeRefusal{"closed for abuse: reconnect later", b.penalty.Sub(now)}
+	}
+	if !b.handshakes.take(g.Limits.Handshakes, now, 1) {
+		b.conns--
+		return nil, &handshakeRefusal{"too many connections for this player, slow down", b.handshakes.wait(g.Limits.Handshakes, now, 1)}
+	}
+	return b, nil
+}
+
+// releasePlayer gives back a connection's hold on its player's budget.
+func (g *Gateway) releasePlayer(b *playerBudget) {
+	b.mu.Lock()
+	b.conns--
+	b.mu.Unlock()
+}
+
+// connEnded releases a connection's node slot and budget hold.
+func (g *Gateway) connEnded(b *playerBudget) {
+	g.releasePlayer(b)
+	g.mu.Lock()
+	g.open--
+	g.mu.Unlock()
+	g.conns.Done()
+}
+
+// originAllowed applies PublicURL and AllowedOrigins; gorilla would accept
+// a missing Origin and nothing else, so the rule is written out here.
 func (g *Gateway) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
 	u, err := url.Parse(origin)
-	if err != nil {
+	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if p := g.PublicURL; p != nil {
+		if strings.EqualFold(u.Scheme, p.Scheme) && strings.EqualFold(u.Host, p.Host) {
+			return true
+		}
+	} else if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
 	for _, o := range g.AllowedOrigins {
@@ -475,6 +578,7 @@ type gatewayMetrics struct {
 	requests          *prometheus.CounterVec
 	requestErrors     *prometheus.CounterVec
 	slowConsumers     prometheus.Counter
+	abuseCloses       *prometheus.CounterVec
 	matchesDelivered  prometheus.Counter
 	redelivered       prometheus.Counter
 }
@@ -491,6 +595,8 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 			Name: "lobbyd_request_errors_total", Help: "Error replies and protocol violations, by error code."}, []string{"code"}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lobbyd_slow_consumer_disconnects_total", Help: "Connections closed with 4004 because their outgoing queue filled."}),
+		abuseCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lobbyd_abuse_disconnects_total", Help: "Connections closed because the client misbehaved, by reason (binary_frame 1003, invalid_utf8 1007, flood 1008, frame_too_large 1009, slow_consumer 4004)."}, []string{"reason"}),
 		matchesDelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lobbyd_match_ready_delivered_total", Help: "match.ready frames written to player sockets."}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
@@ -498,7 +604,7 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.handshakeFailures, m.requests, m.requestErrors, m.slowConsumers,
-			m.matchesDelivered, m.redelivered)
+			m.abuseCloses, m.matchesDelivered, m.redelivered)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"time"
 
@@ -64,6 +65,9 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if req.Queue == "" {
 		return nil, errorf(CodeBadRequest, "queue is required")
 	}
+	if !s.budget.take(&s.budget.queueJoins, s.g.Limits.QueueJoins, 1) {
+		return nil, errorf(CodeRateLimited, "too many queue.join requests, slow down")
+	}
 	if len(req.Regions) > 32 || len(req.Latencies) > 32 {
 		return nil, errorf(CodeBadRequest, "at most 32 regions")
 	}
@@ -72,10 +76,10 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 		Players: []store.Player{{ID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity}},
 		Regions: req.Regions,
 	}
+	if err := s.g.validSkill(req.Skill); err != nil {
+		return nil, err
+	}
 	if req.Skill != nil {
-		if math.IsNaN(*req.Skill) || math.IsInf(*req.Skill, 0) {
-			return nil, errorf(CodeBadRequest, "skill must be a finite number")
-		}
 		t.Skill = *req.Skill
 	}
 	if len(req.Latencies) > 0 {
@@ -109,6 +113,18 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 		return nil, err
 	}
 	return map[string]any{"ticket": ticketObject(ticket)}, nil
+}
+
+// validSkill checks an optional skill from a request: a finite number
+// within the gateway's range, so a lobby's mean cannot overflow.
+func (g *Gateway) validSkill(skill *float64) error {
+	if skill == nil {
+		return nil
+	}
+	if math.IsNaN(*skill) || *skill < g.SkillMin || *skill > g.SkillMax {
+		return errorf(CodeBadRequest, fmt.Sprintf("skill must be a number from %g to %g", g.SkillMin, g.SkillMax))
+	}
+	return nil
 }
 
 func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 	"unicode/utf8"
 
@@ -173,14 +172,6 @@ type lobbyCreateRequest struct {
 	Skill      *float64          `json:"skill"`
 }
 
-// validSkill checks an optional skill from a request.
-func validSkill(skill *float64) error {
-	if skill != nil && (math.IsNaN(*skill) || math.IsInf(*skill, 0)) {
-		return errorf(CodeBadRequest, "skill must be a finite number")
-	}
-	return nil
-}
-
 func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, error) {
 	var req lobbyCreateRequest
 	if err := decode(frame, &req); err != nil {
@@ -206,7 +197,7 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	if err := validProps(req.Props); err != nil {
 		return nil, err
 	}
-	if err := validSkill(req.Skill); err != nil {
+	if err := s.g.validSkill(req.Skill); err != nil {
 		return nil, err
 	}
 	if live, err := s.g.liveTicket(ctx, s.id.PlayerID); err != nil {
@@ -254,7 +245,7 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if err := decode(frame, &req); err != nil {
 		return nil, err
 	}
-	if err := validSkill(req.Skill); err != nil {
+	if err := s.g.validSkill(req.Skill); err != nil {
 		return nil, err
 	}
 	var l store.Lobby
@@ -389,7 +380,7 @@ func handleLobbyReady(ctx context.Context, s *session, frame []byte) (any, error
 	if req.Ready == nil {
 		return nil, errorf(CodeBadRequest, "ready (true or false) is required")
 	}
-	if err := validSkill(req.Skill); err != nil {
+	if err := s.g.validSkill(req.Skill); err != nil {
 		return nil, err
 	}
 	l, err := s.myLobby(ctx)
@@ -489,7 +480,7 @@ func handleLobbyChat(ctx context.Context, s *session, frame []byte) (any, error)
 	if utf8.RuneCountInString(req.Text) > maxChatRunes {
 		return nil, errorf(CodeTooLarge, fmt.Sprintf("text is at most %d characters", maxChatRunes))
 	}
-	if !s.chat.Allow() {
+	if !s.budget.take(&s.budget.chat, s.g.Limits.Chat, 1) {
 		return nil, errorf(CodeRateLimited, "too many chat messages, slow down")
 	}
 	l, err := s.myLobby(ctx)

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
 
 	"github.com/lobbyd/lobbyd/store"
 )
@@ -20,6 +21,7 @@ const (
 	closeNormal      = websocket.CloseNormalClosure
 	closeGoingAway   = websocket.CloseGoingAway
 	closeUnsupported = websocket.CloseUnsupportedData
+	closeInvalidData = websocket.CloseInvalidFramePayloadData
 	closePolicy      = websocket.ClosePolicyViolation
 	closeTooBig      = websocket.CloseMessageTooBig
 	closeInternal    = websocket.CloseInternalServerErr
@@ -52,9 +54,8 @@ type session struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
-	limiter *rate.Limiter // requests
-	abuse   *rate.Limiter // rejected requests; exhausting it closes with 1008
-	chat    *rate.Limiter // lobby.chat messages
+	budget      *playerBudget // the player's rate budgets, shared by their connections here
+	releaseAddr func()        // gives back the client address's connection slot
 
 	closeOnce sync.Once
 	closeCode int
@@ -88,7 +89,29 @@ func (s *session) closeWith(code int, text string) {
 	s.closeOnce.Do(func() {
 		s.closeCode, s.closeText = code, text
 		close(s.closing)
+		if reason, ok := abuseReasons[code]; ok {
+			s.g.metrics.abuseCloses.WithLabelValues(reason).Inc()
+			if code == CloseSlowConsumer {
+				s.g.metrics.slowConsumers.Inc()
+			}
+			s.log.Warn("connection closed for abuse", "code", code, "reason", reason, "detail", text)
+		}
+		if code == closePolicy {
+			s.budget.mu.Lock()
+			s.budget.penalty = time.Now().Add(s.g.Limits.AbusePenalty)
+			s.budget.mu.Unlock()
+		}
 	})
+}
+
+// abuseReasons names the close codes that mean the client misbehaved: each
+// such close is logged once and counted by reason.
+var abuseReasons = map[int]string{
+	closeUnsupported:  "binary_frame",
+	closeInvalidData:  "invalid_utf8",
+	closePolicy:       "flood",
+	closeTooBig:       "frame_too_large",
+	CloseSlowConsumer: "slow_consumer",
 }
 
 // replace tells the player this connection was superseded and closes it.
@@ -126,7 +149,6 @@ func (s *session) enqueueLocked(o outgoing) {
 	select {
 	case s.send <- o:
 	default:
-		s.g.metrics.slowConsumers.Inc()
 		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
 	}
 }
@@ -185,7 +207,6 @@ func (s *session) answer(frame []byte) {
 	case s.send <- o:
 	case <-s.closing:
 	case <-t.C:
-		s.g.metrics.slowConsumers.Inc()
 		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
 	}
 }
@@ -193,7 +214,8 @@ func (s *session) answer(frame []byte) {
 // serve runs the connection to its end: attach, read until the socket
 // closes, then detach. It owns the write loop it starts.
 func (s *session) serve() {
-	defer s.g.conns.Done()
+	defer s.g.connEnded(s.budget)
+	defer s.releaseAddr()
 	defer s.cancel()
 	writeDone := make(chan struct{})
 	go func() {
@@ -302,6 +324,7 @@ func (s *session) detach() {
 	defer s.g.metrics.connections.Dec()
 	ctx, cancel := context.WithTimeout(context.Background(), s.g.RequestTimeout)
 	defer cancel()
+	s.saveBudget(ctx)
 	if s.g.hub.holds(ctx, s.id.PlayerID) {
 		// A newer connection of the player is here: its presence may have
 		// landed before ours; either way the player stays reachable.
@@ -326,12 +349,47 @@ func (s *session) detach() {
 	}
 }
 
+// saveBudget carries what the player's budgets still owe over to Redis
+// when their last connection on this node ends, so reconnecting to another
+// node does not refill them. Best effort: a failure costs at most one
+// fresh budget.
+func (s *session) saveBudget(ctx context.Context) {
+	b := s.budget
+	b.mu.Lock()
+	last := b.conns == 1
+	b.mu.Unlock()
+	if !last {
+		return // a newer connection here goes on spending it
+	}
+	data, ttl := b.carryOver(s.g.Limits, time.Now())
+	if data == nil {
+		return // all refilled: nothing to carry
+	}
+	if err := s.g.Store.SavePlayerLimits(ctx, s.id.PlayerID, data, ttl); err != nil {
+		s.log.Warn("carry rate budgets over", "err", err)
+	}
+}
+
 func (s *session) readLoop() {
 	c := s.conn
 	c.SetReadLimit(s.g.MaxFrameBytes)
 	extend := func() { c.SetReadDeadline(time.Now().Add(s.g.PongWait)) }
 	extend()
 	c.SetPongHandler(func(string) error { extend(); return nil })
+	// A client's ping costs a pong: it is charged like a request.
+	c.SetPingHandler(func(msg string) error {
+		if s.charge() == flooding {
+			return errFlood
+		}
+		err := c.WriteControl(websocket.PongMessage, []byte(msg), time.Now().Add(s.g.WriteWait))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return err
+			}
+		}
+		return nil
+	})
 	for {
 		kind, data, err := c.ReadMessage()
 		if err != nil {
@@ -347,8 +405,46 @@ func (s *session) readLoop() {
 			s.closeWith(closeUnsupported, "binary frames are not supported")
 			return
 		}
-		s.handleFrame(data)
+		if !utf8.Valid(data) {
+			s.closeWith(closeInvalidData, "text frames must be valid UTF-8")
+			return
+		}
+		switch s.charge() {
+		case charged:
+			s.handleFrame(data, false)
+		case overBudget:
+			s.handleFrame(data, true)
+		case flooding:
+			return
+		}
 	}
+}
+
+// errFlood stops the read loop of a connection closed with 1008.
+var errFlood = errors.New("far past the rate limit")
+
+// charge is what spending one frame from the player's budget came to.
+type charge int
+
+const (
+	charged    charge = iota // within budget: handle it
+	overBudget               // past it: answer rate_limited
+	flooding                 // far past it: closed with 1008
+)
+
+// charge spends one request from the player's budget, whatever the frame
+// holds. Past the budget a frame is refused; far past it (the rejections
+// budget is spent too) the socket is closed with 1008.
+func (s *session) charge() charge {
+	l := s.g.Limits
+	if s.budget.take(&s.budget.requests, l.Requests, 1) {
+		return charged
+	}
+	if !s.budget.take(&s.budget.rejections, l.Rejections, 1) {
+		s.closeWith(closePolicy, "far past the rate limit")
+		return flooding
+	}
+	return overBudget
 }
 
 // writeLoop is the only writer of the socket: queued frames, pings, and
@@ -457,29 +553,16 @@ func (s *session) finish(write func(outgoing) error) {
 }
 
 // handleFrame parses one client frame and answers it with exactly one reply.
-func (s *session) handleFrame(data []byte) {
-	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		s.reply("", nil, errorf(CodeBadRequest, "frame is not a JSON object"))
-		return
-	}
-	var id string
-	if len(env.ID) > 0 {
-		if err := json.Unmarshal(env.ID, &id); err != nil || len(id) > 64 {
-			s.reply("", nil, errorf(CodeBadRequest, "id must be a string of at most 64 characters"))
-			return
-		}
-	}
-	if env.Type == "" {
-		s.reply(id, nil, errorf(CodeBadRequest, "type is required"))
-		return
-	}
-	if !s.limiter.Allow() {
-		if !s.abuse.Allow() {
-			s.closeWith(closePolicy, "far past the rate limit")
-			return
-		}
+// A frame over the player's budget is answered rate_limited once its id is
+// read, valid or not.
+func (s *session) handleFrame(data []byte, overBudget bool) {
+	env, id, problem := readEnvelope(data)
+	switch {
+	case overBudget:
 		s.reply(id, nil, errorf(CodeRateLimited, "too many requests, slow down"))
+		return
+	case problem != nil:
+		s.reply(id, nil, problem)
 		return
 	}
 	h, ok := requestHandlers[env.Type]
@@ -500,6 +583,23 @@ func (s *session) handleFrame(data []byte) {
 		f(ctx)
 	}
 	s.afterDo = s.afterDo[:0]
+}
+
+// readEnvelope reads a frame's type and id; problem says what is wrong
+// with the frame, and id is empty if the id itself is.
+func readEnvelope(data []byte) (env envelope, id string, problem *Error) {
+	if err := json.Unmarshal(data, &env); err != nil {
+		return env, "", errorf(CodeBadRequest, "frame is not a JSON object")
+	}
+	if len(env.ID) > 0 {
+		if err := json.Unmarshal(env.ID, &id); err != nil || len(id) > 64 {
+			return env, "", errorf(CodeBadRequest, "id must be a string of at most 64 characters")
+		}
+	}
+	if env.Type == "" {
+		return env, id, errorf(CodeBadRequest, "type is required")
+	}
+	return env, id, nil
 }
 
 func truncate(s string, n int) string {

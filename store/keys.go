@@ -78,3 +78,7 @@ func nodeChannel(nodeID string) string { return "lobbyd:node:" + nodeID }
 
 // allocGroup is the consumer group of allocation workers on every queue stream.
 const allocGroup = "allocators"
+
+// playerLimitsKey holds what a player's rate budgets still owe when their
+// connection ended, for a reconnect on another node to resume them.
+func playerLimitsKey(playerID string) string { return playerTag(playerID) + ":limits" }
