@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/lobbyd/lobbyd/lobby"
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -34,11 +39,16 @@ type config struct {
 	RequeueHold        time.Duration
 	ReconnectGrace     time.Duration
 
-	AllowedOrigins  []string
-	MaxFrameBytes   int64
-	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
-	LogFormat       string
+	AllowedOrigins   []string
+	PublicURL        *url.URL
+	MaxFrameBytes    int64
+	Limits           lobby.Limits
+	SkillMin         float64
+	SkillMax         float64
+	MaxTokenLifetime time.Duration
+	ShutdownTimeout  time.Duration
+	LogLevel         slog.Level
+	LogFormat        string
 }
 
 // setting describes one configuration setting for flags, env and docs.
@@ -62,7 +72,21 @@ var settings = []setting{
 	{"requeue-hold", "LOBBYD_REQUEUE_HOLD", "5s", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)"},
 	{"reconnect-grace", "LOBBYD_RECONNECT_GRACE", "30s", "how long a disconnected player keeps their lobby place and solo ticket"},
 	{"allowed-origins", "LOBBYD_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any"},
+	{"public-url", "LOBBYD_PUBLIC_URL", "", "the URL players reach lobbyd at (scheme://host[:port]); browser origins are checked against its scheme and host instead of the request's Host header"},
 	{"max-frame-bytes", "LOBBYD_MAX_FRAME_BYTES", "4096", "largest client frame; larger ones close the socket with 1009"},
+	{"request-rate", "LOBBYD_REQUEST_RATE", "20/s,40", "each player's frames (valid or not), as N/s|m|h[,burst]; as many rejected again closes the socket with 1008; 0: off"},
+	{"chat-rate", "LOBBYD_CHAT_RATE", "1/s,5", "each player's lobby.chat messages, as N/s|m|h[,burst]; 0: off"},
+	{"queue-join-rate", "LOBBYD_QUEUE_JOIN_RATE", "30/m", "each player's queue.join requests, as N/s|m|h[,burst]; 0: off"},
+	{"handshake-rate", "LOBBYD_HANDSHAKE_RATE", "20/m", "each player's WebSocket handshakes on any node, as N/s|m|h[,burst]; beyond it 429; 0: off"},
+	{"abuse-penalty", "LOBBYD_ABUSE_PENALTY", "30s", "how long a player closed with 1008 is refused new handshakes"},
+	{"addr-handshake-rate", "LOBBYD_ADDR_HANDSHAKE_RATE", "50/s,1000", "handshakes from one client address (IPv6: its /64) on this node, as N/s|m|h[,burst]; 0: off"},
+	{"max-conns-per-addr", "LOBBYD_MAX_CONNS_PER_ADDR", "1000", "sockets one client address may hold on this node; 0: no cap"},
+	{"max-conns", "LOBBYD_MAX_CONNS", "auto", "sockets this node holds at most, beyond which handshakes get 503; auto: the open-files limit less 512; 0: no cap"},
+	{"client-ip-header", "LOBBYD_CLIENT_IP_HEADER", "", "header in which a trusted proxy passes the client's address (X-Forwarded-For, X-Real-IP); empty: the peer address counts"},
+	{"trusted-proxies", "LOBBYD_TRUSTED_PROXIES", "", "comma-separated CIDRs of the proxies whose client-ip-header is believed; empty: every peer (only safe when lobbyd is reachable through the proxy alone)"},
+	{"skill-min", "LOBBYD_SKILL_MIN", "-1000000", "lowest skill a client may send"},
+	{"skill-max", "LOBBYD_SKILL_MAX", "1000000", "highest skill a client may send"},
+	{"max-token-lifetime", "LOBBYD_MAX_TOKEN_LIFETIME", "0", "refuse player tokens that live longer than this, from iat (or now) to exp, like 24h; 0: any"},
 	{"shutdown-timeout", "LOBBYD_SHUTDOWN_TIMEOUT", "15s", "time allowed for a graceful shutdown"},
 	{"log-level", "LOBBYD_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"log-format", "LOBBYD_LOG_FORMAT", "text", "text or json"},
@@ -147,6 +171,65 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 			bad("redis-url", "%v", err)
 		}
 	}
+	c.Limits = lobby.DefaultLimits()
+	parseRate := func(name string) lobby.Rate {
+		r, err := parseRate(get(name))
+		if err != nil {
+			bad(name, "%v", err)
+		}
+		return r
+	}
+	c.Limits.Requests = parseRate("request-rate")
+	c.Limits.Rejections = c.Limits.Requests
+	c.Limits.Chat = parseRate("chat-rate")
+	c.Limits.QueueJoins = parseRate("queue-join-rate")
+	c.Limits.Handshakes = parseRate("handshake-rate")
+	c.Limits.AddrHandshakes = parseRate("addr-handshake-rate")
+	c.Limits.AbusePenalty = parseDuration("abuse-penalty")
+	c.Limits.MaxConnsPerAddr = int(parseInt("max-conns-per-addr", 0, 1<<30))
+	if get("max-conns") != "auto" {
+		c.Limits.MaxConns = int(parseInt("max-conns", 0, 1<<30))
+	}
+	c.Limits.ClientIPHeader = http.CanonicalHeaderKey(get("client-ip-header"))
+	for _, p := range strings.Split(get("trusted-proxies"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(p); aerr == nil {
+				prefix, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			bad("trusted-proxies", "%q is not a CIDR like 10.0.0.0/8 or an address", p)
+			continue
+		}
+		c.Limits.TrustedProxies = append(c.Limits.TrustedProxies, prefix.Masked())
+	}
+	parseFloat := func(name string) float64 {
+		f, err := strconv.ParseFloat(get(name), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			bad(name, "%q is not a number", get(name))
+		}
+		return f
+	}
+	c.SkillMin, c.SkillMax = parseFloat("skill-min"), parseFloat("skill-max")
+	if c.SkillMin >= c.SkillMax {
+		bad("skill-max", "must be above LOBBYD_SKILL_MIN (%g)", c.SkillMin)
+	}
+	if v := get("max-token-lifetime"); v != "0" {
+		c.MaxTokenLifetime = parseDuration("max-token-lifetime")
+	}
+	if v := get("public-url"); v != "" {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+			bad("public-url", "%q is not an http(s)://host[:port] URL", v)
+		default:
+			c.PublicURL = u
+		}
+	}
 	for _, o := range strings.Split(get("allowed-origins"), ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			c.AllowedOrigins = append(c.AllowedOrigins, o)
@@ -190,6 +273,34 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	c.PlayFabBaseURL = strings.TrimRight(c.PlayFabBaseURL, "/")
 	return c, errors.Join(errs...)
+}
+
+// parseRate reads a rate as N/s, N/m or N/h, optionally followed by
+// ",burst" (default: N); "0" turns the limit off.
+func parseRate(v string) (lobby.Rate, error) {
+	if v == "0" {
+		return lobby.Rate{}, nil
+	}
+	bad := fmt.Errorf("%q is not a rate like 20/s, 30/m or 20/s,40 (or 0 for off)", v)
+	spec, burst, hasBurst := strings.Cut(v, ",")
+	num, unit, ok := strings.Cut(spec, "/")
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if !ok || err != nil || n <= 0 || math.IsInf(n, 0) {
+		return lobby.Rate{}, bad
+	}
+	per := map[string]float64{"s": 1, "m": 60, "h": 3600}[strings.TrimSpace(unit)]
+	if per == 0 {
+		return lobby.Rate{}, bad
+	}
+	r := lobby.Rate{PerSecond: n / per, Burst: n}
+	if hasBurst {
+		b, err := strconv.ParseFloat(strings.TrimSpace(burst), 64)
+		if err != nil || b < 1 || math.IsInf(b, 0) {
+			return lobby.Rate{}, bad
+		}
+		r.Burst = b
+	}
+	return r, nil
 }
 
 // secret reads a secret from the environment variable or the file, not

@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		jwtSecret = []byte(randomID(32))
 		log.Warn("dev auth: tokens are signed with a random secret and do not survive a restart")
 	}
-	auth := &lobby.Authenticator{Secret: jwtSecret}
+	auth := &lobby.Authenticator{Secret: jwtSecret, MaxLifetime: cfg.MaxTokenLifetime}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -76,7 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mm := &matchmaker.Service{Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log, Registerer: reg}
 	gw := &lobby.Gateway{
 		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
-		AllowedOrigins: cfg.AllowedOrigins, MaxFrameBytes: cfg.MaxFrameBytes, Grace: cfg.ReconnectGrace,
+		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
+		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
+	}
+	if cfg.PublicURL == nil && !cfg.DevAuth {
+		log.Warn("LOBBYD_PUBLIC_URL is not set: browser origins are checked against the request's Host header, which clients set; set it when browsers connect")
 	}
 	networks := make(map[string]partyalloc.NetworkConfiguration, len(queues))
 	names := make([]string, len(queues))

@@ -56,6 +56,8 @@ start_lobbyd() {
 		url=$redis
 		redis-cli -u "$url" FLUSHDB >/dev/null || exit 1
 	fi
+	# Every simulated player comes from one address: per-address limits off.
+	LOBBYD_ADDR_HANDSHAKE_RATE=0 LOBBYD_MAX_CONNS_PER_ADDR=0 \
 	LOBBYD_DEV_AUTH=true LOBBYD_LOG_LEVEL=warn LOBBYD_REDIS_URL="$url" LOBBYD_DEBUG_ADDR=$debug \
 		"$bin/lobbyd" -addr $addr >"$bin/lobbyd.out" 2>"$out/lobbyd-$1.log" &
 	lobbyd_pid=$!

@@ -21,7 +21,10 @@ $GO build -o "$dir/lobbyd" ./cmd/lobbyd
 $GO build -o "$dir/lobbyload" ./cmd/lobbyload
 
 mkfifo "$dir/out"
-LOBBYD_DEV_AUTH=true LOBBYD_LOG_LEVEL=warn "$dir/lobbyd" -addr 127.0.0.1:0 >"$dir/out" 2>"$dir/lobbyd.log" &
+# Every simulated player comes from one address: the per-address limits
+# would count them all as one client.
+LOBBYD_ADDR_HANDSHAKE_RATE=0 LOBBYD_MAX_CONNS_PER_ADDR=0 \
+	LOBBYD_DEV_AUTH=true LOBBYD_LOG_LEVEL=warn "$dir/lobbyd" -addr 127.0.0.1:0 >"$dir/out" 2>"$dir/lobbyd.log" &
 lobbyd_pid=$!
 # The first stdout line says where it listens; keep draining the rest.
 exec 3<"$dir/out"
