@@ -454,6 +454,12 @@ type handshakeRefusal struct {
 func (g *Gateway) admitPlayer(ctx context.Context, player string) (*playerBudget, *handshakeRefusal) {
 	b, _ := g.limits.player(player)
 	b.mu.Lock()
+	// What this node knows already refuses without a Redis read: a client
+	// hammering handshakes costs no round trip.
+	if refusal := g.handshakeRefusal(b, time.Now()); refusal != nil {
+		b.mu.Unlock()
+		return nil, refusal
+	}
 	inUse := b.conns > 0
 	b.conns++ // held from here, so the sweep keeps it
 	b.mu.Unlock()
@@ -469,15 +475,24 @@ func (g *Gateway) admitPlayer(ctx context.Context, player string) (*playerBudget
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
+	refusal := g.handshakeRefusal(b, now)
+	if refusal == nil {
+		b.handshakes.take(g.Limits.Handshakes, now, 1)
+		return b, nil
+	}
+	b.conns--
+	return nil, refusal
+}
+
+// handshakeRefusal says why b admits no handshake now, or nil. b.mu is held.
+func (g *Gateway) handshakeRefusal(b *playerBudget, now time.Time) *handshakeRefusal {
 	if now.Before(b.penalty) {
-		b.conns--
-		return nil, &handshakeRefusal{"closed for abuse: reconnect later", b.penalty.Sub(now)}
+		return &handshakeRefusal{"closed for abuse: reconnect later", b.penalty.Sub(now)}
 	}
-	if !b.handshakes.take(g.Limits.Handshakes, now, 1) {
-		b.conns--
-		return nil, &handshakeRefusal{"too many connections for this player, slow down", b.handshakes.wait(g.Limits.Handshakes, now, 1)}
+	if wait := b.handshakes.wait(g.Limits.Handshakes, now, 1); wait > 0 {
+		return &handshakeRefusal{"too many connections for this player, slow down", wait}
 	}
-	return b, nil
+	return nil
 }
 
 // releasePlayer gives back a connection's hold on its player's budget.
