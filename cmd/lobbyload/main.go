@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,6 +57,9 @@ type config struct {
 	Seed          uint64
 	FlushWait     time.Duration
 	Settle        time.Duration
+	// Pingers and Abusers select the abuse scenario (see abuse.go) instead
+	// of matchmaking.
+	Pingers, Abusers int
 }
 
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -82,6 +86,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the assignment of roles to players")
 	fs.DurationVar(&cfg.FlushWait, "flush-wait", 5*time.Second, "after the run, how long each matched player may take to confirm no duplicate match.ready is pending")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "after a leave landed behind match.found and the player queued again, end early once nobody was matched for this long (0: wait for -duration)")
+	fs.IntVar(&cfg.Pingers, "pingers", 0, "abuse scenario: well-behaved players who only ping, every 100ms, and report the round trip (with -abusers; no matchmaking)")
+	fs.IntVar(&cfg.Abusers, "abusers", 0, "abuse scenario: players flooding invalid frames and reconnecting at once whenever closed, for -duration")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -172,6 +178,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.Pingers > 0 || cfg.Abusers > 0 {
+		rep, err := newLoad(cfg, stderr).runAbuse(ctx)
+		if err != nil {
+			return err
+		}
+		if cfg.JSON {
+			err = json.NewEncoder(stdout).Encode(rep)
+		} else {
+			err = rep.writeText(stdout)
+		}
+		if err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		return rep.verdict()
 	}
 	rep, err := newLoad(cfg, stderr).run(ctx)
 	if err != nil {
