@@ -358,3 +358,22 @@ func TestPercentiles(t *testing.T) {
 
 // syncBuffer captures output written concurrently.
 type syncBuffer = lobbytest.SyncBuffer
+
+// The abuse scenario against the real server: the flooders are closed with
+// 1008 and then refused (429) while the penalty lasts; the well-behaved
+// players' pings all succeed.
+func TestAbuseScenarioAgainstLobbyd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs lobbyd")
+	}
+	url := startLobbyd(t)
+	stdout, stderr, err := runLoad(t, nil, "-url", url, "-pingers", "5", "-abusers", "2", "-duration", "3s", "-json")
+	require.NoError(t, err, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	var rep abuseReport
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
+	assert.Positive(t, rep.Ping.Count, "pings were answered")
+	assert.Zero(t, rep.PingErrors)
+	assert.Equal(t, 2, rep.Closes["1008"], "each flooder was closed with 1008 once: %v", rep.Closes)
+	assert.Equal(t, 2, rep.Upgrades, "and not let in again during the penalty")
+	assert.Positive(t, rep.Refused["429"], "reconnects were refused: %v", rep.Refused)
+}
