@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -341,4 +344,40 @@ func TestConsoleCannotBeFramed(t *testing.T) {
 	assert.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
 	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'")
 	assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"))
+}
+
+// GET /v1/queues needs no token: a flood of it is served from a copy, not
+// from Redis.
+func TestQueuesRouteFloodDoesNotReachRedis(t *testing.T) {
+	r := storetest.StartRedis(t)
+	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL})
+	opts, err := redis.ParseURL(r.URL)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	zcards := func() int {
+		stats, err := rdb.Info(context.Background(), "commandstats").Result()
+		require.NoError(t, err)
+		for _, line := range strings.Split(stats, "\n") {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_zcard:calls="); ok {
+				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	before := zcards()
+	start := time.Now()
+	const requests = 300
+	for i := 0; i < requests; i++ {
+		resp, err := http.Get(srv.URL + "/v1/queues")
+		require.NoError(t, err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	// At most one refresh a second (plus the matchmaker's own reads, which
+	// use no ZCARD).
+	most := int(time.Since(start)/time.Second) + 2
+	assert.LessOrEqual(t, zcards()-before, most, "%d requests", requests)
 }

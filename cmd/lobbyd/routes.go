@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,14 +69,33 @@ func handleReadyz(st *store.Store, gatewayReady <-chan struct{}) http.Handler {
 	})
 }
 
+// queuesMaxAge is how old the queues' status served by GET /v1/queues may be.
+const queuesMaxAge = time.Second
+
+// handleQueues serves GET /v1/queues from a status at most queuesMaxAge
+// old: the route needs no token, so a flood of it must not reach Redis.
+// Requests that find the copy stale wait for one refresh between them.
 func handleQueues(mm *matchmaker.Service) http.Handler {
+	var (
+		mu     sync.Mutex
+		status []matchmaker.QueueStatus
+		at     time.Time
+	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status, err := mm.Status(r.Context())
-		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "queue depths unavailable"})
-			return
+		mu.Lock()
+		if time.Since(at) >= queuesMaxAge {
+			s, err := mm.Status(r.Context())
+			if err != nil {
+				mu.Unlock()
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "queue depths unavailable"})
+				return
+			}
+			status, at = s, time.Now()
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"queues": status})
+		current := status
+		mu.Unlock()
+		w.Header().Set("Cache-Control", "max-age=1")
+		writeJSON(w, http.StatusOK, map[string]any{"queues": current})
 	})
 }
 
