@@ -19,6 +19,12 @@ import (
 // ticket that outlives it was abandoned by a crashed node mid-creation.
 const ticketTTL = 2 * time.Hour
 
+// finishedTicketTTL is how long a cancelled or expired ticket's record
+// lives, shrunk to its status (see cancel_ticket.lua): long enough for
+// go-redis to re-send the script that finished it, short enough that a
+// player joining and leaving in a loop leaves next to nothing behind.
+const finishedTicketTTL = time.Minute
+
 func claimValue(queue, ticketID string) string { return queue + ":" + ticketID }
 
 func parseClaim(v string) (queue, ticketID string, ok bool) {
@@ -233,11 +239,13 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket
 }
 
 // endTicket moves a ticket to a final status, as cancel_ticket.lua allows,
-// and releases its players' claims.
+// and releases its players' claims. The ticket's record keeps only that
+// status, for finishedTicketTTL.
 func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
 	match := matchKey(t.Queue, t.MatchID) // with no match: an unused key of the same slot
 	res, err := cancelTicketScript.Run(ctx, s.rdb,
-		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match, searchingDataKey(t.Queue)}, t.ID, status).Text()
+		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match, searchingDataKey(t.Queue)},
+		t.ID, status, int(finishedTicketTTL.Seconds())).Text()
 	if err != nil {
 		return fmt.Errorf("end ticket %s: %w", t.ID, err)
 	}
