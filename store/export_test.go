@@ -72,6 +72,13 @@ func TicketRecord(ctx context.Context, s *Store, queue, ticketID string) (map[st
 	return f, ttl, err
 }
 
+// CreateTicketAsOlderVersion stores a ticket as lobbyd did before tickets
+// had length caps (with whatever regions the client sent), with the same
+// layout and 2-hour lifetime.
+func CreateTicketAsOlderVersion(ctx context.Context, s *Store, t Ticket) error {
+	return s.createTicket(ctx, t)
+}
+
 // SetTicketClaim points a player's ticket claim at a ticket, as a claim
 // whose release was lost does.
 func SetTicketClaim(ctx context.Context, s *Store, playerID, queue, ticketID string) error {

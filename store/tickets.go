@@ -35,8 +35,18 @@ func parseClaim(v string) (queue, ticketID string, ok bool) {
 // searching, to its queue. It returns ErrConflict if a player already holds a
 // live ticket (searching, or matched and not yet delivered), and ErrInLobby
 // for a solo ticket (one player, no LobbyID) whose player holds a lobby
-// claim. A solo ticket takes two round trips.
+// claim, and the error of t.Validate for a ticket it would not store. A solo
+// ticket takes two round trips.
 func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	return s.createTicket(ctx, t)
+}
+
+// createTicket is CreateTicket without the caps, as versions of lobbyd
+// before them stored tickets.
+func (s *Store) createTicket(ctx context.Context, t Ticket) error {
 	claim := claimValue(t.Queue, t.ID)
 	solo := len(t.Players) == 1 && t.LobbyID == ""
 	var claimed []string
