@@ -60,6 +60,8 @@ func toError(err error) *Error {
 		return errorf(CodeNotFound, err.Error())
 	case errors.Is(err, store.ErrConflict):
 		return errorf(CodeConflict, err.Error())
+	case errors.Is(err, store.ErrTooLarge):
+		return errorf(CodeTooLarge, err.Error())
 	case errors.Is(err, store.ErrInvalid):
 		return errorf(CodeBadRequest, err.Error())
 	case errors.Is(err, store.ErrForbidden):

@@ -169,3 +169,64 @@ type nopNotifier struct{}
 
 func (nopNotifier) MatchFound(context.Context, store.Match) error     { return nil }
 func (nopNotifier) TicketExpired(context.Context, store.Ticket) error { return nil }
+
+// BenchmarkJoinLeaveMemory measures what issue 11 found: the Redis memory
+// that one player's queue.join + queue.leave cycles leave behind, each
+// join listing one queue region and 31 junk regions of 118 characters (the
+// most a 4 KiB frame carries). It runs Service.Join and Service.Leave, as
+// the gateway does, on a real local redis-server, and reports used_memory
+// (INFO memory) after the cycles minus before, per cycle, once the queue's
+// incoming list is taken (a leader takes it every 50 ms), and the longest
+// time to live left on a ticket key (0: none left). One op is one cycle:
+// run it with -benchtime 2000x.
+func BenchmarkJoinLeaveMemory(b *testing.B) {
+	srv := storetest.StartRedis(b)
+	st, err := store.Open(context.Background(), store.Config{URL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	q := DefaultQueues()[0]
+	svc := &Service{Store: st, Queues: []Queue{q}, NodeID: "bench", Notifier: nopNotifier{}}
+	regions := []string{q.Regions[0]}
+	for i := len(regions); i < 32; i++ {
+		regions = append(regions, fmt.Sprintf("%02d%s", i, strings.Repeat("x", 116)))
+	}
+	ctx := context.Background()
+	player := store.Player{ID: uuid.NewString(), Name: "player"}
+	before := redisUsedMemory(b, srv)
+	for b.Loop() {
+		if _, err := svc.Join(ctx, store.Ticket{Queue: q.Name, Players: []store.Player{player}, Regions: regions}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := svc.Leave(ctx, player.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if _, err := st.SnapshotSearching(ctx, q.Name, true); err != nil {
+		b.Fatal(err)
+	}
+	left := redisUsedMemory(b, srv) - before
+	b.ReportMetric(float64(left)/float64(b.N), "redis-bytes/cycle")
+	b.ReportMetric(maxTicketTTL(b, srv, q.Name).Seconds(), "max-ticket-ttl-s")
+	b.StartTimer()
+}
+
+// maxTicketTTL returns the longest time to live among the queue's ticket
+// keys (0 when there are none), in one EVAL.
+func maxTicketTTL(b *testing.B, srv *storetest.RedisServer, queue string) time.Duration {
+	const script = `local m = 0
+for _, k in ipairs(redis.call('KEYS', ARGV[1])) do m = math.max(m, redis.call('PTTL', k)) end
+return m`
+	_, port, _ := strings.Cut(srv.Addr, ":")
+	out, err := exec.Command("redis-cli", "-p", port, "EVAL", script, "0", "{q:"+queue+"}:t:*").Output()
+	if err != nil {
+		b.Fatalf("redis-cli: %v", err)
+	}
+	ms, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		b.Fatalf("redis-cli PTTL: %q", out)
+	}
+	return time.Duration(ms) * time.Millisecond
+}

@@ -141,8 +141,11 @@ func (s *Service) Queue(name string) (Queue, bool) {
 
 // Join creates a searching ticket from t's Queue, Players, Skill, Regions
 // and Latencies (acceptable regions: see acceptable), with the queue's
-// estimated wait. It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket,
-// or store.ErrConflict when a player already holds a ticket.
+// estimated wait. Regions and latencies of regions the queue does not serve
+// are dropped (they could never count); a ticket left with no acceptable
+// region is refused. It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket,
+// store.ErrTooLarge (see store.Ticket.Validate), or store.ErrConflict when a
+// player already holds a ticket.
 func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error) {
 	s.init()
 	q, ok := s.byName[t.Queue]
@@ -155,6 +158,7 @@ func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error
 	if len(acceptable(q, t)) == 0 {
 		return store.Ticket{}, ErrBadRegion
 	}
+	t.Regions, t.Latencies = servedRegions(q, t.Regions), servedLatencies(q, t.Latencies)
 	t.ID, t.Status, t.MatchID = uuid.NewString(), store.TicketSearching, ""
 	t.CreatedAt = s.Now().UTC().Truncate(time.Millisecond)
 	if err := s.Store.CreateTicket(ctx, t); err != nil {
@@ -162,6 +166,34 @@ func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error
 	}
 	t.EstimatedWait = s.estimatedWait(ctx, q.Name)
 	return t, nil
+}
+
+// servedRegions returns regions without those the queue does not serve, and
+// without repeats, in their order: the rest never count (see acceptable),
+// and a ticket stores only what counts.
+func servedRegions(q Queue, regions []string) []string {
+	var out []string
+	for _, r := range regions {
+		if slices.Contains(q.Regions, r) && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// servedLatencies returns latencies without the regions the queue does not
+// serve (nil when none is left).
+func servedLatencies(q Queue, latencies map[string]int) map[string]int {
+	var out map[string]int
+	for r, ms := range latencies {
+		if slices.Contains(q.Regions, r) {
+			if out == nil {
+				out = make(map[string]int, len(latencies))
+			}
+			out[r] = ms
+		}
+	}
+	return out
 }
 
 // waitFresh is how long a node reuses the estimated wait it read: it moves

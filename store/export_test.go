@@ -60,3 +60,27 @@ func SetSearchingEntry(ctx context.Context, s *Store, queue, ticketID, entry str
 func TicketTTL(ctx context.Context, s *Store, queue, ticketID string) (time.Duration, error) {
 	return s.rdb.TTL(ctx, ticketKey(queue, ticketID)).Result()
 }
+
+// TicketRecord returns a ticket's hash as stored (empty when there is none)
+// and its time to live, as Redis's TTL.
+func TicketRecord(ctx context.Context, s *Store, queue, ticketID string) (map[string]string, time.Duration, error) {
+	f, err := s.rdb.HGetAll(ctx, ticketKey(queue, ticketID)).Result()
+	if err != nil {
+		return nil, 0, err
+	}
+	ttl, err := s.rdb.TTL(ctx, ticketKey(queue, ticketID)).Result()
+	return f, ttl, err
+}
+
+// CreateTicketAsOlderVersion stores a ticket as lobbyd did before tickets
+// had length caps (with whatever regions the client sent), with the same
+// layout and 2-hour lifetime.
+func CreateTicketAsOlderVersion(ctx context.Context, s *Store, t Ticket) error {
+	return s.createTicket(ctx, t)
+}
+
+// SetTicketClaim points a player's ticket claim at a ticket, as a claim
+// whose release was lost does.
+func SetTicketClaim(ctx context.Context, s *Store, playerID, queue, ticketID string) error {
+	return s.rdb.Set(ctx, playerTicketKey(playerID), claimValue(queue, ticketID), ticketTTL).Err()
+}

@@ -23,9 +23,9 @@ func TestCancelledTicketDoesNotExpire(t *testing.T) {
 		_, err := s.CancelPlayerTicket(ctx, "p")
 		require.NoError(t, err)
 		assert.ErrorIs(t, s.ExpireTicket(ctx, tk), store.ErrConflict)
-		got, err := s.Ticket(ctx, "q", tk.ID)
+		rec, _, err := store.TicketRecord(ctx, s, "q", tk.ID)
 		require.NoError(t, err)
-		assert.Equal(t, store.TicketCancelled, got.Status)
+		assert.Equal(t, store.TicketCancelled, rec["status"])
 	})
 }
 
@@ -53,6 +53,7 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		require.NoError(t, err, "a re-sent cancel succeeds")
 		require.Equal(t, 1, l.Lost())
 		assert.Equal(t, store.TicketCancelled, cancelled.Status)
+		assertFinished(t, l.Store, "q", tk.ID, store.TicketCancelled)
 		require.NoError(t, l.Store.CreateTicket(ctx, soloTicket("q", "p", time.Now())), "the claim was released")
 	})
 	t.Run("lobby leave", func(t *testing.T) {

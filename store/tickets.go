@@ -19,6 +19,12 @@ import (
 // ticket that outlives it was abandoned by a crashed node mid-creation.
 const ticketTTL = 2 * time.Hour
 
+// finishedTicketTTL is how long a cancelled or expired ticket's record
+// lives, shrunk to its status (see cancel_ticket.lua): long enough for
+// go-redis to re-send the script that finished it, short enough that a
+// player joining and leaving in a loop leaves next to nothing behind.
+const finishedTicketTTL = time.Minute
+
 func claimValue(queue, ticketID string) string { return queue + ":" + ticketID }
 
 func parseClaim(v string) (queue, ticketID string, ok bool) {
@@ -29,8 +35,18 @@ func parseClaim(v string) (queue, ticketID string, ok bool) {
 // searching, to its queue. It returns ErrConflict if a player already holds a
 // live ticket (searching, or matched and not yet delivered), and ErrInLobby
 // for a solo ticket (one player, no LobbyID) whose player holds a lobby
-// claim. A solo ticket takes two round trips.
+// claim, and the error of t.Validate for a ticket it would not store. A solo
+// ticket takes two round trips.
 func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	return s.createTicket(ctx, t)
+}
+
+// createTicket is CreateTicket without the caps, as versions of lobbyd
+// before them stored tickets.
+func (s *Store) createTicket(ctx context.Context, t Ticket) error {
 	claim := claimValue(t.Queue, t.ID)
 	solo := len(t.Players) == 1 && t.LobbyID == ""
 	var claimed []string
@@ -233,11 +249,13 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket
 }
 
 // endTicket moves a ticket to a final status, as cancel_ticket.lua allows,
-// and releases its players' claims.
+// and releases its players' claims. The ticket's record keeps only that
+// status, for finishedTicketTTL.
 func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
 	match := matchKey(t.Queue, t.MatchID) // with no match: an unused key of the same slot
 	res, err := cancelTicketScript.Run(ctx, s.rdb,
-		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match, searchingDataKey(t.Queue)}, t.ID, status).Text()
+		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match, searchingDataKey(t.Queue)},
+		t.ID, status, int(finishedTicketTTL.Seconds())).Text()
 	if err != nil {
 		return fmt.Errorf("end ticket %s: %w", t.ID, err)
 	}

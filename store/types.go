@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,67 @@ type Ticket struct {
 	// EstimatedWait is the queue's recent wait, given at queue.join; not
 	// stored.
 	EstimatedWait time.Duration `json:"-"`
+}
+
+// Caps on what a ticket stores, in bytes (of UTF-8), not characters, so
+// that one record stays small whatever a client or a token sends. Ids are
+// capped by ValidName (ticket, lobby, queue: 64 bytes) and ValidPlayerID
+// (128 bytes).
+const (
+	// MaxPlayerNameBytes caps a player's display name.
+	MaxPlayerNameBytes = 128
+	// MaxPlayFabEntityBytes caps a player's PlayFab entity id (PlayFab's
+	// are 16 hexadecimal digits).
+	MaxPlayFabEntityBytes = 64
+	// MaxTicketRegions caps the entries of Regions, and of Latencies.
+	MaxTicketRegions = 32
+	// MaxRegionBytes caps a region name, as queue files do.
+	MaxRegionBytes = 64
+)
+
+// ErrTooLarge means a ticket holds a string or a list longer than its cap
+// (MaxPlayerNameBytes and the others). It is a kind of ErrInvalid.
+var ErrTooLarge = fmt.Errorf("too large: %w", ErrInvalid)
+
+// Validate checks what the ticket would store against the caps: ErrTooLarge
+// for a string or list over its cap, ErrInvalid for an id that cannot be
+// part of a key. Errors name the field, never its value.
+func (t Ticket) Validate() error {
+	switch {
+	case !ValidName(t.ID):
+		return fmt.Errorf("ticket id: %w", ErrInvalid)
+	case !ValidName(t.Queue):
+		return fmt.Errorf("queue name: %w", ErrInvalid)
+	case t.LobbyID != "" && !ValidName(t.LobbyID):
+		return fmt.Errorf("lobby id: %w", ErrInvalid)
+	case len(t.Regions) > MaxTicketRegions:
+		return fmt.Errorf("more than %d regions: %w", MaxTicketRegions, ErrTooLarge)
+	case len(t.Latencies) > MaxTicketRegions:
+		return fmt.Errorf("latencies of more than %d regions: %w", MaxTicketRegions, ErrTooLarge)
+	}
+	for _, p := range t.Players {
+		switch {
+		case !ValidPlayerID(p.ID):
+			return fmt.Errorf("player id: %w", ErrInvalid)
+		case len(p.Name) > MaxPlayerNameBytes:
+			return fmt.Errorf("player name longer than %d bytes: %w", MaxPlayerNameBytes, ErrTooLarge)
+		case len(p.PlayFabEntity) > MaxPlayFabEntityBytes:
+			return fmt.Errorf("pfEntity longer than %d bytes: %w", MaxPlayFabEntityBytes, ErrTooLarge)
+		case p.TicketID != "" && !ValidName(p.TicketID), p.LobbyID != "" && !ValidName(p.LobbyID):
+			return fmt.Errorf("player's ticket or lobby id: %w", ErrInvalid)
+		}
+	}
+	for _, r := range t.Regions {
+		if len(r) > MaxRegionBytes {
+			return fmt.Errorf("region name longer than %d bytes: %w", MaxRegionBytes, ErrTooLarge)
+		}
+	}
+	for r := range t.Latencies {
+		if len(r) > MaxRegionBytes {
+			return fmt.Errorf("region name longer than %d bytes: %w", MaxRegionBytes, ErrTooLarge)
+		}
+	}
+	return nil
 }
 
 // PlayerIDs lists the ids of the ticket's players.
