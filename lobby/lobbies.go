@@ -16,9 +16,13 @@ import (
 
 // Limits on what players put in a lobby.
 const (
-	maxProps        = 16
-	maxPropKey      = 32
-	maxPropValue    = 256
+	maxProps     = 16
+	maxPropKey   = 32
+	maxPropValue = 256
+	// maxPropsBytes bounds props as they go out in every lobby.state: the
+	// counts above alone allow 16 × 288 characters of up to 4 bytes (or
+	// 6, escaped control characters) each.
+	maxPropsBytes   = 4096
 	maxChatRunes    = 500
 	defaultListSize = 20
 	maxListSize     = 100
@@ -159,6 +163,9 @@ func validProps(props map[string]string) error {
 		if k == "" || utf8.RuneCountInString(k) > maxPropKey || utf8.RuneCountInString(v) > maxPropValue {
 			return errorf(CodeTooLarge, fmt.Sprintf("prop keys are 1-%d characters, values at most %d", maxPropKey, maxPropValue))
 		}
+	}
+	if len(props) > 0 && len(mustJSON(props)) > maxPropsBytes {
+		return errorf(CodeTooLarge, fmt.Sprintf("props are at most %d bytes as JSON", maxPropsBytes))
 	}
 	return nil
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
+)
+
+// rawPlayer reads its frames as the bytes sent on the wire, which the
+// lobbytest client decodes away.
+type rawPlayer struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func (s *server) rawPlayer(t *testing.T, name string) *rawPlayer {
+	t.Helper()
+	token, _ := s.devToken(t, name, "")
+	conn, _, err := websocket.DefaultDialer.Dial(s.wsURL(), http.Header{"Authorization": {"Bearer " + token}})
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	p := &rawPlayer{t: t, conn: conn}
+	p.next("welcome")
+	return p
+}
+
+func (p *rawPlayer) send(typ string, fields map[string]any) {
+	p.t.Helper()
+	msg := map[string]any{"type": typ, "id": typ}
+	for k, v := range fields {
+		msg[k] = v
+	}
+	var frame bytes.Buffer
+	enc := json.NewEncoder(&frame)
+	enc.SetEscapeHTML(false) // as sent by most clients: WriteJSON would send "<" as \u003c
+	require.NoError(p.t, enc.Encode(msg))
+	require.NoError(p.t, p.conn.WriteMessage(websocket.TextMessage, frame.Bytes()))
+}
+
+// next returns the next frame of the given type as received, skipping
+// others; it fails the test after lobbytest.Wait.
+func (p *rawPlayer) next(typ string) []byte {
+	p.t.Helper()
+	p.conn.SetReadDeadline(time.Now().Add(lobbytest.Wait))
+	for {
+		_, data, err := p.conn.ReadMessage()
+		require.NoError(p.t, err, "waiting for %s", typ)
+		var f struct{ Type string }
+		require.NoError(p.t, json.Unmarshal(data, &f))
+		if f.Type == typ {
+			return data
+		}
+	}
+}
+
+// Frames carry <, > and & as they are, not as \u003c: props of "<" cost
+// their size, not six times it, on every lobby.state. Props are bounded by
+// their size as JSON besides their counts.
+func TestLobbyPropsOnTheWire(t *testing.T) {
+	// Frames large enough to carry props past their own limit.
+	srv, _ := startProtocolServer(t, "-max-frame-bytes", "16384")
+	alice, bob := srv.rawPlayer(t, "alice"), srv.player(t, "bob")
+
+	alice.send("lobby.create", map[string]any{"queue": "default", "props": map[string]string{"html": "<<<&>>>"}})
+	reply := alice.next("reply")
+	assert.Contains(t, string(reply), `"html":"<<<&>>>"`, "the reply, unescaped")
+	assert.NotContains(t, string(reply), `\u003c`)
+	var created struct {
+		Data struct{ Lobby struct{ Code string } }
+	}
+	require.NoError(t, json.Unmarshal(reply, &created))
+	alice.next("lobby.state") // her own create
+
+	// Bob joins on his socket: alice's lobby.state goes through the node
+	// channel, which must not escape it either.
+	bob.ok(t, "lobby.join", map[string]any{"code": created.Data.Lobby.Code})
+	state := alice.next("lobby.state")
+	assert.Contains(t, string(state), `"html":"<<<&>>>"`, "lobby.state, relayed, unescaped")
+	assert.NotContains(t, string(state), `\u003c`)
+
+	// 16 props of 230 "<" each: within the counts, 3.9 KB as JSON.
+	within := map[string]string{}
+	for i := 0; i < 16; i++ {
+		within[fmt.Sprintf("k%02d", i)] = strings.Repeat("<", 230)
+	}
+	alice.send("lobby.update", map[string]any{"props": within})
+	assert.Contains(t, string(alice.next("reply")), `"ok":true`)
+	state = alice.next("lobby.state")
+	for {
+		var s struct {
+			Lobby struct{ Props map[string]string }
+		}
+		require.NoError(t, json.Unmarshal(state, &s))
+		if len(s.Lobby.Props) == 16 {
+			break
+		}
+		state = alice.next("lobby.state") // bob's join, sent later
+	}
+	t.Logf("lobby.state with 16 props of 230 \"<\": %d bytes", len(state))
+	assert.Less(t, len(state), 5000, "a lobby.state with 3.9 KB of props (it was 21 KB escaped)")
+
+	// 16 props of 256 "<" each: within the counts, over 4 KiB as JSON.
+	over := map[string]string{}
+	for i := 0; i < 16; i++ {
+		over[fmt.Sprintf("k%02d", i)] = strings.Repeat("<", 256)
+	}
+	for _, typ := range []string{"lobby.update", "lobby.create"} {
+		alice.send(typ, map[string]any{"queue": "default", "props": over})
+		var r struct {
+			OK    bool
+			Error struct{ Code string }
+		}
+		require.NoError(t, json.Unmarshal(alice.next("reply"), &r))
+		assert.Equal(t, "too_large", r.Error.Code, "%s with 4.4 KB of props", typ)
+	}
+}
