@@ -71,6 +71,10 @@ type Gateway struct {
 	// second; beyond them chat gets rate_limited. Defaults 1 and 5.
 	ChatRate  float64
 	ChatBurst int
+	// CodeGuessesPerMinute bounds each player's lobby.join codes that match
+	// no lobby, across connections and nodes; past it every lobby.join by
+	// code gets rate_limited until the minute ends. Default 10.
+	CodeGuessesPerMinute int
 	// Grace is how long a disconnected player keeps their lobby place and
 	// solo ticket. Default 30s.
 	Grace time.Duration
@@ -106,6 +110,7 @@ func (g *Gateway) init() {
 		setDefault(&g.RateBurst, 40)
 		setDefault(&g.ChatRate, 1)
 		setDefault(&g.ChatBurst, 5)
+		setDefault(&g.CodeGuessesPerMinute, 10)
 		setDefault(&g.Grace, 30*time.Second)
 		setDefault(&g.GraceSweep, time.Second)
 		g.upgrader = websocket.Upgrader{

@@ -268,13 +268,7 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	var err error
 	switch {
 	case req.Code != "":
-		code, ok := store.NormalizeCode(req.Code)
-		if !ok {
-			return nil, errorf(CodeNotFound, "no lobby has that code")
-		}
-		if l, err = s.g.Store.LobbyByCode(ctx, code); errors.Is(err, store.ErrNotFound) {
-			return nil, errorf(CodeNotFound, "no lobby has that code")
-		}
+		l, err = s.lobbyByCode(ctx, req.Code)
 	case req.LobbyID != "":
 		l, err = s.g.Store.Lobby(ctx, req.LobbyID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && l.Visibility != "public") {
@@ -303,6 +297,35 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 		return nil, err
 	}
 	return s.lobbyReply(ctx, l)
+}
+
+// codeWindow is the window of Gateway.CodeGuessesPerMinute.
+const codeWindow = time.Minute
+
+// lobbyByCode finds the lobby a typed code names. Codes that name no lobby
+// are counted per player, across connections and nodes: past
+// CodeGuessesPerMinute of them, lookups are refused (rate_limited) until
+// the window ends, so codes cannot be found by guessing.
+func (s *session) lobbyByCode(ctx context.Context, typed string) (store.Lobby, error) {
+	budget := store.CodeGuessBudget(s.id.PlayerID)
+	ok, retry, err := s.g.Store.Check(ctx, budget, s.g.CodeGuessesPerMinute)
+	if err != nil {
+		return store.Lobby{}, err
+	}
+	if !ok {
+		return store.Lobby{}, errorf(CodeRateLimited, fmt.Sprintf("too many codes that match no lobby: try again in %d s", int(retry.Seconds())+1))
+	}
+	l, err := store.Lobby{}, store.ErrNotFound
+	if code, valid := store.NormalizeCode(typed); valid {
+		l, err = s.g.Store.LobbyByCode(ctx, code)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return l, err
+	}
+	if _, _, err := s.g.Store.Spend(ctx, budget, s.g.CodeGuessesPerMinute, codeWindow); err != nil {
+		return store.Lobby{}, err
+	}
+	return store.Lobby{}, errorf(CodeNotFound, "no lobby has that code")
 }
 
 // myLobby is the requester's lobby, or not_found.

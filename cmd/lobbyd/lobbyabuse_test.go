@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lobbyd/lobbyd/lobby/lobbytest"
+	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
 // rawPlayer reads its frames as the bytes sent on the wire, which the
@@ -123,4 +124,36 @@ func TestLobbyPropsOnTheWire(t *testing.T) {
 		require.NoError(t, json.Unmarshal(alice.next("reply"), &r))
 		assert.Equal(t, "too_large", r.Error.Code, "%s with 4.4 KB of props", typ)
 	}
+}
+
+// Join codes cannot be found by guessing: after 10 codes that match no
+// lobby in a minute, a player's lobby.join by code is refused, even with
+// a right code, on a new connection to another node too. Other players
+// are not affected.
+func TestWrongCodesAreRateLimited(t *testing.T) {
+	r := storetest.StartRedis(t)
+	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL}
+	nodeA, nodeB := startServer(t, env), startServer(t, env)
+	alice := nodeA.player(t, "alice")
+	code := alice.ok(t, "lobby.create", map[string]any{"queue": "default", "visibility": "private"}).Obj("lobby").Str("code")
+
+	mallory := nodeA.player(t, "mallory")
+	wrong := []string{"0O1I00", "not a code"} // malformed codes count too
+	for c := 'A'; len(wrong) < 10; c++ {
+		if guess := strings.Repeat(string(c), 6); guess != code {
+			wrong = append(wrong, guess)
+		}
+	}
+	for _, guess := range wrong {
+		mallory.fails(t, "not_found", "lobby.join", map[string]any{"code": guess})
+	}
+	mallory.fails(t, "rate_limited", "lobby.join", map[string]any{"code": code})
+
+	again, _ := nodeB.connect(t, mallory.token)
+	mallory.Client = again
+	mallory.fails(t, "rate_limited", "lobby.join", map[string]any{"code": code})
+	mallory.fails(t, "rate_limited", "lobby.join", map[string]any{"code": "ZZZZZZ"})
+	mallory.ok(t, "lobby.create", map[string]any{"queue": "default"}) // only code lookups are limited
+
+	nodeB.player(t, "bob").ok(t, "lobby.join", map[string]any{"code": code})
 }

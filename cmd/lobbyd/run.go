@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	gw := &lobby.Gateway{
 		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins, MaxFrameBytes: cfg.MaxFrameBytes, Grace: cfg.ReconnectGrace,
+		CodeGuessesPerMinute: cfg.CodeGuesses,
 	}
 	networks := make(map[string]partyalloc.NetworkConfiguration, len(queues))
 	names := make([]string, len(queues))
