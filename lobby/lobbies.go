@@ -497,6 +497,11 @@ func handleLobbyList(ctx context.Context, s *session, frame []byte) (any, error)
 			if err != nil {
 				return nil, err
 			}
+			// A listed lobby is joined by id. Its code is for those its
+			// members give it to: handed to every lister, it would still
+			// let them in once the lobby turns private (it changes then,
+			// but a lister could join, learn the new code, and leave).
+			obj.Code = ""
 			out = append(out, obj)
 		}
 		if len(out) >= limit {

@@ -157,3 +157,38 @@ func TestWrongCodesAreRateLimited(t *testing.T) {
 
 	nodeB.player(t, "bob").ok(t, "lobby.join", map[string]any{"code": code})
 }
+
+// lobby.list never shows codes; members see them. A lobby turning private
+// gets a new code and the old one stops working; turning public keeps it.
+func TestLobbyCodesStayWithMembers(t *testing.T) {
+	srv, _ := startProtocolServer(t)
+	alice, bob, eve := srv.player(t, "alice"), srv.player(t, "bob"), srv.player(t, "eve")
+	created := alice.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby")
+	public := created.Str("code")
+	require.Len(t, public, 6, "the creator sees the code")
+
+	listed := eve.ok(t, "lobby.list", nil)["lobbies"].([]any)
+	require.Len(t, listed, 1)
+	assert.Equal(t, created.Str("lobbyId"), listed[0].(map[string]any)["lobbyId"])
+	assert.Empty(t, listed[0].(map[string]any)["code"], "listed lobbies show no code")
+
+	bob.ok(t, "lobby.join", map[string]any{"code": public}) // bob knows the public code
+	bob.ok(t, "lobby.leave", nil)
+
+	private := alice.ok(t, "lobby.update", map[string]any{"visibility": "private"}).Obj("lobby").Str("code")
+	assert.Len(t, private, 6)
+	assert.NotEqual(t, public, private, "a lobby turning private gets a new code")
+	storetest.Eventually(t, 5*time.Second, func() bool { return alice.state(t).Str("code") == private },
+		"members get the new code in lobby.state")
+	bob.fails(t, "not_found", "lobby.join", map[string]any{"code": public})
+	eve.fails(t, "not_found", "lobby.join", map[string]any{"lobbyId": created.Str("lobbyId")})
+	joined := eve.ok(t, "lobby.join", map[string]any{"code": private}).Obj("lobby")
+	assert.Equal(t, private, joined.Str("code"), "members see the code")
+
+	again := alice.ok(t, "lobby.update", map[string]any{"visibility": "public"}).Obj("lobby")
+	assert.Equal(t, private, again.Str("code"), "turning public keeps the code")
+	listed = bob.ok(t, "lobby.list", nil)["lobbies"].([]any)
+	require.Len(t, listed, 1)
+	assert.Empty(t, listed[0].(map[string]any)["code"])
+	bob.ok(t, "lobby.join", map[string]any{"code": private})
+}
