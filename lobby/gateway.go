@@ -80,6 +80,10 @@ type Gateway struct {
 	Grace time.Duration
 	// GraceSweep is how often expired graces are looked for. Default 1s.
 	GraceSweep time.Duration
+	// LobbyStateInterval paces each lobby's lobby.state from this node: one
+	// at once, then at most one per interval carrying the latest lobby.
+	// Default 250ms.
+	LobbyStateInterval time.Duration
 
 	initOnce sync.Once
 	ready    chan struct{} // closed once Run accepts connections
@@ -87,6 +91,7 @@ type Gateway struct {
 	upgrader websocket.Upgrader
 	metrics  *gatewayMetrics
 	hub      *hub
+	states   *lobbyStates
 
 	mu      sync.Mutex
 	running bool // Run has subscribed and the hub is up
@@ -113,6 +118,7 @@ func (g *Gateway) init() {
 		setDefault(&g.CodeGuessesPerMinute, 10)
 		setDefault(&g.Grace, 30*time.Second)
 		setDefault(&g.GraceSweep, time.Second)
+		setDefault(&g.LobbyStateInterval, 250*time.Millisecond)
 		g.upgrader = websocket.Upgrader{
 			ReadBufferSize:    1024,
 			WriteBufferSize:   1024,
@@ -127,6 +133,7 @@ func (g *Gateway) init() {
 		}
 		g.metrics = newGatewayMetrics(g.Registerer)
 		g.hub = newHub()
+		g.states = newLobbyStates(g.LobbyStateInterval, g.sendStoredLobbyState)
 		g.ready = make(chan struct{})
 		g.acks = make(chan matchAck, 4*ackBatch)
 	})
@@ -148,6 +155,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	// Lobby states are paced until every connection and the grace sweeper
+	// have ended (they announce changes), then what is pending is sent.
+	statesCtx, stopStates := context.WithCancel(context.WithoutCancel(ctx))
+	go g.states.run(statesCtx, g.RequestTimeout)
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
@@ -173,6 +184,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	<-acked
 	sub.Close()
 	wg.Wait()
+	stopStates()
+	<-g.states.done
 	return nil
 }
 

@@ -29,9 +29,30 @@ const (
 )
 
 // lobbyEvents sends lobby.state to every member of l, with each member's
-// connection state, plus any extra events.
+// connection state, plus any extra events. The extra events go out at once;
+// the state too unless the lobby's last one went out less than
+// LobbyStateInterval ago: then the lobby as stored when the interval ends
+// is sent instead (see lobbyStates).
 func (g *Gateway) lobbyEvents(ctx context.Context, l store.Lobby, extra ...store.Addressed) error {
-	return sendLobbyState(ctx, g.Store, l, extra...)
+	if g.states.sendNow(ctx, l.ID) {
+		return sendLobbyState(ctx, g.Store, l, extra...)
+	}
+	return g.Store.SendToPlayers(ctx, extra)
+}
+
+// sendStoredLobbyState sends the lobby as stored now to its members; the
+// delayed sends of lobbyStates use it.
+func (g *Gateway) sendStoredLobbyState(ctx context.Context, lobbyID string) {
+	l, err := g.Store.Lobby(ctx, lobbyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return // deleted meanwhile: its last members were told
+	}
+	if err == nil {
+		err = sendLobbyState(ctx, g.Store, l)
+	}
+	if err != nil {
+		g.Logger.Warn("send lobby state", "lobby", lobbyID, "err", err)
+	}
 }
 
 func sendLobbyState(ctx context.Context, st *store.Store, l store.Lobby, extra ...store.Addressed) error {

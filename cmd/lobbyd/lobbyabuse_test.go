@@ -192,3 +192,47 @@ func TestLobbyCodesStayWithMembers(t *testing.T) {
 	assert.Empty(t, listed[0].(map[string]any)["code"])
 	bob.ok(t, "lobby.join", map[string]any{"code": private})
 }
+
+// A burst of changes to one lobby reaches its members as a few lobby.state
+// frames, at most one per 250 ms after the first, and the last one carries
+// the final lobby.
+func TestLobbyStateBurstIsCoalesced(t *testing.T) {
+	const interval = 250 * time.Millisecond // LobbyStateInterval's default
+	srv, _ := startProtocolServer(t)
+	alice, bob, carol := srv.player(t, "alice"), srv.player(t, "bob"), srv.player(t, "carol")
+	code := alice.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby").Str("code")
+	bob.ok(t, "lobby.join", map[string]any{"code": code})
+	carol.ok(t, "lobby.join", map[string]any{"code": code})
+	storetest.Eventually(t, 5*time.Second, func() bool { return len(memberIDs(carol.state(t))) == 3 }, "carol sees the lobby")
+	carol.Drain()
+	before := carol.Count("lobby.state")
+
+	start := time.Now()
+	// The frames already received are read first: they do not count.
+	frames := -before
+	// 50 toggles, each a change, by two members.
+	for round := 0; round < 5; round++ {
+		for i := 0; i < 5; i++ {
+			for _, p := range []*player{alice, bob} {
+				p.ok(t, "lobby.ready", map[string]any{"ready": (round*5+i)%2 == 0})
+			}
+		}
+		carol.state(t) // spreads the burst over several intervals
+		frames++
+	}
+	final := alice.ok(t, "lobby.update", map[string]any{}).Obj("lobby") // the reply is the stored lobby
+	var last lobbytest.Frame
+	for last == nil || last["version"] != final["version"] {
+		last = carol.state(t)
+		frames++
+	}
+	elapsed := time.Since(start)
+	assert.Equal(t, true, memberField(last, alice.id, "ready"), "the last lobby.state is the final lobby")
+	assert.Equal(t, true, memberField(last, bob.id, "ready"))
+	// One at once, one per interval after it, and one sent before the burst
+	// that may still have been on its way.
+	bound := 2 + int(elapsed/interval)
+	t.Logf("51 changes in %v: %d lobby.state frames (bound %d)", elapsed.Round(time.Millisecond), frames, bound)
+	assert.LessOrEqual(t, frames, bound)
+	assert.Less(t, frames, 51, "not one per change")
+}
