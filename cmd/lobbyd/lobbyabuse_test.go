@@ -236,3 +236,26 @@ func TestLobbyStateBurstIsCoalesced(t *testing.T) {
 	assert.LessOrEqual(t, frames, bound)
 	assert.Less(t, frames, 51, "not one per change")
 }
+
+// A node shutting down sends the lobby states it was still holding back:
+// the members on other nodes see the last change and the departed member
+// disconnected.
+func TestPendingLobbyStateSentAtShutdown(t *testing.T) {
+	r := storetest.StartRedis(t)
+	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL}
+	nodeA, nodeB := startServer(t, env), startServer(t, env)
+	alice, bob := nodeA.player(t, "alice"), nodeB.player(t, "bob")
+	code := alice.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby").Str("code")
+	bob.ok(t, "lobby.join", map[string]any{"code": code})
+	storetest.Eventually(t, 5*time.Second, func() bool { return len(memberIDs(alice.state(t))) == 2 }, "alice sees bob")
+
+	for _, ready := range []bool{true, false, true} {
+		bob.ok(t, "lobby.ready", map[string]any{"ready": ready})
+	}
+	nodeB.shutdown(t) // at once: the last changes are still held back
+	assert.Equal(t, websocket.CloseGoingAway, bob.CloseCode())
+	storetest.Eventually(t, 5*time.Second, func() bool {
+		l := alice.state(t)
+		return memberField(l, bob.id, "ready") == true && memberField(l, bob.id, "connected") == false
+	}, "alice sees bob's last change and his socket gone")
+}
