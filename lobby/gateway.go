@@ -74,11 +74,19 @@ type Gateway struct {
 	// SkillMin and SkillMax bound the skill a client may send. Defaults
 	// -1,000,000 and 1,000,000.
 	SkillMin, SkillMax float64
+	// CodeGuessesPerMinute bounds each player's lobby.join codes that match
+	// no lobby, across connections and nodes; past it every lobby.join by
+	// code gets rate_limited until the minute ends. Default 10.
+	CodeGuessesPerMinute int
 	// Grace is how long a disconnected player keeps their lobby place and
 	// solo ticket. Default 30s.
 	Grace time.Duration
 	// GraceSweep is how often expired graces are looked for. Default 1s.
 	GraceSweep time.Duration
+	// LobbyStateInterval paces each lobby's lobby.state from this node: one
+	// at once, then at most one per interval carrying the latest lobby.
+	// Default 250ms.
+	LobbyStateInterval time.Duration
 
 	initOnce sync.Once
 	ready    chan struct{} // closed once Run accepts connections
@@ -87,6 +95,7 @@ type Gateway struct {
 	metrics  *gatewayMetrics
 	hub      *hub
 	limits   *limiter
+	states   *lobbyStates
 
 	mu      sync.Mutex
 	running bool // Run has subscribed and the hub is up
@@ -115,8 +124,10 @@ func (g *Gateway) init() {
 			g.SkillMin, g.SkillMax = -1e6, 1e6
 		}
 		g.limits = newLimiter(*g.Limits)
+		setDefault(&g.CodeGuessesPerMinute, 10)
 		setDefault(&g.Grace, 30*time.Second)
 		setDefault(&g.GraceSweep, time.Second)
+		setDefault(&g.LobbyStateInterval, 250*time.Millisecond)
 		g.upgrader = websocket.Upgrader{
 			ReadBufferSize:    1024,
 			WriteBufferSize:   1024,
@@ -131,6 +142,7 @@ func (g *Gateway) init() {
 		}
 		g.metrics = newGatewayMetrics(g.Registerer)
 		g.hub = newHub()
+		g.states = newLobbyStates(g.LobbyStateInterval, g.sendStoredLobbyState)
 		g.ready = make(chan struct{})
 		g.acks = make(chan matchAck, 4*ackBatch)
 	})
@@ -152,6 +164,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	// Lobby states are paced until every connection and the grace sweeper
+	// have ended (they announce changes), then what is pending is sent.
+	statesCtx, stopStates := context.WithCancel(context.WithoutCancel(ctx))
+	go g.states.run(statesCtx, g.RequestTimeout)
 	var wg sync.WaitGroup
 	wg.Add(5)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
@@ -178,6 +194,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	<-acked
 	sub.Close()
 	wg.Wait()
+	stopStates()
+	<-g.states.done
 	return nil
 }
 

@@ -15,18 +15,43 @@ import (
 
 // Limits on what players put in a lobby.
 const (
-	maxProps        = 16
-	maxPropKey      = 32
-	maxPropValue    = 256
+	maxProps     = 16
+	maxPropKey   = 32
+	maxPropValue = 256
+	// maxPropsBytes bounds props as they go out in every lobby.state: the
+	// counts above alone allow 16 × 288 characters of up to 4 bytes (or
+	// 6, escaped control characters) each.
+	maxPropsBytes   = 4096
 	maxChatRunes    = 500
 	defaultListSize = 20
 	maxListSize     = 100
 )
 
 // lobbyEvents sends lobby.state to every member of l, with each member's
-// connection state, plus any extra events.
+// connection state, plus any extra events. The extra events go out at once;
+// the state too unless the lobby's last one went out less than
+// LobbyStateInterval ago: then the lobby as stored when the interval ends
+// is sent instead (see lobbyStates).
 func (g *Gateway) lobbyEvents(ctx context.Context, l store.Lobby, extra ...store.Addressed) error {
-	return sendLobbyState(ctx, g.Store, l, extra...)
+	if g.states.sendNow(ctx, l.ID) {
+		return sendLobbyState(ctx, g.Store, l, extra...)
+	}
+	return g.Store.SendToPlayers(ctx, extra)
+}
+
+// sendStoredLobbyState sends the lobby as stored now to its members; the
+// delayed sends of lobbyStates use it.
+func (g *Gateway) sendStoredLobbyState(ctx context.Context, lobbyID string) {
+	l, err := g.Store.Lobby(ctx, lobbyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return // deleted meanwhile: its last members were told
+	}
+	if err == nil {
+		err = sendLobbyState(ctx, g.Store, l)
+	}
+	if err != nil {
+		g.Logger.Warn("send lobby state", "lobby", lobbyID, "err", err)
+	}
 }
 
 func sendLobbyState(ctx context.Context, st *store.Store, l store.Lobby, extra ...store.Addressed) error {
@@ -159,6 +184,9 @@ func validProps(props map[string]string) error {
 			return errorf(CodeTooLarge, fmt.Sprintf("prop keys are 1-%d characters, values at most %d", maxPropKey, maxPropValue))
 		}
 	}
+	if len(props) > 0 && len(mustJSON(props)) > maxPropsBytes {
+		return errorf(CodeTooLarge, fmt.Sprintf("props are at most %d bytes as JSON", maxPropsBytes))
+	}
 	return nil
 }
 
@@ -252,13 +280,7 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	var err error
 	switch {
 	case req.Code != "":
-		code, ok := store.NormalizeCode(req.Code)
-		if !ok {
-			return nil, errorf(CodeNotFound, "no lobby has that code")
-		}
-		if l, err = s.g.Store.LobbyByCode(ctx, code); errors.Is(err, store.ErrNotFound) {
-			return nil, errorf(CodeNotFound, "no lobby has that code")
-		}
+		l, err = s.lobbyByCode(ctx, req.Code)
 	case req.LobbyID != "":
 		l, err = s.g.Store.Lobby(ctx, req.LobbyID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && l.Visibility != "public") {
@@ -287,6 +309,35 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 		return nil, err
 	}
 	return s.lobbyReply(ctx, l)
+}
+
+// codeWindow is the window of Gateway.CodeGuessesPerMinute.
+const codeWindow = time.Minute
+
+// lobbyByCode finds the lobby a typed code names. Codes that name no lobby
+// are counted per player, across connections and nodes: past
+// CodeGuessesPerMinute of them, lookups are refused (rate_limited) until
+// the window ends, so codes cannot be found by guessing.
+func (s *session) lobbyByCode(ctx context.Context, typed string) (store.Lobby, error) {
+	budget := store.CodeGuessBudget(s.id.PlayerID)
+	ok, retry, err := s.g.Store.Check(ctx, budget, s.g.CodeGuessesPerMinute)
+	if err != nil {
+		return store.Lobby{}, err
+	}
+	if !ok {
+		return store.Lobby{}, errorf(CodeRateLimited, fmt.Sprintf("too many codes that match no lobby: try again in %d s", int(retry.Seconds())+1))
+	}
+	l, err := store.Lobby{}, store.ErrNotFound
+	if code, valid := store.NormalizeCode(typed); valid {
+		l, err = s.g.Store.LobbyByCode(ctx, code)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return l, err
+	}
+	if _, _, err := s.g.Store.Spend(ctx, budget, s.g.CodeGuessesPerMinute, codeWindow); err != nil {
+		return store.Lobby{}, err
+	}
+	return store.Lobby{}, errorf(CodeNotFound, "no lobby has that code")
 }
 
 // myLobby is the requester's lobby, or not_found.
@@ -458,6 +509,11 @@ func handleLobbyList(ctx context.Context, s *session, frame []byte) (any, error)
 			if err != nil {
 				return nil, err
 			}
+			// A listed lobby is joined by id. Its code is for those its
+			// members give it to: handed to every lister, it would still
+			// let them in once the lobby turns private (it changes then,
+			// but a lister could join, learn the new code, and leave).
+			obj.Code = ""
 			out = append(out, obj)
 		}
 		if len(out) >= limit {

@@ -4,6 +4,7 @@
 package lobby
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,12 +186,17 @@ type welcomeState struct {
 
 var sessionReplacedFrame = []byte(`{"type":"session.replaced"}`)
 
+// mustJSON encodes a frame. Unlike json.Marshal it leaves <, > and & as
+// they are: escaping them (for HTML) turns each into six bytes, so a lobby's
+// props of "<" would cost six times their size on every lobby.state.
 func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic("lobby: encode protocol frame: " + err.Error()) // only our own types reach here
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // lobbyJSON is the protocol's Lobby object.

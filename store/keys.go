@@ -56,6 +56,12 @@ func playerTicketKey(playerID string) string { return playerTag(playerID) + ":ti
 // pendingMatchKey holds a match.ready payload not yet delivered to the player.
 func pendingMatchKey(playerID string) string { return playerTag(playerID) + ":match" }
 
+// CodeGuessBudget counts the player's join codes that matched no lobby, so
+// codes cannot be found by guessing (see Spend).
+func CodeGuessBudget(playerID string) Budget {
+	return Budget{key: playerTag(playerID) + ":codeguesses"}
+}
+
 // lobbyKey holds one lobby, as JSON (see scripts/lobby_mutate.lua).
 func lobbyKey(lobbyID string) string { return "{l:" + lobbyID + "}" }
 

@@ -119,21 +119,12 @@ func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
 	if err := s.claimLobby(ctx, owner, l.ID); err != nil {
 		return Lobby{}, err
 	}
-	for attempt := 0; ; attempt++ {
-		l.Code = newCode()
-		ok, err := s.rdb.SetNX(ctx, lobbyCodeKey(l.Code), l.ID, lobbyTTL).Result()
-		if err != nil {
-			s.releaseLobby(ctx, owner, l.ID)
-			return Lobby{}, fmt.Errorf("reserve lobby code: %w", err)
-		}
-		if ok {
-			break
-		}
-		if attempt == 10 {
-			s.releaseLobby(ctx, owner, l.ID)
-			return Lobby{}, errors.New("reserve lobby code: no free code after 10 tries")
-		}
+	code, err := s.reserveCode(ctx, l.ID, lobbyTTL)
+	if err != nil {
+		s.releaseLobby(ctx, owner, l.ID)
+		return Lobby{}, err
 	}
+	l.Code = code
 	raw, err := json.Marshal(l)
 	if err != nil {
 		return Lobby{}, fmt.Errorf("encode lobby: %w", err)
@@ -145,6 +136,26 @@ func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
 	}
 	s.indexLobby(ctx, l, false)
 	return l, nil
+}
+
+// reserveCode takes a code no live lobby has for lobbyID, for ttl.
+func (s *Store) reserveCode(ctx context.Context, lobbyID string, ttl time.Duration) (string, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		code := newCode()
+		ok, err := s.rdb.SetNX(ctx, lobbyCodeKey(code), lobbyID, ttl).Result()
+		if err != nil {
+			return "", fmt.Errorf("reserve lobby code: %w", err)
+		}
+		if ok {
+			return code, nil
+		}
+	}
+	return "", errors.New("reserve lobby code: no free code after 10 tries")
+}
+
+// releaseCode frees a code if it still names lobbyID.
+func (s *Store) releaseCode(ctx context.Context, code, lobbyID string) {
+	_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{lobbyCodeKey(code)}, lobbyID).Err()
 }
 
 func (s *Store) claimLobby(ctx context.Context, playerID, lobbyID string) error {
@@ -229,7 +240,9 @@ func decodeLobby(raw string) (Lobby, error) {
 	return l.Lobby, nil
 }
 
-// LobbyByCode finds a live lobby by its join code, or ErrNotFound.
+// LobbyByCode finds a live lobby by its join code, or ErrNotFound. A code
+// the lobby no longer has (it went private and got a new one) is not found,
+// even while its key is still there (a crash before it was freed).
 func (s *Store) LobbyByCode(ctx context.Context, code string) (Lobby, error) {
 	id, err := s.rdb.Get(ctx, lobbyCodeKey(code)).Result()
 	if errors.Is(err, redis.Nil) {
@@ -238,7 +251,15 @@ func (s *Store) LobbyByCode(ctx context.Context, code string) (Lobby, error) {
 	if err != nil {
 		return Lobby{}, fmt.Errorf("look up lobby code: %w", err)
 	}
-	return s.Lobby(ctx, id)
+	l, err := s.Lobby(ctx, id)
+	if err != nil {
+		return Lobby{}, err
+	}
+	if l.Code != code {
+		s.releaseCode(ctx, code, id)
+		return Lobby{}, ErrNotFound
+	}
+	return l, nil
 }
 
 // PlayerLobby returns the lobby the player is a member of, or ErrNotFound.
@@ -374,14 +395,17 @@ func (s *Store) LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (L
 	s.releaseLobby(ctx, playerID, lobbyID)
 	deleted := outcome == "deleted"
 	if deleted {
-		_ = compareDeleteScript.Run(ctx, s.rdb, []string{lobbyCodeKey(l.Code)}, l.ID).Err()
+		s.releaseCode(ctx, l.Code, l.ID)
 	}
 	s.indexLobby(ctx, l, deleted)
 	return l, deleted, nil
 }
 
 // UpdateLobby applies the owner's patch (props, visibility, maxMembers;
-// nil fields are left alone).
+// nil fields are left alone). A public lobby that turns private gets a new
+// code and its old one stops working at once: whoever saw the lobby listed
+// (or was in it) may know the old one. A private lobby that turns public
+// keeps its code; its members already share it.
 func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (Lobby, error) {
 	patch := map[string]any{}
 	if props != nil {
@@ -394,7 +418,41 @@ func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[s
 		patch["maxMembers"] = maxMembers
 	}
 	raw, _ := json.Marshal(patch)
-	return s.mutateLobbyTo(ctx, lobbyID, "update", by, string(raw))
+	if visibility != "private" {
+		return s.mutateLobbyTo(ctx, lobbyID, "update", by, string(raw))
+	}
+	// Only the script knows whether the lobby was public, so a code is
+	// reserved either way and freed unless the lobby took it.
+	code, err := s.reserveCode(ctx, lobbyID, lobbyTTL)
+	if err != nil {
+		return Lobby{}, err
+	}
+	res, err := s.runLobbyMutate(ctx, lobbyID, "update", by, string(raw), code)
+	var l Lobby
+	if err == nil {
+		l, err = decodeLobby(res[1])
+	}
+	if err != nil || l.Code != code {
+		s.releaseCode(ctx, code, lobbyID)
+	}
+	if err != nil {
+		return Lobby{}, err
+	}
+	if res[0] != "ok" {
+		return l, outcomeError(res[0])
+	}
+	if l.Code == code {
+		// The new code lives as long as the lobby. The old one is freed; a
+		// crash before that leaves a key that LobbyByCode ignores.
+		if l.CreatedAt > 0 {
+			s.rdb.PExpireAt(ctx, lobbyCodeKey(code), timeOfMs(l.CreatedAt).Add(lobbyTTL))
+		}
+		if len(res) > 2 {
+			s.releaseCode(ctx, res[2], lobbyID)
+		}
+	}
+	s.indexLobby(ctx, l, false)
+	return l, nil
 }
 
 // PromoteInLobby makes target the owner (by must be the owner).
@@ -452,15 +510,26 @@ func (s *Store) mutateLobbyTo(ctx context.Context, lobbyID, op, actor string, ar
 }
 
 func (s *Store) mutateLobby(ctx context.Context, lobbyID, op, actor string, args ...any) (Lobby, string, error) {
-	res, err := lobbyMutateScript.Run(ctx, s.rdb, []string{lobbyKey(lobbyID)}, append([]any{op, actor}, args...)...).StringSlice()
+	res, err := s.runLobbyMutate(ctx, lobbyID, op, actor, args...)
 	if err != nil {
-		return Lobby{}, "", fmt.Errorf("%s lobby %s: %w", op, lobbyID, err)
-	}
-	if res[0] == "missing" {
-		return Lobby{}, "", ErrNotFound
+		return Lobby{}, "", err
 	}
 	l, err := decodeLobby(res[1])
 	return l, res[0], err
+}
+
+// runLobbyMutate runs lobby_mutate.lua and returns its answer: the outcome,
+// the lobby's JSON, and what else the operation answers. ErrNotFound if the
+// lobby is missing.
+func (s *Store) runLobbyMutate(ctx context.Context, lobbyID, op, actor string, args ...any) ([]string, error) {
+	res, err := lobbyMutateScript.Run(ctx, s.rdb, []string{lobbyKey(lobbyID)}, append([]any{op, actor}, args...)...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("%s lobby %s: %w", op, lobbyID, err)
+	}
+	if res[0] == "missing" {
+		return nil, ErrNotFound
+	}
+	return res, nil
 }
 
 func outcomeError(outcome string) error {

@@ -95,6 +95,49 @@ func TestLobbyLifecycle(t *testing.T) {
 	})
 }
 
+// A public lobby turning private gets a new code, and the old one, which
+// anyone who saw it listed may know, stops working. Turning public keeps
+// the code.
+func TestLobbyGoingPrivateChangesCode(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		l := newLobby(t, s, "o", 3, "public")
+		public := l.Code
+		_, err := s.UpdateLobby(ctx, l.ID, "m", nil, "private", 0)
+		assert.ErrorIs(t, err, store.ErrForbidden)
+		l, err = s.LobbyByCode(ctx, public)
+		require.NoError(t, err, "a refused update changes no code")
+
+		l, err = s.UpdateLobby(ctx, l.ID, "o", nil, "private", 0)
+		require.NoError(t, err)
+		private := l.Code
+		assert.NotEqual(t, public, private)
+		assert.Len(t, private, store.CodeLength)
+		_, err = s.LobbyByCode(ctx, public)
+		assert.ErrorIs(t, err, store.ErrNotFound, "the public code is dead")
+		byCode, err := s.LobbyByCode(ctx, private)
+		require.NoError(t, err)
+		assert.Equal(t, l.ID, byCode.ID)
+
+		l, err = s.UpdateLobby(ctx, l.ID, "o", map[string]string{"m": "x"}, "private", 0)
+		require.NoError(t, err)
+		assert.Equal(t, private, l.Code, "already private: same code")
+		l, err = s.UpdateLobby(ctx, l.ID, "o", nil, "public", 0)
+		require.NoError(t, err)
+		assert.Equal(t, private, l.Code, "turning public keeps the code")
+		_, err = s.LobbyByCode(ctx, private)
+		require.NoError(t, err)
+
+		l, err = s.UpdateLobby(ctx, l.ID, "o", nil, "private", 0)
+		require.NoError(t, err)
+		assert.NotEqual(t, private, l.Code, "private again: another code")
+		_, _, err = s.LeaveLobby(ctx, l.ID, "o", "")
+		require.NoError(t, err)
+		_, err = s.LobbyByCode(ctx, l.Code)
+		assert.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
+
 func TestLobbyWithoutProps(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()

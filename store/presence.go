@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -123,13 +124,18 @@ type Replace struct {
 	ConnID   string `json:"connId"`
 }
 
-// Publish sends msg to one node's channel.
+// Publish sends msg to one node's channel. Its events are relayed byte for
+// byte: json.Marshal would re-escape <, > and & inside them (it does so in
+// a json.RawMessage too), and the receiving node would then write the
+// escaped form to the socket.
 func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) error {
-	b, err := json.Marshal(msg)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(msg); err != nil {
 		return fmt.Errorf("encode node message: %w", err)
 	}
-	if err := s.rdb.Publish(ctx, nodeChannel(nodeID), b).Err(); err != nil {
+	if err := s.rdb.Publish(ctx, nodeChannel(nodeID), b.Bytes()).Err(); err != nil {
 		return fmt.Errorf("publish to node %s: %w", nodeID, err)
 	}
 	return nil

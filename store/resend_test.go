@@ -74,6 +74,23 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		_, err = l.Store.PlayerLobby(ctx, "m")
 		assert.ErrorIs(t, err, store.ErrNotFound, "the leaver's place is released either way")
 	})
+	t.Run("lobby goes private", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		lb := newLobby(t, l.Store, "o", 3, "public")
+		l.LoseReplyTo("\r\nupdate\r\n")
+		after, err := l.Store.UpdateLobby(ctx, lb.ID, "o", nil, "private", 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, l.Lost())
+		assert.Equal(t, "private", after.Visibility)
+		assert.NotEqual(t, lb.Code, after.Code)
+		// The re-sent update found the lobby private and did not answer the
+		// old code, so its key was not freed: it must not resolve anyway.
+		_, err = l.Store.LobbyByCode(ctx, lb.Code)
+		assert.ErrorIs(t, err, store.ErrNotFound, "the old code is dead")
+		byCode, err := l.Store.LobbyByCode(ctx, after.Code)
+		require.NoError(t, err, "the new code was kept")
+		assert.Equal(t, lb.ID, byCode.ID)
+	})
 }
 
 // A commit re-sent after its match already failed and requeued the tickets

@@ -38,6 +38,7 @@ type config struct {
 	AllocationDeadline time.Duration
 	RequeueHold        time.Duration
 	ReconnectGrace     time.Duration
+	CodeGuesses        int
 
 	AllowedOrigins   []string
 	PublicURL        *url.URL
@@ -71,6 +72,7 @@ var settings = []setting{
 	{"allocation-deadline", "LOBBYD_ALLOCATION_DEADLINE", "30s", "time to get a party for a match, retries included, before the match fails and its players are requeued"},
 	{"requeue-hold", "LOBBYD_REQUEUE_HOLD", "5s", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)"},
 	{"reconnect-grace", "LOBBYD_RECONNECT_GRACE", "30s", "how long a disconnected player keeps their lobby place and solo ticket"},
+	{"code-guesses-per-minute", "LOBBYD_CODE_GUESSES_PER_MINUTE", "10", "lobby join codes a player may try per minute that match no lobby, across reconnects and nodes; beyond them lobby.join by code gets rate_limited"},
 	{"allowed-origins", "LOBBYD_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any"},
 	{"public-url", "LOBBYD_PUBLIC_URL", "", "the URL players reach lobbyd at (scheme://host[:port]); browser origins are checked against its scheme and host instead of the request's Host header"},
 	{"max-frame-bytes", "LOBBYD_MAX_FRAME_BYTES", "4096", "largest client frame; larger ones close the socket with 1009"},
@@ -156,6 +158,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	c.RequeueHold = parseDuration("requeue-hold")
 	c.ReconnectGrace = parseDuration("reconnect-grace")
 	c.PlayFabMaxInFlight = int(parseInt("playfab-max-in-flight", 1, 10000))
+	c.CodeGuesses = int(parseInt("code-guesses-per-minute", 1, 10000))
 	c.MaxFrameBytes = parseInt("max-frame-bytes", 512, 1<<20)
 	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
 		bad("log-level", "%q is not one of debug, info, warn, error", get("log-level"))

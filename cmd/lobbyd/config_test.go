@@ -28,6 +28,7 @@ func TestConfigDefaults(t *testing.T) {
 	assert.Equal(t, 30*time.Second, c.AllocationDeadline)
 	assert.Equal(t, 5*time.Second, c.RequeueHold)
 	assert.Equal(t, 30*time.Second, c.ReconnectGrace)
+	assert.Equal(t, 10, c.CodeGuesses)
 	assert.NotEmpty(t, c.NodeID)
 }
 
@@ -70,6 +71,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"bad bool", map[string]string{"LOBBYD_DEV_AUTH": "sometimes"}, nil, "LOBBYD_DEV_AUTH"},
 		{"bad duration", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_ALLOCATION_DEADLINE": "soon"}, nil, "LOBBYD_ALLOCATION_DEADLINE"},
 		{"bad frame size", map[string]string{"LOBBYD_JWT_SECRET": jwt}, []string{"-max-frame-bytes", "10"}, "LOBBYD_MAX_FRAME_BYTES"},
+		{"no code guesses", map[string]string{"LOBBYD_JWT_SECRET": jwt}, []string{"-code-guesses-per-minute", "0"}, "LOBBYD_CODE_GUESSES_PER_MINUTE"},
 		{"title without key", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_TITLE_ID": "T"}, nil, "LOBBYD_PLAYFAB_SECRET_KEY"},
 		{"key without title", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_SECRET_KEY": "SECRETVALUE"}, nil, "LOBBYD_PLAYFAB_TITLE_ID"},
 		{"key and key file", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_PLAYFAB_TITLE_ID": "T",

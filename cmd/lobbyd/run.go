@@ -78,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
 		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
 		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
+		CodeGuessesPerMinute: cfg.CodeGuesses,
 	}
 	if cfg.PublicURL == nil && !cfg.DevAuth {
 		log.Warn("LOBBYD_PUBLIC_URL is not set: browser origins are checked against the request's Host header, which clients set; set it when browsers connect")

@@ -7,8 +7,11 @@
 -- ARGV[1] is the operation, ARGV[2] the acting player, then its arguments:
 --   join        member (JSON)                 -> ok | member | full | busy
 --   leave                                     -> ok | deleted | notmember
---   update      patch (JSON: props?, visibility?, maxMembers?)
+--   update      patch (JSON: props?, visibility?, maxMembers?), new code?
 --                                             -> ok | forbidden | toosmall
+--               A public lobby turning private takes the new code (the old
+--               one, known to whoever saw it listed, must stop working) and
+--               the answer's third element is the old code.
 --   kick        target player                 -> ok | forbidden | notmember | invalid
 --   promote     target player                 -> ok | forbidden | notmember
 --   ready       "1" or "0", skill?            -> ok | notmember | busy
@@ -16,7 +19,8 @@
 --   ticket_done ticket id, new status         -> ok | stale
 -- Every answer is {outcome, lobby JSON after the change (before it, for
 -- "deleted")}; a missing lobby answers {"missing"}. Running an operation
--- twice (a re-sent script) gives the same lobby.
+-- twice (a re-sent script) gives the same lobby (an update re-sent after
+-- changing the code does not change it again, and answers no old code).
 local raw = redis.call('GET', KEYS[1])
 if not raw then
   return {'missing'}
@@ -78,9 +82,16 @@ elseif op == 'update' then
     if tonumber(patch.maxMembers) < #lobby.members then return answer('toosmall') end
     lobby.maxMembers = tonumber(patch.maxMembers)
   end
+  local oldCode = nil
+  if patch.visibility == 'private' and lobby.visibility ~= 'private' and ARGV[4] then
+    oldCode = lobby.code
+    lobby.code = ARGV[4]
+  end
   if patch.visibility ~= nil then lobby.visibility = patch.visibility end
   if patch.props ~= nil then lobby.props = patch.props end
-  return save('ok')
+  local answered = save('ok')
+  if oldCode then answered[3] = oldCode end
+  return answered
 
 elseif op == 'kick' or op == 'promote' then
   if lobby.ownerId ~= actor then return answer('forbidden') end

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Budget is a fixed-window counter in Redis, shared by every node: it
+// allows limit spends per window, the window starting at the first spend
+// after the previous one ended. Budgets are named by functions in keys.go
+// (such as CodeGuessBudget), so their keys sit under the hash tag of what
+// they limit and expire on their own.
+type Budget struct{ key string }
+
+// Spend counts one use of b, whose windows last window and allow limit
+// uses, in one round trip. It reports whether this use was within the
+// limit and, when it was not, how long until the window ends. A use over
+// the limit is counted too, but never lengthens the window. A spend that
+// go-redis re-sends after a lost reply may count twice: a budget errs
+// towards refusing.
+func (s *Store) Spend(ctx context.Context, b Budget, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error) {
+	var used *redis.IntCmd
+	var left *redis.DurationCmd
+	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.SetNX(ctx, b.key, 0, window) // starts a window; no-op inside one
+		used = pipe.Incr(ctx, b.key)
+		left = pipe.PTTL(ctx, b.key)
+		return nil
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("spend budget %s: %w", b.key, err)
+	}
+	if left.Val() < 0 {
+		// The counter has no expiry (written by hand?): give it one rather
+		// than refuse forever.
+		s.rdb.PExpire(ctx, b.key, window)
+	}
+	if used.Val() <= int64(limit) {
+		return true, 0, nil
+	}
+	return false, max(left.Val(), 0), nil
+}
+
+// Check reports, without spending, whether b has room for another use
+// under limit and, when it has not, how long until its window ends.
+func (s *Store) Check(ctx context.Context, b Budget, limit int) (ok bool, retryAfter time.Duration, err error) {
+	pipe := s.rdb.Pipeline()
+	get := pipe.Get(ctx, b.key)
+	left := pipe.PTTL(ctx, b.key)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, 0, fmt.Errorf("check budget %s: %w", b.key, err)
+	}
+	used, _ := strconv.ParseInt(get.Val(), 10, 64) // absent: nothing used
+	if used < int64(limit) {
+		return true, 0, nil
+	}
+	return false, max(left.Val(), 0), nil
+}
