@@ -5,15 +5,16 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test unit lint bench build fakeplayfab echoref loadtest baseline clean
+.PHONY: run test unit lint bench fuzz fuzz-short build fakeplayfab echoref loadtest baseline clean
 
 ## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
 run:
 	LOBBYD_DEV_AUTH=true $(GO) run ./cmd/lobbyd
 
-## test: formatting and vet, then every test with the race detector
+## test: formatting and vet, then every test with the race detector, then each fuzz target for 10s
 test: lint
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz-short
 
 ## unit: the tests without the race detector, quicker while editing
 unit:
@@ -28,6 +29,24 @@ lint:
 ## bench: Go benchmarks (results are recorded in docs/benchmarks.md)
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(PKGS)
+
+# FUZZ_TARGETS lists package:target; Go fuzzes one target per go test run.
+FUZZ_TARGETS = ./lobby:FuzzFrame ./lobby:FuzzVerify ./matchmaker:FuzzParseConfig \
+	./partyalloc/fakeplayfab:FuzzRequestPartyService
+FUZZTIME     ?= 60s
+FUZZPARALLEL ?= 2
+
+## fuzz: run each fuzz target for FUZZTIME (default 60s) with FUZZPARALLEL workers; a failing input is saved under the package's testdata/fuzz/
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+	done
+
+## fuzz-short: each fuzz target for 10s (run by make test)
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 ## build: binaries into bin/
 build:

@@ -103,8 +103,8 @@ const maxEntityBytes = 64
 // CleanName makes a token's display name safe to show to other players:
 // control characters and bidirectional overrides are dropped, runs of
 // spaces become one, and the result is cut to MaxNameRunes characters.
-// Invalid UTF-8 is replaced (one U+FFFD per run of bad bytes). A name that cleans to nothing is empty (the
-// caller falls back to the player id).
+// Invalid UTF-8 is replaced (one U+FFFD per run of bad bytes). A name that
+// cleans to nothing is empty (the caller falls back to the player id).
 func CleanName(name string) string {
 	var b strings.Builder
 	n, space := 0, false
@@ -113,7 +113,7 @@ func CleanName(name string) string {
 		case unicode.IsSpace(r):
 			space = b.Len() > 0
 			continue
-		case unicode.IsControl(r) || isBidiControl(r):
+		case unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
 			continue
 		}
 		if space {
@@ -132,15 +132,12 @@ func CleanName(name string) string {
 	return b.String()
 }
 
-// isBidiControl reports the invisible characters that reorder text
-// (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C): in a name they
-// can make other players misread what follows.
-func isBidiControl(r rune) bool {
-	return (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069) || r == 0x200E || r == 0x200F || r == 0x061C
-}
-
-// Issue signs a token for id that expires after ttl.
+// Issue signs a token for id that expires after ttl. It refuses a player
+// id that Verify would refuse or read back differently.
 func (a *Authenticator) Issue(id Identity, ttl time.Duration) (string, error) {
+	if !store.ValidPlayerID(id.PlayerID) {
+		return "", errors.New("issue token: the player id must be 1-128 printable characters without spaces or braces")
+	}
 	now := time.Now()
 	c := claims{Name: id.Name, PfEntity: id.PlayFabEntity, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: id.PlayerID, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),

@@ -438,6 +438,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	admitted = true
 	g.metrics.connections.Inc()
+	go g.newSession(conn, id, budget, releaseAddr).serve()
+}
+
+// newSession builds the session of a player's upgraded connection, with
+// its queues, the player's budget and the address slot it holds; the fuzz
+// tests build theirs here too, so they drive the frames of exactly the
+// session a socket gets.
+func (g *Gateway) newSession(conn *websocket.Conn, id Identity, budget *playerBudget, releaseAddr func()) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
 		g: g, conn: conn, id: id, connID: uuid.NewString(), budget: budget, releaseAddr: releaseAddr,
@@ -446,7 +454,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delivered: make(map[string]bool),
 	}
 	s.log = g.Logger.With("player", id.PlayerID, "conn", s.connID)
-	go s.serve()
+	return s
 }
 
 // refuseHandshake answers a handshake that is not upgraded, and counts it.

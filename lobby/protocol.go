@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lobbyd/lobbyd/store"
 )
@@ -83,10 +84,35 @@ func isNetError(err error) bool {
 	return errors.As(err, &ne)
 }
 
-// envelope is the part of every client frame read before dispatch.
+// envelope is the part of every client frame read before dispatch. Both
+// fields are raw, so that a type of the wrong kind does not lose the id.
 type envelope struct {
-	Type string          `json:"type"`
-	ID   json.RawMessage `json:"id,omitempty"`
+	Type json.RawMessage `json:"type"`
+	ID   json.RawMessage `json:"id"`
+}
+
+// maxIDChars bounds a request id, in characters as the protocol counts them.
+const maxIDChars = 64
+
+// parseEnvelope reads a frame's type and id. On error, id is still the
+// request's id when that id is valid, so the reply carries it.
+func parseEnvelope(frame []byte) (typ, id string, err *Error) {
+	var env envelope
+	if json.Unmarshal(frame, &env) != nil {
+		return "", "", errorf(CodeBadRequest, "frame is not a JSON object")
+	}
+	if len(env.ID) > 0 {
+		if json.Unmarshal(env.ID, &id) != nil || utf8.RuneCountInString(id) > maxIDChars {
+			return "", "", errorf(CodeBadRequest, "id must be a string of at most 64 characters")
+		}
+	}
+	if len(env.Type) > 0 && json.Unmarshal(env.Type, &typ) != nil {
+		return "", id, errorf(CodeBadRequest, "type must be a string")
+	}
+	if typ == "" {
+		return "", id, errorf(CodeBadRequest, "type is required")
+	}
+	return typ, id, nil
 }
 
 type replyFrame struct {

@@ -2,7 +2,6 @@ package lobby
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -405,19 +404,30 @@ func (s *session) readLoop() {
 			s.closeWith(closeUnsupported, "binary frames are not supported")
 			return
 		}
-		if !utf8.Valid(data) {
-			s.closeWith(closeInvalidData, "text frames must be valid UTF-8")
-			return
-		}
-		switch s.charge() {
-		case charged:
-			s.handleFrame(data, false)
-		case overBudget:
-			s.handleFrame(data, true)
-		case flooding:
+		if !s.takeFrame(data) {
 			return
 		}
 	}
+}
+
+// takeFrame handles one text frame as read from the socket: it must be
+// UTF-8 (else close 1007) and is charged to the player's budget before
+// anything else is read of it. It reports false once the socket is being
+// closed.
+func (s *session) takeFrame(data []byte) bool {
+	if !utf8.Valid(data) {
+		s.closeWith(closeInvalidData, "text frames must be valid UTF-8")
+		return false
+	}
+	switch s.charge() {
+	case charged:
+		s.handleFrame(data, false)
+	case overBudget:
+		s.handleFrame(data, true)
+	case flooding:
+		return false
+	}
+	return true
 }
 
 // errFlood stops the read loop of a connection closed with 1008.
@@ -556,7 +566,7 @@ func (s *session) finish(write func(outgoing) error) {
 // A frame over the player's budget is answered rate_limited once its id is
 // read, valid or not.
 func (s *session) handleFrame(data []byte, overBudget bool) {
-	env, id, problem := readEnvelope(data)
+	typ, id, problem := parseEnvelope(data)
 	switch {
 	case overBudget:
 		s.reply(id, nil, errorf(CodeRateLimited, "too many requests, slow down"))
@@ -565,12 +575,12 @@ func (s *session) handleFrame(data []byte, overBudget bool) {
 		s.reply(id, nil, problem)
 		return
 	}
-	h, ok := requestHandlers[env.Type]
+	h, ok := requestHandlers[typ]
 	if !ok {
-		s.reply(id, nil, errorf(CodeUnknownType, "unknown request type "+truncate(env.Type, 64)))
+		s.reply(id, nil, errorf(CodeUnknownType, "unknown request type "+truncate(typ, 64)))
 		return
 	}
-	s.g.metrics.requests.WithLabelValues(env.Type).Inc()
+	s.g.metrics.requests.WithLabelValues(typ).Inc()
 	ctx, cancel := context.WithTimeout(s.ctx, s.g.RequestTimeout)
 	defer cancel()
 	out, err := h(ctx, s, data)
@@ -583,23 +593,6 @@ func (s *session) handleFrame(data []byte, overBudget bool) {
 		f(ctx)
 	}
 	s.afterDo = s.afterDo[:0]
-}
-
-// readEnvelope reads a frame's type and id; problem says what is wrong
-// with the frame, and id is empty if the id itself is.
-func readEnvelope(data []byte) (env envelope, id string, problem *Error) {
-	if err := json.Unmarshal(data, &env); err != nil {
-		return env, "", errorf(CodeBadRequest, "frame is not a JSON object")
-	}
-	if len(env.ID) > 0 {
-		if err := json.Unmarshal(env.ID, &id); err != nil || len(id) > 64 {
-			return env, "", errorf(CodeBadRequest, "id must be a string of at most 64 characters")
-		}
-	}
-	if env.Type == "" {
-		return env, id, errorf(CodeBadRequest, "type is required")
-	}
-	return env, id, nil
 }
 
 func truncate(s string, n int) string {

@@ -166,6 +166,10 @@ func (q Queue) Validate() error {
 	check(q.MaxWait >= 0 && q.MaxWait <= q.TicketTimeout, "maxWait %v: must be between 0 and ticketTimeout (%v)", q.MaxWait.D(), q.TicketTimeout.D())
 	check(q.Skill.InitialWindow >= 0 && q.Skill.WidenPerSecond >= 0 && q.Skill.MaxWindow >= 0,
 		"skill: initialWindow, widenPerSecond and maxWindow must not be negative")
+	// YAML spells infinity .inf: GET /v1/queues could not encode it, and an
+	// infinite widening makes the window at no wait NaN.
+	check(!math.IsInf(q.Skill.InitialWindow, 0) && !math.IsInf(q.Skill.WidenPerSecond, 0) && !math.IsInf(q.Skill.MaxWindow, 0),
+		"skill: initialWindow, widenPerSecond and maxWindow must be finite numbers")
 	check(q.Skill.MaxWindow == 0 || q.Skill.MaxWindow >= q.Skill.InitialWindow,
 		"skill.maxWindow %v: must be at least initialWindow (%v)", q.Skill.MaxWindow, q.Skill.InitialWindow)
 	check(q.Skill.MaxWindow > 0 || (q.Skill.InitialWindow == 0 && q.Skill.WidenPerSecond == 0),

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Ticket statuses, as the protocol names them.
@@ -179,9 +180,10 @@ func (m Match) Staying() Match {
 }
 
 // ValidPlayerID reports whether id can name a player: 1 to 128 printable
-// characters without spaces or braces (braces would break a key's hash tag).
+// characters without spaces or braces (braces would break a key's hash tag),
+// in valid UTF-8 (JSON, which carries ids everywhere, would change it).
 func ValidPlayerID(id string) bool {
-	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") {
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, "{}") || !utf8.ValidString(id) {
 		return false
 	}
 	for _, r := range id {

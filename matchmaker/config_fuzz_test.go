@@ -1,0 +1,122 @@
+package matchmaker
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"regexp"
+	"slices"
+	"testing"
+	"time"
+)
+
+// FuzzParseConfig feeds arbitrary bytes to the queue file parser. Whatever
+// it accepts must pass Validate and ValidateQueues, obey the rules of
+// README.md's "Queue file" table and PlayFab's network limits (checked
+// here from the documents, not through Validate), and encode as the JSON
+// of GET /v1/queues.
+func FuzzParseConfig(f *testing.F) {
+	example, err := os.ReadFile("../lobbyd.example.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	base := "queues:\n  - name: squad\n    maxUsers: 4\n    maxDevices: 4\n    maxDevicesPerUser: 1\n    maxUsersPerDevice: 1\n    regions: [WestUs]\n"
+	for _, extra := range []string{
+		"",
+		"    maxWiat: 30s\n",
+		"    ticketTimeout: soon\n",
+		"    ticketTimeout: 1m\n    maxWait: 2m\n",
+		"    skill:\n      initialWindow: 100\n",
+		"    skill:\n      initialWindow: 100\n      widenPerSecond: 5\n      maxWindow: 50\n",
+		"    skill:\n      maxWindow: 100\n      widenPerSecond: .nan\n",
+		"    directPeerConnectivity: Sometimes\n",
+		"    maxLatencyMs: -1\n",
+		"    maxEndpointsPerDevice: 33\n",
+		"    ticketTimeout: -5s\n",
+		"    maxWait: 0s\n",
+		"---\nqueues: []\n",
+		"  - name: squad\n    maxUsers: 2\n    maxDevices: 2\n    maxDevicesPerUser: 1\n    maxUsersPerDevice: 1\n    regions: [EastUs]\n",
+	} {
+		f.Add([]byte(base + extra))
+	}
+	for _, raw := range []string{"", "queues: []\n", "queues:\n  - {}\n", "queues: {}\n", "{", "- 1\n", "queues: !!binary aGk=\n",
+		"queues:\n  - &q {name: a, maxUsers: 2, maxDevices: 2, maxDevicesPerUser: 1, maxUsersPerDevice: 1, regions: [WestUs]}\n  - *q\n"} {
+		f.Add([]byte(raw))
+	}
+
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		queues, err := ParseConfig(raw)
+		if err != nil {
+			if queues != nil {
+				t.Fatalf("an error (%v) came with queues", err)
+			}
+			return
+		}
+		if err := ValidateQueues(queues); err != nil {
+			t.Fatalf("accepted queues do not validate: %v", err)
+		}
+		names := map[string]bool{}
+		for _, q := range queues {
+			if err := q.Validate(); err != nil {
+				t.Fatalf("accepted queue does not validate: %v", err)
+			}
+			if names[q.Name] {
+				t.Fatalf("queue %q accepted twice", q.Name)
+			}
+			names[q.Name] = true
+			checkQueueRules(t, q)
+		}
+		if _, err := json.Marshal(queues); err != nil {
+			t.Fatalf("accepted queues cannot be served as JSON: %v", err)
+		}
+	})
+}
+
+var (
+	queueNameRule  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	peerOptionRule = []string{"", "None", "SamePlatformType", "DifferentPlatformType", "AnyPlatformType",
+		"SameEntityLoginProvider", "DifferentEntityLoginProvider", "AnyEntityLoginProvider",
+		"AnyPlatformTypeAndEntityLoginProvider", "OnlyServers"}
+)
+
+// checkQueueRules checks an accepted queue against README.md ("Queue
+// file") and the PlayFab contract (PartyNetworkConfiguration).
+func checkQueueRules(t *testing.T, q Queue) {
+	t.Helper()
+	in := func(v, lo, hi int) bool { return v >= lo && v <= hi }
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) && x >= 0 }
+	switch {
+	case !queueNameRule.MatchString(q.Name):
+		t.Fatalf("accepted name %q", q.Name)
+	case !in(q.MaxUsers, 2, 1024):
+		t.Fatalf("accepted maxUsers %d", q.MaxUsers)
+	case !in(q.MaxDevices, 1, 128), !in(q.MaxUsersPerDevice, 1, 8), q.MaxDevicesPerUser < 1,
+		!in(q.MaxEndpointsPerDevice, 0, 32):
+		t.Fatalf("accepted a network PlayFab refuses: %+v", q)
+	case q.MaxDevices*q.MaxUsersPerDevice < q.MaxUsers:
+		t.Fatalf("accepted maxUsers %d beyond %d devices of %d users", q.MaxUsers, q.MaxDevices, q.MaxUsersPerDevice)
+	case !slices.Contains(peerOptionRule, q.DirectPeerConnectivity):
+		t.Fatalf("accepted directPeerConnectivity %q", q.DirectPeerConnectivity)
+	case len(q.Regions) == 0:
+		t.Fatal("accepted a queue without regions")
+	case q.TicketTimeout.D() <= 0 || q.TicketTimeout.D() > time.Hour:
+		t.Fatalf("accepted ticketTimeout %v", q.TicketTimeout.D())
+	case q.MaxWait.D() < 0 || q.MaxWait > q.TicketTimeout:
+		t.Fatalf("accepted maxWait %v with ticketTimeout %v", q.MaxWait.D(), q.TicketTimeout.D())
+	case !finite(q.Skill.InitialWindow) || !finite(q.Skill.WidenPerSecond) || !finite(q.Skill.MaxWindow):
+		t.Fatalf("accepted a skill rule that is not finite numbers: %+v", q.Skill)
+	case q.Skill.MaxWindow > 0 && q.Skill.MaxWindow < q.Skill.InitialWindow:
+		t.Fatalf("accepted skill.maxWindow below initialWindow: %+v", q.Skill)
+	case q.MaxLatencyMs < 0:
+		t.Fatalf("accepted maxLatencyMs %d", q.MaxLatencyMs)
+	}
+	for _, r := range q.Regions {
+		if r == "" || len(r) > 64 {
+			t.Fatalf("accepted region %q", r)
+		}
+	}
+	if w := q.Skill.Window(0); math.IsNaN(w) {
+		t.Fatalf("skill window at no wait is NaN: %+v", q.Skill)
+	}
+}
