@@ -171,7 +171,7 @@ func TestWorkerDeliversAnAlreadyReadyMatchWithoutCallingAgain(t *testing.T) {
 
 	alloc, notify := &countingAllocator{}, &recordingNotifier{}
 	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n2",
-		Deadline: 10 * time.Millisecond, ClaimIdle: 20 * time.Millisecond, ClaimInterval: 10 * time.Millisecond})
+		Deadline: 10 * time.Millisecond, ClaimIdle: 25 * time.Millisecond, ClaimInterval: 10 * time.Millisecond})
 	storetest.Eventually(t, 10*time.Second, func() bool { r, _ := notify.counts(); return r == 1 }, "delivered")
 	assert.Zero(t, alloc.callsFor(m.ID), "no second RequestPartyService for a ready match")
 	notify.mu.Lock()
@@ -206,10 +206,15 @@ func TestWorkerClaimsJobOfDeadNode(t *testing.T) {
 	assert.Equal(t, 2, stored.Attempt, "the second attempt stored the party")
 }
 
-func TestWorkerRejectsClaimIdleShorterThanDeadline(t *testing.T) {
-	w := &partyalloc.Worker{Store: storetest.Embedded(t), Queues: []string{"q"}, NodeID: "n",
-		Deadline: time.Minute, ClaimIdle: time.Second}
-	assert.ErrorContains(t, w.Run(context.Background()), "must exceed the deadline")
+// A live worker may hold a job for twice the deadline (allocating, then
+// storing the result): a claim idle time within that would let another node
+// start a second attempt while the first is still storing its party.
+func TestWorkerRejectsClaimIdleWithinTwiceTheDeadline(t *testing.T) {
+	for _, idle := range []time.Duration{time.Second, time.Minute, 2 * time.Minute} {
+		w := &partyalloc.Worker{Store: storetest.Embedded(t), Queues: []string{"q"}, NodeID: "n",
+			Deadline: time.Minute, ClaimIdle: idle}
+		assert.ErrorContains(t, w.Run(context.Background()), "must exceed twice the deadline", "claim idle %v", idle)
+	}
 }
 
 // The crash run, against the fake PlayFab through the real client: an
@@ -231,7 +236,7 @@ func TestCrashedAllocatorAgainstPlayFab(t *testing.T) {
 	st := storetest.Embedded(t)
 	m := commitMatch(t, st, time.Now())
 	timing := func(w *partyalloc.Worker) *partyalloc.Worker {
-		w.Deadline, w.ClaimIdle, w.ClaimInterval = time.Second, 1200*time.Millisecond, 50*time.Millisecond
+		w.Deadline, w.ClaimIdle, w.ClaimInterval = time.Second, 2200*time.Millisecond, 50*time.Millisecond
 		return w
 	}
 
