@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -156,7 +157,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	close(g.ready)
 
 	acked := make(chan struct{})
-	go func() { defer close(acked); g.ackDelivered() }()
+	go func() { defer close(acked); g.ackDelivered(ctx) }()
 
 	<-ctx.Done()
 	g.mu.Lock()
@@ -450,23 +451,70 @@ type matchAck struct {
 const ackBatch = 512
 
 // ackDelivered sends queued acks in batches until acks is closed (after the
-// last connection ended) and every ack queued before has been sent.
-func (g *Gateway) ackDelivered() {
+// last connection ended) and every ack queued before has been sent. A batch
+// that fails while Redis is unavailable is sent again with backoff until it
+// goes through or the gateway is stopping (ctx done); the sessions waiting
+// on it are let go after the first try, since they wait at most WriteWait
+// anyway. An ack never made leaves a copy that is shown again on a later
+// connection until the player queues again (never after that).
+func (g *Gateway) ackDelivered(ctx context.Context) {
 	acks := make([]store.MatchAck, 0, ackBatch)
 	store.Batches(g.acks, ackBatch, func(batch []matchAck) {
 		acks = acks[:0]
 		for _, a := range batch {
 			acks = append(acks, a.MatchAck)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), g.RequestTimeout)
-		if err := g.Store.AckPendingMatches(ctx, acks); err != nil {
-			g.Logger.Warn("ack delivered matches", "err", err)
+		released := false
+		release := func() {
+			if !released {
+				released = true
+				for _, a := range batch {
+					close(a.done)
+				}
+			}
 		}
-		cancel()
-		for _, a := range batch {
-			close(a.done)
+		defer release()
+		for retry := 1; ; retry++ {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.RequestTimeout)
+			err := g.Store.AckPendingMatches(actx, acks)
+			cancel()
+			if err == nil {
+				return
+			}
+			if !store.IsUnavailable(err) || ctx.Err() != nil {
+				g.Logger.Warn("ack delivered matches", "matches", len(acks), "err", err)
+				return
+			}
+			release()
+			if retry == 1 {
+				g.Logger.Warn("ack delivered matches; retrying while Redis is unavailable", "matches", len(acks), "err", err)
+			}
+			if pause(ctx, ackBackoff(retry)) != nil {
+				g.Logger.Warn("ack delivered matches: gave up at shutdown", "matches", len(acks), "err", err)
+				return
+			}
 		}
 	})
+}
+
+// ackBackoff is the wait before the retry-th retry of a batch of acks:
+// doubling from 50ms up to 2s, with jitter so nodes do not retry in step.
+func ackBackoff(retry int) time.Duration {
+	d := 50 * time.Millisecond << min(retry-1, 6)
+	d = min(d, 2*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+// pause waits for d or until ctx is done, and then returns ctx's error.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 type gatewayMetrics struct {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Test hooks into the key layout, for store_test.
@@ -59,4 +61,22 @@ func SetSearchingEntry(ctx context.Context, s *Store, queue, ticketID, entry str
 // such key, as Redis's TTL).
 func TicketTTL(ctx context.Context, s *Store, queue, ticketID string) (time.Duration, error) {
 	return s.rdb.TTL(ctx, ticketKey(queue, ticketID)).Result()
+}
+
+// WritePendingMatchAsBefore stores a player's undelivered match as lobbyd
+// did before rounds (matchId and payload only), and releases their claim on
+// the ticket, as an older node's delivery does.
+func WritePendingMatchAsBefore(ctx context.Context, s *Store, playerID, queue, ticketID, matchID string, payload []byte) error {
+	return s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		pipe.HSet(ctx, pendingMatchKey(playerID), "matchId", matchID, "payload", payload)
+		pipe.Expire(ctx, pendingMatchKey(playerID), pendingMatchTTL)
+		compareDeleteScript.EvalSha(ctx, pipe, []string{playerTicketKey(playerID)}, claimValue(queue, ticketID))
+	})
+}
+
+// PendingMatchExists reports whether the player's pending match hash
+// exists at all (a copy, or only what is kept after one).
+func PendingMatchExists(ctx context.Context, s *Store, playerID string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, pendingMatchKey(playerID)).Result()
+	return n == 1, err
 }
