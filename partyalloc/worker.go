@@ -255,6 +255,17 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 	if received.IsZero() {
 		received = time.Now()
 	}
+	if waited := time.Since(received); waited > w.Deadline/4 {
+		// It waited for a free slot: restart its clock in the stream, so
+		// it gets a whole deadline and is still not claimed by another
+		// node while this one holds it. A job idle for less than it
+		// waited was claimed by another node meanwhile: leave it.
+		renewed, ours, err := w.Store.RenewAllocationJob(ctx, job, w.NodeID, waited-min(waited/2, time.Second))
+		if err != nil || !ours {
+			return false, err
+		}
+		received = renewed.Received
+	}
 	allocateBy := received.Add(w.Deadline)
 	var m store.Match
 	err = w.persist(ctx, allocateBy, func(ctx context.Context) (err error) {

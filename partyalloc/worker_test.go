@@ -261,3 +261,43 @@ func TestCrashedAllocatorAgainstPlayFab(t *testing.T) {
 	desc, _ := fake.Descriptor(m.ID)
 	assert.Equal(t, desc, stored.NetworkDescriptor, "the match holds PlayFab's party")
 }
+
+// stuckAllocator never answers for one match (until its deadline) and
+// answers every other at once.
+type stuckAllocator struct {
+	countingAllocator
+	stuck string
+}
+
+func (a *stuckAllocator) Allocate(ctx context.Context, m store.Match) (partyalloc.Party, error) {
+	if m.ID == a.stuck {
+		a.mu.Lock()
+		if a.calls == nil {
+			a.calls = map[string]int{}
+		}
+		a.calls[m.ID]++
+		a.mu.Unlock()
+		<-ctx.Done()
+		return partyalloc.Party{}, ctx.Err()
+	}
+	return a.countingAllocator.Allocate(ctx, m)
+}
+
+// A job that waits for a free slot longer than a quarter of the deadline
+// gets its clock restarted in the stream when it starts, so it still gets
+// a whole deadline (and no other node claims it meanwhile).
+func TestWorkerJobThatWaitedForASlotGetsAWholeDeadline(t *testing.T) {
+	st := storetest.Embedded(t)
+	first := commitMatch(t, st, time.Now())
+	second := commitMatch(t, st, time.Now())
+	alloc, notify := &stuckAllocator{stuck: first.ID}, &recordingNotifier{}
+	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n1",
+		Concurrency: 1, Deadline: 300 * time.Millisecond, ClaimIdle: time.Hour, ClaimInterval: time.Hour})
+	// The first job holds the only slot for its whole deadline, then fails.
+	storetest.Eventually(t, 10*time.Second, func() bool { r, f := notify.counts(); return r == 1 && f == 1 },
+		"the second match was allocated after waiting a whole deadline for its slot")
+	assert.Equal(t, 1, alloc.callsFor(second.ID))
+	stored, err := st.Match(context.Background(), "q", second.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.MatchReady, stored.State)
+}

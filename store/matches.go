@@ -267,6 +267,26 @@ func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer st
 	return toJobs(queue, msgs), nil
 }
 
+// RenewAllocationJob restarts the idle time of a job that consumer holds
+// and returns it with Received now, or reports false if the job has been
+// idle for less than idleAtLeast: another consumer claimed it meanwhile (or
+// it was acknowledged), and it is not this consumer's any more.
+func (s *Store) RenewAllocationJob(ctx context.Context, job AllocationJob, consumer string, idleAtLeast time.Duration) (AllocationJob, bool, error) {
+	var ids []string
+	err := s.withGroup(ctx, job.Queue, func() (err error) {
+		ids, err = s.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+			Stream: allocStreamKey(job.Queue), Group: allocGroup, Consumer: consumer,
+			MinIdle: idleAtLeast, Messages: []string{job.StreamID},
+		}).Result()
+		return err
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return job, false, fmt.Errorf("renew allocation job of match %s: %w", job.MatchID, err)
+	}
+	job.Received = time.Now()
+	return job, len(ids) == 1, nil
+}
+
 // PendingAllocationJobs counts the queue's allocation jobs handed to a
 // worker and not yet acknowledged.
 func (s *Store) PendingAllocationJobs(ctx context.Context, queue string) (int64, error) {
