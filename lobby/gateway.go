@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -182,7 +183,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	close(g.ready)
 
 	acked := make(chan struct{})
-	go func() { defer close(acked); g.ackDelivered() }()
+	go func() { defer close(acked); g.ackDelivered(ctx) }()
 
 	<-ctx.Done()
 	g.mu.Lock()
@@ -594,23 +595,103 @@ type matchAck struct {
 const ackBatch = 512
 
 // ackDelivered sends queued acks in batches until acks is closed (after the
-// last connection ended) and every ack queued before has been sent.
-func (g *Gateway) ackDelivered() {
-	acks := make([]store.MatchAck, 0, ackBatch)
+// last connection ended) and every ack queued before has been sent. Each
+// batch is tried once, so the sessions waiting on it move on; acks that
+// failed because Redis was unavailable go to retryAcks, which sends them
+// again with backoff while the gateway runs. An ack never made leaves a
+// copy that is shown again on a later connection, but only until the
+// player queues again (see store.DeliverMatch).
+func (g *Gateway) ackDelivered(ctx context.Context) {
+	failed := make(chan []store.MatchAck, 16)
+	retried := make(chan struct{})
+	go func() { defer close(retried); g.retryAcks(ctx, failed) }()
+	defer func() { close(failed); <-retried }()
 	store.Batches(g.acks, ackBatch, func(batch []matchAck) {
-		acks = acks[:0]
-		for _, a := range batch {
-			acks = append(acks, a.MatchAck)
+		acks := make([]store.MatchAck, len(batch))
+		for i, a := range batch {
+			acks[i] = a.MatchAck
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), g.RequestTimeout)
-		if err := g.Store.AckPendingMatches(ctx, acks); err != nil {
-			g.Logger.Warn("ack delivered matches", "err", err)
-		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.RequestTimeout)
+		err := g.Store.AckPendingMatches(actx, acks)
 		cancel()
 		for _, a := range batch {
 			close(a.done)
 		}
+		switch {
+		case err == nil:
+		case store.IsUnavailable(err) && ctx.Err() == nil:
+			select {
+			case failed <- acks:
+			default:
+				g.Logger.Warn("ack delivered matches: retry queue full, dropped", "matches", len(acks), "err", err)
+			}
+		default:
+			g.Logger.Warn("ack delivered matches", "matches", len(acks), "err", err)
+		}
 	})
+}
+
+// maxAckRetries bounds the acks retryAcks holds; beyond it the oldest are
+// dropped (each only means a duplicate on a later connection).
+const maxAckRetries = 100 * ackBatch
+
+// retryAcks sends again, with backoff, the acks that failed while Redis was
+// unavailable, until they go through or ctx is done, and returns once
+// failed is closed.
+func (g *Gateway) retryAcks(ctx context.Context, failed <-chan []store.MatchAck) {
+	var pending []store.MatchAck
+	var wait <-chan time.Time
+	retry := 0
+	for {
+		select {
+		case acks, ok := <-failed:
+			if !ok {
+				if len(pending) > 0 {
+					g.Logger.Warn("ack delivered matches: gave up at shutdown", "matches", len(pending))
+				}
+				return
+			}
+			if ctx.Err() != nil {
+				continue
+			}
+			if drop := len(pending) + len(acks) - maxAckRetries; drop > 0 {
+				pending = pending[min(drop, len(pending)):]
+			}
+			pending = append(pending, acks...)
+			if wait == nil {
+				retry = 1
+				wait = time.After(ackBackoff(retry))
+				g.Logger.Warn("ack delivered matches: retrying while Redis is unavailable", "matches", len(pending))
+			}
+		case <-wait:
+			wait = nil
+			if ctx.Err() != nil {
+				continue
+			}
+			for len(pending) > 0 {
+				n := min(len(pending), ackBatch)
+				actx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
+				err := g.Store.AckPendingMatches(actx, pending[:n])
+				cancel()
+				if err != nil && store.IsUnavailable(err) {
+					retry++
+					wait = time.After(ackBackoff(retry))
+					break
+				}
+				if err != nil {
+					g.Logger.Warn("ack delivered matches", "matches", n, "err", err)
+				}
+				pending = pending[n:]
+			}
+		}
+	}
+}
+
+// ackBackoff is the wait before the retry-th try of failed acks: doubling
+// from 50ms up to 2s, with jitter so that nodes do not retry in step.
+func ackBackoff(retry int) time.Duration {
+	d := min(50*time.Millisecond<<min(retry-1, 6), 2*time.Second)
+	return d/2 + rand.N(d/2+1)
 }
 
 type gatewayMetrics struct {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"time"
 	"unicode/utf8"
 
@@ -70,18 +69,12 @@ func toError(err error) *Error {
 		return errorf(CodeForbidden, err.Error())
 	case errors.Is(err, store.ErrFull):
 		return errorf(CodeFull, err.Error())
-	case errors.Is(err, context.DeadlineExceeded) || isNetError(err):
+	case errors.Is(err, context.DeadlineExceeded) || store.IsUnavailable(err):
+		// Redis unreachable, restarting, failing over: worth retrying.
 		return errorf(CodeUnavailable, "the server cannot complete this now, try again")
 	default:
 		return errorf(CodeInternal, "internal error")
 	}
-}
-
-// isNetError reports whether err comes from the network below (Redis
-// unreachable, a connection reset): a condition worth retrying.
-func isNetError(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne)
 }
 
 // envelope is the part of every client frame read before dispatch. Both

@@ -45,13 +45,17 @@ type Worker struct {
 	// Registerer receives the worker's metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 
-	// Deadline bounds one match's allocation, retries included; a match
-	// that has no party by then fails and its tickets are requeued.
-	// Default 30s.
+	// Deadline bounds one match's allocation, retries included, counted
+	// from when this node received the job; a match that has no party by
+	// then fails and its tickets are requeued. Once PlayFab has answered,
+	// storing and delivering the outcome get another Deadline: those writes
+	// are retried with backoff while Redis is unavailable, so an outage
+	// shorter than Deadline never costs a second party. Default 30s.
 	Deadline time.Duration
 	// ClaimIdle is how long a job may sit with another consumer before this
-	// node takes it over (its node died). It must exceed Deadline, so a live
-	// allocator always finishes first. Default Deadline + 15s.
+	// node takes it over (its node died). It must exceed 2 × Deadline, the
+	// longest a live worker holds a job (allocating, then storing), so a
+	// live allocator always finishes first. Default 2 × Deadline + 15s.
 	ClaimIdle time.Duration
 	// ClaimInterval is how often stale jobs are looked for. Default 5s.
 	ClaimInterval time.Duration
@@ -73,10 +77,10 @@ func (w *Worker) init() error {
 		w.Deadline = 30 * time.Second
 	}
 	if w.ClaimIdle <= 0 {
-		w.ClaimIdle = w.Deadline + 15*time.Second
+		w.ClaimIdle = 2*w.Deadline + 15*time.Second
 	}
-	if w.ClaimIdle <= w.Deadline {
-		return fmt.Errorf("allocation claim idle %v must exceed the deadline %v", w.ClaimIdle, w.Deadline)
+	if w.ClaimIdle <= 2*w.Deadline {
+		return fmt.Errorf("allocation claim idle %v must exceed twice the deadline %v (allocating, then storing)", w.ClaimIdle, w.Deadline)
 	}
 	if w.ClaimInterval <= 0 {
 		w.ClaimInterval = 5 * time.Second
@@ -105,7 +109,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	acks := make(chan store.AllocationJob, ackQueue)
 	acked := make(chan struct{})
-	go func() { defer close(acked); w.ackJobs(acks) }()
+	go func() { defer close(acked); w.ackJobs(ctx, acks) }()
 	slots := make(chan struct{}, w.Concurrency)
 	var jobs sync.WaitGroup
 	dispatch := func(ctx context.Context, batch []store.AllocationJob) {
@@ -143,20 +147,41 @@ const (
 )
 
 // ackJobs acknowledges finished jobs in batches until acks is closed and
-// drained. An ack that fails leaves its job pending: it is claimed after
+// drained. A batch that fails while Redis is unavailable is sent again with
+// backoff, until it goes through or the worker is stopping (ctx done). An
+// ack that is never made leaves its job pending: it is claimed after
 // ClaimIdle and found done (the match is ready or failed), which is safe.
-func (w *Worker) ackJobs(acks <-chan store.AllocationJob) {
+func (w *Worker) ackJobs(ctx context.Context, acks <-chan store.AllocationJob) {
 	store.Batches(acks, ackBatch, func(batch []store.AllocationJob) {
-		ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
-		defer cancel()
-		if err := w.Store.AckAllocationJobs(ctx, batch); err != nil {
-			w.Logger.Warn("ack allocation jobs", "jobs", len(batch), "err", err)
+		for retry := 1; ; retry++ {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+			err := w.Store.AckAllocationJobs(actx, batch)
+			cancel()
+			if err == nil {
+				return
+			}
+			if !store.IsUnavailable(err) || ctx.Err() != nil {
+				w.Logger.Warn("ack allocation jobs", "jobs", len(batch), "err", err)
+				return
+			}
+			w.metrics.writeRetries.Inc()
+			if sleepContext(ctx, backoff(retry, writeRetryBase, writeRetryCeil, 0)) != nil {
+				w.Logger.Warn("ack allocation jobs", "jobs", len(batch), "err", err)
+				return
+			}
 		}
 	})
 }
 
-// ackTimeout bounds one batch of acks.
+// ackTimeout bounds one try of a batch of acks.
 const ackTimeout = 5 * time.Second
+
+// writeRetryBase and writeRetryCeil bound the backoff between tries of a
+// write to Redis that failed because Redis was unavailable.
+const (
+	writeRetryBase = 50 * time.Millisecond
+	writeRetryCeil = 2 * time.Second
+)
 
 func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(context.Context, []store.AllocationJob)) {
 	for ctx.Err() == nil {
@@ -213,8 +238,40 @@ func (w *Worker) handle(ctx context.Context, job store.AllocationJob, acks chan<
 	}
 }
 
+// allocate runs one job: begin an attempt, call the allocator, store the
+// outcome and have it delivered. It reports done once the job needs no
+// more work; (false, nil) means the job stays pending and its trouble was
+// already logged.
+//
+// Time is counted from when this node received the job, because that is
+// when the stream started counting it idle: the attempt and the allocator
+// get until received + Deadline; once the allocator has answered, the
+// writes that follow (store the party or the failure, deliver it) get
+// another Deadline from that answer, retried while Redis is unavailable.
+// A live worker therefore holds a job for at most 2 × Deadline (plus one
+// Redis round trip under way), which ClaimIdle exceeds.
 func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slog.Logger) (done bool, err error) {
-	m, err := w.Store.BeginAttempt(ctx, job.Queue, job.MatchID, w.NodeID)
+	received := job.Received
+	if received.IsZero() {
+		received = time.Now()
+	}
+	if waited := time.Since(received); waited > w.Deadline/4 {
+		// It waited for a free slot: restart its clock in the stream, so
+		// it gets a whole deadline and is still not claimed by another
+		// node while this one holds it. A job idle for less than it
+		// waited was claimed by another node meanwhile: leave it.
+		renewed, ours, err := w.Store.RenewAllocationJob(ctx, job, w.NodeID, waited-min(waited/2, time.Second))
+		if err != nil || !ours {
+			return false, err
+		}
+		received = renewed.Received
+	}
+	allocateBy := received.Add(w.Deadline)
+	var m store.Match
+	err = w.persist(ctx, allocateBy, func(ctx context.Context) (err error) {
+		m, err = w.Store.BeginAttempt(ctx, job.Queue, job.MatchID, w.NodeID)
+		return err
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return true, nil // expired long ago: nothing left to do
 	}
@@ -223,48 +280,112 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 	}
 	switch m.State {
 	case store.MatchReady: // stored earlier, delivery not confirmed: deliver again
-		return true, w.Notifier.MatchReady(ctx, m)
+		return true, w.persist(ctx, time.Now().Add(w.Deadline), func(ctx context.Context) error {
+			return w.Notifier.MatchReady(ctx, m)
+		})
 	case store.MatchFailed: // failed earlier, delivery not confirmed: deliver again
-		return true, w.Notifier.MatchFailed(ctx, m)
+		return true, w.persist(ctx, time.Now().Add(w.Deadline), func(ctx context.Context) error {
+			return w.Notifier.MatchFailed(ctx, m)
+		})
 	}
 
 	w.metrics.inFlight.Inc()
-	actx, cancel := context.WithTimeout(ctx, w.Deadline)
+	actx, cancel := context.WithDeadline(ctx, allocateBy)
 	start := time.Now()
 	party, err := w.Allocator.Allocate(actx, m)
 	cancel()
 	w.metrics.inFlight.Dec()
+	writeBy := time.Now().Add(w.Deadline)
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err() // shutting down: leave it for another node
 		}
 		log.Warn("allocation failed; requeueing the match's tickets", "err", err, "after", time.Since(start))
-		failed, ferr := w.Store.FailMatch(ctx, m, FailReason, time.Now().Add(w.RequeueHold))
-		if errors.Is(ferr, store.ErrStaleAttempt) {
-			return true, nil // another attempt owns or ended the match
-		}
-		if ferr != nil {
-			return false, ferr
-		}
-		w.metrics.failed.Inc()
-		return true, w.Notifier.MatchFailed(ctx, failed)
+		return w.fail(ctx, m, writeBy)
 	}
 	w.metrics.allocated.Observe(time.Since(start).Seconds())
 
-	stored, err := w.Store.StoreParty(ctx, job.Queue, job.MatchID, m.Attempt, party.PartyID,
-		party.SerializedNetworkDescriptor, party.InvitationID)
-	if errors.Is(err, store.ErrStaleAttempt) {
-		w.metrics.orphans.Inc()
-		log.Warn("party allocated by a stale attempt is left orphaned", "party", party.PartyID, "state", stored.State)
+	// The party exists and is paid for: from here on, giving up costs a
+	// second party, so the writes are retried until writeBy.
+	var stored store.Match
+	err = w.persist(ctx, writeBy, func(ctx context.Context) (err error) {
+		stored, err = w.Store.StoreParty(ctx, job.Queue, job.MatchID, m.Attempt, party.PartyID,
+			party.SerializedNetworkDescriptor, party.InvitationID)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrStaleAttempt):
+		w.orphaned(log, party, "a newer attempt owns the match, or it ended", "state", stored.State)
 		if stored.State == store.MatchReady {
-			return true, w.Notifier.MatchReady(ctx, stored)
+			return true, w.persist(ctx, writeBy, func(ctx context.Context) error {
+				return w.Notifier.MatchReady(ctx, stored)
+			})
 		}
 		return true, nil
+	case errors.Is(err, store.ErrNotFound):
+		w.orphaned(log, party, "the match's record is gone (Redis lost it)")
+		return true, nil
+	case err != nil && ctx.Err() != nil:
+		w.orphaned(log, party, "shutting down before its result was stored", "err", err)
+		return false, nil
+	case err != nil:
+		w.orphaned(log, party, "its result could not be stored before the deadline", "err", err)
+		return false, nil
+	}
+	return true, w.persist(ctx, writeBy, func(ctx context.Context) error {
+		return w.Notifier.MatchReady(ctx, stored)
+	})
+}
+
+// fail marks the match failed, requeueing its tickets, and tells its
+// players; the writes are retried until writeBy.
+func (w *Worker) fail(ctx context.Context, m store.Match, writeBy time.Time) (done bool, err error) {
+	var failed store.Match
+	err = w.persist(ctx, writeBy, func(ctx context.Context) (err error) {
+		failed, err = w.Store.FailMatch(ctx, m, FailReason, time.Now().Add(w.RequeueHold))
+		return err
+	})
+	if errors.Is(err, store.ErrStaleAttempt) {
+		return true, nil // another attempt owns or ended the match
 	}
 	if err != nil {
 		return false, err
 	}
-	return true, w.Notifier.MatchReady(ctx, stored)
+	w.metrics.failed.Inc()
+	return true, w.persist(ctx, writeBy, func(ctx context.Context) error {
+		return w.Notifier.MatchFailed(ctx, failed)
+	})
+}
+
+// orphaned counts and logs, once, a party that PlayFab created and whose
+// result is not stored on its match: nobody will ever be sent to it.
+func (w *Worker) orphaned(log *slog.Logger, party Party, why string, attrs ...any) {
+	w.metrics.orphans.Inc()
+	log.Warn("party left orphaned: "+why, append([]any{"party", party.PartyID}, attrs...)...)
+}
+
+// persist runs write, and runs it again with backoff while it fails because
+// Redis is unavailable, until the deadline by. A try under way when the
+// worker is stopped runs to its end (bounded by by), so a write Redis can
+// take still lands; no new try starts after that. Every write passed here
+// must be safe to repeat.
+func (w *Worker) persist(ctx context.Context, by time.Time, write func(context.Context) error) error {
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), by)
+	defer cancel()
+	for retry := 1; ; retry++ {
+		err := write(wctx)
+		if err == nil || !store.IsUnavailable(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := backoff(retry, writeRetryBase, writeRetryCeil, 0)
+		if time.Until(by) < wait {
+			return err
+		}
+		w.metrics.writeRetries.Inc()
+		if sleepContext(ctx, wait) != nil {
+			return err
+		}
+	}
 }
 
 func pause(ctx context.Context, d time.Duration) {
@@ -277,11 +398,12 @@ func pause(ctx context.Context, d time.Duration) {
 }
 
 type workerMetrics struct {
-	inFlight  prometheus.Gauge
-	allocated prometheus.Histogram
-	failed    prometheus.Counter
-	orphans   prometheus.Counter
-	claimed   prometheus.Counter
+	inFlight     prometheus.Gauge
+	allocated    prometheus.Histogram
+	failed       prometheus.Counter
+	orphans      prometheus.Counter
+	claimed      prometheus.Counter
+	writeRetries prometheus.Counter
 }
 
 func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
@@ -294,12 +416,16 @@ func newWorkerMetrics(reg prometheus.Registerer) *workerMetrics {
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lobbyd_matches_failed_total", Help: "Matches whose allocation finally failed (tickets requeued)."}),
 		orphans: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "lobbyd_orphan_parties_total", Help: "Parties allocated by a stale attempt and never used."}),
+			Name: "lobbyd_orphan_parties_total",
+			Help: "Parties created whose result was never stored: allocated by a stale attempt, or abandoned (Redis unavailable until the deadline, shutdown, match record lost)."}),
 		claimed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lobbyd_allocation_jobs_claimed_total", Help: "Allocation jobs taken over from a dead node."}),
+		writeRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_allocation_write_retries_total",
+			Help: "Writes of an allocation's state or outcome (attempt, party, failure, delivery, ack) tried again because Redis was unavailable."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.inFlight, m.allocated, m.failed, m.orphans, m.claimed)
+		reg.MustRegister(m.inFlight, m.allocated, m.failed, m.orphans, m.claimed, m.writeRetries)
 	}
 	return m
 }

@@ -171,7 +171,7 @@ func TestWorkerDeliversAnAlreadyReadyMatchWithoutCallingAgain(t *testing.T) {
 
 	alloc, notify := &countingAllocator{}, &recordingNotifier{}
 	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n2",
-		Deadline: 10 * time.Millisecond, ClaimIdle: 20 * time.Millisecond, ClaimInterval: 10 * time.Millisecond})
+		Deadline: 10 * time.Millisecond, ClaimIdle: 25 * time.Millisecond, ClaimInterval: 10 * time.Millisecond})
 	storetest.Eventually(t, 10*time.Second, func() bool { r, _ := notify.counts(); return r == 1 }, "delivered")
 	assert.Zero(t, alloc.callsFor(m.ID), "no second RequestPartyService for a ready match")
 	notify.mu.Lock()
@@ -206,10 +206,15 @@ func TestWorkerClaimsJobOfDeadNode(t *testing.T) {
 	assert.Equal(t, 2, stored.Attempt, "the second attempt stored the party")
 }
 
-func TestWorkerRejectsClaimIdleShorterThanDeadline(t *testing.T) {
-	w := &partyalloc.Worker{Store: storetest.Embedded(t), Queues: []string{"q"}, NodeID: "n",
-		Deadline: time.Minute, ClaimIdle: time.Second}
-	assert.ErrorContains(t, w.Run(context.Background()), "must exceed the deadline")
+// A live worker may hold a job for twice the deadline (allocating, then
+// storing the result): a claim idle time within that would let another node
+// start a second attempt while the first is still storing its party.
+func TestWorkerRejectsClaimIdleWithinTwiceTheDeadline(t *testing.T) {
+	for _, idle := range []time.Duration{time.Second, time.Minute, 2 * time.Minute} {
+		w := &partyalloc.Worker{Store: storetest.Embedded(t), Queues: []string{"q"}, NodeID: "n",
+			Deadline: time.Minute, ClaimIdle: idle}
+		assert.ErrorContains(t, w.Run(context.Background()), "must exceed twice the deadline", "claim idle %v", idle)
+	}
 }
 
 // The crash run, against the fake PlayFab through the real client: an
@@ -231,7 +236,7 @@ func TestCrashedAllocatorAgainstPlayFab(t *testing.T) {
 	st := storetest.Embedded(t)
 	m := commitMatch(t, st, time.Now())
 	timing := func(w *partyalloc.Worker) *partyalloc.Worker {
-		w.Deadline, w.ClaimIdle, w.ClaimInterval = time.Second, 1200*time.Millisecond, 50*time.Millisecond
+		w.Deadline, w.ClaimIdle, w.ClaimInterval = time.Second, 2200*time.Millisecond, 50*time.Millisecond
 		return w
 	}
 
@@ -255,4 +260,44 @@ func TestCrashedAllocatorAgainstPlayFab(t *testing.T) {
 	require.NoError(t, err)
 	desc, _ := fake.Descriptor(m.ID)
 	assert.Equal(t, desc, stored.NetworkDescriptor, "the match holds PlayFab's party")
+}
+
+// stuckAllocator never answers for one match (until its deadline) and
+// answers every other at once.
+type stuckAllocator struct {
+	countingAllocator
+	stuck string
+}
+
+func (a *stuckAllocator) Allocate(ctx context.Context, m store.Match) (partyalloc.Party, error) {
+	if m.ID == a.stuck {
+		a.mu.Lock()
+		if a.calls == nil {
+			a.calls = map[string]int{}
+		}
+		a.calls[m.ID]++
+		a.mu.Unlock()
+		<-ctx.Done()
+		return partyalloc.Party{}, ctx.Err()
+	}
+	return a.countingAllocator.Allocate(ctx, m)
+}
+
+// A job that waits for a free slot longer than a quarter of the deadline
+// gets its clock restarted in the stream when it starts, so it still gets
+// a whole deadline (and no other node claims it meanwhile).
+func TestWorkerJobThatWaitedForASlotGetsAWholeDeadline(t *testing.T) {
+	st := storetest.Embedded(t)
+	first := commitMatch(t, st, time.Now())
+	second := commitMatch(t, st, time.Now())
+	alloc, notify := &stuckAllocator{stuck: first.ID}, &recordingNotifier{}
+	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n1",
+		Concurrency: 1, Deadline: 300 * time.Millisecond, ClaimIdle: time.Hour, ClaimInterval: time.Hour})
+	// The first job holds the only slot for its whole deadline, then fails.
+	storetest.Eventually(t, 10*time.Second, func() bool { r, f := notify.counts(); return r == 1 && f == 1 },
+		"the second match was allocated after waiting a whole deadline for its slot")
+	assert.Equal(t, 1, alloc.callsFor(second.ID))
+	stored, err := st.Match(context.Background(), "q", second.ID)
+	require.NoError(t, err)
+	assert.Equal(t, store.MatchReady, stored.State)
 }

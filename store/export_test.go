@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Test hooks into the key layout, for store_test.
@@ -83,4 +85,22 @@ func CreateTicketAsOlderVersion(ctx context.Context, s *Store, t Ticket) error {
 // whose release was lost does.
 func SetTicketClaim(ctx context.Context, s *Store, playerID, queue, ticketID string) error {
 	return s.rdb.Set(ctx, playerTicketKey(playerID), claimValue(queue, ticketID), ticketTTL).Err()
+}
+
+// WritePendingMatchAsBefore stores a player's undelivered match as lobbyd
+// did before rounds (matchId and payload only), and releases their claim on
+// the ticket, as an older node's delivery does.
+func WritePendingMatchAsBefore(ctx context.Context, s *Store, playerID, queue, ticketID, matchID string, payload []byte) error {
+	return s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		pipe.HSet(ctx, pendingMatchKey(playerID), "matchId", matchID, "payload", payload)
+		pipe.Expire(ctx, pendingMatchKey(playerID), pendingMatchTTL)
+		compareDeleteScript.EvalSha(ctx, pipe, []string{playerTicketKey(playerID)}, claimValue(queue, ticketID))
+	})
+}
+
+// PendingMatchExists reports whether the player's pending match hash
+// exists at all (a copy, or only what is kept after one).
+func PendingMatchExists(ctx context.Context, s *Store, playerID string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, pendingMatchKey(playerID)).Result()
+	return n == 1, err
 }

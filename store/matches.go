@@ -157,7 +157,9 @@ var ErrStaleAttempt = errors.New("allocation attempt is stale")
 
 // StoreParty records the party of a match, if the caller still owns the
 // match's current attempt. It returns the stored match: when another
-// allocator stored a party first, that party (and ErrStaleAttempt).
+// allocator stored a party first, that party (and ErrStaleAttempt). It
+// returns ErrNotFound if the match's record is gone (Redis lost it), and is
+// safe to call again after an error: a party it stored is found stored.
 func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (Match, error) {
 	flat, err := storePartyScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)},
 		attempt, partyID, descriptor, invitationID).Slice()
@@ -208,6 +210,10 @@ type AllocationJob struct {
 	StreamID string
 	Queue    string
 	MatchID  string
+	// Received is when this node read or claimed the job, by its clock:
+	// from about then the stream counts the job idle, and another node may
+	// claim it once it has been idle for the claim time.
+	Received time.Time
 }
 
 // EnsureAllocationGroup creates the queue's stream and its consumer group of
@@ -261,6 +267,26 @@ func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer st
 	return toJobs(queue, msgs), nil
 }
 
+// RenewAllocationJob restarts the idle time of a job that consumer holds
+// and returns it with Received now, or reports false if the job has been
+// idle for less than idleAtLeast: another consumer claimed it meanwhile (or
+// it was acknowledged), and it is not this consumer's any more.
+func (s *Store) RenewAllocationJob(ctx context.Context, job AllocationJob, consumer string, idleAtLeast time.Duration) (AllocationJob, bool, error) {
+	var ids []string
+	err := s.withGroup(ctx, job.Queue, func() (err error) {
+		ids, err = s.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+			Stream: allocStreamKey(job.Queue), Group: allocGroup, Consumer: consumer,
+			MinIdle: idleAtLeast, Messages: []string{job.StreamID},
+		}).Result()
+		return err
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return job, false, fmt.Errorf("renew allocation job of match %s: %w", job.MatchID, err)
+	}
+	job.Received = time.Now()
+	return job, len(ids) == 1, nil
+}
+
 // PendingAllocationJobs counts the queue's allocation jobs handed to a
 // worker and not yet acknowledged.
 func (s *Store) PendingAllocationJobs(ctx context.Context, queue string) (int64, error) {
@@ -294,9 +320,10 @@ func (s *Store) withGroup(ctx context.Context, queue string, cmd func() error) e
 
 func toJobs(queue string, msgs []redis.XMessage) []AllocationJob {
 	jobs := make([]AllocationJob, 0, len(msgs))
+	now := time.Now()
 	for _, m := range msgs {
 		id, _ := m.Values["match"].(string)
-		jobs = append(jobs, AllocationJob{StreamID: m.ID, Queue: queue, MatchID: id})
+		jobs = append(jobs, AllocationJob{StreamID: m.ID, Queue: queue, MatchID: id, Received: now})
 	}
 	return jobs
 }

@@ -146,23 +146,6 @@ func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) err
 // that node's share. Players who are not connected are skipped; whatever they
 // must not miss is stored for them first (see DeliverMatch).
 func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
-	return s.sendToPlayers(ctx, events, nil)
-}
-
-// DeliverMatch stores a match.ready payload for each of m's players until it
-// is delivered (so one who is offline gets it on reconnect), releases their
-// claims on the matched tickets so they may queue again, and pushes it to
-// those connected: the copies are written in the same pipeline as the
-// presence lookups, before them, so a player who connects meanwhile finds
-// the copy. Two round trips.
-func (s *Store) DeliverMatch(ctx context.Context, m Match, payload json.RawMessage) error {
-	events := []Addressed{{To: m.PlayerIDs(), Event: payload, MatchID: m.ID}}
-	return s.sendToPlayers(ctx, events, func(pipe redis.Pipeliner) { s.pendingMatchCmds(ctx, pipe, m, payload) })
-}
-
-// sendToPlayers is SendToPlayers with first, if not nil, adding commands to
-// the front of the lookup pipeline.
-func (s *Store) sendToPlayers(ctx context.Context, events []Addressed, first func(redis.Pipeliner)) error {
 	var players []string
 	seen := make(map[string]bool)
 	for _, e := range events {
@@ -173,20 +156,16 @@ func (s *Store) sendToPlayers(ctx context.Context, events []Addressed, first fun
 			}
 		}
 	}
-	if len(players) == 0 && first == nil {
+	if len(players) == 0 {
 		return nil
 	}
+	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(players))
-	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
-		if first != nil {
-			first(pipe)
-		}
-		for i, p := range players {
-			cmds[i] = pipe.Get(ctx, presenceKey(p))
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("store and look up presence of %d players: %w", len(players), err)
+	for i, p := range players {
+		cmds[i] = pipe.Get(ctx, presenceKey(p))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("look up presence of %d players: %w", len(players), err)
 	}
 	nodeOf := make(map[string]string, len(players))
 	for i, cmd := range cmds {
@@ -194,6 +173,60 @@ func (s *Store) sendToPlayers(ctx context.Context, events []Addressed, first fun
 			nodeOf[players[i]] = parsePresence(v).NodeID
 		}
 	}
+	return s.publishByNode(ctx, events, nodeOf)
+}
+
+// DeliverMatch stores a match.ready payload for each of m's players until it
+// is written to one of their sockets (so one who is offline gets it on
+// reconnect), releases their claims on the matched tickets so they may
+// queue again, and pushes it to those connected; the copies and the
+// presence lookups go in one pipeline, the copies first, so a player who
+// connects meanwhile finds the copy. Two round trips.
+//
+// A player who has queued again since this match (a delivery re-sent late:
+// its job was claimed again after its ack was lost) is left alone: neither
+// stored nor pushed, so nobody is shown an earlier round's match; nor is a
+// player whose socket already got this match. A match older than the
+// lifetime of a copy is not delivered at all: its relay is gone.
+func (s *Store) DeliverMatch(ctx context.Context, m Match, payload json.RawMessage) error {
+	if !m.CreatedAt.IsZero() && time.Since(m.CreatedAt) > pendingMatchTTL {
+		return nil
+	}
+	stored := make([]*redis.Cmd, len(m.Players))
+	presence := make([]*redis.StringCmd, len(m.Players))
+	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		for i, p := range m.Players {
+			var ticketClaim string
+			if p.TicketID != "" {
+				ticketClaim = claimValue(m.Queue, p.TicketID)
+			}
+			stored[i] = storePendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(p.ID), playerTicketKey(p.ID)},
+				m.ID, []byte(payload), ticketClaim, int(pendingMatchTTL.Seconds()))
+		}
+		for i, p := range m.Players {
+			presence[i] = pipe.Get(ctx, presenceKey(p.ID))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("store match %s for %d players: %w", m.ID, len(m.Players), err)
+	}
+	to := make([]string, 0, len(m.Players))
+	nodeOf := make(map[string]string, len(m.Players))
+	for i, p := range m.Players {
+		if n, _ := stored[i].Int(); n != 1 {
+			continue
+		}
+		to = append(to, p.ID)
+		if v, err := presence[i].Result(); err == nil {
+			nodeOf[p.ID] = parsePresence(v).NodeID
+		}
+	}
+	return s.publishByNode(ctx, []Addressed{{To: to, Event: payload, MatchID: m.ID}}, nodeOf)
+}
+
+// publishByNode publishes events to the nodes holding their players, as
+// nodeOf says (players absent from it are skipped): one message per node.
+func (s *Store) publishByNode(ctx context.Context, events []Addressed, nodeOf map[string]string) error {
 	byNode := make(map[string][]Addressed)
 	for _, e := range events {
 		share := make(map[string][]string)
@@ -269,20 +302,6 @@ func (sub *Subscription) Close() error { return sub.ps.Close() }
 // minutes, so an undelivered result older than that is useless.
 const pendingMatchTTL = 10 * time.Minute
 
-// pendingMatchCmds stores a match.ready payload for each player until it
-// is delivered, and releases their claim on the matched ticket so they may
-// queue again.
-func (s *Store) pendingMatchCmds(ctx context.Context, pipe redis.Pipeliner, m Match, payload json.RawMessage) {
-	for _, p := range m.Players {
-		key := pendingMatchKey(p.ID)
-		pipe.HSet(ctx, key, "matchId", m.ID, "payload", []byte(payload))
-		pipe.Expire(ctx, key, pendingMatchTTL)
-		if p.TicketID != "" {
-			compareDeleteScript.EvalSha(ctx, pipe, []string{playerTicketKey(p.ID)}, claimValue(m.Queue, p.TicketID))
-		}
-	}
-}
-
 // Attachment is what a connecting player still holds, as Attach reads it.
 type Attachment struct {
 	// TicketClaim is the player's ticket claim ("" for none): see
@@ -311,7 +330,11 @@ func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.
 		return Attachment{}, fmt.Errorf("read state of %s: %w", playerID, err)
 	}
 	a := Attachment{TicketClaim: claim.Val(), LobbyID: lobby.Val()}
-	if f := pending.Val(); f["matchId"] != "" {
+	// A copy of a round before the ticket the player now holds is never
+	// shown (it is dropped as the new claim is taken; this covers the
+	// moment in between).
+	f := pending.Val()
+	if f["matchId"] != "" && (f["round"] == "" || a.TicketClaim == "" || f["round"] == a.TicketClaim) {
 		a.PendingMatchID, a.PendingMatch = f["matchId"], json.RawMessage(f["payload"])
 	}
 	return a, nil
@@ -330,9 +353,9 @@ func (s *Store) PendingMatch(ctx context.Context, playerID string) (matchID stri
 }
 
 // AckPendingMatch forgets the player's undelivered copy of the match once it
-// has been written to their socket.
+// has been written to their socket (see ack_pending_match.lua).
 func (s *Store) AckPendingMatch(ctx context.Context, playerID, matchID string) error {
-	if err := deletePendingMatchScript.Run(ctx, s.rdb, []string{pendingMatchKey(playerID)}, matchID).Err(); err != nil {
+	if err := ackPendingMatchScript.Run(ctx, s.rdb, []string{pendingMatchKey(playerID)}, matchID).Err(); err != nil {
 		return fmt.Errorf("ack pending match of %s: %w", playerID, err)
 	}
 	return nil
@@ -348,7 +371,7 @@ func (s *Store) AckPendingMatches(ctx context.Context, acks []MatchAck) error {
 	}
 	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
 		for _, a := range acks {
-			deletePendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(a.PlayerID)}, a.MatchID)
+			ackPendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(a.PlayerID)}, a.MatchID)
 		}
 	})
 	if err != nil {

@@ -2,6 +2,10 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha1"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,6 +59,42 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		assert.Equal(t, store.TicketCancelled, cancelled.Status)
 		assertFinished(t, l.Store, "q", tk.ID, store.TicketCancelled)
 		require.NoError(t, l.Store.CreateTicket(ctx, soloTicket("q", "p", time.Now())), "the claim was released")
+	})
+	t.Run("deliver match", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		m := round(t, l.Store, "p")
+		l.LoseReplyTo(`"matchId":"` + m.ID)
+		require.NoError(t, l.Store.DeliverMatch(ctx, m, readyPayload(m)))
+		require.Equal(t, 1, l.Lost())
+		welcome, _ := pendingOf(t, l.Store, "p")
+		assert.Equal(t, m.ID, welcome, "stored, and not refused as an earlier round by its own re-run")
+		require.NoError(t, l.Store.CreateTicket(ctx, soloTicket("q", "p", time.Now())), "the claim was released")
+	})
+	t.Run("ack match", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		m := round(t, l.Store, "p")
+		require.NoError(t, l.Store.DeliverMatch(ctx, m, readyPayload(m)))
+		l.LoseReplyTo(scriptSHA(t, "ack_pending_match.lua"))
+		require.NoError(t, l.Store.AckPendingMatch(ctx, "p", m.ID))
+		require.Equal(t, 1, l.Lost())
+		welcome, _ := pendingOf(t, l.Store, "p")
+		assert.Empty(t, welcome)
+		require.NoError(t, l.Store.DeliverMatch(ctx, m, readyPayload(m)))
+		welcome, _ = pendingOf(t, l.Store, "p")
+		assert.Empty(t, welcome, "still known as written to the player's socket")
+	})
+	t.Run("queue again after a match", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		m := round(t, l.Store, "p")
+		require.NoError(t, l.Store.DeliverMatch(ctx, m, readyPayload(m)))
+		l.LoseReplyTo(scriptSHA(t, "supersede_pending_match.lua"))
+		require.NoError(t, l.Store.CreateTicket(ctx, soloTicket("q", "p", time.Now())))
+		require.Equal(t, 1, l.Lost())
+		welcome, _ := pendingOf(t, l.Store, "p")
+		assert.Empty(t, welcome)
+		require.NoError(t, l.Store.DeliverMatch(ctx, m, readyPayload(m)))
+		welcome, _ = pendingOf(t, l.Store, "p")
+		assert.Empty(t, welcome, "the earlier match stays refused")
 	})
 	t.Run("lobby leave", func(t *testing.T) {
 		l := storetest.StartLossyRedis(t)
@@ -123,4 +163,13 @@ func TestResentCommitAfterFailureChangesNothing(t *testing.T) {
 		require.NoError(t, err)
 		assert.EqualValues(t, 2, depth)
 	})
+}
+
+// scriptSHA is the SHA1 a script is called by (EVALSHA), to aim a lost
+// reply at that script alone.
+func scriptSHA(t *testing.T, name string) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("scripts", name))
+	require.NoError(t, err)
+	return fmt.Sprintf("%x", sha1.Sum(src))
 }

@@ -46,9 +46,17 @@ var (
 )
 
 var (
-	//go:embed scripts/delete_pending_match.lua
-	deletePendingMatchLua    string
-	deletePendingMatchScript = redis.NewScript(deletePendingMatchLua)
+	//go:embed scripts/store_pending_match.lua
+	storePendingMatchLua    string
+	storePendingMatchScript = redis.NewScript(storePendingMatchLua)
+
+	//go:embed scripts/ack_pending_match.lua
+	ackPendingMatchLua    string
+	ackPendingMatchScript = redis.NewScript(ackPendingMatchLua)
+
+	//go:embed scripts/supersede_pending_match.lua
+	supersedePendingMatchLua    string
+	supersedePendingMatchScript = redis.NewScript(supersedePendingMatchLua)
 )
 
 var (
@@ -72,7 +80,7 @@ var (
 var allScripts = []*redis.Script{
 	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
 	cancelTicketScript, compareDeleteScript, acquireLeaseScript,
-	replaceClaimScript, deletePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
+	replaceClaimScript, storePendingMatchScript, ackPendingMatchScript, supersedePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
 	pruneSearchingDataScript,
 }
 

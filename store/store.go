@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +37,40 @@ var (
 	// It is a kind of ErrConflict.
 	ErrInLobby = fmt.Errorf("you are in a lobby: %w", ErrConflict)
 )
+
+// unavailableCodes are the Redis error codes (an error reply's first word)
+// that mean "not now": the server is loading its data, is a replica, is a
+// primary that lost its replicas, the cluster is reconfiguring, or a script
+// keeps it busy.
+var unavailableCodes = []string{"LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "NOREPLICAS"}
+
+// IsUnavailable reports whether err means Redis could not be reached or
+// could not serve the command for now, so the same operation may succeed
+// if tried again: a refused, reset or closed connection, a timeout (the
+// context's deadline included), a connection pool with no free connection,
+// or one of the Redis error codes listed in unavailableCodes. An error from
+// Redis about the command itself, or a sentinel of this package, is not.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		code, _, _ := strings.Cut(strings.TrimPrefix(re.Error(), "ERR "), " ")
+		return slices.Contains(unavailableCodes, code) // "BUSY", not "BUSYGROUP"
+	}
+	return false
+}
 
 // Store is a Redis-backed store shared by every lobbyd component.
 type Store struct {

@@ -89,14 +89,18 @@ func (s *Store) createTicket(ctx context.Context, t Ticket) error {
 // claimTicket makes claim the player's ticket claim, unless the player holds
 // a live ticket already (ErrConflict) or, with solo, a lobby claim
 // (ErrInLobby). One round trip when the player holds nothing: a pipeline
-// of SET NX, GET of the claim and GET of the lobby claim (no script: the
-// embedded Redis runs each script in a new interpreter).
+// of SET NX, GET of the claim, GET of the lobby claim and EXISTS of an
+// undelivered match (no script: the embedded Redis runs each script in a
+// new interpreter). A player who got a match within the last ten minutes
+// has a second: their copy of it is dropped as the claim is taken (see
+// supersedePending).
 func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bool) error {
 	key := playerTicketKey(playerID)
 	pipe := s.rdb.Pipeline()
 	set := pipe.SetNX(ctx, key, claim, ticketTTL)
 	held := pipe.Get(ctx, key)
 	lobby := pipe.Get(ctx, playerLobbyKey(playerID))
+	pending := pipe.Exists(ctx, pendingMatchKey(playerID))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("claim ticket for %s: %w", playerID, err)
 	}
@@ -109,7 +113,7 @@ func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bo
 		return ErrInLobby
 	}
 	if ours {
-		return nil
+		return s.supersedePending(ctx, playerID, claim, pending.Val() > 0)
 	}
 	if old == "" {
 		return s.claimTicket(ctx, playerID, claim, solo) // released meanwhile
@@ -125,6 +129,23 @@ func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bo
 	}
 	if replaced == 0 {
 		return ErrConflict // someone else claimed it between our reads
+	}
+	return s.supersedePending(ctx, playerID, claim, pending.Val() > 0)
+}
+
+// supersedePending drops the player's copy of an earlier match now that
+// claim, just taken, starts a new round (supersede_pending_match.lua), if
+// they have a pending match hash (exists). When that fails the claim is
+// released and the error returned: a player must never hold a new ticket
+// while an earlier round's match may still be shown to them.
+func (s *Store) supersedePending(ctx context.Context, playerID, claim string, exists bool) error {
+	if !exists {
+		return nil
+	}
+	err := supersedePendingMatchScript.Run(ctx, s.rdb, []string{pendingMatchKey(playerID), playerTicketKey(playerID)}, claim).Err()
+	if err != nil {
+		_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{playerTicketKey(playerID)}, claim).Err()
+		return fmt.Errorf("claim ticket for %s: drop earlier match: %w", playerID, err)
 	}
 	return nil
 }

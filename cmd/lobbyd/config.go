@@ -69,7 +69,7 @@ var settings = []setting{
 	{"playfab-secret-key-file", "LOBBYD_PLAYFAB_SECRET_KEY_FILE", "", "file holding the PlayFab title secret key (or set LOBBYD_PLAYFAB_SECRET_KEY)"},
 	{"playfab-base-url", "LOBBYD_PLAYFAB_BASE_URL", "", "PlayFab API base URL (default https://{titleId}.playfabapi.com)"},
 	{"playfab-max-in-flight", "LOBBYD_PLAYFAB_MAX_IN_FLIGHT", "64", "most RequestPartyService calls in flight at once on this node"},
-	{"allocation-deadline", "LOBBYD_ALLOCATION_DEADLINE", "30s", "time to get a party for a match, retries included, before the match fails and its players are requeued"},
+	{"allocation-deadline", "LOBBYD_ALLOCATION_DEADLINE", "30s", "time to get a party for a match, retries included, before the match fails and its players are requeued; storing PlayFab's answer gets as long again"},
 	{"requeue-hold", "LOBBYD_REQUEUE_HOLD", "5s", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)"},
 	{"reconnect-grace", "LOBBYD_RECONNECT_GRACE", "30s", "how long a disconnected player keeps their lobby place and solo ticket"},
 	{"code-guesses-per-minute", "LOBBYD_CODE_GUESSES_PER_MINUTE", "10", "lobby join codes a player may try per minute that match no lobby, across reconnects and nodes; beyond them lobby.join by code gets rate_limited"},

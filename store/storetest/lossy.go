@@ -14,15 +14,20 @@ import (
 // LossyRedis is a real redis-server behind a proxy that can lose one reply:
 // the command is executed by Redis, but the client's connection is closed
 // before the reply reaches it, so go-redis sends the command again. It is
-// how tests prove that every script is safe to run twice.
+// how tests prove that every script is safe to run twice. It can also
+// refuse commands: the connection is closed before they reach Redis.
 type LossyRedis struct {
 	Store *store.Store
+	// URL reaches Redis through the proxy, for another client (a lobbyd).
+	URL string
 
 	ln      net.Listener
 	target  string
 	mu      sync.Mutex
 	marker  []byte
+	refuse  []byte
 	dropped atomic.Int32
+	refused atomic.Int32
 	wg      sync.WaitGroup
 }
 
@@ -36,11 +41,11 @@ func StartLossyRedis(t testing.TB) *LossyRedis {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	l := &LossyRedis{ln: ln, target: r.Addr}
+	l := &LossyRedis{ln: ln, target: r.Addr, URL: "redis://" + ln.Addr().String()}
 	l.wg.Add(1)
 	go l.serve()
 	t.Cleanup(func() { ln.Close(); l.wg.Wait() })
-	st, err := store.Open(context.Background(), store.Config{URL: "redis://" + ln.Addr().String()})
+	st, err := store.Open(context.Background(), store.Config{URL: l.URL})
 	if err != nil {
 		t.Fatalf("open store through the proxy: %v", err)
 	}
@@ -63,6 +68,18 @@ func (l *LossyRedis) LoseReplyTo(marker string) {
 // Lost reports how many replies were lost so far.
 func (l *LossyRedis) Lost() int { return int(l.dropped.Load()) }
 
+// RefuseCommandsWith makes the proxy refuse, until called again with "",
+// every command whose bytes contain marker: the client's connection is
+// closed and Redis never sees the command, as when Redis is unreachable.
+func (l *LossyRedis) RefuseCommandsWith(marker string) {
+	l.mu.Lock()
+	l.refuse = []byte(marker)
+	l.mu.Unlock()
+}
+
+// Refused reports how many commands were refused so far.
+func (l *LossyRedis) Refused() int { return int(l.refused.Load()) }
+
 func (l *LossyRedis) take(chunk []byte) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -71,6 +88,12 @@ func (l *LossyRedis) take(chunk []byte) bool {
 		return true
 	}
 	return false
+}
+
+func (l *LossyRedis) refuses(chunk []byte) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.refuse) > 0 && bytes.Contains(chunk, l.refuse)
 }
 
 func (l *LossyRedis) serve() {
@@ -93,6 +116,11 @@ func (l *LossyRedis) serve() {
 			for {
 				n, err := client.Read(buf)
 				if n > 0 {
+					if l.refuses(buf[:n]) {
+						l.refused.Add(1)
+						client.Close()
+						break
+					}
 					if l.take(buf[:n]) {
 						lose <- struct{}{} // before the command goes out
 					}

@@ -5,6 +5,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -124,6 +125,30 @@ func (r *RedisServer) Stop() {
 	r.cmd.Process.Kill()
 	<-r.exited
 	r.cmd = nil
+}
+
+// StopKeepingData saves the server's data to disk (SAVE) and kills it, so
+// that Start brings it back with that data, as a Redis restarted with
+// persistence comes back.
+func (r *RedisServer) StopKeepingData() error {
+	c, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("*1\r\n$4\r\nSAVE\r\n")); err != nil {
+		return err
+	}
+	reply := make([]byte, 5)
+	if _, err := io.ReadFull(c, reply); err != nil {
+		return err
+	}
+	if string(reply) != "+OK\r\n" {
+		return fmt.Errorf("redis SAVE answered %q", reply)
+	}
+	r.Stop()
+	return nil
 }
 
 func freePort() (int, error) {
