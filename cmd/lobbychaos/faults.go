@@ -35,7 +35,8 @@ func (e faultEvent) target() string {
 // injectFaults runs the fault schedule until ctx ends: every FaultEvery a
 // fault, node kills (taking the nodes in turn) and Redis restarts
 // alternating, starting with a node kill. It returns the events; a fault
-// whose restart failed ends the schedule.
+// whose restart failed ends the schedule. A fault that started runs its
+// whole course (down time, restart) even if ctx ends meanwhile.
 func (r *chaosRun) injectFaults(ctx context.Context) []faultEvent {
 	var events []faultEvent
 	ticker := time.NewTicker(r.cfg.FaultEvery)
@@ -46,6 +47,9 @@ func (r *chaosRun) injectFaults(ctx context.Context) []faultEvent {
 		case <-ctx.Done():
 			return events
 		case <-ticker.C:
+		}
+		if ctx.Err() != nil {
+			return events // the tick and the end of play came together
 		}
 		var e faultEvent
 		if n%2 == 0 {
@@ -68,7 +72,7 @@ func (r *chaosRun) injectFaults(ctx context.Context) []faultEvent {
 func (r *chaosRun) killNode(ctx context.Context, i int) faultEvent {
 	e := faultEvent{Kind: faultNodeKill, Node: i, At: time.Now()}
 	r.cluster.killNode(i)
-	sleepCtx(ctx, r.cfg.NodeDown)
+	sleepCtx(context.WithoutCancel(ctx), r.cfg.NodeDown)
 	if err := r.cluster.startNode(context.WithoutCancel(ctx), r.lobbydBin, i); err != nil {
 		e.Err = err.Error()
 		return e
@@ -83,7 +87,7 @@ func (r *chaosRun) killNode(ctx context.Context, i int) faultEvent {
 func (r *chaosRun) restartRedis(ctx context.Context) faultEvent {
 	e := faultEvent{Kind: faultRedisRestart, Node: -1, At: time.Now()}
 	r.cluster.redis.kill()
-	sleepCtx(ctx, r.cfg.RedisDown)
+	sleepCtx(context.WithoutCancel(ctx), r.cfg.RedisDown)
 	if err := r.cluster.startRedis(context.WithoutCancel(ctx)); err != nil {
 		e.Err = err.Error()
 		return e
