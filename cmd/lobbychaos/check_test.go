@@ -64,9 +64,9 @@ func TestCheckCleanRunPasses(t *testing.T) {
 // must name exactly that one.
 func TestCheckFindsEachBrokenInvariant(t *testing.T) {
 	cases := []struct {
-		name  string
+		name    string
 		breakIt func(ev *evidence)
-		want  []string
+		want    []string
 	}{
 		{"a second successful call for one match", func(ev *evidence) {
 			ev.Fake.Successes["m1"] = 2
