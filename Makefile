@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test unit lint bench fuzz fuzz-short build fakeplayfab echoref loadtest baseline clean
+.PHONY: run test unit lint bench fuzz fuzz-short build fakeplayfab echoref loadtest baseline chaos clean
 
 ## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
 run:
@@ -68,6 +68,14 @@ loadtest:
 BASELINE_OUT ?= baseline-results
 baseline:
 	./cmd/lobbyload/baseline.sh $(BASELINE_ARGS) $(BASELINE_OUT)
+
+## chaos: the fault test (cmd/lobbychaos): 3 lobbyd nodes, a real redis-server with AOF, the fake PlayFab with faults;
+## kills nodes and restarts Redis while players play, then checks the invariants (CHAOS_ARGS: lobbychaos flags, e.g. -duration 30m).
+## `make test` runs a short version (TestChaosShort).
+CHAOS_ARGS ?=
+chaos:
+	$(GO) build -o bin/ ./cmd/lobbyd ./cmd/fakeplayfab ./cmd/lobbychaos
+	bin/lobbychaos -lobbyd bin/lobbyd -fakeplayfab bin/fakeplayfab -duration 10m -players 120 -v $(CHAOS_ARGS)
 
 clean:
 	rm -rf bin

@@ -126,6 +126,13 @@ type Stats struct {
 	Throttled int `json:"throttled"`
 	Errors    int `json:"errors"`
 	Dropped   int `json:"dropped"`
+	// ThrottledByParty, ErrorsByParty and DroppedByParty count the same
+	// faults per PartyId, so a checker can tell a second success that
+	// followed a dropped reply (the client could not know the first one
+	// worked) from a genuine duplicate call.
+	ThrottledByParty map[string]int `json:"throttledByParty"`
+	ErrorsByParty    map[string]int `json:"errorsByParty"`
+	DroppedByParty   map[string]int `json:"droppedByParty"`
 }
 
 // Server is the fake PlayFab: an http.Handler safe for concurrent use.
@@ -200,7 +207,10 @@ func New(cfg Config) *Server {
 }
 
 func newStats() Stats {
-	return Stats{Parties: make(map[string]int), Successes: make(map[string]int)}
+	return Stats{
+		Parties: make(map[string]int), Successes: make(map[string]int),
+		ThrottledByParty: make(map[string]int), ErrorsByParty: make(map[string]int), DroppedByParty: make(map[string]int),
+	}
 }
 
 // ServeHTTP answers PlayFab's routes and the /_fake/ control routes. Every
@@ -234,6 +244,9 @@ func (s *Server) Stats() Stats {
 	st := s.stats
 	st.Parties = maps.Clone(s.stats.Parties)
 	st.Successes = maps.Clone(s.stats.Successes)
+	st.ThrottledByParty = maps.Clone(s.stats.ThrottledByParty)
+	st.ErrorsByParty = maps.Clone(s.stats.ErrorsByParty)
+	st.DroppedByParty = maps.Clone(s.stats.DroppedByParty)
 	return st
 }
 

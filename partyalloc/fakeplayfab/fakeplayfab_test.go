@@ -534,16 +534,19 @@ func TestFaultThrottle(t *testing.T) {
 	assert.Equal(t, 1, stats.Parties[partyID])
 	assert.Zero(t, stats.Successes[partyID])
 	assert.Equal(t, 1, stats.Throttled)
+	assert.Equal(t, map[string]int{partyID: 1}, stats.ThrottledByParty)
 }
 
 func TestFaultErrorsAlternate(t *testing.T) {
 	fake, srv := start(t, fakeplayfab.Config{Faults: fakeplayfab.Faults{ErrorRate: 1}})
 	tok := getToken(t, srv)
-	status, _, env := requestParty(t, srv, tok, validRequest(uuid.NewString()))
+	first := uuid.NewString()
+	status, _, env := requestParty(t, srv, tok, validRequest(first))
 	assertError(t, status, env, http.StatusServiceUnavailable, "ServiceUnavailable", 1123)
-	status, _, env = requestParty(t, srv, tok, validRequest(uuid.NewString()))
+	status, _, env = requestParty(t, srv, tok, validRequest(first))
 	assertError(t, status, env, http.StatusInternalServerError, "InternalServerError", 1110)
 	assert.Equal(t, 2, fake.Stats().Errors)
+	assert.Equal(t, map[string]int{first: 2}, fake.Stats().ErrorsByParty)
 
 	fake.SetFaults(fakeplayfab.Faults{})
 	mustParty(t, srv, tok, validRequest(uuid.NewString()))
@@ -577,6 +580,7 @@ func TestFaultDropResponse(t *testing.T) {
 	assert.Equal(t, 1, stats.Parties[partyID])
 	assert.Equal(t, 1, stats.Successes[partyID], "the party was created even though the reply was lost")
 	assert.Equal(t, 1, stats.Dropped)
+	assert.Equal(t, map[string]int{partyID: 1}, stats.DroppedByParty)
 
 	// In ModeDedupe the retry gets the party the lost reply carried.
 	dropped, ok := fake.Descriptor(partyID)

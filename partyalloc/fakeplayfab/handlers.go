@@ -207,9 +207,15 @@ func (s *Server) handleRequestPartyService() http.Handler {
 func (s *Server) createParty(req partyRequest, fault fault) (party, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// A call without a PartyId gets its id only below; its faults are
+	// counted in the totals alone.
+	requested := req.partyID()
 	switch fault {
 	case faultThrottle:
 		s.stats.Throttled++
+		if requested != "" {
+			s.stats.ThrottledByParty[requested]++
+		}
 		retryAfter := s.faults.RetryAfter
 		if retryAfter <= 0 {
 			retryAfter = defaultThrottleRetryAfter
@@ -217,6 +223,9 @@ func (s *Server) createParty(req partyRequest, fault fault) (party, *apiError) {
 		return party{}, throttled(retryAfter)
 	case faultError:
 		s.stats.Errors++
+		if requested != "" {
+			s.stats.ErrorsByParty[requested]++
+		}
 		s.errorSeq++
 		if s.errorSeq%2 == 1 {
 			return party{}, newAPIError(http.StatusServiceUnavailable, errServiceUnavailable, codeServiceUnavailable,
@@ -226,6 +235,9 @@ func (s *Server) createParty(req partyRequest, fault fault) (party, *apiError) {
 			"An internal server error occurred")
 	case faultDrop:
 		s.stats.Dropped++
+		if requested != "" {
+			s.stats.DroppedByParty[requested]++
+		}
 	}
 
 	partyID := req.partyID()
