@@ -42,6 +42,7 @@ var keyRules = []keyRule{
 	// Until the slowest budget has refilled: 60 s with the default
 	// handshake and queue.join rates (the 30 s abuse penalty is shorter).
 	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:limits$`), what: "player's rate budgets", maxTTL: time.Minute},
+	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:codeguesses$`), what: "player's failed join codes this minute", maxTTL: time.Minute},
 	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:lobby$`), what: "player's lobby claim", maxTTL: 24 * time.Hour},
 	{pattern: regexp.MustCompile(`^\{l:[^}]+\}$`), what: "lobby", maxTTL: 24 * time.Hour},
 	{pattern: regexp.MustCompile(`^lobbycode:[A-Z0-9]+$`), what: "lobby join code", maxTTL: 24 * time.Hour},
