@@ -104,3 +104,13 @@ func PendingMatchExists(ctx context.Context, s *Store, playerID string) (bool, e
 	n, err := s.rdb.Exists(ctx, pendingMatchKey(playerID)).Result()
 	return n == 1, err
 }
+
+// ScriptHashes returns the SHA1 of every registered Lua script, by name
+// (its file name without ".lua").
+func ScriptHashes() map[string]string {
+	out := make(map[string]string, len(scripts))
+	for name, sc := range scripts {
+		out[name] = sc.Hash()
+	}
+	return out
+}
