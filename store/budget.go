@@ -24,21 +24,22 @@ type Budget struct{ key string }
 // go-redis re-sends after a lost reply may count twice: a budget errs
 // towards refusing.
 func (s *Store) Spend(ctx context.Context, b Budget, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error) {
+	key := s.keys.budgetKey(b)
 	var used *redis.IntCmd
 	var left *redis.DurationCmd
 	_, err = s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		pipe.SetNX(ctx, b.key, 0, window) // starts a window; no-op inside one
-		used = pipe.Incr(ctx, b.key)
-		left = pipe.PTTL(ctx, b.key)
+		pipe.SetNX(ctx, key, 0, window) // starts a window; no-op inside one
+		used = pipe.Incr(ctx, key)
+		left = pipe.PTTL(ctx, key)
 		return nil
 	})
 	if err != nil {
-		return false, 0, fmt.Errorf("spend budget %s: %w", b.key, err)
+		return false, 0, fmt.Errorf("spend budget %s: %w", key, err)
 	}
 	if left.Val() < 0 {
 		// The counter has no expiry (written by hand?): give it one rather
 		// than refuse forever.
-		s.rdb.PExpire(ctx, b.key, window)
+		s.rdb.PExpire(ctx, key, window)
 	}
 	if used.Val() <= int64(limit) {
 		return true, 0, nil
@@ -49,11 +50,12 @@ func (s *Store) Spend(ctx context.Context, b Budget, limit int, window time.Dura
 // Check reports, without spending, whether b has room for another use
 // under limit and, when it has not, how long until its window ends.
 func (s *Store) Check(ctx context.Context, b Budget, limit int) (ok bool, retryAfter time.Duration, err error) {
+	key := s.keys.budgetKey(b)
 	pipe := s.rdb.Pipeline()
-	get := pipe.Get(ctx, b.key)
-	left := pipe.PTTL(ctx, b.key)
+	get := pipe.Get(ctx, key)
+	left := pipe.PTTL(ctx, key)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return false, 0, fmt.Errorf("check budget %s: %w", b.key, err)
+		return false, 0, fmt.Errorf("check budget %s: %w", key, err)
 	}
 	used, _ := strconv.ParseInt(get.Val(), 10, 64) // absent: nothing used
 	if used < int64(limit) {

@@ -13,10 +13,10 @@ import (
 // SearchingIndexes returns the ids in the queue's searching set and in its
 // searching data hash, each sorted.
 func SearchingIndexes(ctx context.Context, s *Store, queue string) (set, data []string, err error) {
-	if set, err = s.rdb.ZRange(ctx, searchingKey(queue), 0, -1).Result(); err != nil {
+	if set, err = s.rdb.ZRange(ctx, s.keys.searchingKey(queue), 0, -1).Result(); err != nil {
 		return nil, nil, err
 	}
-	if data, err = s.rdb.HKeys(ctx, searchingDataKey(queue)).Result(); err != nil {
+	if data, err = s.rdb.HKeys(ctx, s.keys.searchingDataKey(queue)).Result(); err != nil {
 		return nil, nil, err
 	}
 	slices.Sort(set)
@@ -27,24 +27,24 @@ func SearchingIndexes(ctx context.Context, s *Store, queue string) (set, data []
 // DropSearchingEntry deletes a ticket's searching data entry, as if an older
 // lobbyd, which kept none, had queued it.
 func DropSearchingEntry(ctx context.Context, s *Store, queue, ticketID string) error {
-	return s.rdb.HDel(ctx, searchingDataKey(queue), ticketID).Err()
+	return s.rdb.HDel(ctx, s.keys.searchingDataKey(queue), ticketID).Err()
 }
 
 // DropTicketRecord deletes a ticket's hash, as its TTL would.
 func DropTicketRecord(ctx context.Context, s *Store, queue, ticketID string) error {
-	return s.rdb.Del(ctx, ticketKey(queue, ticketID)).Err()
+	return s.rdb.Del(ctx, s.keys.ticketKey(queue, ticketID)).Err()
 }
 
 // LeaveSearchingEntryBehind takes a ticket out of the searching set alone,
 // as a lobbyd older than the searching data hash cancels it.
 func LeaveSearchingEntryBehind(ctx context.Context, s *Store, queue, ticketID string) error {
-	return s.rdb.ZRem(ctx, searchingKey(queue), ticketID).Err()
+	return s.rdb.ZRem(ctx, s.keys.searchingKey(queue), ticketID).Err()
 }
 
 // SearchingScores returns the scores of the queue's searching set, oldest
 // first.
 func (s *Store) SearchingScores(ctx context.Context, queue string) ([]float64, error) {
-	zs, err := s.rdb.ZRangeWithScores(ctx, searchingKey(queue), 0, -1).Result()
+	zs, err := s.rdb.ZRangeWithScores(ctx, s.keys.searchingKey(queue), 0, -1).Result()
 	out := make([]float64, len(zs))
 	for i, z := range zs {
 		out[i] = z.Score
@@ -54,23 +54,23 @@ func (s *Store) SearchingScores(ctx context.Context, queue string) ([]float64, e
 
 // SetSearchingEntry overwrites a ticket's searching data entry.
 func SetSearchingEntry(ctx context.Context, s *Store, queue, ticketID, entry string) error {
-	return s.rdb.HSet(ctx, searchingDataKey(queue), ticketID, entry).Err()
+	return s.rdb.HSet(ctx, s.keys.searchingDataKey(queue), ticketID, entry).Err()
 }
 
 // TicketTTL returns the time to live of a ticket's hash (-1: none, -2: no
 // such key, as Redis's TTL).
 func TicketTTL(ctx context.Context, s *Store, queue, ticketID string) (time.Duration, error) {
-	return s.rdb.TTL(ctx, ticketKey(queue, ticketID)).Result()
+	return s.rdb.TTL(ctx, s.keys.ticketKey(queue, ticketID)).Result()
 }
 
 // TicketRecord returns a ticket's hash as stored (empty when there is none)
 // and its time to live, as Redis's TTL.
 func TicketRecord(ctx context.Context, s *Store, queue, ticketID string) (map[string]string, time.Duration, error) {
-	f, err := s.rdb.HGetAll(ctx, ticketKey(queue, ticketID)).Result()
+	f, err := s.rdb.HGetAll(ctx, s.keys.ticketKey(queue, ticketID)).Result()
 	if err != nil {
 		return nil, 0, err
 	}
-	ttl, err := s.rdb.TTL(ctx, ticketKey(queue, ticketID)).Result()
+	ttl, err := s.rdb.TTL(ctx, s.keys.ticketKey(queue, ticketID)).Result()
 	return f, ttl, err
 }
 
@@ -84,7 +84,7 @@ func CreateTicketAsOlderVersion(ctx context.Context, s *Store, t Ticket) error {
 // SetTicketClaim points a player's ticket claim at a ticket, as a claim
 // whose release was lost does.
 func SetTicketClaim(ctx context.Context, s *Store, playerID, queue, ticketID string) error {
-	return s.rdb.Set(ctx, playerTicketKey(playerID), claimValue(queue, ticketID), ticketTTL).Err()
+	return s.rdb.Set(ctx, s.keys.playerTicketKey(playerID), claimValue(queue, ticketID), ticketTTL).Err()
 }
 
 // WritePendingMatchAsBefore stores a player's undelivered match as lobbyd
@@ -92,15 +92,25 @@ func SetTicketClaim(ctx context.Context, s *Store, playerID, queue, ticketID str
 // the ticket, as an older node's delivery does.
 func WritePendingMatchAsBefore(ctx context.Context, s *Store, playerID, queue, ticketID, matchID string, payload []byte) error {
 	return s.execScripted(ctx, func(pipe redis.Pipeliner) {
-		pipe.HSet(ctx, pendingMatchKey(playerID), "matchId", matchID, "payload", payload)
-		pipe.Expire(ctx, pendingMatchKey(playerID), pendingMatchTTL)
-		compareDeleteScript.EvalSha(ctx, pipe, []string{playerTicketKey(playerID)}, claimValue(queue, ticketID))
+		pipe.HSet(ctx, s.keys.pendingMatchKey(playerID), "matchId", matchID, "payload", payload)
+		pipe.Expire(ctx, s.keys.pendingMatchKey(playerID), pendingMatchTTL)
+		compareDeleteScript.EvalSha(ctx, pipe, []string{s.keys.playerTicketKey(playerID)}, claimValue(queue, ticketID))
 	})
 }
 
 // PendingMatchExists reports whether the player's pending match hash
 // exists at all (a copy, or only what is kept after one).
 func PendingMatchExists(ctx context.Context, s *Store, playerID string) (bool, error) {
-	n, err := s.rdb.Exists(ctx, pendingMatchKey(playerID)).Result()
+	n, err := s.rdb.Exists(ctx, s.keys.pendingMatchKey(playerID)).Result()
 	return n == 1, err
+}
+
+// ScriptHashes returns the SHA1 of every registered Lua script, by name
+// (its file name without ".lua").
+func ScriptHashes() map[string]string {
+	out := make(map[string]string, len(scripts))
+	for name, sc := range scripts {
+		out[name] = sc.Hash()
+	}
+	return out
 }

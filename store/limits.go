@@ -12,7 +12,7 @@ import (
 // PlayerLimits returns the rate budgets a player's last connection left
 // (see SavePlayerLimits), or nil when there are none.
 func (s *Store) PlayerLimits(ctx context.Context, playerID string) ([]byte, error) {
-	b, err := s.rdb.Get(ctx, playerLimitsKey(playerID)).Bytes()
+	b, err := s.rdb.Get(ctx, s.keys.playerLimitsKey(playerID)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -26,7 +26,7 @@ func (s *Store) PlayerLimits(ctx context.Context, playerID string) ([]byte, erro
 // time they take to refill, so a reconnect on any node resumes them. The
 // data is the gateway's; the store only keeps it.
 func (s *Store) SavePlayerLimits(ctx context.Context, playerID string, data []byte, ttl time.Duration) error {
-	if err := s.rdb.Set(ctx, playerLimitsKey(playerID), data, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.keys.playerLimitsKey(playerID), data, ttl).Err(); err != nil {
 		return fmt.Errorf("save rate budgets of %s: %w", playerID, err)
 	}
 	return nil

@@ -129,9 +129,9 @@ func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
 	if err != nil {
 		return Lobby{}, fmt.Errorf("encode lobby: %w", err)
 	}
-	if err := s.rdb.Set(ctx, lobbyKey(l.ID), raw, lobbyTTL).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.keys.lobbyKey(l.ID), raw, lobbyTTL).Err(); err != nil {
 		s.releaseLobby(ctx, owner, l.ID)
-		s.rdb.Del(ctx, lobbyCodeKey(l.Code))
+		s.releaseCode(ctx, l.Code, l.ID)
 		return Lobby{}, fmt.Errorf("create lobby: %w", err)
 	}
 	s.indexLobby(ctx, l, false)
@@ -142,7 +142,7 @@ func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
 func (s *Store) reserveCode(ctx context.Context, lobbyID string, ttl time.Duration) (string, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		code := newCode()
-		ok, err := s.rdb.SetNX(ctx, lobbyCodeKey(code), lobbyID, ttl).Result()
+		ok, err := s.rdb.SetNX(ctx, s.keys.lobbyCodeKey(code), lobbyID, ttl).Result()
 		if err != nil {
 			return "", fmt.Errorf("reserve lobby code: %w", err)
 		}
@@ -155,11 +155,12 @@ func (s *Store) reserveCode(ctx context.Context, lobbyID string, ttl time.Durati
 
 // releaseCode frees a code if it still names lobbyID.
 func (s *Store) releaseCode(ctx context.Context, code, lobbyID string) {
-	_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{lobbyCodeKey(code)}, lobbyID).Err()
+	err := compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.keys.lobbyCodeKey(code)}, lobbyID).Err()
+	s.undoFailed(ctx, "release lobby code", err, "lobby", lobbyID)
 }
 
 func (s *Store) claimLobby(ctx context.Context, playerID, lobbyID string) error {
-	key := playerLobbyKey(playerID)
+	key := s.keys.playerLobbyKey(playerID)
 	ok, err := s.rdb.SetNX(ctx, key, lobbyID, lobbyTTL).Result()
 	if err != nil {
 		return fmt.Errorf("claim lobby place of %s: %w", playerID, err)
@@ -194,13 +195,14 @@ func (s *Store) claimLobby(ctx context.Context, playerID, lobbyID string) error 
 }
 
 func (s *Store) releaseLobby(ctx context.Context, playerID, lobbyID string) {
-	_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{playerLobbyKey(playerID)}, lobbyID).Err()
+	err := compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.keys.playerLobbyKey(playerID)}, lobbyID).Err()
+	s.undoFailed(ctx, "release lobby claim", err, "player", playerID, "lobby", lobbyID)
 }
 
 // indexLobby keeps the public listing in step with the lobby: listed while
 // public, open and not full. It is best effort; lobby.list re-checks.
 func (s *Store) indexLobby(ctx context.Context, l Lobby, deleted bool) {
-	key := publicLobbiesKey(l.Queue)
+	key := s.keys.publicLobbiesKey(l.Queue)
 	if !deleted && l.Visibility == "public" && l.Status == LobbyOpen && len(l.Members) < l.MaxMembers {
 		s.rdb.ZAdd(ctx, key, redis.Z{Score: float64(l.CreatedAt), Member: l.ID})
 	} else {
@@ -210,7 +212,7 @@ func (s *Store) indexLobby(ctx context.Context, l Lobby, deleted bool) {
 
 // Lobby reads one lobby, or ErrNotFound.
 func (s *Store) Lobby(ctx context.Context, lobbyID string) (Lobby, error) {
-	raw, err := s.rdb.Get(ctx, lobbyKey(lobbyID)).Result()
+	raw, err := s.rdb.Get(ctx, s.keys.lobbyKey(lobbyID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Lobby{}, ErrNotFound
 	}
@@ -244,7 +246,7 @@ func decodeLobby(raw string) (Lobby, error) {
 // the lobby no longer has (it went private and got a new one) is not found,
 // even while its key is still there (a crash before it was freed).
 func (s *Store) LobbyByCode(ctx context.Context, code string) (Lobby, error) {
-	id, err := s.rdb.Get(ctx, lobbyCodeKey(code)).Result()
+	id, err := s.rdb.Get(ctx, s.keys.lobbyCodeKey(code)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Lobby{}, ErrNotFound
 	}
@@ -264,7 +266,7 @@ func (s *Store) LobbyByCode(ctx context.Context, code string) (Lobby, error) {
 
 // PlayerLobby returns the lobby the player is a member of, or ErrNotFound.
 func (s *Store) PlayerLobby(ctx context.Context, playerID string) (Lobby, error) {
-	id, err := s.rdb.Get(ctx, playerLobbyKey(playerID)).Result()
+	id, err := s.rdb.Get(ctx, s.keys.playerLobbyKey(playerID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Lobby{}, ErrNotFound
 	}
@@ -318,8 +320,8 @@ const lobbyClaimGrace = 10 * time.Second
 // lobbyTTL and never extended), in one round trip.
 func (s *Store) lobbyClaim(ctx context.Context, playerID string) (string, time.Duration, error) {
 	pipe := s.rdb.Pipeline()
-	get := pipe.Get(ctx, playerLobbyKey(playerID))
-	ttl := pipe.PTTL(ctx, playerLobbyKey(playerID))
+	get := pipe.Get(ctx, s.keys.playerLobbyKey(playerID))
+	ttl := pipe.PTTL(ctx, s.keys.playerLobbyKey(playerID))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return "", 0, fmt.Errorf("read lobby place of %s: %w", playerID, err)
 	}
@@ -445,7 +447,7 @@ func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[s
 		// The new code lives as long as the lobby. The old one is freed; a
 		// crash before that leaves a key that LobbyByCode ignores.
 		if l.CreatedAt > 0 {
-			s.rdb.PExpireAt(ctx, lobbyCodeKey(code), timeOfMs(l.CreatedAt).Add(lobbyTTL))
+			s.rdb.PExpireAt(ctx, s.keys.lobbyCodeKey(code), timeOfMs(l.CreatedAt).Add(lobbyTTL))
 		}
 		if len(res) > 2 {
 			s.releaseCode(ctx, res[2], lobbyID)
@@ -522,7 +524,7 @@ func (s *Store) mutateLobby(ctx context.Context, lobbyID, op, actor string, args
 // the lobby's JSON, and what else the operation answers. ErrNotFound if the
 // lobby is missing.
 func (s *Store) runLobbyMutate(ctx context.Context, lobbyID, op, actor string, args ...any) ([]string, error) {
-	res, err := lobbyMutateScript.Run(ctx, s.rdb, []string{lobbyKey(lobbyID)}, append([]any{op, actor}, args...)...).StringSlice()
+	res, err := lobbyMutateScript.Run(ctx, s.rdb, []string{s.keys.lobbyKey(lobbyID)}, append([]any{op, actor}, args...)...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("%s lobby %s: %w", op, lobbyID, err)
 	}
@@ -558,7 +560,7 @@ func outcomeError(outcome string) error {
 // PublicLobbies lists up to limit public, open, not full lobbies of the
 // queue, newest first.
 func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]Lobby, error) {
-	ids, err := s.rdb.ZRevRange(ctx, publicLobbiesKey(queue), 0, int64(limit)*2-1).Result()
+	ids, err := s.rdb.ZRevRange(ctx, s.keys.publicLobbiesKey(queue), 0, int64(limit)*2-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list lobbies of %s: %w", queue, err)
 	}
@@ -568,7 +570,7 @@ func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]L
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.Get(ctx, lobbyKey(id))
+		cmds[i] = pipe.Get(ctx, s.keys.lobbyKey(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read lobbies of %s: %w", queue, err)
@@ -577,7 +579,7 @@ func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]L
 	for i, cmd := range cmds {
 		raw, err := cmd.Result()
 		if err != nil {
-			s.rdb.ZRem(ctx, publicLobbiesKey(queue), ids[i]) // gone: drop from the index
+			s.rdb.ZRem(ctx, s.keys.publicLobbiesKey(queue), ids[i]) // gone: drop from the index
 			continue
 		}
 		l, err := decodeLobby(raw)
@@ -596,7 +598,7 @@ func (s *Store) Connected(ctx context.Context, players []string) (map[string]boo
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.IntCmd, len(players))
 	for i, p := range players {
-		cmds[i] = pipe.Exists(ctx, presenceKey(p))
+		cmds[i] = pipe.Exists(ctx, s.keys.presenceKey(p))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("look up presence: %w", err)
@@ -609,17 +611,23 @@ func (s *Store) Connected(ctx context.Context, players []string) (map[string]boo
 }
 
 // SetGraceDeadlines records, per player, when they lose their lobby place
-// and solo ticket unless connected by then.
+// and solo ticket unless connected by then: one ZADD per grace bucket that
+// holds any of them, in one pipeline.
 func (s *Store) SetGraceDeadlines(ctx context.Context, deadlines map[string]time.Time) error {
 	if len(deadlines) == 0 {
 		return nil
 	}
-	zs := make([]redis.Z, 0, len(deadlines))
+	byBucket := make(map[string][]redis.Z)
 	for p, d := range deadlines {
-		zs = append(zs, redis.Z{Score: float64(msOf(d)), Member: p})
+		key := s.keys.graceKeyOf(p)
+		byBucket[key] = append(byBucket[key], redis.Z{Score: float64(msOf(d)), Member: p})
 	}
-	if err := s.rdb.ZAdd(ctx, gracesKey, zs...).Err(); err != nil {
-		return fmt.Errorf("set grace deadlines: %w", err)
+	pipe := s.rdb.Pipeline()
+	for key, zs := range byBucket {
+		pipe.ZAdd(ctx, key, zs...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("set grace deadlines of %d players: %w", len(deadlines), err)
 	}
 	return nil
 }
@@ -631,30 +639,86 @@ const graceRetry = 30 * time.Second
 // ExpiredGrace is a player whose grace period ended, leased to one caller.
 type ExpiredGrace struct {
 	PlayerID string
+	key      string // the grace set it was leased from
 	lease    int64
 }
 
-// LeaseExpiredGraces hands out up to limit players whose grace deadline has
-// passed. Each is handed to one caller at a time; the caller calls
+// LeaseExpiredGraces hands out players whose grace deadline has passed, up
+// to limit from each grace bucket (and from the legacy set an older lobbyd
+// writes), in one pipeline: fewer than limit in all means none is left
+// due. Each is handed to one caller at a time; the caller calls
 // GraceHandled when done, or the player is handed out again after 30s (a
 // lost reply or a crash only delays them).
+//
+// A legacy entry of a player who also has a bucket entry is outdated (the
+// player has since connected to a node of this version, which keeps their
+// deadline in the bucket): it is dropped, not handed out.
 func (s *Store) LeaseExpiredGraces(ctx context.Context, now time.Time, limit int) ([]ExpiredGrace, error) {
 	lease := msOf(now.Add(graceRetry))
-	players, err := popDueScript.Run(ctx, s.rdb, []string{gracesKey}, msOf(now), lease, limit).StringSlice()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	keys := make([]string, 0, graceBuckets+1)
+	for b := range graceBuckets {
+		keys = append(keys, s.keys.graceBucketKey(b))
+	}
+	legacy := s.keys.legacyGracesKey()
+	keys = append(keys, legacy)
+	cmds := make([]*redis.Cmd, len(keys))
+	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
+		for i, key := range keys {
+			cmds[i] = popDueScript.EvalSha(ctx, pipe, []string{key}, msOf(now), lease, limit)
+		}
+	})
+	if err != nil {
 		return nil, fmt.Errorf("lease expired graces: %w", err)
 	}
-	out := make([]ExpiredGrace, len(players))
-	for i, p := range players {
-		out[i] = ExpiredGrace{PlayerID: p, lease: lease}
+	var out, fromLegacy []ExpiredGrace
+	for i, cmd := range cmds {
+		players, _ := cmd.StringSlice()
+		for _, p := range players {
+			g := ExpiredGrace{PlayerID: p, key: keys[i], lease: lease}
+			if keys[i] == legacy {
+				fromLegacy = append(fromLegacy, g)
+			} else {
+				out = append(out, g)
+			}
+		}
 	}
-	return out, nil
+	if len(fromLegacy) == 0 {
+		return out, nil
+	}
+	live, err := s.legacyGracesToHandle(ctx, fromLegacy)
+	if err != nil {
+		return out, nil // leased: handed out again after graceRetry
+	}
+	return append(out, live...), nil
+}
+
+// legacyGracesToHandle returns the legacy graces of players who have no
+// bucket entry, and forgets the others'.
+func (s *Store) legacyGracesToHandle(ctx context.Context, graces []ExpiredGrace) ([]ExpiredGrace, error) {
+	pipe := s.rdb.Pipeline()
+	scores := make([]*redis.FloatCmd, len(graces))
+	for i, g := range graces {
+		scores[i] = pipe.ZScore(ctx, s.keys.graceKeyOf(g.PlayerID), g.PlayerID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("look up grace buckets: %w", err)
+	}
+	var live []ExpiredGrace
+	for i, g := range graces {
+		if scores[i].Err() == nil {
+			// Best effort: a leftover is leased again and dropped then.
+			s.undoFailed(ctx, "drop outdated legacy grace", s.GraceHandled(ctx, g), "player", g.PlayerID)
+			continue
+		}
+		live = append(live, g)
+	}
+	return live, nil
 }
 
 // GraceHandled forgets a handled grace, unless the player got a new
 // deadline meanwhile (they reconnected).
 func (s *Store) GraceHandled(ctx context.Context, g ExpiredGrace) error {
-	if err := removeIfScoreScript.Run(ctx, s.rdb, []string{gracesKey}, g.PlayerID, g.lease).Err(); err != nil {
+	if err := removeIfScoreScript.Run(ctx, s.rdb, []string{g.key}, g.PlayerID, g.lease).Err(); err != nil {
 		return fmt.Errorf("finish grace of %s: %w", g.PlayerID, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -21,4 +22,16 @@ type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Printf(ctx context.Context, format string, v ...any) {
 	a.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
+// undoFailed logs that a best-effort write failed: what names what it was
+// for ("roll back ticket claim"), attrs say whose (ids only, never a
+// secret). What such a write leaves behind is harmless by design (a claim
+// on a ticket that does not exist is replaced by the next join, a key left
+// over expires), but an operator should see that it happened.
+func (s *Store) undoFailed(ctx context.Context, what string, err error, attrs ...any) {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return
+	}
+	s.log.WarnContext(ctx, "best-effort write failed: "+what, append(attrs, "err", err)...)
 }

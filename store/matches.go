@@ -49,7 +49,7 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 	if len(matches) == 0 {
 		return nil, nil
 	}
-	keys := []string{searchingKey(queue), allocStreamKey(queue), searchingDataKey(queue)}
+	keys := []string{s.keys.searchingKey(queue), s.keys.allocStreamKey(queue), s.keys.searchingDataKey(queue)}
 	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches), queue}
 	for _, m := range matches {
 		regions, err := gojson.Marshal(nonNil(m.Regions))
@@ -64,10 +64,10 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 		if err != nil {
 			return nil, fmt.Errorf("encode tickets of match %s: %w", m.ID, err)
 		}
-		keys = append(keys, matchKey(queue, m.ID))
+		keys = append(keys, s.keys.matchKey(queue, m.ID))
 		args = append(args, m.ID, string(regions), string(players), string(tickets), len(m.TicketIDs))
 		for _, t := range m.TicketIDs {
-			keys = append(keys, ticketKey(queue, t))
+			keys = append(keys, s.keys.ticketKey(queue, t))
 			args = append(args, t)
 		}
 	}
@@ -87,7 +87,7 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 
 // Match reads one match, or returns ErrNotFound.
 func (s *Store) Match(ctx context.Context, queue, matchID string) (Match, error) {
-	f, err := s.rdb.HGetAll(ctx, matchKey(queue, matchID)).Result()
+	f, err := s.rdb.HGetAll(ctx, s.keys.matchKey(queue, matchID)).Result()
 	if err != nil {
 		return Match{}, fmt.Errorf("read match %s: %w", matchID, err)
 	}
@@ -144,7 +144,7 @@ func decodeLuaJSON(s string, dst any) error {
 // returns the match with the attempt the caller now owns. For a match in any
 // other state it returns the match unchanged; the caller looks at State.
 func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (Match, error) {
-	flat, err := beginAttemptScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)}, nodeID).Slice()
+	flat, err := beginAttemptScript.Run(ctx, s.rdb, []string{s.keys.matchKey(queue, matchID)}, nodeID).Slice()
 	if err != nil {
 		return Match{}, fmt.Errorf("begin allocation of match %s: %w", matchID, err)
 	}
@@ -161,7 +161,7 @@ var ErrStaleAttempt = errors.New("allocation attempt is stale")
 // returns ErrNotFound if the match's record is gone (Redis lost it), and is
 // safe to call again after an error: a party it stored is found stored.
 func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (Match, error) {
-	flat, err := storePartyScript.Run(ctx, s.rdb, []string{matchKey(queue, matchID)},
+	flat, err := storePartyScript.Run(ctx, s.rdb, []string{s.keys.matchKey(queue, matchID)},
 		attempt, partyID, descriptor, invitationID).Slice()
 	if err != nil || len(flat) == 0 {
 		return Match{}, fmt.Errorf("store party of match %s: %w", matchID, cmp.Or(err, errors.New("empty reply")))
@@ -184,10 +184,10 @@ func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt i
 // stored afterwards, with Requeued listing the tickets put back (also when
 // a re-sent script finds the match already failed).
 func (s *Store) FailMatch(ctx context.Context, m Match, reason string, holdUntil time.Time) (Match, error) {
-	keys := []string{matchKey(m.Queue, m.ID), searchingKey(m.Queue), incomingKey(m.Queue), searchingDataKey(m.Queue)}
+	keys := []string{s.keys.matchKey(m.Queue, m.ID), s.keys.searchingKey(m.Queue), s.keys.incomingKey(m.Queue), s.keys.searchingDataKey(m.Queue)}
 	args := []any{m.Attempt, reason, msOf(holdUntil)}
 	for _, t := range m.TicketIDs {
-		keys = append(keys, ticketKey(m.Queue, t))
+		keys = append(keys, s.keys.ticketKey(m.Queue, t))
 		args = append(args, t)
 	}
 	res, err := failMatchScript.Run(ctx, s.rdb, keys, args...).StringSlice()
@@ -219,7 +219,7 @@ type AllocationJob struct {
 // EnsureAllocationGroup creates the queue's stream and its consumer group of
 // allocators, if they do not exist yet.
 func (s *Store) EnsureAllocationGroup(ctx context.Context, queue string) error {
-	err := s.rdb.XGroupCreateMkStream(ctx, allocStreamKey(queue), allocGroup, "0").Err()
+	err := s.rdb.XGroupCreateMkStream(ctx, s.keys.allocStreamKey(queue), allocGroup, "0").Err()
 	if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
 		return fmt.Errorf("create allocation group of %s: %w", queue, err)
 	}
@@ -232,7 +232,7 @@ func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, 
 	var res []redis.XStream
 	err := s.withGroup(ctx, queue, func() (err error) {
 		res, err = s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: allocGroup, Consumer: consumer, Streams: []string{allocStreamKey(queue), ">"},
+			Group: allocGroup, Consumer: consumer, Streams: []string{s.keys.allocStreamKey(queue), ">"},
 			Count: int64(count), Block: block,
 		}).Result()
 		return err
@@ -256,7 +256,7 @@ func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer st
 	var msgs []redis.XMessage
 	err := s.withGroup(ctx, queue, func() (err error) {
 		msgs, _, err = s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: allocStreamKey(queue), Group: allocGroup, Consumer: consumer,
+			Stream: s.keys.allocStreamKey(queue), Group: allocGroup, Consumer: consumer,
 			MinIdle: minIdle, Start: "0-0", Count: int64(count),
 		}).Result()
 		return err
@@ -275,7 +275,7 @@ func (s *Store) RenewAllocationJob(ctx context.Context, job AllocationJob, consu
 	var ids []string
 	err := s.withGroup(ctx, job.Queue, func() (err error) {
 		ids, err = s.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
-			Stream: allocStreamKey(job.Queue), Group: allocGroup, Consumer: consumer,
+			Stream: s.keys.allocStreamKey(job.Queue), Group: allocGroup, Consumer: consumer,
 			MinIdle: idleAtLeast, Messages: []string{job.StreamID},
 		}).Result()
 		return err
@@ -292,7 +292,7 @@ func (s *Store) RenewAllocationJob(ctx context.Context, job AllocationJob, consu
 func (s *Store) PendingAllocationJobs(ctx context.Context, queue string) (int64, error) {
 	var n int64
 	err := s.withGroup(ctx, queue, func() error {
-		p, err := s.rdb.XPending(ctx, allocStreamKey(queue), allocGroup).Result()
+		p, err := s.rdb.XPending(ctx, s.keys.allocStreamKey(queue), allocGroup).Result()
 		if err == nil {
 			n = p.Count
 		}
@@ -337,7 +337,7 @@ func (s *Store) AckAllocationJobs(ctx context.Context, jobs []AllocationJob) err
 	}
 	pipe := s.rdb.Pipeline()
 	for queue, ids := range byQueue {
-		pipe.XAck(ctx, allocStreamKey(queue), allocGroup, ids...)
+		pipe.XAck(ctx, s.keys.allocStreamKey(queue), allocGroup, ids...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("ack %d allocation jobs: %w", len(jobs), err)
@@ -348,7 +348,7 @@ func (s *Store) AckAllocationJobs(ctx context.Context, jobs []AllocationJob) err
 // AcquireLease takes or renews the queue's formation lease for holder.
 // It reports whether holder holds the lease afterwards.
 func (s *Store) AcquireLease(ctx context.Context, queue, holder string, ttl time.Duration) (bool, error) {
-	n, err := acquireLeaseScript.Run(ctx, s.rdb, []string{leaseKey(queue)}, holder, ttl.Milliseconds()).Int()
+	n, err := acquireLeaseScript.Run(ctx, s.rdb, []string{s.keys.leaseKey(queue)}, holder, ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("acquire lease of %s: %w", queue, err)
 	}
@@ -358,7 +358,7 @@ func (s *Store) AcquireLease(ctx context.Context, queue, holder string, ttl time
 // ReleaseLease gives up the queue's lease if holder holds it, so another
 // node can take over without waiting for it to expire.
 func (s *Store) ReleaseLease(ctx context.Context, queue, holder string) error {
-	if err := compareDeleteScript.Run(ctx, s.rdb, []string{leaseKey(queue)}, holder).Err(); err != nil {
+	if err := compareDeleteScript.Run(ctx, s.rdb, []string{s.keys.leaseKey(queue)}, holder).Err(); err != nil {
 		return fmt.Errorf("release lease of %s: %w", queue, err)
 	}
 	return nil

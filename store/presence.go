@@ -30,7 +30,7 @@ func parsePresence(v string) Presence {
 // SetPresence records that the player is connected through p and returns
 // the presence it replaced, if any (a connection elsewhere to be closed).
 func (s *Store) SetPresence(ctx context.Context, playerID string, p Presence, ttl time.Duration) (prev Presence, found bool, err error) {
-	old, err := s.rdb.SetArgs(ctx, presenceKey(playerID), p.value(), redis.SetArgs{Get: true, TTL: ttl}).Result()
+	old, err := s.rdb.SetArgs(ctx, s.keys.presenceKey(playerID), p.value(), redis.SetArgs{Get: true, TTL: ttl}).Result()
 	if errors.Is(err, redis.Nil) {
 		return Presence{}, false, nil
 	}
@@ -56,7 +56,7 @@ func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence
 	gets := make([]*redis.StringCmd, 0, len(entries))
 	for player := range entries {
 		players = append(players, player)
-		gets = append(gets, pipe.Get(ctx, presenceKey(player)))
+		gets = append(gets, pipe.Get(ctx, s.keys.presenceKey(player)))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read presence of %d players: %w", len(entries), err)
@@ -67,9 +67,9 @@ func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence
 		want := entries[player].value()
 		switch v, err := gets[i].Result(); {
 		case errors.Is(err, redis.Nil):
-			restores[player] = pipe.SetNX(ctx, presenceKey(player), want, ttl)
+			restores[player] = pipe.SetNX(ctx, s.keys.presenceKey(player), want, ttl)
 		case v == want:
-			pipe.PExpire(ctx, presenceKey(player), ttl)
+			pipe.PExpire(ctx, s.keys.presenceKey(player), ttl)
 		}
 	}
 	if pipe.Len() == 0 {
@@ -90,7 +90,7 @@ func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence
 // ClearPresence removes the player's presence if it is still p, and
 // reports whether it was (false: a newer connection has taken over).
 func (s *Store) ClearPresence(ctx context.Context, playerID string, p Presence) (bool, error) {
-	n, err := compareDeleteScript.Run(ctx, s.rdb, []string{presenceKey(playerID)}, p.value()).Int()
+	n, err := compareDeleteScript.Run(ctx, s.rdb, []string{s.keys.presenceKey(playerID)}, p.value()).Int()
 	if err != nil {
 		return false, fmt.Errorf("clear presence of %s: %w", playerID, err)
 	}
@@ -135,7 +135,7 @@ func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) err
 	if err := enc.Encode(msg); err != nil {
 		return fmt.Errorf("encode node message: %w", err)
 	}
-	if err := s.rdb.Publish(ctx, nodeChannel(nodeID), b.Bytes()).Err(); err != nil {
+	if err := s.rdb.Publish(ctx, s.keys.nodeChannel(nodeID), b.Bytes()).Err(); err != nil {
 		return fmt.Errorf("publish to node %s: %w", nodeID, err)
 	}
 	return nil
@@ -162,7 +162,7 @@ func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(players))
 	for i, p := range players {
-		cmds[i] = pipe.Get(ctx, presenceKey(p))
+		cmds[i] = pipe.Get(ctx, s.keys.presenceKey(p))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("look up presence of %d players: %w", len(players), err)
@@ -200,11 +200,11 @@ func (s *Store) DeliverMatch(ctx context.Context, m Match, payload json.RawMessa
 			if p.TicketID != "" {
 				ticketClaim = claimValue(m.Queue, p.TicketID)
 			}
-			stored[i] = storePendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(p.ID), playerTicketKey(p.ID)},
+			stored[i] = storePendingMatchScript.EvalSha(ctx, pipe, []string{s.keys.pendingMatchKey(p.ID), s.keys.playerTicketKey(p.ID)},
 				m.ID, []byte(payload), ticketClaim, int(pendingMatchTTL.Seconds()))
 		}
 		for i, p := range m.Players {
-			presence[i] = pipe.Get(ctx, presenceKey(p.ID))
+			presence[i] = pipe.Get(ctx, s.keys.presenceKey(p.ID))
 		}
 	})
 	if err != nil {
@@ -255,7 +255,7 @@ type Subscription struct {
 // Subscribe listens on the node's channel. It returns once Redis confirmed
 // the subscription, so nothing published afterwards is missed.
 func (s *Store) Subscribe(ctx context.Context, nodeID string) (*Subscription, error) {
-	ps := s.rdb.Subscribe(ctx, nodeChannel(nodeID))
+	ps := s.rdb.Subscribe(ctx, s.keys.nodeChannel(nodeID))
 	if _, err := ps.Receive(ctx); err != nil {
 		ps.Close()
 		return nil, fmt.Errorf("subscribe to node channel: %w", err)
@@ -322,10 +322,10 @@ type Attachment struct {
 // players.
 func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.Time) (Attachment, error) {
 	pipe := s.rdb.Pipeline()
-	claim := pipe.Get(ctx, playerTicketKey(playerID))
-	pending := pipe.HGetAll(ctx, pendingMatchKey(playerID))
-	pipe.ZAdd(ctx, gracesKey, redis.Z{Score: float64(msOf(graceDeadline)), Member: playerID})
-	lobby := pipe.Get(ctx, playerLobbyKey(playerID))
+	claim := pipe.Get(ctx, s.keys.playerTicketKey(playerID))
+	pending := pipe.HGetAll(ctx, s.keys.pendingMatchKey(playerID))
+	pipe.ZAdd(ctx, s.keys.graceKeyOf(playerID), redis.Z{Score: float64(msOf(graceDeadline)), Member: playerID})
+	lobby := pipe.Get(ctx, s.keys.playerLobbyKey(playerID))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Attachment{}, fmt.Errorf("read state of %s: %w", playerID, err)
 	}
@@ -342,7 +342,7 @@ func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.
 
 // PendingMatch returns the player's undelivered match.ready payload, if any.
 func (s *Store) PendingMatch(ctx context.Context, playerID string) (matchID string, payload json.RawMessage, err error) {
-	f, err := s.rdb.HGetAll(ctx, pendingMatchKey(playerID)).Result()
+	f, err := s.rdb.HGetAll(ctx, s.keys.pendingMatchKey(playerID)).Result()
 	if err != nil {
 		return "", nil, fmt.Errorf("read pending match of %s: %w", playerID, err)
 	}
@@ -355,7 +355,7 @@ func (s *Store) PendingMatch(ctx context.Context, playerID string) (matchID stri
 // AckPendingMatch forgets the player's undelivered copy of the match once it
 // has been written to their socket (see ack_pending_match.lua).
 func (s *Store) AckPendingMatch(ctx context.Context, playerID, matchID string) error {
-	if err := ackPendingMatchScript.Run(ctx, s.rdb, []string{pendingMatchKey(playerID)}, matchID).Err(); err != nil {
+	if err := ackPendingMatchScript.Run(ctx, s.rdb, []string{s.keys.pendingMatchKey(playerID)}, matchID).Err(); err != nil {
 		return fmt.Errorf("ack pending match of %s: %w", playerID, err)
 	}
 	return nil
@@ -371,7 +371,7 @@ func (s *Store) AckPendingMatches(ctx context.Context, acks []MatchAck) error {
 	}
 	err := s.execScripted(ctx, func(pipe redis.Pipeliner) {
 		for _, a := range acks {
-			ackPendingMatchScript.EvalSha(ctx, pipe, []string{pendingMatchKey(a.PlayerID)}, a.MatchID)
+			ackPendingMatchScript.EvalSha(ctx, pipe, []string{s.keys.pendingMatchKey(a.PlayerID)}, a.MatchID)
 		}
 	})
 	if err != nil {
@@ -389,7 +389,7 @@ func (s *Store) PendingMatches(ctx context.Context, players []string) (map[strin
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(players))
 	for i, p := range players {
-		cmds[i] = pipe.HGetAll(ctx, pendingMatchKey(p))
+		cmds[i] = pipe.HGetAll(ctx, s.keys.pendingMatchKey(p))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read pending matches of %d players: %w", len(players), err)

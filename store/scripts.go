@@ -2,86 +2,79 @@ package store
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Lua scripts, one file each in scripts/. Every script is safe to run twice:
-// go-redis re-sends a command whose reply was lost.
+// scriptFS holds the Lua scripts, one file each in scripts/. Every script is
+// safe to run twice: go-redis re-sends a command whose reply was lost.
+//
+//go:embed scripts/*.lua
+var scriptFS embed.FS
+
+// scripts is every script in scriptFS, by file name without ".lua". It is
+// built from the directory itself, so loadScripts (which Redis needs after a
+// restart or failover, see execScripted) cannot miss a script.
+var scripts = readScripts(scriptFS)
+
+// The scripts the store calls. script panics at start-up if one has no file.
 var (
-	//go:embed scripts/commit_matches.lua
-	commitMatchesLua    string
-	commitMatchesScript = redis.NewScript(commitMatchesLua)
-
-	//go:embed scripts/begin_attempt.lua
-	beginAttemptLua    string
-	beginAttemptScript = redis.NewScript(beginAttemptLua)
-
-	//go:embed scripts/store_party.lua
-	storePartyLua    string
-	storePartyScript = redis.NewScript(storePartyLua)
-
-	//go:embed scripts/fail_match.lua
-	failMatchLua    string
-	failMatchScript = redis.NewScript(failMatchLua)
-
-	//go:embed scripts/cancel_ticket.lua
-	cancelTicketLua    string
-	cancelTicketScript = redis.NewScript(cancelTicketLua)
-
-	//go:embed scripts/compare_delete.lua
-	compareDeleteLua    string
-	compareDeleteScript = redis.NewScript(compareDeleteLua)
-
-	//go:embed scripts/acquire_lease.lua
-	acquireLeaseLua    string
-	acquireLeaseScript = redis.NewScript(acquireLeaseLua)
-
-	//go:embed scripts/replace_claim.lua
-	replaceClaimLua    string
-	replaceClaimScript = redis.NewScript(replaceClaimLua)
+	commitMatchesScript         = script("commit_matches")
+	beginAttemptScript          = script("begin_attempt")
+	storePartyScript            = script("store_party")
+	failMatchScript             = script("fail_match")
+	cancelTicketScript          = script("cancel_ticket")
+	compareDeleteScript         = script("compare_delete")
+	acquireLeaseScript          = script("acquire_lease")
+	replaceClaimScript          = script("replace_claim")
+	storePendingMatchScript     = script("store_pending_match")
+	ackPendingMatchScript       = script("ack_pending_match")
+	supersedePendingMatchScript = script("supersede_pending_match")
+	lobbyMutateScript           = script("lobby_mutate")
+	popDueScript                = script("pop_due")
+	pruneSearchingDataScript    = script("prune_searching_data")
+	removeIfScoreScript         = script("remove_if_score")
 )
 
-var (
-	//go:embed scripts/store_pending_match.lua
-	storePendingMatchLua    string
-	storePendingMatchScript = redis.NewScript(storePendingMatchLua)
+func readScripts(fsys fs.FS) map[string]*redis.Script {
+	files, err := fs.Glob(fsys, "scripts/*.lua")
+	if err != nil {
+		panic(fmt.Sprintf("list lua scripts: %v", err))
+	}
+	out := make(map[string]*redis.Script, len(files))
+	for _, f := range files {
+		src, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			panic(fmt.Sprintf("read lua script %s: %v", f, err))
+		}
+		out[strings.TrimSuffix(path.Base(f), ".lua")] = redis.NewScript(string(src))
+	}
+	return out
+}
 
-	//go:embed scripts/ack_pending_match.lua
-	ackPendingMatchLua    string
-	ackPendingMatchScript = redis.NewScript(ackPendingMatchLua)
+func script(name string) *redis.Script {
+	sc, ok := scripts[name]
+	if !ok {
+		panic("store: no lua script scripts/" + name + ".lua")
+	}
+	return sc
+}
 
-	//go:embed scripts/supersede_pending_match.lua
-	supersedePendingMatchLua    string
-	supersedePendingMatchScript = redis.NewScript(supersedePendingMatchLua)
-)
-
-var (
-	//go:embed scripts/lobby_mutate.lua
-	lobbyMutateLua    string
-	lobbyMutateScript = redis.NewScript(lobbyMutateLua)
-
-	//go:embed scripts/pop_due.lua
-	popDueLua    string
-	popDueScript = redis.NewScript(popDueLua)
-
-	//go:embed scripts/prune_searching_data.lua
-	pruneSearchingDataLua    string
-	pruneSearchingDataScript = redis.NewScript(pruneSearchingDataLua)
-
-	//go:embed scripts/remove_if_score.lua
-	removeIfScoreLua    string
-	removeIfScoreScript = redis.NewScript(removeIfScoreLua)
-)
-
-var allScripts = []*redis.Script{
-	commitMatchesScript, beginAttemptScript, storePartyScript, failMatchScript,
-	cancelTicketScript, compareDeleteScript, acquireLeaseScript,
-	replaceClaimScript, storePendingMatchScript, ackPendingMatchScript, supersedePendingMatchScript, lobbyMutateScript, popDueScript, removeIfScoreScript,
-	pruneSearchingDataScript,
+// scriptNames returns the names of every script, sorted.
+func scriptNames() []string {
+	names := make([]string, 0, len(scripts))
+	for name := range scripts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // LoadScripts loads every script into Redis (every primary of a cluster).
@@ -92,9 +85,9 @@ func (s *Store) LoadScripts(ctx context.Context) error { return s.loadScripts(ct
 // pipelines can send EVALSHA, which has no fallback to EVAL inside a pipeline.
 func (s *Store) loadScripts(ctx context.Context) error {
 	load := func(ctx context.Context, c redis.Scripter) error {
-		for _, sc := range allScripts {
-			if err := sc.Load(ctx, c).Err(); err != nil {
-				return fmt.Errorf("load lua script: %w", err)
+		for _, name := range scriptNames() {
+			if err := scripts[name].Load(ctx, c).Err(); err != nil {
+				return fmt.Errorf("load lua script %s: %w", name, err)
 			}
 		}
 		return nil

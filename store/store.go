@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"regexp"
@@ -75,6 +76,8 @@ func IsUnavailable(err error) bool {
 // Store is a Redis-backed store shared by every lobbyd component.
 type Store struct {
 	rdb      redis.UniversalClient
+	keys     keyspace
+	log      *slog.Logger
 	embedded *miniredis.Miniredis
 	// stopClock and clockDone stop the embedded Redis's expiry clock.
 	stopClock chan struct{}
@@ -89,11 +92,28 @@ type Config struct {
 	//   redis+sentinel://[user:pass@]host:port[,host:port]/master-name
 	//   redis+cluster://[user:pass@]host:port[,host:port]
 	URL string
+	// KeyPrefix goes in front of every Redis key and pub/sub channel name
+	// (before the hash tag), so several lobbyd deployments can share one
+	// Redis. Empty, the default, keeps the names every earlier version used.
+	// See ValidateKeyPrefix for what it may contain; include a separator
+	// ("eu1:").
+	KeyPrefix string
+	// Logger receives a warning when a best-effort write fails: undoing
+	// half of an operation that failed (a claim taken for a ticket that was
+	// never stored), or freeing what a finished one no longer needs. nil
+	// logs nothing.
+	Logger *slog.Logger
 }
 
 // Open connects to Redis as cfg says and checks the connection.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	s := &Store{}
+	if err := ValidateKeyPrefix(cfg.KeyPrefix); err != nil {
+		return nil, err
+	}
+	s := &Store{keys: keyspace{prefix: cfg.KeyPrefix}, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	if cfg.URL == "" {
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {

@@ -54,7 +54,8 @@ func (s *Store) createTicket(ctx context.Context, t Ticket) error {
 		for _, p := range claimed {
 			// Best effort: a claim left behind expires, and a claim on a
 			// ticket that never existed is replaced by the next join.
-			_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{playerTicketKey(p)}, claim).Err()
+			err := compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.keys.playerTicketKey(p)}, claim).Err()
+			s.undoFailed(ctx, "roll back ticket claim", err, "player", p, "queue", t.Queue, "ticket", t.ID)
 		}
 	}
 	for _, p := range t.Players {
@@ -71,14 +72,14 @@ func (s *Store) createTicket(ctx context.Context, t Ticket) error {
 		release()
 		return fmt.Errorf("encode ticket: %w", err)
 	}
-	key := ticketKey(t.Queue, t.ID)
+	key := s.keys.ticketKey(t.Queue, t.ID)
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, key, "data", data, "status", TicketSearching, "createdAt", msOf(t.CreatedAt))
 	pipe.Expire(ctx, key, ticketTTL)
-	pipe.ZAdd(ctx, searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
-	pipe.HSet(ctx, searchingDataKey(t.Queue), t.ID, searchingEntry(msOf(t.CreatedAt), 0, data))
-	pipe.RPush(ctx, incomingKey(t.Queue), t.ID)
-	pipe.LTrim(ctx, incomingKey(t.Queue), -incomingMax, -1)
+	pipe.ZAdd(ctx, s.keys.searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
+	pipe.HSet(ctx, s.keys.searchingDataKey(t.Queue), t.ID, searchingEntry(msOf(t.CreatedAt), 0, data))
+	pipe.RPush(ctx, s.keys.incomingKey(t.Queue), t.ID)
+	pipe.LTrim(ctx, s.keys.incomingKey(t.Queue), -incomingMax, -1)
 	if _, err := pipe.Exec(ctx); err != nil {
 		release()
 		return fmt.Errorf("create ticket %s: %w", t.ID, err)
@@ -95,12 +96,12 @@ func (s *Store) createTicket(ctx context.Context, t Ticket) error {
 // has a second: their copy of it is dropped as the claim is taken (see
 // supersedePending).
 func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bool) error {
-	key := playerTicketKey(playerID)
+	key := s.keys.playerTicketKey(playerID)
 	pipe := s.rdb.Pipeline()
 	set := pipe.SetNX(ctx, key, claim, ticketTTL)
 	held := pipe.Get(ctx, key)
-	lobby := pipe.Get(ctx, playerLobbyKey(playerID))
-	pending := pipe.Exists(ctx, pendingMatchKey(playerID))
+	lobby := pipe.Get(ctx, s.keys.playerLobbyKey(playerID))
+	pending := pipe.Exists(ctx, s.keys.pendingMatchKey(playerID))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("claim ticket for %s: %w", playerID, err)
 	}
@@ -108,7 +109,8 @@ func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bo
 	ours := set.Val() || old == claim // == claim: a re-sent pipeline set it
 	if solo && lobby.Val() != "" {
 		if ours {
-			_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, claim).Err()
+			err := compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, claim).Err()
+			s.undoFailed(ctx, "roll back solo ticket claim of a lobby member", err, "player", playerID, "claim", claim)
 		}
 		return ErrInLobby
 	}
@@ -142,9 +144,10 @@ func (s *Store) supersedePending(ctx context.Context, playerID, claim string, ex
 	if !exists {
 		return nil
 	}
-	err := supersedePendingMatchScript.Run(ctx, s.rdb, []string{pendingMatchKey(playerID), playerTicketKey(playerID)}, claim).Err()
+	err := supersedePendingMatchScript.Run(ctx, s.rdb, []string{s.keys.pendingMatchKey(playerID), s.keys.playerTicketKey(playerID)}, claim).Err()
 	if err != nil {
-		_ = compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{playerTicketKey(playerID)}, claim).Err()
+		rerr := compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.keys.playerTicketKey(playerID)}, claim).Err()
+		s.undoFailed(ctx, "roll back ticket claim", rerr, "player", playerID, "claim", claim)
 		return fmt.Errorf("claim ticket for %s: drop earlier match: %w", playerID, err)
 	}
 	return nil
@@ -157,7 +160,7 @@ func (s *Store) claimIsLive(ctx context.Context, claim string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	status, err := s.rdb.HGet(ctx, ticketKey(queue, id), "status").Result()
+	status, err := s.rdb.HGet(ctx, s.keys.ticketKey(queue, id), "status").Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -170,7 +173,7 @@ func (s *Store) claimIsLive(ctx context.Context, claim string) (bool, error) {
 // PlayerTicket returns the ticket the player holds a claim on, in whatever
 // state it is, or ErrNotFound.
 func (s *Store) PlayerTicket(ctx context.Context, playerID string) (Ticket, error) {
-	claim, err := s.rdb.Get(ctx, playerTicketKey(playerID)).Result()
+	claim, err := s.rdb.Get(ctx, s.keys.playerTicketKey(playerID)).Result()
 	if errors.Is(err, redis.Nil) {
 		return Ticket{}, ErrNotFound
 	}
@@ -192,7 +195,7 @@ func (s *Store) TicketOfClaim(ctx context.Context, claim string) (Ticket, error)
 
 // Ticket reads one ticket, or returns ErrNotFound.
 func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (Ticket, error) {
-	fields, err := s.rdb.HMGet(ctx, ticketKey(queue, ticketID), ticketFields...).Result()
+	fields, err := s.rdb.HMGet(ctx, s.keys.ticketKey(queue, ticketID), ticketFields...).Result()
 	if err != nil {
 		return Ticket{}, fmt.Errorf("read ticket %s: %w", ticketID, err)
 	}
@@ -273,9 +276,9 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket
 // and releases its players' claims. The ticket's record keeps only that
 // status, for finishedTicketTTL.
 func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
-	match := matchKey(t.Queue, t.MatchID) // with no match: an unused key of the same slot
+	match := s.keys.matchKey(t.Queue, t.MatchID) // with no match: an unused key of the same slot
 	res, err := cancelTicketScript.Run(ctx, s.rdb,
-		[]string{ticketKey(t.Queue, t.ID), searchingKey(t.Queue), match, searchingDataKey(t.Queue)},
+		[]string{s.keys.ticketKey(t.Queue, t.ID), s.keys.searchingKey(t.Queue), match, s.keys.searchingDataKey(t.Queue)},
 		t.ID, status, int(finishedTicketTTL.Seconds())).Text()
 	if err != nil {
 		return fmt.Errorf("end ticket %s: %w", t.ID, err)
@@ -312,7 +315,7 @@ func (s *Store) ExpireTicket(ctx context.Context, t Ticket) error {
 
 // SetEstimatedWait records the queue's recent wait, for every node.
 func (s *Store) SetEstimatedWait(ctx context.Context, queue string, wait time.Duration) error {
-	if err := s.rdb.HSet(ctx, queueStatsKey(queue), "waitMs", wait.Milliseconds()).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, s.keys.queueStatsKey(queue), "waitMs", wait.Milliseconds()).Err(); err != nil {
 		return fmt.Errorf("store wait of %s: %w", queue, err)
 	}
 	return nil
@@ -320,7 +323,7 @@ func (s *Store) SetEstimatedWait(ctx context.Context, queue string, wait time.Du
 
 // EstimatedWait returns the queue's recent wait (0 before any match).
 func (s *Store) EstimatedWait(ctx context.Context, queue string) (time.Duration, error) {
-	ms, err := s.rdb.HGet(ctx, queueStatsKey(queue), "waitMs").Int64()
+	ms, err := s.rdb.HGet(ctx, s.keys.queueStatsKey(queue), "waitMs").Int64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
 	}
@@ -334,13 +337,14 @@ func (s *Store) EstimatedWait(ctx context.Context, queue string) (time.Duration,
 // points at the given ticket. It is best effort: a claim left behind points
 // at a finished ticket and is replaced by the next join.
 func (s *Store) ReleaseTicketClaim(ctx context.Context, playerID, queue, ticketID string) {
-	_ = compareDeleteScript.Run(ctx, s.rdb, []string{playerTicketKey(playerID)}, claimValue(queue, ticketID)).Err()
+	err := compareDeleteScript.Run(ctx, s.rdb, []string{s.keys.playerTicketKey(playerID)}, claimValue(queue, ticketID)).Err()
+	s.undoFailed(ctx, "release ticket claim", err, "player", playerID, "queue", queue, "ticket", ticketID)
 }
 
 // SearchingTickets returns up to limit of the queue's searching tickets,
 // oldest first, in two round trips.
 func (s *Store) SearchingTickets(ctx context.Context, queue string, limit int) ([]Ticket, error) {
-	ids, err := s.rdb.ZRange(ctx, searchingKey(queue), 0, int64(limit)-1).Result()
+	ids, err := s.rdb.ZRange(ctx, s.keys.searchingKey(queue), 0, int64(limit)-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
 	}
@@ -349,7 +353,7 @@ func (s *Store) SearchingTickets(ctx context.Context, queue string, limit int) (
 
 // QueueDepth returns the number of searching tickets in the queue.
 func (s *Store) QueueDepth(ctx context.Context, queue string) (int64, error) {
-	n, err := s.rdb.ZCard(ctx, searchingKey(queue)).Result()
+	n, err := s.rdb.ZCard(ctx, s.keys.searchingKey(queue)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("count queue %s: %w", queue, err)
 	}
@@ -376,7 +380,7 @@ var ErrNotLeader = errors.New("not the queue's leader")
 func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int) ([]Ticket, error) {
 	var ids *redis.StringSliceCmd
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-		lease, err := tx.Get(ctx, leaseKey(queue)).Result()
+		lease, err := tx.Get(ctx, s.keys.leaseKey(queue)).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}
@@ -384,12 +388,12 @@ func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int)
 			return ErrNotLeader
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			ids = pipe.LRange(ctx, incomingKey(queue), 0, int64(max)-1)
-			pipe.LTrim(ctx, incomingKey(queue), int64(max), -1)
+			ids = pipe.LRange(ctx, s.keys.incomingKey(queue), 0, int64(max)-1)
+			pipe.LTrim(ctx, s.keys.incomingKey(queue), int64(max), -1)
 			return nil
 		})
 		return err
-	}, leaseKey(queue))
+	}, s.keys.leaseKey(queue))
 	switch {
 	case errors.Is(err, ErrNotLeader):
 		return nil, err
@@ -412,10 +416,10 @@ func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int)
 // than there are searching tickets, the extra entries are dropped.
 func (s *Store) SnapshotSearching(ctx context.Context, queue string, takeIncoming bool) ([]string, error) {
 	pipe := s.rdb.TxPipeline()
-	ids := pipe.ZRange(ctx, searchingKey(queue), 0, -1)
-	entries := pipe.HLen(ctx, searchingDataKey(queue))
+	ids := pipe.ZRange(ctx, s.keys.searchingKey(queue), 0, -1)
+	entries := pipe.HLen(ctx, s.keys.searchingDataKey(queue))
 	if takeIncoming {
-		pipe.Del(ctx, incomingKey(queue))
+		pipe.Del(ctx, s.keys.incomingKey(queue))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
@@ -432,11 +436,11 @@ func (s *Store) SnapshotSearching(ctx context.Context, queue string, takeIncomin
 // is not searching (see prune_searching_data.lua), reading the hash with
 // HSCAN so that Redis is never blocked for long.
 func (s *Store) pruneSearchingData(ctx context.Context, queue string) error {
-	keys := []string{searchingKey(queue), searchingDataKey(queue)}
+	keys := []string{s.keys.searchingKey(queue), s.keys.searchingDataKey(queue)}
 	var cursor uint64
 	for {
 		// HSCAN returns fields and values (NOVALUES needs Redis 7.4).
-		kv, next, err := s.rdb.HScan(ctx, searchingDataKey(queue), cursor, "", 1000).Result()
+		kv, next, err := s.rdb.HScan(ctx, s.keys.searchingDataKey(queue), cursor, "", 1000).Result()
 		if err != nil {
 			return fmt.Errorf("scan searching data of %s: %w", queue, err)
 		}
@@ -493,7 +497,7 @@ func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Tick
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	vals, err := s.rdb.HMGet(ctx, searchingDataKey(queue), ids...).Result()
+	vals, err := s.rdb.HMGet(ctx, s.keys.searchingDataKey(queue), ids...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
 	}
@@ -542,7 +546,7 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HMGet(ctx, ticketKey(queue, id), ticketFields...)
+		cmds[i] = pipe.HMGet(ctx, s.keys.ticketKey(queue, id), ticketFields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
@@ -568,8 +572,8 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 		for i, id := range orphans {
 			members[i] = id
 		}
-		pipe.ZRem(ctx, searchingKey(queue), members...)
-		pipe.HDel(ctx, searchingDataKey(queue), orphans...)
+		pipe.ZRem(ctx, s.keys.searchingKey(queue), members...)
+		pipe.HDel(ctx, s.keys.searchingDataKey(queue), orphans...)
 		_, _ = pipe.Exec(ctx) // best effort: the next reconciliation tries again
 	}
 	return out, nil

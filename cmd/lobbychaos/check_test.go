@@ -133,6 +133,12 @@ func TestCheckFindsEachBrokenInvariant(t *testing.T) {
 		{"a ticket still searching after everyone left", func(ev *evidence) {
 			ev.Keys = append(ev.Keys, keyInfo{Key: "{q:default}:searching", Type: "zset", TTL: -1, Len: 1})
 		}, []string{invLeakedKey}},
+		{"a grace deadline left in a bucket after everyone left", func(ev *evidence) {
+			ev.Keys = append(ev.Keys, keyInfo{Key: "lobbyd:graces:{g:07}", Type: "zset", TTL: -1, Len: 1})
+		}, []string{invLeakedKey}},
+		{"a grace deadline left in the legacy set", func(ev *evidence) {
+			ev.Keys = append(ev.Keys, keyInfo{Key: "lobbyd:graces", Type: "zset", TTL: -1, Len: 1})
+		}, []string{invLeakedKey}},
 		{"a key the docs do not name", func(ev *evidence) {
 			ev.Keys = append(ev.Keys, keyInfo{Key: "lobbyd:debug", Type: "string", TTL: -1})
 		}, []string{invLeakedKey}},

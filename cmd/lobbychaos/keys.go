@@ -30,7 +30,10 @@ var keyRules = []keyRule{
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:searching$`), what: "queue's searching set", gone: true},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:searching:data$`), what: "queue's searching data", gone: true},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:incoming$`), what: "queue's incoming list", gone: true},
-	{pattern: regexp.MustCompile(`^lobbyd:graces$`), what: "grace deadlines", gone: true},
+	{pattern: regexp.MustCompile(`^lobbyd:graces:\{g:[0-9]{2}\}$`), what: "grace deadlines bucket", gone: true},
+	// Written only by a lobbyd before the buckets; swept still, so it is
+	// empty once everyone left even in a mixed-version run.
+	{pattern: regexp.MustCompile(`^lobbyd:graces$`), what: "legacy grace deadlines", gone: true},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:t:[^:]+$`), what: "ticket", maxTTL: 2 * time.Hour},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:m:[^:]+$`), what: "match", maxTTL: time.Hour},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:lease$`), what: "queue lease", maxTTL: 5 * time.Second},

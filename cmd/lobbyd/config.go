@@ -27,6 +27,7 @@ type config struct {
 	Addr       string
 	DebugAddr  string
 	RedisURL   string
+	KeyPrefix  string
 	NodeID     string
 	DevAuth    bool
 	JWTSecret  string
@@ -62,6 +63,7 @@ var settings = []setting{
 	{"addr", "LOBBYD_ADDR", ":8080", "HTTP listen address"},
 	{"debug-addr", "LOBBYD_DEBUG_ADDR", "", "serve Go's pprof profiles on this separate address (for example 127.0.0.1:6060); empty: off. Never expose it publicly"},
 	{"redis-url", "LOBBYD_REDIS_URL", "", "Redis URL: redis://, rediss://, redis+sentinel://, redis+cluster://; empty starts an embedded in-process Redis that keeps nothing across restarts"},
+	{"key-prefix", "LOBBYD_KEY_PREFIX", "", "put before every Redis key and channel name (in front of the hash tag), so several deployments can share one Redis; up to 64 letters, digits, _ . : -, e.g. eu1:; empty keeps the names of earlier versions"},
 	{"node-id", "LOBBYD_NODE_ID", "", "this node's id, unique among nodes (default: hostname plus a random suffix)"},
 	{"dev-auth", "LOBBYD_DEV_AUTH", "false", "development mode: serve POST /v1/dev/token, which gives anyone a token; never in production"},
 	{"jwt-secret-file", "LOBBYD_JWT_SECRET_FILE", "", "file holding the HS256 secret of player tokens (or set LOBBYD_JWT_SECRET); at least 32 bytes"},
@@ -131,7 +133,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 
 	c := config{
 		ConfigFile: get("config"), Addr: get("addr"), DebugAddr: get("debug-addr"),
-		RedisURL: get("redis-url"), NodeID: get("node-id"),
+		RedisURL: get("redis-url"), KeyPrefix: get("key-prefix"), NodeID: get("node-id"),
 		PlayFabTitleID: get("playfab-title-id"), PlayFabBaseURL: get("playfab-base-url"),
 		LogFormat: get("log-format"),
 	}
@@ -173,6 +175,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		if _, err := store.ParseURL(c.RedisURL); err != nil {
 			bad("redis-url", "%v", err)
 		}
+	}
+	if err := store.ValidateKeyPrefix(c.KeyPrefix); err != nil {
+		bad("key-prefix", "%v", err)
 	}
 	c.Limits = lobby.DefaultLimits()
 	parseRate := func(name string) lobby.Rate {

@@ -42,11 +42,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	log := newLogger(cfg, stderr)
-	log.Info("starting lobbyd", "node", cfg.NodeID, "addr", cfg.Addr, "embeddedRedis", cfg.RedisURL == "",
+	log.Info("starting lobbyd", "node", cfg.NodeID, "addr", cfg.Addr, "embeddedRedis", cfg.RedisURL == "", "keyPrefix", cfg.KeyPrefix,
 		"fakePlayFab", cfg.PlayFabTitleID == "", "devAuth", cfg.DevAuth)
 
 	store.SetLogger(log)
-	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL})
+	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL, KeyPrefix: cfg.KeyPrefix, Logger: log})
 	if err != nil {
 		return err
 	}

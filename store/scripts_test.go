@@ -1,0 +1,84 @@
+package store_test
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+// luaFiles reads store/scripts from disk: name (without ".lua") -> SHA1 of
+// its source, which is what Redis knows a script by.
+func luaFiles(t *testing.T) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir("scripts")
+	require.NoError(t, err)
+	out := make(map[string]string)
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".lua") {
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join("scripts", e.Name()))
+		require.NoError(t, err)
+		sum := sha1.Sum(src)
+		out[strings.TrimSuffix(e.Name(), ".lua")] = hex.EncodeToString(sum[:])
+	}
+	require.NotEmpty(t, out)
+	return out
+}
+
+func TestEveryLuaFileIsRegistered(t *testing.T) {
+	assert.Equal(t, luaFiles(t), store.ScriptHashes(),
+		"every file in store/scripts is registered, with its current source, and nothing else")
+}
+
+// After SCRIPT FLUSH (what a restart or failover does to a Redis that kept
+// its data) the first pipeline that calls a script gets NOSCRIPT and loads
+// them all again: every file in store/scripts must be among them.
+func TestEveryLuaFileIsReloadedAfterScriptFlush(t *testing.T) {
+	r := storetest.StartRedis(t)
+	ctx := context.Background()
+	s, err := store.Open(ctx, store.Config{URL: r.URL})
+	require.NoError(t, err)
+	defer s.Close()
+	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer admin.Close()
+
+	files := luaFiles(t)
+	names := make([]string, 0, len(files))
+	hashes := make([]string, 0, len(files))
+	for name, sha := range files {
+		names = append(names, name)
+		hashes = append(hashes, sha)
+	}
+	require.NoError(t, s.LoadScripts(ctx))
+	loaded, err := admin.ScriptExists(ctx, hashes...).Result()
+	require.NoError(t, err)
+	for i, ok := range loaded {
+		assert.True(t, ok, "LoadScripts loads %s.lua", names[i])
+	}
+
+	require.NoError(t, admin.ScriptFlush(ctx).Err())
+	loaded, err = admin.ScriptExists(ctx, hashes...).Result()
+	require.NoError(t, err)
+	require.NotContains(t, loaded, true, "SCRIPT FLUSH forgot every script")
+
+	// A pipelined EVALSHA (no EVAL fallback inside a pipeline) meets
+	// NOSCRIPT and recovers.
+	require.NoError(t, s.AckPendingMatches(ctx, []store.MatchAck{{PlayerID: "alice", MatchID: "m1"}}))
+	loaded, err = admin.ScriptExists(ctx, hashes...).Result()
+	require.NoError(t, err)
+	for i, ok := range loaded {
+		assert.True(t, ok, "NOSCRIPT recovery reloads %s.lua", names[i])
+	}
+}
