@@ -53,7 +53,7 @@ func TestLobbyRules(t *testing.T) {
 				assert.Equal(t, "bob", l.OwnerID)
 			}},
 		{name: "the last member leaving leaves no one", setup: func(l *store.Lobby) { l.Members = l.Members[:1] },
-			rule: leaveRule("ann"),
+			rule:  leaveRule("ann"),
 			check: func(t *testing.T, l store.Lobby) { assert.Empty(t, l.Members) }},
 		{name: "leave by a stranger", rule: leaveRule("cat"), want: store.ErrNotFound},
 
@@ -83,7 +83,7 @@ func TestLobbyRules(t *testing.T) {
 				assert.Equal(t, "NEWCODE", l.Code)
 			}},
 		{name: "a private lobby staying private keeps its code", setup: func(l *store.Lobby) { l.Visibility = "private" },
-			rule: updateRule("ann", lobbyPatch{Visibility: "private", NewCode: "NEWCODE"}),
+			rule:  updateRule("ann", lobbyPatch{Visibility: "private", NewCode: "NEWCODE"}),
 			check: func(t *testing.T, l store.Lobby) { assert.Equal(t, "OLDCODE", l.Code) }},
 		{name: "a private lobby turning public keeps its code", setup: func(l *store.Lobby) { l.Visibility = "private" },
 			rule: updateRule("ann", lobbyPatch{Visibility: "public"}),
