@@ -2,10 +2,8 @@ package lobby
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,11 +30,29 @@ type Queuer interface {
 	QueueNames() []string
 }
 
+// GatewayStore is what the gateway needs from Redis: what its parts need
+// (presence, delivery, the lobby service) and what a connection needs
+// (attach, presence, carried-over budgets, the node channel).
+type GatewayStore interface {
+	presenceStore
+	deliveryStore
+	lobbyStore
+	Subscribe(ctx context.Context, nodeID string) (*store.Subscription, error)
+	Publish(ctx context.Context, nodeID string, msg store.NodeMessage) error
+	Attach(ctx context.Context, playerID string, graceDeadline time.Time) (store.Attachment, error)
+	SetPresence(ctx context.Context, playerID string, p store.Presence, ttl time.Duration) (prev store.Presence, found bool, err error)
+	LobbyOf(ctx context.Context, playerID, lobbyID string) (store.Lobby, error)
+	DropStaleLobbyClaim(ctx context.Context, playerID string) error
+	TicketOfClaim(ctx context.Context, claim string) (store.Ticket, error)
+	PlayerLimits(ctx context.Context, playerID string) ([]byte, error)
+	SavePlayerLimits(ctx context.Context, playerID string, data []byte, ttl time.Duration) error
+}
+
 // Gateway serves players' WebSocket connections on one node. Store, Queues,
 // Auth and NodeID are required; other zero-value fields get the defaults
 // documented on them. Run must be running for connections to be accepted.
 type Gateway struct {
-	Store  *store.Store
+	Store  GatewayStore
 	Queues Queuer
 	Auth   *Authenticator
 	NodeID string
@@ -91,11 +107,17 @@ type Gateway struct {
 
 	initOnce sync.Once
 	ready    chan struct{} // closed once Run accepts connections
-	acks     chan matchAck // delivered match.ready frames, for ackDelivered
 	upgrader websocket.Upgrader
 	metrics  *gatewayMetrics
 	hub      *hub
 	limits   *limiter
+	// The gateway's parts besides the sockets: getting results to players
+	// (delivery), keeping them reachable and ending their grace periods
+	// (presence), and the lobby rules (lobbies) with their lobby.state
+	// pacing (states).
+	delivery *delivery
+	presence *presence
+	lobbies  *lobbyService
 	states   *lobbyStates
 
 	mu      sync.Mutex
@@ -143,9 +165,13 @@ func (g *Gateway) init() {
 		}
 		g.metrics = newGatewayMetrics(g.Registerer)
 		g.hub = newHub()
-		g.states = newLobbyStates(g.LobbyStateInterval, g.sendStoredLobbyState)
+		g.lobbies = &lobbyService{store: g.Store, logger: g.Logger}
+		g.states = newLobbyStates(g.LobbyStateInterval, g.lobbies.sendStoredLobbyState)
+		g.lobbies.states = g.states
+		g.delivery = newDelivery(g.Store, g.hub, g.Logger, g.metrics, g.RequestTimeout)
+		g.presence = &presence{store: g.Store, hub: g.hub, logger: g.Logger, ttl: g.PresenceTTL, grace: g.Grace,
+			sweep: g.GraceSweep, redeliver: g.delivery.redeliver, leaveLobby: g.lobbies.leaveLobby}
 		g.ready = make(chan struct{})
-		g.acks = make(chan matchAck, 4*ackBatch)
 	})
 }
 
@@ -173,9 +199,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Add(5)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
 	go func() { defer wg.Done(); g.limits.runSweeps(hubCtx, limitSweep) }()
-	go func() { defer wg.Done(); g.relay(hubCtx, sub) }()
-	go func() { defer wg.Done(); g.refreshPresence(hubCtx) }()
-	go func() { defer wg.Done(); g.sweepGraces(hubCtx) }()
+	go func() { defer wg.Done(); g.delivery.relay(hubCtx, sub) }()
+	go func() { defer wg.Done(); g.presence.refresh(hubCtx) }()
+	go func() { defer wg.Done(); g.presence.sweepGraces(hubCtx) }()
 
 	g.mu.Lock()
 	g.running = true
@@ -183,7 +209,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	close(g.ready)
 
 	acked := make(chan struct{})
-	go func() { defer close(acked); g.ackDelivered(ctx) }()
+	go func() { defer close(acked); g.delivery.runAcks(ctx) }()
 
 	<-ctx.Done()
 	g.mu.Lock()
@@ -191,7 +217,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.mu.Unlock()
 	stopHub()
 	g.conns.Wait()
-	close(g.acks) // no connection is left to ack: send what is queued
+	close(g.delivery.acks) // no connection is left to ack: send what is queued
 	<-acked
 	sub.Close()
 	wg.Wait()
@@ -204,179 +230,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) Ready() <-chan struct{} {
 	g.init()
 	return g.ready
-}
-
-// relay hands node-channel messages to the hub.
-func (g *Gateway) relay(ctx context.Context, sub *store.Subscription) {
-	for {
-		msg, ok, err := sub.Next(ctx)
-		if !ok {
-			return
-		}
-		if err != nil {
-			g.Logger.Warn("node message", "err", err)
-			continue
-		}
-		if msg.Resubscribed {
-			// Whatever was published to this node while the subscription was
-			// down is lost: push the stored results of local players now
-			// rather than at the next sweep.
-			g.Logger.Info("node channel resubscribed; redelivering stored match results")
-			rctx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
-			g.redeliver(rctx, g.hub.presences(ctx))
-			cancel()
-			continue
-		}
-		g.hub.send(ctx, msg)
-	}
-}
-
-func (g *Gateway) refreshPresence(ctx context.Context) {
-	t := time.NewTicker(g.PresenceTTL / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			entries := g.hub.presences(ctx)
-			rctx, cancel := context.WithTimeout(ctx, g.PresenceTTL/3)
-			restored, err := g.Store.RefreshPresence(rctx, entries, g.PresenceTTL)
-			if err != nil {
-				g.Logger.Warn("refresh presence", "err", err)
-			}
-			g.undoStaleRestores(rctx, restored)
-			deadlines := make(map[string]time.Time, len(entries))
-			for p := range entries {
-				deadlines[p] = g.connectedGraceDeadline()
-			}
-			if err := g.Store.SetGraceDeadlines(rctx, deadlines); err != nil {
-				g.Logger.Warn("extend grace deadlines", "err", err)
-			}
-			g.redeliver(rctx, entries)
-			cancel()
-		}
-	}
-}
-
-// undoStaleRestores clears presences the refresh restored for players whose
-// socket closed while the refresh was under way: it worked from a snapshot
-// of the hub, and restoring a presence that had just been cleared would show
-// a departed player connected for a minute.
-func (g *Gateway) undoStaleRestores(ctx context.Context, restored map[string]store.Presence) {
-	if len(restored) == 0 {
-		return
-	}
-	now := g.hub.presences(ctx)
-	for player, p := range restored {
-		if now[player] != p {
-			if _, err := g.Store.ClearPresence(ctx, player, p); err != nil {
-				g.Logger.Warn("clear stale presence", "player", player, "err", err)
-			}
-		}
-	}
-}
-
-// connectedGraceDeadline is the grace deadline of a connected player: their
-// node renews it while they stay; if the node dies, it passes one presence
-// lifetime plus the grace period after the last renewal.
-func (g *Gateway) connectedGraceDeadline() time.Time {
-	return time.Now().Add(g.PresenceTTL + g.Grace)
-}
-
-// sweepGraces ends the grace period of players who stayed away: they leave
-// their lobby and their solo ticket is cancelled. Every node sweeps; each
-// expired grace is handed to one of them.
-func (g *Gateway) sweepGraces(ctx context.Context) {
-	t := time.NewTicker(g.GraceSweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for {
-			graces, err := g.Store.LeaseExpiredGraces(ctx, time.Now(), 100)
-			if err != nil {
-				if ctx.Err() == nil {
-					g.Logger.Warn("sweep graces", "err", err)
-				}
-				break
-			}
-			for _, gr := range graces {
-				if g.expire(ctx, gr.PlayerID) {
-					if err := g.Store.GraceHandled(ctx, gr); err != nil && ctx.Err() == nil {
-						g.Logger.Warn("finish grace", "player", gr.PlayerID, "err", err)
-					}
-				}
-			}
-			if len(graces) < 100 {
-				break
-			}
-		}
-	}
-}
-
-// expire ends one player's grace period, unless they are connected. It
-// reports whether the grace is done with (false: try again later).
-func (g *Gateway) expire(ctx context.Context, player string) bool {
-	connected, err := g.Store.Connected(ctx, []string{player})
-	if err != nil {
-		return false
-	}
-	if connected[player] {
-		return true // back: their node keeps a new deadline
-	}
-	log := g.Logger.With("player", player)
-	l, err := g.Store.PlayerLobby(ctx, player)
-	switch {
-	case err == nil:
-		log.Info("grace period over: leaving lobby", "lobby", l.ID)
-		if err := g.leaveLobby(ctx, l, player); err != nil {
-			log.Warn("remove player from lobby", "err", err)
-			return false
-		}
-	case !errors.Is(err, store.ErrNotFound):
-		return false
-	}
-	t, err := g.Store.PlayerTicket(ctx, player)
-	switch {
-	case err == nil && t.LobbyID == "" && (t.Status == store.TicketSearching || t.Status == store.TicketMatched):
-		if _, err := g.Store.CancelPlayerTicket(ctx, player); err == nil {
-			log.Info("grace period over: ticket cancelled", "ticket", t.ID)
-		} else if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
-			return false
-		}
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return false
-	}
-	return true
-}
-
-// redeliver pushes results stored for connected players but never written
-// to their sockets: a publish is lost if it happens while this node's
-// subscription is reconnecting to Redis. Each connection still shows a
-// match.ready once.
-func (g *Gateway) redeliver(ctx context.Context, entries map[string]store.Presence) {
-	players := make([]string, 0, len(entries))
-	for p := range entries {
-		players = append(players, p)
-	}
-	pending, err := g.Store.PendingMatches(ctx, players)
-	if err != nil {
-		g.Logger.Warn("look for undelivered matches", "err", err)
-		return
-	}
-	if len(pending) == 0 {
-		return
-	}
-	msg := store.NodeMessage{Events: make([]store.Addressed, 0, len(pending))}
-	for _, a := range pending {
-		msg.Events = append(msg.Events, a)
-	}
-	g.metrics.redelivered.Add(float64(len(pending)))
-	g.hub.send(ctx, msg)
 }
 
 // limitSweep is how often budgets that refilled are forgotten.
@@ -562,136 +415,6 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// ackMatch clears the player's undelivered copy of a match once its
-// match.ready is written, and returns a channel closed when that is done
-// (or has failed: the copy then only means a duplicate that the client
-// ignores). Acks are batched by ackDelivered, one pipeline for the acks of
-// many sessions; when its queue is full the ack is made at once instead.
-func (g *Gateway) ackMatch(ctx context.Context, playerID, matchID string) <-chan struct{} {
-	g.metrics.matchesDelivered.Inc()
-	a := matchAck{MatchAck: store.MatchAck{PlayerID: playerID, MatchID: matchID}, done: make(chan struct{})}
-	select {
-	case g.acks <- a:
-		return a.done
-	default:
-	}
-	defer close(a.done)
-	ctx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
-	defer cancel()
-	if err := g.Store.AckPendingMatch(ctx, playerID, matchID); err != nil && !errors.Is(err, context.Canceled) {
-		g.Logger.Warn("ack delivered match", "player", playerID, "match", matchID, "err", err)
-	}
-	return a.done
-}
-
-type matchAck struct {
-	store.MatchAck
-	done chan struct{} // closed once sent
-}
-
-// ackBatch bounds the acks sent in one pipeline.
-const ackBatch = 512
-
-// ackDelivered sends queued acks in batches until acks is closed (after the
-// last connection ended) and every ack queued before has been sent. Each
-// batch is tried once, so the sessions waiting on it move on; acks that
-// failed because Redis was unavailable go to retryAcks, which sends them
-// again with backoff while the gateway runs. An ack never made leaves a
-// copy that is shown again on a later connection, but only until the
-// player queues again (see store.DeliverMatch).
-func (g *Gateway) ackDelivered(ctx context.Context) {
-	failed := make(chan []store.MatchAck, 16)
-	retried := make(chan struct{})
-	go func() { defer close(retried); g.retryAcks(ctx, failed) }()
-	defer func() { close(failed); <-retried }()
-	store.Batches(g.acks, ackBatch, func(batch []matchAck) {
-		acks := make([]store.MatchAck, len(batch))
-		for i, a := range batch {
-			acks[i] = a.MatchAck
-		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.RequestTimeout)
-		err := g.Store.AckPendingMatches(actx, acks)
-		cancel()
-		for _, a := range batch {
-			close(a.done)
-		}
-		switch {
-		case err == nil:
-		case store.IsUnavailable(err) && ctx.Err() == nil:
-			select {
-			case failed <- acks:
-			default:
-				g.Logger.Warn("ack delivered matches: retry queue full, dropped", "matches", len(acks), "err", err)
-			}
-		default:
-			g.Logger.Warn("ack delivered matches", "matches", len(acks), "err", err)
-		}
-	})
-}
-
-// maxAckRetries bounds the acks retryAcks holds; beyond it the oldest are
-// dropped (each only means a duplicate on a later connection).
-const maxAckRetries = 100 * ackBatch
-
-// retryAcks sends again, with backoff, the acks that failed while Redis was
-// unavailable, until they go through or ctx is done, and returns once
-// failed is closed.
-func (g *Gateway) retryAcks(ctx context.Context, failed <-chan []store.MatchAck) {
-	var pending []store.MatchAck
-	var wait <-chan time.Time
-	retry := 0
-	for {
-		select {
-		case acks, ok := <-failed:
-			if !ok {
-				if len(pending) > 0 {
-					g.Logger.Warn("ack delivered matches: gave up at shutdown", "matches", len(pending))
-				}
-				return
-			}
-			if ctx.Err() != nil {
-				continue
-			}
-			if drop := len(pending) + len(acks) - maxAckRetries; drop > 0 {
-				pending = pending[min(drop, len(pending)):]
-			}
-			pending = append(pending, acks...)
-			if wait == nil {
-				retry = 1
-				wait = time.After(ackBackoff(retry))
-				g.Logger.Warn("ack delivered matches: retrying while Redis is unavailable", "matches", len(pending))
-			}
-		case <-wait:
-			wait = nil
-			if ctx.Err() != nil {
-				continue
-			}
-			for len(pending) > 0 {
-				n := min(len(pending), ackBatch)
-				actx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
-				err := g.Store.AckPendingMatches(actx, pending[:n])
-				cancel()
-				if err != nil && store.IsUnavailable(err) {
-					retry++
-					wait = time.After(ackBackoff(retry))
-					break
-				}
-				if err != nil {
-					g.Logger.Warn("ack delivered matches", "matches", n, "err", err)
-				}
-				pending = pending[n:]
-			}
-		}
-	}
-}
-
-// ackBackoff is the wait before the retry-th try of failed acks: doubling
-// from 50ms up to 2s, with jitter so that nodes do not retry in step.
-func ackBackoff(retry int) time.Duration {
-	d := min(50*time.Millisecond<<min(retry-1, 6), 2*time.Second)
-	return d/2 + rand.N(d/2+1)
 }
 
 type gatewayMetrics struct {

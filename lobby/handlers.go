@@ -150,7 +150,7 @@ func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 			s.log.Warn("reopen lobby", "lobby", t.LobbyID, "err", err)
 			return
 		}
-		if err := s.g.lobbyEvents(ctx, l, store.Addressed{To: t.PlayerIDs(), Event: state}); err != nil {
+		if err := s.g.lobbies.lobbyEvents(ctx, l, store.Addressed{To: t.PlayerIDs(), Event: state}); err != nil {
 			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	})

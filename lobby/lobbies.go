@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 	"unicode/utf8"
 
@@ -27,34 +28,72 @@ const (
 	maxListSize     = 100
 )
 
+// lobbyStore is what the lobby service needs from Redis.
+type lobbyStore interface {
+	lobbyStateSender
+	CreateLobby(ctx context.Context, l store.Lobby) (store.Lobby, error)
+	Lobby(ctx context.Context, lobbyID string) (store.Lobby, error)
+	LobbyByCode(ctx context.Context, code string) (store.Lobby, error)
+	PlayerLobby(ctx context.Context, playerID string) (store.Lobby, error)
+	PublicLobbies(ctx context.Context, queue string, limit int) ([]store.Lobby, error)
+	JoinLobby(ctx context.Context, lobbyID string, m store.LobbyMember) (store.Lobby, error)
+	LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (store.Lobby, bool, error)
+	UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (store.Lobby, error)
+	PromoteInLobby(ctx context.Context, lobbyID, by, target string) (store.Lobby, error)
+	SetReady(ctx context.Context, lobbyID, playerID string, ready bool, skill *float64) (store.Lobby, error)
+	AttachLobbyTicket(ctx context.Context, lobbyID, by, ticketID string, memberIDs []string) (store.Lobby, error)
+	LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status string) (store.Lobby, bool, error)
+	PlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
+	CancelPlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
+	Check(ctx context.Context, b store.Budget, limit int) (ok bool, retryAfter time.Duration, err error)
+	Spend(ctx context.Context, b store.Budget, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
+}
+
+// lobbyStateSender is what sending lobby.state needs.
+type lobbyStateSender interface {
+	Connected(ctx context.Context, players []string) (map[string]bool, error)
+	SendToPlayers(ctx context.Context, events []store.Addressed) error
+}
+
+// lobbyService holds the lobby rules this node applies for its players:
+// membership changes and what they announce (lobby.state, paced by
+// states; lobby.removed). The lobby.* request handlers below use it; the
+// grace sweep (presence) makes players whose grace ran out leave through
+// it.
+type lobbyService struct {
+	store  lobbyStore
+	states *lobbyStates
+	logger *slog.Logger
+}
+
 // lobbyEvents sends lobby.state to every member of l, with each member's
 // connection state, plus any extra events. The extra events go out at once;
 // the state too unless the lobby's last one went out less than
 // LobbyStateInterval ago: then the lobby as stored when the interval ends
 // is sent instead (see lobbyStates).
-func (g *Gateway) lobbyEvents(ctx context.Context, l store.Lobby, extra ...store.Addressed) error {
-	if g.states.sendNow(ctx, l.ID) {
-		return sendLobbyState(ctx, g.Store, l, extra...)
+func (ls *lobbyService) lobbyEvents(ctx context.Context, l store.Lobby, extra ...store.Addressed) error {
+	if ls.states.sendNow(ctx, l.ID) {
+		return sendLobbyState(ctx, ls.store, l, extra...)
 	}
-	return g.Store.SendToPlayers(ctx, extra)
+	return ls.store.SendToPlayers(ctx, extra)
 }
 
 // sendStoredLobbyState sends the lobby as stored now to its members; the
 // delayed sends of lobbyStates use it.
-func (g *Gateway) sendStoredLobbyState(ctx context.Context, lobbyID string) {
-	l, err := g.Store.Lobby(ctx, lobbyID)
+func (ls *lobbyService) sendStoredLobbyState(ctx context.Context, lobbyID string) {
+	l, err := ls.store.Lobby(ctx, lobbyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return // deleted meanwhile: its last members were told
 	}
 	if err == nil {
-		err = sendLobbyState(ctx, g.Store, l)
+		err = sendLobbyState(ctx, ls.store, l)
 	}
 	if err != nil {
-		g.Logger.Warn("send lobby state", "lobby", lobbyID, "err", err)
+		ls.logger.Warn("send lobby state", "lobby", lobbyID, "err", err)
 	}
 }
 
-func sendLobbyState(ctx context.Context, st *store.Store, l store.Lobby, extra ...store.Addressed) error {
+func sendLobbyState(ctx context.Context, st lobbyStateSender, l store.Lobby, extra ...store.Addressed) error {
 	members := l.MemberIDs()
 	connected, err := st.Connected(ctx, members)
 	if err != nil {
@@ -67,8 +106,8 @@ func sendLobbyState(ctx context.Context, st *store.Store, l store.Lobby, extra .
 }
 
 // snapshot renders l for a reply or welcome.
-func (g *Gateway) snapshot(ctx context.Context, l store.Lobby) (lobbyJSON, error) {
-	connected, err := g.Store.Connected(ctx, l.MemberIDs())
+func (ls *lobbyService) snapshot(ctx context.Context, l store.Lobby) (lobbyJSON, error) {
+	connected, err := ls.store.Connected(ctx, l.MemberIDs())
 	if err != nil {
 		return lobbyJSON{}, err
 	}
@@ -79,7 +118,7 @@ func (g *Gateway) snapshot(ctx context.Context, l store.Lobby) (lobbyJSON, error
 // reply has been queued, so the requester sees its reply first.
 func (s *session) broadcastAfterReply(l store.Lobby, extra ...store.Addressed) {
 	s.afterReplyDo(func(ctx context.Context) {
-		if err := s.g.lobbyEvents(ctx, l, extra...); err != nil {
+		if err := s.g.lobbies.lobbyEvents(ctx, l, extra...); err != nil {
 			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	})
@@ -91,13 +130,13 @@ func (s *session) broadcastAfterReply(l store.Lobby, extra ...store.Addressed) {
 // of the queue): done in this order, a failure leaves the player in the
 // lobby rather than out of it but still in its ticket. Leaving twice (a
 // retried request) is not an error and still cancels the ticket.
-func (g *Gateway) removeMember(ctx context.Context, l store.Lobby, player, by, reason string) (lobbyChange, error) {
+func (ls *lobbyService) removeMember(ctx context.Context, l store.Lobby, player, by, reason string) (lobbyChange, error) {
 	if by != "" && by != player && l.OwnerID != by {
 		return lobbyChange{}, store.ErrForbidden // checked again atomically below
 	}
 	var change lobbyChange
 	if l.Status == store.LobbyQueued && l.TicketID != "" {
-		t, err := g.Store.CancelPlayerTicket(ctx, player)
+		t, err := ls.store.CancelPlayerTicket(ctx, player)
 		switch {
 		case err == nil:
 			change.events = append(change.events, store.Addressed{To: t.PlayerIDs(),
@@ -109,11 +148,11 @@ func (g *Gateway) removeMember(ctx context.Context, l store.Lobby, player, by, r
 			return lobbyChange{}, err
 		}
 	}
-	after, deleted, err := g.Store.LeaveLobby(ctx, l.ID, player, by)
+	after, deleted, err := ls.store.LeaveLobby(ctx, l.ID, player, by)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		after, deleted = l, false // already out: a retried request
-		if fresh, err := g.Store.Lobby(ctx, l.ID); err == nil {
+		if fresh, err := ls.store.Lobby(ctx, l.ID); err == nil {
 			after = fresh
 		} else if errors.Is(err, store.ErrNotFound) {
 			deleted = true
@@ -123,7 +162,7 @@ func (g *Gateway) removeMember(ctx context.Context, l store.Lobby, player, by, r
 	}
 	change.lobby, change.deleted = after, deleted
 	if change.reopen != "" && !deleted {
-		if reopened, changed, err := g.Store.LobbyTicketDone(ctx, l.ID, change.reopen, store.LobbyOpen); err != nil {
+		if reopened, changed, err := ls.store.LobbyTicketDone(ctx, l.ID, change.reopen, store.LobbyOpen); err != nil {
 			return change, err
 		} else if changed {
 			change.lobby = reopened
@@ -146,26 +185,26 @@ type lobbyChange struct {
 }
 
 // announce sends a change's events and, unless the lobby is gone, its state.
-func (g *Gateway) announce(ctx context.Context, c lobbyChange) error {
+func (ls *lobbyService) announce(ctx context.Context, c lobbyChange) error {
 	if c.deleted {
-		return g.Store.SendToPlayers(ctx, c.events)
+		return ls.store.SendToPlayers(ctx, c.events)
 	}
-	return g.lobbyEvents(ctx, c.lobby, c.events...)
+	return ls.lobbyEvents(ctx, c.lobby, c.events...)
 }
 
 // leaveLobby removes a player from their lobby and announces it at once;
 // the grace sweeper uses it.
-func (g *Gateway) leaveLobby(ctx context.Context, l store.Lobby, player string) error {
-	change, err := g.removeMember(ctx, l, player, "", "")
+func (ls *lobbyService) leaveLobby(ctx context.Context, l store.Lobby, player string) error {
+	change, err := ls.removeMember(ctx, l, player, "", "")
 	if err != nil {
 		return err
 	}
-	return g.announce(ctx, change)
+	return ls.announce(ctx, change)
 }
 
 // liveTicket reports whether the player holds a ticket that still binds them.
-func (g *Gateway) liveTicket(ctx context.Context, player string) (bool, error) {
-	t, err := g.Store.PlayerTicket(ctx, player)
+func (ls *lobbyService) liveTicket(ctx context.Context, player string) (bool, error) {
+	t, err := ls.store.PlayerTicket(ctx, player)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -228,7 +267,7 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	if err := s.g.validSkill(req.Skill); err != nil {
 		return nil, err
 	}
-	if live, err := s.g.liveTicket(ctx, s.id.PlayerID); err != nil {
+	if live, err := s.g.lobbies.liveTicket(ctx, s.id.PlayerID); err != nil {
 		return nil, err
 	} else if live {
 		return nil, errorf(CodeConflict, "you are in a queue: leave it first")
@@ -236,7 +275,7 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	now := time.Now().UnixMilli()
 	owner := s.member(now)
 	owner.Skill = req.Skill
-	l, err := s.g.Store.CreateLobby(ctx, store.Lobby{
+	l, err := s.g.lobbies.store.CreateLobby(ctx, store.Lobby{
 		ID: uuid.NewString(), Queue: req.Queue, Visibility: req.Visibility, OwnerID: s.id.PlayerID,
 		MaxMembers: maxMembers, Props: req.Props, Status: store.LobbyOpen, CreatedAt: now,
 		Members: []store.LobbyMember{owner},
@@ -256,7 +295,7 @@ func (s *session) member(joinedAt int64) store.LobbyMember {
 
 // lobbyReply answers with the lobby and broadcasts it to its members.
 func (s *session) lobbyReply(ctx context.Context, l store.Lobby) (any, error) {
-	obj, err := s.g.snapshot(ctx, l)
+	obj, err := s.g.lobbies.snapshot(ctx, l)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +321,7 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	case req.Code != "":
 		l, err = s.lobbyByCode(ctx, req.Code)
 	case req.LobbyID != "":
-		l, err = s.g.Store.Lobby(ctx, req.LobbyID)
+		l, err = s.g.lobbies.store.Lobby(ctx, req.LobbyID)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && l.Visibility != "public") {
 			return nil, errorf(CodeNotFound, "no such lobby") // private lobbies are joined by code only
 		}
@@ -292,19 +331,19 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if live, err := s.g.liveTicket(ctx, s.id.PlayerID); err != nil {
+	if live, err := s.g.lobbies.liveTicket(ctx, s.id.PlayerID); err != nil {
 		return nil, err
 	} else if live {
 		return nil, errorf(CodeConflict, "you are in a queue: leave it first")
 	}
-	if _, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
+	if _, err := s.g.lobbies.store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
 		return nil, errorf(CodeConflict, "you are in a lobby already: leave it first")
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	m := s.member(time.Now().UnixMilli())
 	m.Skill = req.Skill
-	l, err = s.g.Store.JoinLobby(ctx, l.ID, m)
+	l, err = s.g.lobbies.store.JoinLobby(ctx, l.ID, m)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +359,7 @@ const codeWindow = time.Minute
 // the window ends, so codes cannot be found by guessing.
 func (s *session) lobbyByCode(ctx context.Context, typed string) (store.Lobby, error) {
 	budget := store.CodeGuessBudget(s.id.PlayerID)
-	ok, retry, err := s.g.Store.Check(ctx, budget, s.g.CodeGuessesPerMinute)
+	ok, retry, err := s.g.lobbies.store.Check(ctx, budget, s.g.CodeGuessesPerMinute)
 	if err != nil {
 		return store.Lobby{}, err
 	}
@@ -329,12 +368,12 @@ func (s *session) lobbyByCode(ctx context.Context, typed string) (store.Lobby, e
 	}
 	l, err := store.Lobby{}, store.ErrNotFound
 	if code, valid := store.NormalizeCode(typed); valid {
-		l, err = s.g.Store.LobbyByCode(ctx, code)
+		l, err = s.g.lobbies.store.LobbyByCode(ctx, code)
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return l, err
 	}
-	if _, _, err := s.g.Store.Spend(ctx, budget, s.g.CodeGuessesPerMinute, codeWindow); err != nil {
+	if _, _, err := s.g.lobbies.store.Spend(ctx, budget, s.g.CodeGuessesPerMinute, codeWindow); err != nil {
 		return store.Lobby{}, err
 	}
 	return store.Lobby{}, errorf(CodeNotFound, "no lobby has that code")
@@ -342,7 +381,7 @@ func (s *session) lobbyByCode(ctx context.Context, typed string) (store.Lobby, e
 
 // myLobby is the requester's lobby, or not_found.
 func (s *session) myLobby(ctx context.Context) (store.Lobby, error) {
-	l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID)
+	l, err := s.g.lobbies.store.PlayerLobby(ctx, s.id.PlayerID)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Lobby{}, errorf(CodeNotFound, "you are not in a lobby")
 	}
@@ -354,7 +393,7 @@ func handleLobbyLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	change, err := s.g.removeMember(ctx, l, s.id.PlayerID, "", "")
+	change, err := s.g.lobbies.removeMember(ctx, l, s.id.PlayerID, "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -385,7 +424,7 @@ func handleLobbyKick(ctx context.Context, s *session, frame []byte) (any, error)
 	if _, member := l.Member(req.PlayerID); !member {
 		return nil, errorf(CodeNotFound, "no such member")
 	}
-	change, err := s.g.removeMember(ctx, l, req.PlayerID, s.id.PlayerID, "kicked")
+	change, err := s.g.lobbies.removeMember(ctx, l, req.PlayerID, s.id.PlayerID, "kicked")
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +435,7 @@ func handleLobbyKick(ctx context.Context, s *session, frame []byte) (any, error)
 // announceAfterReply announces a lobby change once the reply is queued.
 func (s *session) announceAfterReply(c lobbyChange) {
 	s.afterReplyDo(func(ctx context.Context) {
-		if err := s.g.announce(ctx, c); err != nil {
+		if err := s.g.lobbies.announce(ctx, c); err != nil {
 			s.log.Warn("announce lobby change", "lobby", c.lobby.ID, "err", err)
 		}
 	})
@@ -413,7 +452,7 @@ func handleLobbyPromote(ctx context.Context, s *session, frame []byte) (any, err
 	if err != nil {
 		return nil, err
 	}
-	if l, err = s.g.Store.PromoteInLobby(ctx, l.ID, s.id.PlayerID, req.PlayerID); err != nil {
+	if l, err = s.g.lobbies.store.PromoteInLobby(ctx, l.ID, s.id.PlayerID, req.PlayerID); err != nil {
 		return nil, err
 	}
 	s.broadcastAfterReply(l)
@@ -438,7 +477,7 @@ func handleLobbyReady(ctx context.Context, s *session, frame []byte) (any, error
 	if err != nil {
 		return nil, err
 	}
-	if l, err = s.g.Store.SetReady(ctx, l.ID, s.id.PlayerID, *req.Ready, req.Skill); err != nil {
+	if l, err = s.g.lobbies.store.SetReady(ctx, l.ID, s.id.PlayerID, *req.Ready, req.Skill); err != nil {
 		return nil, err
 	}
 	s.broadcastAfterReply(l)
@@ -472,7 +511,7 @@ func handleLobbyUpdate(ctx context.Context, s *session, frame []byte) (any, erro
 		}
 		maxMembers = *req.MaxMembers
 	}
-	if l, err = s.g.Store.UpdateLobby(ctx, l.ID, s.id.PlayerID, req.Props, req.Visibility, maxMembers); err != nil {
+	if l, err = s.g.lobbies.store.UpdateLobby(ctx, l.ID, s.id.PlayerID, req.Props, req.Visibility, maxMembers); err != nil {
 		return nil, err
 	}
 	return s.lobbyReply(ctx, l)
@@ -500,12 +539,12 @@ func handleLobbyList(ctx context.Context, s *session, frame []byte) (any, error)
 	}
 	out := []lobbyJSON{}
 	for _, q := range queues {
-		lobbies, err := s.g.Store.PublicLobbies(ctx, q, limit-len(out))
+		lobbies, err := s.g.lobbies.store.PublicLobbies(ctx, q, limit-len(out))
 		if err != nil {
 			return nil, err
 		}
 		for _, l := range lobbies {
-			obj, err := s.g.snapshot(ctx, l)
+			obj, err := s.g.lobbies.snapshot(ctx, l)
 			if err != nil {
 				return nil, err
 			}
@@ -547,7 +586,7 @@ func handleLobbyChat(ctx context.Context, s *session, frame []byte) (any, error)
 		Type: "lobby.chat", LobbyID: l.ID, From: playerJSON{PlayerID: s.id.PlayerID, Name: s.id.Name},
 		Text: req.Text, TS: time.Now().UTC().Format(time.RFC3339Nano),
 	})
-	if err := s.g.Store.SendToPlayers(ctx, []store.Addressed{{To: l.MemberIDs(), Event: json.RawMessage(event)}}); err != nil {
+	if err := s.g.lobbies.store.SendToPlayers(ctx, []store.Addressed{{To: l.MemberIDs(), Event: json.RawMessage(event)}}); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -586,10 +625,10 @@ func (s *session) queueLobby(ctx context.Context, l store.Lobby, req queueJoinRe
 	if err != nil {
 		return nil, err
 	}
-	l, err = s.g.Store.AttachLobbyTicket(ctx, l.ID, s.id.PlayerID, ticket.ID, l.MemberIDs())
+	l, err = s.g.lobbies.store.AttachLobbyTicket(ctx, l.ID, s.id.PlayerID, ticket.ID, l.MemberIDs())
 	if err != nil {
 		// The lobby changed between our read and the ticket: take it back.
-		if _, cerr := s.g.Store.CancelPlayerTicket(ctx, s.id.PlayerID); cerr != nil {
+		if _, cerr := s.g.lobbies.store.CancelPlayerTicket(ctx, s.id.PlayerID); cerr != nil {
 			s.log.Warn("withdraw lobby ticket", "ticket", ticket.ID, "err", cerr)
 		}
 		return nil, err

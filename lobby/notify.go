@@ -13,7 +13,16 @@ import (
 // match's players on whichever nodes hold their sockets. The matchmaker and
 // the allocation workers call it; it is the only place those frames are built.
 type Notifier struct {
-	Store *store.Store
+	Store NotifyStore
+}
+
+// NotifyStore is what the Notifier needs from Redis.
+type NotifyStore interface {
+	lobbyStateSender
+	// DeliverMatch stores each player's copy of the match.ready payload
+	// and publishes it to the nodes holding them.
+	DeliverMatch(ctx context.Context, m store.Match, payload json.RawMessage) error
+	LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status string) (store.Lobby, bool, error)
 }
 
 // MatchFound sends queue.state (status matched) for each ticket and

@@ -261,7 +261,7 @@ func (s *session) attach() error {
 	}
 	w := welcomeFrame{Type: "welcome", PlayerID: s.id.PlayerID, Protocol: ProtocolVersion, Node: s.g.NodeID}
 	// One round trip for what the player may hold; more only for what they do.
-	a, err := s.g.Store.Attach(ctx, s.id.PlayerID, s.g.connectedGraceDeadline())
+	a, err := s.g.Store.Attach(ctx, s.id.PlayerID, s.g.presence.connectedGraceDeadline())
 	if err != nil {
 		return err
 	}
@@ -283,7 +283,7 @@ func (s *session) attach() error {
 		l, err = s.g.Store.LobbyOf(ctx, s.id.PlayerID, a.LobbyID)
 		switch {
 		case err == nil:
-			obj, err := s.g.snapshot(ctx, l)
+			obj, err := s.g.lobbies.snapshot(ctx, l)
 			if err != nil {
 				return err
 			}
@@ -295,7 +295,7 @@ func (s *session) attach() error {
 	s.welcome(w, a.PendingMatchID)
 	if w.State.Lobby != nil {
 		// The others see this member connected again.
-		if err := s.g.lobbyEvents(ctx, l); err != nil {
+		if err := s.g.lobbies.lobbyEvents(ctx, l); err != nil {
 			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	}
@@ -342,7 +342,7 @@ func (s *session) detach() {
 		s.log.Warn("start grace period", "err", err)
 	}
 	if l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
-		if err := s.g.lobbyEvents(ctx, l); err != nil {
+		if err := s.g.lobbies.lobbyEvents(ctx, l); err != nil {
 			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	}
@@ -492,7 +492,7 @@ func (s *session) writeLoop() {
 			return err
 		}
 		if o.matchID != "" {
-			acked = s.g.ackMatch(s.ctx, s.id.PlayerID, o.matchID)
+			acked = s.g.delivery.ack(s.ctx, s.id.PlayerID, o.matchID)
 		}
 		return nil
 	}

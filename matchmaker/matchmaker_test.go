@@ -131,7 +131,8 @@ func (r *recordingNotifier) found() []store.Match {
 }
 
 func TestJoinAndLeave(t *testing.T) {
-	s := &Service{Store: storetest.Embedded(t), Queues: DefaultQueues(), NodeID: "n1"}
+	st := storetest.Embedded(t)
+	s := &Service{Store: st, Queues: DefaultQueues(), NodeID: "n1"}
 	ctx := context.Background()
 	alice := []store.Player{{ID: "alice", Name: "Alice"}}
 
@@ -146,7 +147,7 @@ func TestJoinAndLeave(t *testing.T) {
 	_, err = s.Join(ctx, store.Ticket{Queue: "default", Players: alice})
 	assert.ErrorIs(t, err, store.ErrConflict)
 
-	got, err := s.Store.PlayerTicket(ctx, "alice")
+	got, err := st.PlayerTicket(ctx, "alice")
 	require.NoError(t, err)
 	assert.Equal(t, tk.ID, got.ID)
 	assert.Equal(t, []string{"WestUs"}, got.Regions)

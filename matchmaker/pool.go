@@ -106,7 +106,7 @@ func (p *pool) tickets() []*store.Ticket {
 
 // reconcile makes the pool match the queue's searching set: tickets no
 // longer searching leave it, searching tickets it lacks are read.
-func (p *pool) reconcile(ctx context.Context, st *store.Store, queue string, now time.Time) error {
+func (p *pool) reconcile(ctx context.Context, st Store, queue string, now time.Time) error {
 	ids, err := st.SnapshotSearching(ctx, queue, false)
 	if err != nil {
 		return err
@@ -140,7 +140,7 @@ func (p *pool) reconcile(ctx context.Context, st *store.Store, queue string, now
 // serving the next), and hands each chunk to done, in the order of ids, on
 // the caller's goroutine. After an error, its own or done's, it reads no
 // more and returns that error.
-func readTickets(ctx context.Context, st *store.Store, queue string, ids []string, done func([]store.Ticket) error) error {
+func readTickets(ctx context.Context, st Store, queue string, ids []string, done func([]store.Ticket) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var first error

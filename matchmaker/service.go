@@ -40,11 +40,28 @@ type Notifier interface {
 	TicketExpired(ctx context.Context, t store.Ticket) error
 }
 
+// Store is what the matchmaker needs from Redis: tickets, the queue's
+// searching pool and lease, committing matches, and its figures.
+type Store interface {
+	CreateTicket(ctx context.Context, t store.Ticket) error
+	CancelPlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
+	ExpireTicket(ctx context.Context, t store.Ticket) error
+	Tickets(ctx context.Context, queue string, ids []string) ([]store.Ticket, error)
+	SnapshotSearching(ctx context.Context, queue string, takeIncoming bool) ([]string, error)
+	TakeIncoming(ctx context.Context, queue, holder string, max int) ([]store.Ticket, error)
+	CommitMatches(ctx context.Context, queue string, matches []store.Match) ([]store.CommitResult, error)
+	AcquireLease(ctx context.Context, queue, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, queue, holder string) error
+	QueueDepth(ctx context.Context, queue string) (int64, error)
+	EstimatedWait(ctx context.Context, queue string) (time.Duration, error)
+	SetEstimatedWait(ctx context.Context, queue string, wait time.Duration) error
+}
+
 // Service accepts tickets and runs the formation loop of every queue whose
 // lease this node holds. Zero-value fields get the defaults documented on
 // them; Store, Queues, NodeID and Notifier are required.
 type Service struct {
-	Store    *store.Store
+	Store    Store
 	Queues   []Queue
 	NodeID   string
 	Notifier Notifier

@@ -30,13 +30,26 @@ type Notifier interface {
 // FailReason is the match.failed reason of a match whose allocation failed.
 const FailReason = "allocation_failed"
 
+// Store is what the allocation workers need from Redis: the allocation
+// jobs of each queue's stream and the match they allocate.
+type Store interface {
+	EnsureAllocationGroup(ctx context.Context, queue string) error
+	ReadAllocationJobs(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]store.AllocationJob, error)
+	ClaimStaleAllocationJobs(ctx context.Context, queue, consumer string, minIdle time.Duration, count int) ([]store.AllocationJob, error)
+	RenewAllocationJob(ctx context.Context, job store.AllocationJob, consumer string, idleAtLeast time.Duration) (store.AllocationJob, bool, error)
+	AckAllocationJobs(ctx context.Context, jobs []store.AllocationJob) error
+	BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (store.Match, error)
+	StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (store.Match, error)
+	FailMatch(ctx context.Context, m store.Match, reason string, holdUntil time.Time) (store.Match, error)
+}
+
 // Worker consumes the allocation streams of the given queues: for each job
 // it allocates a party once, stores it on the match with a compare-and-set,
 // and only then has the result delivered. Jobs left pending by a dead node
 // are claimed after ClaimIdle. Store, Allocator, Notifier, Queues and NodeID
 // are required; other zero-value fields get the defaults documented on them.
 type Worker struct {
-	Store     *store.Store
+	Store     Store
 	Allocator Allocator
 	Notifier  Notifier
 	Queues    []string
