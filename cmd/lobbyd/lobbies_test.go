@@ -273,6 +273,11 @@ func TestReconnectWhileAwayKeepsEverything(t *testing.T) {
 		p.ok(t, "queue.join", map[string]any{"queue": "default"})
 	}
 	ready := alice.Next("match.ready")
+	// match.ready goes out before the lobby is marked matched (Notifier.
+	// MatchReady): wait for the lobby.state that says so, which comes once
+	// it is stored.
+	storetest.Eventually(t, 5*time.Second, func() bool { return alice.state(t).Str("status") == "matched" },
+		"the lobby is marked matched")
 
 	c, w := srv.connect(t, bob.token)
 	state := w.Obj("state")
