@@ -44,6 +44,16 @@ type config struct {
 	RequeueHold        time.Duration
 	ReconnectGrace     time.Duration
 	CodeGuesses        int
+	// AllocationConcurrency caps the allocation jobs this node works on
+	// at once (partyalloc.Worker.Concurrency).
+	AllocationConcurrency int
+	// QueueLeaseTTL is how long a queue's formation lease lasts without
+	// renewal (matchmaker.Service.LeaseTTL).
+	QueueLeaseTTL time.Duration
+	// PingInterval and SendQueue are every socket's ping period and
+	// outgoing frame queue (lobby.Gateway).
+	PingInterval time.Duration
+	SendQueue    int
 
 	AllowedOrigins   []string
 	PublicURL        *url.URL
@@ -84,6 +94,14 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Var(envflag.Duration(&c.ReconnectGrace, false), "reconnect-grace", "how long a disconnected player keeps their lobby place and solo ticket")
 	c.CodeGuesses = 10
 	fs.Var(envflag.Int(&c.CodeGuesses, 1, 10000), "code-guesses-per-minute", "lobby join codes a player may try per minute that match no lobby, across reconnects and nodes; beyond them lobby.join by code gets rate_limited")
+	c.AllocationConcurrency = 256
+	fs.Var(envflag.Int(&c.AllocationConcurrency, 1, 100000), "allocation-concurrency", "most allocation jobs (matches waiting for a party, retries included) this node works on at once; calls to PlayFab are further capped by playfab-max-in-flight")
+	c.QueueLeaseTTL = 5 * time.Second
+	fs.Var(envflag.DurationIn(&c.QueueLeaseTTL, time.Second, 5*time.Minute), "queue-lease-ttl", "how long a queue's matchmaking lease lasts unrenewed (renewed every third of it): a dead node's queues stall this long before another node takes them")
+	c.PingInterval = 25 * time.Second
+	fs.Var(envflag.DurationIn(&c.PingInterval, time.Second, 59*time.Second), "ping-interval", "how often each socket is pinged; below the 60s a socket may stay silent before it is dropped")
+	c.SendQueue = 64
+	fs.Var(envflag.Int(&c.SendQueue, 16, 65536), "send-queue", "frames queued to each socket; a client that lets them pile up is disconnected with 4004")
 	fs.Var(envflag.List(&c.AllowedOrigins), "allowed-origins", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any")
 	fs.Var(publicURLValue(&c.PublicURL), "public-url", "the URL players reach lobbyd at (scheme://host[:port]); browser origins are checked against its scheme and host instead of the request's Host header")
 	c.MaxFrameBytes = 4096

@@ -73,13 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	playfab.Observer = partyalloc.NewPrometheusObserver(reg)
 
 	notifier := &lobby.Notifier{Store: st}
-	mm := &matchmaker.Service{Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log, Registerer: reg}
-	gw := &lobby.Gateway{
-		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
-		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
-		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
-		CodeGuessesPerMinute: cfg.CodeGuesses,
-	}
+	mm := newMatchmaker(cfg, st, queues, notifier, log, reg)
+	gw := newGateway(cfg, st, mm, auth, log, reg)
 	if cfg.PublicURL == nil && !cfg.DevAuth {
 		log.Warn("LOBBYD_PUBLIC_URL is not set: browser origins are checked against the request's Host header, which clients set; set it when browsers connect")
 	}
@@ -93,11 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			DirectPeerConnectivityOptions: q.DirectPeerConnectivity,
 		}
 	}
-	worker := &partyalloc.Worker{
-		Store: st, Allocator: &partyalloc.PlayFabAllocator{Client: playfab, Networks: networks},
-		Notifier: notifier, Queues: names, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
-		Deadline: cfg.AllocationDeadline, RequeueHold: cfg.RequeueHold,
-	}
+	worker := newWorker(cfg, st, &partyalloc.PlayFabAllocator{Client: playfab, Networks: networks}, names, notifier, log, reg)
 
 	srv := &http.Server{
 		Handler:           routes(cfg, st, gw, mm, auth, reg),
@@ -157,6 +148,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// newMatchmaker, newGateway and newWorker build lobbyd's components with
+// their settings from cfg; run wires them, tests check a setting reaches
+// its component.
+func newMatchmaker(cfg config, st *store.Store, queues []matchmaker.Queue, notifier matchmaker.Notifier, log *slog.Logger, reg prometheus.Registerer) *matchmaker.Service {
+	return &matchmaker.Service{
+		Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log, Registerer: reg,
+		LeaseTTL: cfg.QueueLeaseTTL,
+	}
+}
+
+func newGateway(cfg config, st *store.Store, mm *matchmaker.Service, auth *lobby.Authenticator, log *slog.Logger, reg prometheus.Registerer) *lobby.Gateway {
+	return &lobby.Gateway{
+		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
+		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
+		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
+		CodeGuessesPerMinute: cfg.CodeGuesses, PingInterval: cfg.PingInterval, SendQueue: cfg.SendQueue,
+	}
+}
+
+func newWorker(cfg config, st *store.Store, alloc partyalloc.Allocator, queues []string, notifier partyalloc.Notifier, log *slog.Logger, reg prometheus.Registerer) *partyalloc.Worker {
+	return &partyalloc.Worker{
+		Store: st, Allocator: alloc, Notifier: notifier, Queues: queues, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
+		Deadline: cfg.AllocationDeadline, RequeueHold: cfg.RequeueHold, Concurrency: cfg.AllocationConcurrency,
+	}
 }
 
 // playFabClient returns the client for the configured PlayFab title or, with

@@ -142,6 +142,21 @@ func Duration(p *time.Duration, allowZero bool) flag.Value {
 	}
 }
 
+// DurationIn is a duration from lo to hi.
+func DurationIn(p *time.Duration, lo, hi time.Duration) flag.Value {
+	return Func{
+		Get: func() string { return durationString(*p) },
+		Put: func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < lo || d > hi {
+				return fmt.Errorf("%q is not a duration from %s to %s", s, durationString(lo), durationString(hi))
+			}
+			*p = d
+			return nil
+		},
+	}
+}
+
 // durationString prints whole units as written in the docs: 30s, 5m, 24h.
 func durationString(d time.Duration) string {
 	if d == 0 {
