@@ -44,7 +44,7 @@ func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) s
 		return err
 	}
 	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		errs = append(errs, fmt.Errorf("unexpected arguments %q: every setting is a flag", fs.Args()))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -72,10 +72,27 @@ func (c *collecting) String() string {
 }
 
 func (c *collecting) Set(s string) error {
-	if err := c.Value.Set(strings.TrimSpace(s)); err != nil {
+	s = strings.TrimSpace(s)
+	if err := c.Value.Set(s); err != nil {
+		// The standard flag values say only "parse error": add the value
+		// (a value that failed to parse; secrets are never flags). This
+		// package's values say what was wrong themselves.
+		if !ownValue(c.Value) {
+			err = fmt.Errorf("%q: %w", s, err)
+		}
 		*c.errs = append(*c.errs, fmt.Errorf("%s: %w", c.name, err))
 	}
 	return nil
+}
+
+// ownValue reports whether v is one of this package's values, whose
+// errors quote the value.
+func ownValue(v flag.Value) bool {
+	switch v.(type) {
+	case Func, *boolValue:
+		return true
+	}
+	return false
 }
 
 // IsBoolFlag lets "-dev-auth" stand for "-dev-auth=true" when the wrapped

@@ -70,7 +70,7 @@ func TestEveryBadValueIsNamed(t *testing.T) {
 		`APP_ALLOCATION_DEADLINE (-allocation-deadline): "2m" is not a duration from 1s to 1m`,
 		`APP_DEV_AUTH (-dev-auth): "maybe" is not a boolean`,
 		`APP_LOG_FORMAT (-log-format): "xml" is not text or json`,
-		`unexpected argument "stray"`,
+		`unexpected arguments ["stray"]`,
 	} {
 		assert.Contains(t, err.Error(), want)
 	}
@@ -87,4 +87,13 @@ func TestHelpNamesVariablesAndDefaults(t *testing.T) {
 		assert.Contains(t, out.String(), want)
 	}
 	assert.NotContains(t, out.String(), "panic")
+}
+
+func TestStandardFlagErrorsShowTheValue(t *testing.T) {
+	var n int
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.IntVar(&n, "players", 1, "players")
+	err := Parse(fs, "APP_", nil, func(k string) string { return map[string]string{"APP_PLAYERS": "many"}[k] })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `APP_PLAYERS (-players): "many": parse error`)
 }
