@@ -217,3 +217,16 @@ func TestConfigReportsEveryBadValue(t *testing.T) {
 	assert.Equal(t, 7, c.Limits.MaxConns)
 	assert.Equal(t, "10.1.2.3/32", c.Limits.TrustedProxies[0].String())
 }
+
+// Every setting has a row in README.md's settings table.
+func TestEverySettingIsInTheReadme(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var c config
+	fs := flag.NewFlagSet("lobbyd", flag.ContinueOnError)
+	c.flags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "LOBBYD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		assert.Regexp(t, "\\| [^\n]*`-"+f.Name+"`[^\n]*\\| [^\n]*`"+env+"`", string(readme), "README row for -%s", f.Name)
+	})
+}
