@@ -126,8 +126,8 @@ func newFrameFixture(f *testing.F) *frameFixture {
 	}
 	f.Cleanup(func() { st.Close() })
 	duel := matchmaker.Queue{Name: "duel", MaxUsers: 2, Regions: []string{"WestUs", "NorthEurope"},
-		MaxDevices: 2, MaxDevicesPerUser: 1, MaxUsersPerDevice: 1, MaxLatencyMs: 120,
-		Skill: matchmaker.SkillRule{InitialWindow: 100, WidenPerSecond: 10, MaxWindow: 400}}
+		MaxLatencyMs: 120,
+		Skill:        matchmaker.SkillRule{InitialWindow: 100, WidenPerSecond: 10, MaxWindow: 400}}
 	duel.ApplyDefaults()
 	logger := slog.New(slog.DiscardHandler)
 	g := &Gateway{Store: st, NodeID: "fuzz-node", Logger: logger, Auth: &Authenticator{Secret: []byte("fuzz")},

@@ -1,4 +1,6 @@
-package matchmaker
+// The queue file is read by internal/queuefile, which hands the matchmaker
+// its part; this fuzz test of the whole file stays here, with its corpus.
+package matchmaker_test
 
 import (
 	"encoding/json"
@@ -8,6 +10,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/lobbyd/lobbyd/internal/queuefile"
+	"github.com/lobbyd/lobbyd/matchmaker"
 )
 
 // FuzzParseConfig feeds arbitrary bytes to the queue file parser. Whatever
@@ -41,25 +46,32 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add([]byte(base + extra))
 	}
 	for _, raw := range []string{"", "queues: []\n", "queues:\n  - {}\n", "queues: {}\n", "{", "- 1\n", "queues: !!binary aGk=\n",
-		"queues:\n  - &q {name: a, maxUsers: 2, maxDevices: 2, maxDevicesPerUser: 1, maxUsersPerDevice: 1, regions: [WestUs]}\n  - *q\n"} {
+		"queues:\n  - &q {name: a, maxUsers: 2, maxDevices: 2, maxDevicesPerUser: 1, maxUsersPerDevice: 1, regions: [WestUs]}\n  - *q\n",
+		"queues:\n  - name: a\n    maxUsers: 2\n    regions: [WestUs]\n    playfab: {maxDevices: 2, maxDevicesPerUser: 1, maxUsersPerDevice: 1}\n",
+		"queues:\n  - name: a\n    maxUsers: 2\n    regions: [WestUs]\n    maxDevices: 2\n    playfab: {maxDevices: 2, maxDevicesPerUser: 1, maxUsersPerDevice: 1}\n",
+		"queues:\n  - name: a\n    maxUsers: 3\n    regions: [WestUs]\n    playfab: {maxDevices: 1, maxDevicesPerUser: 1, maxUsersPerDevice: 2, directPeerConnectivity: Never}\n"} {
 		f.Add([]byte(raw))
 	}
 
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		queues, err := ParseConfig(raw)
+		file, err := queuefile.Parse(raw)
+		queues := file.Queues
 		if err != nil {
 			if queues != nil {
 				t.Fatalf("an error (%v) came with queues", err)
 			}
 			return
 		}
-		if err := ValidateQueues(queues); err != nil {
+		if err := matchmaker.ValidateQueues(file.Matchmaking()); err != nil {
 			t.Fatalf("accepted queues do not validate: %v", err)
 		}
 		names := map[string]bool{}
 		for _, q := range queues {
 			if err := q.Validate(); err != nil {
 				t.Fatalf("accepted queue does not validate: %v", err)
+			}
+			if err := q.PlayFab.Validate(q.MaxUsers); err != nil {
+				t.Fatalf("accepted network does not validate: %v", err)
 			}
 			if names[q.Name] {
 				t.Fatalf("queue %q accepted twice", q.Name)
@@ -82,8 +94,9 @@ var (
 
 // checkQueueRules checks an accepted queue against README.md ("Queue
 // file") and the PlayFab contract (PartyNetworkConfiguration).
-func checkQueueRules(t *testing.T, q Queue) {
+func checkQueueRules(t *testing.T, file queuefile.Queue) {
 	t.Helper()
+	q, n := file.Queue, file.PlayFab
 	in := func(v, lo, hi int) bool { return v >= lo && v <= hi }
 	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) && x >= 0 }
 	switch {
@@ -91,13 +104,13 @@ func checkQueueRules(t *testing.T, q Queue) {
 		t.Fatalf("accepted name %q", q.Name)
 	case !in(q.MaxUsers, 2, 1024):
 		t.Fatalf("accepted maxUsers %d", q.MaxUsers)
-	case !in(q.MaxDevices, 1, 128), !in(q.MaxUsersPerDevice, 1, 8), q.MaxDevicesPerUser < 1,
-		!in(q.MaxEndpointsPerDevice, 0, 32):
-		t.Fatalf("accepted a network PlayFab refuses: %+v", q)
-	case q.MaxDevices*q.MaxUsersPerDevice < q.MaxUsers:
-		t.Fatalf("accepted maxUsers %d beyond %d devices of %d users", q.MaxUsers, q.MaxDevices, q.MaxUsersPerDevice)
-	case !slices.Contains(peerOptionRule, q.DirectPeerConnectivity):
-		t.Fatalf("accepted directPeerConnectivity %q", q.DirectPeerConnectivity)
+	case !in(n.MaxDevices, 1, 128), !in(n.MaxUsersPerDevice, 1, 8), n.MaxDevicesPerUser < 1,
+		!in(n.MaxEndpointsPerDevice, 0, 32):
+		t.Fatalf("accepted a network PlayFab refuses: %+v", n)
+	case n.MaxDevices*n.MaxUsersPerDevice < q.MaxUsers:
+		t.Fatalf("accepted maxUsers %d beyond %d devices of %d users", q.MaxUsers, n.MaxDevices, n.MaxUsersPerDevice)
+	case !slices.Contains(peerOptionRule, n.DirectPeerConnectivity):
+		t.Fatalf("accepted directPeerConnectivity %q", n.DirectPeerConnectivity)
 	case len(q.Regions) == 0:
 		t.Fatal("accepted a queue without regions")
 	case q.TicketTimeout.D() <= 0 || q.TicketTimeout.D() > time.Hour:

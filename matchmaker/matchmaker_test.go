@@ -84,13 +84,8 @@ func TestQueueValidate(t *testing.T) {
 	}{
 		{func(q *Queue) { q.Name = "bad name" }, "name"},
 		{func(q *Queue) { q.MaxUsers = 1 }, "maxUsers"},
-		{func(q *Queue) { q.MaxDevices = 129 }, "maxDevices"},
-		{func(q *Queue) { q.MaxUsersPerDevice = 9 }, "maxUsersPerDevice"},
-		{func(q *Queue) { q.MaxDevicesPerUser = 0 }, "maxDevicesPerUser"},
-		{func(q *Queue) { q.MaxEndpointsPerDevice = 33 }, "maxEndpointsPerDevice"},
-		{func(q *Queue) { q.DirectPeerConnectivity = "Sometimes" }, "directPeerConnectivity"},
+		{func(q *Queue) { q.MaxUsers = 1025 }, "maxUsers"},
 		{func(q *Queue) { q.Regions = nil }, "regions"},
-		{func(q *Queue) { q.MaxUsers = 8 }, "more than maxDevices"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			q := ok

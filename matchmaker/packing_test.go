@@ -24,7 +24,6 @@ func TestGroupPacking(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 0))
 		q := DefaultQueues()[0]
 		q.MaxUsers = []int{2, 4, 5, 8}[seed%4]
-		q.MaxDevices = q.MaxUsers
 		t.Run(fmt.Sprintf("seed%d-max%d", seed, q.MaxUsers), func(t *testing.T) {
 			st := storetest.Embedded(t)
 			notifier := &recordingNotifier{}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +18,8 @@ import (
 )
 
 // Queue configures one matchmaking queue. Zero fields get the defaults
-// documented on them (see ApplyDefaults).
+// documented on them (see ApplyDefaults). The queue's PlayFab network
+// settings are the allocator's (partyalloc.Network), not the matchmaker's.
 type Queue struct {
 	// Name identifies the queue in queue.join and in Redis keys.
 	Name string `json:"name" yaml:"name"`
@@ -29,13 +29,6 @@ type Queue struct {
 	// Regions lists the PlayFab regions this queue may use, most preferred
 	// first. A ticket's own regions must be among them.
 	Regions []string `json:"regions" yaml:"regions"`
-
-	// PlayFab Party network settings (PartyNetworkConfiguration).
-	MaxDevices             int    `json:"maxDevices" yaml:"maxDevices"`
-	MaxDevicesPerUser      int    `json:"maxDevicesPerUser" yaml:"maxDevicesPerUser"`
-	MaxUsersPerDevice      int    `json:"maxUsersPerDevice" yaml:"maxUsersPerDevice"`
-	MaxEndpointsPerDevice  int    `json:"maxEndpointsPerDevice" yaml:"maxEndpointsPerDevice"`
-	DirectPeerConnectivity string `json:"directPeerConnectivity,omitempty" yaml:"directPeerConnectivity"`
 
 	// TicketTimeout is how long a ticket may wait unmatched before it
 	// expires (its players get queue.state expired). Default 10m.
@@ -83,16 +76,12 @@ func (q *Queue) ApplyDefaults() {
 }
 
 // DefaultQueues is the configuration used when none is given: one queue,
-// "default", of four players, one device each.
+// "default", of four players.
 func DefaultQueues() []Queue {
 	q := Queue{
-		Name:                  "default",
-		MaxUsers:              4,
-		Regions:               []string{"EastUs", "WestUs", "NorthEurope", "WestEurope"},
-		MaxDevices:            4,
-		MaxDevicesPerUser:     1,
-		MaxUsersPerDevice:     1,
-		MaxEndpointsPerDevice: 1,
+		Name:     "default",
+		MaxUsers: 4,
+		Regions:  []string{"EastUs", "WestUs", "NorthEurope", "WestEurope"},
 	}
 	q.ApplyDefaults()
 	return []Queue{q}
@@ -112,34 +101,30 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return &durationError{line: n.Line, value: n.Value}
+		return &DurationError{Line: n.Line, Value: n.Value}
 	}
 	*d = Duration(v)
 	return nil
 }
 
-// durationError is a bad duration in the configuration file; ParseConfig
-// names the field from its line.
-type durationError struct {
-	line  int
-	value string
-	field string
+// DurationError is a bad duration in a YAML file. The decoder knows the
+// value's line but not its key: the file's reader sets Field from the line.
+type DurationError struct {
+	Line  int
+	Value string
+	Field string // "ticketTimeout", when known
 }
 
-func (e *durationError) Error() string {
-	return fmt.Sprintf("line %d: %s%q is not a duration like 90s or 5m", e.line, e.field, e.value)
+func (e *DurationError) Error() string {
+	field := ""
+	if e.Field != "" {
+		field = e.Field + ": "
+	}
+	return fmt.Sprintf("line %d: %s%q is not a duration like 90s or 5m", e.Line, field, e.Value)
 }
 
-// directPeerOptions are PlayFab's DirectPeerConnectivityOptions values.
-var directPeerOptions = []string{
-	"None", "SamePlatformType", "DifferentPlatformType", "AnyPlatformType",
-	"SameEntityLoginProvider", "DifferentEntityLoginProvider", "AnyEntityLoginProvider",
-	"AnyPlatformTypeAndEntityLoginProvider", "OnlyServers",
-}
-
-// Validate checks the queue against lobbyd's and PlayFab's rules, so a bad
-// configuration stops start-up instead of failing every allocation. Each
-// error names the field.
+// Validate checks the queue against lobbyd's rules, so a bad configuration
+// stops start-up. Each error names the field.
 func (q Queue) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -149,14 +134,6 @@ func (q Queue) Validate() error {
 	}
 	check(store.ValidName(q.Name), "name %q: use 1 to 64 letters, digits, '_', '.' or '-'", q.Name)
 	check(q.MaxUsers >= 2 && q.MaxUsers <= 128*8, "maxUsers %d: must be between 2 and 1024", q.MaxUsers)
-	check(q.MaxDevices >= 1 && q.MaxDevices <= 128, "maxDevices %d: must be between 1 and 128", q.MaxDevices)
-	check(q.MaxUsersPerDevice >= 1 && q.MaxUsersPerDevice <= 8, "maxUsersPerDevice %d: must be between 1 and 8", q.MaxUsersPerDevice)
-	check(q.MaxDevicesPerUser >= 1, "maxDevicesPerUser %d: must be at least 1", q.MaxDevicesPerUser)
-	check(q.MaxEndpointsPerDevice >= 0 && q.MaxEndpointsPerDevice <= 32, "maxEndpointsPerDevice %d: must be between 0 and 32", q.MaxEndpointsPerDevice)
-	check(q.MaxUsers <= q.MaxDevices*q.MaxUsersPerDevice,
-		"maxUsers %d: more than maxDevices × maxUsersPerDevice (%d) could join", q.MaxUsers, q.MaxDevices*q.MaxUsersPerDevice)
-	check(q.DirectPeerConnectivity == "" || slices.Contains(directPeerOptions, q.DirectPeerConnectivity),
-		"directPeerConnectivity %q: must be one of %v", q.DirectPeerConnectivity, directPeerOptions)
 	check(len(q.Regions) > 0, "regions: at least one region is required (PlayFab needs PreferredRegions)")
 	for _, r := range q.Regions {
 		check(r != "" && len(r) <= 64 && !strings.ContainsAny(r, " \t"), "regions: %q is not a region name like WestUs", r)

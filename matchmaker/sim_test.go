@@ -29,7 +29,7 @@ func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.
 
 func simQueue() Queue {
 	q := Queue{
-		Name: "sim", MaxUsers: 4, MaxDevices: 4, MaxDevicesPerUser: 1, MaxUsersPerDevice: 1,
+		Name: "sim", MaxUsers: 4,
 		Regions:       []string{"EastUs", "WestUs", "NorthEurope", "WestEurope"},
 		TicketTimeout: Duration(10 * time.Minute), MaxWait: Duration(60 * time.Second),
 		Skill:        SkillRule{InitialWindow: 100, WidenPerSecond: 20, MaxWindow: 600},

@@ -12,8 +12,9 @@
 //	            [-retry-after 1s] [-drop-rate 0] [-token-lifetime 24h]
 //	            [-tls-cert FILE -tls-key FILE | -tls-self-signed] [-log-level info]
 //
-// The secret key may also come from FAKEPLAYFAB_SECRET_KEY; the flag wins.
-// Neither is ever printed.
+// Every flag may also be set by its environment variable, FAKEPLAYFAB_ and
+// the flag's name (FAKEPLAYFAB_SECRET_KEY, FAKEPLAYFAB_ERROR_RATE); the flag
+// wins. The secret key is never printed.
 package main
 
 import (
@@ -40,11 +41,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/envflag"
 	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 )
 
+// envPrefix prefixes every flag's environment variable.
+const envPrefix = "FAKEPLAYFAB_"
+
 // envSecretKey names the environment variable holding the secret key.
-const envSecretKey = "FAKEPLAYFAB_SECRET_KEY"
+const envSecretKey = envPrefix + "SECRET_KEY"
 
 // shutdownTimeout bounds how long in-flight calls may take to finish.
 const shutdownTimeout = 5 * time.Second
@@ -164,7 +169,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.addr, "addr", ":8090", "`address` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.fake.TitleID, "title-id", "FAKE", "PlayFab title `id` the fake serves")
 	// No default is shown, so that usage never prints a key.
-	secretKey := fs.String("secret-key", "", "title secret `key` GetEntityToken accepts (default $"+envSecretKey+", else \"fake-secret\")")
+	fs.StringVar(&cfg.fake.SecretKey, "secret-key", "", "title secret `key` GetEntityToken accepts (default \"fake-secret\")")
 	fs.StringVar(&mode, "mode", "dedupe", "dedupe: a repeated PartyId gets the same party; new: a new party on every call")
 	fs.DurationVar(&faults.Latency, "latency", 0, "delay added to every RequestPartyService call")
 	fs.DurationVar(&faults.Jitter, "jitter", 0, "uniform variation of -latency, plus or minus")
@@ -177,14 +182,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
 	fs.BoolVar(&cfg.tlsSelfSigned, "tls-self-signed", false, "serve HTTPS with a certificate for localhost made at start-up; its fingerprint is printed")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, envPrefix, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config{}, err
 		}
 		return config{}, fmt.Errorf("parse flags: %w", err)
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments %q: every setting is a flag", fs.Args())
 	}
 
 	var err error
@@ -226,10 +228,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return config{}, errors.New("-title-id must not be empty")
 	}
 
-	cfg.fake.SecretKey = *secretKey
-	if cfg.fake.SecretKey == "" {
-		cfg.fake.SecretKey = getenv(envSecretKey)
-	}
 	cfg.fake.Faults = faults
 	cfg.fake.TokenLifetime = lifetime
 	return cfg, nil

@@ -15,9 +15,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/envflag"
 	"github.com/lobbyd/lobbyd/lobby"
 	"github.com/lobbyd/lobbyd/store"
 )
+
+// envPrefix prefixes every setting's environment variable: flag
+// -allocation-deadline is LOBBYD_ALLOCATION_DEADLINE.
+const envPrefix = "LOBBYD_"
 
 // config is every setting of lobbyd. Each comes from a flag, else from its
 // LOBBYD_ environment variable, else from the default. Secrets come only
@@ -40,6 +45,16 @@ type config struct {
 	RequeueHold        time.Duration
 	ReconnectGrace     time.Duration
 	CodeGuesses        int
+	// AllocationConcurrency caps the allocation jobs this node works on
+	// at once (partyalloc.Worker.Concurrency).
+	AllocationConcurrency int
+	// QueueLeaseTTL is how long a queue's formation lease lasts without
+	// renewal (matchmaker.Service.LeaseTTL).
+	QueueLeaseTTL time.Duration
+	// PingInterval and SendQueue are every socket's ping period and
+	// outgoing frame queue (lobby.Gateway).
+	PingInterval time.Duration
+	SendQueue    int
 
 	AllowedOrigins   []string
 	PublicURL        *url.URL
@@ -51,123 +66,103 @@ type config struct {
 	ShutdownTimeout  time.Duration
 	LogLevel         slog.Level
 	LogFormat        string
+
+	// The secrets' files; the secrets themselves are read in validate.
+	jwtSecretFile, playFabSecretKeyFile string
 }
 
-// setting describes one configuration setting for flags, env and docs.
-type setting struct {
-	flag, env, def, usage string
-}
-
-var settings = []setting{
-	{"config", "LOBBYD_CONFIG", "", "queue configuration file (YAML, see lobbyd.example.yaml); empty serves the built-in default queue"},
-	{"addr", "LOBBYD_ADDR", ":8080", "HTTP listen address"},
-	{"debug-addr", "LOBBYD_DEBUG_ADDR", "", "serve Go's pprof profiles on this separate address (for example 127.0.0.1:6060); empty: off. Never expose it publicly"},
-	{"redis-url", "LOBBYD_REDIS_URL", "", "Redis URL: redis://, rediss://, redis+sentinel://, redis+cluster://; empty starts an embedded in-process Redis that keeps nothing across restarts"},
-	{"key-prefix", "LOBBYD_KEY_PREFIX", "", "put before every Redis key and channel name (in front of the hash tag), so several deployments can share one Redis; up to 64 letters, digits, _ . : -, e.g. eu1:; empty keeps the names of earlier versions"},
-	{"node-id", "LOBBYD_NODE_ID", "", "this node's id, unique among nodes (default: hostname plus a random suffix)"},
-	{"dev-auth", "LOBBYD_DEV_AUTH", "false", "development mode: serve POST /v1/dev/token, which gives anyone a token; never in production"},
-	{"jwt-secret-file", "LOBBYD_JWT_SECRET_FILE", "", "file holding the HS256 secret of player tokens (or set LOBBYD_JWT_SECRET); at least 32 bytes"},
-	{"playfab-title-id", "LOBBYD_PLAYFAB_TITLE_ID", "", "PlayFab title id; with no title id and secret key an in-process fake PlayFab is used"},
-	{"playfab-secret-key-file", "LOBBYD_PLAYFAB_SECRET_KEY_FILE", "", "file holding the PlayFab title secret key (or set LOBBYD_PLAYFAB_SECRET_KEY)"},
-	{"playfab-base-url", "LOBBYD_PLAYFAB_BASE_URL", "", "PlayFab API base URL (default https://{titleId}.playfabapi.com)"},
-	{"playfab-max-in-flight", "LOBBYD_PLAYFAB_MAX_IN_FLIGHT", "64", "most RequestPartyService calls in flight at once on this node"},
-	{"allocation-deadline", "LOBBYD_ALLOCATION_DEADLINE", "30s", "time to get a party for a match, retries included, before the match fails and its players are requeued; storing PlayFab's answer gets as long again"},
-	{"requeue-hold", "LOBBYD_REQUEUE_HOLD", "5s", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)"},
-	{"reconnect-grace", "LOBBYD_RECONNECT_GRACE", "30s", "how long a disconnected player keeps their lobby place and solo ticket"},
-	{"code-guesses-per-minute", "LOBBYD_CODE_GUESSES_PER_MINUTE", "10", "lobby join codes a player may try per minute that match no lobby, across reconnects and nodes; beyond them lobby.join by code gets rate_limited"},
-	{"allowed-origins", "LOBBYD_ALLOWED_ORIGINS", "", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any"},
-	{"public-url", "LOBBYD_PUBLIC_URL", "", "the URL players reach lobbyd at (scheme://host[:port]); browser origins are checked against its scheme and host instead of the request's Host header"},
-	{"max-frame-bytes", "LOBBYD_MAX_FRAME_BYTES", "4096", "largest client frame; larger ones close the socket with 1009"},
-	{"request-rate", "LOBBYD_REQUEST_RATE", "20/s,40", "each player's frames (valid or not), as N/s|m|h[,burst]; as many rejected again closes the socket with 1008; 0: off"},
-	{"chat-rate", "LOBBYD_CHAT_RATE", "1/s,5", "each player's lobby.chat messages, as N/s|m|h[,burst]; 0: off"},
-	{"queue-join-rate", "LOBBYD_QUEUE_JOIN_RATE", "30/m", "each player's queue.join requests, as N/s|m|h[,burst]; 0: off"},
-	{"handshake-rate", "LOBBYD_HANDSHAKE_RATE", "20/m", "each player's WebSocket handshakes on any node, as N/s|m|h[,burst]; beyond it 429; 0: off"},
-	{"abuse-penalty", "LOBBYD_ABUSE_PENALTY", "30s", "how long a player closed with 1008 is refused new handshakes"},
-	{"addr-handshake-rate", "LOBBYD_ADDR_HANDSHAKE_RATE", "50/s,1000", "handshakes from one client address (IPv6: its /64) on this node, as N/s|m|h[,burst]; 0: off"},
-	{"max-conns-per-addr", "LOBBYD_MAX_CONNS_PER_ADDR", "1000", "sockets one client address may hold on this node; 0: no cap"},
-	{"max-conns", "LOBBYD_MAX_CONNS", "auto", "sockets this node holds at most, beyond which handshakes get 503; auto: the open-files limit less 512; 0: no cap"},
-	{"client-ip-header", "LOBBYD_CLIENT_IP_HEADER", "", "header in which a trusted proxy passes the client's address (X-Forwarded-For, X-Real-IP); empty: the peer address counts"},
-	{"trusted-proxies", "LOBBYD_TRUSTED_PROXIES", "", "comma-separated CIDRs of the proxies whose client-ip-header is believed; empty: every peer (only safe when lobbyd is reachable through the proxy alone)"},
-	{"skill-min", "LOBBYD_SKILL_MIN", "-1000000", "lowest skill a client may send"},
-	{"skill-max", "LOBBYD_SKILL_MAX", "1000000", "highest skill a client may send"},
-	{"max-token-lifetime", "LOBBYD_MAX_TOKEN_LIFETIME", "0", "refuse player tokens that live longer than this, from iat (or now) to exp, like 24h; 0: any"},
-	{"shutdown-timeout", "LOBBYD_SHUTDOWN_TIMEOUT", "15s", "time allowed for a graceful shutdown"},
-	{"log-level", "LOBBYD_LOG_LEVEL", "info", "debug, info, warn or error"},
-	{"log-format", "LOBBYD_LOG_FORMAT", "text", "text or json"},
+// flags binds every setting to its field of c, with its default and its
+// help. To add a setting: a field above, a line here, a row in README.md.
+func (c *config) flags(fs *flag.FlagSet) {
+	c.Limits = lobby.DefaultLimits()
+	fs.StringVar(&c.ConfigFile, "config", "", "queue configuration file (YAML, see lobbyd.example.yaml); empty serves the built-in default queue")
+	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this separate address (for example 127.0.0.1:6060); empty: off. Never expose it publicly")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL: redis://, rediss://, redis+sentinel://, redis+cluster://; empty starts an embedded in-process Redis that keeps nothing across restarts")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", "", "put before every Redis key and channel name (in front of the hash tag), so several deployments can share one Redis; up to 64 letters, digits, _ . : -, e.g. eu1:; empty keeps the names of earlier versions")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's id, unique among nodes (default: hostname plus a random suffix)")
+	fs.Var(envflag.Bool(&c.DevAuth), "dev-auth", "development mode: serve POST /v1/dev/token, which gives anyone a token; never in production")
+	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", "", "file holding the HS256 secret of player tokens (or set LOBBYD_JWT_SECRET); at least 32 bytes")
+	fs.StringVar(&c.PlayFabTitleID, "playfab-title-id", "", "PlayFab title id; with no title id and secret key an in-process fake PlayFab is used")
+	fs.StringVar(&c.playFabSecretKeyFile, "playfab-secret-key-file", "", "file holding the PlayFab title secret key (or set LOBBYD_PLAYFAB_SECRET_KEY)")
+	fs.StringVar(&c.PlayFabBaseURL, "playfab-base-url", "", "PlayFab API base URL (default https://{titleId}.playfabapi.com)")
+	c.PlayFabMaxInFlight = 64
+	fs.Var(envflag.Int(&c.PlayFabMaxInFlight, 1, 10000), "playfab-max-in-flight", "most RequestPartyService calls in flight at once on this node")
+	c.AllocationDeadline = 30 * time.Second
+	fs.Var(envflag.Duration(&c.AllocationDeadline, false), "allocation-deadline", "time to get a party for a match, retries included, before the match fails and its players are requeued; storing PlayFab's answer gets as long again")
+	c.RequeueHold = 5 * time.Second
+	fs.Var(envflag.Duration(&c.RequeueHold, false), "requeue-hold", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)")
+	c.ReconnectGrace = 30 * time.Second
+	fs.Var(envflag.Duration(&c.ReconnectGrace, false), "reconnect-grace", "how long a disconnected player keeps their lobby place and solo ticket")
+	c.CodeGuesses = 10
+	fs.Var(envflag.Int(&c.CodeGuesses, 1, 10000), "code-guesses-per-minute", "lobby join codes a player may try per minute that match no lobby, across reconnects and nodes; beyond them lobby.join by code gets rate_limited")
+	c.AllocationConcurrency = 256
+	fs.Var(envflag.Int(&c.AllocationConcurrency, 1, 100000), "allocation-concurrency", "most allocation jobs (matches waiting for a party, retries included) this node works on at once; calls to PlayFab are further capped by playfab-max-in-flight")
+	c.QueueLeaseTTL = 5 * time.Second
+	fs.Var(envflag.DurationIn(&c.QueueLeaseTTL, time.Second, 5*time.Minute), "queue-lease-ttl", "how long a queue's matchmaking lease lasts unrenewed (renewed every third of it): a dead node's queues stall this long before another node takes them")
+	c.PingInterval = 25 * time.Second
+	fs.Var(envflag.DurationIn(&c.PingInterval, time.Second, 59*time.Second), "ping-interval", "how often each socket is pinged; below the 60s a socket may stay silent before it is dropped")
+	c.SendQueue = 64
+	fs.Var(envflag.Int(&c.SendQueue, 16, 65536), "send-queue", "frames queued to each socket; a client that lets them pile up is disconnected with 4004")
+	fs.Var(envflag.List(&c.AllowedOrigins), "allowed-origins", "comma-separated browser origins allowed to open sockets besides lobbyd's own; * allows any")
+	fs.Var(publicURLValue(&c.PublicURL), "public-url", "the URL players reach lobbyd at (scheme://host[:port]); browser origins are checked against its scheme and host instead of the request's Host header")
+	c.MaxFrameBytes = 4096
+	fs.Var(envflag.Int(&c.MaxFrameBytes, 512, 1<<20), "max-frame-bytes", "largest client frame; larger ones close the socket with 1009")
+	fs.Var(rateValue(&c.Limits.Requests, "20/s,40"), "request-rate", "each player's frames (valid or not), as N/s|m|h[,burst]; as many rejected again closes the socket with 1008; 0: off")
+	fs.Var(rateValue(&c.Limits.Chat, "1/s,5"), "chat-rate", "each player's lobby.chat messages, as N/s|m|h[,burst]; 0: off")
+	fs.Var(rateValue(&c.Limits.QueueJoins, "30/m"), "queue-join-rate", "each player's queue.join requests, as N/s|m|h[,burst]; 0: off")
+	fs.Var(rateValue(&c.Limits.Handshakes, "20/m"), "handshake-rate", "each player's WebSocket handshakes on any node, as N/s|m|h[,burst]; beyond it 429; 0: off")
+	c.Limits.AbusePenalty = 30 * time.Second
+	fs.Var(envflag.Duration(&c.Limits.AbusePenalty, false), "abuse-penalty", "how long a player closed with 1008 is refused new handshakes")
+	fs.Var(rateValue(&c.Limits.AddrHandshakes, "50/s,1000"), "addr-handshake-rate", "handshakes from one client address (IPv6: its /64) on this node, as N/s|m|h[,burst]; 0: off")
+	c.Limits.MaxConnsPerAddr = 1000
+	fs.Var(envflag.Int(&c.Limits.MaxConnsPerAddr, 0, 1<<30), "max-conns-per-addr", "sockets one client address may hold on this node; 0: no cap")
+	fs.Var(maxConnsValue(&c.Limits.MaxConns), "max-conns", "sockets this node holds at most, beyond which handshakes get 503; auto: the open-files limit less 512; 0: no cap")
+	fs.StringVar(&c.Limits.ClientIPHeader, "client-ip-header", "", "header in which a trusted proxy passes the client's address (X-Forwarded-For, X-Real-IP); empty: the peer address counts")
+	fs.Var(trustedProxiesValue(&c.Limits.TrustedProxies), "trusted-proxies", "comma-separated CIDRs of the proxies whose client-ip-header is believed; empty: every peer (only safe when lobbyd is reachable through the proxy alone)")
+	c.SkillMin, c.SkillMax = -1000000, 1000000
+	fs.Var(envflag.Float(&c.SkillMin), "skill-min", "lowest skill a client may send")
+	fs.Var(envflag.Float(&c.SkillMax), "skill-max", "highest skill a client may send")
+	fs.Var(envflag.Duration(&c.MaxTokenLifetime, true), "max-token-lifetime", "refuse player tokens that live longer than this, from iat (or now) to exp, like 24h; 0: any")
+	c.ShutdownTimeout = 15 * time.Second
+	fs.Var(envflag.Duration(&c.ShutdownTimeout, false), "shutdown-timeout", "time allowed for a graceful shutdown")
+	fs.Var(logLevelValue(&c.LogLevel), "log-level", "debug, info, warn or error")
+	c.LogFormat = "text"
+	fs.Var(envflag.OneOf(&c.LogFormat, "text", "json"), "log-format", "text or json")
 }
 
 // loadConfig reads flags over environment over defaults, then validates.
 // Every error names the setting it is about.
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
 	fs := flag.NewFlagSet("lobbyd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	values := make(map[string]*string, len(settings))
-	for _, s := range settings {
-		def := s.def
-		if v := getenv(s.env); v != "" {
-			def = v
-		}
-		values[s.flag] = fs.String(s.flag, def, s.usage+" ["+s.env+"]")
-	}
+	c.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: lobbyd [flags]\n\nEvery flag can also be set by the environment variable in brackets.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	err := envflag.Parse(fs, envPrefix, args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
 		return config{}, err
 	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	get := func(name string) string { return strings.TrimSpace(*values[name]) }
-	var errs []error
-	bad := func(name, format string, a ...any) {
-		for _, s := range settings {
-			if s.flag == name {
-				errs = append(errs, fmt.Errorf("%s (-%s): "+format, append([]any{s.env, name}, a...)...))
-				return
-			}
-		}
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
-	}
+	errs := []error{err}
+	c.Limits.Rejections = c.Limits.Requests
+	c.Limits.ClientIPHeader = http.CanonicalHeaderKey(c.Limits.ClientIPHeader)
+	errs = append(errs, c.validate(getenv)...)
+	return c, errors.Join(errs...)
+}
 
-	c := config{
-		ConfigFile: get("config"), Addr: get("addr"), DebugAddr: get("debug-addr"),
-		RedisURL: get("redis-url"), KeyPrefix: get("key-prefix"), NodeID: get("node-id"),
-		PlayFabTitleID: get("playfab-title-id"), PlayFabBaseURL: get("playfab-base-url"),
-		LogFormat: get("log-format"),
-	}
-	var err error
-	if c.DevAuth, err = strconv.ParseBool(get("dev-auth")); err != nil {
-		bad("dev-auth", "%q is not a boolean (use true or false)", get("dev-auth"))
-	}
-	parseDuration := func(name string) time.Duration {
-		d, err := time.ParseDuration(get(name))
-		if err != nil || d <= 0 {
-			bad(name, "%q is not a positive duration like 30s", get(name))
-		}
-		return d
-	}
-	parseInt := func(name string, lo, hi int64) int64 {
-		n, err := strconv.ParseInt(get(name), 10, 64)
-		if err != nil || n < lo || n > hi {
-			bad(name, "%q must be a whole number from %d to %d", get(name), lo, hi)
-		}
-		return n
-	}
-	c.AllocationDeadline = parseDuration("allocation-deadline")
-	c.ShutdownTimeout = parseDuration("shutdown-timeout")
-	c.RequeueHold = parseDuration("requeue-hold")
-	c.ReconnectGrace = parseDuration("reconnect-grace")
-	c.PlayFabMaxInFlight = int(parseInt("playfab-max-in-flight", 1, 10000))
-	c.CodeGuesses = int(parseInt("code-guesses-per-minute", 1, 10000))
-	c.MaxFrameBytes = parseInt("max-frame-bytes", 512, 1<<20)
-	if err := c.LogLevel.UnmarshalText([]byte(get("log-level"))); err != nil {
-		bad("log-level", "%q is not one of debug, info, warn, error", get("log-level"))
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		bad("log-format", "%q is not text or json", c.LogFormat)
-	}
+// settingError is an error about the setting of flag name.
+func settingError(name, format string, a ...any) error {
+	return fmt.Errorf("%s: "+format, append([]any{envflag.Name(envPrefix, name)}, a...)...)
+}
+
+// validate checks the settings that depend on each other, reads the
+// secrets, and fills the defaults that depend on other settings.
+func (c *config) validate(getenv func(string) string) []error {
+	var errs []error
+	bad := func(name, format string, a ...any) { errs = append(errs, settingError(name, format, a...)) }
 	if c.Addr == "" {
 		bad("addr", "must not be empty")
 	}
@@ -179,69 +174,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if err := store.ValidateKeyPrefix(c.KeyPrefix); err != nil {
 		bad("key-prefix", "%v", err)
 	}
-	c.Limits = lobby.DefaultLimits()
-	parseRate := func(name string) lobby.Rate {
-		r, err := parseRate(get(name))
-		if err != nil {
-			bad(name, "%v", err)
-		}
-		return r
-	}
-	c.Limits.Requests = parseRate("request-rate")
-	c.Limits.Rejections = c.Limits.Requests
-	c.Limits.Chat = parseRate("chat-rate")
-	c.Limits.QueueJoins = parseRate("queue-join-rate")
-	c.Limits.Handshakes = parseRate("handshake-rate")
-	c.Limits.AddrHandshakes = parseRate("addr-handshake-rate")
-	c.Limits.AbusePenalty = parseDuration("abuse-penalty")
-	c.Limits.MaxConnsPerAddr = int(parseInt("max-conns-per-addr", 0, 1<<30))
-	if get("max-conns") != "auto" {
-		c.Limits.MaxConns = int(parseInt("max-conns", 0, 1<<30))
-	}
-	c.Limits.ClientIPHeader = http.CanonicalHeaderKey(get("client-ip-header"))
-	for _, p := range strings.Split(get("trusted-proxies"), ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		prefix, err := netip.ParsePrefix(p)
-		if err != nil {
-			if a, aerr := netip.ParseAddr(p); aerr == nil {
-				prefix, err = a.Prefix(a.BitLen())
-			}
-		}
-		if err != nil {
-			bad("trusted-proxies", "%q is not a CIDR like 10.0.0.0/8 or an address", p)
-			continue
-		}
-		c.Limits.TrustedProxies = append(c.Limits.TrustedProxies, prefix.Masked())
-	}
-	parseFloat := func(name string) float64 {
-		f, err := strconv.ParseFloat(get(name), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			bad(name, "%q is not a number", get(name))
-		}
-		return f
-	}
-	c.SkillMin, c.SkillMax = parseFloat("skill-min"), parseFloat("skill-max")
 	if c.SkillMin >= c.SkillMax {
 		bad("skill-max", "must be above LOBBYD_SKILL_MIN (%g)", c.SkillMin)
-	}
-	if v := get("max-token-lifetime"); v != "0" {
-		c.MaxTokenLifetime = parseDuration("max-token-lifetime")
-	}
-	if v := get("public-url"); v != "" {
-		u, err := url.Parse(v)
-		switch {
-		case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-			bad("public-url", "%q is not an http(s)://host[:port] URL", v)
-		default:
-			c.PublicURL = u
-		}
-	}
-	for _, o := range strings.Split(get("allowed-origins"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.AllowedOrigins = append(c.AllowedOrigins, o)
-		}
 	}
 	if c.NodeID == "" {
 		host, _ := os.Hostname()
@@ -250,7 +184,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		bad("node-id", "must not contain spaces or braces")
 	}
 
-	c.JWTSecret, err = secret(getenv, "LOBBYD_JWT_SECRET", get("jwt-secret-file"))
+	var err error
+	c.JWTSecret, err = secret(getenv, "LOBBYD_JWT_SECRET", c.jwtSecretFile)
 	if err != nil {
 		bad("jwt-secret-file", "%v", err)
 	}
@@ -261,7 +196,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		bad("jwt-secret-file", "the JWT secret must be at least 32 bytes (it is %d)", len(c.JWTSecret))
 	}
 
-	c.PlayFabSecretKey, err = secret(getenv, "LOBBYD_PLAYFAB_SECRET_KEY", get("playfab-secret-key-file"))
+	c.PlayFabSecretKey, err = secret(getenv, "LOBBYD_PLAYFAB_SECRET_KEY", c.playFabSecretKeyFile)
 	if err != nil {
 		bad("playfab-secret-key-file", "%v", err)
 	}
@@ -280,7 +215,124 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		c.PlayFabBaseURL = "https://" + c.PlayFabTitleID + ".playfabapi.com"
 	}
 	c.PlayFabBaseURL = strings.TrimRight(c.PlayFabBaseURL, "/")
-	return c, errors.Join(errs...)
+	return errs
+}
+
+// rateValue is a rate setting (see parseRate) whose default is def.
+func rateValue(p *lobby.Rate, def string) flag.Value {
+	text := def
+	r, err := parseRate(def)
+	if err != nil {
+		panic(fmt.Sprintf("default rate %q: %v", def, err)) // a programming error, caught by any test
+	}
+	*p = r
+	return envflag.Func{
+		Get: func() string { return text },
+		Put: func(s string) error {
+			r, err := parseRate(s)
+			if err != nil {
+				return err
+			}
+			*p, text = r, s
+			return nil
+		},
+	}
+}
+
+// maxConnsValue is "auto" (lobby.DefaultLimits' count, from the open-files
+// limit) or a number of sockets, 0 for no cap.
+func maxConnsValue(p *int) flag.Value {
+	n := envflag.Int(p, 0, 1<<30)
+	auto := true
+	return envflag.Func{
+		Get: func() string {
+			if auto {
+				return "auto"
+			}
+			return n.String()
+		},
+		Put: func(s string) error {
+			if s == "auto" {
+				*p, auto = lobby.DefaultLimits().MaxConns, true
+				return nil
+			}
+			if err := n.Set(s); err != nil {
+				return err
+			}
+			auto = false
+			return nil
+		},
+	}
+}
+
+// trustedProxiesValue is a comma-separated list of CIDRs or addresses.
+func trustedProxiesValue(p *[]netip.Prefix) flag.Value {
+	var text string
+	return envflag.Func{
+		Get: func() string { return text },
+		Put: func(s string) error {
+			var prefixes []netip.Prefix
+			var errs []error
+			for _, item := range strings.Split(s, ",") {
+				if item = strings.TrimSpace(item); item == "" {
+					continue
+				}
+				prefix, err := netip.ParsePrefix(item)
+				if err != nil {
+					if a, aerr := netip.ParseAddr(item); aerr == nil {
+						prefix, err = a.Prefix(a.BitLen())
+					}
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 or an address", item))
+					continue
+				}
+				prefixes = append(prefixes, prefix.Masked())
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			*p, text = prefixes, s
+			return nil
+		},
+	}
+}
+
+// publicURLValue is an http(s)://host[:port] URL, or empty for none.
+func publicURLValue(p **url.URL) flag.Value {
+	return envflag.Func{
+		Get: func() string {
+			if *p == nil {
+				return ""
+			}
+			return (*p).String()
+		},
+		Put: func(s string) error {
+			if s == "" {
+				*p = nil
+				return nil
+			}
+			u, err := url.Parse(s)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("%q is not an http(s)://host[:port] URL", s)
+			}
+			*p = u
+			return nil
+		},
+	}
+}
+
+// logLevelValue is debug, info, warn or error.
+func logLevelValue(p *slog.Level) flag.Value {
+	return envflag.Func{
+		Get: func() string { return strings.ToLower(p.String()) },
+		Put: func(s string) error {
+			if err := p.UnmarshalText([]byte(s)); err != nil {
+				return fmt.Errorf("%q is not one of debug, info, warn, error", s)
+			}
+			return nil
+		},
+	}
 }
 
 // parseRate reads a rate as N/s, N/m or N/h, optionally followed by

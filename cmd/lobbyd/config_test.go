@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,4 +162,71 @@ func TestDebugAddrServesPprof(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.NotEqual(t, http.StatusOK, resp.StatusCode, "never on the public port")
+}
+
+// Every flag and environment variable keeps its name (the list is the
+// settings table of the previous release), and -h lists each with its
+// variable and its default.
+func TestConfigNamesUnchanged(t *testing.T) {
+	old := map[string]string{
+		"config": "", "addr": ":8080", "debug-addr": "", "redis-url": "", "node-id": "", "dev-auth": "false",
+		"jwt-secret-file": "", "playfab-title-id": "", "playfab-secret-key-file": "", "playfab-base-url": "",
+		"playfab-max-in-flight": "64", "allocation-deadline": "30s", "requeue-hold": "5s", "reconnect-grace": "30s",
+		"code-guesses-per-minute": "10", "allowed-origins": "", "public-url": "", "max-frame-bytes": "4096",
+		"request-rate": "20/s,40", "chat-rate": "1/s,5", "queue-join-rate": "30/m", "handshake-rate": "20/m",
+		"abuse-penalty": "30s", "addr-handshake-rate": "50/s,1000", "max-conns-per-addr": "1000", "max-conns": "auto",
+		"client-ip-header": "", "trusted-proxies": "", "skill-min": "-1000000", "skill-max": "1000000",
+		"max-token-lifetime": "0", "shutdown-timeout": "15s", "log-level": "info", "log-format": "text",
+	}
+	var help syncBuffer
+	_, err := loadConfig([]string{"-h"}, envOf(nil), &help)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.NotContains(t, help.String(), "panic")
+	var c config
+	fs := flag.NewFlagSet("lobbyd", flag.ContinueOnError)
+	c.flags(fs)
+	for name, def := range old {
+		f := fs.Lookup(name)
+		if !assert.NotNil(t, f, "flag -%s", name) {
+			continue
+		}
+		assert.Equal(t, def, f.DefValue, "default of -%s", name)
+		env := "LOBBYD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		assert.Contains(t, help.String(), "-"+name+" ", "-h lists -%s", name)
+		assert.Contains(t, help.String(), "["+env+"]", "-h names %s", env)
+	}
+}
+
+// Every bad value is reported at once, each naming its variable and flag,
+// and a flag set right wins over a bad environment value.
+func TestConfigReportsEveryBadValue(t *testing.T) {
+	env := envOf(map[string]string{
+		"LOBBYD_DEV_AUTH": "true", "LOBBYD_ALLOCATION_DEADLINE": "soon", "LOBBYD_CHAT_RATE": "fast",
+		"LOBBYD_TRUSTED_PROXIES": "10.0.0.0/8, nowhere", "LOBBYD_ADDR": "bad but overridden",
+	})
+	_, err := loadConfig([]string{"-addr", ":9000", "-max-conns", "many"}, env, io.Discard)
+	require.Error(t, err)
+	for _, want := range []string{"LOBBYD_ALLOCATION_DEADLINE (-allocation-deadline)", "LOBBYD_CHAT_RATE (-chat-rate)",
+		`LOBBYD_TRUSTED_PROXIES (-trusted-proxies): "nowhere"`, "LOBBYD_MAX_CONNS (-max-conns)"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.NotContains(t, err.Error(), "LOBBYD_ADDR")
+
+	c, err := loadConfig([]string{"-max-conns", "7", "-trusted-proxies", "10.1.2.3"}, envOf(map[string]string{"LOBBYD_DEV_AUTH": "true"}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 7, c.Limits.MaxConns)
+	assert.Equal(t, "10.1.2.3/32", c.Limits.TrustedProxies[0].String())
+}
+
+// Every setting has a row in README.md's settings table.
+func TestEverySettingIsInTheReadme(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var c config
+	fs := flag.NewFlagSet("lobbyd", flag.ContinueOnError)
+	c.flags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "LOBBYD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		assert.Regexp(t, "\\| [^\n]*`-"+f.Name+"`[^\n]*\\| [^\n]*`"+env+"`", string(readme), "README row for -%s", f.Name)
+	})
 }

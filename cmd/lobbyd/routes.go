@@ -11,20 +11,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/lobbyd/lobbyd/internal/queuefile"
 	"github.com/lobbyd/lobbyd/lobby"
 	"github.com/lobbyd/lobbyd/matchmaker"
+	"github.com/lobbyd/lobbyd/partyalloc"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/web"
 )
 
 // routes lists every HTTP route lobbyd serves.
-func routes(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, auth *lobby.Authenticator, reg *prometheus.Registry) http.Handler {
+func routes(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, queues queuefile.File, auth *lobby.Authenticator, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", gw)
 	if cfg.DevAuth {
 		mux.Handle("POST /v1/dev/token", lobby.HandleDevToken(auth))
 	}
-	mux.Handle("GET /v1/queues", handleQueues(mm))
+	mux.Handle("GET /v1/queues", handleQueues(mm, queues))
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(st, gw.Ready()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -72,13 +74,25 @@ func handleReadyz(st *store.Store, gatewayReady <-chan struct{}) http.Handler {
 // queuesMaxAge is how old the queues' status served by GET /v1/queues may be.
 const queuesMaxAge = time.Second
 
+// queueJSON is a queue as GET /v1/queues serves it: the matchmaker's
+// status with the queue's PlayFab network settings beside it, where they
+// have always been served (studios build against it).
+type queueJSON struct {
+	matchmaker.QueueStatus
+	partyalloc.Network
+}
+
 // handleQueues serves GET /v1/queues from a status at most queuesMaxAge
 // old: the route needs no token, so a flood of it must not reach Redis.
 // Requests that find the copy stale wait for one refresh between them.
-func handleQueues(mm *matchmaker.Service) http.Handler {
+func handleQueues(mm *matchmaker.Service, queues queuefile.File) http.Handler {
+	networks := make(map[string]partyalloc.Network, len(queues.Queues))
+	for _, q := range queues.Queues {
+		networks[q.Name] = q.PlayFab
+	}
 	var (
 		mu     sync.Mutex
-		status []matchmaker.QueueStatus
+		status []queueJSON
 		at     time.Time
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +104,11 @@ func handleQueues(mm *matchmaker.Service) http.Handler {
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "queue depths unavailable"})
 				return
 			}
-			status, at = s, time.Now()
+			fresh := make([]queueJSON, len(s))
+			for i, q := range s {
+				fresh[i] = queueJSON{q, networks[q.Name]}
+			}
+			status, at = fresh, time.Now()
 		}
 		current := status
 		mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lobbyd/lobbyd/internal/queuefile"
 	"github.com/lobbyd/lobbyd/lobby"
 	"github.com/lobbyd/lobbyd/matchmaker"
 	"github.com/lobbyd/lobbyd/partyalloc"
@@ -35,15 +36,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	queues := matchmaker.DefaultQueues()
+	queues := queuefile.Default()
 	if cfg.ConfigFile != "" {
-		if queues, err = matchmaker.LoadConfig(cfg.ConfigFile); err != nil {
+		if queues, err = queuefile.Load(cfg.ConfigFile); err != nil {
 			return fmt.Errorf("invalid queue configuration (LOBBYD_CONFIG): %w", err)
 		}
 	}
 	log := newLogger(cfg, stderr)
 	log.Info("starting lobbyd", "node", cfg.NodeID, "addr", cfg.Addr, "embeddedRedis", cfg.RedisURL == "", "keyPrefix", cfg.KeyPrefix,
 		"fakePlayFab", cfg.PlayFabTitleID == "", "devAuth", cfg.DevAuth)
+	if w := queues.Warning(); w != "" {
+		log.Warn(w, "file", cfg.ConfigFile)
+	}
 
 	store.SetLogger(log)
 	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL, KeyPrefix: cfg.KeyPrefix, Logger: log})
@@ -73,34 +77,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	playfab.Observer = partyalloc.NewPrometheusObserver(reg)
 
 	notifier := &lobby.Notifier{Store: st}
-	mm := &matchmaker.Service{Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log, Registerer: reg}
-	gw := &lobby.Gateway{
-		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
-		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
-		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
-		CodeGuessesPerMinute: cfg.CodeGuesses,
-	}
+	mm := newMatchmaker(cfg, st, queues.Matchmaking(), notifier, log, reg)
+	gw := newGateway(cfg, st, mm, auth, log, reg)
 	if cfg.PublicURL == nil && !cfg.DevAuth {
 		log.Warn("LOBBYD_PUBLIC_URL is not set: browser origins are checked against the request's Host header, which clients set; set it when browsers connect")
 	}
-	networks := make(map[string]partyalloc.NetworkConfiguration, len(queues))
-	names := make([]string, len(queues))
-	for i, q := range queues {
+	names := make([]string, len(queues.Queues))
+	for i, q := range queues.Queues {
 		names[i] = q.Name
-		networks[q.Name] = partyalloc.NetworkConfiguration{
-			MaxUsers: q.MaxUsers, MaxDevices: q.MaxDevices, MaxUsersPerDevice: q.MaxUsersPerDevice,
-			MaxDevicesPerUser: q.MaxDevicesPerUser, MaxEndpointsPerDevice: q.MaxEndpointsPerDevice,
-			DirectPeerConnectivityOptions: q.DirectPeerConnectivity,
-		}
 	}
-	worker := &partyalloc.Worker{
-		Store: st, Allocator: &partyalloc.PlayFabAllocator{Client: playfab, Networks: networks},
-		Notifier: notifier, Queues: names, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
-		Deadline: cfg.AllocationDeadline, RequeueHold: cfg.RequeueHold,
-	}
+	worker := newWorker(cfg, st, &partyalloc.PlayFabAllocator{Client: playfab, Networks: queues.Networks()}, names, notifier, log, reg)
 
 	srv := &http.Server{
-		Handler:           routes(cfg, st, gw, mm, auth, reg),
+		Handler:           routes(cfg, st, gw, mm, queues, auth, reg),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -157,6 +146,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// newMatchmaker, newGateway and newWorker build lobbyd's components with
+// their settings from cfg; run wires them, tests check a setting reaches
+// its component.
+func newMatchmaker(cfg config, st *store.Store, queues []matchmaker.Queue, notifier matchmaker.Notifier, log *slog.Logger, reg prometheus.Registerer) *matchmaker.Service {
+	return &matchmaker.Service{
+		Store: st, Queues: queues, NodeID: cfg.NodeID, Notifier: notifier, Logger: log, Registerer: reg,
+		LeaseTTL: cfg.QueueLeaseTTL,
+	}
+}
+
+func newGateway(cfg config, st *store.Store, mm *matchmaker.Service, auth *lobby.Authenticator, log *slog.Logger, reg prometheus.Registerer) *lobby.Gateway {
+	return &lobby.Gateway{
+		Store: st, Queues: mm, Auth: auth, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
+		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
+		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
+		CodeGuessesPerMinute: cfg.CodeGuesses, PingInterval: cfg.PingInterval, SendQueue: cfg.SendQueue,
+	}
+}
+
+func newWorker(cfg config, st *store.Store, alloc partyalloc.Allocator, queues []string, notifier partyalloc.Notifier, log *slog.Logger, reg prometheus.Registerer) *partyalloc.Worker {
+	return &partyalloc.Worker{
+		Store: st, Allocator: alloc, Notifier: notifier, Queues: queues, NodeID: cfg.NodeID, Logger: log, Registerer: reg,
+		Deadline: cfg.AllocationDeadline, RequeueHold: cfg.RequeueHold, Concurrency: cfg.AllocationConcurrency,
+	}
 }
 
 // playFabClient returns the client for the configured PlayFab title or, with

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lobbyd/lobbyd/internal/envflag"
 )
 
 func main() {
@@ -78,7 +80,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.BoolVar(&cfg.ConnectOnly, "connect-only", false, "only connect the players and hold the sockets until -duration passes")
 	fs.BoolVar(&cfg.Preconnect, "preconnect", false, "connect every player first (at most -max-connecting at a time), then, once all are connected or failed, start queueing (at -rate, or all at once); throughput and queue.join latencies cover the queueing phase only")
 	sourceIPs := fs.String("source-ips", "", "local addresses to dial from, round robin: a range 127.0.0.1-127.0.0.8 or a comma-separated list")
-	jwtSecret := fs.String("jwt-secret", "", "HS256 secret to sign player tokens with (or LOBBYLOAD_JWT_SECRET); without it tokens come from POST /v1/dev/token")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret to sign player tokens with (better set by the environment: flags show in ps); without it tokens come from POST /v1/dev/token")
 	fs.IntVar(&cfg.MaxConnecting, "max-connecting", 256, "most connection attempts in flight at once")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of text")
 	fs.StringVar(&cfg.HTMLFile, "html", "", "also write the report as a self-contained HTML page to this file")
@@ -88,15 +90,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "after a leave landed behind match.found and the player queued again, end early once nobody was matched for this long (0: wait for -duration)")
 	fs.IntVar(&cfg.Pingers, "pingers", 0, "abuse scenario: well-behaved players who only ping, every 100ms, and report the round trip (with -abusers; no matchmaking)")
 	fs.IntVar(&cfg.Abusers, "abusers", 0, "abuse scenario: players flooding invalid frames and reconnecting at once whenever closed, for -duration")
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, "LOBBYLOAD_", args, getenv); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg.JWTSecret = *jwtSecret
-	if cfg.JWTSecret == "" {
-		cfg.JWTSecret = getenv("LOBBYLOAD_JWT_SECRET")
 	}
 
 	var errs []error
