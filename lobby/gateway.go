@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lobbyd/lobbyd/internal/batch"
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -606,7 +607,7 @@ func (g *Gateway) ackDelivered(ctx context.Context) {
 	retried := make(chan struct{})
 	go func() { defer close(retried); g.retryAcks(ctx, failed) }()
 	defer func() { close(failed); <-retried }()
-	store.Batches(g.acks, ackBatch, func(batch []matchAck) {
+	batch.Each(g.acks, ackBatch, func(batch []matchAck) {
 		acks := make([]store.MatchAck, len(batch))
 		for i, a := range batch {
 			acks[i] = a.MatchAck

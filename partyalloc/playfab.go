@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 // Names of the PlayFab APIs the client calls, as passed to an Observer and
@@ -107,7 +109,7 @@ type PlayFabClient struct {
 	// Observer, if set, is told about every attempt and retry.
 	Observer Observer
 
-	// now and sleep replace time.Now and sleepContext in tests.
+	// now and sleep replace time.Now and wait.Sleep in tests.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 
@@ -300,15 +302,15 @@ func (c *PlayFabClient) RequestParty(ctx context.Context, req PartyRequest) (Par
 			return Party{}, fmt.Errorf("request party: %w", err)
 		}
 		retries++
-		wait := backoff(retries, c.retryBase(), c.retryMax(), serverRetryAfter(err))
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		delay := backoff(retries, c.retryBase(), c.retryMax(), serverRetryAfter(err))
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
 			c.logFailure(err, attempt, "giving up: the next retry would pass the deadline")
 			return Party{}, fmt.Errorf("request party: %w: the retry in %v would pass it, after %d attempts; last error: %w",
-				context.DeadlineExceeded, wait, attempt, err)
+				context.DeadlineExceeded, delay, attempt, err)
 		}
-		c.logFailure(err, attempt, "retrying", slog.Duration("retry_in", wait))
+		c.logFailure(err, attempt, "retrying", slog.Duration("retry_in", delay))
 		c.observeRetry(err)
-		if err := c.sleepFunc()(ctx, wait); err != nil {
+		if err := c.sleepFunc()(ctx, delay); err != nil {
 			return Party{}, stoppedError(err, attempt, lastErr)
 		}
 	}
@@ -706,5 +708,5 @@ func (c *PlayFabClient) sleepFunc() func(context.Context, time.Duration) error {
 	if c.sleep != nil {
 		return c.sleep
 	}
-	return sleepContext
+	return wait.Sleep
 }
