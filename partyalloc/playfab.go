@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
@@ -119,9 +121,11 @@ type PlayFabClient struct {
 	clientOnce    sync.Once
 	defaultClient *http.Client // used when HTTPClient is nil
 
-	mu        sync.Mutex
-	token     entityToken // zero value: no token cached
-	tokenCall *tokenCall  // non-nil while one caller fetches a token for all
+	// tokenFetches runs one GetEntityToken at a time; concurrent callers
+	// that need a token share its result.
+	tokenFetches singleflight.Group
+	mu           sync.Mutex
+	token        entityToken // zero value: no token cached
 }
 
 // entityToken is a cached PlayFab entity token.
@@ -131,16 +135,13 @@ type entityToken struct {
 	refreshAt time.Time
 }
 
-// tokenCall is one GetEntityToken fetch that concurrent callers share. Its
-// fields are written before done is closed and read only after.
-type tokenCall struct {
-	done chan struct{}
-	tok  entityToken
-	err  error
-	// leaderCanceled says the fetch failed because the context of the
-	// caller that ran it ended, which says nothing about the waiters.
-	leaderCanceled bool
-}
+// fetchCanceled is a shared GetEntityToken fetch that failed because the
+// context of the caller that ran it ended, which says nothing about the
+// other callers waiting for it: they try again.
+type fetchCanceled struct{ err error }
+
+func (e *fetchCanceled) Error() string { return e.err.Error() }
+func (e *fetchCanceled) Unwrap() error { return e.err }
 
 // APIError is a failed PlayFab call: an error envelope, or a reply that is
 // not a usable envelope (then Name is empty and Message says why). Its text
@@ -358,41 +359,74 @@ func (c *PlayFabClient) entityToken(ctx context.Context) (entityToken, error) {
 			c.mu.Unlock()
 			return old, nil
 		}
-		usable := old.value != "" && now.Before(old.expires)
-		if call := c.tokenCall; call != nil {
+		if old.value != "" && now.Before(old.expires) {
+			// Due but still usable: this caller refreshes it. Moving
+			// refreshAt to the expiry claims the refresh, so everyone else
+			// uses the old token meanwhile instead of waiting.
+			c.token.refreshAt = old.expires
 			c.mu.Unlock()
-			if usable {
-				return old, nil
-			}
-			select {
-			case <-call.done:
-			case <-ctx.Done():
-				return entityToken{}, ctx.Err()
-			}
-			if call.err != nil && call.leaderCanceled && ctx.Err() == nil {
-				continue
-			}
-			return call.tok, call.err
+			return c.refreshToken(ctx, old)
 		}
-		call := &tokenCall{done: make(chan struct{})}
-		c.tokenCall = call
 		c.mu.Unlock()
+		tok, err := c.sharedFetch(ctx)
+		if canceled := (*fetchCanceled)(nil); errors.As(err, &canceled) {
+			if ctx.Err() == nil {
+				continue // the fetch was ended by another caller's context
+			}
+			err = canceled.err
+		}
+		return tok, err
+	}
+}
 
-		call.tok, call.err = c.fetchToken(ctx)
-		call.leaderCanceled = ctx.Err() != nil
+// refreshToken replaces old, which is due but usable. If the fetch fails,
+// old stays, to be refreshed by the next caller, and is returned.
+func (c *PlayFabClient) refreshToken(ctx context.Context, old entityToken) (entityToken, error) {
+	tok, err := c.sharedFetch(ctx)
+	if err == nil {
+		return tok, nil
+	}
+	c.mu.Lock()
+	if c.token.value == old.value {
+		c.token.refreshAt = old.refreshAt // no longer claimed
+	}
+	c.mu.Unlock()
+	if canceled := (*fetchCanceled)(nil); errors.As(err, &canceled) {
+		return entityToken{}, canceled.err
+	}
+	if ctx.Err() != nil {
+		return entityToken{}, err
+	}
+	c.logFailure(err, 1, "using the current entity token until it expires")
+	return old, nil
+}
+
+// sharedFetch fetches a token and caches it, or waits for the fetch already
+// under way, until ctx ends. The fetch runs in a goroutine singleflight
+// starts, on the context of the caller that started it, so it ends with
+// that caller's wait at the latest; a failure is never cached.
+func (c *PlayFabClient) sharedFetch(ctx context.Context) (entityToken, error) {
+	results := c.tokenFetches.DoChan(APIGetEntityToken, func() (any, error) {
+		tok, err := c.fetchToken(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, &fetchCanceled{err: err}
+			}
+			return nil, err
+		}
 		c.mu.Lock()
-		if call.err == nil {
-			c.token = call.tok
-		}
-		c.tokenCall = nil
+		c.token = tok
 		c.mu.Unlock()
-		close(call.done)
-
-		if call.err != nil && usable && !call.leaderCanceled {
-			c.logFailure(call.err, 1, "using the current entity token until it expires")
-			return old, nil
+		return tok, nil
+	})
+	select {
+	case r := <-results:
+		if r.Err != nil {
+			return entityToken{}, r.Err
 		}
-		return call.tok, call.err
+		return r.Val.(entityToken), nil
+	case <-ctx.Done():
+		return entityToken{}, ctx.Err()
 	}
 }
 
