@@ -119,8 +119,10 @@ func TestRequestErrors(t *testing.T) {
 	assert.Equal(t, true, r["ok"], "free to queue again after leaving")
 }
 
+// Not parallel: the 8 MiB frame must be sent within the server's one-second
+// drain (closeGrace), which other tests competing for the CPU under -race
+// can make it miss; serial tests run before the parallel ones start.
 func TestOversizedFrameCloses1009(t *testing.T) {
-	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	// Just over the limit and far over it. The server stops parsing at the
 	// limit, but must let the client finish sending and deliver its close
