@@ -392,6 +392,11 @@ func (c *PlayFabClient) refreshToken(ctx context.Context, old entityToken) (enti
 	}
 	c.mu.Unlock()
 	if canceled := (*fetchCanceled)(nil); errors.As(err, &canceled) {
+		if ctx.Err() == nil {
+			// It joined a fetch that another caller's context ended (one
+			// that gave up its refresh): the next caller refreshes.
+			return old, nil
+		}
 		return entityToken{}, canceled.err
 	}
 	if ctx.Err() != nil {
@@ -403,8 +408,9 @@ func (c *PlayFabClient) refreshToken(ctx context.Context, old entityToken) (enti
 
 // sharedFetch fetches a token and caches it, or waits for the fetch already
 // under way, until ctx ends. The fetch runs in a goroutine singleflight
-// starts, on the context of the caller that started it, so it ends with
-// that caller's wait at the latest; a failure is never cached.
+// starts, on the context of the caller that started it: it ends when the
+// call returns, at the latest as soon as the HTTP request sees that
+// context end. A failure is never cached.
 func (c *PlayFabClient) sharedFetch(ctx context.Context) (entityToken, error) {
 	results := c.tokenFetches.DoChan(APIGetEntityToken, func() (any, error) {
 		tok, err := c.fetchToken(ctx)

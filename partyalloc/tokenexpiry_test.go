@@ -81,3 +81,42 @@ func TestRequestPartyAcrossTokenExpiries(t *testing.T) {
 		assert.Equal(t, calls, stats.RequestPartyService, "no call was refused for an expired token")
 	})
 }
+
+// A caller waiting for another caller's token fetch is not failed when that
+// caller gives up and its fetch ends with it: the waiter fetches again.
+func TestRequestPartyWaiterOutlivesTheFetchingCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := fakeplayfab.New(fakeplayfab.Config{SecretKey: pfTestSecret, Logger: slog.New(slog.DiscardHandler)})
+		var fetches int
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/Authentication/GetEntityToken" {
+				if fetches++; fetches == 1 {
+					<-r.Context().Done() // the first fetch hangs until its caller gives up
+					return
+				}
+			}
+			fake.ServeHTTP(w, r)
+		})
+		client := &PlayFabClient{
+			BaseURL: "http://playfab.test", TitleID: "FAKE", SecretKey: pfTestSecret,
+			HTTPClient: &http.Client{Transport: handlerTransport{handler}},
+			Logger:     slog.New(slog.DiscardHandler),
+		}
+
+		fetcherCtx, giveUp := context.WithCancel(context.Background())
+		var fetcherErr, waiterErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { _, fetcherErr = client.RequestParty(fetcherCtx, pfRequest(uuid.NewString())) })
+		synctest.Wait() // the first fetch hangs
+		wg.Go(func() { _, waiterErr = client.RequestParty(context.Background(), pfRequest(uuid.NewString())) })
+		synctest.Wait() // the waiter waits for it
+		require.Equal(t, 1, fetches, "the waiter joined the fetch under way")
+		giveUp()
+		wg.Wait()
+
+		assert.ErrorIs(t, fetcherErr, context.Canceled)
+		assert.NoError(t, waiterErr)
+		assert.Equal(t, 2, fetches)
+		assert.Equal(t, 1, fake.Stats().RequestPartyService)
+	})
+}
