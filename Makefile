@@ -5,16 +5,17 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test race unit lint bench fuzz fuzz-short build fakeplayfab echoref loadtest baseline chaos clean
+.PHONY: run test race unit lint bench fuzz fuzz-build fuzz-short build fakeplayfab echoref loadtest baseline chaos clean
 
 ## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
 run:
 	LOBBYD_DEV_AUTH=true $(GO) run ./cmd/lobbyd
 
-## test: formatting and vet, every test with the race detector, and each fuzz target for 10s, side by side
-## (each part's output is printed when it ends; see docs/testing.md for why they overlap)
+## test: formatting and vet, every test with the race detector and the fuzz builds side by side (each part's
+## output is printed when it ends), then each fuzz target for 10s; see docs/testing.md
 test:
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint race fuzz-short
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint race fuzz-build
+	@$(MAKE) --no-print-directory fuzz-short
 
 ## race: every test with the race detector (part of make test)
 race:
@@ -51,10 +52,13 @@ fuzz:
 # FUZZ_PKGS are the packages of FUZZ_TARGETS, each once.
 FUZZ_PKGS = $(sort $(foreach t,$(FUZZ_TARGETS),$(firstword $(subst :, ,$(t)))))
 
-## fuzz-short: every fuzz target for 10s, all at once with one worker each (run by make test); the
-## instrumented test binaries are built first, one package at a time, so the runs share compiled packages
-fuzz-short:
+## fuzz-build: build the instrumented test binaries of the fuzz targets into the cache, one package at a
+## time, so that fuzz-short's concurrent runs share compiled packages
+fuzz-build:
 	@set -e; for pkg in $(FUZZ_PKGS); do $(GO) test -c -o /dev/null -fuzz . $$pkg; done
+
+## fuzz-short: every fuzz target for 10s, all at once with one worker each (run by make test)
+fuzz-short: fuzz-build
 	@dir=$$(mktemp -d); status=0; \
 	for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
