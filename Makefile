@@ -5,16 +5,21 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test unit lint bench fuzz fuzz-short build fakeplayfab echoref loadtest baseline chaos clean
+.PHONY: run test race unit lint bench fuzz fuzz-build fuzz-short build fakeplayfab echoref loadtest baseline chaos clean
 
 ## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
 run:
 	LOBBYD_DEV_AUTH=true $(GO) run ./cmd/lobbyd
 
-## test: formatting and vet, then every test with the race detector, then each fuzz target for 10s
-test: lint
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+## test: formatting and vet, every test with the race detector and the fuzz builds side by side (each part's
+## output is printed when it ends), then each fuzz target for 10s; see docs/testing.md
+test:
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint race fuzz-build
 	@$(MAKE) --no-print-directory fuzz-short
+
+## race: every test with the race detector (part of make test)
+race:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## unit: the tests without the race detector, quicker while editing
 unit:
@@ -44,9 +49,28 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
 	done
 
-## fuzz-short: each fuzz target for 10s (run by make test)
-fuzz-short:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+# FUZZ_PKGS are the packages of FUZZ_TARGETS, each once.
+FUZZ_PKGS = $(sort $(foreach t,$(FUZZ_TARGETS),$(firstword $(subst :, ,$(t)))))
+
+## fuzz-build: build the instrumented test binaries of the fuzz targets into the cache, one package at a
+## time, so that fuzz-short's concurrent runs share compiled packages
+fuzz-build:
+	@set -e; for pkg in $(FUZZ_PKGS); do $(GO) test -c -o /dev/null -fuzz . $$pkg; done
+
+## fuzz-short: every fuzz target for 10s, all at once with one worker each (run by make test)
+fuzz-short: fuzz-build
+	@dir=$$(mktemp -d); status=0; \
+	for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime 10s -parallel 1 $$pkg >$$dir/$$name.log 2>&1 & \
+		echo $$! >$$dir/$$name.pid; \
+	done; \
+	for t in $(FUZZ_TARGETS); do \
+		name=$${t##*:}; \
+		if wait $$(cat $$dir/$$name.pid); then r=ok; else r=FAILED; status=1; fi; \
+		echo "fuzz-short: $$name (10s, 1 worker): $$r"; cat $$dir/$$name.log; \
+	done; \
+	rm -rf $$dir; exit $$status
 
 ## build: binaries into bin/
 build:

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/batch"
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -131,7 +132,7 @@ func (d *delivery) runAcks(ctx context.Context) {
 	retried := make(chan struct{})
 	go func() { defer close(retried); d.retryAcks(ctx, failed) }()
 	defer func() { close(failed); <-retried }()
-	store.Batches(d.acks, ackBatch, func(batch []matchAck) {
+	batch.Each(d.acks, ackBatch, func(batch []matchAck) {
 		acks := make([]store.MatchAck, len(batch))
 		for i, a := range batch {
 			acks[i] = a.MatchAck

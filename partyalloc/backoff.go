@@ -1,7 +1,6 @@
 package partyalloc
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -23,20 +22,4 @@ func backoff(retry int, base, ceil, retryAfter time.Duration) time.Duration {
 		d += rand.N(ceiling - base + 1)
 	}
 	return max(d, retryAfter)
-}
-
-// sleepContext waits for d or until ctx is done, whichever comes first, and
-// returns ctx's error in the second case.
-func sleepContext(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -14,6 +14,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 // Names of the PlayFab APIs the client calls, as passed to an Observer and
@@ -107,7 +111,7 @@ type PlayFabClient struct {
 	// Observer, if set, is told about every attempt and retry.
 	Observer Observer
 
-	// now and sleep replace time.Now and sleepContext in tests.
+	// now and sleep replace time.Now and wait.Sleep in tests.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 
@@ -117,9 +121,11 @@ type PlayFabClient struct {
 	clientOnce    sync.Once
 	defaultClient *http.Client // used when HTTPClient is nil
 
-	mu        sync.Mutex
-	token     entityToken // zero value: no token cached
-	tokenCall *tokenCall  // non-nil while one caller fetches a token for all
+	// tokenFetches runs one GetEntityToken at a time; concurrent callers
+	// that need a token share its result.
+	tokenFetches singleflight.Group
+	mu           sync.Mutex
+	token        entityToken // zero value: no token cached
 }
 
 // entityToken is a cached PlayFab entity token.
@@ -129,16 +135,13 @@ type entityToken struct {
 	refreshAt time.Time
 }
 
-// tokenCall is one GetEntityToken fetch that concurrent callers share. Its
-// fields are written before done is closed and read only after.
-type tokenCall struct {
-	done chan struct{}
-	tok  entityToken
-	err  error
-	// leaderCanceled says the fetch failed because the context of the
-	// caller that ran it ended, which says nothing about the waiters.
-	leaderCanceled bool
-}
+// fetchCanceled is a shared GetEntityToken fetch that failed because the
+// context of the caller that ran it ended, which says nothing about the
+// other callers waiting for it: they try again.
+type fetchCanceled struct{ err error }
+
+func (e *fetchCanceled) Error() string { return e.err.Error() }
+func (e *fetchCanceled) Unwrap() error { return e.err }
 
 // APIError is a failed PlayFab call: an error envelope, or a reply that is
 // not a usable envelope (then Name is empty and Message says why). Its text
@@ -300,15 +303,15 @@ func (c *PlayFabClient) RequestParty(ctx context.Context, req PartyRequest) (Par
 			return Party{}, fmt.Errorf("request party: %w", err)
 		}
 		retries++
-		wait := backoff(retries, c.retryBase(), c.retryMax(), serverRetryAfter(err))
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		delay := backoff(retries, c.retryBase(), c.retryMax(), serverRetryAfter(err))
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
 			c.logFailure(err, attempt, "giving up: the next retry would pass the deadline")
 			return Party{}, fmt.Errorf("request party: %w: the retry in %v would pass it, after %d attempts; last error: %w",
-				context.DeadlineExceeded, wait, attempt, err)
+				context.DeadlineExceeded, delay, attempt, err)
 		}
-		c.logFailure(err, attempt, "retrying", slog.Duration("retry_in", wait))
+		c.logFailure(err, attempt, "retrying", slog.Duration("retry_in", delay))
 		c.observeRetry(err)
-		if err := c.sleepFunc()(ctx, wait); err != nil {
+		if err := c.sleepFunc()(ctx, delay); err != nil {
 			return Party{}, stoppedError(err, attempt, lastErr)
 		}
 	}
@@ -356,41 +359,80 @@ func (c *PlayFabClient) entityToken(ctx context.Context) (entityToken, error) {
 			c.mu.Unlock()
 			return old, nil
 		}
-		usable := old.value != "" && now.Before(old.expires)
-		if call := c.tokenCall; call != nil {
+		if old.value != "" && now.Before(old.expires) {
+			// Due but still usable: this caller refreshes it. Moving
+			// refreshAt to the expiry claims the refresh, so everyone else
+			// uses the old token meanwhile instead of waiting.
+			c.token.refreshAt = old.expires
 			c.mu.Unlock()
-			if usable {
-				return old, nil
-			}
-			select {
-			case <-call.done:
-			case <-ctx.Done():
-				return entityToken{}, ctx.Err()
-			}
-			if call.err != nil && call.leaderCanceled && ctx.Err() == nil {
-				continue
-			}
-			return call.tok, call.err
+			return c.refreshToken(ctx, old)
 		}
-		call := &tokenCall{done: make(chan struct{})}
-		c.tokenCall = call
 		c.mu.Unlock()
-
-		call.tok, call.err = c.fetchToken(ctx)
-		call.leaderCanceled = ctx.Err() != nil
-		c.mu.Lock()
-		if call.err == nil {
-			c.token = call.tok
+		tok, err := c.sharedFetch(ctx)
+		if canceled := (*fetchCanceled)(nil); errors.As(err, &canceled) {
+			if ctx.Err() == nil {
+				continue // the fetch was ended by another caller's context
+			}
+			err = canceled.err
 		}
-		c.tokenCall = nil
-		c.mu.Unlock()
-		close(call.done)
+		return tok, err
+	}
+}
 
-		if call.err != nil && usable && !call.leaderCanceled {
-			c.logFailure(call.err, 1, "using the current entity token until it expires")
+// refreshToken replaces old, which is due but usable. If the fetch fails,
+// old stays, to be refreshed by the next caller, and is returned.
+func (c *PlayFabClient) refreshToken(ctx context.Context, old entityToken) (entityToken, error) {
+	tok, err := c.sharedFetch(ctx)
+	if err == nil {
+		return tok, nil
+	}
+	c.mu.Lock()
+	if c.token.value == old.value {
+		c.token.refreshAt = old.refreshAt // no longer claimed
+	}
+	c.mu.Unlock()
+	if canceled := (*fetchCanceled)(nil); errors.As(err, &canceled) {
+		if ctx.Err() == nil {
+			// It joined a fetch that another caller's context ended (one
+			// that gave up its refresh): the next caller refreshes.
 			return old, nil
 		}
-		return call.tok, call.err
+		return entityToken{}, canceled.err
+	}
+	if ctx.Err() != nil {
+		return entityToken{}, err
+	}
+	c.logFailure(err, 1, "using the current entity token until it expires")
+	return old, nil
+}
+
+// sharedFetch fetches a token and caches it, or waits for the fetch already
+// under way, until ctx ends. The fetch runs in a goroutine singleflight
+// starts, on the context of the caller that started it: it ends when the
+// call returns, at the latest as soon as the HTTP request sees that
+// context end. A failure is never cached.
+func (c *PlayFabClient) sharedFetch(ctx context.Context) (entityToken, error) {
+	results := c.tokenFetches.DoChan(APIGetEntityToken, func() (any, error) {
+		tok, err := c.fetchToken(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, &fetchCanceled{err: err}
+			}
+			return nil, err
+		}
+		c.mu.Lock()
+		c.token = tok
+		c.mu.Unlock()
+		return tok, nil
+	})
+	select {
+	case r := <-results:
+		if r.Err != nil {
+			return entityToken{}, r.Err
+		}
+		return r.Val.(entityToken), nil
+	case <-ctx.Done():
+		return entityToken{}, ctx.Err()
 	}
 }
 
@@ -706,5 +748,5 @@ func (c *PlayFabClient) sleepFunc() func(context.Context, time.Duration) error {
 	if c.sleep != nil {
 		return c.sleep
 	}
-	return sleepContext
+	return wait.Sleep
 }

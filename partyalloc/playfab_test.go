@@ -1,7 +1,6 @@
 package partyalloc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 )
 
@@ -31,7 +31,7 @@ type pfHarness struct {
 	srv      *httptest.Server
 	client   *PlayFabClient
 	sleeps   *pfSleeps
-	logs     *pfSyncBuffer
+	logs     *testutil.SyncBuffer
 	observer *pfObserver
 }
 
@@ -53,7 +53,7 @@ func newPFHarness(t *testing.T, cfg fakeplayfab.Config, wrap func(http.Handler) 
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 
-	logs := &pfSyncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	sleeps := &pfSleeps{}
 	observer := &pfObserver{retries: map[string]int{}}
 	client := &PlayFabClient{
@@ -92,24 +92,6 @@ func (s *pfSleeps) recorded() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Duration(nil), s.waits...)
-}
-
-// pfSyncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type pfSyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *pfSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *pfSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // pfObserver records what the client reports.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lobbyd/lobbyd/internal/batch"
+	"github.com/lobbyd/lobbyd/internal/wait"
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -165,7 +167,7 @@ const (
 // ack that is never made leaves its job pending: it is claimed after
 // ClaimIdle and found done (the match is ready or failed), which is safe.
 func (w *Worker) ackJobs(ctx context.Context, acks <-chan store.AllocationJob) {
-	store.Batches(acks, ackBatch, func(batch []store.AllocationJob) {
+	batch.Each(acks, ackBatch, func(batch []store.AllocationJob) {
 		for retry := 1; ; retry++ {
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 			err := w.Store.AckAllocationJobs(actx, batch)
@@ -178,7 +180,7 @@ func (w *Worker) ackJobs(ctx context.Context, acks <-chan store.AllocationJob) {
 				return
 			}
 			w.metrics.writeRetries.Inc()
-			if sleepContext(ctx, backoff(retry, writeRetryBase, writeRetryCeil, 0)) != nil {
+			if wait.Sleep(ctx, backoff(retry, writeRetryBase, writeRetryCeil, 0)) != nil {
 				w.Logger.Warn("ack allocation jobs", "jobs", len(batch), "err", err)
 				return
 			}
@@ -202,7 +204,7 @@ func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(conte
 		if err != nil {
 			if ctx.Err() == nil {
 				w.Logger.Warn("read allocation jobs", "queue", queue, "err", err)
-				pause(ctx, time.Second)
+				_ = wait.Sleep(ctx, time.Second)
 			}
 			continue
 		}
@@ -390,23 +392,14 @@ func (w *Worker) persist(ctx context.Context, by time.Time, write func(context.C
 		if err == nil || !store.IsUnavailable(err) || ctx.Err() != nil {
 			return err
 		}
-		wait := backoff(retry, writeRetryBase, writeRetryCeil, 0)
-		if time.Until(by) < wait {
+		delay := backoff(retry, writeRetryBase, writeRetryCeil, 0)
+		if time.Until(by) < delay {
 			return err
 		}
 		w.metrics.writeRetries.Inc()
-		if sleepContext(ctx, wait) != nil {
+		if wait.Sleep(ctx, delay) != nil {
 			return err
 		}
-	}
-}
-
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

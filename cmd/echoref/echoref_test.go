@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lobbyd/lobbyd/lobby/lobbytest"
+	"github.com/lobbyd/lobbyd/internal/testutil"
 )
 
 // waitFor bounds every wait on the server under test.
@@ -32,7 +32,7 @@ type echoref struct {
 // address it listens on.
 func start(t *testing.T, args ...string) *echoref {
 	t.Helper()
-	cmd, url := lobbytest.StartCommand(t, "echoref listening on ", nil, func(ctx context.Context, stdout, stderr io.Writer) error {
+	cmd, url := testutil.StartCommand(t, "echoref listening on ", nil, func(ctx context.Context, stdout, stderr io.Writer) error {
 		return run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), func(string) string { return "" }, stdout, stderr)
 	})
 	return &echoref{url: url, stop: cmd.Stop}

@@ -25,7 +25,7 @@ import (
 	"github.com/lobbyd/lobbyd/partyalloc"
 	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 
-	"github.com/lobbyd/lobbyd/lobby/lobbytest"
+	"github.com/lobbyd/lobbyd/internal/testutil"
 )
 
 // waitFor bounds every wait on the server under test.
@@ -35,8 +35,8 @@ const waitFor = 10 * time.Second
 type server struct {
 	url         string
 	fingerprint string // of the TLS certificate, if any
-	stdout      *lobbytest.LineWriter
-	stderr      *lobbytest.LineWriter
+	stdout      *testutil.LineWriter
+	stderr      *testutil.LineWriter
 	stop        func() error // cancels run and returns its error
 }
 
@@ -45,7 +45,7 @@ type server struct {
 func start(t *testing.T, args []string, env map[string]string) *server {
 	t.Helper()
 	s := &server{}
-	cmd, url := lobbytest.StartCommand(t, "fakeplayfab listening on ", func(line string) {
+	cmd, url := testutil.StartCommand(t, "fakeplayfab listening on ", func(line string) {
 		if fp, ok := strings.CutPrefix(line, "fakeplayfab TLS certificate SHA-256 fingerprint: "); ok {
 			s.fingerprint = fp
 		}

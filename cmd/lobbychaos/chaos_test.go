@@ -58,6 +58,7 @@ func TestMain(m *testing.M) {
 // The short chaos run of CI: three nodes, each killed once, Redis
 // restarted twice, PlayFab faults on; every invariant must hold.
 func TestChaosShort(t *testing.T) {
+	t.Parallel()
 	lobbyd, fake := binariesForTest(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
@@ -72,6 +73,7 @@ func TestChaosShort(t *testing.T) {
 // A stray second RequestPartyService call, in the mode where each call
 // makes a new party, must fail the run: the check can fail end to end.
 func TestChaosCatchesASecondParty(t *testing.T) {
+	t.Parallel()
 	lobbyd, fake := binariesForTest(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()

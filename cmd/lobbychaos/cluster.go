@@ -44,24 +44,18 @@ type cluster struct {
 	mu sync.Mutex // guards nodes against the final stop from another goroutine
 }
 
+// newCluster prepares a cluster; its addresses are found as its processes
+// first start (startRedis, startNode), and kept for their restarts.
 func newCluster(cfg config, dir string) (*cluster, error) {
-	ports, err := freePorts(1 + cfg.Nodes)
-	if err != nil {
-		return nil, err
-	}
-	c := &cluster{
+	return &cluster{
 		cfg: cfg, dir: dir,
 		http:        &http.Client{Timeout: 5 * time.Second},
-		redisAddr:   fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		nodeAddrs:   make([]string, cfg.Nodes),
 		nodes:       make([]*process, cfg.Nodes),
 		starts:      make([]int, cfg.Nodes),
 		jwtSecret:   randomHex(32),
 		titleSecret: randomHex(16),
-	}
-	for _, p := range ports[1:] {
-		c.nodeAddrs = append(c.nodeAddrs, fmt.Sprintf("127.0.0.1:%d", p))
-	}
-	return c, nil
+	}, nil
 }
 
 func randomHex(n int) string {
@@ -70,12 +64,35 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// startRedis starts (or restarts) redis-server on the run's port with an
-// append-only file in the work directory (appendfsync everysec: a killed
-// process loses nothing it acknowledged, since its writes are in the
-// kernel already), and waits until it answers.
+// startRedis starts (or restarts) redis-server with an append-only file in
+// the work directory (appendfsync everysec: a killed process loses nothing
+// it acknowledged, since its writes are in the kernel already), and waits
+// until it answers. A restart keeps the port. redis-server cannot bind
+// port 0 and report it, so the first start takes a port the kernel handed
+// out a moment before, and tries another if redis-server cannot bind it.
 func (c *cluster) startRedis(ctx context.Context) error {
-	_, port, _ := strings.Cut(c.redisAddr, ":")
+	if c.redisAddr != "" {
+		return c.startRedisOn(ctx, c.redisAddr)
+	}
+	var err error
+	for range 10 {
+		var port int
+		if port, err = freePort(); err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if err = c.startRedisOn(ctx, addr); err == nil {
+			c.redisAddr = addr
+			return nil
+		}
+	}
+	return err
+}
+
+// startRedisOn starts redis-server on addr and waits until it answers there
+// as itself (its process id), not as some other listener on the port.
+func (c *cluster) startRedisOn(ctx context.Context, addr string) error {
+	_, port, _ := strings.Cut(addr, ":")
 	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "",
 		"--appendonly", "yes", "--appendfsync", "everysec", "--dir", c.dir,
 		"--maxmemory-policy", "noeviction", "--protected-mode", "yes"}
@@ -83,10 +100,15 @@ func (c *cluster) startRedis(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.redis = p
-	if err := waitFor(ctx, startWait, func() bool { return accepts(c.redisAddr) || exited(p) }); err != nil || exited(p) {
-		return fmt.Errorf("redis-server did not start on %s (see %s)", c.redisAddr, filepath.Join(c.dir, "redis.log"))
+	pid := 0
+	if err := waitFor(ctx, startWait, func() bool {
+		pid = redisPID(ctx, addr)
+		return pid != 0 || exited(p)
+	}); err != nil || pid != p.pid() {
+		p.kill()
+		return fmt.Errorf("redis-server did not start on %s (see %s)", addr, filepath.Join(c.dir, "redis.log"))
 	}
+	c.redis = p
 	return nil
 }
 
@@ -128,12 +150,12 @@ func (c *cluster) startFake(ctx context.Context, bin string) error {
 	return nil
 }
 
-// startNode starts (or restarts) node i on its port and waits until its
+// startNode starts node i on a port it reports, or restarts it on the same
+// port, and waits until its
 // /readyz answers 200.
 func (c *cluster) startNode(ctx context.Context, bin string, i int) error {
 	c.starts[i]++
 	env := []string{
-		"LOBBYD_ADDR=" + c.nodeAddrs[i],
 		"LOBBYD_REDIS_URL=redis://" + c.redisAddr,
 		fmt.Sprintf("LOBBYD_NODE_ID=chaos-%d-%d", i+1, c.starts[i]),
 		"LOBBYD_JWT_SECRET=" + c.jwtSecret,
@@ -152,6 +174,11 @@ func (c *cluster) startNode(ctx context.Context, bin string, i int) error {
 		"LOBBYD_SHUTDOWN_TIMEOUT=5s",
 		"LOBBYD_DEV_AUTH=false",
 	}
+	addr := c.nodeAddrs[i]
+	if addr == "" {
+		addr = "127.0.0.1:0" // the first start: lobbyd reports the port it got
+	}
+	env = append(env, "LOBBYD_ADDR="+addr)
 	line := make(chan string, 1)
 	p, err := startProcess(fmt.Sprintf("lobbyd-%d", i+1), bin, nil, env, filepath.Join(c.dir, fmt.Sprintf("lobbyd-%d.log", i+1)), line)
 	if err != nil {
@@ -160,6 +187,18 @@ func (c *cluster) startNode(ctx context.Context, bin string, i int) error {
 	c.mu.Lock()
 	c.nodes[i] = p
 	c.mu.Unlock()
+	select {
+	case l, ok := <-line:
+		url, found := strings.CutPrefix(l, "lobbyd listening on http://")
+		if !ok || !found {
+			return fmt.Errorf("lobbyd node %d did not start (see %s)", i+1, filepath.Join(c.dir, fmt.Sprintf("lobbyd-%d.log", i+1)))
+		}
+		c.nodeAddrs[i] = url
+	case <-time.After(startWait):
+		return fmt.Errorf("lobbyd node %d did not start within %v", i+1, startWait)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if err := waitFor(ctx, startWait, func() bool { return exited(p) || c.nodeReady(i) }); err != nil || exited(p) {
 		return fmt.Errorf("lobbyd node %d did not become ready on %s (see %s)", i+1, c.nodeAddrs[i], filepath.Join(c.dir, fmt.Sprintf("lobbyd-%d.log", i+1)))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 // Fault kinds.
@@ -72,7 +74,7 @@ func (r *chaosRun) injectFaults(ctx context.Context) []faultEvent {
 func (r *chaosRun) killNode(ctx context.Context, i int) faultEvent {
 	e := faultEvent{Kind: faultNodeKill, Node: i, At: time.Now()}
 	r.cluster.killNode(i)
-	sleepCtx(context.WithoutCancel(ctx), r.cfg.NodeDown)
+	_ = wait.Sleep(context.WithoutCancel(ctx), r.cfg.NodeDown) // the planned down time, not a synchronisation
 	if err := r.cluster.startNode(context.WithoutCancel(ctx), r.lobbydBin, i); err != nil {
 		e.Err = err.Error()
 		return e
@@ -87,7 +89,7 @@ func (r *chaosRun) killNode(ctx context.Context, i int) faultEvent {
 func (r *chaosRun) restartRedis(ctx context.Context) faultEvent {
 	e := faultEvent{Kind: faultRedisRestart, Node: -1, At: time.Now()}
 	r.cluster.redis.kill()
-	sleepCtx(context.WithoutCancel(ctx), r.cfg.RedisDown)
+	_ = wait.Sleep(context.WithoutCancel(ctx), r.cfg.RedisDown) // likewise
 	if err := r.cluster.startRedis(context.WithoutCancel(ctx)); err != nil {
 		e.Err = err.Error()
 		return e
@@ -105,15 +107,4 @@ func (r *chaosRun) waitAllReady(ctx context.Context, e *faultEvent) {
 		return
 	}
 	e.ReadyAt = time.Now()
-}
-
-// sleepCtx waits d, or less if ctx ends: the fault's planned down time,
-// not a synchronisation.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

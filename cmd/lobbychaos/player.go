@@ -15,6 +15,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 const (
@@ -388,7 +390,7 @@ func (p *player) reconnect(ctx context.Context) bool {
 	}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			sleepCtx(ctx, p.backoff(attempt))
+			_ = wait.Sleep(ctx, p.backoff(attempt))
 		}
 		if ctx.Err() != nil {
 			return false

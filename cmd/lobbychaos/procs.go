@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // process is one child process this run started. Only the run's own
@@ -116,26 +119,33 @@ func (p *process) stop(grace time.Duration) bool {
 	}
 }
 
-// freePorts returns n distinct loopback ports free at the time of asking.
-// They stay reserved for the run's whole life (restarts reuse them), so
-// they are held open together while picking, then released.
-func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+// freePort returns a loopback port free at the time of asking, for
+// redis-server, which cannot bind port 0 and report it (see startRedis).
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
 	}
-	return ports, nil
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// redisPID returns the process id of the Redis server answering on addr,
+// or 0 if none answers.
+func redisPID(ctx context.Context, addr string) int {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			pid, _ := strconv.Atoi(v)
+			return pid
+		}
+	}
+	return 0
 }
 
 // waitFor polls cond every pollEvery until it holds, ctx ends or within
@@ -154,16 +164,6 @@ func waitFor(ctx context.Context, within time.Duration, cond func() bool) error 
 		}
 	}
 	return nil
-}
-
-// accepts reports whether something accepts TCP connections on addr.
-func accepts(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // httpOK reports whether GET url answers 200.

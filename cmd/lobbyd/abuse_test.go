@@ -76,6 +76,7 @@ func replyCodes(c *lobbytest.Client) map[string]int {
 // Invalid frames are charged like valid ones: a flood of garbage gets
 // rate_limited, then close 1008, which is logged once and counted.
 func TestInvalidFrameFloodCloses1008(t *testing.T) {
+	t.Parallel()
 	// A refill too slow to matter while the frames are read keeps the
 	// counts exact.
 	srv, _ := startProtocolServer(t, "-request-rate", "1/h,40")
@@ -101,6 +102,7 @@ func TestInvalidFrameFloodCloses1008(t *testing.T) {
 
 // The request budget is the player's: a reconnect does not refill it.
 func TestRequestBudgetSurvivesReconnect(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t, "-request-rate", "1/m,5")
 	token, _ := srv.devToken(t, "saver", "")
 	c, _ := srv.connect(t, token)
@@ -117,6 +119,7 @@ func TestRequestBudgetSurvivesReconnect(t *testing.T) {
 // Across nodes: the budget a connection left is resumed by another node
 // sharing the Redis.
 func TestRequestBudgetFollowsPlayerAcrossNodes(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL,
 		"LOBBYD_REQUEST_RATE": "1/m,5", "LOBBYD_CHAT_RATE": "1/m,1"}
@@ -136,6 +139,7 @@ func TestRequestBudgetFollowsPlayerAcrossNodes(t *testing.T) {
 }
 
 func TestChatAndQueueJoinBudgetsSurviveReconnect(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t, "-chat-rate", "1/m,1", "-queue-join-rate", "2/m")
 	token, _ := srv.devToken(t, "chatty", "")
 	c, _ := srv.connect(t, token)
@@ -156,6 +160,7 @@ func TestChatAndQueueJoinBudgetsSurviveReconnect(t *testing.T) {
 }
 
 func TestHandshakeLimits(t *testing.T) {
+	t.Parallel()
 	t.Run("per player", func(t *testing.T) {
 		srv, _ := startProtocolServer(t, "-handshake-rate", "3/m")
 		token, _ := srv.devToken(t, "hopper", "")
@@ -209,6 +214,7 @@ func TestHandshakeLimits(t *testing.T) {
 // Behind a proxy the client's address comes from the configured header,
 // and only from the trusted proxies.
 func TestClientAddressFromTrustedHeader(t *testing.T) {
+	t.Parallel()
 	withXFF := func(token, addr string) http.Header {
 		h := bearer(token)
 		h.Set("X-Forwarded-For", "203.0.113.7, "+addr)
@@ -234,6 +240,7 @@ func TestClientAddressFromTrustedHeader(t *testing.T) {
 }
 
 func TestInvalidUTF8Closes1007(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	token, _ := srv.devToken(t, "mojibake", "")
 	c, _ := srv.connect(t, token)
@@ -243,6 +250,7 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 }
 
 func TestAbuseClosesAreCountedByReason(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	token, _ := srv.devToken(t, "big", "")
 	c, _ := srv.connect(t, token)
@@ -260,6 +268,7 @@ func TestAbuseClosesAreCountedByReason(t *testing.T) {
 }
 
 func TestSkillBounds(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	token, _ := srv.devToken(t, "huge", "")
 	c, _ := srv.connect(t, token)
@@ -273,6 +282,7 @@ func TestSkillBounds(t *testing.T) {
 }
 
 func TestSkillRangeIsConfigurable(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t, "-skill-min", "0", "-skill-max", "5000")
 	token, _ := srv.devToken(t, "elo", "")
 	c, _ := srv.connect(t, token)
@@ -289,6 +299,7 @@ func sign(t *testing.T, claims jwt.MapClaims) string {
 }
 
 func TestTokenClaims(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t, "-max-token-lifetime", "1h")
 	now := time.Now()
 
@@ -317,6 +328,7 @@ func TestTokenClaims(t *testing.T) {
 }
 
 func TestOriginAgainstPublicURL(t *testing.T) {
+	t.Parallel()
 	srv, auth := startProtocolServer(t, "-public-url", "https://play.example")
 	for _, tc := range []struct {
 		origin string
@@ -337,6 +349,7 @@ func TestOriginAgainstPublicURL(t *testing.T) {
 }
 
 func TestConsoleCannotBeFramed(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	resp, err := http.Get(srv.URL + "/")
 	require.NoError(t, err)
@@ -349,6 +362,7 @@ func TestConsoleCannotBeFramed(t *testing.T) {
 // GET /v1/queues needs no token: a flood of it is served from a copy, not
 // from Redis.
 func TestQueuesRouteFloodDoesNotReachRedis(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL})
 	opts, err := redis.ParseURL(r.URL)

@@ -22,6 +22,7 @@ import (
 // auth): it serves, answers a socket, and exits 0 on SIGTERM after closing
 // that socket with 1001.
 func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}

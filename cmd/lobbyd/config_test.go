@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +20,7 @@ import (
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	c, err := loadConfig(nil, envOf(map[string]string{"LOBBYD_DEV_AUTH": "true"}), io.Discard)
 	require.NoError(t, err)
 	assert.Equal(t, ":8080", c.Addr)
@@ -35,6 +36,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestConfigPrecedence(t *testing.T) {
+	t.Parallel()
 	env := envOf(map[string]string{
 		"LOBBYD_DEV_AUTH": "true", "LOBBYD_ADDR": ":9000", "LOBBYD_MAX_FRAME_BYTES": "8192",
 		"LOBBYD_PLAYFAB_TITLE_ID": "ABC12", "LOBBYD_PLAYFAB_SECRET_KEY": "k",
@@ -47,6 +49,7 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func TestConfigSecretFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	jwtFile := filepath.Join(dir, "jwt")
 	keyFile := filepath.Join(dir, "key")
@@ -61,6 +64,7 @@ func TestConfigSecretFiles(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
 	const jwt = "a-jwt-secret-that-is-long-enough-32b"
 	for _, tc := range []struct {
 		name string
@@ -97,6 +101,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 
 // An invalid configuration stops start-up through run, with the setting named.
 func TestRunRejectsInvalidConfig(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr syncBuffer
 	err := run(context.Background(), nil, envOf(map[string]string{"LOBBYD_REDIS_URL": "memcached://x", "LOBBYD_DEV_AUTH": "true"}), &stdout, &stderr)
 	require.Error(t, err)
@@ -111,6 +116,7 @@ func TestRunRejectsInvalidConfig(t *testing.T) {
 // A queue file is loaded at start-up; a bad one stops it, naming the file,
 // the queue and the field, before anything is served.
 func TestRunWithQueueFile(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_CONFIG": "../../lobbyd.example.yaml"})
 	resp, err := http.Get(srv.URL + "/v1/queues")
 	require.NoError(t, err)
@@ -145,11 +151,13 @@ func TestRunWithQueueFile(t *testing.T) {
 
 // With LOBBYD_DEBUG_ADDR, profiles are served there and only there.
 func TestDebugAddrServesPprof(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	debug := l.Addr().String()
-	require.NoError(t, l.Close())
-	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_DEBUG_ADDR": debug})
+	t.Parallel()
+	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_DEBUG_ADDR": "127.0.0.1:0"})
+	// The debug listener is bound (and logged) before lobbyd prints that it
+	// listens, so its port 0 is resolved in the log by now.
+	m := regexp.MustCompile(`msg="serving pprof" addr=(\S+)`).FindStringSubmatch(srv.stderr.String())
+	require.NotNil(t, m, "no pprof address in the log:\n%s", srv.stderr.String())
+	debug := m[1]
 
 	resp, err := http.Get("http://" + debug + "/debug/pprof/goroutine?debug=1")
 	require.NoError(t, err)

@@ -50,6 +50,7 @@ func startWithFakeConfig(t *testing.T, cfg fakeplayfab.Config, env map[string]st
 // 10 matches, each allocated by exactly one RequestPartyService call, and
 // every player gets exactly one match.ready with their match's party.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	for _, tier := range []struct {
 		name  string
 		redis func(t *testing.T) string
@@ -149,6 +150,7 @@ func testEndToEnd(t *testing.T, redisURL string) {
 // queue's estimated wait. Each node reads it at most once a second, so the
 // probe joins (and leaves) until its node has read the new figure.
 func TestEstimatedWait(t *testing.T) {
+	t.Parallel()
 	srv, _ := startWithFake(t, "")
 	var clients []*lobbytest.Client
 	for i := 0; i < 4; i++ {

@@ -47,6 +47,7 @@ func queuePlayers(t *testing.T, srv *server, prefix string, n int) []*lobbytest.
 // match.failed; no PartyId succeeds twice; every descriptor is its own
 // party's; every invitation is restricted to exactly the match's players.
 func TestFaultRun(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("800 sockets")
 	}
@@ -141,6 +142,7 @@ func TestFaultRun(t *testing.T) {
 // allocation fails, and hears nothing more of that match; the others are
 // requeued and told so.
 func TestLeaverIsNotRequeued(t *testing.T) {
+	t.Parallel()
 	srv, _ := startWithFakeConfig(t, fakeplayfab.Config{Logger: quietFake, Faults: fakeplayfab.Faults{ErrorRate: 1}},
 		map[string]string{"LOBBYD_ALLOCATION_DEADLINE": "1500ms", "LOBBYD_LOG_LEVEL": "error"})
 	clients := queuePlayers(t, srv, "l", 4)
@@ -177,13 +179,16 @@ func TestLeaverIsNotRequeued(t *testing.T) {
 }
 
 // Tokens that expire every 2 seconds during a stream of matches: no match
-// fails, and token fetches stay near one per lifetime.
+// fails, and token fetches stay near one per lifetime. Two lifetimes prove
+// it through lobbyd on the real clock; partyalloc's
+// TestRequestPartyAcrossTokenExpiries proves it over many on a fake one.
 func TestEntityTokenExpiryDuringMatches(t *testing.T) {
+	t.Parallel()
 	const lifetime = 2 * time.Second
 	srv, fake := startWithFakeConfig(t, fakeplayfab.Config{Logger: quietFake, TokenLifetime: lifetime}, nil)
 	start := time.Now()
 	var matches int
-	for round := 0; time.Since(start) < 4*lifetime; round++ {
+	for round := 0; time.Since(start) < 2*lifetime; round++ {
 		for _, c := range queuePlayers(t, srv, fmt.Sprintf("r%02d-", round), 4) {
 			f := c.NextOf("match.ready", "match.failed")
 			require.Equal(t, "match.ready", f.Str("type"), "no match fails across token expiries: %v", f)
@@ -193,7 +198,7 @@ func TestEntityTokenExpiryDuringMatches(t *testing.T) {
 	elapsed := time.Since(start)
 	fetches := fake.Stats().GetEntityToken
 	t.Logf("%d matches over %v with %d token fetches", matches, elapsed, fetches)
-	assert.GreaterOrEqual(t, fetches, 3, "tokens did expire and were replaced")
+	assert.GreaterOrEqual(t, fetches, 2, "tokens did expire and were replaced")
 	maxFetches := int(elapsed/(lifetime*4/5)) + 2
 	assert.LessOrEqual(t, fetches, maxFetches, "about one fetch per lifetime")
 }
@@ -201,6 +206,7 @@ func TestEntityTokenExpiryDuringMatches(t *testing.T) {
 // The title secret key and the JWT secret never appear in anything lobbyd
 // writes or answers, through successes, PlayFab failures and a wrong key.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	const titleSecret = "TITLE-SECRET-c0ffee-9a7b3d"
 	const jwtSecret = "JWT-SECRET-deadbeef-0123456789abcdef"
 	fake := fakeplayfab.New(fakeplayfab.Config{TitleID: "LEAK", SecretKey: "the-right-key", Logger: quietFake,
@@ -248,6 +254,7 @@ func newFakeServer(t *testing.T, fake *fakeplayfab.Server) string {
 // promise PartyId is an idempotency key). Either way each player gets one
 // match.ready and a match's members agree on one party.
 func TestDroppedRepliesInBothModes(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []fakeplayfab.Mode{fakeplayfab.ModeDedupe, fakeplayfab.ModeNewParty} {
 		t.Run(mode.String(), func(t *testing.T) {
 			srv, fake := startWithFakeConfig(t, fakeplayfab.Config{Mode: mode, Logger: quietFake,

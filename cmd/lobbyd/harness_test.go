@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 )
 
@@ -120,4 +121,4 @@ func (s *server) devToken(t testing.TB, name, playerID string) (token, id string
 }
 
 // syncBuffer captures output written concurrently.
-type syncBuffer = lobbytest.SyncBuffer
+type syncBuffer = testutil.SyncBuffer

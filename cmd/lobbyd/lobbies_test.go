@@ -81,6 +81,7 @@ func memberField(l lobbytest.Frame, id, field string) any {
 }
 
 func TestLobbyRequests(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	alice, bob, carol, dave, eve := srv.player(t, "alice"), srv.player(t, "bob"), srv.player(t, "carol"), srv.player(t, "dave"), srv.player(t, "eve")
 
@@ -185,6 +186,7 @@ func TestLobbyRequests(t *testing.T) {
 // A lobby queues as one ticket, only from its owner once everyone is ready,
 // and is matched with solos without being split.
 func TestLobbyQueuesTogether(t *testing.T) {
+	t.Parallel()
 	srv, fake := startWithFake(t, "")
 	alice, bob, carol, dave := srv.player(t, "alice"), srv.player(t, "bob"), srv.player(t, "carol"), srv.player(t, "dave")
 	code := alice.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby").Str("code")
@@ -223,6 +225,7 @@ func TestLobbyQueuesTogether(t *testing.T) {
 // Any member leaving the lobby, or queue.leave from any member, takes the
 // lobby's ticket out of the queue and tells every member.
 func TestLobbyTicketCancelledByAnyMember(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	for _, how := range []string{"queue.leave", "lobby.leave"} {
 		t.Run(how, func(t *testing.T) {
@@ -257,6 +260,7 @@ func TestLobbyTicketCancelledByAnyMember(t *testing.T) {
 // are away; they reconnect within the grace period and get it all back:
 // their lobby (now matched) and the undelivered match.
 func TestReconnectWhileAwayKeepsEverything(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	alice, bob := srv.player(t, "alice"), srv.player(t, "bob")
 	code := alice.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby").Str("code")
@@ -293,6 +297,7 @@ func TestReconnectWhileAwayKeepsEverything(t *testing.T) {
 // After the grace period a disconnected player leaves their lobby and their
 // solo ticket is cancelled.
 func TestGracePeriodEnds(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t, "-reconnect-grace", "1s")
 	alice, bob, solo := srv.player(t, "alice"), srv.player(t, "bob"), srv.player(t, "solo")
 	code := bob.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby").Str("code")
@@ -317,6 +322,7 @@ func TestGracePeriodEnds(t *testing.T) {
 // Restarting lobbyd on the same Redis loses no lobby: members reconnect to
 // it intact.
 func TestRestartKeepsLobbies(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL}
 	first := startServer(t, env)
@@ -344,6 +350,7 @@ func TestRestartKeepsLobbies(t *testing.T) {
 // snapshots may arrive in either order, so each carries a version. The
 // highest version a member received is always the lobby as stored.
 func TestLobbyStateVersionsOrderConcurrentChanges(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	x, y := srv.player(t, "x"), srv.player(t, "y")
 	code := x.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby").Str("code")
@@ -378,6 +385,7 @@ func TestLobbyStateVersionsOrderConcurrentChanges(t *testing.T) {
 // A lobby claim that outlived its lobby (the lobby key expired or was lost)
 // does not stop its player from queueing alone.
 func TestQueueAloneAfterLobbyVanished(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL})
 	alice := srv.player(t, "alice")

@@ -68,6 +68,7 @@ func (p *rawPlayer) next(typ string) []byte {
 // their size, not six times it, on every lobby.state. Props are bounded by
 // their size as JSON besides their counts.
 func TestLobbyPropsOnTheWire(t *testing.T) {
+	t.Parallel()
 	// Frames large enough to carry props past their own limit.
 	srv, _ := startProtocolServer(t, "-max-frame-bytes", "16384")
 	alice, bob := srv.rawPlayer(t, "alice"), srv.player(t, "bob")
@@ -131,6 +132,7 @@ func TestLobbyPropsOnTheWire(t *testing.T) {
 // a right code, on a new connection to another node too. Other players
 // are not affected.
 func TestWrongCodesAreRateLimited(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL}
 	nodeA, nodeB := startServer(t, env), startServer(t, env)
@@ -161,6 +163,7 @@ func TestWrongCodesAreRateLimited(t *testing.T) {
 // lobby.list never shows codes; members see them. A lobby turning private
 // gets a new code and the old one stops working; turning public keeps it.
 func TestLobbyCodesStayWithMembers(t *testing.T) {
+	t.Parallel()
 	srv, _ := startProtocolServer(t)
 	alice, bob, eve := srv.player(t, "alice"), srv.player(t, "bob"), srv.player(t, "eve")
 	created := alice.ok(t, "lobby.create", map[string]any{"queue": "default"}).Obj("lobby")
@@ -197,6 +200,7 @@ func TestLobbyCodesStayWithMembers(t *testing.T) {
 // frames, at most one per 250 ms after the first, and the last one carries
 // the final lobby.
 func TestLobbyStateBurstIsCoalesced(t *testing.T) {
+	t.Parallel()
 	const interval = 250 * time.Millisecond // LobbyStateInterval's default
 	srv, _ := startProtocolServer(t)
 	alice, bob, carol := srv.player(t, "alice"), srv.player(t, "bob"), srv.player(t, "carol")
@@ -241,6 +245,7 @@ func TestLobbyStateBurstIsCoalesced(t *testing.T) {
 // the members on other nodes see the last change and the departed member
 // disconnected.
 func TestPendingLobbyStateSentAtShutdown(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_JWT_SECRET": testJWTSecret, "LOBBYD_REDIS_URL": r.URL}
 	nodeA, nodeB := startServer(t, env), startServer(t, env)

@@ -25,6 +25,7 @@ func (s *server) readyStatus(t *testing.T) int {
 // never crashes, keeps its sockets, and matches players again afterwards
 // (subscription, consumer group and scripts restored).
 func TestRedisOutage(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	srv, fake := startWithFake(t, r.URL)
 	token, _ := srv.devToken(t, "survivor", "")

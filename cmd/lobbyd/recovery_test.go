@@ -92,6 +92,7 @@ func startOnRedis(t *testing.T, redisURL, playFabURL string, env map[string]stri
 // once Redis is back every player gets that party. Exactly one
 // RequestPartyService for the match, no orphan.
 func TestPartyStoredAcrossRedisRestart(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	pf := startHeldPlayFab(t)
 	srv := startOnRedis(t, r.URL, pf.URL, nil)
@@ -119,6 +120,7 @@ func TestPartyStoredAcrossRedisRestart(t *testing.T) {
 // Redis stays away past the deadline after PlayFab created a party: the
 // party is counted as an orphan and logged once, at warn, with its PartyId.
 func TestPartyOrphanedWhenRedisStaysDown(t *testing.T) {
+	t.Parallel()
 	r := storetest.StartRedis(t)
 	pf := startHeldPlayFab(t)
 	srv := startOnRedis(t, r.URL, pf.URL, map[string]string{"LOBBYD_ALLOCATION_DEADLINE": "2s"})
@@ -149,6 +151,7 @@ func TestPartyOrphanedWhenRedisStaysDown(t *testing.T) {
 // player's latest match until they queue again; after that, no connection
 // of theirs is welcomed with it, and a later match replaces it.
 func TestNoEarlierRoundInWelcomeAfterALostAck(t *testing.T) {
+	t.Parallel()
 	l := storetest.StartLossyRedis(t)
 	srv, _ := startWithFake(t, l.URL)
 	src, err := os.ReadFile(filepath.Join("..", "..", "store", "scripts", "ack_pending_match.lua"))

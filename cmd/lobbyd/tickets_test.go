@@ -93,6 +93,7 @@ func junkRegions() []string {
 // within a minute no ticket record either (miniredis's clock is moved on,
 // nobody waits). Only the queue's regions are ever stored.
 func TestJoinLeaveCyclesLeaveNoTickets(t *testing.T) {
+	t.Parallel()
 	srv, m := startOnMiniredis(t, nil)
 	const players, cycles = 20, 10 // 20 requests per connection: within any rate limit's burst
 	junk := junkRegions()
@@ -143,6 +144,7 @@ func TestJoinLeaveCyclesLeaveNoTickets(t *testing.T) {
 // solo ticket when its player's grace period ends, a ticket that waited
 // past the queue's ticketTimeout.
 func TestEveryWayATicketEndsLeavesOnlyItsStatus(t *testing.T) {
+	t.Parallel()
 	// A lobby of two, queued (the queue needs four): returns the owner, the
 	// other member and the ticket id.
 	queuedLobby := func(t *testing.T, srv *server) (owner, other *player, ticketID string) {
@@ -225,6 +227,7 @@ func TestEveryWayATicketEndsLeavesOnlyItsStatus(t *testing.T) {
 // when the allocation fails, the others are requeued with everything their
 // tickets were created with, and the leaver is not.
 func TestLeaverOfAFailedMatchLeavesOnlyItsStatus(t *testing.T) {
+	t.Parallel()
 	m := miniredis.RunT(t)
 	srv, _ := startWithFakeConfig(t, fakeplayfab.Config{Logger: quietFake, Faults: fakeplayfab.Faults{ErrorRate: 1}},
 		map[string]string{"LOBBYD_ALLOCATION_DEADLINE": "1500ms", "LOBBYD_LOG_LEVEL": "error", "LOBBYD_REDIS_URL": "redis://" + m.Addr()})
@@ -253,6 +256,7 @@ func TestLeaverOfAFailedMatchLeavesOnlyItsStatus(t *testing.T) {
 // A token whose pfEntity is longer than a ticket stores is refused at the
 // handshake, naming the field, and nothing is stored.
 func TestOversizedPfEntityIsRefusedAtHandshake(t *testing.T) {
+	t.Parallel()
 	srv, m := startOnMiniredis(t, nil)
 	auth := &lobby.Authenticator{Secret: []byte(testJWTSecret)}
 	token, err := auth.Issue(lobby.Identity{PlayerID: "long-entity", Name: "long", PlayFabEntity: strings.Repeat("A", 65)}, time.Hour)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 // The abuse scenario (-abusers, -pingers) measures what hostile clients cost
@@ -187,7 +189,7 @@ func (a *abuseRun) abuse(ctx context.Context, token string) {
 			continue // an attacker does not honour Retry-After
 		case err != nil:
 			a.count(a.refused, "error")
-			pause(ctx, 10*time.Millisecond)
+			_ = wait.Sleep(ctx, 10*time.Millisecond)
 			continue
 		}
 		a.mu.Lock()
@@ -246,15 +248,6 @@ func (a *abuseRun) count(m map[string]int, key string) {
 	a.mu.Lock()
 	m[key]++
 	a.mu.Unlock()
-}
-
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // writeText prints the abuse report.

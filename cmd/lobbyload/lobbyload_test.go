@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/lobbyd/lobbyd/lobby/lobbytest"
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -357,7 +357,7 @@ func TestPercentiles(t *testing.T) {
 }
 
 // syncBuffer captures output written concurrently.
-type syncBuffer = lobbytest.SyncBuffer
+type syncBuffer = testutil.SyncBuffer
 
 // The abuse scenario against the real server: the flooders are closed with
 // 1008 and then refused (429) while the penalty lasts; the well-behaved

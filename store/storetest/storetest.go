@@ -3,13 +3,17 @@
 package storetest
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +61,11 @@ type RedisServer struct {
 }
 
 // StartRedis starts a redis-server on a free port for the test and stops it
-// at cleanup. Without the binary the test is skipped, except in CI (CI set),
+// at cleanup. redis-server cannot bind port 0 and report it, so the port is
+// one the kernel handed out a moment before; if another listener takes it
+// first, redis-server fails to bind and StartRedis retries on another, and
+// the readiness check asks the server for its process id, so a listener
+// that is not this redis-server is never taken for it. Without the binary the test is skipped, except in CI (CI set),
 // where the integration tier must run and the test fails instead.
 func StartRedis(t testing.TB) *RedisServer {
 	t.Helper()
@@ -69,9 +77,8 @@ func StartRedis(t testing.TB) *RedisServer {
 		t.Skip("redis-server not installed: skipping the real-Redis tier (apt-get install redis-server)")
 	}
 	r := &RedisServer{bin: bin, dir: t.TempDir()}
-	// A port the kernel handed out can be taken before redis binds it: retry.
 	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 10; attempt++ {
 		port, err := freePort()
 		if err != nil {
 			t.Fatalf("find a free port: %v", err)
@@ -107,9 +114,14 @@ func (r *RedisServer) Start() error {
 			return fmt.Errorf("redis-server exited: %v: %s", err, log)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", r.Addr, 100*time.Millisecond); err == nil {
-			c.Close()
-			return nil
+		if pid, err := serverPID(r.Addr); err == nil {
+			if pid == r.cmd.Process.Pid {
+				return nil
+			}
+			// Another process listens on the port: this server cannot bind
+			// it and is about to exit, or is already gone.
+			r.Stop()
+			return fmt.Errorf("port of %s is taken by process %d", r.Addr, pid)
 		}
 		time.Sleep(10 * time.Millisecond) // polling a process for readiness
 	}
@@ -151,6 +163,40 @@ func (r *RedisServer) StopKeepingData() error {
 	return nil
 }
 
+// serverPID asks the Redis server on addr for its process id (INFO server).
+func serverPID(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")); err != nil {
+		return 0, err
+	}
+	rd := bufio.NewReader(c)
+	head, err := rd.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil {
+		return 0, fmt.Errorf("INFO answered %q", head)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server lacks process_id")
+}
+
+// freePort returns a loopback port free at the time of asking, for
+// processes that cannot bind port 0 and report it (see StartRedis).
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,4 +1,6 @@
-package lobbytest
+// Package testutil holds helpers shared by lobbyd's tests: output
+// captured from concurrent writers, and commands run in-process.
+package testutil
 
 import (
 	"bytes"

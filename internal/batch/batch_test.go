@@ -1,21 +1,21 @@
-package store_test
+package batch_test
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/batch"
 )
 
 // What is waiting goes out together, up to max at a time, in order.
-func TestBatches(t *testing.T) {
+func TestEach(t *testing.T) {
 	in := make(chan int, 10)
 	for i := range 10 {
 		in <- i
 	}
 	close(in)
 	var got [][]int
-	store.Batches(in, 4, func(b []int) { got = append(got, append([]int(nil), b...)) })
+	batch.Each(in, 4, func(b []int) { got = append(got, append([]int(nil), b...)) })
 	assert.Equal(t, [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}}, got)
 }

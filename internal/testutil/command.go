@@ -1,4 +1,4 @@
-package lobbytest
+package testutil
 
 import (
 	"context"

@@ -1,11 +1,12 @@
-package store
+// Package batch groups values read from a channel into batches.
+package batch
 
-// Batches hands what in receives to flush in batches of up to max, each
+// Each hands what in receives to flush in batches of up to max, each
 // batch taking what is already waiting, so that a burst of writes goes to
 // Redis in a few pipelines while a lone one leaves at once. The slice is
-// reused: flush must not keep it. Batches returns once in is closed and
+// reused: flush must not keep it. Each returns once in is closed and
 // drained.
-func Batches[T any](in <-chan T, max int, flush func([]T)) {
+func Each[T any](in <-chan T, max int, flush func([]T)) {
 	batch := make([]T, 0, max)
 	for v := range in {
 		batch = append(batch[:0], v)
