@@ -129,6 +129,8 @@ type evidence struct {
 	// Keys is the Redis keyspace after every player left and the grace
 	// period passed.
 	Keys []keyInfo
+	// Kills are the times nodes were killed.
+	Kills []time.Time
 }
 
 // Invariants, as the report names them.
@@ -148,6 +150,7 @@ const (
 // Counted outcomes that break nothing.
 const (
 	noteRetryAfterDrop  = "matches with a second party after a dropped reply (allowed)"
+	noteRetryAfterKill  = "matches with a second party after a node was killed while they were allocating (allowed)"
 	noteRepeatOnNewConn = "match.ready repeated on a later connection (allowed: once per connection)"
 	noteRepeatAfterMove = "match.ready of a finished round repeated after the next queue.join"
 	noteRemainder       = "players left searching at the end (fewer than a match)"
@@ -381,11 +384,21 @@ func (v *verdict) checkParties(ev evidence, fail failFunc) {
 	for _, id := range ids {
 		ok, dropped := ev.Fake.Successes[id], ev.Fake.DroppedByParty[id]
 		// A dropped reply's party is counted as a success the client never
-		// saw: each one may be followed by one more success.
-		if extra := ok - 1 - dropped; extra > 0 {
-			fail(invSecondParty, "match %s: %d successful RequestPartyService calls (%d replies dropped): %d party(ies) too many",
-				id, ok, dropped, extra)
-		} else if ok > 1 {
+		// saw: each one may be followed by one more success. So may a party
+		// PlayFab created for a node killed before it stored the answer:
+		// the job is claimed by another node, which asks again (lobbyd
+		// cannot know; the kill lost the reply as surely as a dropped one).
+		killed := 0
+		if m := v.Matches[id]; m != nil && allocatingAtKill(m, ev.Kills) {
+			killed = 1
+		}
+		switch extra := ok - 1 - dropped; {
+		case extra > killed:
+			fail(invSecondParty, "match %s: %d successful RequestPartyService calls (%d replies dropped, %d node kill(s) while allocating): %d party(ies) too many",
+				id, ok, dropped, killed, extra-killed)
+		case extra > 0:
+			v.Notes[noteRetryAfterKill]++
+		case ok > 1:
 			v.Notes[noteRetryAfterDrop]++
 		}
 		if m := v.Matches[id]; m == nil || m.firstReceiver == "" {
@@ -447,4 +460,16 @@ func (v verdict) summary() string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// allocatingAtKill reports whether a node was killed while m was being
+// allocated: after its last member queued and before the first
+// match.ready.
+func allocatingAtKill(m *matchView, kills []time.Time) bool {
+	for _, k := range kills {
+		if m.LastJoin.Before(k) && m.FirstReady.After(k) {
+			return true
+		}
+	}
+	return false
 }

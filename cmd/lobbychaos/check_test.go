@@ -71,6 +71,14 @@ func TestCheckFindsEachBrokenInvariant(t *testing.T) {
 		{"a second successful call for one match", func(ev *evidence) {
 			ev.Fake.Successes["m1"] = 2
 		}, []string{invSecondParty}},
+		{"a second successful call with a node killed only after the match was ready", func(ev *evidence) {
+			ev.Fake.Successes["m1"] = 2
+			ev.Kills = []time.Time{at(5)}
+		}, []string{invSecondParty}},
+		{"a third successful call with one node killed while allocating", func(ev *evidence) {
+			ev.Fake.Successes["m1"] = 3
+			ev.Kills = []time.Time{at(0.5)}
+		}, []string{invSecondParty}},
 		{"matches of three players", func(ev *evidence) {
 			ev.Players = ev.Players[:3]
 			for _, p := range ev.Players {
@@ -163,6 +171,10 @@ func TestCheckAllowsWhatTheProtocolAllows(t *testing.T) {
 			ev.Fake.Successes["m1"] = 2
 			ev.Fake.DroppedByParty["m1"] = 1
 		}, noteRetryAfterDrop},
+		{"a second party after a node was killed while the match was allocating", func(ev *evidence) {
+			ev.Fake.Successes["m1"] = 2
+			ev.Kills = []time.Time{at(0.5)}
+		}, noteRetryAfterKill},
 		{"the latest match again on a new connection", func(ev *evidence) {
 			p := ev.Players[0]
 			p.Connections = 2

@@ -135,6 +135,11 @@ func (r *chaosRun) play(ctx context.Context) (res *result, err error) {
 	}
 	ev := evidence{MatchSize: matchSize, Grace: r.cfg.Grace, Players: res.players, Fake: res.fake,
 		FakeParties: map[string]fakeParty{}, Keys: res.keys}
+	for _, e := range res.events {
+		if e.Kind == faultNodeKill {
+			ev.Kills = append(ev.Kills, e.At)
+		}
+	}
 	for id := range deliveredMatches(res.players) {
 		fp, err := c.fakePartyOf(ctx, id)
 		if err == nil {
