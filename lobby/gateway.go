@@ -188,6 +188,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.init()
 	sub, err := g.Store.Subscribe(ctx, g.NodeID)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))

@@ -119,6 +119,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	for _, q := range w.Queues {
 		if err := w.Store.EnsureAllocationGroup(ctx, q); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped before it started
+			}
 			return err
 		}
 	}

@@ -301,3 +301,15 @@ func TestWorkerJobThatWaitedForASlotGetsAWholeDeadline(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, store.MatchReady, stored.State)
 }
+
+// A worker stopped while it is still starting (creating its consumer
+// groups) returns no error: a node shut down right after start-up is a
+// clean shutdown.
+func TestWorkerStoppedWhileStartingReturnsNil(t *testing.T) {
+	st := storetest.Embedded(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := &partyalloc.Worker{Store: st, Allocator: &countingAllocator{}, Notifier: &recordingNotifier{},
+		Queues: []string{"q"}, NodeID: "n1"}
+	assert.NoError(t, w.Run(ctx))
+}
