@@ -30,6 +30,14 @@ const (
 // close frame before dropping the connection.
 const closeGrace = time.Second
 
+// After a refused frame the socket is drained (see finish) while the
+// client keeps sending, each read allowing closeGrace for the next, up to
+// maxDrainBytes and maxDrainTime in all.
+const (
+	maxDrainBytes = 16 << 20
+	maxDrainTime  = 10 * time.Second
+)
+
 // outgoing is one frame queued for the write loop.
 type outgoing struct {
 	frame []byte
@@ -102,6 +110,10 @@ func (s *session) closeWith(code int, text string) {
 		}
 	})
 }
+
+// stopsReading: the close codes the read loop sends when it stops on a
+// frame it refused, with the client perhaps still sending.
+var stopsReading = map[int]bool{closeUnsupported: true, closeInvalidData: true, closePolicy: true, closeTooBig: true}
 
 // abuseReasons names the close codes that mean the client misbehaved: each
 // such close is logged once and counted by reason.
@@ -542,22 +554,41 @@ func (s *session) finish(write func(outgoing) error) {
 			return
 		}
 	}
+	// Wait for the read loop: it ends at once on a frame it refused (too
+	// large, binary, invalid UTF-8, a flood), else when the client answers
+	// the close frame.
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
 	select {
 	case <-s.readDone:
-		// The read loop stopped on a frame it refused (too large, binary) or
-		// on abuse: nobody reads the socket now. Drain it for a moment, so
-		// the client can finish sending and read the close frame; closing
-		// under unread data resets the connection, which fails the client's
-		// write (a browser then reports 1006 instead of our code).
-		nc := s.conn.NetConn()
-		nc.SetReadDeadline(time.Now().Add(closeGrace))
-		io.Copy(io.Discard, nc)
-	default:
-		grace := time.NewTimer(closeGrace)
-		defer grace.Stop()
-		select {
-		case <-s.readDone:
-		case <-grace.C:
+	case <-grace.C:
+		return
+	}
+	if stopsReading[s.closeCode] {
+		// Nobody reads the socket now. Drain it, so the client can finish
+		// sending and read the close frame; closing under unread data
+		// resets the connection, which fails the client's write (a browser
+		// then reports 1006 instead of our code).
+		drain(s.conn.NetConn())
+	}
+}
+
+// drain reads and discards what the client still sends, for as long as it
+// keeps sending (closeGrace between reads), up to maxDrainBytes and
+// maxDrainTime: a large frame over a slow link still ends in our close
+// frame, and a client that never stops costs a bounded amount.
+func drain(nc net.Conn) {
+	end := time.Now().Add(maxDrainTime)
+	r := &io.LimitedReader{R: nc, N: maxDrainBytes}
+	buf := make([]byte, 32<<10)
+	for r.N > 0 {
+		deadline := time.Now().Add(closeGrace)
+		if deadline.After(end) {
+			deadline = end
+		}
+		nc.SetReadDeadline(deadline)
+		if _, err := r.Read(buf); err != nil {
+			return
 		}
 	}
 }
