@@ -111,7 +111,8 @@ func CodeGuessBudget(playerID string) Budget {
 // it, since it is built before a store is at hand).
 func (k keyspace) budgetKey(b Budget) string { return k.prefix + b.key }
 
-// lobbyKey holds one lobby, as JSON (see scripts/lobby_mutate.lua).
+// lobbyKey holds one lobby, as JSON (changed by the rules of lobbyrules.go
+// through scripts/lobby_cas.lua).
 func (k keyspace) lobbyKey(lobbyID string) string { return k.prefix + "{l:" + lobbyID + "}" }
 
 // lobbyCodeKey maps a live lobby's join code to its id.

@@ -355,18 +355,10 @@ func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m LobbyMember) (L
 	if err := s.claimLobby(ctx, m.PlayerID, lobbyID); err != nil {
 		return Lobby{}, err
 	}
-	member, _ := json.Marshal(m)
-	l, outcome, err := s.mutateLobby(ctx, lobbyID, "join", m.PlayerID, string(member))
-	if err == nil {
-		switch outcome {
-		case "ok", "member":
-			s.indexLobby(ctx, l, false)
-			return l, nil
-		case "full":
-			err = ErrFull
-		default:
-			err = fmt.Errorf("lobby is %s: %w", l.Status, ErrConflict)
-		}
+	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, joinRule(m))
+	if err == nil || errors.Is(err, errUnchanged) {
+		s.indexLobby(ctx, l, false)
+		return l, nil
 	}
 	s.releaseLobby(ctx, m.PlayerID, lobbyID)
 	return Lobby{}, err
@@ -378,25 +370,21 @@ func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m LobbyMember) (L
 // it, when deleted). ErrNotFound if they are not a member; ErrForbidden or
 // ErrInvalid for a kick the owner may not make.
 func (s *Store) LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (Lobby, bool, error) {
-	op, actor, args := "leave", playerID, []any(nil)
+	r := leaveRule(playerID)
 	if by != "" && by != playerID {
-		op, actor, args = "kick", by, []any{playerID}
+		r = kickRule(by, playerID)
 	}
-	l, outcome, err := s.mutateLobby(ctx, lobbyID, op, actor, args...)
-	if err != nil {
-		return Lobby{}, false, err
-	}
-	switch outcome {
-	case "ok", "deleted":
-	case "notmember":
+	before, l, deleted, err := s.applyLobbyRule(ctx, lobbyID, r)
+	switch {
+	case errors.Is(err, errNotMember):
 		s.releaseLobby(ctx, playerID, lobbyID)
 		return Lobby{}, false, ErrNotFound
-	default:
-		return Lobby{}, false, outcomeError(outcome)
+	case err != nil:
+		return Lobby{}, false, err
 	}
 	s.releaseLobby(ctx, playerID, lobbyID)
-	deleted := outcome == "deleted"
 	if deleted {
+		l = before
 		s.releaseCode(ctx, l.Code, l.ID)
 	}
 	s.indexLobby(ctx, l, deleted)
@@ -409,49 +397,31 @@ func (s *Store) LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (L
 // (or was in it) may know the old one. A private lobby that turns public
 // keeps its code; its members already share it.
 func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (Lobby, error) {
-	patch := map[string]any{}
-	if props != nil {
-		patch["props"] = props
+	patch := lobbyPatch{Props: props, Visibility: visibility, MaxMembers: maxMembers}
+	if visibility == "private" {
+		// Only the rule knows whether the lobby was public, so a code is
+		// reserved either way and freed unless the lobby took it.
+		code, err := s.reserveCode(ctx, lobbyID, lobbyTTL)
+		if err != nil {
+			return Lobby{}, err
+		}
+		patch.NewCode = code
 	}
-	if visibility != "" {
-		patch["visibility"] = visibility
-	}
-	if maxMembers > 0 {
-		patch["maxMembers"] = maxMembers
-	}
-	raw, _ := json.Marshal(patch)
-	if visibility != "private" {
-		return s.mutateLobbyTo(ctx, lobbyID, "update", by, string(raw))
-	}
-	// Only the script knows whether the lobby was public, so a code is
-	// reserved either way and freed unless the lobby took it.
-	code, err := s.reserveCode(ctx, lobbyID, lobbyTTL)
-	if err != nil {
-		return Lobby{}, err
-	}
-	res, err := s.runLobbyMutate(ctx, lobbyID, "update", by, string(raw), code)
-	var l Lobby
-	if err == nil {
-		l, err = decodeLobby(res[1])
-	}
-	if err != nil || l.Code != code {
-		s.releaseCode(ctx, code, lobbyID)
+	before, l, _, err := s.applyLobbyRule(ctx, lobbyID, updateRule(by, patch))
+	took := err == nil && patch.NewCode != "" && l.Code == patch.NewCode && before.Code != patch.NewCode
+	if patch.NewCode != "" && !took {
+		s.releaseCode(ctx, patch.NewCode, lobbyID)
 	}
 	if err != nil {
-		return Lobby{}, err
+		return l, err
 	}
-	if res[0] != "ok" {
-		return l, outcomeError(res[0])
-	}
-	if l.Code == code {
+	if took {
 		// The new code lives as long as the lobby. The old one is freed; a
 		// crash before that leaves a key that LobbyByCode ignores.
 		if l.CreatedAt > 0 {
-			s.rdb.PExpireAt(ctx, s.keys.lobbyCodeKey(code), timeOfMs(l.CreatedAt).Add(lobbyTTL))
+			s.rdb.PExpireAt(ctx, s.keys.lobbyCodeKey(patch.NewCode), timeOfMs(l.CreatedAt).Add(lobbyTTL))
 		}
-		if len(res) > 2 {
-			s.releaseCode(ctx, res[2], lobbyID)
-		}
+		s.releaseCode(ctx, before.Code, lobbyID)
 	}
 	s.indexLobby(ctx, l, false)
 	return l, nil
@@ -459,21 +429,13 @@ func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[s
 
 // PromoteInLobby makes target the owner (by must be the owner).
 func (s *Store) PromoteInLobby(ctx context.Context, lobbyID, by, target string) (Lobby, error) {
-	return s.mutateLobbyTo(ctx, lobbyID, "promote", by, target)
+	return s.changeLobby(ctx, lobbyID, promoteRule(by, target))
 }
 
 // SetReady sets the player's readiness, and their skill if skill is not
 // nil. ErrConflict while the lobby queues.
 func (s *Store) SetReady(ctx context.Context, lobbyID, playerID string, ready bool, skill *float64) (Lobby, error) {
-	flag := "0"
-	if ready {
-		flag = "1"
-	}
-	args := []any{flag}
-	if skill != nil {
-		args = append(args, *skill)
-	}
-	return s.mutateLobbyTo(ctx, lobbyID, "ready", playerID, args...)
+	return s.changeLobby(ctx, lobbyID, readyRule(playerID, ready, skill))
 }
 
 // AttachLobbyTicket marks the lobby queued with ticketID, if by is the owner,
@@ -481,80 +443,90 @@ func (s *Store) SetReady(ctx context.Context, lobbyID, playerID string, ready bo
 // ticket's players). ErrForbidden, ErrConflict (not ready, already queued,
 // or members changed meanwhile).
 func (s *Store) AttachLobbyTicket(ctx context.Context, lobbyID, by, ticketID string, memberIDs []string) (Lobby, error) {
-	raw, _ := json.Marshal(memberIDs)
-	return s.mutateLobbyTo(ctx, lobbyID, "set_ticket", by, ticketID, string(raw))
+	return s.changeLobby(ctx, lobbyID, queueRule(by, ticketID, memberIDs))
 }
 
 // LobbyTicketDone moves a lobby whose ticket ended to status (open: the
 // ticket was cancelled; matched: its match is ready), if ticketID is still
 // the lobby's ticket. A stale ticket leaves the lobby as it is.
 func (s *Store) LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status string) (Lobby, bool, error) {
-	l, outcome, err := s.mutateLobby(ctx, lobbyID, "ticket_done", "", ticketID, status)
-	if err != nil {
+	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, ticketDoneRule(ticketID, status))
+	switch {
+	case errors.Is(err, errStaleTicket):
+		return l, false, nil
+	case err != nil:
 		return Lobby{}, false, err
 	}
-	if outcome == "ok" {
-		s.indexLobby(ctx, l, false)
-	}
-	return l, outcome == "ok", nil
+	s.indexLobby(ctx, l, false)
+	return l, true, nil
 }
 
-func (s *Store) mutateLobbyTo(ctx context.Context, lobbyID, op, actor string, args ...any) (Lobby, error) {
-	l, outcome, err := s.mutateLobby(ctx, lobbyID, op, actor, args...)
-	if err != nil {
-		return Lobby{}, err
-	}
-	if outcome != "ok" {
-		return l, outcomeError(outcome)
+// changeLobby applies a rule that never deletes the lobby and returns the
+// lobby after it (as it is, for a change already made).
+func (s *Store) changeLobby(ctx context.Context, lobbyID string, r rule) (Lobby, error) {
+	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, r)
+	switch {
+	case errors.Is(err, errUnchanged):
+	case err != nil:
+		return l, err
 	}
 	s.indexLobby(ctx, l, false)
 	return l, nil
 }
 
-func (s *Store) mutateLobby(ctx context.Context, lobbyID, op, actor string, args ...any) (Lobby, string, error) {
-	res, err := s.runLobbyMutate(ctx, lobbyID, op, actor, args...)
-	if err != nil {
-		return Lobby{}, "", err
-	}
-	l, err := decodeLobby(res[1])
-	return l, res[0], err
-}
+// maxLobbyConflicts bounds how often one change is re-applied because
+// others changed the lobby first.
+const maxLobbyConflicts = 16
 
-// runLobbyMutate runs lobby_mutate.lua and returns its answer: the outcome,
-// the lobby's JSON, and what else the operation answers. ErrNotFound if the
-// lobby is missing.
-func (s *Store) runLobbyMutate(ctx context.Context, lobbyID, op, actor string, args ...any) ([]string, error) {
-	res, err := lobbyMutateScript.Run(ctx, s.rdb, []string{s.keys.lobbyKey(lobbyID)}, append([]any{op, actor}, args...)...).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("%s lobby %s: %w", op, lobbyID, err)
+// applyLobbyRule applies r to the lobby atomically: it reads the lobby,
+// applies r to the copy read, and writes the result with a compare-and-set
+// on what it read (lobby_cas.lua), reading and applying again when another
+// change came first. Every applied change increments the version. A lobby
+// left with no member is deleted. It returns the lobby as read and after
+// the change (both as read when r refused or made no change, with r's
+// error), and whether the lobby was deleted. ErrNotFound if there is no
+// such lobby.
+func (s *Store) applyLobbyRule(ctx context.Context, lobbyID string, r rule) (before, after Lobby, deleted bool, err error) {
+	key := s.keys.lobbyKey(lobbyID)
+	for range maxLobbyConflicts {
+		raw, err := s.rdb.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) {
+			return Lobby{}, Lobby{}, false, ErrNotFound
+		}
+		if err != nil {
+			return Lobby{}, Lobby{}, false, fmt.Errorf("read lobby %s: %w", lobbyID, err)
+		}
+		if before, err = decodeLobby(raw); err != nil {
+			return Lobby{}, Lobby{}, false, err
+		}
+		after, _ = decodeLobby(raw) // a copy r may change
+		if err := r(&after); err != nil {
+			return before, before, false, err
+		}
+		after.Version = before.Version + 1
+		next := ""
+		if deleted = len(after.Members) == 0; !deleted {
+			if after.Props == nil {
+				after.Props = map[string]string{}
+			}
+			b, err := json.Marshal(after)
+			if err != nil {
+				return Lobby{}, Lobby{}, false, fmt.Errorf("encode lobby %s: %w", lobbyID, err)
+			}
+			next = string(b)
+		}
+		outcome, err := lobbyCASScript.Run(ctx, s.rdb, []string{key}, raw, next).Text()
+		if err != nil {
+			return Lobby{}, Lobby{}, false, fmt.Errorf("write lobby %s: %w", lobbyID, err)
+		}
+		switch outcome {
+		case "ok":
+			return before, after, deleted, nil
+		case "missing":
+			return Lobby{}, Lobby{}, false, ErrNotFound
+		}
 	}
-	if res[0] == "missing" {
-		return nil, ErrNotFound
-	}
-	return res, nil
-}
-
-func outcomeError(outcome string) error {
-	switch outcome {
-	case "forbidden":
-		return ErrForbidden
-	case "full":
-		return ErrFull
-	case "notmember":
-		return fmt.Errorf("not a member of this lobby: %w", ErrNotFound)
-	case "invalid":
-		return fmt.Errorf("not allowed on this lobby: %w", ErrInvalid)
-	case "toosmall":
-		return fmt.Errorf("maxMembers is below the number of members: %w", ErrInvalid)
-	case "busy":
-		return fmt.Errorf("the lobby is queued: leave the queue first: %w", ErrConflict)
-	case "notready":
-		return fmt.Errorf("every member must be ready: %w", ErrConflict)
-	case "changed":
-		return fmt.Errorf("the lobby's members changed meanwhile: %w", ErrConflict)
-	default:
-		return fmt.Errorf("lobby: %s: %w", outcome, ErrConflict)
-	}
+	return Lobby{}, Lobby{}, false, fmt.Errorf("lobby %s changed %d times while this change was applied, try again: %w", lobbyID, maxLobbyConflicts, ErrConflict)
 }
 
 // PublicLobbies lists up to limit public, open, not full lobbies of the

@@ -101,30 +101,41 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		lb := newLobby(t, l.Store, "o", 3, "public")
 		_, err := l.Store.JoinLobby(ctx, lb.ID, member("m", 2))
 		require.NoError(t, err)
-		l.LoseReplyTo("\r\nleave\r\n")
+		l.LoseReplyTo(scriptSHA(t, "lobby_cas.lua"))
 		_, _, err = l.Store.LeaveLobby(ctx, lb.ID, "m", "")
 		require.Equal(t, 1, l.Lost())
-		// The re-sent leave finds the member gone: callers treat that as done.
-		if err != nil {
-			assert.ErrorIs(t, err, store.ErrNotFound)
-		}
+		// The re-sent write finds its own value and answers ok.
+		require.NoError(t, err)
 		after, err := l.Store.Lobby(ctx, lb.ID)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"o"}, after.MemberIDs())
 		_, err = l.Store.PlayerLobby(ctx, "m")
 		assert.ErrorIs(t, err, store.ErrNotFound, "the leaver's place is released either way")
 	})
+	t.Run("last member leaves", func(t *testing.T) {
+		l := storetest.StartLossyRedis(t)
+		lb := newLobby(t, l.Store, "o", 3, "public")
+		l.LoseReplyTo(scriptSHA(t, "lobby_cas.lua"))
+		_, deleted, err := l.Store.LeaveLobby(ctx, lb.ID, "o", "")
+		require.Equal(t, 1, l.Lost())
+		require.NoError(t, err, "the re-sent delete finds the lobby gone and answers ok")
+		assert.True(t, deleted)
+		_, err = l.Store.Lobby(ctx, lb.ID)
+		assert.ErrorIs(t, err, store.ErrNotFound)
+		_, err = l.Store.LobbyByCode(ctx, lb.Code)
+		assert.ErrorIs(t, err, store.ErrNotFound, "its code is freed")
+	})
 	t.Run("lobby goes private", func(t *testing.T) {
 		l := storetest.StartLossyRedis(t)
 		lb := newLobby(t, l.Store, "o", 3, "public")
-		l.LoseReplyTo("\r\nupdate\r\n")
+		l.LoseReplyTo(scriptSHA(t, "lobby_cas.lua"))
 		after, err := l.Store.UpdateLobby(ctx, lb.ID, "o", nil, "private", 0)
 		require.NoError(t, err)
 		require.Equal(t, 1, l.Lost())
 		assert.Equal(t, "private", after.Visibility)
 		assert.NotEqual(t, lb.Code, after.Code)
-		// The re-sent update found the lobby private and did not answer the
-		// old code, so its key was not freed: it must not resolve anyway.
+		// The re-sent write finds its own value and answers ok; the old code
+		// must not resolve either way.
 		_, err = l.Store.LobbyByCode(ctx, lb.Code)
 		assert.ErrorIs(t, err, store.ErrNotFound, "the old code is dead")
 		byCode, err := l.Store.LobbyByCode(ctx, after.Code)

@@ -37,7 +37,7 @@ var (
 	storePendingMatchScript     = script("store_pending_match")
 	ackPendingMatchScript       = script("ack_pending_match")
 	supersedePendingMatchScript = script("supersede_pending_match")
-	lobbyMutateScript           = script("lobby_mutate")
+	lobbyCASScript              = script("lobby_cas")
 	popDueScript                = script("pop_due")
 	pruneSearchingDataScript    = script("prune_searching_data")
 	removeIfScoreScript         = script("remove_if_score")

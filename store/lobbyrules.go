@@ -1,25 +1,25 @@
-package lobby
+package store
 
 import (
 	"errors"
 	"fmt"
 	"slices"
-
-	"github.com/lobbyd/lobbyd/store"
 )
 
 // The lobby rules: each is a function that applies one change to a lobby
 // value, or refuses it with the error the player gets. They are the whole
-// of what a change may do; Redis only makes each one atomic (store's
-// MutateLobby reads the lobby, applies the rule and writes the result back
-// with a compare-and-set, again on a conflict). The version is not theirs
-// to touch: every applied change increments it.
+// of what a change may do, in Go and testable without Redis; Redis only
+// makes each one atomic (applyLobbyRule reads the lobby, applies the rule
+// and writes the result back with a compare-and-set, again on a conflict).
+// The version is not theirs to touch: every applied change increments it.
+// (They sit here, beside the Lobby type, until the domain types leave
+// store; see issue 12.)
 //
 // A rule returns errUnchanged when the change is already in effect (a
 // join by a member, a lobby already queued with this ticket): the lobby is
 // answered as it is and nothing is written, so a request sent twice has
 // the effect of one.
-type rule func(l *store.Lobby) error
+type rule func(l *Lobby) error
 
 // errUnchanged: the change is already made; nothing to write.
 var errUnchanged = errors.New("lobby unchanged")
@@ -29,29 +29,29 @@ var errStaleTicket = errors.New("not the lobby's ticket")
 
 // Errors the rules refuse with, as players see them.
 var (
-	errNotMember   = fmt.Errorf("not a member of this lobby: %w", store.ErrNotFound)
-	errKickSelf    = fmt.Errorf("not allowed on this lobby: %w", store.ErrInvalid)
-	errTooSmall    = fmt.Errorf("maxMembers is below the number of members: %w", store.ErrInvalid)
-	errQueued      = fmt.Errorf("the lobby is queued: leave the queue first: %w", store.ErrConflict)
-	errNotReady    = fmt.Errorf("every member must be ready: %w", store.ErrConflict)
-	errMembersMove = fmt.Errorf("the lobby's members changed meanwhile: %w", store.ErrConflict)
+	errNotMember   = fmt.Errorf("not a member of this lobby: %w", ErrNotFound)
+	errKickSelf    = fmt.Errorf("not allowed on this lobby: %w", ErrInvalid)
+	errTooSmall    = fmt.Errorf("maxMembers is below the number of members: %w", ErrInvalid)
+	errQueued      = fmt.Errorf("the lobby is queued: leave the queue first: %w", ErrConflict)
+	errNotReady    = fmt.Errorf("every member must be ready: %w", ErrConflict)
+	errMembersMove = fmt.Errorf("the lobby's members changed meanwhile: %w", ErrConflict)
 )
 
-func memberIndex(l *store.Lobby, player string) int {
-	return slices.IndexFunc(l.Members, func(m store.LobbyMember) bool { return m.PlayerID == player })
+func memberIndex(l *Lobby, player string) int {
+	return slices.IndexFunc(l.Members, func(m LobbyMember) bool { return m.PlayerID == player })
 }
 
 // joinRule adds m, unless the lobby is queued or full. Joining a lobby one
 // is in changes nothing.
-func joinRule(m store.LobbyMember) rule {
-	return func(l *store.Lobby) error {
+func joinRule(m LobbyMember) rule {
+	return func(l *Lobby) error {
 		switch {
 		case memberIndex(l, m.PlayerID) >= 0:
 			return errUnchanged
-		case l.Status == store.LobbyQueued:
-			return fmt.Errorf("lobby is %s: %w", l.Status, store.ErrConflict)
+		case l.Status == LobbyQueued:
+			return fmt.Errorf("lobby is %s: %w", l.Status, ErrConflict)
 		case len(l.Members) >= l.MaxMembers:
-			return store.ErrFull
+			return ErrFull
 		}
 		l.Members = append(l.Members, m)
 		return nil
@@ -60,7 +60,7 @@ func joinRule(m store.LobbyMember) rule {
 
 // leaveRule takes the player out; see removeMember.
 func leaveRule(player string) rule {
-	return func(l *store.Lobby) error {
+	return func(l *Lobby) error {
 		i := memberIndex(l, player)
 		if i < 0 {
 			return errNotMember
@@ -72,9 +72,9 @@ func leaveRule(player string) rule {
 
 // kickRule lets the owner take another member out.
 func kickRule(by, target string) rule {
-	return func(l *store.Lobby) error {
+	return func(l *Lobby) error {
 		if l.OwnerID != by {
-			return store.ErrForbidden
+			return ErrForbidden
 		}
 		i := memberIndex(l, target)
 		switch {
@@ -91,7 +91,7 @@ func kickRule(by, target string) rule {
 // removeMember takes member i out. When the owner leaves, the earliest
 // joiner left owns the lobby. A lobby left with no member is deleted (by
 // whoever applies the rule).
-func removeMember(l *store.Lobby, i int) {
+func removeMember(l *Lobby, i int) {
 	l.Members = slices.Delete(l.Members, i, i+1)
 	if len(l.Members) > 0 && memberIndex(l, l.OwnerID) < 0 {
 		l.OwnerID = l.Members[0].PlayerID
@@ -100,9 +100,9 @@ func removeMember(l *store.Lobby, i int) {
 
 // promoteRule lets the owner hand the lobby to another member.
 func promoteRule(by, target string) rule {
-	return func(l *store.Lobby) error {
+	return func(l *Lobby) error {
 		if l.OwnerID != by {
-			return store.ErrForbidden
+			return ErrForbidden
 		}
 		if memberIndex(l, target) < 0 {
 			return errNotMember
@@ -126,9 +126,9 @@ type lobbyPatch struct {
 // updateRule applies the owner's patch. maxMembers may not drop below the
 // members there are.
 func updateRule(by string, p lobbyPatch) rule {
-	return func(l *store.Lobby) error {
+	return func(l *Lobby) error {
 		if l.OwnerID != by {
-			return store.ErrForbidden
+			return ErrForbidden
 		}
 		if p.MaxMembers > 0 {
 			if p.MaxMembers < len(l.Members) {
@@ -152,12 +152,12 @@ func updateRule(by string, p lobbyPatch) rule {
 // readyRule sets a member's readiness (and skill, when given), not while
 // the lobby queues.
 func readyRule(player string, ready bool, skill *float64) rule {
-	return func(l *store.Lobby) error {
+	return func(l *Lobby) error {
 		i := memberIndex(l, player)
 		switch {
 		case i < 0:
 			return errNotMember
-		case l.Status == store.LobbyQueued:
+		case l.Status == LobbyQueued:
 			return errQueued
 		}
 		l.Members[i].Ready = ready
@@ -174,11 +174,11 @@ func readyRule(player string, ready bool, skill *float64) rule {
 // memberIDs (the ticket's players, in joining order). Queueing again with
 // the same ticket changes nothing.
 func queueRule(by, ticketID string, memberIDs []string) rule {
-	return func(l *store.Lobby) error {
+	return func(l *Lobby) error {
 		if l.OwnerID != by {
-			return store.ErrForbidden
+			return ErrForbidden
 		}
-		if l.Status == store.LobbyQueued {
+		if l.Status == LobbyQueued {
 			if l.TicketID == ticketID {
 				return errUnchanged
 			}
@@ -192,7 +192,7 @@ func queueRule(by, ticketID string, memberIDs []string) rule {
 				return errNotReady
 			}
 		}
-		l.Status, l.TicketID = store.LobbyQueued, ticketID
+		l.Status, l.TicketID = LobbyQueued, ticketID
 		return nil
 	}
 }
@@ -202,15 +202,15 @@ func queueRule(by, ticketID string, memberIDs []string) rule {
 // (its match is ready; every member must ready up again for the next
 // one). A ticket that is no longer the lobby's changes nothing.
 func ticketDoneRule(ticketID, status string) rule {
-	return func(l *store.Lobby) error {
+	return func(l *Lobby) error {
 		if l.TicketID != ticketID {
 			return errStaleTicket
 		}
 		l.Status = status
 		switch status {
-		case store.LobbyOpen:
+		case LobbyOpen:
 			l.TicketID = ""
-		case store.LobbyMatched:
+		case LobbyMatched:
 			for i := range l.Members {
 				l.Members[i].Ready = false
 			}
