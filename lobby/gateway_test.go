@@ -2,8 +2,11 @@ package lobby_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -173,11 +176,14 @@ func TestLobbyLeaveWithALostReply(t *testing.T) {
 	require.True(t, bob.Request("lobby.ready", map[string]any{"ready": true}).OK())
 	require.True(t, alice.Request("queue.join", map[string]any{"queue": "default"}).OK())
 
-	l.LoseReplyTo("\r\nleave\r\n")
+	// The leave is the first lobby write after the ticket's cancel.
+	cas, err := os.ReadFile("../store/scripts/lobby_cas.lua")
+	require.NoError(t, err)
+	l.LoseReplyTo(fmt.Sprintf("%x", sha1.Sum(cas)))
 	require.True(t, bob.Request("lobby.leave", nil).OK())
 	require.Equal(t, 1, l.Lost())
 	ctx := context.Background()
-	_, err := l.Store.PlayerTicket(ctx, "bob")
+	_, err = l.Store.PlayerTicket(ctx, "bob")
 	assert.ErrorIs(t, err, store.ErrNotFound, "the lobby's ticket was cancelled")
 	lobbyNow, err := l.Store.PlayerLobby(ctx, "alice")
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"os"
 	"slices"
 	"time"
 
@@ -113,4 +114,19 @@ func ScriptHashes() map[string]string {
 		out[name] = sc.Hash()
 	}
 	return out
+}
+
+// MutateLobbyAsPrevious changes a lobby as the previous version's nodes do,
+// with its lobby_mutate.lua (kept in testdata), and returns the script's
+// outcome.
+func MutateLobbyAsPrevious(ctx context.Context, s *Store, lobbyID, op, actor string, args ...any) (string, error) {
+	src, err := os.ReadFile("testdata/lobby_mutate_previous.lua")
+	if err != nil {
+		return "", err
+	}
+	res, err := redis.NewScript(string(src)).Run(ctx, s.rdb, []string{s.keys.lobbyKey(lobbyID)}, append([]any{op, actor}, args...)...).StringSlice()
+	if err != nil {
+		return "", err
+	}
+	return res[0], nil
 }

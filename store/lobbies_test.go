@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -312,4 +313,35 @@ func TestFreshLobbyClaimBinds(t *testing.T) {
 	_, err = s.JoinLobby(ctx, other.ID, member("p", 1))
 	require.NoError(t, err)
 	assert.Equal(t, other.ID, raw.Get(ctx, "{p:p}:lobby").Val())
+}
+
+// During a rolling upgrade the previous version's nodes change lobbies with
+// lobby_mutate.lua while this version applies its Go rules: the two see
+// each other's changes, and the version only grows.
+func TestLobbyChangesMixWithThePreviousVersion(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		lb := newLobby(t, s, "o", 4, "public")
+		raw, err := json.Marshal(member("old", 2))
+		require.NoError(t, err)
+		outcome, err := store.MutateLobbyAsPrevious(ctx, s, lb.ID, "join", "old", string(raw))
+		require.NoError(t, err)
+		require.Equal(t, "ok", outcome)
+
+		l, err := s.JoinLobby(ctx, lb.ID, member("new", 3))
+		require.NoError(t, err)
+		assert.Equal(t, []string{"o", "old", "new"}, l.MemberIDs(), "the new rules see the old node's join")
+		assert.Equal(t, lb.Version+2, l.Version)
+
+		outcome, err = store.MutateLobbyAsPrevious(ctx, s, lb.ID, "ready", "new", "1")
+		require.NoError(t, err)
+		require.Equal(t, "ok", outcome, "the old script reads what the new rules wrote")
+		l, _, err = s.LeaveLobby(ctx, lb.ID, "o", "")
+		require.NoError(t, err)
+		assert.Equal(t, "old", l.OwnerID, "the earliest joiner left owns it")
+		m, ok := l.Member("new")
+		require.True(t, ok)
+		assert.True(t, m.Ready, "the old node's ready is kept")
+		assert.Equal(t, lb.Version+4, l.Version)
+	})
 }
