@@ -408,7 +408,7 @@ func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[s
 		patch.NewCode = code
 	}
 	before, l, _, err := s.applyLobbyRule(ctx, lobbyID, updateRule(by, patch))
-	took := err == nil && patch.NewCode != "" && l.Code == patch.NewCode && before.Code != patch.NewCode
+	took := err == nil && patch.NewCode != "" && l.Code == patch.NewCode // a fresh code: never before.Code
 	if patch.NewCode != "" && !took {
 		s.releaseCode(ctx, patch.NewCode, lobbyID)
 	}

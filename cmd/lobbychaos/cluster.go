@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -355,6 +354,3 @@ func (c *cluster) injectSecondParty(ctx context.Context, partyID string, maxUser
 
 // nodeURL is node i's WebSocket endpoint.
 func (c *cluster) nodeURL(i int) string { return "ws://" + c.nodeAddrs[i] + "/v1/ws" }
-
-// itoa is strconv.Itoa, short for reports.
-func itoa(n int) string { return strconv.Itoa(n) }

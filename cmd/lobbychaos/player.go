@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/lobbyd/lobbyd/internal/wait"
+	"github.com/lobbyd/lobbyd/internal/wsread"
 )
 
 const (
@@ -136,23 +136,8 @@ type wsConn struct {
 }
 
 func (c *wsConn) read() {
-	defer close(c.frames)
-	for {
-		_, data, err := c.ws.ReadMessage()
-		if err != nil {
-			c.readErr = err
-			return
-		}
-		f := &frame{}
-		if json.Unmarshal(data, f) != nil {
-			f = &frame{Type: "!invalid-json"}
-		}
-		select {
-		case c.frames <- f:
-		case <-c.done:
-			return
-		}
-	}
+	defer close(c.frames) // after readErr is set: it is read once frames is closed
+	c.readErr = wsread.Loop(c.ws, c.frames, c.done, func() *frame { return &frame{Type: "!invalid-json"} })
 }
 
 // close ends the socket (with code, when the socket still works) and waits

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/lobbyd/lobbyd/internal/wsread"
 )
 
 // Closes the generator sends: a clean goodbye, and the "drop" of
@@ -67,23 +68,10 @@ type conn struct {
 type pendingRequest struct{ id, typ string }
 
 func (c *conn) read() {
-	defer close(c.frames)
-	for {
-		_, data, err := c.ws.ReadMessage()
-		if err != nil {
-			c.readErr = err
-			return
-		}
-		f := &frame{}
-		if err := json.Unmarshal(data, f); err != nil {
-			f = &frame{Type: "!invalid-json"}
-		}
-		select {
-		case c.frames <- f:
-		case <-c.done:
-			c.readErr = errors.New("closed by lobbyload")
-			return
-		}
+	defer close(c.frames) // after readErr is set: it is read once frames is closed
+	c.readErr = wsread.Loop(c.ws, c.frames, c.done, func() *frame { return &frame{Type: "!invalid-json"} })
+	if c.readErr == nil {
+		c.readErr = errors.New("closed by lobbyload")
 	}
 }
 
