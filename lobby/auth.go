@@ -12,8 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // Identity is who a verified token says the player is.
@@ -70,7 +69,7 @@ func (a *Authenticator) Verify(token string) (Identity, error) {
 			return Identity{}, fmt.Errorf("%w: malformed", ErrBadToken)
 		}
 	}
-	if !store.ValidPlayerID(c.Subject) {
+	if !domain.ValidPlayerID(c.Subject) {
 		return Identity{}, fmt.Errorf("%w: sub must be 1-128 printable characters without spaces or braces", ErrBadToken)
 	}
 	if a.MaxLifetime > 0 {
@@ -135,7 +134,7 @@ func CleanName(name string) string {
 // Issue signs a token for id that expires after ttl. It refuses a player
 // id that Verify would refuse or read back differently.
 func (a *Authenticator) Issue(id Identity, ttl time.Duration) (string, error) {
-	if !store.ValidPlayerID(id.PlayerID) {
+	if !domain.ValidPlayerID(id.PlayerID) {
 		return "", errors.New("issue token: the player id must be 1-128 printable characters without spaces or braces")
 	}
 	now := time.Now()
@@ -183,7 +182,7 @@ func HandleDevToken(a *Authenticator) http.Handler {
 		if req.PlayerID == "" {
 			req.PlayerID = uuid.NewString()
 		}
-		if !store.ValidPlayerID(req.PlayerID) {
+		if !domain.ValidPlayerID(req.PlayerID) {
 			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "playerId must be 1-128 printable characters without spaces or braces")
 			return
 		}

@@ -12,8 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/lobby"
-	"github.com/lobbyd/lobbyd/store"
 )
 
 // FuzzVerify checks Authenticator.Verify three ways on every input:
@@ -74,7 +74,7 @@ func FuzzVerify(f *testing.F) {
 			return // JSON cannot carry it: encoding it replaces the bad bytes
 		}
 		issued, err := a.Issue(lobby.Identity{PlayerID: sub, Name: name}, time.Hour)
-		if !store.ValidPlayerID(sub) {
+		if !domain.ValidPlayerID(sub) {
 			if err == nil {
 				t.Fatalf("issued a token for the invalid player id %q", sub)
 			}
@@ -151,7 +151,7 @@ func decodeSegment(s string) ([]byte, error) {
 // the token's own claims.
 func checkIdentity(t *testing.T, id lobby.Identity, token string) {
 	t.Helper()
-	if !store.ValidPlayerID(id.PlayerID) {
+	if !domain.ValidPlayerID(id.PlayerID) {
 		t.Fatalf("accepted an invalid player id %q from %q", id.PlayerID, token)
 	}
 	if id.Name == "" {

@@ -8,18 +8,18 @@ import (
 	"time"
 
 	"github.com/lobbyd/lobbyd/internal/batch"
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // deliveryStore is what delivery needs from Redis.
 type deliveryStore interface {
 	// PendingMatches returns the undelivered match.ready of each player
 	// that has one.
-	PendingMatches(ctx context.Context, players []string) (map[string]store.Addressed, error)
+	PendingMatches(ctx context.Context, players []string) (map[string]domain.Addressed, error)
 	// AckPendingMatch and AckPendingMatches mark match.ready frames as
 	// written to their players' sockets.
 	AckPendingMatch(ctx context.Context, playerID, matchID string) error
-	AckPendingMatches(ctx context.Context, acks []store.MatchAck) error
+	AckPendingMatches(ctx context.Context, acks []domain.MatchAck) error
 }
 
 // delivery gets every result to the players this node holds: it hands
@@ -41,7 +41,7 @@ func newDelivery(st deliveryStore, h *hub, logger *slog.Logger, m *gatewayMetric
 }
 
 // relay hands node-channel messages to the hub.
-func (d *delivery) relay(ctx context.Context, sub *store.Subscription) {
+func (d *delivery) relay(ctx context.Context, sub domain.Subscription) {
 	for {
 		msg, ok, err := sub.Next(ctx)
 		if !ok {
@@ -69,7 +69,7 @@ func (d *delivery) relay(ctx context.Context, sub *store.Subscription) {
 // to their sockets: a publish is lost if it happens while this node's
 // subscription is reconnecting to Redis. Each connection still shows a
 // match.ready once.
-func (d *delivery) redeliver(ctx context.Context, entries map[string]store.Presence) {
+func (d *delivery) redeliver(ctx context.Context, entries map[string]domain.Presence) {
 	players := make([]string, 0, len(entries))
 	for p := range entries {
 		players = append(players, p)
@@ -82,7 +82,7 @@ func (d *delivery) redeliver(ctx context.Context, entries map[string]store.Prese
 	if len(pending) == 0 {
 		return
 	}
-	msg := store.NodeMessage{Events: make([]store.Addressed, 0, len(pending))}
+	msg := domain.NodeMessage{Events: make([]domain.Addressed, 0, len(pending))}
 	for _, a := range pending {
 		msg.Events = append(msg.Events, a)
 	}
@@ -97,7 +97,7 @@ func (d *delivery) redeliver(ctx context.Context, entries map[string]store.Prese
 // many sessions; when its queue is full the ack is made at once instead.
 func (d *delivery) ack(ctx context.Context, playerID, matchID string) <-chan struct{} {
 	d.metrics.matchesDelivered.Inc()
-	a := matchAck{MatchAck: store.MatchAck{PlayerID: playerID, MatchID: matchID}, done: make(chan struct{})}
+	a := matchAck{MatchAck: domain.MatchAck{PlayerID: playerID, MatchID: matchID}, done: make(chan struct{})}
 	select {
 	case d.acks <- a:
 		return a.done
@@ -113,7 +113,7 @@ func (d *delivery) ack(ctx context.Context, playerID, matchID string) <-chan str
 }
 
 type matchAck struct {
-	store.MatchAck
+	domain.MatchAck
 	done chan struct{} // closed once sent
 }
 
@@ -128,12 +128,12 @@ const ackBatch = 512
 // copy that is shown again on a later connection, but only until the
 // player queues again (see store.DeliverMatch).
 func (d *delivery) runAcks(ctx context.Context) {
-	failed := make(chan []store.MatchAck, 16)
+	failed := make(chan []domain.MatchAck, 16)
 	retried := make(chan struct{})
 	go func() { defer close(retried); d.retryAcks(ctx, failed) }()
 	defer func() { close(failed); <-retried }()
 	batch.Each(d.acks, ackBatch, func(batch []matchAck) {
-		acks := make([]store.MatchAck, len(batch))
+		acks := make([]domain.MatchAck, len(batch))
 		for i, a := range batch {
 			acks[i] = a.MatchAck
 		}
@@ -145,7 +145,7 @@ func (d *delivery) runAcks(ctx context.Context) {
 		}
 		switch {
 		case err == nil:
-		case store.IsUnavailable(err) && ctx.Err() == nil:
+		case errors.Is(err, domain.ErrUnavailable) && ctx.Err() == nil:
 			select {
 			case failed <- acks:
 			default:
@@ -164,8 +164,8 @@ const maxAckRetries = 100 * ackBatch
 // retryAcks sends again, with backoff, the acks that failed while Redis was
 // unavailable, until they go through or ctx is done, and returns once
 // failed is closed.
-func (d *delivery) retryAcks(ctx context.Context, failed <-chan []store.MatchAck) {
-	var pending []store.MatchAck
+func (d *delivery) retryAcks(ctx context.Context, failed <-chan []domain.MatchAck) {
+	var pending []domain.MatchAck
 	var wait <-chan time.Time
 	retry := 0
 	for {
@@ -199,7 +199,7 @@ func (d *delivery) retryAcks(ctx context.Context, failed <-chan []store.MatchAck
 				actx, cancel := context.WithTimeout(ctx, d.timeout)
 				err := d.store.AckPendingMatches(actx, pending[:n])
 				cancel()
-				if err != nil && store.IsUnavailable(err) {
+				if err != nil && errors.Is(err, domain.ErrUnavailable) {
 					retry++
 					wait = time.After(ackBackoff(retry))
 					break

@@ -12,6 +12,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/matchmaker"
 	"github.com/lobbyd/lobbyd/store"
 )
@@ -94,11 +95,11 @@ var frameScenarios = []frameScenario{
 		return fx.ownLobby(ctx, false)
 	}},
 	{"member of a lobby", func(ctx context.Context, fx *frameFixture) error {
-		_, err := fx.st.JoinLobby(ctx, "open-lobby", store.LobbyMember{PlayerID: fuzzPlayer, Name: "Fuzz"})
+		_, err := fx.st.JoinLobby(ctx, "open-lobby", domain.LobbyMember{PlayerID: fuzzPlayer, Name: "Fuzz"})
 		return err
 	}},
 	{"queued alone", func(ctx context.Context, fx *frameFixture) error {
-		_, err := fx.g.Queues.Join(ctx, store.Ticket{Queue: "default", Players: []store.Player{{ID: fuzzPlayer, Name: "Fuzz"}}})
+		_, err := fx.g.Queues.Join(ctx, domain.Ticket{Queue: "default", Players: []domain.Player{{ID: fuzzPlayer, Name: "Fuzz"}}})
 		return err
 	}},
 	{"owns a queued lobby", func(ctx context.Context, fx *frameFixture) error {
@@ -146,9 +147,9 @@ func (fx *frameFixture) reset(t *testing.T, sc frameScenario) {
 	t.Helper()
 	fx.redis.FlushAll()
 	ctx := context.Background()
-	_, err := fx.st.CreateLobby(ctx, store.Lobby{ID: "open-lobby", Queue: "default", Visibility: "public",
-		OwnerID: "other", MaxMembers: 4, Status: store.LobbyOpen, CreatedAt: time.Now().UnixMilli(),
-		Members: []store.LobbyMember{{PlayerID: "other", Name: "Other"}}})
+	_, err := fx.st.CreateLobby(ctx, domain.Lobby{ID: "open-lobby", Queue: "default", Visibility: "public",
+		OwnerID: "other", MaxMembers: 4, Status: domain.LobbyOpen, CreatedAt: time.Now().UnixMilli(),
+		Members: []domain.LobbyMember{{PlayerID: "other", Name: "Other"}}})
 	if err == nil {
 		err = sc.setup(ctx, fx)
 	}
@@ -160,13 +161,13 @@ func (fx *frameFixture) reset(t *testing.T, sc frameScenario) {
 // ownLobby makes the player the owner of "p-lobby" with "mate" in it, and
 // with queued, both ready and the lobby queued in the default queue.
 func (fx *frameFixture) ownLobby(ctx context.Context, queued bool) error {
-	l, err := fx.st.CreateLobby(ctx, store.Lobby{ID: "p-lobby", Queue: "default", Visibility: "private",
-		OwnerID: fuzzPlayer, MaxMembers: 4, Status: store.LobbyOpen, CreatedAt: time.Now().UnixMilli(),
-		Members: []store.LobbyMember{{PlayerID: fuzzPlayer, Name: "Fuzz"}}})
+	l, err := fx.st.CreateLobby(ctx, domain.Lobby{ID: "p-lobby", Queue: "default", Visibility: "private",
+		OwnerID: fuzzPlayer, MaxMembers: 4, Status: domain.LobbyOpen, CreatedAt: time.Now().UnixMilli(),
+		Members: []domain.LobbyMember{{PlayerID: fuzzPlayer, Name: "Fuzz"}}})
 	if err != nil {
 		return err
 	}
-	if l, err = fx.st.JoinLobby(ctx, l.ID, store.LobbyMember{PlayerID: "mate", Name: "Mate"}); err != nil || !queued {
+	if l, err = fx.st.JoinLobby(ctx, l.ID, domain.LobbyMember{PlayerID: "mate", Name: "Mate"}); err != nil || !queued {
 		return err
 	}
 	for _, p := range l.MemberIDs() {
@@ -174,8 +175,8 @@ func (fx *frameFixture) ownLobby(ctx context.Context, queued bool) error {
 			return err
 		}
 	}
-	t, err := fx.g.Queues.Join(ctx, store.Ticket{Queue: "default", LobbyID: l.ID,
-		Players: []store.Player{{ID: fuzzPlayer, Name: "Fuzz"}, {ID: "mate", Name: "Mate"}}})
+	t, err := fx.g.Queues.Join(ctx, domain.Ticket{Queue: "default", LobbyID: l.ID,
+		Players: []domain.Player{{ID: fuzzPlayer, Name: "Fuzz"}, {ID: "mate", Name: "Mate"}}})
 	if err != nil {
 		return err
 	}

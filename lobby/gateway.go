@@ -13,17 +13,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/lobbyd/lobbyd/store"
 )
 
 // Queuer is what the gateway needs from the matchmaker.
 type Queuer interface {
 	// Join creates a searching ticket from t's Queue, Players, Skill and Regions.
-	Join(ctx context.Context, t store.Ticket) (store.Ticket, error)
+	Join(ctx context.Context, t domain.Ticket) (domain.Ticket, error)
 	// Leave cancels the player's searching ticket.
-	Leave(ctx context.Context, playerID string) (store.Ticket, error)
+	Leave(ctx context.Context, playerID string) (domain.Ticket, error)
 	// MaxUsers returns a queue's match size, and whether the queue exists.
 	MaxUsers(queue string) (int, bool)
 	// QueueNames lists the queues.
@@ -37,13 +36,13 @@ type GatewayStore interface {
 	presenceStore
 	deliveryStore
 	lobbyStore
-	Subscribe(ctx context.Context, nodeID string) (*store.Subscription, error)
-	Publish(ctx context.Context, nodeID string, msg store.NodeMessage) error
-	Attach(ctx context.Context, playerID string, graceDeadline time.Time) (store.Attachment, error)
-	SetPresence(ctx context.Context, playerID string, p store.Presence, ttl time.Duration) (prev store.Presence, found bool, err error)
-	LobbyOf(ctx context.Context, playerID, lobbyID string) (store.Lobby, error)
+	Subscribe(ctx context.Context, nodeID string) (domain.Subscription, error)
+	Publish(ctx context.Context, nodeID string, msg domain.NodeMessage) error
+	Attach(ctx context.Context, playerID string, graceDeadline time.Time) (domain.Attachment, error)
+	SetPresence(ctx context.Context, playerID string, p domain.Presence, ttl time.Duration) (prev domain.Presence, found bool, err error)
+	LobbyOf(ctx context.Context, playerID, lobbyID string) (domain.Lobby, error)
 	DropStaleLobbyClaim(ctx context.Context, playerID string) error
-	TicketOfClaim(ctx context.Context, claim string) (store.Ticket, error)
+	TicketOfClaim(ctx context.Context, claim string) (domain.Ticket, error)
 	PlayerLimits(ctx context.Context, playerID string) ([]byte, error)
 	SavePlayerLimits(ctx context.Context, playerID string, data []byte, ttl time.Duration) error
 }

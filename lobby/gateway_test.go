@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/lobby"
 	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 	"github.com/lobbyd/lobbyd/matchmaker"
@@ -78,8 +79,8 @@ func TestMatchEventsReachPlayersOnEveryNode(t *testing.T) {
 		a, b := startNode(t, st, "node-a", nil), startNode(t, st, "node-b", nil)
 		ca, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
 		cb, _ := lobbytest.Connect(t, b.url, token(t, "p2"))
-		m := store.Match{ID: "m-1", Queue: "default", Regions: []string{"WestUs"}, State: store.MatchReady,
-			Players: []store.Player{{ID: "p1", Name: "P1", TicketID: "t1"}, {ID: "p2", Name: "P2", TicketID: "t2"}},
+		m := domain.Match{ID: "m-1", Queue: "default", Regions: []string{"WestUs"}, State: domain.MatchReady,
+			Players: []domain.Player{{ID: "p1", Name: "P1", TicketID: "t1"}, {ID: "p2", Name: "P2", TicketID: "t2"}},
 			PartyID: "m-1", NetworkDescriptor: "ZGVzYw==", InvitationID: "inv-1"}
 		n := &lobby.Notifier{Store: st}
 		ctx := context.Background()
@@ -105,13 +106,13 @@ func TestSweepRedeliversALostPublish(t *testing.T) {
 	st := storetest.Embedded(t)
 	a := startNode(t, st, "node-a", func(g *lobby.Gateway) { g.PresenceTTL = 300 * time.Millisecond })
 	c, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
-	m := store.Match{ID: "m-lost", Queue: "default", Players: []store.Player{{ID: "p1", Name: "P1"}}}
+	m := domain.Match{ID: "m-lost", Queue: "default", Players: []domain.Player{{ID: "p1", Name: "P1"}}}
 	payload := json.RawMessage(`{"type":"match.ready","matchId":"m-lost","queue":"default"}`)
 	require.NoError(t, st.DeliverMatch(context.Background(), m, payload)) // stored, never published
 	assert.Equal(t, "m-lost", c.Next("match.ready").Str("matchId"))
 	storetest.Eventually(t, 5*time.Second, func() bool {
 		_, _, err := st.PendingMatch(context.Background(), "p1")
-		return err == store.ErrNotFound
+		return err == domain.ErrNotFound
 	}, "the written result is acknowledged")
 	c.Request("ping", nil)
 	assert.Zero(t, c.Count("match.ready"))
@@ -123,9 +124,9 @@ func TestSlowConsumerIsClosed4004(t *testing.T) {
 	c, _ := lobbytest.Connect(t, a.url, token(t, "slow"))
 	// 200 events in one node message: the hub queues them faster than any
 	// socket drains them, and a queue of 1 overflows.
-	burst := make([]store.Addressed, 200)
+	burst := make([]domain.Addressed, 200)
 	for i := range burst {
-		burst[i] = store.Addressed{To: []string{"slow"}, Event: json.RawMessage(`{"type":"queue.state","ticket":{}}`)}
+		burst[i] = domain.Addressed{To: []string{"slow"}, Event: json.RawMessage(`{"type":"queue.state","ticket":{}}`)}
 	}
 	require.NoError(t, st.SendToPlayers(context.Background(), burst))
 	assert.Equal(t, lobby.CloseSlowConsumer, c.CloseCode())
@@ -135,7 +136,7 @@ func TestQueueStateWithoutCreationTimeOmitsIt(t *testing.T) {
 	st := storetest.Embedded(t)
 	a := startNode(t, st, "node-a", nil)
 	c, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
-	m := store.Match{ID: "m-1", Queue: "default", Players: []store.Player{{ID: "p1", Name: "P1", TicketID: "t1"}}}
+	m := domain.Match{ID: "m-1", Queue: "default", Players: []domain.Player{{ID: "p1", Name: "P1", TicketID: "t1"}}}
 	require.NoError(t, (&lobby.Notifier{Store: st}).MatchFound(context.Background(), m))
 	ticket := c.Next("queue.state").Obj("ticket")
 	assert.Equal(t, "t1", ticket.Str("ticketId"))
@@ -184,10 +185,10 @@ func TestLobbyLeaveWithALostReply(t *testing.T) {
 	require.Equal(t, 1, l.Lost())
 	ctx := context.Background()
 	_, err = l.Store.PlayerTicket(ctx, "bob")
-	assert.ErrorIs(t, err, store.ErrNotFound, "the lobby's ticket was cancelled")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "the lobby's ticket was cancelled")
 	lobbyNow, err := l.Store.PlayerLobby(ctx, "alice")
 	require.NoError(t, err)
-	assert.Equal(t, store.LobbyOpen, lobbyNow.Status)
+	assert.Equal(t, domain.LobbyOpen, lobbyNow.Status)
 	assert.Equal(t, []string{"alice"}, lobbyNow.MemberIDs())
 	assert.True(t, bob.Request("queue.join", map[string]any{"queue": "default"}).OK(), "bob may queue alone")
 }

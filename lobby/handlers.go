@@ -8,7 +8,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // handlerFunc answers one request; what it returns becomes the reply.
@@ -71,9 +71,9 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if len(req.Regions) > 32 || len(req.Latencies) > 32 {
 		return nil, errorf(CodeBadRequest, "at most 32 regions")
 	}
-	t := store.Ticket{
+	t := domain.Ticket{
 		Queue:   req.Queue,
-		Players: []store.Player{{ID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity}},
+		Players: []domain.Player{{ID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity}},
 		Regions: req.Regions,
 	}
 	if err := s.g.validSkill(req.Skill); err != nil {
@@ -95,12 +95,12 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	// ticket (in the same round trip as the claim), and only then is the
 	// lobby read.
 	ticket, err := s.g.Queues.Join(ctx, t)
-	if errors.Is(err, store.ErrInLobby) {
+	if errors.Is(err, domain.ErrInLobby) {
 		l, lerr := s.g.Store.PlayerLobby(ctx, s.id.PlayerID)
 		if lerr == nil {
 			return s.queueLobby(ctx, l, req, t)
 		}
-		if !errors.Is(lerr, store.ErrNotFound) {
+		if !errors.Is(lerr, domain.ErrNotFound) {
 			return nil, lerr
 		}
 		// The claim outlived its lobby: drop it and queue alone.
@@ -130,10 +130,10 @@ func (g *Gateway) validSkill(skill *float64) error {
 func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 	t, err := s.g.Queues.Leave(ctx, s.id.PlayerID)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, domain.ErrNotFound) {
 			return nil, errorf(CodeNotFound, "you are not in a queue")
 		}
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, domain.ErrConflict) {
 			return nil, errorf(CodeConflict, "your match is ready: too late to leave the queue")
 		}
 		return nil, err
@@ -145,12 +145,12 @@ func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 	}
 	// A lobby's ticket: the whole lobby leaves the queue and every member is told.
 	s.afterReplyDo(func(ctx context.Context) {
-		l, _, err := s.g.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, store.LobbyOpen)
+		l, _, err := s.g.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
 		if err != nil {
 			s.log.Warn("reopen lobby", "lobby", t.LobbyID, "err", err)
 			return
 		}
-		if err := s.g.lobbies.lobbyEvents(ctx, l, store.Addressed{To: t.PlayerIDs(), Event: state}); err != nil {
+		if err := s.g.lobbies.lobbyEvents(ctx, l, domain.Addressed{To: t.PlayerIDs(), Event: state}); err != nil {
 			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	})

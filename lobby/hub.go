@@ -3,7 +3,7 @@ package lobby
 import (
 	"context"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // hub owns the node's map of connected players. One goroutine (run) holds
@@ -12,8 +12,8 @@ import (
 type hub struct {
 	register   chan *session
 	unregister chan *session
-	inbound    chan store.NodeMessage
-	snapshot   chan chan map[string]store.Presence
+	inbound    chan domain.NodeMessage
+	snapshot   chan chan map[string]domain.Presence
 	lookup     chan lookup
 	done       chan struct{} // closed when run has returned
 
@@ -24,8 +24,8 @@ func newHub() *hub {
 	return &hub{
 		register:   make(chan *session),
 		unregister: make(chan *session),
-		inbound:    make(chan store.NodeMessage, 256),
-		snapshot:   make(chan chan map[string]store.Presence),
+		inbound:    make(chan domain.NodeMessage, 256),
+		snapshot:   make(chan chan map[string]domain.Presence),
 		lookup:     make(chan lookup),
 		done:       make(chan struct{}),
 		sessions:   make(map[string]*session),
@@ -57,7 +57,7 @@ func (h *hub) run(ctx context.Context) {
 		case q := <-h.lookup:
 			q.reply <- h.sessions[q.player] != nil
 		case reply := <-h.snapshot:
-			m := make(map[string]store.Presence, len(h.sessions))
+			m := make(map[string]domain.Presence, len(h.sessions))
 			for p, s := range h.sessions {
 				m[p] = s.presence()
 			}
@@ -66,7 +66,7 @@ func (h *hub) run(ctx context.Context) {
 	}
 }
 
-func (h *hub) deliver(msg store.NodeMessage) {
+func (h *hub) deliver(msg domain.NodeMessage) {
 	for _, e := range msg.Events {
 		for _, p := range e.To {
 			if s := h.sessions[p]; s != nil {
@@ -101,7 +101,7 @@ func (h *hub) remove(s *session) {
 }
 
 // send hands a node message to the hub for delivery to local sockets.
-func (h *hub) send(ctx context.Context, msg store.NodeMessage) {
+func (h *hub) send(ctx context.Context, msg domain.NodeMessage) {
 	select {
 	case h.inbound <- msg:
 	case <-h.done:
@@ -127,8 +127,8 @@ func (h *hub) holds(ctx context.Context, player string) bool {
 }
 
 // presences lists the connections this node holds, for presence refresh.
-func (h *hub) presences(ctx context.Context) map[string]store.Presence {
-	reply := make(chan map[string]store.Presence, 1)
+func (h *hub) presences(ctx context.Context) map[string]domain.Presence {
+	reply := make(chan map[string]domain.Presence, 1)
 	select {
 	case h.snapshot <- reply:
 		return <-reply

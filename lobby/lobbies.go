@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // Limits on what players put in a lobby.
@@ -31,28 +31,28 @@ const (
 // lobbyStore is what the lobby service needs from Redis.
 type lobbyStore interface {
 	lobbyStateSender
-	CreateLobby(ctx context.Context, l store.Lobby) (store.Lobby, error)
-	Lobby(ctx context.Context, lobbyID string) (store.Lobby, error)
-	LobbyByCode(ctx context.Context, code string) (store.Lobby, error)
-	PlayerLobby(ctx context.Context, playerID string) (store.Lobby, error)
-	PublicLobbies(ctx context.Context, queue string, limit int) ([]store.Lobby, error)
-	JoinLobby(ctx context.Context, lobbyID string, m store.LobbyMember) (store.Lobby, error)
-	LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (store.Lobby, bool, error)
-	UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (store.Lobby, error)
-	PromoteInLobby(ctx context.Context, lobbyID, by, target string) (store.Lobby, error)
-	SetReady(ctx context.Context, lobbyID, playerID string, ready bool, skill *float64) (store.Lobby, error)
-	AttachLobbyTicket(ctx context.Context, lobbyID, by, ticketID string, memberIDs []string) (store.Lobby, error)
-	LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status string) (store.Lobby, bool, error)
-	PlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
-	CancelPlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
-	Check(ctx context.Context, b store.Budget, limit int) (ok bool, retryAfter time.Duration, err error)
-	Spend(ctx context.Context, b store.Budget, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
+	CreateLobby(ctx context.Context, l domain.Lobby) (domain.Lobby, error)
+	Lobby(ctx context.Context, lobbyID string) (domain.Lobby, error)
+	LobbyByCode(ctx context.Context, code string) (domain.Lobby, error)
+	PlayerLobby(ctx context.Context, playerID string) (domain.Lobby, error)
+	PublicLobbies(ctx context.Context, queue string, limit int) ([]domain.Lobby, error)
+	JoinLobby(ctx context.Context, lobbyID string, m domain.LobbyMember) (domain.Lobby, error)
+	LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (domain.Lobby, bool, error)
+	UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (domain.Lobby, error)
+	PromoteInLobby(ctx context.Context, lobbyID, by, target string) (domain.Lobby, error)
+	SetReady(ctx context.Context, lobbyID, playerID string, ready bool, skill *float64) (domain.Lobby, error)
+	AttachLobbyTicket(ctx context.Context, lobbyID, by, ticketID string, memberIDs []string) (domain.Lobby, error)
+	LobbyTicketDone(ctx context.Context, lobbyID, ticketID string, status domain.LobbyStatus) (domain.Lobby, bool, error)
+	PlayerTicket(ctx context.Context, playerID string) (domain.Ticket, error)
+	CancelPlayerTicket(ctx context.Context, playerID string) (domain.Ticket, error)
+	CheckCodeGuesses(ctx context.Context, playerID string, limit int) (ok bool, retryAfter time.Duration, err error)
+	SpendCodeGuess(ctx context.Context, playerID string, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error)
 }
 
 // lobbyStateSender is what sending lobby.state needs.
 type lobbyStateSender interface {
 	Connected(ctx context.Context, players []string) (map[string]bool, error)
-	SendToPlayers(ctx context.Context, events []store.Addressed) error
+	SendToPlayers(ctx context.Context, events []domain.Addressed) error
 }
 
 // lobbyService holds the lobby rules this node applies for its players:
@@ -71,7 +71,7 @@ type lobbyService struct {
 // the state too unless the lobby's last one went out less than
 // LobbyStateInterval ago: then the lobby as stored when the interval ends
 // is sent instead (see lobbyStates).
-func (ls *lobbyService) lobbyEvents(ctx context.Context, l store.Lobby, extra ...store.Addressed) error {
+func (ls *lobbyService) lobbyEvents(ctx context.Context, l domain.Lobby, extra ...domain.Addressed) error {
 	if ls.states.sendNow(ctx, l.ID) {
 		return sendLobbyState(ctx, ls.store, l, extra...)
 	}
@@ -82,7 +82,7 @@ func (ls *lobbyService) lobbyEvents(ctx context.Context, l store.Lobby, extra ..
 // delayed sends of lobbyStates use it.
 func (ls *lobbyService) sendStoredLobbyState(ctx context.Context, lobbyID string) {
 	l, err := ls.store.Lobby(ctx, lobbyID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return // deleted meanwhile: its last members were told
 	}
 	if err == nil {
@@ -93,20 +93,20 @@ func (ls *lobbyService) sendStoredLobbyState(ctx context.Context, lobbyID string
 	}
 }
 
-func sendLobbyState(ctx context.Context, st lobbyStateSender, l store.Lobby, extra ...store.Addressed) error {
+func sendLobbyState(ctx context.Context, st lobbyStateSender, l domain.Lobby, extra ...domain.Addressed) error {
 	members := l.MemberIDs()
 	connected, err := st.Connected(ctx, members)
 	if err != nil {
 		return err
 	}
-	events := append([]store.Addressed{{To: members, Event: mustJSON(lobbyStateEvent{
+	events := append([]domain.Addressed{{To: members, Event: mustJSON(lobbyStateEvent{
 		Type: "lobby.state", Lobby: lobbyObject(l, connected),
 	})}}, extra...)
 	return st.SendToPlayers(ctx, events)
 }
 
 // snapshot renders l for a reply or welcome.
-func (ls *lobbyService) snapshot(ctx context.Context, l store.Lobby) (lobbyJSON, error) {
+func (ls *lobbyService) snapshot(ctx context.Context, l domain.Lobby) (lobbyJSON, error) {
 	connected, err := ls.store.Connected(ctx, l.MemberIDs())
 	if err != nil {
 		return lobbyJSON{}, err
@@ -116,7 +116,7 @@ func (ls *lobbyService) snapshot(ctx context.Context, l store.Lobby) (lobbyJSON,
 
 // broadcastAfterReply sends lobby.state (and extra events) once the current
 // reply has been queued, so the requester sees its reply first.
-func (s *session) broadcastAfterReply(l store.Lobby, extra ...store.Addressed) {
+func (s *session) broadcastAfterReply(l domain.Lobby, extra ...domain.Addressed) {
 	s.afterReplyDo(func(ctx context.Context) {
 		if err := s.g.lobbies.lobbyEvents(ctx, l, extra...); err != nil {
 			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
@@ -130,19 +130,19 @@ func (s *session) broadcastAfterReply(l store.Lobby, extra ...store.Addressed) {
 // of the queue): done in this order, a failure leaves the player in the
 // lobby rather than out of it but still in its ticket. Leaving twice (a
 // retried request) is not an error and still cancels the ticket.
-func (ls *lobbyService) removeMember(ctx context.Context, l store.Lobby, player, by, reason string) (lobbyChange, error) {
+func (ls *lobbyService) removeMember(ctx context.Context, l domain.Lobby, player, by, reason string) (lobbyChange, error) {
 	if by != "" && by != player && l.OwnerID != by {
-		return lobbyChange{}, store.ErrForbidden // checked again atomically below
+		return lobbyChange{}, domain.ErrForbidden // checked again atomically below
 	}
 	var change lobbyChange
-	if l.Status == store.LobbyQueued && l.TicketID != "" {
+	if l.Status == domain.LobbyQueued && l.TicketID != "" {
 		t, err := ls.store.CancelPlayerTicket(ctx, player)
 		switch {
 		case err == nil:
-			change.events = append(change.events, store.Addressed{To: t.PlayerIDs(),
+			change.events = append(change.events, domain.Addressed{To: t.PlayerIDs(),
 				Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})})
 			change.reopen = t.ID
-		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
+		case errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrConflict):
 			// The ticket already ended, or its party exists: nothing to cancel.
 		default:
 			return lobbyChange{}, err
@@ -150,11 +150,11 @@ func (ls *lobbyService) removeMember(ctx context.Context, l store.Lobby, player,
 	}
 	after, deleted, err := ls.store.LeaveLobby(ctx, l.ID, player, by)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		after, deleted = l, false // already out: a retried request
 		if fresh, err := ls.store.Lobby(ctx, l.ID); err == nil {
 			after = fresh
-		} else if errors.Is(err, store.ErrNotFound) {
+		} else if errors.Is(err, domain.ErrNotFound) {
 			deleted = true
 		}
 	case err != nil:
@@ -162,14 +162,14 @@ func (ls *lobbyService) removeMember(ctx context.Context, l store.Lobby, player,
 	}
 	change.lobby, change.deleted = after, deleted
 	if change.reopen != "" && !deleted {
-		if reopened, changed, err := ls.store.LobbyTicketDone(ctx, l.ID, change.reopen, store.LobbyOpen); err != nil {
+		if reopened, changed, err := ls.store.LobbyTicketDone(ctx, l.ID, change.reopen, domain.LobbyOpen); err != nil {
 			return change, err
 		} else if changed {
 			change.lobby = reopened
 		}
 	}
 	if reason != "" {
-		change.events = append(change.events, store.Addressed{To: []string{player}, Event: mustJSON(lobbyRemovedEvent{
+		change.events = append(change.events, domain.Addressed{To: []string{player}, Event: mustJSON(lobbyRemovedEvent{
 			Type: "lobby.removed", LobbyID: l.ID, Reason: reason,
 		})})
 	}
@@ -178,10 +178,10 @@ func (ls *lobbyService) removeMember(ctx context.Context, l store.Lobby, player,
 
 // lobbyChange is what a lobby change must announce.
 type lobbyChange struct {
-	lobby   store.Lobby
+	lobby   domain.Lobby
 	deleted bool
 	reopen  string // the cancelled ticket whose lobby reopened
-	events  []store.Addressed
+	events  []domain.Addressed
 }
 
 // announce sends a change's events and, unless the lobby is gone, its state.
@@ -194,7 +194,7 @@ func (ls *lobbyService) announce(ctx context.Context, c lobbyChange) error {
 
 // leaveLobby removes a player from their lobby and announces it at once;
 // the grace sweeper uses it.
-func (ls *lobbyService) leaveLobby(ctx context.Context, l store.Lobby, player string) error {
+func (ls *lobbyService) leaveLobby(ctx context.Context, l domain.Lobby, player string) error {
 	change, err := ls.removeMember(ctx, l, player, "", "")
 	if err != nil {
 		return err
@@ -205,13 +205,13 @@ func (ls *lobbyService) leaveLobby(ctx context.Context, l store.Lobby, player st
 // liveTicket reports whether the player holds a ticket that still binds them.
 func (ls *lobbyService) liveTicket(ctx context.Context, player string) (bool, error) {
 	t, err := ls.store.PlayerTicket(ctx, player)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return t.Status == store.TicketSearching || t.Status == store.TicketMatched, nil
+	return t.Status == domain.TicketSearching || t.Status == domain.TicketMatched, nil
 }
 
 func validProps(props map[string]string) error {
@@ -275,13 +275,13 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	now := time.Now().UnixMilli()
 	owner := s.member(now)
 	owner.Skill = req.Skill
-	l, err := s.g.lobbies.store.CreateLobby(ctx, store.Lobby{
+	l, err := s.g.lobbies.store.CreateLobby(ctx, domain.Lobby{
 		ID: uuid.NewString(), Queue: req.Queue, Visibility: req.Visibility, OwnerID: s.id.PlayerID,
-		MaxMembers: maxMembers, Props: req.Props, Status: store.LobbyOpen, CreatedAt: now,
-		Members: []store.LobbyMember{owner},
+		MaxMembers: maxMembers, Props: req.Props, Status: domain.LobbyOpen, CreatedAt: now,
+		Members: []domain.LobbyMember{owner},
 	})
 	if err != nil {
-		if errors.Is(err, store.ErrConflict) {
+		if errors.Is(err, domain.ErrConflict) {
 			return nil, errorf(CodeConflict, "you are in a lobby already: leave it first")
 		}
 		return nil, err
@@ -289,12 +289,12 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	return s.lobbyReply(ctx, l)
 }
 
-func (s *session) member(joinedAt int64) store.LobbyMember {
-	return store.LobbyMember{PlayerID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity, JoinedAt: joinedAt}
+func (s *session) member(joinedAt int64) domain.LobbyMember {
+	return domain.LobbyMember{PlayerID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity, JoinedAt: joinedAt}
 }
 
 // lobbyReply answers with the lobby and broadcasts it to its members.
-func (s *session) lobbyReply(ctx context.Context, l store.Lobby) (any, error) {
+func (s *session) lobbyReply(ctx context.Context, l domain.Lobby) (any, error) {
 	obj, err := s.g.lobbies.snapshot(ctx, l)
 	if err != nil {
 		return nil, err
@@ -315,14 +315,14 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if err := s.g.validSkill(req.Skill); err != nil {
 		return nil, err
 	}
-	var l store.Lobby
+	var l domain.Lobby
 	var err error
 	switch {
 	case req.Code != "":
 		l, err = s.lobbyByCode(ctx, req.Code)
 	case req.LobbyID != "":
 		l, err = s.g.lobbies.store.Lobby(ctx, req.LobbyID)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && l.Visibility != "public") {
+		if errors.Is(err, domain.ErrNotFound) || (err == nil && l.Visibility != "public") {
 			return nil, errorf(CodeNotFound, "no such lobby") // private lobbies are joined by code only
 		}
 	default:
@@ -338,7 +338,7 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	}
 	if _, err := s.g.lobbies.store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
 		return nil, errorf(CodeConflict, "you are in a lobby already: leave it first")
-	} else if !errors.Is(err, store.ErrNotFound) {
+	} else if !errors.Is(err, domain.ErrNotFound) {
 		return nil, err
 	}
 	m := s.member(time.Now().UnixMilli())
@@ -357,33 +357,32 @@ const codeWindow = time.Minute
 // are counted per player, across connections and nodes: past
 // CodeGuessesPerMinute of them, lookups are refused (rate_limited) until
 // the window ends, so codes cannot be found by guessing.
-func (s *session) lobbyByCode(ctx context.Context, typed string) (store.Lobby, error) {
-	budget := store.CodeGuessBudget(s.id.PlayerID)
-	ok, retry, err := s.g.lobbies.store.Check(ctx, budget, s.g.CodeGuessesPerMinute)
+func (s *session) lobbyByCode(ctx context.Context, typed string) (domain.Lobby, error) {
+	ok, retry, err := s.g.lobbies.store.CheckCodeGuesses(ctx, s.id.PlayerID, s.g.CodeGuessesPerMinute)
 	if err != nil {
-		return store.Lobby{}, err
+		return domain.Lobby{}, err
 	}
 	if !ok {
-		return store.Lobby{}, errorf(CodeRateLimited, fmt.Sprintf("too many codes that match no lobby: try again in %d s", int(retry.Seconds())+1))
+		return domain.Lobby{}, errorf(CodeRateLimited, fmt.Sprintf("too many codes that match no lobby: try again in %d s", int(retry.Seconds())+1))
 	}
-	l, err := store.Lobby{}, store.ErrNotFound
-	if code, valid := store.NormalizeCode(typed); valid {
+	l, err := domain.Lobby{}, domain.ErrNotFound
+	if code, valid := domain.NormalizeCode(typed); valid {
 		l, err = s.g.lobbies.store.LobbyByCode(ctx, code)
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, domain.ErrNotFound) {
 		return l, err
 	}
-	if _, _, err := s.g.lobbies.store.Spend(ctx, budget, s.g.CodeGuessesPerMinute, codeWindow); err != nil {
-		return store.Lobby{}, err
+	if _, _, err := s.g.lobbies.store.SpendCodeGuess(ctx, s.id.PlayerID, s.g.CodeGuessesPerMinute, codeWindow); err != nil {
+		return domain.Lobby{}, err
 	}
-	return store.Lobby{}, errorf(CodeNotFound, "no lobby has that code")
+	return domain.Lobby{}, errorf(CodeNotFound, "no lobby has that code")
 }
 
 // myLobby is the requester's lobby, or not_found.
-func (s *session) myLobby(ctx context.Context) (store.Lobby, error) {
+func (s *session) myLobby(ctx context.Context) (domain.Lobby, error) {
 	l, err := s.g.lobbies.store.PlayerLobby(ctx, s.id.PlayerID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Lobby{}, errorf(CodeNotFound, "you are not in a lobby")
+	if errors.Is(err, domain.ErrNotFound) {
+		return domain.Lobby{}, errorf(CodeNotFound, "you are not in a lobby")
 	}
 	return l, err
 }
@@ -419,7 +418,7 @@ func handleLobbyKick(ctx context.Context, s *session, frame []byte) (any, error)
 		return nil, errorf(CodeBadRequest, "use lobby.leave to leave your own lobby")
 	}
 	if l.OwnerID != s.id.PlayerID {
-		return nil, store.ErrForbidden
+		return nil, domain.ErrForbidden
 	}
 	if _, member := l.Member(req.PlayerID); !member {
 		return nil, errorf(CodeNotFound, "no such member")
@@ -586,7 +585,7 @@ func handleLobbyChat(ctx context.Context, s *session, frame []byte) (any, error)
 		Type: "lobby.chat", LobbyID: l.ID, From: playerJSON{PlayerID: s.id.PlayerID, Name: s.id.Name},
 		Text: req.Text, TS: time.Now().UTC().Format(time.RFC3339Nano),
 	})
-	if err := s.g.lobbies.store.SendToPlayers(ctx, []store.Addressed{{To: l.MemberIDs(), Event: json.RawMessage(event)}}); err != nil {
+	if err := s.g.lobbies.store.SendToPlayers(ctx, []domain.Addressed{{To: l.MemberIDs(), Event: json.RawMessage(event)}}); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -594,14 +593,14 @@ func handleLobbyChat(ctx context.Context, s *session, frame []byte) (any, error)
 
 // queueLobby is queue.join from a member of a lobby: the owner queues the
 // whole lobby as one ticket once every member is ready.
-func (s *session) queueLobby(ctx context.Context, l store.Lobby, req queueJoinRequest, t store.Ticket) (any, error) {
+func (s *session) queueLobby(ctx context.Context, l domain.Lobby, req queueJoinRequest, t domain.Ticket) (any, error) {
 	if l.OwnerID != s.id.PlayerID {
 		return nil, errorf(CodeForbidden, "only the lobby's owner queues the lobby")
 	}
 	if req.Queue != l.Queue {
 		return nil, errorf(CodeBadRequest, fmt.Sprintf("this lobby queues in %q", l.Queue))
 	}
-	if l.Status == store.LobbyQueued {
+	if l.Status == domain.LobbyQueued {
 		return nil, errorf(CodeConflict, "the lobby is queued already")
 	}
 	t.Players = t.Players[:0]
@@ -611,7 +610,7 @@ func (s *session) queueLobby(ctx context.Context, l store.Lobby, req queueJoinRe
 		if !m.Ready {
 			return nil, errorf(CodeConflict, "every member must be ready")
 		}
-		t.Players = append(t.Players, store.Player{ID: m.PlayerID, Name: m.Name, PlayFabEntity: m.PlayFabEntity})
+		t.Players = append(t.Players, domain.Player{ID: m.PlayerID, Name: m.Name, PlayFabEntity: m.PlayFabEntity})
 		if m.Skill != nil {
 			sum += *m.Skill
 			rated++
@@ -633,7 +632,7 @@ func (s *session) queueLobby(ctx context.Context, l store.Lobby, req queueJoinRe
 		}
 		return nil, err
 	}
-	state := store.Addressed{To: ticket.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(ticket)})}
+	state := domain.Addressed{To: ticket.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(ticket)})}
 	s.broadcastAfterReply(l, state)
 	return map[string]any{"ticket": ticketObject(ticket)}, nil
 }

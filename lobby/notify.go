@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // Notifier turns match events into protocol frames and sends them to the
@@ -21,15 +21,15 @@ type NotifyStore interface {
 	lobbyStateSender
 	// DeliverMatch stores each player's copy of the match.ready payload
 	// and publishes it to the nodes holding them.
-	DeliverMatch(ctx context.Context, m store.Match, payload json.RawMessage) error
-	LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status string) (store.Lobby, bool, error)
+	DeliverMatch(ctx context.Context, m domain.Match, payload json.RawMessage) error
+	LobbyTicketDone(ctx context.Context, lobbyID, ticketID string, status domain.LobbyStatus) (domain.Lobby, bool, error)
 }
 
 // MatchFound sends queue.state (status matched) for each ticket and
 // match.found to every player of a just-committed match.
-func (n *Notifier) MatchFound(ctx context.Context, m store.Match) error {
-	events := ticketStates(m, store.TicketMatched)
-	events = append(events, store.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFoundEvent{
+func (n *Notifier) MatchFound(ctx context.Context, m domain.Match) error {
+	events := ticketStates(m, domain.TicketMatched)
+	events = append(events, domain.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFoundEvent{
 		Type: "match.found", MatchID: m.ID, Queue: m.Queue, Players: playerObjects(m.Players),
 	})})
 	return n.Store.SendToPlayers(ctx, events)
@@ -37,14 +37,14 @@ func (n *Notifier) MatchFound(ctx context.Context, m store.Match) error {
 
 // TicketExpired tells a ticket's players it expired (queue.state expired)
 // and, for a lobby's ticket, reopens the lobby.
-func (n *Notifier) TicketExpired(ctx context.Context, t store.Ticket) error {
-	state := store.Addressed{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})}
+func (n *Notifier) TicketExpired(ctx context.Context, t domain.Ticket) error {
+	state := domain.Addressed{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})}
 	if t.LobbyID == "" {
-		return n.Store.SendToPlayers(ctx, []store.Addressed{state})
+		return n.Store.SendToPlayers(ctx, []domain.Addressed{state})
 	}
-	l, _, err := n.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, store.LobbyOpen)
-	if errors.Is(err, store.ErrNotFound) {
-		return n.Store.SendToPlayers(ctx, []store.Addressed{state})
+	l, _, err := n.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
+	if errors.Is(err, domain.ErrNotFound) {
+		return n.Store.SendToPlayers(ctx, []domain.Addressed{state})
 	}
 	if err != nil {
 		return err
@@ -56,7 +56,7 @@ func (n *Notifier) TicketExpired(ctx context.Context, t store.Ticket) error {
 // offline now gets it on reconnect) and then pushes it to those connected,
 // except players who left while it was allocating. Calling it again for the
 // same match is harmless: each connection shows a match.ready once.
-func (n *Notifier) MatchReady(ctx context.Context, m store.Match) error {
+func (n *Notifier) MatchReady(ctx context.Context, m domain.Match) error {
 	// The party keeps every slot; those who left are just not told.
 	players := playerObjects(m.Players)
 	m = m.Staying()
@@ -73,7 +73,7 @@ func (n *Notifier) MatchReady(ctx context.Context, m store.Match) error {
 
 // lobbiesMatched moves the lobbies whose tickets are in a ready match to
 // status matched and tells their members.
-func (n *Notifier) lobbiesMatched(ctx context.Context, m store.Match) error {
+func (n *Notifier) lobbiesMatched(ctx context.Context, m domain.Match) error {
 	done := map[string]bool{}
 	var errs []error
 	for _, p := range m.Players {
@@ -81,8 +81,8 @@ func (n *Notifier) lobbiesMatched(ctx context.Context, m store.Match) error {
 			continue
 		}
 		done[p.LobbyID] = true
-		l, changed, err := n.Store.LobbyTicketDone(ctx, p.LobbyID, p.TicketID, store.LobbyMatched)
-		if errors.Is(err, store.ErrNotFound) {
+		l, changed, err := n.Store.LobbyTicketDone(ctx, p.LobbyID, p.TicketID, domain.LobbyMatched)
+		if errors.Is(err, domain.ErrNotFound) {
 			continue // the lobby emptied meanwhile
 		}
 		if err != nil {
@@ -99,18 +99,18 @@ func (n *Notifier) lobbiesMatched(ctx context.Context, m store.Match) error {
 // MatchFailed sends match.failed (requeued) and queue.state (searching) to
 // the players of a match whose allocation failed. Players who left while it
 // was allocating hear nothing more of it.
-func (n *Notifier) MatchFailed(ctx context.Context, m store.Match) error {
+func (n *Notifier) MatchFailed(ctx context.Context, m domain.Match) error {
 	m = m.Staying()
-	events := ticketStates(m, store.TicketSearching)
-	events = append(events, store.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFailedEvent{
+	events := ticketStates(m, domain.TicketSearching)
+	events = append(events, domain.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFailedEvent{
 		Type: "match.failed", MatchID: m.ID, Reason: m.FailReason, Requeued: true,
 	})})
 	return n.Store.SendToPlayers(ctx, events)
 }
 
 // ticketStates builds one queue.state per ticket of the match.
-func ticketStates(m store.Match, status string) []store.Addressed {
-	byTicket := make(map[string][]store.Player)
+func ticketStates(m domain.Match, status domain.TicketStatus) []domain.Addressed {
+	byTicket := make(map[string][]domain.Player)
 	var order []string
 	for _, p := range m.Players {
 		if _, ok := byTicket[p.TicketID]; !ok {
@@ -118,11 +118,11 @@ func ticketStates(m store.Match, status string) []store.Addressed {
 		}
 		byTicket[p.TicketID] = append(byTicket[p.TicketID], p)
 	}
-	events := make([]store.Addressed, 0, len(order))
+	events := make([]domain.Addressed, 0, len(order))
 	for _, id := range order {
 		players := byTicket[id]
-		t := store.Ticket{ID: id, Queue: m.Queue, Players: players, Status: status}
-		if status == store.TicketMatched {
+		t := domain.Ticket{ID: id, Queue: m.Queue, Players: players, Status: status}
+		if status == domain.TicketMatched {
 			t.MatchID = m.ID
 		}
 		obj := ticketObject(t)
@@ -131,7 +131,7 @@ func ticketStates(m store.Match, status string) []store.Addressed {
 		for i, p := range players {
 			ids[i] = p.ID
 		}
-		events = append(events, store.Addressed{To: ids, Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: obj})})
+		events = append(events, domain.Addressed{To: ids, Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: obj})})
 	}
 	return events
 }

@@ -6,20 +6,20 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // presenceStore is what presence and grace need from Redis.
 type presenceStore interface {
-	RefreshPresence(ctx context.Context, entries map[string]store.Presence, ttl time.Duration) (map[string]store.Presence, error)
-	ClearPresence(ctx context.Context, playerID string, p store.Presence) (bool, error)
+	RefreshPresence(ctx context.Context, entries map[string]domain.Presence, ttl time.Duration) (map[string]domain.Presence, error)
+	ClearPresence(ctx context.Context, playerID string, p domain.Presence) (bool, error)
 	Connected(ctx context.Context, players []string) (map[string]bool, error)
 	SetGraceDeadlines(ctx context.Context, deadlines map[string]time.Time) error
-	LeaseExpiredGraces(ctx context.Context, now time.Time, limit int) ([]store.ExpiredGrace, error)
-	GraceHandled(ctx context.Context, g store.ExpiredGrace) error
-	PlayerLobby(ctx context.Context, playerID string) (store.Lobby, error)
-	PlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
-	CancelPlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
+	LeaseExpiredGraces(ctx context.Context, now time.Time, limit int) ([]domain.ExpiredGrace, error)
+	GraceHandled(ctx context.Context, g domain.ExpiredGrace) error
+	PlayerLobby(ctx context.Context, playerID string) (domain.Lobby, error)
+	PlayerTicket(ctx context.Context, playerID string) (domain.Ticket, error)
+	CancelPlayerTicket(ctx context.Context, playerID string) (domain.Ticket, error)
 }
 
 // presence keeps the players this node holds reachable and ends the grace
@@ -36,10 +36,10 @@ type presence struct {
 	// are looked for.
 	ttl, grace, sweep time.Duration
 	// redeliver pushes the stored results of connected players (delivery).
-	redeliver func(ctx context.Context, entries map[string]store.Presence)
+	redeliver func(ctx context.Context, entries map[string]domain.Presence)
 	// leaveLobby takes a player whose grace ran out out of their lobby (the
 	// lobby service).
-	leaveLobby func(ctx context.Context, l store.Lobby, player string) error
+	leaveLobby func(ctx context.Context, l domain.Lobby, player string) error
 }
 
 // refresh renews the presence and grace deadline of every player the hub
@@ -76,7 +76,7 @@ func (p *presence) refresh(ctx context.Context) {
 // socket closed while the refresh was under way: it worked from a snapshot
 // of the hub, and restoring a presence that had just been cleared would show
 // a departed player connected for a minute.
-func (p *presence) undoStaleRestores(ctx context.Context, restored map[string]store.Presence) {
+func (p *presence) undoStaleRestores(ctx context.Context, restored map[string]domain.Presence) {
 	if len(restored) == 0 {
 		return
 	}
@@ -150,18 +150,18 @@ func (p *presence) expire(ctx context.Context, player string) bool {
 			log.Warn("remove player from lobby", "err", err)
 			return false
 		}
-	case !errors.Is(err, store.ErrNotFound):
+	case !errors.Is(err, domain.ErrNotFound):
 		return false
 	}
 	t, err := p.store.PlayerTicket(ctx, player)
 	switch {
-	case err == nil && t.LobbyID == "" && (t.Status == store.TicketSearching || t.Status == store.TicketMatched):
+	case err == nil && t.LobbyID == "" && (t.Status == domain.TicketSearching || t.Status == domain.TicketMatched):
 		if _, err := p.store.CancelPlayerTicket(ctx, player); err == nil {
 			log.Info("grace period over: ticket cancelled", "ticket", t.ID)
-		} else if !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
+		} else if !errors.Is(err, domain.ErrConflict) && !errors.Is(err, domain.ErrNotFound) {
 			return false
 		}
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+	case err != nil && !errors.Is(err, domain.ErrNotFound):
 		return false
 	}
 	return true

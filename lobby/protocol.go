@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // ProtocolVersion is sent in welcome; it changes only by adding.
@@ -57,19 +57,19 @@ func toError(err error) *Error {
 	switch {
 	case errors.As(err, &pe):
 		return pe
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return errorf(CodeNotFound, err.Error())
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, domain.ErrConflict):
 		return errorf(CodeConflict, err.Error())
-	case errors.Is(err, store.ErrTooLarge):
+	case errors.Is(err, domain.ErrTooLarge):
 		return errorf(CodeTooLarge, err.Error())
-	case errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, domain.ErrInvalid):
 		return errorf(CodeBadRequest, err.Error())
-	case errors.Is(err, store.ErrForbidden):
+	case errors.Is(err, domain.ErrForbidden):
 		return errorf(CodeForbidden, err.Error())
-	case errors.Is(err, store.ErrFull):
+	case errors.Is(err, domain.ErrFull):
 		return errorf(CodeFull, err.Error())
-	case errors.Is(err, context.DeadlineExceeded) || store.IsUnavailable(err):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, domain.ErrUnavailable):
 		// Redis unreachable, restarting, failing over: worth retrying.
 		return errorf(CodeUnavailable, "the server cannot complete this now, try again")
 	default:
@@ -129,13 +129,13 @@ type ticketJSON struct {
 	MatchID string `json:"matchId,omitempty"`
 }
 
-func ticketObject(t store.Ticket) ticketJSON {
+func ticketObject(t domain.Ticket) ticketJSON {
 	ids := make([]string, len(t.Players))
 	for i, p := range t.Players {
 		ids[i] = p.ID
 	}
 	out := ticketJSON{
-		TicketID: t.ID, Queue: t.Queue, Players: ids, Status: t.Status,
+		TicketID: t.ID, Queue: t.Queue, Players: ids, Status: string(t.Status),
 		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339Nano), MatchID: t.MatchID,
 	}
 	if t.EstimatedWait > 0 {
@@ -151,7 +151,7 @@ type playerJSON struct {
 	Name     string `json:"name"`
 }
 
-func playerObjects(ps []store.Player) []playerJSON {
+func playerObjects(ps []domain.Player) []playerJSON {
 	out := make([]playerJSON, len(ps))
 	for i, p := range ps {
 		out[i] = playerJSON{PlayerID: p.ID, Name: p.Name}
@@ -242,10 +242,10 @@ type memberJSON struct {
 }
 
 // lobbyObject renders a lobby; connected says which members have a socket.
-func lobbyObject(l store.Lobby, connected map[string]bool) lobbyJSON {
+func lobbyObject(l domain.Lobby, connected map[string]bool) lobbyJSON {
 	out := lobbyJSON{
 		LobbyID: l.ID, Code: l.Code, Queue: l.Queue, Visibility: l.Visibility, OwnerID: l.OwnerID,
-		MaxMembers: l.MaxMembers, Props: l.Props, Status: l.Status, TicketID: l.TicketID, Version: l.Version,
+		MaxMembers: l.MaxMembers, Props: l.Props, Status: string(l.Status), TicketID: l.TicketID, Version: l.Version,
 		Members: make([]memberJSON, len(l.Members)),
 	}
 	for i, m := range l.Members {

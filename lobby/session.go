@@ -11,8 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // RFC 6455 close codes the gateway sends.
@@ -86,8 +85,8 @@ func (s *session) afterReplyDo(f func(context.Context)) { s.afterDo = append(s.a
 // afterReply queues an event to be sent right after the current reply.
 func (s *session) afterReply(frame []byte) { s.followUps = append(s.followUps, frame) }
 
-func (s *session) presence() store.Presence {
-	return store.Presence{NodeID: s.g.NodeID, ConnID: s.connID}
+func (s *session) presence() domain.Presence {
+	return domain.Presence{NodeID: s.g.NodeID, ConnID: s.connID}
 }
 
 // closeWith asks the write loop to close the socket with code (0: drop the
@@ -266,7 +265,7 @@ func (s *session) attach() error {
 		return err
 	}
 	if found && prev.NodeID != s.g.NodeID {
-		msg := store.NodeMessage{Replace: &store.Replace{PlayerID: s.id.PlayerID, ConnID: prev.ConnID}}
+		msg := domain.NodeMessage{Replace: &domain.Replace{PlayerID: s.id.PlayerID, ConnID: prev.ConnID}}
 		if err := s.g.Store.Publish(ctx, prev.NodeID, msg); err != nil {
 			s.log.Warn("ask other node to close replaced session", "node", prev.NodeID, "err", err)
 		}
@@ -280,17 +279,17 @@ func (s *session) attach() error {
 	if a.TicketClaim != "" {
 		t, err := s.g.Store.TicketOfClaim(ctx, a.TicketClaim)
 		switch {
-		case err == nil && (t.Status == store.TicketSearching || t.Status == store.TicketMatched):
+		case err == nil && (t.Status == domain.TicketSearching || t.Status == domain.TicketMatched):
 			obj := ticketObject(t)
 			w.State.Ticket = &obj
-		case err != nil && !errors.Is(err, store.ErrNotFound):
+		case err != nil && !errors.Is(err, domain.ErrNotFound):
 			return err
 		}
 	}
 	if a.PendingMatchID != "" {
 		w.State.Match = &a.PendingMatch
 	}
-	var l store.Lobby
+	var l domain.Lobby
 	if a.LobbyID != "" {
 		l, err = s.g.Store.LobbyOf(ctx, s.id.PlayerID, a.LobbyID)
 		switch {
@@ -300,7 +299,7 @@ func (s *session) attach() error {
 				return err
 			}
 			w.State.Lobby = &obj
-		case !errors.Is(err, store.ErrNotFound):
+		case !errors.Is(err, domain.ErrNotFound):
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -20,7 +21,7 @@ import (
 // matches of 4, per pass.
 func BenchmarkFormMatches(b *testing.B) {
 	q := DefaultQueues()[0]
-	tickets := make([]store.Ticket, 1000)
+	tickets := make([]domain.Ticket, 1000)
 	for i := range tickets {
 		tickets[i] = ticketOf(fmt.Sprint(i), 1)
 	}
@@ -62,8 +63,8 @@ func BenchmarkFormAndCommit50k(b *testing.B) {
 				empty := redisUsedMemory(b, srv)
 				creator := &Service{Store: st, Queues: []Queue{q}, NodeID: "creator", Notifier: nopNotifier{}}
 				for i := 0; i < waiting; i++ {
-					if _, err := creator.Join(ctx, store.Ticket{Queue: q.Name,
-						Players: []store.Player{{ID: uuid.NewString(), Name: "player"}}}); err != nil {
+					if _, err := creator.Join(ctx, domain.Ticket{Queue: q.Name,
+						Players: []domain.Player{{ID: uuid.NewString(), Name: "player"}}}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -167,8 +168,8 @@ func redisCommands(b *testing.B, srv *storetest.RedisServer) int64 {
 
 type nopNotifier struct{}
 
-func (nopNotifier) MatchFound(context.Context, store.Match) error     { return nil }
-func (nopNotifier) TicketExpired(context.Context, store.Ticket) error { return nil }
+func (nopNotifier) MatchFound(context.Context, domain.Match) error     { return nil }
+func (nopNotifier) TicketExpired(context.Context, domain.Ticket) error { return nil }
 
 // BenchmarkJoinLeaveMemory measures what issue 11 found: the Redis memory
 // that one player's queue.join + queue.leave cycles leave behind, each
@@ -193,10 +194,10 @@ func BenchmarkJoinLeaveMemory(b *testing.B) {
 		regions = append(regions, fmt.Sprintf("%02d%s", i, strings.Repeat("x", 116)))
 	}
 	ctx := context.Background()
-	player := store.Player{ID: uuid.NewString(), Name: "player"}
+	player := domain.Player{ID: uuid.NewString(), Name: "player"}
 	before := redisUsedMemory(b, srv)
 	for b.Loop() {
-		if _, err := svc.Join(ctx, store.Ticket{Queue: q.Name, Players: []store.Player{player}, Regions: regions}); err != nil {
+		if _, err := svc.Join(ctx, domain.Ticket{Queue: q.Name, Players: []domain.Player{player}, Regions: regions}); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := svc.Leave(ctx, player.ID); err != nil {

@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // formMatches groups searching tickets, oldest first, into matches of
@@ -24,9 +23,9 @@ import (
 //     has waited MaxWait or more: then skill no longer binds the group.
 //
 // Cost: O(n·g) for n tickets and g open groups (g ≤ n, in practice small).
-func formMatches(q Queue, tickets []store.Ticket, now time.Time) []store.Match {
-	var matches []store.Match
-	f := former{q: q, now: now, emit: func(m store.Match) { matches = append(matches, m) }}
+func formMatches(q Queue, tickets []domain.Ticket, now time.Time) []domain.Match {
+	var matches []domain.Match
+	f := former{q: q, now: now, emit: func(m domain.Match) { matches = append(matches, m) }}
 	for _, t := range tickets {
 		f.add(t)
 	}
@@ -39,11 +38,11 @@ func formMatches(q Queue, tickets []store.Ticket, now time.Time) []store.Match {
 type former struct {
 	q    Queue
 	now  time.Time
-	emit func(store.Match)
+	emit func(domain.Match)
 	open []*group
 }
 
-func (f *former) add(t store.Ticket) {
+func (f *former) add(t domain.Ticket) {
 	if t.Size() == 0 || t.Size() > f.q.MaxUsers {
 		return
 	}
@@ -82,7 +81,7 @@ type region struct {
 // first: its own regions (in its order) if it gave any; else the regions
 // it measured within the queue's MaxLatencyMs (by latency); else all of the
 // queue's regions (in the queue's order).
-func acceptable(q Queue, t store.Ticket) []region {
+func acceptable(q Queue, t domain.Ticket) []region {
 	out := make([]region, 0, len(q.Regions))
 	switch {
 	case len(t.Regions) > 0:
@@ -109,7 +108,7 @@ func acceptable(q Queue, t store.Ticket) []region {
 	return out
 }
 
-func latencyOf(t store.Ticket, r string) int {
+func latencyOf(t domain.Ticket, r string) int {
 	if ms, ok := t.Latencies[r]; ok {
 		return ms
 	}
@@ -118,7 +117,7 @@ func latencyOf(t store.Ticket, r string) int {
 
 // group is an open match being filled.
 type group struct {
-	tickets            []store.Ticket
+	tickets            []domain.Ticket
 	size               int
 	oldest             time.Time
 	minSkill, maxSkill float64
@@ -135,9 +134,9 @@ type regionScore struct {
 	rankSum      int
 }
 
-func newGroup(q Queue, t store.Ticket, regions []region) *group {
+func newGroup(q Queue, t domain.Ticket, regions []region) *group {
 	g := &group{oldest: t.CreatedAt, minSkill: t.Skill, maxSkill: t.Skill,
-		common: make([]regionScore, len(regions)), tickets: make([]store.Ticket, 1, q.MaxUsers)}
+		common: make([]regionScore, len(regions)), tickets: make([]domain.Ticket, 1, q.MaxUsers)}
 	for i, r := range regions {
 		g.common[i] = regionScore{name: r.name, worstLatency: r.latency, rankSum: r.rank}
 	}
@@ -155,7 +154,7 @@ func (g *group) shares(regions []region) bool {
 	return slices.ContainsFunc(g.common, func(c regionScore) bool { return regionIndex(regions, c.name) >= 0 })
 }
 
-func (g *group) accepts(q Queue, t store.Ticket, regions []region, now time.Time) bool {
+func (g *group) accepts(q Queue, t domain.Ticket, regions []region, now time.Time) bool {
 	if g.size+t.Size() > q.MaxUsers {
 		return false
 	}
@@ -172,7 +171,7 @@ func (g *group) accepts(q Queue, t store.Ticket, regions []region, now time.Time
 	return true
 }
 
-func (g *group) add(t store.Ticket, regions []region) {
+func (g *group) add(t domain.Ticket, regions []region) {
 	kept := g.common[:0]
 	for _, c := range g.common {
 		if i := regionIndex(regions, c.name); i >= 0 {
@@ -211,9 +210,9 @@ func (g *group) preferredRegions() []string {
 	return out
 }
 
-func (g *group) match(q Queue) store.Match {
-	m := store.Match{ID: uuid.NewString(), Queue: q.Name, Regions: g.preferredRegions(), State: store.MatchAllocating,
-		TicketIDs: make([]string, 0, len(g.tickets)), Players: make([]store.Player, 0, g.size)}
+func (g *group) match(q Queue) domain.Match {
+	m := domain.Match{ID: uuid.NewString(), Queue: q.Name, Regions: g.preferredRegions(), State: domain.MatchAllocating,
+		TicketIDs: make([]string, 0, len(g.tickets)), Players: make([]domain.Player, 0, g.size)}
 	for _, t := range g.tickets {
 		m.TicketIDs = append(m.TicketIDs, t.ID)
 		for _, p := range t.Players {

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
@@ -42,12 +42,12 @@ func TestJoinKeepsOnlyServedRegions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			player := fmt.Sprint("p", i)
-			joined, err := s.Join(ctx, store.Ticket{Queue: q.Name, Players: []store.Player{{ID: player}},
+			joined, err := s.Join(ctx, domain.Ticket{Queue: q.Name, Players: []domain.Player{{ID: player}},
 				Regions: tc.regions, Latencies: tc.latencies})
 			if tc.wantErr != nil {
 				assert.ErrorIs(t, err, tc.wantErr)
 				_, err := st.PlayerTicket(ctx, player)
-				assert.ErrorIs(t, err, store.ErrNotFound, "nothing stored")
+				assert.ErrorIs(t, err, domain.ErrNotFound, "nothing stored")
 				return
 			}
 			require.NoError(t, err)

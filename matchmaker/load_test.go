@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
@@ -24,22 +24,22 @@ func TestNewLeaderFormsWhileReading(t *testing.T) {
 	ctx := context.Background()
 	q := DefaultQueues()[0]
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	create := func(player string, created time.Time) store.Ticket {
+	create := func(player string, created time.Time) domain.Ticket {
 		t.Helper()
-		tk := store.Ticket{ID: "t-" + player, Queue: q.Name, CreatedAt: created,
-			Players: []store.Player{{ID: player, Name: player}}}
+		tk := domain.Ticket{ID: "t-" + player, Queue: q.Name, CreatedAt: created,
+			Players: []domain.Player{{ID: player, Name: player}}}
 		require.NoError(t, st.CreateTicket(ctx, tk))
 		return tk
 	}
 	// Four tickets requeued by a failed allocation, held for a minute.
-	var heldMatch store.Match
+	var heldMatch domain.Match
 	heldMatch.ID, heldMatch.Queue = "held-match", q.Name
 	for i := range 4 {
 		tk := create(fmt.Sprintf("held%d", i), now.Add(-time.Minute))
 		heldMatch.TicketIDs = append(heldMatch.TicketIDs, tk.ID)
-		heldMatch.Players = append(heldMatch.Players, store.Player{ID: tk.Players[0].ID, TicketID: tk.ID})
+		heldMatch.Players = append(heldMatch.Players, domain.Player{ID: tk.Players[0].ID, TicketID: tk.ID})
 	}
-	_, err := st.CommitMatches(ctx, q.Name, []store.Match{heldMatch})
+	_, err := st.CommitMatches(ctx, q.Name, []domain.Match{heldMatch})
 	require.NoError(t, err)
 	begun, err := st.BeginAttempt(ctx, q.Name, heldMatch.ID, "node")
 	require.NoError(t, err)

@@ -10,14 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
-func ticketOf(id string, size int, regions ...string) store.Ticket {
-	t := store.Ticket{ID: id, Regions: regions}
+func ticketOf(id string, size int, regions ...string) domain.Ticket {
+	t := domain.Ticket{ID: id, Regions: regions}
 	for i := 0; i < size; i++ {
-		t.Players = append(t.Players, store.Player{ID: fmt.Sprintf("%s-%d", id, i)})
+		t.Players = append(t.Players, domain.Player{ID: fmt.Sprintf("%s-%d", id, i)})
 	}
 	return t
 }
@@ -26,30 +26,30 @@ func TestFormMatches(t *testing.T) {
 	q := DefaultQueues()[0] // MaxUsers 4
 	for _, tc := range []struct {
 		name    string
-		tickets []store.Ticket
+		tickets []domain.Ticket
 		want    [][]string // ticket ids per match
 		regions [][]string
 	}{
 		{name: "empty"},
-		{name: "not enough", tickets: []store.Ticket{ticketOf("a", 1), ticketOf("b", 1), ticketOf("c", 1)}},
+		{name: "not enough", tickets: []domain.Ticket{ticketOf("a", 1), ticketOf("b", 1), ticketOf("c", 1)}},
 		{
 			name:    "solos oldest first",
-			tickets: []store.Ticket{ticketOf("a", 1), ticketOf("b", 1), ticketOf("c", 1), ticketOf("d", 1), ticketOf("e", 1)},
+			tickets: []domain.Ticket{ticketOf("a", 1), ticketOf("b", 1), ticketOf("c", 1), ticketOf("d", 1), ticketOf("e", 1)},
 			want:    [][]string{{"a", "b", "c", "d"}},
 		},
 		{
 			name:    "groups never split",
-			tickets: []store.Ticket{ticketOf("a", 3), ticketOf("b", 2), ticketOf("c", 1), ticketOf("d", 2), ticketOf("e", 2)},
+			tickets: []domain.Ticket{ticketOf("a", 3), ticketOf("b", 2), ticketOf("c", 1), ticketOf("d", 2), ticketOf("e", 2)},
 			want:    [][]string{{"a", "c"}, {"b", "d"}},
 		},
 		{
 			name:    "too large ticket skipped",
-			tickets: []store.Ticket{ticketOf("big", 5), ticketOf("a", 4)},
+			tickets: []domain.Ticket{ticketOf("big", 5), ticketOf("a", 4)},
 			want:    [][]string{{"a"}},
 		},
 		{
 			name: "regions must intersect",
-			tickets: []store.Ticket{
+			tickets: []domain.Ticket{
 				ticketOf("a", 1, "WestUs"), ticketOf("b", 1, "WestEurope"), ticketOf("c", 1, "WestUs", "EastUs"),
 				ticketOf("d", 1, "EastUs", "WestUs"), ticketOf("e", 1), ticketOf("f", 1, "NorthEurope"),
 			},
@@ -58,7 +58,7 @@ func TestFormMatches(t *testing.T) {
 		},
 		{
 			name:    "unknown regions never match",
-			tickets: []store.Ticket{ticketOf("a", 1, "Mars"), ticketOf("b", 1), ticketOf("c", 1), ticketOf("d", 1)},
+			tickets: []domain.Ticket{ticketOf("a", 1, "Mars"), ticketOf("b", 1), ticketOf("c", 1), ticketOf("d", 1)},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,46 +101,46 @@ func TestQueueValidate(t *testing.T) {
 
 type recordingNotifier struct {
 	mu      sync.Mutex
-	matches []store.Match
-	expired []store.Ticket
+	matches []domain.Match
+	expired []domain.Ticket
 }
 
-func (r *recordingNotifier) MatchFound(_ context.Context, m store.Match) error {
+func (r *recordingNotifier) MatchFound(_ context.Context, m domain.Match) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.matches = append(r.matches, m)
 	return nil
 }
 
-func (r *recordingNotifier) TicketExpired(_ context.Context, t store.Ticket) error {
+func (r *recordingNotifier) TicketExpired(_ context.Context, t domain.Ticket) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expired = append(r.expired, t)
 	return nil
 }
 
-func (r *recordingNotifier) found() []store.Match {
+func (r *recordingNotifier) found() []domain.Match {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]store.Match(nil), r.matches...)
+	return append([]domain.Match(nil), r.matches...)
 }
 
 func TestJoinAndLeave(t *testing.T) {
 	st := storetest.Embedded(t)
 	s := &Service{Store: st, Queues: DefaultQueues(), NodeID: "n1"}
 	ctx := context.Background()
-	alice := []store.Player{{ID: "alice", Name: "Alice"}}
+	alice := []domain.Player{{ID: "alice", Name: "Alice"}}
 
-	_, err := s.Join(ctx, store.Ticket{Queue: "nope", Players: alice})
+	_, err := s.Join(ctx, domain.Ticket{Queue: "nope", Players: alice})
 	assert.ErrorIs(t, err, ErrUnknownQueue)
-	_, err = s.Join(ctx, store.Ticket{Queue: "default", Players: alice, Regions: []string{"Mars"}})
+	_, err = s.Join(ctx, domain.Ticket{Queue: "default", Players: alice, Regions: []string{"Mars"}})
 	assert.ErrorIs(t, err, ErrBadRegion)
 
-	tk, err := s.Join(ctx, store.Ticket{Queue: "default", Players: alice, Skill: 1500, Regions: []string{"WestUs"}})
+	tk, err := s.Join(ctx, domain.Ticket{Queue: "default", Players: alice, Skill: 1500, Regions: []string{"WestUs"}})
 	require.NoError(t, err)
-	assert.Equal(t, store.TicketSearching, tk.Status)
-	_, err = s.Join(ctx, store.Ticket{Queue: "default", Players: alice})
-	assert.ErrorIs(t, err, store.ErrConflict)
+	assert.Equal(t, domain.TicketSearching, tk.Status)
+	_, err = s.Join(ctx, domain.Ticket{Queue: "default", Players: alice})
+	assert.ErrorIs(t, err, domain.ErrConflict)
 
 	got, err := st.PlayerTicket(ctx, "alice")
 	require.NoError(t, err)
@@ -149,9 +149,9 @@ func TestJoinAndLeave(t *testing.T) {
 
 	left, err := s.Leave(ctx, "alice")
 	require.NoError(t, err)
-	assert.Equal(t, store.TicketCancelled, left.Status)
+	assert.Equal(t, domain.TicketCancelled, left.Status)
 	_, err = s.Leave(ctx, "alice")
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, domain.ErrNotFound)
 }
 
 // lead makes s the leader of its queues for the test, as runQueue would:
@@ -183,7 +183,7 @@ func TestTwoNodesFormEachTicketOnce(t *testing.T) {
 	}
 	const players = 200
 	for i := 0; i < players; i++ {
-		_, err := nodes[i%2].Join(ctx, store.Ticket{Queue: "default", Players: []store.Player{{ID: fmt.Sprintf("p%03d", i)}}})
+		_, err := nodes[i%2].Join(ctx, domain.Ticket{Queue: "default", Players: []domain.Player{{ID: fmt.Sprintf("p%03d", i)}}})
 		require.NoError(t, err)
 	}
 	storetest.Eventually(t, 10*time.Second, func() bool { return len(notifier.found()) == players/4 },
@@ -217,7 +217,7 @@ func TestLostCommitReplyIsStillAnnounced(t *testing.T) {
 	s := &Service{Store: l.Store, Queues: DefaultQueues(), NodeID: "n", Notifier: notifier}
 	ctx := context.Background()
 	for i := 0; i < 4; i++ {
-		_, err := s.Join(ctx, store.Ticket{Queue: "default", Players: []store.Player{{ID: fmt.Sprint("p", i)}}})
+		_, err := s.Join(ctx, domain.Ticket{Queue: "default", Players: []domain.Player{{ID: fmt.Sprint("p", i)}}})
 		require.NoError(t, err)
 	}
 	lead(t, s)

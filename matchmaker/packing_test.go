@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
@@ -31,19 +31,19 @@ func TestGroupPacking(t *testing.T) {
 			lead(t, s)
 			s.init()
 			ctx := context.Background()
-			tickets := map[string]store.Ticket{}
+			tickets := map[string]domain.Ticket{}
 			base := time.Now().Add(-time.Hour)
 			for i := 0; i < 150; i++ {
 				size := 1
 				if rng.IntN(2) == 0 { // half the tickets are lobbies of 1..MaxUsers
 					size = 1 + rng.IntN(q.MaxUsers)
 				}
-				tk := store.Ticket{Queue: q.Name, CreatedAt: base.Add(time.Duration(i) * time.Millisecond)}
+				tk := domain.Ticket{Queue: q.Name, CreatedAt: base.Add(time.Duration(i) * time.Millisecond)}
 				if size > 1 {
 					tk.LobbyID = fmt.Sprint("lobby-", i)
 				}
 				for p := 0; p < size; p++ {
-					tk.Players = append(tk.Players, store.Player{ID: fmt.Sprintf("t%d-p%d", i, p)})
+					tk.Players = append(tk.Players, domain.Player{ID: fmt.Sprintf("t%d-p%d", i, p)})
 				}
 				joined, err := s.Join(ctx, tk)
 				require.NoError(t, err)

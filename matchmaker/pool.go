@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // Tuning of the leader's view of a queue.
@@ -42,22 +42,22 @@ const (
 // ticket, which keeps its original time, makes order unsorted), removals are
 // compacted away in one linear pass.
 type pool struct {
-	byID     map[string]*store.Ticket
-	order    []*store.Ticket // oldest first once sorted; may hold removed tickets
-	removed  int             // entries of order no longer in byID
+	byID     map[string]*domain.Ticket
+	order    []*domain.Ticket // oldest first once sorted; may hold removed tickets
+	removed  int              // entries of order no longer in byID
 	unsorted bool
 	lastSync time.Time // last reconciliation with Redis (zero: never)
 	lastForm time.Time
 	dirty    bool // something arrived since the last pass
 }
 
-func newPool() *pool { return &pool{byID: map[string]*store.Ticket{}} }
+func newPool() *pool { return &pool{byID: map[string]*domain.Ticket{}} }
 
-func older(a, b *store.Ticket) int {
+func older(a, b *domain.Ticket) int {
 	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 }
 
-func (p *pool) add(ts []store.Ticket) {
+func (p *pool) add(ts []domain.Ticket) {
 	for i := range ts {
 		t := &ts[i]
 		if old := p.byID[t.ID]; old != nil {
@@ -76,7 +76,7 @@ func (p *pool) add(ts []store.Ticket) {
 // grow its map step by step while it reads the queue.
 func (p *pool) reserve(n int) {
 	if len(p.byID) == 0 {
-		p.byID = make(map[string]*store.Ticket, n)
+		p.byID = make(map[string]*domain.Ticket, n)
 	}
 	p.order = slices.Grow(p.order, n)
 }
@@ -92,9 +92,9 @@ func (p *pool) remove(ids ...string) {
 
 // tickets returns the pool oldest first. The slice is the pool's own: it is
 // valid until the next add or remove.
-func (p *pool) tickets() []*store.Ticket {
+func (p *pool) tickets() []*domain.Ticket {
 	if p.removed > 0 {
-		p.order = slices.DeleteFunc(p.order, func(t *store.Ticket) bool { return p.byID[t.ID] != t })
+		p.order = slices.DeleteFunc(p.order, func(t *domain.Ticket) bool { return p.byID[t.ID] != t })
 		p.removed = 0
 	}
 	if p.unsorted {
@@ -124,7 +124,7 @@ func (p *pool) reconcile(ctx context.Context, st Store, queue string, now time.T
 			p.remove(id)
 		}
 	}
-	err = readTickets(ctx, st, queue, missing, func(ts []store.Ticket) error {
+	err = readTickets(ctx, st, queue, missing, func(ts []domain.Ticket) error {
 		p.add(ts)
 		return nil
 	})
@@ -140,18 +140,18 @@ func (p *pool) reconcile(ctx context.Context, st Store, queue string, now time.T
 // serving the next), and hands each chunk to done, in the order of ids, on
 // the caller's goroutine. After an error, its own or done's, it reads no
 // more and returns that error.
-func readTickets(ctx context.Context, st Store, queue string, ids []string, done func([]store.Ticket) error) error {
+func readTickets(ctx context.Context, st Store, queue string, ids []string, done func([]domain.Ticket) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var first error
 	inOrder(slices.Chunk(ids, readChunk), readParallelism,
-		func(chunk []string) ([]store.Ticket, error) {
+		func(chunk []string) ([]domain.Ticket, error) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			return st.Tickets(ctx, queue, chunk)
 		},
-		func(_ []string, ts []store.Ticket, err error) {
+		func(_ []string, ts []domain.Ticket, err error) {
 			if first != nil {
 				return
 			}

@@ -4,9 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/stretchr/testify/assert"
-
-	"github.com/lobbyd/lobbyd/store"
 )
 
 func poolIDs(p *pool) []string {
@@ -21,16 +20,16 @@ func poolIDs(p *pool) []string {
 // requeued ticket keeps its original time), removals and re-reads.
 func TestPoolOrder(t *testing.T) {
 	base := time.Now()
-	at := func(id string, ms int) store.Ticket {
+	at := func(id string, ms int) domain.Ticket {
 		tk := ticketOf(id, 1)
 		tk.CreatedAt = base.Add(time.Duration(ms) * time.Millisecond)
 		return tk
 	}
 	p := newPool()
-	p.add([]store.Ticket{at("a", 10), at("c", 30)})
+	p.add([]domain.Ticket{at("a", 10), at("c", 30)})
 	assert.Equal(t, []string{"a", "c"}, poolIDs(p))
 
-	p.add([]store.Ticket{at("d", 40), at("b", 20)}) // b was requeued
+	p.add([]domain.Ticket{at("d", 40), at("b", 20)}) // b was requeued
 	assert.Equal(t, []string{"a", "b", "c", "d"}, poolIDs(p))
 
 	p.remove("b", "missing", "a")
@@ -38,12 +37,12 @@ func TestPoolOrder(t *testing.T) {
 
 	held := at("c", 30)
 	held.HoldUntil = base.Add(time.Minute)
-	p.add([]store.Ticket{held, at("e", 5)})
+	p.add([]domain.Ticket{held, at("e", 5)})
 	assert.Equal(t, []string{"e", "c", "d"}, poolIDs(p), "a re-read ticket keeps one place")
 	assert.Equal(t, held.HoldUntil, p.byID["c"].HoldUntil, "and its new hold")
 
 	p.remove("c")
-	p.add([]store.Ticket{at("c", 30)}) // requeued again after leaving
+	p.add([]domain.Ticket{at("c", 30)}) // requeued again after leaving
 	assert.Equal(t, []string{"e", "c", "d"}, poolIDs(p))
 	assert.Len(t, p.byID, 3)
 }

@@ -12,9 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/lobbyd/lobbyd/store"
 )
 
 // Queue configures one matchmaking queue. Zero fields get the defaults
@@ -132,7 +131,7 @@ func (q Queue) Validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	check(store.ValidName(q.Name), "name %q: use 1 to 64 letters, digits, '_', '.' or '-'", q.Name)
+	check(domain.ValidName(q.Name), "name %q: use 1 to 64 letters, digits, '_', '.' or '-'", q.Name)
 	check(q.MaxUsers >= 2 && q.MaxUsers <= 128*8, "maxUsers %d: must be between 2 and 1024", q.MaxUsers)
 	check(len(q.Regions) > 0, "regions: at least one region is required (PlayFab needs PreferredRegions)")
 	for _, r := range q.Regions {

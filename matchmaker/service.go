@@ -12,21 +12,20 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
-
-	"github.com/lobbyd/lobbyd/store"
 )
 
 // Errors the gateway maps to protocol error codes.
 var (
 	// ErrUnknownQueue means queue.join named a queue that is not configured.
-	ErrUnknownQueue = fmt.Errorf("unknown queue: %w", store.ErrNotFound)
+	ErrUnknownQueue = fmt.Errorf("unknown queue: %w", domain.ErrNotFound)
 	// ErrBadRegion means none of the ticket's regions is served by the queue.
-	ErrBadRegion = fmt.Errorf("no acceptable region in this queue: %w", store.ErrInvalid)
+	ErrBadRegion = fmt.Errorf("no acceptable region in this queue: %w", domain.ErrInvalid)
 	// ErrBadTicket means the ticket cannot be matched in this queue (too
 	// many players, or an invalid skill).
-	ErrBadTicket = fmt.Errorf("ticket cannot be matched in this queue: %w", store.ErrInvalid)
+	ErrBadTicket = fmt.Errorf("ticket cannot be matched in this queue: %w", domain.ErrInvalid)
 )
 
 // Notifier tells players about what happens to their tickets. Its methods
@@ -34,22 +33,22 @@ var (
 // announces matches).
 type Notifier interface {
 	// MatchFound is called once per committed match.
-	MatchFound(ctx context.Context, m store.Match) error
+	MatchFound(ctx context.Context, m domain.Match) error
 	// TicketExpired is called once per ticket that waited past its queue's
 	// TicketTimeout.
-	TicketExpired(ctx context.Context, t store.Ticket) error
+	TicketExpired(ctx context.Context, t domain.Ticket) error
 }
 
 // Store is what the matchmaker needs from Redis: tickets, the queue's
 // searching pool and lease, committing matches, and its figures.
 type Store interface {
-	CreateTicket(ctx context.Context, t store.Ticket) error
-	CancelPlayerTicket(ctx context.Context, playerID string) (store.Ticket, error)
-	ExpireTicket(ctx context.Context, t store.Ticket) error
-	Tickets(ctx context.Context, queue string, ids []string) ([]store.Ticket, error)
+	CreateTicket(ctx context.Context, t domain.Ticket) error
+	CancelPlayerTicket(ctx context.Context, playerID string) (domain.Ticket, error)
+	ExpireTicket(ctx context.Context, t domain.Ticket) error
+	Tickets(ctx context.Context, queue string, ids []string) ([]domain.Ticket, error)
 	SnapshotSearching(ctx context.Context, queue string, takeIncoming bool) ([]string, error)
-	TakeIncoming(ctx context.Context, queue, holder string, max int) ([]store.Ticket, error)
-	CommitMatches(ctx context.Context, queue string, matches []store.Match) ([]store.CommitResult, error)
+	TakeIncoming(ctx context.Context, queue, holder string, max int) ([]domain.Ticket, error)
+	CommitMatches(ctx context.Context, queue string, matches []domain.Match) ([]domain.CommitResult, error)
 	AcquireLease(ctx context.Context, queue, holder string, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, queue, holder string) error
 	QueueDepth(ctx context.Context, queue string) (int64, error)
@@ -161,25 +160,25 @@ func (s *Service) Queue(name string) (Queue, bool) {
 // estimated wait. Regions and latencies of regions the queue does not serve
 // are dropped (they could never count); a ticket left with no acceptable
 // region is refused. It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket,
-// store.ErrTooLarge (see store.Ticket.Validate), or store.ErrConflict when a
+// domain.ErrTooLarge (see domain.Ticket.Validate), or domain.ErrConflict when a
 // player already holds a ticket.
-func (s *Service) Join(ctx context.Context, t store.Ticket) (store.Ticket, error) {
+func (s *Service) Join(ctx context.Context, t domain.Ticket) (domain.Ticket, error) {
 	s.init()
 	q, ok := s.byName[t.Queue]
 	if !ok {
-		return store.Ticket{}, ErrUnknownQueue
+		return domain.Ticket{}, ErrUnknownQueue
 	}
 	if t.Size() == 0 || t.Size() > q.MaxUsers || math.IsNaN(t.Skill) || math.IsInf(t.Skill, 0) {
-		return store.Ticket{}, ErrBadTicket
+		return domain.Ticket{}, ErrBadTicket
 	}
 	if len(acceptable(q, t)) == 0 {
-		return store.Ticket{}, ErrBadRegion
+		return domain.Ticket{}, ErrBadRegion
 	}
 	t.Regions, t.Latencies = servedRegions(q, t.Regions), servedLatencies(q, t.Latencies)
-	t.ID, t.Status, t.MatchID = uuid.NewString(), store.TicketSearching, ""
+	t.ID, t.Status, t.MatchID = uuid.NewString(), domain.TicketSearching, ""
 	t.CreatedAt = s.Now().UTC().Truncate(time.Millisecond)
 	if err := s.Store.CreateTicket(ctx, t); err != nil {
-		return store.Ticket{}, err
+		return domain.Ticket{}, err
 	}
 	t.EstimatedWait = s.estimatedWait(ctx, q.Name)
 	return t, nil
@@ -254,9 +253,9 @@ func (s *Service) estimatedWait(ctx context.Context, queue string) time.Duration
 	return v.(time.Duration)
 }
 
-// Leave cancels the player's searching ticket. It returns store.ErrNotFound
-// if they hold none, or store.ErrConflict if it is already matched.
-func (s *Service) Leave(ctx context.Context, playerID string) (store.Ticket, error) {
+// Leave cancels the player's searching ticket. It returns domain.ErrNotFound
+// if they hold none, or domain.ErrConflict if it is already matched.
+func (s *Service) Leave(ctx context.Context, playerID string) (domain.Ticket, error) {
 	return s.Store.CancelPlayerTicket(ctx, playerID)
 }
 
@@ -363,7 +362,7 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 		}
 	}
 	arrived, err := s.Store.TakeIncoming(ctx, q.Name, s.NodeID, incomingBatch)
-	if errors.Is(err, store.ErrNotLeader) {
+	if errors.Is(err, domain.ErrNotLeader) {
 		// The lease lapsed during this pass: stop here; runQueue finds out
 		// at its next renewal, and the view is rebuilt if this node leads
 		// again.
@@ -423,8 +422,8 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 // the pool (a first pass reads the queue as it goes), then matches to
 // commit. The pool takes a step's tickets before its matches are announced.
 type step struct {
-	add     []store.Ticket
-	matches []store.Match
+	add     []domain.Ticket
+	matches []domain.Match
 }
 
 // grouper feeds a former and hands its matches on in steps of commitChunk.
@@ -436,7 +435,7 @@ type grouper struct {
 
 func newGrouper(q Queue, now time.Time, steps chan<- step) *grouper {
 	g := &grouper{steps: steps}
-	g.former = former{q: q, now: now, emit: func(m store.Match) {
+	g.former = former{q: q, now: now, emit: func(m domain.Match) {
 		if g.step.matches = append(g.step.matches, m); len(g.step.matches) == commitChunk {
 			g.flush()
 		}
@@ -460,7 +459,7 @@ func (s *Service) load(ctx context.Context, q Queue, ids []string, now time.Time
 	g := newGrouper(q, now, steps)
 	defer g.flush()
 	depth := 0
-	err := readTickets(ctx, s.Store, q.Name, ids, func(ts []store.Ticket) error {
+	err := readTickets(ctx, s.Store, q.Name, ids, func(ts []domain.Ticket) error {
 		for _, t := range ts {
 			if expired(q, t, now) {
 				s.expireTicket(ctx, q, t)
@@ -488,10 +487,10 @@ func (s *Service) commit(ctx context.Context, q Queue, p *pool, steps <-chan ste
 	var first error
 	committed := 0
 	inOrder(chanSeq(steps), commitParallelism,
-		func(st step) ([]store.CommitResult, error) {
+		func(st step) ([]domain.CommitResult, error) {
 			return s.Store.CommitMatches(ctx, q.Name, st.matches)
 		},
-		func(st step, results []store.CommitResult, err error) {
+		func(st step, results []domain.CommitResult, err error) {
 			p.add(st.add)
 			if err != nil {
 				first = cmp.Or(first, err)
@@ -506,17 +505,17 @@ func (s *Service) commit(ctx context.Context, q Queue, p *pool, steps <-chan ste
 // the pool and their matches are announced; a ticket that made its match
 // stale (it stopped searching behind the leader's back) leaves the pool too.
 // It returns the number of matches committed.
-func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []store.Match, results []store.CommitResult, now time.Time) int {
+func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []domain.Match, results []domain.CommitResult, now time.Time) int {
 	committed := 0
 	obs := s.metrics.of(q.Name)
 	for i, r := range results {
 		m := matches[i]
 		switch r.Outcome {
-		case store.CommitStale:
+		case domain.CommitStale:
 			p.remove(r.StaleTicket)
 			p.dirty = true // its partners may form another match
 			continue
-		case store.CommitExists:
+		case domain.CommitExists:
 			// Only this call can have created the match (its id is fresh):
 			// go-redis re-sent the script after losing the first reply, so
 			// nobody has announced it yet.
@@ -535,7 +534,7 @@ func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []stor
 
 // expire ends the pool's tickets that waited past the queue's timeout and
 // returns the others, oldest first.
-func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) []*store.Ticket {
+func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) []*domain.Ticket {
 	tickets := p.tickets()
 	n := 0
 	for n < len(tickets) && expired(q, *tickets[n], now) {
@@ -549,17 +548,17 @@ func (s *Service) expire(ctx context.Context, q Queue, p *pool, now time.Time) [
 }
 
 // expired reports whether t has waited past the queue's TicketTimeout.
-func expired(q Queue, t store.Ticket, now time.Time) bool {
+func expired(q Queue, t domain.Ticket, now time.Time) bool {
 	return t.CreatedAt.Before(now.Add(-q.TicketTimeout.D()))
 }
 
 // expireTicket ends a ticket that waited too long and tells its players,
 // unless it was matched or cancelled meanwhile.
-func (s *Service) expireTicket(ctx context.Context, q Queue, t store.Ticket) {
+func (s *Service) expireTicket(ctx context.Context, q Queue, t domain.Ticket) {
 	if err := s.Store.ExpireTicket(ctx, t); err != nil {
 		return // matched or cancelled meanwhile
 	}
-	t.Status = store.TicketExpired
+	t.Status = domain.TicketExpired
 	s.metrics.expired.WithLabelValues(q.Name).Inc()
 	if err := s.Notifier.TicketExpired(ctx, t); err != nil {
 		s.Logger.Warn("announce expired ticket", "ticket", t.ID, "err", err)
@@ -570,7 +569,7 @@ func (s *Service) expireTicket(ctx context.Context, q Queue, t store.Ticket) {
 const waitSmoothing = 0.1
 
 // observeMatch records a committed match's waits and skill spread.
-func (s *Service) observeMatch(q Queue, obs queueObservers, m store.Match, byID map[string]*store.Ticket, now time.Time) {
+func (s *Service) observeMatch(q Queue, obs queueObservers, m domain.Match, byID map[string]*domain.Ticket, now time.Time) {
 	obs.formed.Inc()
 	lo, hi := math.Inf(1), math.Inf(-1)
 	s.mu.Lock()
@@ -603,8 +602,8 @@ func (s *Service) publishWait(ctx context.Context, queue string) {
 }
 
 // available drops tickets held out of formation.
-func available(tickets []*store.Ticket, now time.Time) []store.Ticket {
-	out := make([]store.Ticket, 0, len(tickets))
+func available(tickets []*domain.Ticket, now time.Time) []domain.Ticket {
+	out := make([]domain.Ticket, 0, len(tickets))
 	for _, t := range tickets {
 		if !held(*t, now) {
 			out = append(out, *t)
@@ -615,7 +614,7 @@ func available(tickets []*store.Ticket, now time.Time) []store.Ticket {
 
 // held reports whether t is held out of formation (requeued after a failed
 // allocation, for a short while).
-func held(t store.Ticket, now time.Time) bool { return t.HoldUntil.After(now) }
+func held(t domain.Ticket, now time.Time) bool { return t.HoldUntil.After(now) }
 
 // QueueStatus is a queue's configuration, live depth and estimated wait.
 type QueueStatus struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
@@ -57,7 +57,7 @@ func TestSimulation(t *testing.T) {
 	lead(t, s)
 	ctx := context.Background()
 
-	byID := map[string]store.Ticket{}
+	byID := map[string]domain.Ticket{}
 	created := 0
 	for step := 0; created < tickets || step < 700; step++ {
 		// About 20 players a second, arriving at random moments.
@@ -113,7 +113,7 @@ func TestSimulation(t *testing.T) {
 // randomTicket makes ticket number i: mostly solos, some lobbies; skill
 // around 1500; a third with explicit regions, a third with latencies, a
 // third with neither.
-func randomTicket(rng *rand.Rand, q Queue, i int) store.Ticket {
+func randomTicket(rng *rand.Rand, q Queue, i int) domain.Ticket {
 	size := 1
 	switch r := rng.IntN(100); {
 	case r >= 95:
@@ -123,9 +123,9 @@ func randomTicket(rng *rand.Rand, q Queue, i int) store.Ticket {
 	case r >= 70:
 		size = 2
 	}
-	tk := store.Ticket{Queue: q.Name, Skill: math.Round(1500 + rng.NormFloat64()*300)}
+	tk := domain.Ticket{Queue: q.Name, Skill: math.Round(1500 + rng.NormFloat64()*300)}
 	for p := 0; p < size; p++ {
-		tk.Players = append(tk.Players, store.Player{ID: fmt.Sprintf("p%05d-%d", i, p)})
+		tk.Players = append(tk.Players, domain.Player{ID: fmt.Sprintf("p%05d-%d", i, p)})
 	}
 	switch rng.IntN(3) {
 	case 0:
@@ -153,7 +153,7 @@ func TestOldTicketIsNotOvertaken(t *testing.T) {
 	lead(t, s)
 	ctx := context.Background()
 	join := func(name string, skill float64) string {
-		tk, err := s.Join(ctx, store.Ticket{Queue: q.Name, Skill: skill, Players: []store.Player{{ID: name}}})
+		tk, err := s.Join(ctx, domain.Ticket{Queue: q.Name, Skill: skill, Players: []domain.Player{{ID: name}}})
 		require.NoError(t, err)
 		vc.Advance(time.Millisecond)
 		return tk.ID
@@ -188,10 +188,10 @@ func TestTicketsExpire(t *testing.T) {
 	s := &Service{Store: st, Queues: []Queue{q}, NodeID: "n", Notifier: notifier, Now: vc.Now}
 	lead(t, s)
 	ctx := context.Background()
-	old, err := s.Join(ctx, store.Ticket{Queue: q.Name, Players: []store.Player{{ID: "old"}}})
+	old, err := s.Join(ctx, domain.Ticket{Queue: q.Name, Players: []domain.Player{{ID: "old"}}})
 	require.NoError(t, err)
 	vc.Advance(50 * time.Second)
-	young, err := s.Join(ctx, store.Ticket{Queue: q.Name, Players: []store.Player{{ID: "young"}}})
+	young, err := s.Join(ctx, domain.Ticket{Queue: q.Name, Players: []domain.Player{{ID: "young"}}})
 	require.NoError(t, err)
 	vc.Advance(11 * time.Second)
 	_, err = s.formOnce(ctx, q)
@@ -199,29 +199,29 @@ func TestTicketsExpire(t *testing.T) {
 
 	require.Len(t, notifier.expired, 1)
 	assert.Equal(t, old.ID, notifier.expired[0].ID)
-	assert.Equal(t, store.TicketExpired, notifier.expired[0].Status)
+	assert.Equal(t, domain.TicketExpired, notifier.expired[0].Status)
 	_, err = st.Ticket(ctx, q.Name, old.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound, "a finished ticket keeps nothing to read")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "a finished ticket keeps nothing to read")
 	depth, err := st.QueueDepth(ctx, q.Name)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, depth, "the expired ticket left the queue")
 	_, err = st.PlayerTicket(ctx, "old")
-	assert.ErrorIs(t, err, store.ErrNotFound, "the player may queue again")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "the player may queue again")
 	still, err := st.Ticket(ctx, q.Name, young.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.TicketSearching, still.Status)
+	assert.Equal(t, domain.TicketSearching, still.Status)
 }
 
 func TestRegionRules(t *testing.T) {
 	q := simQueue() // MaxLatencyMs 150
 	for _, tc := range []struct {
 		name    string
-		tickets []store.Ticket
+		tickets []domain.Ticket
 		want    []string // PreferredRegions of the one match, nil for none
 	}{
 		{
 			name: "worst latency orders the common regions",
-			tickets: []store.Ticket{
+			tickets: []domain.Ticket{
 				{Latencies: map[string]int{"EastUs": 40, "WestUs": 90, "NorthEurope": 140}},
 				{Latencies: map[string]int{"EastUs": 120, "WestUs": 60, "NorthEurope": 30}},
 				{Regions: []string{"NorthEurope", "WestUs", "EastUs"}},
@@ -231,14 +231,14 @@ func TestRegionRules(t *testing.T) {
 		},
 		{
 			name: "latency over the queue's limit is not acceptable",
-			tickets: []store.Ticket{
+			tickets: []domain.Ticket{
 				{Latencies: map[string]int{"EastUs": 200, "WestUs": 40}},
 				{Regions: []string{"EastUs"}}, {}, {},
 			},
 		},
 		{
 			name: "orderings decide among unmeasured regions",
-			tickets: []store.Ticket{
+			tickets: []domain.Ticket{
 				{Regions: []string{"WestEurope", "NorthEurope"}},
 				{Regions: []string{"NorthEurope", "WestEurope"}},
 				{Regions: []string{"NorthEurope", "WestEurope"}},
@@ -252,7 +252,7 @@ func TestRegionRules(t *testing.T) {
 			for i := range tc.tickets {
 				tc.tickets[i].ID = fmt.Sprint("t", i)
 				tc.tickets[i].CreatedAt = now
-				tc.tickets[i].Players = []store.Player{{ID: fmt.Sprint("p", i)}}
+				tc.tickets[i].Players = []domain.Player{{ID: fmt.Sprint("p", i)}}
 			}
 			got := formMatches(q, tc.tickets, now)
 			if tc.want == nil {

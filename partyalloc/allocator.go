@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/lobbyd/lobbyd/store"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // PartyRequester requests one party network; *PlayFabClient is one.
@@ -23,7 +23,7 @@ type PlayFabAllocator struct {
 // Allocate requests the match's party: PartyId is the match id on every
 // attempt, PreferredRegions are the match's regions, and when every player
 // has a PlayFab entity the invitation is restricted to exactly them.
-func (a *PlayFabAllocator) Allocate(ctx context.Context, m store.Match) (Party, error) {
+func (a *PlayFabAllocator) Allocate(ctx context.Context, m domain.Match) (Party, error) {
 	req, err := a.request(m)
 	if err != nil {
 		return Party{}, err
@@ -35,7 +35,7 @@ func (a *PlayFabAllocator) Allocate(ctx context.Context, m store.Match) (Party, 
 	return party, nil
 }
 
-func (a *PlayFabAllocator) request(m store.Match) (PartyRequest, error) {
+func (a *PlayFabAllocator) request(m domain.Match) (PartyRequest, error) {
 	network, ok := a.Networks[m.Queue]
 	if !ok {
 		return PartyRequest{}, fmt.Errorf("allocate match %s: no network settings for queue %q", m.ID, m.Queue)
@@ -53,7 +53,7 @@ func (a *PlayFabAllocator) request(m store.Match) (PartyRequest, error) {
 
 // invitationKeys lists the players' title_player_account entities, or nil
 // unless every player has one: a partial list would lock the others out.
-func invitationKeys(players []store.Player) []EntityKey {
+func invitationKeys(players []domain.Player) []EntityKey {
 	keys := make([]EntityKey, 0, len(players))
 	for _, p := range players {
 		if p.PlayFabEntity == "" {

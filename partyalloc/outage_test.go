@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/partyalloc"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
@@ -32,7 +33,7 @@ type outage struct {
 	notify *recordingNotifier
 	reg    *prometheus.Registry
 	logs   *lockedBuffer
-	m      store.Match
+	m      domain.Match
 	stop   func() // stops the worker and waits for Run to return
 }
 
@@ -89,7 +90,7 @@ func TestWorkerStoresPartyAfterRedisOutage(t *testing.T) {
 	assert.Equal(t, 1, o.alloc.callsFor(o.m.ID), "one allocator call: the party already paid for is the one stored")
 	stored, err := o.st.Match(context.Background(), "q", o.m.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.MatchReady, stored.State)
+	assert.Equal(t, domain.MatchReady, stored.State)
 	assert.Equal(t, "desc-"+o.m.ID, stored.NetworkDescriptor)
 	assert.Equal(t, 1, stored.Attempt, "stored by the first attempt")
 	storetest.Eventually(t, 10*time.Second, func() bool {
@@ -116,7 +117,7 @@ func TestWorkerCountsPartyOrphanedAtDeadline(t *testing.T) {
 	assert.Contains(t, o.logs.String(), "party="+o.m.ID)
 	stored, err := o.st.Match(context.Background(), "q", o.m.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.MatchAllocating, stored.State, "nothing was stored")
+	assert.Equal(t, domain.MatchAllocating, stored.State, "nothing was stored")
 	n, err := o.st.PendingAllocationJobs(context.Background(), "q")
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n, "the job stays pending, to be claimed")

@@ -11,22 +11,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lobbyd/lobbyd/internal/batch"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/internal/wait"
-	"github.com/lobbyd/lobbyd/store"
 )
 
 // Allocator creates the party network of one match. It is the workers' only
 // view of PlayFab, so another provider can be plugged in here.
 type Allocator interface {
-	Allocate(ctx context.Context, m store.Match) (Party, error)
+	Allocate(ctx context.Context, m domain.Match) (Party, error)
 }
 
 // Notifier tells a match's players how its allocation ended.
 type Notifier interface {
-	MatchReady(ctx context.Context, m store.Match) error
+	MatchReady(ctx context.Context, m domain.Match) error
 	// MatchFailed is told of a failed match; m.Requeued lists the tickets
 	// put back in the queue.
-	MatchFailed(ctx context.Context, m store.Match) error
+	MatchFailed(ctx context.Context, m domain.Match) error
 }
 
 // FailReason is the match.failed reason of a match whose allocation failed.
@@ -36,13 +36,13 @@ const FailReason = "allocation_failed"
 // jobs of each queue's stream and the match they allocate.
 type Store interface {
 	EnsureAllocationGroup(ctx context.Context, queue string) error
-	ReadAllocationJobs(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]store.AllocationJob, error)
-	ClaimStaleAllocationJobs(ctx context.Context, queue, consumer string, minIdle time.Duration, count int) ([]store.AllocationJob, error)
-	RenewAllocationJob(ctx context.Context, job store.AllocationJob, consumer string, idleAtLeast time.Duration) (store.AllocationJob, bool, error)
-	AckAllocationJobs(ctx context.Context, jobs []store.AllocationJob) error
-	BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (store.Match, error)
-	StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (store.Match, error)
-	FailMatch(ctx context.Context, m store.Match, reason string, holdUntil time.Time) (store.Match, error)
+	ReadAllocationJobs(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]domain.AllocationJob, error)
+	ClaimStaleAllocationJobs(ctx context.Context, queue, consumer string, minIdle time.Duration, count int) ([]domain.AllocationJob, error)
+	RenewAllocationJob(ctx context.Context, job domain.AllocationJob, consumer string, idleAtLeast time.Duration) (domain.AllocationJob, bool, error)
+	AckAllocationJobs(ctx context.Context, jobs []domain.AllocationJob) error
+	BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (domain.Match, error)
+	StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (domain.Match, error)
+	FailMatch(ctx context.Context, m domain.Match, reason string, holdUntil time.Time) (domain.Match, error)
 }
 
 // Worker consumes the allocation streams of the given queues: for each job
@@ -125,12 +125,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	acks := make(chan store.AllocationJob, ackQueue)
+	acks := make(chan domain.AllocationJob, ackQueue)
 	acked := make(chan struct{})
 	go func() { defer close(acked); w.ackJobs(ctx, acks) }()
 	slots := make(chan struct{}, w.Concurrency)
 	var jobs sync.WaitGroup
-	dispatch := func(ctx context.Context, batch []store.AllocationJob) {
+	dispatch := func(ctx context.Context, batch []domain.AllocationJob) {
 		for _, job := range batch {
 			select {
 			case slots <- struct{}{}:
@@ -169,8 +169,8 @@ const (
 // backoff, until it goes through or the worker is stopping (ctx done). An
 // ack that is never made leaves its job pending: it is claimed after
 // ClaimIdle and found done (the match is ready or failed), which is safe.
-func (w *Worker) ackJobs(ctx context.Context, acks <-chan store.AllocationJob) {
-	batch.Each(acks, ackBatch, func(batch []store.AllocationJob) {
+func (w *Worker) ackJobs(ctx context.Context, acks <-chan domain.AllocationJob) {
+	batch.Each(acks, ackBatch, func(batch []domain.AllocationJob) {
 		for retry := 1; ; retry++ {
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 			err := w.Store.AckAllocationJobs(actx, batch)
@@ -178,7 +178,7 @@ func (w *Worker) ackJobs(ctx context.Context, acks <-chan store.AllocationJob) {
 			if err == nil {
 				return
 			}
-			if !store.IsUnavailable(err) || ctx.Err() != nil {
+			if !errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil {
 				w.Logger.Warn("ack allocation jobs", "jobs", len(batch), "err", err)
 				return
 			}
@@ -201,7 +201,7 @@ const (
 	writeRetryCeil = 2 * time.Second
 )
 
-func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(context.Context, []store.AllocationJob)) {
+func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(context.Context, []domain.AllocationJob)) {
 	for ctx.Err() == nil {
 		batch, err := w.Store.ReadAllocationJobs(ctx, queue, w.NodeID, 64, time.Second)
 		if err != nil {
@@ -215,7 +215,7 @@ func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(conte
 	}
 }
 
-func (w *Worker) claimLoop(ctx context.Context, queue string, dispatch func(context.Context, []store.AllocationJob)) {
+func (w *Worker) claimLoop(ctx context.Context, queue string, dispatch func(context.Context, []domain.AllocationJob)) {
 	t := time.NewTicker(w.ClaimInterval)
 	defer t.Stop()
 	for {
@@ -242,7 +242,7 @@ func (w *Worker) claimLoop(ctx context.Context, queue string, dispatch func(cont
 // handle runs one job to its end. The job is acknowledged only once the
 // match's outcome is stored and announced; any earlier exit leaves it
 // pending for a retry by whoever claims it.
-func (w *Worker) handle(ctx context.Context, job store.AllocationJob, acks chan<- store.AllocationJob) {
+func (w *Worker) handle(ctx context.Context, job domain.AllocationJob, acks chan<- domain.AllocationJob) {
 	log := w.Logger.With("queue", job.Queue, "match", job.MatchID)
 	done, err := w.allocate(ctx, job, log)
 	if err != nil {
@@ -268,7 +268,7 @@ func (w *Worker) handle(ctx context.Context, job store.AllocationJob, acks chan<
 // another Deadline from that answer, retried while Redis is unavailable.
 // A live worker therefore holds a job for at most 2 × Deadline (plus one
 // Redis round trip under way), which ClaimIdle exceeds.
-func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slog.Logger) (done bool, err error) {
+func (w *Worker) allocate(ctx context.Context, job domain.AllocationJob, log *slog.Logger) (done bool, err error) {
 	received := job.Received
 	if received.IsZero() {
 		received = time.Now()
@@ -285,23 +285,23 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 		received = renewed.Received
 	}
 	allocateBy := received.Add(w.Deadline)
-	var m store.Match
+	var m domain.Match
 	err = w.persist(ctx, allocateBy, func(ctx context.Context) (err error) {
 		m, err = w.Store.BeginAttempt(ctx, job.Queue, job.MatchID, w.NodeID)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return true, nil // expired long ago: nothing left to do
 	}
 	if err != nil {
 		return false, err
 	}
 	switch m.State {
-	case store.MatchReady: // stored earlier, delivery not confirmed: deliver again
+	case domain.MatchReady: // stored earlier, delivery not confirmed: deliver again
 		return true, w.persist(ctx, time.Now().Add(w.Deadline), func(ctx context.Context) error {
 			return w.Notifier.MatchReady(ctx, m)
 		})
-	case store.MatchFailed: // failed earlier, delivery not confirmed: deliver again
+	case domain.MatchFailed: // failed earlier, delivery not confirmed: deliver again
 		return true, w.persist(ctx, time.Now().Add(w.Deadline), func(ctx context.Context) error {
 			return w.Notifier.MatchFailed(ctx, m)
 		})
@@ -325,22 +325,22 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 
 	// The party exists and is paid for: from here on, giving up costs a
 	// second party, so the writes are retried until writeBy.
-	var stored store.Match
+	var stored domain.Match
 	err = w.persist(ctx, writeBy, func(ctx context.Context) (err error) {
 		stored, err = w.Store.StoreParty(ctx, job.Queue, job.MatchID, m.Attempt, party.PartyID,
 			party.SerializedNetworkDescriptor, party.InvitationID)
 		return err
 	})
 	switch {
-	case errors.Is(err, store.ErrStaleAttempt):
+	case errors.Is(err, domain.ErrStaleAttempt):
 		w.orphaned(log, party, "a newer attempt owns the match, or it ended", "state", stored.State)
-		if stored.State == store.MatchReady {
+		if stored.State == domain.MatchReady {
 			return true, w.persist(ctx, writeBy, func(ctx context.Context) error {
 				return w.Notifier.MatchReady(ctx, stored)
 			})
 		}
 		return true, nil
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		w.orphaned(log, party, "the match's record is gone (Redis lost it)")
 		return true, nil
 	case err != nil && ctx.Err() != nil:
@@ -357,13 +357,13 @@ func (w *Worker) allocate(ctx context.Context, job store.AllocationJob, log *slo
 
 // fail marks the match failed, requeueing its tickets, and tells its
 // players; the writes are retried until writeBy.
-func (w *Worker) fail(ctx context.Context, m store.Match, writeBy time.Time) (done bool, err error) {
-	var failed store.Match
+func (w *Worker) fail(ctx context.Context, m domain.Match, writeBy time.Time) (done bool, err error) {
+	var failed domain.Match
 	err = w.persist(ctx, writeBy, func(ctx context.Context) (err error) {
 		failed, err = w.Store.FailMatch(ctx, m, FailReason, time.Now().Add(w.RequeueHold))
 		return err
 	})
-	if errors.Is(err, store.ErrStaleAttempt) {
+	if errors.Is(err, domain.ErrStaleAttempt) {
 		return true, nil // another attempt owns or ended the match
 	}
 	if err != nil {
@@ -392,7 +392,7 @@ func (w *Worker) persist(ctx context.Context, by time.Time, write func(context.C
 	defer cancel()
 	for retry := 1; ; retry++ {
 		err := write(wctx)
-		if err == nil || !store.IsUnavailable(err) || ctx.Err() != nil {
+		if err == nil || !errors.Is(err, domain.ErrUnavailable) || ctx.Err() != nil {
 			return err
 		}
 		delay := backoff(retry, writeRetryBase, writeRetryCeil, 0)

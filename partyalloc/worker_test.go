@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/partyalloc"
 	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 	"github.com/lobbyd/lobbyd/store"
@@ -28,7 +29,7 @@ type countingAllocator struct {
 	block chan struct{} // if set, Allocate waits on it (or ctx)
 }
 
-func (a *countingAllocator) Allocate(ctx context.Context, m store.Match) (partyalloc.Party, error) {
+func (a *countingAllocator) Allocate(ctx context.Context, m domain.Match) (partyalloc.Party, error) {
 	a.mu.Lock()
 	if a.calls == nil {
 		a.calls = map[string]int{}
@@ -57,18 +58,18 @@ func (a *countingAllocator) callsFor(id string) int {
 
 type recordingNotifier struct {
 	mu     sync.Mutex
-	ready  []store.Match
-	failed []store.Match
+	ready  []domain.Match
+	failed []domain.Match
 }
 
-func (n *recordingNotifier) MatchReady(_ context.Context, m store.Match) error {
+func (n *recordingNotifier) MatchReady(_ context.Context, m domain.Match) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.ready = append(n.ready, m)
 	return nil
 }
 
-func (n *recordingNotifier) MatchFailed(_ context.Context, m store.Match) error {
+func (n *recordingNotifier) MatchFailed(_ context.Context, m domain.Match) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.failed = append(n.failed, m)
@@ -82,20 +83,20 @@ func (n *recordingNotifier) counts() (ready, failed int) {
 }
 
 // commitMatch puts two solo tickets in a committed match and returns it.
-func commitMatch(t *testing.T, st *store.Store, created time.Time) store.Match {
+func commitMatch(t *testing.T, st *store.Store, created time.Time) domain.Match {
 	t.Helper()
 	ctx := context.Background()
-	m := store.Match{ID: uuid.NewString(), Regions: []string{"WestUs"}}
+	m := domain.Match{ID: uuid.NewString(), Regions: []string{"WestUs"}}
 	for i := 0; i < 2; i++ {
-		tk := store.Ticket{ID: uuid.NewString(), Queue: "q", CreatedAt: created,
-			Players: []store.Player{{ID: fmt.Sprintf("%s-p%d", m.ID[:8], i)}}}
+		tk := domain.Ticket{ID: uuid.NewString(), Queue: "q", CreatedAt: created,
+			Players: []domain.Player{{ID: fmt.Sprintf("%s-p%d", m.ID[:8], i)}}}
 		require.NoError(t, st.CreateTicket(ctx, tk))
 		m.TicketIDs = append(m.TicketIDs, tk.ID)
-		m.Players = append(m.Players, store.Player{ID: tk.Players[0].ID, TicketID: tk.ID})
+		m.Players = append(m.Players, domain.Player{ID: tk.Players[0].ID, TicketID: tk.ID})
 	}
-	res, err := st.CommitMatches(ctx, "q", []store.Match{m})
+	res, err := st.CommitMatches(ctx, "q", []domain.Match{m})
 	require.NoError(t, err)
-	require.Equal(t, store.CommitOK, res[0].Outcome)
+	require.Equal(t, domain.CommitOK, res[0].Outcome)
 	return m
 }
 
@@ -115,7 +116,7 @@ func TestWorkerAllocatesOncePerMatch(t *testing.T) {
 	st := storetest.Embedded(t)
 	alloc, notify := &countingAllocator{}, &recordingNotifier{}
 	startWorker(t, &partyalloc.Worker{Store: st, Allocator: alloc, Notifier: notify, Queues: []string{"q"}, NodeID: "n1"})
-	var matches []store.Match
+	var matches []domain.Match
 	for i := 0; i < 20; i++ {
 		matches = append(matches, commitMatch(t, st, time.Now()))
 	}
@@ -124,7 +125,7 @@ func TestWorkerAllocatesOncePerMatch(t *testing.T) {
 		assert.Equal(t, 1, alloc.callsFor(m.ID))
 		stored, err := st.Match(context.Background(), "q", m.ID)
 		require.NoError(t, err)
-		assert.Equal(t, store.MatchReady, stored.State)
+		assert.Equal(t, domain.MatchReady, stored.State)
 		assert.Equal(t, "desc-"+m.ID, stored.NetworkDescriptor, "the stored result is the allocator's")
 	}
 	// Acks are batched after the announcement: wait for them.
@@ -145,7 +146,7 @@ func TestWorkerFailureRequeuesTickets(t *testing.T) {
 
 	stored, err := st.Match(context.Background(), "q", m.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.MatchFailed, stored.State)
+	assert.Equal(t, domain.MatchFailed, stored.State)
 	assert.Equal(t, partyalloc.FailReason, stored.FailReason)
 	searching, err := st.SearchingTickets(context.Background(), "q", 10)
 	require.NoError(t, err)
@@ -202,7 +203,7 @@ func TestWorkerClaimsJobOfDeadNode(t *testing.T) {
 	assert.Equal(t, 1, alloc.callsFor(m.ID))
 	stored, err := st.Match(context.Background(), "q", m.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.MatchReady, stored.State)
+	assert.Equal(t, domain.MatchReady, stored.State)
 	assert.Equal(t, 2, stored.Attempt, "the second attempt stored the party")
 }
 
@@ -269,7 +270,7 @@ type stuckAllocator struct {
 	stuck string
 }
 
-func (a *stuckAllocator) Allocate(ctx context.Context, m store.Match) (partyalloc.Party, error) {
+func (a *stuckAllocator) Allocate(ctx context.Context, m domain.Match) (partyalloc.Party, error) {
 	if m.ID == a.stuck {
 		a.mu.Lock()
 		if a.calls == nil {
@@ -299,7 +300,7 @@ func TestWorkerJobThatWaitedForASlotGetsAWholeDeadline(t *testing.T) {
 	assert.Equal(t, 1, alloc.callsFor(second.ID))
 	stored, err := st.Match(context.Background(), "q", second.ID)
 	require.NoError(t, err)
-	assert.Equal(t, store.MatchReady, stored.State)
+	assert.Equal(t, domain.MatchReady, stored.State)
 }
 
 // A worker stopped while it is still starting (creating its consumer

@@ -10,20 +10,33 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Budget is a fixed-window counter in Redis, shared by every node: it
+// budget is a fixed-window counter in Redis, shared by every node: it
 // allows limit spends per window, the window starting at the first spend
 // after the previous one ended. Budgets are named by functions in keys.go
-// (such as CodeGuessBudget), so their keys sit under the hash tag of what
+// (such as codeGuessBudget), so their keys sit under the hash tag of what
 // they limit and expire on their own.
-type Budget struct{ key string }
+type budget struct{ key string }
 
-// Spend counts one use of b, whose windows last window and allow limit
+// SpendCodeGuess counts a join code the player tried that matched no
+// lobby, against limit per window (see spend), so codes cannot be found by
+// guessing.
+func (s *Store) SpendCodeGuess(ctx context.Context, playerID string, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error) {
+	return s.spend(ctx, codeGuessBudget(playerID), limit, window)
+}
+
+// CheckCodeGuesses reports, without spending, whether the player may try
+// another code under limit, and when not, how long until they may.
+func (s *Store) CheckCodeGuesses(ctx context.Context, playerID string, limit int) (ok bool, retryAfter time.Duration, err error) {
+	return s.check(ctx, codeGuessBudget(playerID), limit)
+}
+
+// spend counts one use of b, whose windows last window and allow limit
 // uses, in one round trip. It reports whether this use was within the
 // limit and, when it was not, how long until the window ends. A use over
 // the limit is counted too, but never lengthens the window. A spend that
 // go-redis re-sends after a lost reply may count twice: a budget errs
 // towards refusing.
-func (s *Store) Spend(ctx context.Context, b Budget, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error) {
+func (s *Store) spend(ctx context.Context, b budget, limit int, window time.Duration) (ok bool, retryAfter time.Duration, err error) {
 	key := s.keys.budgetKey(b)
 	var used *redis.IntCmd
 	var left *redis.DurationCmd
@@ -47,9 +60,9 @@ func (s *Store) Spend(ctx context.Context, b Budget, limit int, window time.Dura
 	return false, max(left.Val(), 0), nil
 }
 
-// Check reports, without spending, whether b has room for another use
+// check reports, without spending, whether b has room for another use
 // under limit and, when it has not, how long until its window ends.
-func (s *Store) Check(ctx context.Context, b Budget, limit int) (ok bool, retryAfter time.Duration, err error) {
+func (s *Store) check(ctx context.Context, b budget, limit int) (ok bool, retryAfter time.Duration, err error) {
 	key := s.keys.budgetKey(b)
 	pipe := s.rdb.Pipeline()
 	get := pipe.Get(ctx, key)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -43,14 +44,14 @@ func TestOlderVersionsTicketIsReadAndCleaned(t *testing.T) {
 		assert.Equal(t, tk.Regions, read[0].Regions, "read as it was stored")
 		_, err = s.CancelPlayerTicket(ctx, "old")
 		require.NoError(t, err)
-		assertFinished(t, s, "q", tk.ID, store.TicketCancelled)
+		assertFinished(t, s, "q", tk.ID, domain.TicketCancelled)
 	})
 }
 
 // Every string a ticket stores has a cap in bytes (not characters), and
 // so does every list; ids must fit in a key.
 func TestTicketValidate(t *testing.T) {
-	longRegions := make([]string, store.MaxTicketRegions+1)
+	longRegions := make([]string, domain.MaxTicketRegions+1)
 	manyLatencies := map[string]int{}
 	for i := range longRegions {
 		longRegions[i] = fmt.Sprint("r", i)
@@ -58,24 +59,24 @@ func TestTicketValidate(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		change func(*store.Ticket)
+		change func(*domain.Ticket)
 		want   error // nil: valid
 	}{
-		{"as created", func(*store.Ticket) {}, nil},
-		{"name of 128 bytes", func(t *store.Ticket) { t.Players[0].Name = strings.Repeat("n", 128) }, nil},
-		{"name of 129 bytes", func(t *store.Ticket) { t.Players[0].Name = strings.Repeat("n", 129) }, store.ErrTooLarge},
-		{"name of 65 characters, 130 bytes", func(t *store.Ticket) { t.Players[0].Name = strings.Repeat("é", 65) }, store.ErrTooLarge},
-		{"pfEntity of 64 bytes", func(t *store.Ticket) { t.Players[0].PlayFabEntity = strings.Repeat("A", 64) }, nil},
-		{"pfEntity of 65 bytes", func(t *store.Ticket) { t.Players[0].PlayFabEntity = strings.Repeat("A", 65) }, store.ErrTooLarge},
-		{"32 regions", func(t *store.Ticket) { t.Regions = longRegions[:32] }, nil},
-		{"33 regions", func(t *store.Ticket) { t.Regions = longRegions }, store.ErrTooLarge},
-		{"latencies of 33 regions", func(t *store.Ticket) { t.Latencies = manyLatencies }, store.ErrTooLarge},
-		{"region of 64 bytes", func(t *store.Ticket) { t.Regions = []string{strings.Repeat("r", 64)} }, nil},
-		{"region of 65 bytes", func(t *store.Ticket) { t.Regions = []string{strings.Repeat("r", 65)} }, store.ErrTooLarge},
-		{"latency region of 65 bytes", func(t *store.Ticket) { t.Latencies = map[string]int{strings.Repeat("r", 65): 1} }, store.ErrTooLarge},
-		{"player id of 129 bytes", func(t *store.Ticket) { t.Players[0].ID = strings.Repeat("p", 129) }, store.ErrInvalid},
-		{"lobby id with a brace", func(t *store.Ticket) { t.LobbyID = "l}" }, store.ErrInvalid},
-		{"ticket id of 65 bytes", func(t *store.Ticket) { t.ID = strings.Repeat("t", 65) }, store.ErrInvalid},
+		{"as created", func(*domain.Ticket) {}, nil},
+		{"name of 128 bytes", func(t *domain.Ticket) { t.Players[0].Name = strings.Repeat("n", 128) }, nil},
+		{"name of 129 bytes", func(t *domain.Ticket) { t.Players[0].Name = strings.Repeat("n", 129) }, domain.ErrTooLarge},
+		{"name of 65 characters, 130 bytes", func(t *domain.Ticket) { t.Players[0].Name = strings.Repeat("é", 65) }, domain.ErrTooLarge},
+		{"pfEntity of 64 bytes", func(t *domain.Ticket) { t.Players[0].PlayFabEntity = strings.Repeat("A", 64) }, nil},
+		{"pfEntity of 65 bytes", func(t *domain.Ticket) { t.Players[0].PlayFabEntity = strings.Repeat("A", 65) }, domain.ErrTooLarge},
+		{"32 regions", func(t *domain.Ticket) { t.Regions = longRegions[:32] }, nil},
+		{"33 regions", func(t *domain.Ticket) { t.Regions = longRegions }, domain.ErrTooLarge},
+		{"latencies of 33 regions", func(t *domain.Ticket) { t.Latencies = manyLatencies }, domain.ErrTooLarge},
+		{"region of 64 bytes", func(t *domain.Ticket) { t.Regions = []string{strings.Repeat("r", 64)} }, nil},
+		{"region of 65 bytes", func(t *domain.Ticket) { t.Regions = []string{strings.Repeat("r", 65)} }, domain.ErrTooLarge},
+		{"latency region of 65 bytes", func(t *domain.Ticket) { t.Latencies = map[string]int{strings.Repeat("r", 65): 1} }, domain.ErrTooLarge},
+		{"player id of 129 bytes", func(t *domain.Ticket) { t.Players[0].ID = strings.Repeat("p", 129) }, domain.ErrInvalid},
+		{"lobby id with a brace", func(t *domain.Ticket) { t.LobbyID = "l}" }, domain.ErrInvalid},
+		{"ticket id of 65 bytes", func(t *domain.Ticket) { t.ID = strings.Repeat("t", 65) }, domain.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tk := soloTicket("q", "p", time.Now())
@@ -86,7 +87,7 @@ func TestTicketValidate(t *testing.T) {
 				return
 			}
 			assert.ErrorIs(t, err, tc.want)
-			assert.ErrorIs(t, err, store.ErrInvalid, "every refusal is a kind of ErrInvalid")
+			assert.ErrorIs(t, err, domain.ErrInvalid, "every refusal is a kind of ErrInvalid")
 			assert.Less(t, len(err.Error()), 100, "the error names the field, not its value")
 		})
 	}
@@ -97,10 +98,10 @@ func TestCreateTicketRefusesOversizedTickets(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		tk := soloTicket("q", "p", time.Now())
-		tk.Players[0].Name = strings.Repeat("n", store.MaxPlayerNameBytes+1)
-		assert.ErrorIs(t, s.CreateTicket(ctx, tk), store.ErrTooLarge)
+		tk.Players[0].Name = strings.Repeat("n", domain.MaxPlayerNameBytes+1)
+		assert.ErrorIs(t, s.CreateTicket(ctx, tk), domain.ErrTooLarge)
 		_, err := s.PlayerTicket(ctx, "p")
-		assert.ErrorIs(t, err, store.ErrNotFound, "nothing claimed")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "nothing claimed")
 		depth, err := s.QueueDepth(ctx, "q")
 		require.NoError(t, err)
 		assert.Zero(t, depth)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	gojson "github.com/goccy/go-json"
+	"github.com/lobbyd/lobbyd/internal/domain"
 )
 
 // BenchmarkDecodeSearchingEntry measures decoding one solo ticket's
@@ -12,7 +13,7 @@ import (
 // decodeSearchingEntry uses) against encoding/json.
 func BenchmarkDecodeSearchingEntry(b *testing.B) {
 	data, err := json.Marshal(ticketData{ID: "0b6c1c9e-9a4e-4d43-9a57-0a0c1f2d3e4f", Queue: "default",
-		Players: []Player{{ID: "5b6c1c9e-9a4e-4d43-9a57-0a0c1f2d3e4f", Name: "player"}}})
+		Players: []domain.Player{{ID: "5b6c1c9e-9a4e-4d43-9a57-0a0c1f2d3e4f", Name: "player"}}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -78,7 +79,7 @@ func TicketRecord(ctx context.Context, s *Store, queue, ticketID string) (map[st
 // CreateTicketAsOlderVersion stores a ticket as lobbyd did before tickets
 // had length caps (with whatever regions the client sent), with the same
 // layout and 2-hour lifetime.
-func CreateTicketAsOlderVersion(ctx context.Context, s *Store, t Ticket) error {
+func CreateTicketAsOlderVersion(ctx context.Context, s *Store, t domain.Ticket) error {
 	return s.createTicket(ctx, t)
 }
 

@@ -9,17 +9,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
 // assertFinished checks that a ticket's record keeps nothing but its final
 // status, for at most a minute.
-func assertFinished(t *testing.T, s *store.Store, queue, ticketID, status string) {
+func assertFinished(t *testing.T, s *store.Store, queue, ticketID string, status domain.TicketStatus) {
 	t.Helper()
 	rec, ttl, err := store.TicketRecord(context.Background(), s, queue, ticketID)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]string{"status": status}, rec, "only the status is kept")
+	assert.Equal(t, map[string]string{"status": string(status)}, rec, "only the status is kept")
 	assert.Greater(t, ttl, time.Duration(0), "the status expires")
 	assert.LessOrEqual(t, ttl, time.Minute, "within a minute")
 }
@@ -32,15 +33,15 @@ func TestFinishedTicketKeepsOnlyItsStatus(t *testing.T) {
 		ctx := context.Background()
 		for _, tc := range []struct {
 			name   string
-			status string
-			finish func(tk store.Ticket) error
+			status domain.TicketStatus
+			finish func(tk domain.Ticket) error
 		}{
-			{"cancelled", store.TicketCancelled, func(tk store.Ticket) error {
+			{"cancelled", domain.TicketCancelled, func(tk domain.Ticket) error {
 				_, err := s.CancelPlayerTicket(ctx, tk.Players[0].ID)
 				return err
 			}},
-			{"expired", store.TicketExpired, func(tk store.Ticket) error {
-				tk.Status = store.TicketSearching // the leader's copy
+			{"expired", domain.TicketExpired, func(tk domain.Ticket) error {
+				tk.Status = domain.TicketSearching // the leader's copy
 				return s.ExpireTicket(ctx, tk)
 			}},
 		} {
@@ -52,15 +53,15 @@ func TestFinishedTicketKeepsOnlyItsStatus(t *testing.T) {
 
 				assertFinished(t, s, tk.Queue, tk.ID, tc.status)
 				_, err := s.Ticket(ctx, tk.Queue, tk.ID)
-				assert.ErrorIs(t, err, store.ErrNotFound, "nothing left to read")
+				assert.ErrorIs(t, err, domain.ErrNotFound, "nothing left to read")
 				_, err = s.PlayerTicket(ctx, tk.Players[0].ID)
-				assert.ErrorIs(t, err, store.ErrNotFound, "the claim is released")
+				assert.ErrorIs(t, err, domain.ErrNotFound, "the claim is released")
 				set, data, err := store.SearchingIndexes(ctx, s, tk.Queue)
 				require.NoError(t, err)
 				assert.Empty(t, set)
 				assert.Empty(t, data)
 
-				tk.Status = store.TicketSearching
+				tk.Status = domain.TicketSearching
 				_ = s.ExpireTicket(ctx, tk) // a leader's stale copy, or a re-sent script
 				assertFinished(t, s, tk.Queue, tk.ID, tc.status)
 			})
@@ -85,22 +86,22 @@ func TestTicketLeavingAnAllocatingMatch(t *testing.T) {
 				require.NoError(t, s.CreateTicket(ctx, a))
 				require.NoError(t, s.CreateTicket(ctx, b))
 				m := matchOf(a, b)
-				res, err := s.CommitMatches(ctx, queue, []store.Match{m})
+				res, err := s.CommitMatches(ctx, queue, []domain.Match{m})
 				require.NoError(t, err)
-				require.Equal(t, store.CommitOK, res[0].Outcome)
+				require.Equal(t, domain.CommitOK, res[0].Outcome)
 
 				left, err := s.CancelPlayerTicket(ctx, pb)
 				require.NoError(t, err)
-				assert.Equal(t, store.TicketCancelled, left.Status)
+				assert.Equal(t, domain.TicketCancelled, left.Status)
 				assert.Equal(t, m.ID, left.MatchID, "the cancelled ticket names the match its player left")
-				assertFinished(t, s, queue, b.ID, store.TicketCancelled)
+				assertFinished(t, s, queue, b.ID, domain.TicketCancelled)
 				if statusExpired {
 					require.NoError(t, store.DropTicketRecord(ctx, s, queue, b.ID))
 				}
 
 				attempt, err := s.BeginAttempt(ctx, queue, m.ID, "node")
 				require.NoError(t, err)
-				assert.Equal(t, store.MatchAllocating, attempt.State, "the match goes ahead")
+				assert.Equal(t, domain.MatchAllocating, attempt.State, "the match goes ahead")
 				assert.Equal(t, []string{b.ID}, attempt.Left)
 				assert.Equal(t, []string{pa}, attempt.Staying().PlayerIDs())
 
@@ -118,7 +119,7 @@ func TestTicketLeavingAnAllocatingMatch(t *testing.T) {
 				require.NoError(t, err)
 				assert.EqualValues(t, 1, depth)
 				if !statusExpired {
-					assertFinished(t, s, queue, b.ID, store.TicketCancelled)
+					assertFinished(t, s, queue, b.ID, domain.TicketCancelled)
 				}
 			})
 		}
@@ -137,9 +138,9 @@ func TestClaimOnAFinishedTicket(t *testing.T) {
 		require.NoError(t, store.SetTicketClaim(ctx, s, "p", "q", tk.ID))
 
 		_, err = s.PlayerTicket(ctx, "p")
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 		_, err = s.CancelPlayerTicket(ctx, "p")
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 		again := soloTicket("q", "p", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, again))
 		got, err := s.PlayerTicket(ctx, "p")

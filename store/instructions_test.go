@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -43,10 +44,10 @@ func BenchmarkRedisInstructions(b *testing.B) {
 	ctx := context.Background()
 	var read, commit float64
 	for b.Loop() {
-		var all []store.Ticket
+		var all []domain.Ticket
 		for i := 0; i < tickets; i++ {
-			tk := store.Ticket{ID: uuid.NewString(), Queue: "q", CreatedAt: time.Now(),
-				Players: []store.Player{{ID: uuid.NewString(), Name: "player"}}}
+			tk := domain.Ticket{ID: uuid.NewString(), Queue: "q", CreatedAt: time.Now(),
+				Players: []domain.Player{{ID: uuid.NewString(), Name: "player"}}}
 			if err := s.CreateTicket(ctx, tk); err != nil {
 				b.Fatal(err)
 			}
@@ -65,7 +66,7 @@ func BenchmarkRedisInstructions(b *testing.B) {
 		})
 		commit += cg.count(b, func() {
 			for i := 0; i < tickets; i += 4 * perCall {
-				var matches []store.Match
+				var matches []domain.Match
 				for j := i; j < min(i+4*perCall, tickets); j += 4 {
 					matches = append(matches, matchOf(all[j:j+4]...))
 				}
@@ -74,7 +75,7 @@ func BenchmarkRedisInstructions(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, r := range res {
-					if r.Outcome != store.CommitOK {
+					if r.Outcome != domain.CommitOK {
 						b.Fatalf("commit: %+v", r)
 					}
 				}

@@ -101,15 +101,15 @@ func (k keyspace) pendingMatchKey(playerID string) string {
 	return k.prefix + playerTag(playerID) + ":match"
 }
 
-// CodeGuessBudget counts the player's join codes that matched no lobby, so
-// codes cannot be found by guessing (see Spend).
-func CodeGuessBudget(playerID string) Budget {
-	return Budget{key: playerTag(playerID) + ":codeguesses"}
+// codeGuessBudget counts the player's join codes that matched no lobby, so
+// codes cannot be found by guessing (see SpendCodeGuess).
+func codeGuessBudget(playerID string) budget {
+	return budget{key: playerTag(playerID) + ":codeguesses"}
 }
 
-// budgetKey is the key of b under the prefix (a Budget names its key without
+// budgetKey is the key of b under the prefix (a budget names its key without
 // it, since it is built before a store is at hand).
-func (k keyspace) budgetKey(b Budget) string { return k.prefix + b.key }
+func (k keyspace) budgetKey(b budget) string { return k.prefix + b.key }
 
 // lobbyKey holds one lobby, as JSON (changed by the rules of lobbyrules.go
 // through scripts/lobby_cas.lua).

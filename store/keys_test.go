@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -46,12 +47,12 @@ func allKeys(t *testing.T, rdb *redis.Client) []string {
 
 // writeSomeOfEverything queues a ticket for player in queue "default",
 // connects them, gives them a lobby and a grace deadline.
-func writeSomeOfEverything(t *testing.T, s *store.Store, player string) (store.Ticket, store.Lobby) {
+func writeSomeOfEverything(t *testing.T, s *store.Store, player string) (domain.Ticket, domain.Lobby) {
 	t.Helper()
 	ctx := context.Background()
 	tk := soloTicket("default", player, time.Now())
 	require.NoError(t, s.CreateTicket(ctx, tk))
-	_, _, err := s.SetPresence(ctx, player, store.Presence{NodeID: "n1", ConnID: "c1"}, time.Minute)
+	_, _, err := s.SetPresence(ctx, player, domain.Presence{NodeID: "n1", ConnID: "c1"}, time.Minute)
 	require.NoError(t, err)
 	_, err = s.Attach(ctx, player, time.Now().Add(time.Minute))
 	require.NoError(t, err)
@@ -92,7 +93,7 @@ func TestDefaultKeyNamesAreUnchanged(t *testing.T) {
 	defer sub.Close()
 	_, err := sub.Receive(context.Background())
 	require.NoError(t, err)
-	require.NoError(t, s.Publish(context.Background(), "n1", store.NodeMessage{Replace: &store.Replace{PlayerID: "alice", ConnID: "c0"}}))
+	require.NoError(t, s.Publish(context.Background(), "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "alice", ConnID: "c0"}}))
 	select {
 	case m := <-sub.Channel():
 		assert.Contains(t, m.Payload, `"playerId":"alice"`)
@@ -115,16 +116,16 @@ func TestKeyPrefixesSeparateDeployments(t *testing.T) {
 	require.NoError(t, a.SetGraceDeadlines(ctx, map[string]time.Time{"alice": time.Now().Add(-time.Second)}))
 
 	_, err := b.Ticket(ctx, "default", tk.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound, "ticket")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "ticket")
 	_, err = b.PlayerTicket(ctx, "alice")
-	assert.ErrorIs(t, err, store.ErrNotFound, "ticket claim")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "ticket claim")
 	depth, err := b.QueueDepth(ctx, "default")
 	require.NoError(t, err)
 	assert.Zero(t, depth, "searching set")
 	_, err = b.Lobby(ctx, l.ID)
-	assert.ErrorIs(t, err, store.ErrNotFound, "lobby")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "lobby")
 	_, err = b.LobbyByCode(ctx, l.Code)
-	assert.ErrorIs(t, err, store.ErrNotFound, "join code")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "join code")
 	public, err := b.PublicLobbies(ctx, "q", 10)
 	require.NoError(t, err)
 	assert.Empty(t, public, "public lobbies")
@@ -145,9 +146,9 @@ func TestKeyPrefixesSeparateDeployments(t *testing.T) {
 	subB, err := b.Subscribe(ctx, "n1")
 	require.NoError(t, err)
 	defer subB.Close()
-	require.NoError(t, a.Publish(ctx, "n1", store.NodeMessage{Replace: &store.Replace{PlayerID: "from-a"}}))
-	require.NoError(t, b.Publish(ctx, "n1", store.NodeMessage{Replace: &store.Replace{PlayerID: "from-b"}}))
-	next := func(sub *store.Subscription) string {
+	require.NoError(t, a.Publish(ctx, "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "from-a"}}))
+	require.NoError(t, b.Publish(ctx, "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "from-b"}}))
+	next := func(sub domain.Subscription) string {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		for {

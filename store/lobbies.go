@@ -2,137 +2,43 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/redis/go-redis/v9"
 )
-
-// Lobby statuses, as the protocol names them.
-const (
-	LobbyOpen    = "open"
-	LobbyQueued  = "queued"
-	LobbyMatched = "matched"
-)
-
-// More errors callers branch on.
-var (
-	// ErrForbidden means only the lobby's owner may do that.
-	ErrForbidden = errors.New("only the lobby owner may do that")
-	// ErrFull means the lobby has no room left.
-	ErrFull = errors.New("lobby is full")
-)
-
-// Lobby is a group of players who queue together.
-type Lobby struct {
-	ID         string            `json:"id"`
-	Code       string            `json:"code"`
-	Queue      string            `json:"queue"`
-	Visibility string            `json:"visibility"`
-	OwnerID    string            `json:"ownerId"`
-	MaxMembers int               `json:"maxMembers"`
-	Props      map[string]string `json:"props"`
-	Status     string            `json:"status"`
-	TicketID   string            `json:"ticketId"`
-	CreatedAt  int64             `json:"createdAt"` // ms
-	Members    []LobbyMember     `json:"members"`
-	// Version increases with every change, so snapshots can be ordered.
-	Version int64 `json:"version"`
-}
-
-// LobbyMember is a player in a lobby, in joining order.
-type LobbyMember struct {
-	PlayerID      string `json:"playerId"`
-	Name          string `json:"name"`
-	PlayFabEntity string `json:"pfEntity,omitempty"`
-	Ready         bool   `json:"ready"`
-	JoinedAt      int64  `json:"joinedAt"` // ms
-	// Skill is the member's rating, if they gave one; a lobby's ticket
-	// skill is the mean of its members'.
-	Skill *float64 `json:"skill,omitempty"`
-}
-
-// MemberIDs lists the members' player ids in joining order.
-func (l Lobby) MemberIDs() []string {
-	ids := make([]string, len(l.Members))
-	for i, m := range l.Members {
-		ids[i] = m.PlayerID
-	}
-	return ids
-}
-
-// Member returns the member with the given id.
-func (l Lobby) Member(playerID string) (LobbyMember, bool) {
-	for _, m := range l.Members {
-		if m.PlayerID == playerID {
-			return m, true
-		}
-	}
-	return LobbyMember{}, false
-}
 
 // lobbyTTL bounds how long a lobby, its code and its members' claims live:
 // 24 hours from creation (changes keep the TTL), documented as the most a
 // lobby lasts.
 const lobbyTTL = 24 * time.Hour
 
-// codeAlphabet has no 0/O and 1/I, so codes survive being read aloud.
-const codeAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-// CodeLength is the length of lobby join codes: 32^6, about a billion.
-const CodeLength = 6
-
-func newCode() string {
-	b := make([]byte, CodeLength)
-	rand.Read(b)
-	for i := range b {
-		b[i] = codeAlphabet[int(b[i])%len(codeAlphabet)]
-	}
-	return string(b)
-}
-
-// NormalizeCode upper-cases a code as typed and reports whether it can be
-// a lobby code at all.
-func NormalizeCode(code string) (string, bool) {
-	code = strings.ToUpper(strings.TrimSpace(code))
-	if len(code) != CodeLength {
-		return "", false
-	}
-	for _, r := range code {
-		if !strings.ContainsRune(codeAlphabet, r) {
-			return "", false
-		}
-	}
-	return code, true
-}
-
 // CreateLobby records l, owned by its only member, under a fresh code that
 // is unique among live lobbies, and returns it. ErrConflict if the owner is
 // in a lobby already.
-func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
+func (s *Store) CreateLobby(ctx context.Context, l domain.Lobby) (domain.Lobby, error) {
 	owner := l.Members[0].PlayerID
 	l.Version = 1
 	if err := s.claimLobby(ctx, owner, l.ID); err != nil {
-		return Lobby{}, err
+		return domain.Lobby{}, err
 	}
 	code, err := s.reserveCode(ctx, l.ID, lobbyTTL)
 	if err != nil {
 		s.releaseLobby(ctx, owner, l.ID)
-		return Lobby{}, err
+		return domain.Lobby{}, err
 	}
 	l.Code = code
 	raw, err := json.Marshal(l)
 	if err != nil {
-		return Lobby{}, fmt.Errorf("encode lobby: %w", err)
+		return domain.Lobby{}, fmt.Errorf("encode lobby: %w", err)
 	}
 	if err := s.rdb.Set(ctx, s.keys.lobbyKey(l.ID), raw, lobbyTTL).Err(); err != nil {
 		s.releaseLobby(ctx, owner, l.ID)
 		s.releaseCode(ctx, l.Code, l.ID)
-		return Lobby{}, fmt.Errorf("create lobby: %w", err)
+		return domain.Lobby{}, fmt.Errorf("create lobby: %w", err)
 	}
 	s.indexLobby(ctx, l, false)
 	return l, nil
@@ -141,7 +47,7 @@ func (s *Store) CreateLobby(ctx context.Context, l Lobby) (Lobby, error) {
 // reserveCode takes a code no live lobby has for lobbyID, for ttl.
 func (s *Store) reserveCode(ctx context.Context, lobbyID string, ttl time.Duration) (string, error) {
 	for attempt := 0; attempt < 10; attempt++ {
-		code := newCode()
+		code := domain.NewCode()
 		ok, err := s.rdb.SetNX(ctx, s.keys.lobbyCodeKey(code), lobbyID, ttl).Result()
 		if err != nil {
 			return "", fmt.Errorf("reserve lobby code: %w", err)
@@ -181,7 +87,7 @@ func (s *Store) claimLobby(ctx context.Context, playerID, lobbyID string) error 
 		if binds, err := s.claimBinds(ctx, playerID, old, age); err != nil {
 			return err
 		} else if binds {
-			return ErrConflict
+			return domain.ErrConflict
 		}
 	}
 	replaced, err := replaceClaimScript.Run(ctx, s.rdb, []string{key}, old, lobbyID, int(lobbyTTL.Seconds())).Int()
@@ -189,7 +95,7 @@ func (s *Store) claimLobby(ctx context.Context, playerID, lobbyID string) error 
 		return fmt.Errorf("replace lobby place of %s: %w", playerID, err)
 	}
 	if replaced == 0 {
-		return ErrConflict
+		return domain.ErrConflict
 	}
 	return nil
 }
@@ -201,9 +107,9 @@ func (s *Store) releaseLobby(ctx context.Context, playerID, lobbyID string) {
 
 // indexLobby keeps the public listing in step with the lobby: listed while
 // public, open and not full. It is best effort; lobby.list re-checks.
-func (s *Store) indexLobby(ctx context.Context, l Lobby, deleted bool) {
+func (s *Store) indexLobby(ctx context.Context, l domain.Lobby, deleted bool) {
 	key := s.keys.publicLobbiesKey(l.Queue)
-	if !deleted && l.Visibility == "public" && l.Status == LobbyOpen && len(l.Members) < l.MaxMembers {
+	if !deleted && l.Visibility == "public" && l.Status == domain.LobbyOpen && len(l.Members) < l.MaxMembers {
 		s.rdb.ZAdd(ctx, key, redis.Z{Score: float64(l.CreatedAt), Member: l.ID})
 	} else {
 		s.rdb.ZRem(ctx, key, l.ID)
@@ -211,32 +117,32 @@ func (s *Store) indexLobby(ctx context.Context, l Lobby, deleted bool) {
 }
 
 // Lobby reads one lobby, or ErrNotFound.
-func (s *Store) Lobby(ctx context.Context, lobbyID string) (Lobby, error) {
+func (s *Store) Lobby(ctx context.Context, lobbyID string) (domain.Lobby, error) {
 	raw, err := s.rdb.Get(ctx, s.keys.lobbyKey(lobbyID)).Result()
 	if errors.Is(err, redis.Nil) {
-		return Lobby{}, ErrNotFound
+		return domain.Lobby{}, domain.ErrNotFound
 	}
 	if err != nil {
-		return Lobby{}, fmt.Errorf("read lobby %s: %w", lobbyID, err)
+		return domain.Lobby{}, fmt.Errorf("read lobby %s: %w", lobbyID, err)
 	}
 	return decodeLobby(raw)
 }
 
-func decodeLobby(raw string) (Lobby, error) {
+func decodeLobby(raw string) (domain.Lobby, error) {
 	// Lua's cjson cannot tell an empty object from an empty array, and
 	// implementations differ ({} in Redis, [] in miniredis): props, the one
 	// field that may be empty, is decoded either way.
 	var l struct {
-		Lobby
+		domain.Lobby
 		Props json.RawMessage `json:"props"`
 	}
 	if err := json.Unmarshal([]byte(raw), &l); err != nil {
-		return Lobby{}, fmt.Errorf("decode lobby: %w", err)
+		return domain.Lobby{}, fmt.Errorf("decode lobby: %w", err)
 	}
 	l.Lobby.Props = map[string]string{}
 	if p := string(l.Props); p != "" && p != "[]" && p != "null" {
 		if err := json.Unmarshal(l.Props, &l.Lobby.Props); err != nil {
-			return Lobby{}, fmt.Errorf("decode lobby props: %w", err)
+			return domain.Lobby{}, fmt.Errorf("decode lobby props: %w", err)
 		}
 	}
 	return l.Lobby, nil
@@ -245,33 +151,33 @@ func decodeLobby(raw string) (Lobby, error) {
 // LobbyByCode finds a live lobby by its join code, or ErrNotFound. A code
 // the lobby no longer has (it went private and got a new one) is not found,
 // even while its key is still there (a crash before it was freed).
-func (s *Store) LobbyByCode(ctx context.Context, code string) (Lobby, error) {
+func (s *Store) LobbyByCode(ctx context.Context, code string) (domain.Lobby, error) {
 	id, err := s.rdb.Get(ctx, s.keys.lobbyCodeKey(code)).Result()
 	if errors.Is(err, redis.Nil) {
-		return Lobby{}, ErrNotFound
+		return domain.Lobby{}, domain.ErrNotFound
 	}
 	if err != nil {
-		return Lobby{}, fmt.Errorf("look up lobby code: %w", err)
+		return domain.Lobby{}, fmt.Errorf("look up lobby code: %w", err)
 	}
 	l, err := s.Lobby(ctx, id)
 	if err != nil {
-		return Lobby{}, err
+		return domain.Lobby{}, err
 	}
 	if l.Code != code {
 		s.releaseCode(ctx, code, id)
-		return Lobby{}, ErrNotFound
+		return domain.Lobby{}, domain.ErrNotFound
 	}
 	return l, nil
 }
 
 // PlayerLobby returns the lobby the player is a member of, or ErrNotFound.
-func (s *Store) PlayerLobby(ctx context.Context, playerID string) (Lobby, error) {
+func (s *Store) PlayerLobby(ctx context.Context, playerID string) (domain.Lobby, error) {
 	id, err := s.rdb.Get(ctx, s.keys.playerLobbyKey(playerID)).Result()
 	if errors.Is(err, redis.Nil) {
-		return Lobby{}, ErrNotFound
+		return domain.Lobby{}, domain.ErrNotFound
 	}
 	if err != nil {
-		return Lobby{}, fmt.Errorf("read lobby place of %s: %w", playerID, err)
+		return domain.Lobby{}, fmt.Errorf("read lobby place of %s: %w", playerID, err)
 	}
 	return s.LobbyOf(ctx, playerID, id)
 }
@@ -279,13 +185,13 @@ func (s *Store) PlayerLobby(ctx context.Context, playerID string) (Lobby, error)
 // LobbyOf reads the lobby a player's lobby claim names (as
 // Attachment.LobbyID holds it), or returns ErrNotFound if it is gone or no
 // longer has the player as a member.
-func (s *Store) LobbyOf(ctx context.Context, playerID, lobbyID string) (Lobby, error) {
+func (s *Store) LobbyOf(ctx context.Context, playerID, lobbyID string) (domain.Lobby, error) {
 	l, err := s.Lobby(ctx, lobbyID)
 	if err != nil {
-		return Lobby{}, err
+		return domain.Lobby{}, err
 	}
 	if _, member := l.Member(playerID); !member {
-		return Lobby{}, ErrNotFound
+		return domain.Lobby{}, domain.ErrNotFound
 	}
 	return l, nil
 }
@@ -302,7 +208,7 @@ func (s *Store) DropStaleLobbyClaim(ctx context.Context, playerID string) error 
 	if binds, err := s.claimBinds(ctx, playerID, id, age); err != nil {
 		return err
 	} else if binds {
-		return ErrInLobby
+		return domain.ErrInLobby
 	}
 	s.releaseLobby(ctx, playerID, id)
 	return nil
@@ -339,7 +245,7 @@ func (s *Store) claimBinds(ctx context.Context, playerID, lobbyID string, age ti
 		return true, nil
 	}
 	l, err := s.Lobby(ctx, lobbyID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -351,17 +257,17 @@ func (s *Store) claimBinds(ctx context.Context, playerID, lobbyID string, age ti
 
 // JoinLobby adds m to the lobby. ErrNotFound, ErrFull, or ErrConflict when
 // the player is in another lobby or the lobby is queued.
-func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m LobbyMember) (Lobby, error) {
+func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m domain.LobbyMember) (domain.Lobby, error) {
 	if err := s.claimLobby(ctx, m.PlayerID, lobbyID); err != nil {
-		return Lobby{}, err
+		return domain.Lobby{}, err
 	}
-	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, joinRule(m))
-	if err == nil || errors.Is(err, errUnchanged) {
+	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, domain.JoinRule(m))
+	if err == nil || errors.Is(err, domain.ErrUnchanged) {
 		s.indexLobby(ctx, l, false)
 		return l, nil
 	}
 	s.releaseLobby(ctx, m.PlayerID, lobbyID)
-	return Lobby{}, err
+	return domain.Lobby{}, err
 }
 
 // LeaveLobby takes the player (or, with by set, the owner removing them)
@@ -369,18 +275,18 @@ func (s *Store) JoinLobby(ctx context.Context, lobbyID string, m LobbyMember) (L
 // was deleted (nobody left) and returns the lobby after the change (before
 // it, when deleted). ErrNotFound if they are not a member; ErrForbidden or
 // ErrInvalid for a kick the owner may not make.
-func (s *Store) LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (Lobby, bool, error) {
-	r := leaveRule(playerID)
+func (s *Store) LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (domain.Lobby, bool, error) {
+	r := domain.LeaveRule(playerID)
 	if by != "" && by != playerID {
-		r = kickRule(by, playerID)
+		r = domain.KickRule(by, playerID)
 	}
 	before, l, deleted, err := s.applyLobbyRule(ctx, lobbyID, r)
 	switch {
-	case errors.Is(err, errNotMember):
+	case errors.Is(err, domain.ErrNotMember):
 		s.releaseLobby(ctx, playerID, lobbyID)
-		return Lobby{}, false, ErrNotFound
+		return domain.Lobby{}, false, domain.ErrNotFound
 	case err != nil:
-		return Lobby{}, false, err
+		return domain.Lobby{}, false, err
 	}
 	s.releaseLobby(ctx, playerID, lobbyID)
 	if deleted {
@@ -396,18 +302,18 @@ func (s *Store) LeaveLobby(ctx context.Context, lobbyID, playerID, by string) (L
 // code and its old one stops working at once: whoever saw the lobby listed
 // (or was in it) may know the old one. A private lobby that turns public
 // keeps its code; its members already share it.
-func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (Lobby, error) {
-	patch := lobbyPatch{Props: props, Visibility: visibility, MaxMembers: maxMembers}
+func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[string]string, visibility string, maxMembers int) (domain.Lobby, error) {
+	patch := domain.LobbyPatch{Props: props, Visibility: visibility, MaxMembers: maxMembers}
 	if visibility == "private" {
 		// Only the rule knows whether the lobby was public, so a code is
 		// reserved either way and freed unless the lobby took it.
 		code, err := s.reserveCode(ctx, lobbyID, lobbyTTL)
 		if err != nil {
-			return Lobby{}, err
+			return domain.Lobby{}, err
 		}
 		patch.NewCode = code
 	}
-	before, l, _, err := s.applyLobbyRule(ctx, lobbyID, updateRule(by, patch))
+	before, l, _, err := s.applyLobbyRule(ctx, lobbyID, domain.UpdateRule(by, patch))
 	took := err == nil && patch.NewCode != "" && l.Code == patch.NewCode // a fresh code: never before.Code
 	if patch.NewCode != "" && !took {
 		s.releaseCode(ctx, patch.NewCode, lobbyID)
@@ -428,34 +334,34 @@ func (s *Store) UpdateLobby(ctx context.Context, lobbyID, by string, props map[s
 }
 
 // PromoteInLobby makes target the owner (by must be the owner).
-func (s *Store) PromoteInLobby(ctx context.Context, lobbyID, by, target string) (Lobby, error) {
-	return s.changeLobby(ctx, lobbyID, promoteRule(by, target))
+func (s *Store) PromoteInLobby(ctx context.Context, lobbyID, by, target string) (domain.Lobby, error) {
+	return s.changeLobby(ctx, lobbyID, domain.PromoteRule(by, target))
 }
 
 // SetReady sets the player's readiness, and their skill if skill is not
 // nil. ErrConflict while the lobby queues.
-func (s *Store) SetReady(ctx context.Context, lobbyID, playerID string, ready bool, skill *float64) (Lobby, error) {
-	return s.changeLobby(ctx, lobbyID, readyRule(playerID, ready, skill))
+func (s *Store) SetReady(ctx context.Context, lobbyID, playerID string, ready bool, skill *float64) (domain.Lobby, error) {
+	return s.changeLobby(ctx, lobbyID, domain.ReadyRule(playerID, ready, skill))
 }
 
 // AttachLobbyTicket marks the lobby queued with ticketID, if by is the owner,
 // every member is ready and the members are still exactly memberIDs (the
 // ticket's players). ErrForbidden, ErrConflict (not ready, already queued,
 // or members changed meanwhile).
-func (s *Store) AttachLobbyTicket(ctx context.Context, lobbyID, by, ticketID string, memberIDs []string) (Lobby, error) {
-	return s.changeLobby(ctx, lobbyID, queueRule(by, ticketID, memberIDs))
+func (s *Store) AttachLobbyTicket(ctx context.Context, lobbyID, by, ticketID string, memberIDs []string) (domain.Lobby, error) {
+	return s.changeLobby(ctx, lobbyID, domain.QueueRule(by, ticketID, memberIDs))
 }
 
 // LobbyTicketDone moves a lobby whose ticket ended to status (open: the
 // ticket was cancelled; matched: its match is ready), if ticketID is still
 // the lobby's ticket. A stale ticket leaves the lobby as it is.
-func (s *Store) LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status string) (Lobby, bool, error) {
-	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, ticketDoneRule(ticketID, status))
+func (s *Store) LobbyTicketDone(ctx context.Context, lobbyID, ticketID string, status domain.LobbyStatus) (domain.Lobby, bool, error) {
+	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, domain.TicketDoneRule(ticketID, status))
 	switch {
-	case errors.Is(err, errStaleTicket):
+	case errors.Is(err, domain.ErrStaleTicket):
 		return l, false, nil
 	case err != nil:
-		return Lobby{}, false, err
+		return domain.Lobby{}, false, err
 	}
 	s.indexLobby(ctx, l, false)
 	return l, true, nil
@@ -463,10 +369,10 @@ func (s *Store) LobbyTicketDone(ctx context.Context, lobbyID, ticketID, status s
 
 // changeLobby applies a rule that never deletes the lobby and returns the
 // lobby after it (as it is, for a change already made).
-func (s *Store) changeLobby(ctx context.Context, lobbyID string, r rule) (Lobby, error) {
+func (s *Store) changeLobby(ctx context.Context, lobbyID string, r domain.LobbyRule) (domain.Lobby, error) {
 	_, l, _, err := s.applyLobbyRule(ctx, lobbyID, r)
 	switch {
-	case errors.Is(err, errUnchanged):
+	case errors.Is(err, domain.ErrUnchanged):
 	case err != nil:
 		return l, err
 	}
@@ -486,18 +392,18 @@ const maxLobbyConflicts = 16
 // the change (both as read when r refused or made no change, with r's
 // error), and whether the lobby was deleted. ErrNotFound if there is no
 // such lobby.
-func (s *Store) applyLobbyRule(ctx context.Context, lobbyID string, r rule) (before, after Lobby, deleted bool, err error) {
+func (s *Store) applyLobbyRule(ctx context.Context, lobbyID string, r domain.LobbyRule) (before, after domain.Lobby, deleted bool, err error) {
 	key := s.keys.lobbyKey(lobbyID)
 	for range maxLobbyConflicts {
 		raw, err := s.rdb.Get(ctx, key).Result()
 		if errors.Is(err, redis.Nil) {
-			return Lobby{}, Lobby{}, false, ErrNotFound
+			return domain.Lobby{}, domain.Lobby{}, false, domain.ErrNotFound
 		}
 		if err != nil {
-			return Lobby{}, Lobby{}, false, fmt.Errorf("read lobby %s: %w", lobbyID, err)
+			return domain.Lobby{}, domain.Lobby{}, false, fmt.Errorf("read lobby %s: %w", lobbyID, err)
 		}
 		if before, err = decodeLobby(raw); err != nil {
-			return Lobby{}, Lobby{}, false, err
+			return domain.Lobby{}, domain.Lobby{}, false, err
 		}
 		after, _ = decodeLobby(raw) // a copy r may change
 		if err := r(&after); err != nil {
@@ -511,27 +417,27 @@ func (s *Store) applyLobbyRule(ctx context.Context, lobbyID string, r rule) (bef
 			}
 			b, err := json.Marshal(after)
 			if err != nil {
-				return Lobby{}, Lobby{}, false, fmt.Errorf("encode lobby %s: %w", lobbyID, err)
+				return domain.Lobby{}, domain.Lobby{}, false, fmt.Errorf("encode lobby %s: %w", lobbyID, err)
 			}
 			next = string(b)
 		}
 		outcome, err := lobbyCASScript.Run(ctx, s.rdb, []string{key}, raw, next).Text()
 		if err != nil {
-			return Lobby{}, Lobby{}, false, fmt.Errorf("write lobby %s: %w", lobbyID, err)
+			return domain.Lobby{}, domain.Lobby{}, false, fmt.Errorf("write lobby %s: %w", lobbyID, err)
 		}
 		switch outcome {
 		case "ok":
 			return before, after, deleted, nil
 		case "missing":
-			return Lobby{}, Lobby{}, false, ErrNotFound
+			return domain.Lobby{}, domain.Lobby{}, false, domain.ErrNotFound
 		}
 	}
-	return Lobby{}, Lobby{}, false, fmt.Errorf("lobby %s changed %d times while this change was applied, try again: %w", lobbyID, maxLobbyConflicts, ErrConflict)
+	return domain.Lobby{}, domain.Lobby{}, false, fmt.Errorf("lobby %s changed %d times while this change was applied, try again: %w", lobbyID, maxLobbyConflicts, domain.ErrConflict)
 }
 
 // PublicLobbies lists up to limit public, open, not full lobbies of the
 // queue, newest first.
-func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]Lobby, error) {
+func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]domain.Lobby, error) {
 	ids, err := s.rdb.ZRevRange(ctx, s.keys.publicLobbiesKey(queue), 0, int64(limit)*2-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list lobbies of %s: %w", queue, err)
@@ -547,7 +453,7 @@ func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]L
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read lobbies of %s: %w", queue, err)
 	}
-	var out []Lobby
+	var out []domain.Lobby
 	for i, cmd := range cmds {
 		raw, err := cmd.Result()
 		if err != nil {
@@ -555,7 +461,7 @@ func (s *Store) PublicLobbies(ctx context.Context, queue string, limit int) ([]L
 			continue
 		}
 		l, err := decodeLobby(raw)
-		if err != nil || l.Visibility != "public" || l.Status != LobbyOpen || len(l.Members) >= l.MaxMembers {
+		if err != nil || l.Visibility != "public" || l.Status != domain.LobbyOpen || len(l.Members) >= l.MaxMembers {
 			continue
 		}
 		if len(out) < limit {
@@ -608,13 +514,6 @@ func (s *Store) SetGraceDeadlines(ctx context.Context, deadlines map[string]time
 // out again, if its handler did not finish it.
 const graceRetry = 30 * time.Second
 
-// ExpiredGrace is a player whose grace period ended, leased to one caller.
-type ExpiredGrace struct {
-	PlayerID string
-	key      string // the grace set it was leased from
-	lease    int64
-}
-
 // LeaseExpiredGraces hands out players whose grace deadline has passed, up
 // to limit from each grace bucket (and from the legacy set an older lobbyd
 // writes), in one pipeline: fewer than limit in all means none is left
@@ -625,7 +524,7 @@ type ExpiredGrace struct {
 // A legacy entry of a player who also has a bucket entry is outdated (the
 // player has since connected to a node of this version, which keeps their
 // deadline in the bucket): it is dropped, not handed out.
-func (s *Store) LeaseExpiredGraces(ctx context.Context, now time.Time, limit int) ([]ExpiredGrace, error) {
+func (s *Store) LeaseExpiredGraces(ctx context.Context, now time.Time, limit int) ([]domain.ExpiredGrace, error) {
 	lease := msOf(now.Add(graceRetry))
 	keys := make([]string, 0, graceBuckets+1)
 	for b := range graceBuckets {
@@ -642,11 +541,11 @@ func (s *Store) LeaseExpiredGraces(ctx context.Context, now time.Time, limit int
 	if err != nil {
 		return nil, fmt.Errorf("lease expired graces: %w", err)
 	}
-	var out, fromLegacy []ExpiredGrace
+	var out, fromLegacy []domain.ExpiredGrace
 	for i, cmd := range cmds {
 		players, _ := cmd.StringSlice()
 		for _, p := range players {
-			g := ExpiredGrace{PlayerID: p, key: keys[i], lease: lease}
+			g := domain.ExpiredGrace{PlayerID: p, Set: keys[i], Lease: lease}
 			if keys[i] == legacy {
 				fromLegacy = append(fromLegacy, g)
 			} else {
@@ -666,7 +565,7 @@ func (s *Store) LeaseExpiredGraces(ctx context.Context, now time.Time, limit int
 
 // legacyGracesToHandle returns the legacy graces of players who have no
 // bucket entry, and forgets the others'.
-func (s *Store) legacyGracesToHandle(ctx context.Context, graces []ExpiredGrace) ([]ExpiredGrace, error) {
+func (s *Store) legacyGracesToHandle(ctx context.Context, graces []domain.ExpiredGrace) ([]domain.ExpiredGrace, error) {
 	pipe := s.rdb.Pipeline()
 	scores := make([]*redis.FloatCmd, len(graces))
 	for i, g := range graces {
@@ -675,7 +574,7 @@ func (s *Store) legacyGracesToHandle(ctx context.Context, graces []ExpiredGrace)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("look up grace buckets: %w", err)
 	}
-	var live []ExpiredGrace
+	var live []domain.ExpiredGrace
 	for i, g := range graces {
 		if scores[i].Err() == nil {
 			// Best effort: a leftover is leased again and dropped then.
@@ -689,8 +588,8 @@ func (s *Store) legacyGracesToHandle(ctx context.Context, graces []ExpiredGrace)
 
 // GraceHandled forgets a handled grace, unless the player got a new
 // deadline meanwhile (they reconnected).
-func (s *Store) GraceHandled(ctx context.Context, g ExpiredGrace) error {
-	if err := removeIfScoreScript.Run(ctx, s.rdb, []string{g.key}, g.PlayerID, g.lease).Err(); err != nil {
+func (s *Store) GraceHandled(ctx context.Context, g domain.ExpiredGrace) error {
+	if err := removeIfScoreScript.Run(ctx, s.rdb, []string{g.Set}, g.PlayerID, g.Lease).Err(); err != nil {
 		return fmt.Errorf("finish grace of %s: %w", g.PlayerID, err)
 	}
 	return nil

@@ -12,20 +12,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
-func member(id string, joined int64) store.LobbyMember {
-	return store.LobbyMember{PlayerID: id, Name: "N" + id, JoinedAt: joined}
+func member(id string, joined int64) domain.LobbyMember {
+	return domain.LobbyMember{PlayerID: id, Name: "N" + id, JoinedAt: joined}
 }
 
-func newLobby(t *testing.T, s *store.Store, owner string, max int, visibility string) store.Lobby {
+func newLobby(t *testing.T, s *store.Store, owner string, max int, visibility string) domain.Lobby {
 	t.Helper()
-	l, err := s.CreateLobby(context.Background(), store.Lobby{
+	l, err := s.CreateLobby(context.Background(), domain.Lobby{
 		ID: uuid.NewString(), Queue: "q", Visibility: visibility, OwnerID: owner, MaxMembers: max,
-		Props: map[string]string{"map": "dust"}, Status: store.LobbyOpen, CreatedAt: time.Now().UnixMilli(),
-		Members: []store.LobbyMember{member(owner, 1)},
+		Props: map[string]string{"map": "dust"}, Status: domain.LobbyOpen, CreatedAt: time.Now().UnixMilli(),
+		Members: []domain.LobbyMember{member(owner, 1)},
 	})
 	require.NoError(t, err)
 	return l
@@ -35,17 +36,17 @@ func TestLobbyLifecycle(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		l := newLobby(t, s, "owner", 3, "public")
-		assert.Len(t, l.Code, store.CodeLength)
-		code, ok := store.NormalizeCode(" " + l.Code + " ")
+		assert.Len(t, l.Code, domain.CodeLength)
+		code, ok := domain.NormalizeCode(" " + l.Code + " ")
 		require.True(t, ok)
 		byCode, err := s.LobbyByCode(ctx, code)
 		require.NoError(t, err)
 		assert.Equal(t, l.ID, byCode.ID)
 		assert.Equal(t, "dust", byCode.Props["map"])
 
-		_, err = s.CreateLobby(ctx, store.Lobby{ID: uuid.NewString(), Queue: "q", MaxMembers: 2,
-			Members: []store.LobbyMember{member("owner", 1)}})
-		assert.ErrorIs(t, err, store.ErrConflict, "one lobby per player")
+		_, err = s.CreateLobby(ctx, domain.Lobby{ID: uuid.NewString(), Queue: "q", MaxMembers: 2,
+			Members: []domain.LobbyMember{member("owner", 1)}})
+		assert.ErrorIs(t, err, domain.ErrConflict, "one lobby per player")
 
 		l, err = s.JoinLobby(ctx, l.ID, member("b", 2))
 		require.NoError(t, err)
@@ -54,7 +55,7 @@ func TestLobbyLifecycle(t *testing.T) {
 		assert.Equal(t, []string{"owner", "b", "c"}, l.MemberIDs())
 		assert.EqualValues(t, 3, l.Version, "every change increments the version")
 		_, err = s.JoinLobby(ctx, l.ID, member("d", 4))
-		assert.ErrorIs(t, err, store.ErrFull)
+		assert.ErrorIs(t, err, domain.ErrFull)
 		again, err := s.JoinLobby(ctx, l.ID, member("b", 9))
 		require.NoError(t, err, "joining twice is harmless")
 		assert.Len(t, again.Members, 3)
@@ -64,23 +65,23 @@ func TestLobbyLifecycle(t *testing.T) {
 		assert.Empty(t, listed, "a full lobby is not listed")
 
 		_, err = s.UpdateLobby(ctx, l.ID, "b", map[string]string{"x": "y"}, "", 0)
-		assert.ErrorIs(t, err, store.ErrForbidden)
+		assert.ErrorIs(t, err, domain.ErrForbidden)
 		_, err = s.UpdateLobby(ctx, l.ID, "owner", nil, "", 2)
-		assert.ErrorIs(t, err, store.ErrInvalid, "maxMembers below the member count")
+		assert.ErrorIs(t, err, domain.ErrInvalid, "maxMembers below the member count")
 		l, err = s.UpdateLobby(ctx, l.ID, "owner", map[string]string{"mode": "duo"}, "private", 0)
 		require.NoError(t, err)
 		assert.Equal(t, map[string]string{"mode": "duo"}, l.Props)
 		assert.Equal(t, "private", l.Visibility)
 
 		_, _, err = s.LeaveLobby(ctx, l.ID, "owner", "b")
-		assert.ErrorIs(t, err, store.ErrForbidden, "only the owner kicks")
+		assert.ErrorIs(t, err, domain.ErrForbidden, "only the owner kicks")
 		_, _, err = s.LeaveLobby(ctx, l.ID, "owner", "owner")
 		require.NoError(t, err)
 		l, err = s.PlayerLobby(ctx, "b")
 		require.NoError(t, err)
 		assert.Equal(t, "b", l.OwnerID, "ownership passes to the earliest joiner")
 		_, err = s.PlayerLobby(ctx, "owner")
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 
 		l, err = s.PromoteInLobby(ctx, l.ID, "b", "c")
 		require.NoError(t, err)
@@ -92,7 +93,7 @@ func TestLobbyLifecycle(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, deleted, "an empty lobby is deleted")
 		_, err = s.LobbyByCode(ctx, l.Code)
-		assert.ErrorIs(t, err, store.ErrNotFound, "its code is free again")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "its code is free again")
 	})
 }
 
@@ -105,7 +106,7 @@ func TestLobbyGoingPrivateChangesCode(t *testing.T) {
 		l := newLobby(t, s, "o", 3, "public")
 		public := l.Code
 		_, err := s.UpdateLobby(ctx, l.ID, "m", nil, "private", 0)
-		assert.ErrorIs(t, err, store.ErrForbidden)
+		assert.ErrorIs(t, err, domain.ErrForbidden)
 		l, err = s.LobbyByCode(ctx, public)
 		require.NoError(t, err, "a refused update changes no code")
 
@@ -113,9 +114,9 @@ func TestLobbyGoingPrivateChangesCode(t *testing.T) {
 		require.NoError(t, err)
 		private := l.Code
 		assert.NotEqual(t, public, private)
-		assert.Len(t, private, store.CodeLength)
+		assert.Len(t, private, domain.CodeLength)
 		_, err = s.LobbyByCode(ctx, public)
-		assert.ErrorIs(t, err, store.ErrNotFound, "the public code is dead")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "the public code is dead")
 		byCode, err := s.LobbyByCode(ctx, private)
 		require.NoError(t, err)
 		assert.Equal(t, l.ID, byCode.ID)
@@ -135,15 +136,15 @@ func TestLobbyGoingPrivateChangesCode(t *testing.T) {
 		_, _, err = s.LeaveLobby(ctx, l.ID, "o", "")
 		require.NoError(t, err)
 		_, err = s.LobbyByCode(ctx, l.Code)
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 	})
 }
 
 func TestLobbyWithoutProps(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		l, err := s.CreateLobby(ctx, store.Lobby{ID: uuid.NewString(), Queue: "q", Visibility: "public", OwnerID: "o",
-			MaxMembers: 3, Status: store.LobbyOpen, Members: []store.LobbyMember{member("o", 1)}})
+		l, err := s.CreateLobby(ctx, domain.Lobby{ID: uuid.NewString(), Queue: "q", Visibility: "public", OwnerID: "o",
+			MaxMembers: 3, Status: domain.LobbyOpen, Members: []domain.LobbyMember{member("o", 1)}})
 		require.NoError(t, err)
 		l, err = s.JoinLobby(ctx, l.ID, member("m", 2))
 		require.NoError(t, err, "a lobby without props survives a change")
@@ -165,32 +166,32 @@ func TestLobbyTicket(t *testing.T) {
 		assert.Empty(t, listed)
 
 		_, err = s.AttachLobbyTicket(ctx, l.ID, "o", "t1", []string{"o", "m"})
-		assert.ErrorIs(t, err, store.ErrConflict, "not everyone is ready")
+		assert.ErrorIs(t, err, domain.ErrConflict, "not everyone is ready")
 		for _, p := range []string{"o", "m"} {
 			_, err = s.SetReady(ctx, l.ID, p, true, nil)
 			require.NoError(t, err)
 		}
 		_, err = s.AttachLobbyTicket(ctx, l.ID, "m", "t1", []string{"o", "m"})
-		assert.ErrorIs(t, err, store.ErrForbidden)
+		assert.ErrorIs(t, err, domain.ErrForbidden)
 		_, err = s.AttachLobbyTicket(ctx, l.ID, "o", "t1", []string{"o"})
-		assert.ErrorIs(t, err, store.ErrConflict, "the members changed")
+		assert.ErrorIs(t, err, domain.ErrConflict, "the members changed")
 		l, err = s.AttachLobbyTicket(ctx, l.ID, "o", "t1", []string{"o", "m"})
 		require.NoError(t, err)
-		assert.Equal(t, store.LobbyQueued, l.Status)
+		assert.Equal(t, domain.LobbyQueued, l.Status)
 		assert.Equal(t, "t1", l.TicketID)
 		_, err = s.SetReady(ctx, l.ID, "m", false, nil)
-		assert.ErrorIs(t, err, store.ErrConflict, "readiness is fixed while queued")
+		assert.ErrorIs(t, err, domain.ErrConflict, "readiness is fixed while queued")
 		_, err = s.JoinLobby(ctx, l.ID, member("x", 3))
-		assert.ErrorIs(t, err, store.ErrConflict, "a queued lobby takes no one")
+		assert.ErrorIs(t, err, domain.ErrConflict, "a queued lobby takes no one")
 		before := l.Version
 
-		_, changed, err := s.LobbyTicketDone(ctx, l.ID, "other", store.LobbyOpen)
+		_, changed, err := s.LobbyTicketDone(ctx, l.ID, "other", domain.LobbyOpen)
 		require.NoError(t, err)
 		assert.False(t, changed, "a stale ticket changes nothing")
-		l, changed, err = s.LobbyTicketDone(ctx, l.ID, "t1", store.LobbyMatched)
+		l, changed, err = s.LobbyTicketDone(ctx, l.ID, "t1", domain.LobbyMatched)
 		require.NoError(t, err)
 		assert.True(t, changed)
-		assert.Equal(t, store.LobbyMatched, l.Status)
+		assert.Equal(t, domain.LobbyMatched, l.Status)
 		assert.Greater(t, l.Version, before)
 		assert.False(t, l.Members[0].Ready, "readiness resets after a match")
 		skill := 1234.5
@@ -224,7 +225,7 @@ func TestPublicLobbiesAndGraces(t *testing.T) {
 			"late": now.Add(-time.Second), "later": now.Add(-time.Millisecond), "future": now.Add(time.Hour)}))
 		due, err := s.LeaseExpiredGraces(ctx, now, 10)
 		require.NoError(t, err)
-		players := func(gs []store.ExpiredGrace) []string {
+		players := func(gs []domain.ExpiredGrace) []string {
 			var out []string
 			for _, g := range gs {
 				out = append(out, g.PlayerID)
@@ -262,23 +263,23 @@ func TestSoloTicketOfALobbyMember(t *testing.T) {
 	l := newLobby(t, s, "owner", 3, "private")
 
 	err = s.CreateTicket(ctx, soloTicket("q", "owner", time.Now()))
-	assert.ErrorIs(t, err, store.ErrInLobby)
-	assert.ErrorIs(t, err, store.ErrConflict, "a kind of conflict")
-	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "owner"), store.ErrInLobby, "the claim is live")
+	assert.ErrorIs(t, err, domain.ErrInLobby)
+	assert.ErrorIs(t, err, domain.ErrConflict, "a kind of conflict")
+	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "owner"), domain.ErrInLobby, "the claim is live")
 	_, err = s.PlayerTicket(ctx, "owner")
-	assert.ErrorIs(t, err, store.ErrNotFound, "a refused solo ticket leaves no claim")
+	assert.ErrorIs(t, err, domain.ErrNotFound, "a refused solo ticket leaves no claim")
 
 	// The lobby vanishes (as at the end of its TTL) and leaves the claim.
 	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer raw.Close()
 	require.NoError(t, raw.Del(ctx, "{l:"+l.ID+"}").Err())
-	assert.ErrorIs(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())), store.ErrInLobby)
+	assert.ErrorIs(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())), domain.ErrInLobby)
 	ageLobbyClaim(t, raw, "owner")
 	require.NoError(t, s.DropStaleLobbyClaim(ctx, "owner"))
 	require.NoError(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())))
 	tk, err := s.PlayerTicket(ctx, "owner")
 	require.NoError(t, err)
-	assert.Equal(t, store.TicketSearching, tk.Status)
+	assert.Equal(t, domain.TicketSearching, tk.Status)
 }
 
 // ageLobbyClaim makes the player's lobby claim look older than the grace
@@ -303,9 +304,9 @@ func TestFreshLobbyClaimBinds(t *testing.T) {
 
 	// The claim a lobby.create takes before it writes the lobby.
 	require.NoError(t, raw.Set(ctx, "{p:p}:lobby", "being-created", 24*time.Hour).Err())
-	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "p"), store.ErrInLobby, "a fresh claim is not stale")
+	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "p"), domain.ErrInLobby, "a fresh claim is not stale")
 	_, err = s.JoinLobby(ctx, other.ID, member("p", 1))
-	assert.ErrorIs(t, err, store.ErrConflict, "nor replaced by another lobby")
+	assert.ErrorIs(t, err, domain.ErrConflict, "nor replaced by another lobby")
 	assert.Equal(t, "being-created", raw.Get(ctx, "{p:p}:lobby").Val())
 
 	// Past the grace, with no lobby written, it no longer binds.

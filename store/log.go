@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// SetLogger sends go-redis's own log lines (reconnects, dial failures) to
-// logger at debug level. Without it go-redis prints unstructured lines to
-// stderr, one per failed dial, which floods the log during an outage; the
-// components that use the store already warn about it at a bounded rate.
-// go-redis has one logger per process, so this is process-wide.
-func SetLogger(logger *slog.Logger) {
-	redis.SetLogger(slogAdapter{logger})
+// setRedisLogger sends go-redis's own log lines (reconnects, dial
+// failures) to logger at debug level. Without it go-redis prints
+// unstructured lines to stderr, one per failed dial, which floods the log
+// during an outage; the components that use the store already warn about
+// it at a bounded rate. go-redis has one logger per process, unguarded, so
+// it is set once: by the first store opened with a logger.
+func setRedisLogger(logger *slog.Logger) {
+	redisLoggerOnce.Do(func() { redis.SetLogger(slogAdapter{logger}) })
 }
+
+var redisLoggerOnce sync.Once
 
 type slogAdapter struct{ l *slog.Logger }
 

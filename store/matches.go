@@ -11,6 +11,7 @@ import (
 	"time"
 
 	gojson "github.com/goccy/go-json"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -22,30 +23,12 @@ const matchTTL = time.Hour
 // Entries are acknowledged within seconds; the cap only bounds history.
 const allocStreamMaxLen = 100000
 
-// Commit outcomes, one per match passed to CommitMatches.
-const (
-	// CommitOK means the match was recorded and its allocation enqueued.
-	CommitOK = "ok"
-	// CommitExists means the match was already recorded (a re-sent commit).
-	CommitExists = "exists"
-	// CommitStale means a ticket was no longer searching; nothing changed.
-	CommitStale = "stale"
-)
-
-// CommitResult is the outcome of committing one match.
-type CommitResult struct {
-	MatchID string
-	Outcome string // CommitOK, CommitExists or CommitStale
-	// StaleTicket is the ticket that made a CommitStale match fail.
-	StaleTicket string
-}
-
 // CommitMatches records matches formed in one queue, each all or nothing, in
 // one atomic script: every ticket must still be searching; they leave the
 // queue, the match is recorded as allocating, and its allocation job joins the
 // queue's stream. ID, TicketIDs, Players (with their TicketID and LobbyID)
 // and Regions of each match are recorded.
-func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match) ([]CommitResult, error) {
+func (s *Store) CommitMatches(ctx context.Context, queue string, matches []domain.Match) ([]domain.CommitResult, error) {
 	if len(matches) == 0 {
 		return nil, nil
 	}
@@ -75,32 +58,32 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []Match
 	if err != nil {
 		return nil, fmt.Errorf("commit %d matches in %s: %w", len(matches), queue, err)
 	}
-	out := make([]CommitResult, len(matches))
+	out := make([]domain.CommitResult, len(matches))
 	for i, r := range res {
-		out[i] = CommitResult{MatchID: matches[i].ID, Outcome: r}
+		out[i] = domain.CommitResult{MatchID: matches[i].ID, Outcome: domain.CommitOutcome(r)}
 		if t, ok := strings.CutPrefix(r, "stale:"); ok {
-			out[i].Outcome, out[i].StaleTicket = CommitStale, t
+			out[i].Outcome, out[i].StaleTicket = domain.CommitStale, t
 		}
 	}
 	return out, nil
 }
 
 // Match reads one match, or returns ErrNotFound.
-func (s *Store) Match(ctx context.Context, queue, matchID string) (Match, error) {
+func (s *Store) Match(ctx context.Context, queue, matchID string) (domain.Match, error) {
 	f, err := s.rdb.HGetAll(ctx, s.keys.matchKey(queue, matchID)).Result()
 	if err != nil {
-		return Match{}, fmt.Errorf("read match %s: %w", matchID, err)
+		return domain.Match{}, fmt.Errorf("read match %s: %w", matchID, err)
 	}
 	return decodeMatch(matchID, f)
 }
 
 // decodeMatch decodes a match hash; ErrNotFound if it is empty.
-func decodeMatch(matchID string, f map[string]string) (Match, error) {
+func decodeMatch(matchID string, f map[string]string) (domain.Match, error) {
 	if len(f) == 0 || f["id"] == "" {
-		return Match{}, ErrNotFound
+		return domain.Match{}, domain.ErrNotFound
 	}
-	m := Match{
-		ID: f["id"], Queue: f["queue"], State: f["state"],
+	m := domain.Match{
+		ID: f["id"], Queue: f["queue"], State: domain.MatchState(f["state"]),
 		PartyID: f["partyId"], NetworkDescriptor: f["networkDescriptor"],
 		InvitationID: f["invitationId"], FailReason: f["failReason"],
 	}
@@ -110,7 +93,7 @@ func decodeMatch(matchID string, f map[string]string) (Match, error) {
 	var requeued []string
 	for field, dst := range map[string]any{"tickets": &m.TicketIDs, "players": &m.Players, "regions": &m.Regions, "requeued": &requeued, "left": &m.Left} {
 		if err := decodeLuaJSON(f[field], dst); err != nil {
-			return Match{}, fmt.Errorf("decode match %s %s: %w", matchID, field, err)
+			return domain.Match{}, fmt.Errorf("decode match %s %s: %w", matchID, field, err)
 		}
 	}
 	if len(requeued) > 0 { // first element is the script's status
@@ -143,36 +126,32 @@ func decodeLuaJSON(s string, dst any) error {
 // BeginAttempt starts an allocation attempt on an allocating match and
 // returns the match with the attempt the caller now owns. For a match in any
 // other state it returns the match unchanged; the caller looks at State.
-func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (Match, error) {
+func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (domain.Match, error) {
 	flat, err := beginAttemptScript.Run(ctx, s.rdb, []string{s.keys.matchKey(queue, matchID)}, nodeID).Slice()
 	if err != nil {
-		return Match{}, fmt.Errorf("begin allocation of match %s: %w", matchID, err)
+		return domain.Match{}, fmt.Errorf("begin allocation of match %s: %w", matchID, err)
 	}
 	return decodeMatch(matchID, fieldMap(flat))
 }
-
-// ErrStaleAttempt means a newer allocation attempt owns the match, or the
-// match has already ended another way; the caller's result is an orphan.
-var ErrStaleAttempt = errors.New("allocation attempt is stale")
 
 // StoreParty records the party of a match, if the caller still owns the
 // match's current attempt. It returns the stored match: when another
 // allocator stored a party first, that party (and ErrStaleAttempt). It
 // returns ErrNotFound if the match's record is gone (Redis lost it), and is
 // safe to call again after an error: a party it stored is found stored.
-func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (Match, error) {
+func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (domain.Match, error) {
 	flat, err := storePartyScript.Run(ctx, s.rdb, []string{s.keys.matchKey(queue, matchID)},
 		attempt, partyID, descriptor, invitationID).Slice()
 	if err != nil || len(flat) == 0 {
-		return Match{}, fmt.Errorf("store party of match %s: %w", matchID, cmp.Or(err, errors.New("empty reply")))
+		return domain.Match{}, fmt.Errorf("store party of match %s: %w", matchID, cmp.Or(err, errors.New("empty reply")))
 	}
 	res, _ := flat[0].(string)
 	m, err := decodeMatch(matchID, fieldMap(flat[1:]))
 	if err != nil {
-		return Match{}, err
+		return domain.Match{}, err
 	}
 	if res != "ok" {
-		return m, ErrStaleAttempt
+		return m, domain.ErrStaleAttempt
 	}
 	return m, nil
 }
@@ -183,7 +162,7 @@ func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt i
 // tickets are held out of formation until holdUntil. It returns the match as
 // stored afterwards, with Requeued listing the tickets put back (also when
 // a re-sent script finds the match already failed).
-func (s *Store) FailMatch(ctx context.Context, m Match, reason string, holdUntil time.Time) (Match, error) {
+func (s *Store) FailMatch(ctx context.Context, m domain.Match, reason string, holdUntil time.Time) (domain.Match, error) {
 	keys := []string{s.keys.matchKey(m.Queue, m.ID), s.keys.searchingKey(m.Queue), s.keys.incomingKey(m.Queue), s.keys.searchingDataKey(m.Queue)}
 	args := []any{m.Attempt, reason, msOf(holdUntil)}
 	for _, t := range m.TicketIDs {
@@ -192,28 +171,16 @@ func (s *Store) FailMatch(ctx context.Context, m Match, reason string, holdUntil
 	}
 	res, err := failMatchScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
-		return Match{}, fmt.Errorf("fail match %s: %w", m.ID, err)
+		return domain.Match{}, fmt.Errorf("fail match %s: %w", m.ID, err)
 	}
 	stored, err := s.Match(ctx, m.Queue, m.ID)
 	if err != nil {
-		return Match{}, err
+		return domain.Match{}, err
 	}
-	if len(res) == 0 || (res[0] != "ok" && res[0] != MatchFailed) {
-		return stored, ErrStaleAttempt
+	if len(res) == 0 || (res[0] != "ok" && res[0] != string(domain.MatchFailed)) {
+		return stored, domain.ErrStaleAttempt
 	}
 	return stored, nil
-}
-
-// AllocationJob is an entry of a queue's allocation stream.
-type AllocationJob struct {
-	// StreamID identifies the entry for Ack.
-	StreamID string
-	Queue    string
-	MatchID  string
-	// Received is when this node read or claimed the job, by its clock:
-	// from about then the stream counts the job idle, and another node may
-	// claim it once it has been idle for the claim time.
-	Received time.Time
 }
 
 // EnsureAllocationGroup creates the queue's stream and its consumer group of
@@ -228,7 +195,7 @@ func (s *Store) EnsureAllocationGroup(ctx context.Context, queue string) error {
 
 // ReadAllocationJobs takes up to count new jobs from the queue's stream for
 // consumer, waiting up to block for one to arrive.
-func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]AllocationJob, error) {
+func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, count int, block time.Duration) ([]domain.AllocationJob, error) {
 	var res []redis.XStream
 	err := s.withGroup(ctx, queue, func() (err error) {
 		res, err = s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
@@ -243,7 +210,7 @@ func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, 
 	if err != nil {
 		return nil, fmt.Errorf("read allocation jobs of %s: %w", queue, err)
 	}
-	var jobs []AllocationJob
+	var jobs []domain.AllocationJob
 	for _, st := range res {
 		jobs = append(jobs, toJobs(queue, st.Messages)...)
 	}
@@ -252,7 +219,7 @@ func (s *Store) ReadAllocationJobs(ctx context.Context, queue, consumer string, 
 
 // ClaimStaleAllocationJobs takes over jobs that another consumer has held
 // for longer than minIdle: its node died mid-allocation.
-func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer string, minIdle time.Duration, count int) ([]AllocationJob, error) {
+func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer string, minIdle time.Duration, count int) ([]domain.AllocationJob, error) {
 	var msgs []redis.XMessage
 	err := s.withGroup(ctx, queue, func() (err error) {
 		msgs, _, err = s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
@@ -271,7 +238,7 @@ func (s *Store) ClaimStaleAllocationJobs(ctx context.Context, queue, consumer st
 // and returns it with Received now, or reports false if the job has been
 // idle for less than idleAtLeast: another consumer claimed it meanwhile (or
 // it was acknowledged), and it is not this consumer's any more.
-func (s *Store) RenewAllocationJob(ctx context.Context, job AllocationJob, consumer string, idleAtLeast time.Duration) (AllocationJob, bool, error) {
+func (s *Store) RenewAllocationJob(ctx context.Context, job domain.AllocationJob, consumer string, idleAtLeast time.Duration) (domain.AllocationJob, bool, error) {
 	var ids []string
 	err := s.withGroup(ctx, job.Queue, func() (err error) {
 		ids, err = s.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
@@ -318,19 +285,19 @@ func (s *Store) withGroup(ctx context.Context, queue string, cmd func() error) e
 	return cmd()
 }
 
-func toJobs(queue string, msgs []redis.XMessage) []AllocationJob {
-	jobs := make([]AllocationJob, 0, len(msgs))
+func toJobs(queue string, msgs []redis.XMessage) []domain.AllocationJob {
+	jobs := make([]domain.AllocationJob, 0, len(msgs))
 	now := time.Now()
 	for _, m := range msgs {
 		id, _ := m.Values["match"].(string)
-		jobs = append(jobs, AllocationJob{StreamID: m.ID, Queue: queue, MatchID: id, Received: now})
+		jobs = append(jobs, domain.AllocationJob{StreamID: m.ID, Queue: queue, MatchID: id, Received: now})
 	}
 	return jobs
 }
 
 // AckAllocationJobs marks finished jobs done, so they are not handed out
 // again: one XACK per queue, in one pipeline.
-func (s *Store) AckAllocationJobs(ctx context.Context, jobs []AllocationJob) error {
+func (s *Store) AckAllocationJobs(ctx context.Context, jobs []domain.AllocationJob) error {
 	byQueue := make(map[string][]string)
 	for _, j := range jobs {
 		byQueue[j.Queue] = append(byQueue[j.Queue], j.StreamID)

@@ -9,33 +9,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/redis/go-redis/v9"
 )
 
-// Presence says which node and connection hold a player's socket. It expires
-// unless the node refreshes it, so a dead node's players are not counted as
-// connected for long.
-type Presence struct {
-	NodeID string
-	ConnID string
-}
+func presenceValue(p domain.Presence) string { return p.NodeID + " " + p.ConnID }
 
-func (p Presence) value() string { return p.NodeID + " " + p.ConnID }
-
-func parsePresence(v string) Presence {
+func parsePresence(v string) domain.Presence {
 	node, conn, _ := strings.Cut(v, " ")
-	return Presence{NodeID: node, ConnID: conn}
+	return domain.Presence{NodeID: node, ConnID: conn}
 }
 
 // SetPresence records that the player is connected through p and returns
 // the presence it replaced, if any (a connection elsewhere to be closed).
-func (s *Store) SetPresence(ctx context.Context, playerID string, p Presence, ttl time.Duration) (prev Presence, found bool, err error) {
-	old, err := s.rdb.SetArgs(ctx, s.keys.presenceKey(playerID), p.value(), redis.SetArgs{Get: true, TTL: ttl}).Result()
+func (s *Store) SetPresence(ctx context.Context, playerID string, p domain.Presence, ttl time.Duration) (prev domain.Presence, found bool, err error) {
+	old, err := s.rdb.SetArgs(ctx, s.keys.presenceKey(playerID), presenceValue(p), redis.SetArgs{Get: true, TTL: ttl}).Result()
 	if errors.Is(err, redis.Nil) {
-		return Presence{}, false, nil
+		return domain.Presence{}, false, nil
 	}
 	if err != nil {
-		return Presence{}, false, fmt.Errorf("set presence of %s: %w", playerID, err)
+		return domain.Presence{}, false, fmt.Errorf("set presence of %s: %w", playerID, err)
 	}
 	return parsePresence(old), true, nil
 }
@@ -47,7 +40,7 @@ func (s *Store) SetPresence(ctx context.Context, playerID string, p Presence, tt
 // returns the presences it restored. A presence held by another connection
 // is left alone; one taken over between the two pipelines may be extended
 // once, which is harmless: its holder refreshes it anyway.
-func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence, ttl time.Duration) (map[string]Presence, error) {
+func (s *Store) RefreshPresence(ctx context.Context, entries map[string]domain.Presence, ttl time.Duration) (map[string]domain.Presence, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
@@ -64,7 +57,7 @@ func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence
 	pipe = s.rdb.Pipeline()
 	restores := make(map[string]*redis.BoolCmd)
 	for i, player := range players {
-		want := entries[player].value()
+		want := presenceValue(entries[player])
 		switch v, err := gets[i].Result(); {
 		case errors.Is(err, redis.Nil):
 			restores[player] = pipe.SetNX(ctx, s.keys.presenceKey(player), want, ttl)
@@ -78,7 +71,7 @@ func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("refresh presence of %d players: %w", len(entries), err)
 	}
-	restored := make(map[string]Presence)
+	restored := make(map[string]domain.Presence)
 	for player, cmd := range restores {
 		if cmd.Val() {
 			restored[player] = entries[player]
@@ -89,46 +82,19 @@ func (s *Store) RefreshPresence(ctx context.Context, entries map[string]Presence
 
 // ClearPresence removes the player's presence if it is still p, and
 // reports whether it was (false: a newer connection has taken over).
-func (s *Store) ClearPresence(ctx context.Context, playerID string, p Presence) (bool, error) {
-	n, err := compareDeleteScript.Run(ctx, s.rdb, []string{s.keys.presenceKey(playerID)}, p.value()).Int()
+func (s *Store) ClearPresence(ctx context.Context, playerID string, p domain.Presence) (bool, error) {
+	n, err := compareDeleteScript.Run(ctx, s.rdb, []string{s.keys.presenceKey(playerID)}, presenceValue(p)).Int()
 	if err != nil {
 		return false, fmt.Errorf("clear presence of %s: %w", playerID, err)
 	}
 	return n == 1, nil
 }
 
-// NodeMessage is what travels on a node's channel.
-type NodeMessage struct {
-	// Events are protocol frames for players connected to the receiving node.
-	Events []Addressed `json:"events,omitempty"`
-	// Replace asks the node to close a connection replaced by a newer one.
-	Replace *Replace `json:"replace,omitempty"`
-	// Resubscribed is never sent: Subscription.Next sets it when the
-	// subscription came back after a lost connection, during which messages
-	// published to this node were lost.
-	Resubscribed bool `json:"-"`
-}
-
-// Addressed is one protocol frame and the players it is for.
-type Addressed struct {
-	To    []string        `json:"to"`
-	Event json.RawMessage `json:"event"`
-	// MatchID is set when Event is a match.ready, so the receiver pushes it
-	// once per connection and clears the player's undelivered copy.
-	MatchID string `json:"matchId,omitempty"`
-}
-
-// Replace names a connection superseded by a newer one elsewhere.
-type Replace struct {
-	PlayerID string `json:"playerId"`
-	ConnID   string `json:"connId"`
-}
-
 // Publish sends msg to one node's channel. Its events are relayed byte for
 // byte: json.Marshal would re-escape <, > and & inside them (it does so in
 // a json.RawMessage too), and the receiving node would then write the
 // escaped form to the socket.
-func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) error {
+func (s *Store) Publish(ctx context.Context, nodeID string, msg domain.NodeMessage) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -145,7 +111,7 @@ func (s *Store) Publish(ctx context.Context, nodeID string, msg NodeMessage) err
 // sockets: one presence lookup pipeline, then one publish per node carrying
 // that node's share. Players who are not connected are skipped; whatever they
 // must not miss is stored for them first (see DeliverMatch).
-func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
+func (s *Store) SendToPlayers(ctx context.Context, events []domain.Addressed) error {
 	var players []string
 	seen := make(map[string]bool)
 	for _, e := range events {
@@ -188,7 +154,7 @@ func (s *Store) SendToPlayers(ctx context.Context, events []Addressed) error {
 // stored nor pushed, so nobody is shown an earlier round's match; nor is a
 // player whose socket already got this match. A match older than the
 // lifetime of a copy is not delivered at all: its relay is gone.
-func (s *Store) DeliverMatch(ctx context.Context, m Match, payload json.RawMessage) error {
+func (s *Store) DeliverMatch(ctx context.Context, m domain.Match, payload json.RawMessage) error {
 	if !m.CreatedAt.IsZero() && time.Since(m.CreatedAt) > pendingMatchTTL {
 		return nil
 	}
@@ -221,13 +187,13 @@ func (s *Store) DeliverMatch(ctx context.Context, m Match, payload json.RawMessa
 			nodeOf[p.ID] = parsePresence(v).NodeID
 		}
 	}
-	return s.publishByNode(ctx, []Addressed{{To: to, Event: payload, MatchID: m.ID}}, nodeOf)
+	return s.publishByNode(ctx, []domain.Addressed{{To: to, Event: payload, MatchID: m.ID}}, nodeOf)
 }
 
 // publishByNode publishes events to the nodes holding their players, as
 // nodeOf says (players absent from it are skipped): one message per node.
-func (s *Store) publishByNode(ctx context.Context, events []Addressed, nodeOf map[string]string) error {
-	byNode := make(map[string][]Addressed)
+func (s *Store) publishByNode(ctx context.Context, events []domain.Addressed, nodeOf map[string]string) error {
+	byNode := make(map[string][]domain.Addressed)
 	for _, e := range events {
 		share := make(map[string][]string)
 		for _, p := range e.To {
@@ -236,58 +202,59 @@ func (s *Store) publishByNode(ctx context.Context, events []Addressed, nodeOf ma
 			}
 		}
 		for node, to := range share {
-			byNode[node] = append(byNode[node], Addressed{To: to, Event: e.Event, MatchID: e.MatchID})
+			byNode[node] = append(byNode[node], domain.Addressed{To: to, Event: e.Event, MatchID: e.MatchID})
 		}
 	}
 	var errs []error
 	for node, evs := range byNode {
-		errs = append(errs, s.Publish(ctx, node, NodeMessage{Events: evs}))
+		errs = append(errs, s.Publish(ctx, node, domain.NodeMessage{Events: evs}))
 	}
 	return errors.Join(errs...)
 }
 
-// Subscription delivers the messages sent to one node.
-type Subscription struct {
+// subscription delivers the messages sent to one node.
+type subscription struct {
 	ps *redis.PubSub
 	ch <-chan any
 }
 
 // Subscribe listens on the node's channel. It returns once Redis confirmed
 // the subscription, so nothing published afterwards is missed.
-func (s *Store) Subscribe(ctx context.Context, nodeID string) (*Subscription, error) {
+func (s *Store) Subscribe(ctx context.Context, nodeID string) (domain.Subscription, error) {
 	ps := s.rdb.Subscribe(ctx, s.keys.nodeChannel(nodeID))
 	if _, err := ps.Receive(ctx); err != nil {
 		ps.Close()
+		err, _ = markUnavailable(err)
 		return nil, fmt.Errorf("subscribe to node channel: %w", err)
 	}
 	// A large buffer: go-redis drops messages once its channel is full, and
 	// deliveries come in bursts when many matches form at once. Subscription
 	// confirmations come through too: after the first, each one means
 	// go-redis reconnected and resubscribed.
-	return &Subscription{ps: ps, ch: ps.ChannelWithSubscriptions(redis.WithChannelSize(10000))}, nil
+	return &subscription{ps: ps, ch: ps.ChannelWithSubscriptions(redis.WithChannelSize(10000))}, nil
 }
 
 // Next blocks until the next message arrives, the subscription is closed
 // (ok false), or ctx is done. A message with Resubscribed set reports that
 // the subscription came back after a lost connection. Malformed payloads
 // are returned as errors.
-func (sub *Subscription) Next(ctx context.Context) (msg NodeMessage, ok bool, err error) {
+func (sub *subscription) Next(ctx context.Context) (msg domain.NodeMessage, ok bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return NodeMessage{}, false, nil
+			return domain.NodeMessage{}, false, nil
 		case m, open := <-sub.ch:
 			if !open {
-				return NodeMessage{}, false, nil
+				return domain.NodeMessage{}, false, nil
 			}
 			switch m := m.(type) {
 			case *redis.Subscription:
 				if m.Kind == "subscribe" {
-					return NodeMessage{Resubscribed: true}, true, nil
+					return domain.NodeMessage{Resubscribed: true}, true, nil
 				}
 			case *redis.Message:
 				if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
-					return NodeMessage{}, true, fmt.Errorf("decode node message: %w", err)
+					return domain.NodeMessage{}, true, fmt.Errorf("decode node message: %w", err)
 				}
 				return msg, true, nil
 			}
@@ -296,40 +263,26 @@ func (sub *Subscription) Next(ctx context.Context) (msg NodeMessage, ok bool, er
 }
 
 // Close ends the subscription.
-func (sub *Subscription) Close() error { return sub.ps.Close() }
+func (sub *subscription) Close() error { return sub.ps.Close() }
 
 // pendingMatchTTL: a PlayFab relay nobody joined shuts down after about ten
 // minutes, so an undelivered result older than that is useless.
 const pendingMatchTTL = 10 * time.Minute
 
-// Attachment is what a connecting player still holds, as Attach reads it.
-type Attachment struct {
-	// TicketClaim is the player's ticket claim ("" for none): see
-	// TicketOfClaim.
-	TicketClaim string
-	// PendingMatchID and PendingMatch are the undelivered match.ready, if
-	// any (PendingMatchID "" for none).
-	PendingMatchID string
-	PendingMatch   json.RawMessage
-	// LobbyID is the lobby the player claims a place in ("" for none): see
-	// LobbyOf.
-	LobbyID string
-}
-
 // Attach reads what a connecting player holds (ticket claim, undelivered
 // match, lobby claim) and moves their grace deadline to graceDeadline, in
 // one round trip: a connect storm after a restart is as many connects as
 // players.
-func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.Time) (Attachment, error) {
+func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.Time) (domain.Attachment, error) {
 	pipe := s.rdb.Pipeline()
 	claim := pipe.Get(ctx, s.keys.playerTicketKey(playerID))
 	pending := pipe.HGetAll(ctx, s.keys.pendingMatchKey(playerID))
 	pipe.ZAdd(ctx, s.keys.graceKeyOf(playerID), redis.Z{Score: float64(msOf(graceDeadline)), Member: playerID})
 	lobby := pipe.Get(ctx, s.keys.playerLobbyKey(playerID))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Attachment{}, fmt.Errorf("read state of %s: %w", playerID, err)
+		return domain.Attachment{}, fmt.Errorf("read state of %s: %w", playerID, err)
 	}
-	a := Attachment{TicketClaim: claim.Val(), LobbyID: lobby.Val()}
+	a := domain.Attachment{TicketClaim: claim.Val(), LobbyID: lobby.Val()}
 	// A copy of a round before the ticket the player now holds is never
 	// shown (it is dropped as the new claim is taken; this covers the
 	// moment in between).
@@ -347,7 +300,7 @@ func (s *Store) PendingMatch(ctx context.Context, playerID string) (matchID stri
 		return "", nil, fmt.Errorf("read pending match of %s: %w", playerID, err)
 	}
 	if f["matchId"] == "" {
-		return "", nil, ErrNotFound
+		return "", nil, domain.ErrNotFound
 	}
 	return f["matchId"], json.RawMessage(f["payload"]), nil
 }
@@ -361,11 +314,8 @@ func (s *Store) AckPendingMatch(ctx context.Context, playerID, matchID string) e
 	return nil
 }
 
-// MatchAck says a player's match.ready was written to their socket.
-type MatchAck struct{ PlayerID, MatchID string }
-
 // AckPendingMatches is AckPendingMatch for many players, in one pipeline.
-func (s *Store) AckPendingMatches(ctx context.Context, acks []MatchAck) error {
+func (s *Store) AckPendingMatches(ctx context.Context, acks []domain.MatchAck) error {
 	if len(acks) == 0 {
 		return nil
 	}
@@ -382,7 +332,7 @@ func (s *Store) AckPendingMatches(ctx context.Context, acks []MatchAck) error {
 
 // PendingMatches returns the undelivered match.ready payloads of the given
 // players, by player, in one pipeline. Players with none are absent.
-func (s *Store) PendingMatches(ctx context.Context, players []string) (map[string]Addressed, error) {
+func (s *Store) PendingMatches(ctx context.Context, players []string) (map[string]domain.Addressed, error) {
 	if len(players) == 0 {
 		return nil, nil
 	}
@@ -394,10 +344,10 @@ func (s *Store) PendingMatches(ctx context.Context, players []string) (map[strin
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read pending matches of %d players: %w", len(players), err)
 	}
-	out := make(map[string]Addressed)
+	out := make(map[string]domain.Addressed)
 	for i, cmd := range cmds {
 		if f := cmd.Val(); f["matchId"] != "" {
-			out[players[i]] = Addressed{To: []string{players[i]}, Event: json.RawMessage(f["payload"]), MatchID: f["matchId"]}
+			out[players[i]] = domain.Addressed{To: []string{players[i]}, Event: json.RawMessage(f["payload"]), MatchID: f["matchId"]}
 		}
 	}
 	return out, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -23,13 +24,13 @@ func TestCancelledTicketDoesNotExpire(t *testing.T) {
 		ctx := context.Background()
 		tk := soloTicket("q", "p", time.Now().Add(-time.Hour))
 		require.NoError(t, s.CreateTicket(ctx, tk))
-		tk.Status = store.TicketSearching // the leader's copy
+		tk.Status = domain.TicketSearching // the leader's copy
 		_, err := s.CancelPlayerTicket(ctx, "p")
 		require.NoError(t, err)
-		assert.ErrorIs(t, s.ExpireTicket(ctx, tk), store.ErrConflict)
+		assert.ErrorIs(t, s.ExpireTicket(ctx, tk), domain.ErrConflict)
 		rec, _, err := store.TicketRecord(ctx, s, "q", tk.ID)
 		require.NoError(t, err)
-		assert.Equal(t, store.TicketCancelled, rec["status"])
+		assert.Equal(t, string(domain.TicketCancelled), rec["status"])
 	})
 }
 
@@ -43,10 +44,10 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		require.NoError(t, l.Store.CreateTicket(ctx, a))
 		require.NoError(t, l.Store.CreateTicket(ctx, b))
 		l.LoseReplyTo(`"ticketId":"` + a.ID)
-		res, err := l.Store.CommitMatches(ctx, "q", []store.Match{matchOf(a, b)})
+		res, err := l.Store.CommitMatches(ctx, "q", []domain.Match{matchOf(a, b)})
 		require.NoError(t, err)
 		require.Equal(t, 1, l.Lost(), "the first reply was lost")
-		assert.Equal(t, store.CommitExists, res[0].Outcome, "the re-sent commit finds its match")
+		assert.Equal(t, domain.CommitExists, res[0].Outcome, "the re-sent commit finds its match")
 	})
 	t.Run("cancel", func(t *testing.T) {
 		l := storetest.StartLossyRedis(t)
@@ -56,8 +57,8 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		cancelled, err := l.Store.CancelPlayerTicket(ctx, "p")
 		require.NoError(t, err, "a re-sent cancel succeeds")
 		require.Equal(t, 1, l.Lost())
-		assert.Equal(t, store.TicketCancelled, cancelled.Status)
-		assertFinished(t, l.Store, "q", tk.ID, store.TicketCancelled)
+		assert.Equal(t, domain.TicketCancelled, cancelled.Status)
+		assertFinished(t, l.Store, "q", tk.ID, domain.TicketCancelled)
 		require.NoError(t, l.Store.CreateTicket(ctx, soloTicket("q", "p", time.Now())), "the claim was released")
 	})
 	t.Run("deliver match", func(t *testing.T) {
@@ -110,7 +111,7 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{"o"}, after.MemberIDs())
 		_, err = l.Store.PlayerLobby(ctx, "m")
-		assert.ErrorIs(t, err, store.ErrNotFound, "the leaver's place is released either way")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "the leaver's place is released either way")
 	})
 	t.Run("last member leaves", func(t *testing.T) {
 		l := storetest.StartLossyRedis(t)
@@ -121,9 +122,9 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		require.NoError(t, err, "the re-sent delete finds the lobby gone and answers ok")
 		assert.True(t, deleted)
 		_, err = l.Store.Lobby(ctx, lb.ID)
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 		_, err = l.Store.LobbyByCode(ctx, lb.Code)
-		assert.ErrorIs(t, err, store.ErrNotFound, "its code is freed")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "its code is freed")
 	})
 	t.Run("lobby goes private", func(t *testing.T) {
 		l := storetest.StartLossyRedis(t)
@@ -137,7 +138,7 @@ func TestScriptsSurviveALostReply(t *testing.T) {
 		// The re-sent write finds its own value and answers ok; the old code
 		// must not resolve either way.
 		_, err = l.Store.LobbyByCode(ctx, lb.Code)
-		assert.ErrorIs(t, err, store.ErrNotFound, "the old code is dead")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "the old code is dead")
 		byCode, err := l.Store.LobbyByCode(ctx, after.Code)
 		require.NoError(t, err, "the new code was kept")
 		assert.Equal(t, lb.ID, byCode.ID)
@@ -154,22 +155,22 @@ func TestResentCommitAfterFailureChangesNothing(t *testing.T) {
 		require.NoError(t, s.CreateTicket(ctx, a))
 		require.NoError(t, s.CreateTicket(ctx, b))
 		match := matchOf(a, b)
-		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		_, err := s.CommitMatches(ctx, "q", []domain.Match{match})
 		require.NoError(t, err)
 		m, err := s.BeginAttempt(ctx, "q", match.ID, "node")
 		require.NoError(t, err)
 		_, err = s.FailMatch(ctx, m, "playfab said no", time.Now())
 		require.NoError(t, err)
 
-		again, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		again, err := s.CommitMatches(ctx, "q", []domain.Match{match})
 		require.NoError(t, err)
-		assert.Equal(t, store.CommitExists, again[0].Outcome)
+		assert.Equal(t, domain.CommitExists, again[0].Outcome)
 		got, err := s.Match(ctx, "q", match.ID)
 		require.NoError(t, err)
-		assert.Equal(t, store.MatchFailed, got.State, "still failed")
+		assert.Equal(t, domain.MatchFailed, got.State, "still failed")
 		tk, err := s.PlayerTicket(ctx, "a")
 		require.NoError(t, err)
-		assert.Equal(t, store.TicketSearching, tk.Status, "still requeued")
+		assert.Equal(t, domain.TicketSearching, tk.Status, "still requeued")
 		depth, err := s.QueueDepth(ctx, "q")
 		require.NoError(t, err)
 		assert.EqualValues(t, 2, depth)

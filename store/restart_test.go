@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -21,7 +22,7 @@ func TestStoreRecoversFromAnEmptyRestart(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	require.NoError(t, s.EnsureAllocationGroup(ctx, "q"))
-	me := store.Presence{NodeID: "n1", ConnID: "c1"}
+	me := domain.Presence{NodeID: "n1", ConnID: "c1"}
 	_, _, err = s.SetPresence(ctx, "alice", me, time.Minute)
 	require.NoError(t, err)
 
@@ -31,7 +32,7 @@ func TestStoreRecoversFromAnEmptyRestart(t *testing.T) {
 
 	tk := soloTicket("q", "bob", time.Now())
 	require.NoError(t, s.CreateTicket(ctx, tk))
-	_, err = s.CommitMatches(ctx, "q", []store.Match{matchOf(tk)})
+	_, err = s.CommitMatches(ctx, "q", []domain.Match{matchOf(tk)})
 	require.NoError(t, err)
 	jobs, err := s.ReadAllocationJobs(ctx, "q", "n1", 10, 0)
 	require.NoError(t, err, "the lost consumer group is recreated")
@@ -39,10 +40,10 @@ func TestStoreRecoversFromAnEmptyRestart(t *testing.T) {
 	_, err = s.ClaimStaleAllocationJobs(ctx, "q", "n1", time.Hour, 10)
 	require.NoError(t, err)
 
-	restored, err := s.RefreshPresence(ctx, map[string]store.Presence{"alice": me}, time.Minute)
+	restored, err := s.RefreshPresence(ctx, map[string]domain.Presence{"alice": me}, time.Minute)
 	require.NoError(t, err, "pipelined scripts are reloaded after NOSCRIPT")
-	assert.Equal(t, map[string]store.Presence{"alice": me}, restored, "the lost presence is reported restored")
-	prev, found, err := s.SetPresence(ctx, "alice", store.Presence{NodeID: "n2", ConnID: "c2"}, time.Minute)
+	assert.Equal(t, map[string]domain.Presence{"alice": me}, restored, "the lost presence is reported restored")
+	prev, found, err := s.SetPresence(ctx, "alice", domain.Presence{NodeID: "n2", ConnID: "c2"}, time.Minute)
 	require.NoError(t, err)
 	assert.True(t, found, "refresh restored the lost presence")
 	assert.Equal(t, me, prev)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -45,23 +46,23 @@ func TestFailedRollbackIsLogged(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.CreateTicket(ctx, soloTicket("q", "bob", time.Now())))
-	lobbyTicket := func() store.Ticket {
-		return store.Ticket{ID: uuid.NewString(), Queue: "q", CreatedAt: time.Now(), LobbyID: "l1",
-			Players: []store.Player{{ID: "alice", Name: "A"}, {ID: "bob", Name: "B"}}}
+	lobbyTicket := func() domain.Ticket {
+		return domain.Ticket{ID: uuid.NewString(), Queue: "q", CreatedAt: time.Now(), LobbyID: "l1",
+			Players: []domain.Player{{ID: "alice", Name: "A"}, {ID: "bob", Name: "B"}}}
 	}
 
 	first := lobbyTicket()
-	require.ErrorIs(t, s.CreateTicket(ctx, first), store.ErrConflict)
+	require.ErrorIs(t, s.CreateTicket(ctx, first), domain.ErrConflict)
 	assert.Empty(t, warnings(t, &logs), "a rollback that worked logs nothing")
 	_, err = s.PlayerTicket(ctx, "alice")
-	require.ErrorIs(t, err, store.ErrNotFound, "alice's claim was rolled back")
+	require.ErrorIs(t, err, domain.ErrNotFound, "alice's claim was rolled back")
 
 	// Every compare-and-delete (the rollback of a claim) is refused.
 	lossy.RefuseCommandsWith(store.ScriptHashes()["compare_delete"])
 	second := lobbyTicket()
 	err = s.CreateTicket(ctx, second)
 	lossy.RefuseCommandsWith("")
-	require.ErrorIs(t, err, store.ErrConflict)
+	require.ErrorIs(t, err, domain.ErrConflict)
 	require.Positive(t, lossy.Refused(), "the rollback was sent and refused")
 
 	ws := warnings(t, &logs)

@@ -10,28 +10,29 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
 // round puts player p (with a partner) in a committed match of queue q and
 // returns it as the allocation worker reads it back, ready to deliver.
-func round(t *testing.T, s *store.Store, p string) store.Match {
+func round(t *testing.T, s *store.Store, p string) domain.Match {
 	t.Helper()
 	ctx := context.Background()
 	mine, partner := soloTicket("q", p, time.Now()), soloTicket("q", p+"-partner", time.Now())
 	require.NoError(t, s.CreateTicket(ctx, mine))
 	require.NoError(t, s.CreateTicket(ctx, partner))
 	m := matchOf(mine, partner)
-	res, err := s.CommitMatches(ctx, "q", []store.Match{m})
+	res, err := s.CommitMatches(ctx, "q", []domain.Match{m})
 	require.NoError(t, err)
-	require.Equal(t, store.CommitOK, res[0].Outcome)
+	require.Equal(t, domain.CommitOK, res[0].Outcome)
 	stored, err := s.Match(ctx, "q", m.ID)
 	require.NoError(t, err)
 	return stored
 }
 
-func readyPayload(m store.Match) json.RawMessage {
+func readyPayload(m domain.Match) json.RawMessage {
 	return json.RawMessage(`{"type":"match.ready","matchId":"` + m.ID + `"}`)
 }
 
@@ -64,7 +65,7 @@ func TestEarlierMatchIsDroppedWhenThePlayerQueuesAgain(t *testing.T) {
 		assert.Empty(t, welcome, "an earlier round's match is never shown once the player queued again")
 		assert.Empty(t, sweep, "nor pushed by the sweep")
 		_, _, err := s.PendingMatch(ctx, "p")
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 
 		// The partner, who did not queue again, still has it.
 		welcome, _ = pendingOf(t, s, "p-partner")
@@ -82,14 +83,14 @@ func TestLateRedeliveryOfAnEarlierRoundChangesNothing(t *testing.T) {
 		sub, err := s.Subscribe(ctx, "node-1")
 		require.NoError(t, err)
 		defer sub.Close()
-		_, _, err = s.SetPresence(ctx, "p", store.Presence{NodeID: "node-1", ConnID: "c1"}, time.Minute)
+		_, _, err = s.SetPresence(ctx, "p", domain.Presence{NodeID: "node-1", ConnID: "c1"}, time.Minute)
 		require.NoError(t, err)
 		// pushes lists the match.ready pushes to p that arrive before a
 		// marker event sent after them: messages arrive in order.
 		pushes := func() []string {
 			t.Helper()
 			marker := json.RawMessage(`{"type":"marker"}`)
-			require.NoError(t, s.SendToPlayers(ctx, []store.Addressed{{To: []string{"p"}, Event: marker}}))
+			require.NoError(t, s.SendToPlayers(ctx, []domain.Addressed{{To: []string{"p"}, Event: marker}}))
 			var ids []string
 			for {
 				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)

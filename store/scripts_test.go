@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -75,7 +76,7 @@ func TestEveryLuaFileIsReloadedAfterScriptFlush(t *testing.T) {
 
 	// A pipelined EVALSHA (no EVAL fallback inside a pipeline) meets
 	// NOSCRIPT and recovers.
-	require.NoError(t, s.AckPendingMatches(ctx, []store.MatchAck{{PlayerID: "alice", MatchID: "m1"}}))
+	require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{{PlayerID: "alice", MatchID: "m1"}}))
 	loaded, err = admin.ScriptExists(ctx, hashes...).Result()
 	require.NoError(t, err)
 	for i, ok := range loaded {

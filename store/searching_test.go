@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -22,7 +23,7 @@ func TestSearchingDataFollowsTheSearchingSet(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		base := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
-		tks := map[string]store.Ticket{}
+		tks := map[string]domain.Ticket{}
 		for i, p := range []string{"a", "b", "c", "d", "e"} {
 			tk := soloTicket("q", p, base.Add(time.Duration(i)*time.Millisecond))
 			tk.Skill, tk.Regions = float64(10*i), []string{"WestUs"}
@@ -47,7 +48,7 @@ func TestSearchingDataFollowsTheSearchingSet(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, read, 2)
 		assert.Equal(t, tks["c"].ID, read[0].ID, "in the order asked")
-		assert.Equal(t, store.TicketSearching, read[0].Status)
+		assert.Equal(t, domain.TicketSearching, read[0].Status)
 		assert.True(t, tks["c"].CreatedAt.Equal(read[0].CreatedAt))
 		assert.Equal(t, 20.0, read[0].Skill)
 		assert.Equal(t, []string{"WestUs"}, read[0].Regions)
@@ -58,15 +59,15 @@ func TestSearchingDataFollowsTheSearchingSet(t *testing.T) {
 		same("a", "c", "d", "e")
 
 		expired := tks["e"]
-		expired.Status = store.TicketSearching // the leader's copy
+		expired.Status = domain.TicketSearching // the leader's copy
 		require.NoError(t, s.ExpireTicket(ctx, expired))
 		same("a", "c", "d")
 
 		m := matchOf(tks["a"], tks["c"])
 		m.Queue = "q"
-		res, err := s.CommitMatches(ctx, "q", []store.Match{m})
+		res, err := s.CommitMatches(ctx, "q", []domain.Match{m})
 		require.NoError(t, err)
-		require.Equal(t, store.CommitOK, res[0].Outcome)
+		require.Equal(t, domain.CommitOK, res[0].Outcome)
 		same("d")
 		gone, err := s.Tickets(ctx, "q", []string{tks["a"].ID})
 		require.NoError(t, err)
@@ -155,9 +156,9 @@ func TestCommitWithALostRecord(t *testing.T) {
 		require.NoError(t, s.CreateTicket(ctx, b))
 		require.NoError(t, store.DropTicketRecord(ctx, s, "q", b.ID))
 		m := matchOf(a, b)
-		res, err := s.CommitMatches(ctx, "q", []store.Match{m})
+		res, err := s.CommitMatches(ctx, "q", []domain.Match{m})
 		require.NoError(t, err)
-		assert.Equal(t, store.CommitOK, res[0].Outcome)
+		assert.Equal(t, domain.CommitOK, res[0].Outcome)
 		ttl, err := store.TicketTTL(ctx, s, "q", b.ID)
 		require.NoError(t, err)
 		assert.Greater(t, ttl, time.Duration(0), "the record written has a lifetime")
@@ -182,9 +183,9 @@ func TestStaleCommitPutsPartnersBack(t *testing.T) {
 		require.NoError(t, s.CreateTicket(ctx, b))
 		_, err := s.CancelPlayerTicket(ctx, "b")
 		require.NoError(t, err)
-		res, err := s.CommitMatches(ctx, "q", []store.Match{matchOf(a, b)})
+		res, err := s.CommitMatches(ctx, "q", []domain.Match{matchOf(a, b)})
 		require.NoError(t, err)
-		assert.Equal(t, store.CommitStale, res[0].Outcome)
+		assert.Equal(t, domain.CommitStale, res[0].Outcome)
 		assert.Equal(t, b.ID, res[0].StaleTicket)
 		set, data, err := store.SearchingIndexes(ctx, s, "q")
 		require.NoError(t, err)
@@ -192,6 +193,6 @@ func TestStaleCommitPutsPartnersBack(t *testing.T) {
 		assert.Equal(t, []string{a.ID}, data)
 		got, err := s.Ticket(ctx, "q", a.ID)
 		require.NoError(t, err)
-		assert.Equal(t, store.TicketSearching, got.Status)
+		assert.Equal(t, domain.TicketSearching, got.Status)
 	})
 }

@@ -8,12 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
-	"regexp"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,56 +19,6 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 )
-
-// Errors callers branch on. The gateway maps them to protocol error codes.
-var (
-	// ErrNotFound means the ticket, match or claim does not exist (any more).
-	ErrNotFound = errors.New("not found")
-	// ErrConflict means the player already holds a ticket, or the ticket has
-	// moved on (matched, cancelled) so the operation no longer applies.
-	ErrConflict = errors.New("conflict")
-	// ErrInvalid means a request can never succeed as made (an unknown
-	// region, a ticket too large for its queue); other packages wrap it.
-	ErrInvalid = errors.New("invalid request")
-	// ErrInLobby means a player asked for a solo ticket while holding a
-	// place in a lobby: a lobby member queues with the lobby.
-	// It is a kind of ErrConflict.
-	ErrInLobby = fmt.Errorf("you are in a lobby: %w", ErrConflict)
-)
-
-// unavailableCodes are the Redis error codes (an error reply's first word)
-// that mean "not now": the server is loading its data, is a replica, is a
-// primary that lost its replicas, the cluster is reconfiguring, or a script
-// keeps it busy.
-var unavailableCodes = []string{"LOADING", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "BUSY", "NOREPLICAS"}
-
-// IsUnavailable reports whether err means Redis could not be reached or
-// could not serve the command for now, so the same operation may succeed
-// if tried again: a refused, reset or closed connection, a timeout (the
-// context's deadline included), a connection pool with no free connection,
-// or one of the Redis error codes listed in unavailableCodes. An error from
-// Redis about the command itself, or a sentinel of this package, is not.
-func IsUnavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var re redis.Error
-	if errors.As(err, &re) {
-		code, _, _ := strings.Cut(strings.TrimPrefix(re.Error(), "ERR "), " ")
-		return slices.Contains(unavailableCodes, code) // "BUSY", not "BUSYGROUP"
-	}
-	return false
-}
 
 // Store is a Redis-backed store shared by every lobbyd component.
 type Store struct {
@@ -100,8 +47,10 @@ type Config struct {
 	KeyPrefix string
 	// Logger receives a warning when a best-effort write fails: undoing
 	// half of an operation that failed (a claim taken for a ticket that was
-	// never stored), or freeing what a finished one no longer needs. nil
-	// logs nothing.
+	// never stored), or freeing what a finished one no longer needs. It
+	// also takes go-redis's own log lines (reconnects, dial failures) at
+	// debug level (go-redis has one logger per process: the first store
+	// opened with a logger sets it). nil logs nothing.
 	Logger *slog.Logger
 }
 
@@ -113,6 +62,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{keys: keyspace{prefix: cfg.KeyPrefix}, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	} else {
+		setRedisLogger(s.log)
 	}
 	if cfg.URL == "" {
 		m := miniredis.NewMiniRedis()
@@ -133,6 +84,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		s.rdb = redis.NewUniversalClient(opts)
 	}
+	s.rdb.AddHook(unavailableHook{})
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to redis: %w", err)
@@ -283,12 +235,6 @@ func (s *Store) runEmbeddedClock() {
 		}
 	}
 }
-
-var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-// ValidName reports whether s may be used as a queue name or an id inside a
-// key: 1 to 64 letters, digits, '_', '.' or '-'.
-func ValidName(s string) bool { return validName.MatchString(s) }
 
 func msOf(t time.Time) int64 { return t.UnixMilli() }
 

@@ -12,21 +12,22 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
-func soloTicket(queue, player string, created time.Time) store.Ticket {
-	return store.Ticket{
+func soloTicket(queue, player string, created time.Time) domain.Ticket {
+	return domain.Ticket{
 		ID: uuid.NewString(), Queue: queue, CreatedAt: created,
-		Players: []store.Player{{ID: player, Name: "name-" + player}},
+		Players: []domain.Player{{ID: player, Name: "name-" + player}},
 	}
 }
 
 // matchOf is a match of the given tickets, with their players, as the
 // matchmaker forms it.
-func matchOf(tickets ...store.Ticket) store.Match {
-	m := store.Match{ID: uuid.NewString()}
+func matchOf(tickets ...domain.Ticket) domain.Match {
+	m := domain.Match{ID: uuid.NewString()}
 	for _, t := range tickets {
 		m.TicketIDs = append(m.TicketIDs, t.ID)
 		for _, p := range t.Players {
@@ -46,11 +47,11 @@ func TestTicketLifecycle(t *testing.T) {
 		got, err := s.PlayerTicket(ctx, "alice")
 		require.NoError(t, err)
 		assert.Equal(t, tk.ID, got.ID)
-		assert.Equal(t, store.TicketSearching, got.Status)
+		assert.Equal(t, domain.TicketSearching, got.Status)
 		assert.Equal(t, tk.CreatedAt.UnixMilli(), got.CreatedAt.UnixMilli())
 
 		err = s.CreateTicket(ctx, soloTicket("other", "alice", time.Now()))
-		assert.ErrorIs(t, err, store.ErrConflict, "a player holds one ticket at a time, across queues")
+		assert.ErrorIs(t, err, domain.ErrConflict, "a player holds one ticket at a time, across queues")
 
 		depth, err := s.QueueDepth(ctx, "default")
 		require.NoError(t, err)
@@ -58,12 +59,12 @@ func TestTicketLifecycle(t *testing.T) {
 
 		cancelled, err := s.CancelPlayerTicket(ctx, "alice")
 		require.NoError(t, err)
-		assert.Equal(t, store.TicketCancelled, cancelled.Status)
+		assert.Equal(t, domain.TicketCancelled, cancelled.Status)
 		depth, _ = s.QueueDepth(ctx, "default")
 		assert.EqualValues(t, 0, depth)
 
 		_, err = s.CancelPlayerTicket(ctx, "alice")
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 		require.NoError(t, s.CreateTicket(ctx, soloTicket("default", "alice", time.Now())), "free to queue again")
 	})
 }
@@ -83,7 +84,7 @@ func TestSnapshotSearchingTakesIncoming(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, held)
 		_, err = s.TakeIncoming(ctx, "q", "someone else", 100)
-		assert.ErrorIs(t, err, store.ErrNotLeader, "only the leader takes arrivals")
+		assert.ErrorIs(t, err, domain.ErrNotLeader, "only the leader takes arrivals")
 		peek, err := s.TakeIncoming(ctx, "q", "leader", 1)
 		require.NoError(t, err)
 		require.Len(t, peek, 1, "the refused take left the list alone")
@@ -101,7 +102,7 @@ func TestSnapshotSearchingTakesIncoming(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, taken, 1)
 		assert.Equal(t, late.ID, taken[0].ID)
-		assert.Equal(t, store.TicketSearching, taken[0].Status)
+		assert.Equal(t, domain.TicketSearching, taken[0].Status)
 		assert.Equal(t, "late", taken[0].Players[0].ID)
 
 		// A leader checking the view it keeps leaves the list alone: an
@@ -123,7 +124,7 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 		ctx := context.Background()
 		base := time.Now()
 		var ids []string
-		var tks []store.Ticket
+		var tks []domain.Ticket
 		for i := 0; i < 6; i++ {
 			tk := soloTicket("q", fmt.Sprintf("p%d", i), base.Add(time.Duration(i)*time.Millisecond))
 			require.NoError(t, s.CreateTicket(ctx, tk))
@@ -144,21 +145,21 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 		m1.Regions = []string{"WestUs"}
 		m2 := matchOf(tks[1:3]...) // reuses ids[1]
 		m3 := matchOf(tks[4:6]...) // ids[5] cancelled
-		res, err := s.CommitMatches(ctx, "q", []store.Match{m1, m2, m3})
+		res, err := s.CommitMatches(ctx, "q", []domain.Match{m1, m2, m3})
 		require.NoError(t, err)
-		assert.Equal(t, store.CommitOK, res[0].Outcome)
-		assert.Equal(t, store.CommitStale, res[1].Outcome)
+		assert.Equal(t, domain.CommitOK, res[0].Outcome)
+		assert.Equal(t, domain.CommitStale, res[1].Outcome)
 		assert.Equal(t, ids[1], res[1].StaleTicket)
-		assert.Equal(t, store.CommitStale, res[2].Outcome)
+		assert.Equal(t, domain.CommitStale, res[2].Outcome)
 		assert.Equal(t, ids[5], res[2].StaleTicket)
 
-		again, err := s.CommitMatches(ctx, "q", []store.Match{m1})
+		again, err := s.CommitMatches(ctx, "q", []domain.Match{m1})
 		require.NoError(t, err)
-		assert.Equal(t, store.CommitExists, again[0].Outcome, "a re-sent commit changes nothing")
+		assert.Equal(t, domain.CommitExists, again[0].Outcome, "a re-sent commit changes nothing")
 
 		m, err := s.Match(ctx, "q", m1.ID)
 		require.NoError(t, err)
-		assert.Equal(t, store.MatchAllocating, m.State)
+		assert.Equal(t, domain.MatchAllocating, m.State)
 		assert.Equal(t, "q", m.Queue)
 		assert.Equal(t, ids[0:2], m.TicketIDs)
 		assert.WithinDuration(t, time.Now(), m.CreatedAt, 5*time.Second)
@@ -169,7 +170,7 @@ func TestCommitMatchesIsAtomicAndIdempotent(t *testing.T) {
 
 		tk, err := s.PlayerTicket(ctx, "p1")
 		require.NoError(t, err)
-		assert.Equal(t, store.TicketMatched, tk.Status)
+		assert.Equal(t, domain.TicketMatched, tk.Status)
 		assert.Equal(t, m1.ID, tk.MatchID)
 
 		left, err := s.SearchingTickets(ctx, "q", 100)
@@ -196,7 +197,7 @@ func TestAllocationAttempts(t *testing.T) {
 		require.NoError(t, s.CreateTicket(ctx, a))
 		require.NoError(t, s.CreateTicket(ctx, b))
 		match := matchOf(a, b)
-		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		_, err := s.CommitMatches(ctx, "q", []domain.Match{match})
 		require.NoError(t, err)
 
 		jobs, err := s.ReadAllocationJobs(ctx, "q", "node-1", 10, 100*time.Millisecond)
@@ -211,16 +212,16 @@ func TestAllocationAttempts(t *testing.T) {
 		assert.Equal(t, first.Attempt+1, second.Attempt)
 
 		_, err = s.StoreParty(ctx, "q", match.ID, first.Attempt, "party-1", "desc-1", "inv-1")
-		assert.ErrorIs(t, err, store.ErrStaleAttempt, "an older attempt cannot store")
+		assert.ErrorIs(t, err, domain.ErrStaleAttempt, "an older attempt cannot store")
 		stored, err := s.StoreParty(ctx, "q", match.ID, second.Attempt, "party-2", "desc-2", "inv-2")
 		require.NoError(t, err)
-		assert.Equal(t, store.MatchReady, stored.State)
+		assert.Equal(t, domain.MatchReady, stored.State)
 		assert.Equal(t, "desc-2", stored.NetworkDescriptor)
 		again, err := s.StoreParty(ctx, "q", match.ID, second.Attempt, "party-2", "desc-2", "inv-2")
 		require.NoError(t, err, "a re-sent store is a no-op success")
 		assert.Equal(t, "inv-2", again.InvitationID)
 		_, err = s.FailMatch(ctx, second, "too late", time.Time{})
-		assert.ErrorIs(t, err, store.ErrStaleAttempt, "a ready match cannot fail")
+		assert.ErrorIs(t, err, domain.ErrStaleAttempt, "a ready match cannot fail")
 
 		require.NoError(t, s.AckAllocationJobs(ctx, jobs[:1]))
 		stale, err := s.ClaimStaleAllocationJobs(ctx, "q", "node-2", 0, 10)
@@ -239,7 +240,7 @@ func TestFailMatchRequeuesWithOriginalWait(t *testing.T) {
 		require.NoError(t, s.CreateTicket(ctx, a))
 		require.NoError(t, s.CreateTicket(ctx, leaver))
 		match := matchOf(a, leaver)
-		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		_, err := s.CommitMatches(ctx, "q", []domain.Match{match})
 		require.NoError(t, err)
 		require.NoError(t, s.CreateTicket(ctx, newer))
 
@@ -247,12 +248,12 @@ func TestFailMatchRequeuesWithOriginalWait(t *testing.T) {
 		require.NoError(t, err)
 		left, err := s.CancelPlayerTicket(ctx, "leaver")
 		require.NoError(t, err, "a player may leave while the match allocates")
-		assert.Equal(t, store.TicketCancelled, left.Status)
+		assert.Equal(t, domain.TicketCancelled, left.Status)
 
 		hold := time.Now().Add(time.Minute).Truncate(time.Millisecond)
 		failed, err := s.FailMatch(ctx, m, "playfab said no", hold)
 		require.NoError(t, err)
-		assert.Equal(t, store.MatchFailed, failed.State)
+		assert.Equal(t, domain.MatchFailed, failed.State)
 		assert.Equal(t, "playfab said no", failed.FailReason)
 		assert.Equal(t, []string{a.ID}, failed.Requeued, "the player who left is not requeued")
 		assert.Equal(t, []string{leaver.ID}, failed.Left)
@@ -280,14 +281,14 @@ func TestLeavingAReadyMatchIsAConflict(t *testing.T) {
 		tk := soloTicket("q", "p", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, tk))
 		match := matchOf(tk)
-		_, err := s.CommitMatches(ctx, "q", []store.Match{match})
+		_, err := s.CommitMatches(ctx, "q", []domain.Match{match})
 		require.NoError(t, err)
 		m, err := s.BeginAttempt(ctx, "q", match.ID, "node")
 		require.NoError(t, err)
 		_, err = s.StoreParty(ctx, "q", match.ID, m.Attempt, "party", "desc", "inv")
 		require.NoError(t, err)
 		_, err = s.CancelPlayerTicket(ctx, "p")
-		assert.ErrorIs(t, err, store.ErrConflict, "the party exists: too late to leave the queue")
+		assert.ErrorIs(t, err, domain.ErrConflict, "the party exists: too late to leave the queue")
 	})
 }
 
@@ -297,7 +298,7 @@ func TestStaleJobsAreClaimed(t *testing.T) {
 		require.NoError(t, s.EnsureAllocationGroup(ctx, "q"))
 		tk := soloTicket("q", "a", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, tk))
-		_, err := s.CommitMatches(ctx, "q", []store.Match{matchOf(tk)})
+		_, err := s.CommitMatches(ctx, "q", []domain.Match{matchOf(tk)})
 		require.NoError(t, err)
 		jobs, err := s.ReadAllocationJobs(ctx, "q", "dead-node", 10, 0)
 		require.NoError(t, err)
@@ -326,23 +327,23 @@ func TestPresenceAndDelivery(t *testing.T) {
 		require.NoError(t, err)
 		defer sub2.Close()
 
-		p1 := store.Presence{NodeID: "node-1", ConnID: "c1"}
+		p1 := domain.Presence{NodeID: "node-1", ConnID: "c1"}
 		_, found, err := s.SetPresence(ctx, "alice", p1, time.Minute)
 		require.NoError(t, err)
 		assert.False(t, found)
-		_, _, err = s.SetPresence(ctx, "bob", store.Presence{NodeID: "node-2", ConnID: "c2"}, time.Minute)
+		_, _, err = s.SetPresence(ctx, "bob", domain.Presence{NodeID: "node-2", ConnID: "c2"}, time.Minute)
 		require.NoError(t, err)
-		p3 := store.Presence{NodeID: "node-1", ConnID: "c3"}
+		p3 := domain.Presence{NodeID: "node-1", ConnID: "c3"}
 		_, _, err = s.SetPresence(ctx, "carol", p3, time.Minute)
 		require.NoError(t, err)
 
 		event := json.RawMessage(`{"type":"match.found"}`)
 		other := json.RawMessage(`{"type":"queue.state"}`)
-		require.NoError(t, s.SendToPlayers(ctx, []store.Addressed{
+		require.NoError(t, s.SendToPlayers(ctx, []domain.Addressed{
 			{To: []string{"alice", "bob", "carol", "offline"}, Event: event, MatchID: "m1"},
 			{To: []string{"bob"}, Event: other},
 		}))
-		next := func(sub *store.Subscription) store.NodeMessage {
+		next := func(sub domain.Subscription) domain.NodeMessage {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			msg, ok, err := sub.Next(ctx)
@@ -360,17 +361,17 @@ func TestPresenceAndDelivery(t *testing.T) {
 		assert.Equal(t, []string{"bob"}, m2.Events[0].To)
 		assert.JSONEq(t, string(other), string(m2.Events[1].Event))
 
-		prev, found, err := s.SetPresence(ctx, "alice", store.Presence{NodeID: "node-2", ConnID: "c9"}, time.Minute)
+		prev, found, err := s.SetPresence(ctx, "alice", domain.Presence{NodeID: "node-2", ConnID: "c9"}, time.Minute)
 		require.NoError(t, err)
 		assert.True(t, found)
 		assert.Equal(t, p1, prev, "the replaced connection is reported")
 		cleared, err := s.ClearPresence(ctx, "alice", p1)
 		require.NoError(t, err)
 		assert.False(t, cleared, "clearing a replaced presence is a no-op")
-		restored, err := s.RefreshPresence(ctx, map[string]store.Presence{"alice": p1, "carol": p3}, time.Minute)
+		restored, err := s.RefreshPresence(ctx, map[string]domain.Presence{"alice": p1, "carol": p3}, time.Minute)
 		require.NoError(t, err)
 		assert.Empty(t, restored, "alice is held by another connection, carol's is extended")
-		require.NoError(t, s.SendToPlayers(ctx, []store.Addressed{{To: []string{"alice"}, Event: event}}))
+		require.NoError(t, s.SendToPlayers(ctx, []domain.Addressed{{To: []string{"alice"}, Event: event}}))
 		assert.Equal(t, []string{"alice"}, next(sub2).Events[0].To, "alice now lives on node-2")
 	})
 }
@@ -380,7 +381,7 @@ func TestPendingMatch(t *testing.T) {
 		ctx := context.Background()
 		tk := soloTicket("q", "a", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, tk))
-		m := store.Match{ID: "m1", Queue: "q", Players: []store.Player{{ID: "a", TicketID: tk.ID}}}
+		m := domain.Match{ID: "m1", Queue: "q", Players: []domain.Player{{ID: "a", TicketID: tk.ID}}}
 		require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
 
 		id, payload, err := s.PendingMatch(ctx, "a")
@@ -388,14 +389,14 @@ func TestPendingMatch(t *testing.T) {
 		assert.Equal(t, "m1", id)
 		assert.JSONEq(t, `{"type":"match.ready"}`, string(payload))
 		_, err = s.PlayerTicket(ctx, "a")
-		assert.ErrorIs(t, err, store.ErrNotFound, "a delivered match frees the player to queue again")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "a delivered match frees the player to queue again")
 
 		require.NoError(t, s.AckPendingMatch(ctx, "a", "other"))
 		_, _, err = s.PendingMatch(ctx, "a")
 		require.NoError(t, err, "acking another match keeps this one")
 		require.NoError(t, s.AckPendingMatch(ctx, "a", "m1"))
 		_, _, err = s.PendingMatch(ctx, "a")
-		assert.ErrorIs(t, err, store.ErrNotFound)
+		assert.ErrorIs(t, err, domain.ErrNotFound)
 	})
 }
 
@@ -471,27 +472,27 @@ func TestAckPendingMatches(t *testing.T) {
 	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	for _, p := range []string{"a", "b", "c"} {
-		m := store.Match{ID: "m-" + p, Queue: "q", Players: []store.Player{{ID: p}}}
+		m := domain.Match{ID: "m-" + p, Queue: "q", Players: []domain.Player{{ID: p}}}
 		require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
 	}
 	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer raw.Close()
 	require.NoError(t, raw.ScriptFlush(ctx).Err())
 
-	require.NoError(t, s.AckPendingMatches(ctx, []store.MatchAck{
+	require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{
 		{PlayerID: "a", MatchID: "m-a"}, {PlayerID: "b", MatchID: "m-other"}, {PlayerID: "c", MatchID: "m-c"},
 	}))
 	_, _, err = s.PendingMatch(ctx, "a")
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, domain.ErrNotFound)
 	id, _, err := s.PendingMatch(ctx, "b")
 	require.NoError(t, err, "an ack of another match keeps b's")
 	assert.Equal(t, "m-b", id)
 	_, _, err = s.PendingMatch(ctx, "c")
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, domain.ErrNotFound)
 
-	require.NoError(t, s.AckPendingMatches(ctx, []store.MatchAck{{PlayerID: "b", MatchID: "m-b"}}))
+	require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{{PlayerID: "b", MatchID: "m-b"}}))
 	_, _, err = s.PendingMatch(ctx, "b")
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	assert.ErrorIs(t, err, domain.ErrNotFound)
 }
 
 // Attach reads in one round trip what a connecting player holds.
@@ -500,7 +501,7 @@ func TestAttach(t *testing.T) {
 		ctx := context.Background()
 		fresh, err := s.Attach(ctx, "nobody", time.Now().Add(time.Minute))
 		require.NoError(t, err)
-		assert.Equal(t, store.Attachment{}, fresh)
+		assert.Equal(t, domain.Attachment{}, fresh)
 
 		tk := soloTicket("q", "a", time.Now())
 		require.NoError(t, s.CreateTicket(ctx, tk))
@@ -511,10 +512,10 @@ func TestAttach(t *testing.T) {
 		assert.Equal(t, tk.ID, read.ID)
 		assert.Empty(t, got.PendingMatchID)
 
-		m := store.Match{ID: "m1", Queue: "q", Players: []store.Player{{ID: "a", TicketID: tk.ID}}}
+		m := domain.Match{ID: "m1", Queue: "q", Players: []domain.Player{{ID: "a", TicketID: tk.ID}}}
 		require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
-		l, err := s.CreateLobby(ctx, store.Lobby{ID: uuid.NewString(), Queue: "q", OwnerID: "a", MaxMembers: 2,
-			Status: store.LobbyOpen, Members: []store.LobbyMember{{PlayerID: "a", Name: "A"}}})
+		l, err := s.CreateLobby(ctx, domain.Lobby{ID: uuid.NewString(), Queue: "q", OwnerID: "a", MaxMembers: 2,
+			Status: domain.LobbyOpen, Members: []domain.LobbyMember{{PlayerID: "a", Name: "A"}}})
 		require.NoError(t, err)
 		got, err = s.Attach(ctx, "a", time.Now().Add(-time.Second)) // a deadline already past
 		require.NoError(t, err)
@@ -525,7 +526,7 @@ func TestAttach(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "a", lobby.OwnerID)
 		_, err = s.LobbyOf(ctx, "stranger", got.LobbyID)
-		assert.ErrorIs(t, err, store.ErrNotFound, "not a member")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "not a member")
 
 		graces, err := s.LeaseExpiredGraces(ctx, time.Now(), 10)
 		require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gojson "github.com/goccy/go-json"
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -37,7 +38,7 @@ func parseClaim(v string) (queue, ticketID string, ok bool) {
 // for a solo ticket (one player, no LobbyID) whose player holds a lobby
 // claim, and the error of t.Validate for a ticket it would not store. A solo
 // ticket takes two round trips.
-func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
+func (s *Store) CreateTicket(ctx context.Context, t domain.Ticket) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func (s *Store) CreateTicket(ctx context.Context, t Ticket) error {
 
 // createTicket is CreateTicket without the caps, as versions of lobbyd
 // before them stored tickets.
-func (s *Store) createTicket(ctx context.Context, t Ticket) error {
+func (s *Store) createTicket(ctx context.Context, t domain.Ticket) error {
 	claim := claimValue(t.Queue, t.ID)
 	solo := len(t.Players) == 1 && t.LobbyID == ""
 	var claimed []string
@@ -74,7 +75,7 @@ func (s *Store) createTicket(ctx context.Context, t Ticket) error {
 	}
 	key := s.keys.ticketKey(t.Queue, t.ID)
 	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, key, "data", data, "status", TicketSearching, "createdAt", msOf(t.CreatedAt))
+	pipe.HSet(ctx, key, "data", data, "status", string(domain.TicketSearching), "createdAt", msOf(t.CreatedAt))
 	pipe.Expire(ctx, key, ticketTTL)
 	pipe.ZAdd(ctx, s.keys.searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
 	pipe.HSet(ctx, s.keys.searchingDataKey(t.Queue), t.ID, searchingEntry(msOf(t.CreatedAt), 0, data))
@@ -112,7 +113,7 @@ func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bo
 			err := compareDeleteScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, claim).Err()
 			s.undoFailed(ctx, "roll back solo ticket claim of a lobby member", err, "player", playerID, "claim", claim)
 		}
-		return ErrInLobby
+		return domain.ErrInLobby
 	}
 	if ours {
 		return s.supersedePending(ctx, playerID, claim, pending.Val() > 0)
@@ -123,14 +124,14 @@ func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bo
 	if live, err := s.claimIsLive(ctx, old); err != nil {
 		return err
 	} else if live {
-		return ErrConflict
+		return domain.ErrConflict
 	}
 	replaced, err := replaceClaimScript.Run(ctx, s.rdb, []string{key}, old, claim, int(ticketTTL.Seconds())).Int()
 	if err != nil {
 		return fmt.Errorf("replace ticket claim of %s: %w", playerID, err)
 	}
 	if replaced == 0 {
-		return ErrConflict // someone else claimed it between our reads
+		return domain.ErrConflict // someone else claimed it between our reads
 	}
 	return s.supersedePending(ctx, playerID, claim, pending.Val() > 0)
 }
@@ -167,37 +168,37 @@ func (s *Store) claimIsLive(ctx context.Context, claim string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read ticket %s: %w", id, err)
 	}
-	return status == TicketSearching || status == TicketMatched, nil
+	return status == string(domain.TicketSearching) || status == string(domain.TicketMatched), nil
 }
 
 // PlayerTicket returns the ticket the player holds a claim on, in whatever
 // state it is, or ErrNotFound.
-func (s *Store) PlayerTicket(ctx context.Context, playerID string) (Ticket, error) {
+func (s *Store) PlayerTicket(ctx context.Context, playerID string) (domain.Ticket, error) {
 	claim, err := s.rdb.Get(ctx, s.keys.playerTicketKey(playerID)).Result()
 	if errors.Is(err, redis.Nil) {
-		return Ticket{}, ErrNotFound
+		return domain.Ticket{}, domain.ErrNotFound
 	}
 	if err != nil {
-		return Ticket{}, fmt.Errorf("read ticket claim of %s: %w", playerID, err)
+		return domain.Ticket{}, fmt.Errorf("read ticket claim of %s: %w", playerID, err)
 	}
 	return s.TicketOfClaim(ctx, claim)
 }
 
 // TicketOfClaim reads the ticket a player's ticket claim names (as
 // Attachment.TicketClaim holds it), or returns ErrNotFound.
-func (s *Store) TicketOfClaim(ctx context.Context, claim string) (Ticket, error) {
+func (s *Store) TicketOfClaim(ctx context.Context, claim string) (domain.Ticket, error) {
 	queue, id, ok := parseClaim(claim)
 	if !ok {
-		return Ticket{}, ErrNotFound
+		return domain.Ticket{}, domain.ErrNotFound
 	}
 	return s.Ticket(ctx, queue, id)
 }
 
 // Ticket reads one ticket, or returns ErrNotFound.
-func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (Ticket, error) {
+func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (domain.Ticket, error) {
 	fields, err := s.rdb.HMGet(ctx, s.keys.ticketKey(queue, ticketID), ticketFields...).Result()
 	if err != nil {
-		return Ticket{}, fmt.Errorf("read ticket %s: %w", ticketID, err)
+		return domain.Ticket{}, fmt.Errorf("read ticket %s: %w", ticketID, err)
 	}
 	return decodeTicket(fields)
 }
@@ -205,13 +206,13 @@ func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (Ticket, err
 // ticketData is the part of a ticket that never changes, stored as one
 // JSON field so that reading a ticket is one small reply.
 type ticketData struct {
-	ID        string         `json:"id"`
-	Queue     string         `json:"queue"`
-	Players   []Player       `json:"players"`
-	Skill     float64        `json:"skill,omitempty"`
-	Regions   []string       `json:"regions,omitempty"`
-	Latencies map[string]int `json:"latencies,omitempty"`
-	LobbyID   string         `json:"lobbyId,omitempty"`
+	ID        string          `json:"id"`
+	Queue     string          `json:"queue"`
+	Players   []domain.Player `json:"players"`
+	Skill     float64         `json:"skill,omitempty"`
+	Regions   []string        `json:"regions,omitempty"`
+	Latencies map[string]int  `json:"latencies,omitempty"`
+	LobbyID   string          `json:"lobbyId,omitempty"`
 }
 
 // ticketFields are the fields of a ticket hash, in the order decodeTicket
@@ -219,29 +220,29 @@ type ticketData struct {
 var ticketFields = []string{"data", "status", "createdAt", "holdUntil", "matchId"}
 
 // decodeTicket decodes the reply of HMGET ticketFields.
-func decodeTicket(f []any) (Ticket, error) {
+func decodeTicket(f []any) (domain.Ticket, error) {
 	str := func(i int) string {
 		s, _ := f[i].(string)
 		return s
 	}
 	if len(f) != len(ticketFields) || str(0) == "" {
-		return Ticket{}, ErrNotFound
+		return domain.Ticket{}, domain.ErrNotFound
 	}
 	var d ticketData
 	if err := json.Unmarshal([]byte(str(0)), &d); err != nil {
-		return Ticket{}, fmt.Errorf("decode ticket: %w", err)
+		return domain.Ticket{}, fmt.Errorf("decode ticket: %w", err)
 	}
 	created, _ := strconv.ParseInt(str(2), 10, 64)
 	hold, _ := strconv.ParseInt(str(3), 10, 64)
-	t := d.ticket(str(1), created, hold)
+	t := d.ticket(domain.TicketStatus(str(1)), created, hold)
 	t.MatchID = str(4)
 	return t, nil
 }
 
 // ticket is the ticket d describes, with its status, creation time and hold
 // (in ms; 0 for none).
-func (d ticketData) ticket(status string, createdMs, holdMs int64) Ticket {
-	t := Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
+func (d ticketData) ticket(status domain.TicketStatus, createdMs, holdMs int64) domain.Ticket {
+	t := domain.Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
 		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: status, CreatedAt: timeOfMs(createdMs)}
 	if holdMs > 0 {
 		t.HoldUntil = timeOfMs(holdMs)
@@ -254,20 +255,20 @@ func (d ticketData) ticket(status string, createdMs, holdMs int64) Ticket {
 // (so a failed allocation does not requeue it), and releases the claim. It
 // returns the cancelled ticket, ErrNotFound if the player holds none, or
 // ErrConflict once the ticket's match is ready or failed.
-func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket, error) {
+func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (domain.Ticket, error) {
 	for attempt := 0; ; attempt++ {
 		t, err := s.PlayerTicket(ctx, playerID)
 		if err != nil {
-			return Ticket{}, err
+			return domain.Ticket{}, err
 		}
-		err = s.endTicket(ctx, t, TicketCancelled)
-		if errors.Is(err, ErrConflict) && t.MatchID == "" && attempt == 0 {
+		err = s.endTicket(ctx, t, domain.TicketCancelled)
+		if errors.Is(err, domain.ErrConflict) && t.MatchID == "" && attempt == 0 {
 			continue // matched between our read and the script: read it again
 		}
 		if err != nil {
-			return Ticket{}, err
+			return domain.Ticket{}, err
 		}
-		t.Status = TicketCancelled
+		t.Status = domain.TicketCancelled
 		return t, nil
 	}
 }
@@ -275,11 +276,11 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (Ticket
 // endTicket moves a ticket to a final status, as cancel_ticket.lua allows,
 // and releases its players' claims. The ticket's record keeps only that
 // status, for finishedTicketTTL.
-func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
+func (s *Store) endTicket(ctx context.Context, t domain.Ticket, status domain.TicketStatus) error {
 	match := s.keys.matchKey(t.Queue, t.MatchID) // with no match: an unused key of the same slot
 	res, err := cancelTicketScript.Run(ctx, s.rdb,
 		[]string{s.keys.ticketKey(t.Queue, t.ID), s.keys.searchingKey(t.Queue), match, s.keys.searchingDataKey(t.Queue)},
-		t.ID, status, int(finishedTicketTTL.Seconds())).Text()
+		t.ID, string(status), int(finishedTicketTTL.Seconds())).Text()
 	if err != nil {
 		return fmt.Errorf("end ticket %s: %w", t.ID, err)
 	}
@@ -287,30 +288,30 @@ func (s *Store) endTicket(ctx context.Context, t Ticket, status string) error {
 	case "ok":
 	case "missing":
 		for _, p := range t.Players {
-			s.ReleaseTicketClaim(ctx, p.ID, t.Queue, t.ID)
+			s.releaseTicketClaim(ctx, p.ID, t.Queue, t.ID)
 		}
-		return ErrNotFound
+		return domain.ErrNotFound
 	default:
 		// Matched (and no longer cancellable), or ended another way (a
 		// ticket cancelled by its player does not also expire).
-		return ErrConflict
+		return domain.ErrConflict
 	}
 	for _, p := range t.Players {
-		s.ReleaseTicketClaim(ctx, p.ID, t.Queue, t.ID)
+		s.releaseTicketClaim(ctx, p.ID, t.Queue, t.ID)
 	}
 	return nil
 }
 
 // ExpireTicket ends a ticket that waited too long, if it is still
 // searching, and releases its players' claims. ErrConflict if it moved on.
-func (s *Store) ExpireTicket(ctx context.Context, t Ticket) error {
-	if t.Status != TicketSearching {
-		return ErrConflict
+func (s *Store) ExpireTicket(ctx context.Context, t domain.Ticket) error {
+	if t.Status != domain.TicketSearching {
+		return domain.ErrConflict
 	}
 	// cancel_ticket.lua leaves a matched ticket alone unless its match is
 	// allocating; pass no match, so only a searching ticket expires.
 	t.MatchID = ""
-	return s.endTicket(ctx, t, TicketExpired)
+	return s.endTicket(ctx, t, domain.TicketExpired)
 }
 
 // SetEstimatedWait records the queue's recent wait, for every node.
@@ -333,17 +334,17 @@ func (s *Store) EstimatedWait(ctx context.Context, queue string) (time.Duration,
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// ReleaseTicketClaim frees the player to queue again, if their claim still
+// releaseTicketClaim frees the player to queue again, if their claim still
 // points at the given ticket. It is best effort: a claim left behind points
 // at a finished ticket and is replaced by the next join.
-func (s *Store) ReleaseTicketClaim(ctx context.Context, playerID, queue, ticketID string) {
+func (s *Store) releaseTicketClaim(ctx context.Context, playerID, queue, ticketID string) {
 	err := compareDeleteScript.Run(ctx, s.rdb, []string{s.keys.playerTicketKey(playerID)}, claimValue(queue, ticketID)).Err()
 	s.undoFailed(ctx, "release ticket claim", err, "player", playerID, "queue", queue, "ticket", ticketID)
 }
 
 // SearchingTickets returns up to limit of the queue's searching tickets,
 // oldest first, in two round trips.
-func (s *Store) SearchingTickets(ctx context.Context, queue string, limit int) ([]Ticket, error) {
+func (s *Store) SearchingTickets(ctx context.Context, queue string, limit int) ([]domain.Ticket, error) {
 	ids, err := s.rdb.ZRange(ctx, s.keys.searchingKey(queue), 0, int64(limit)-1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list searching tickets of %s: %w", queue, err)
@@ -367,9 +368,6 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// ErrNotLeader means the caller does not hold the queue's lease (any more).
-var ErrNotLeader = errors.New("not the queue's leader")
-
 // TakeIncoming takes up to max ids of tickets that became searching (new or
 // requeued) since the last call, oldest first, and returns those tickets
 // that are still searching. Only the queue's leader, holder, may take them:
@@ -377,7 +375,7 @@ var ErrNotLeader = errors.New("not the queue's leader")
 // takes nothing, so it cannot hide arrivals from the new leader. (The lease
 // is WATCHed around the MULTI that takes them; a transaction is never
 // re-sent after a lost reply, so no ids are taken twice.)
-func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int) ([]Ticket, error) {
+func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int) ([]domain.Ticket, error) {
 	var ids *redis.StringSliceCmd
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		lease, err := tx.Get(ctx, s.keys.leaseKey(queue)).Result()
@@ -385,7 +383,7 @@ func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int)
 			return err
 		}
 		if lease != holder {
-			return ErrNotLeader
+			return domain.ErrNotLeader
 		}
 		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
 			ids = pipe.LRange(ctx, s.keys.incomingKey(queue), 0, int64(max)-1)
@@ -395,10 +393,10 @@ func (s *Store) TakeIncoming(ctx context.Context, queue, holder string, max int)
 		return err
 	}, s.keys.leaseKey(queue))
 	switch {
-	case errors.Is(err, ErrNotLeader):
+	case errors.Is(err, domain.ErrNotLeader):
 		return nil, err
 	case errors.Is(err, redis.TxFailedErr):
-		return nil, ErrNotLeader // the lease changed hands meanwhile
+		return nil, domain.ErrNotLeader // the lease changed hands meanwhile
 	case err != nil:
 		return nil, fmt.Errorf("take incoming tickets of %s: %w", queue, err)
 	}
@@ -472,19 +470,19 @@ func searchingEntry(createdAt, holdUntil int64, data []byte) string {
 }
 
 // decodeSearchingEntry decodes a searchingEntry into a searching ticket.
-func decodeSearchingEntry(v string) (Ticket, error) {
+func decodeSearchingEntry(v string) (domain.Ticket, error) {
 	created, rest, ok1 := strings.Cut(v, ":")
 	hold, data, ok2 := strings.Cut(rest, ":")
 	createdMs, err1 := strconv.ParseInt(created, 10, 64)
 	holdMs, err2 := strconv.ParseInt(hold, 10, 64)
 	if !ok1 || !ok2 || err1 != nil || err2 != nil {
-		return Ticket{}, fmt.Errorf("decode searching ticket: malformed entry %.40q", v)
+		return domain.Ticket{}, fmt.Errorf("decode searching ticket: malformed entry %.40q", v)
 	}
 	var d ticketData
 	if err := gojson.Unmarshal([]byte(data), &d); err != nil {
-		return Ticket{}, fmt.Errorf("decode searching ticket: %w", err)
+		return domain.Ticket{}, fmt.Errorf("decode searching ticket: %w", err)
 	}
-	return d.ticket(TicketSearching, createdMs, holdMs), nil
+	return d.ticket(domain.TicketSearching, createdMs, holdMs), nil
 }
 
 // Tickets reads the given tickets of a queue and returns those still
@@ -493,7 +491,7 @@ func decodeSearchingEntry(v string) (Ticket, error) {
 // by a version of lobbyd without that hash; otherwise one that stopped
 // searching meanwhile), and ids whose record expired are dropped from the
 // searching set.
-func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
+func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]domain.Ticket, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -501,7 +499,7 @@ func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Tick
 	if err != nil {
 		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
 	}
-	out := make([]Ticket, 0, len(ids))
+	out := make([]domain.Ticket, 0, len(ids))
 	var missing []string
 	for i, v := range vals {
 		entry, ok := v.(string)
@@ -533,13 +531,13 @@ func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]Tick
 	for i, id := range ids {
 		order[id] = i
 	}
-	slices.SortFunc(out, func(a, b Ticket) int { return cmp.Compare(order[a.ID], order[b.ID]) })
+	slices.SortFunc(out, func(a, b domain.Ticket) int { return cmp.Compare(order[a.ID], order[b.ID]) })
 	return out, nil
 }
 
 // tickets reads the given tickets from their hashes, one HMGET each in one
 // pipeline, and returns those still searching, in the order given.
-func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Ticket, error) {
+func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]domain.Ticket, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -551,18 +549,18 @@ func (s *Store) tickets(ctx context.Context, queue string, ids []string) ([]Tick
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read tickets of %s: %w", queue, err)
 	}
-	out := make([]Ticket, 0, len(ids))
+	out := make([]domain.Ticket, 0, len(ids))
 	var orphans []string
 	for i, cmd := range cmds {
 		t, err := decodeTicket(cmd.Val())
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, domain.ErrNotFound) {
 			orphans = append(orphans, ids[i]) // its record expired: drop it from the queue
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		if t.Status == TicketSearching {
+		if t.Status == domain.TicketSearching {
 			out = append(out, t)
 		}
 	}

@@ -3,17 +3,14 @@ package store_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -51,57 +48,27 @@ func TestIsUnavailableRedisReplies(t *testing.T) {
 			_, err = s.Match(ctx, "q", "m1")
 			require.Error(t, err)
 			assert.False(t, errors.Is(err, context.DeadlineExceeded), "answered before the test's deadline: %v", err)
-			assert.Equal(t, tc.unavailable, store.IsUnavailable(err), "%v", err)
+			assert.Equal(t, tc.unavailable, errors.Is(err, domain.ErrUnavailable), "%v", err)
 		})
 	}
 }
 
-// A Redis nobody listens on, a connection cut mid-reply, a full pool and
-// expired deadlines are unavailable; the store's own sentinels are not.
-func TestIsUnavailableConnectionErrors(t *testing.T) {
-	t.Run("connection refused", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := ln.Addr().String()
-		ln.Close() // nobody listens there now
-		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-		defer rdb.Close()
-		err = rdb.Ping(context.Background()).Err()
-		require.Error(t, err)
-		assert.True(t, store.IsUnavailable(fmt.Errorf("read match: %w", err)), "%v", err)
-	})
-	t.Run("connection closed mid-reply", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				buf := make([]byte, 512)
-				c.Read(buf) // the command arrives; no reply is ever sent
-				c.Close()
-			}
-		}()
-		rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1, Protocol: 2})
-		defer rdb.Close()
-		err = rdb.Get(context.Background(), "k").Err()
-		require.Error(t, err)
-		assert.True(t, store.IsUnavailable(err), "%v", err)
-	})
-	for _, err := range []error{
-		io.EOF, io.ErrUnexpectedEOF, redis.ErrPoolTimeout, redis.ErrClosed,
-		context.DeadlineExceeded, fmt.Errorf("store party of match m: %w", context.DeadlineExceeded),
-		&net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset by peer")},
-	} {
-		assert.True(t, store.IsUnavailable(err), "%v", err)
-	}
-	for _, err := range []error{
-		nil, redis.Nil, store.ErrNotFound, store.ErrConflict, store.ErrStaleAttempt, context.Canceled,
-		errors.New("decode match m players: invalid character"),
-	} {
-		assert.False(t, store.IsUnavailable(err), "%v", err)
-	}
+// What a store operation returns while Redis is unreachable is marked
+// unavailable: here Redis went away after the store connected, and the
+// pool's connections are refused or cut.
+func TestStoreMarksAnUnreachableRedisUnavailable(t *testing.T) {
+	mr := miniredis.RunT(t)
+	s, err := store.Open(context.Background(), store.Config{URL: "redis://" + mr.Addr()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	mr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = s.Match(ctx, "q", "m1")
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, domain.ErrUnavailable), "%v", err)
+	_, err = s.Subscribe(ctx, "node-1")
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, domain.ErrUnavailable), "a subscription too: %v", err)
+	assert.NotErrorIs(t, domain.ErrNotFound, domain.ErrUnavailable)
 }

@@ -49,7 +49,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn(w, "file", cfg.ConfigFile)
 	}
 
-	store.SetLogger(log)
 	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL, KeyPrefix: cfg.KeyPrefix, Logger: log})
 	if err != nil {
 		return err

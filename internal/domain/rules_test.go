@@ -1,4 +1,4 @@
-package store
+package domain
 
 import (
 	"testing"
@@ -21,28 +21,28 @@ func TestLobbyRules(t *testing.T) {
 		name string
 		// setup changes the starting lobby before the rule runs.
 		setup func(l *Lobby)
-		rule  rule
+		rule  LobbyRule
 		// want is the error (matched with errors.Is) or nil; check looks
 		// at the lobby after an applied rule.
 		want  error
 		check func(t *testing.T, l Lobby)
 	}{
-		{name: "join adds the player last", rule: joinRule(LobbyMember{PlayerID: "cat"}),
+		{name: "join adds the player last", rule: JoinRule(LobbyMember{PlayerID: "cat"}),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, []string{"ann", "bob", "cat"}, l.MemberIDs())
 			}},
-		{name: "join by a member changes nothing", rule: joinRule(LobbyMember{PlayerID: "bob"}), want: errUnchanged},
+		{name: "join by a member changes nothing", rule: JoinRule(LobbyMember{PlayerID: "bob"}), want: ErrUnchanged},
 		{name: "join a full lobby", setup: func(l *Lobby) { l.MaxMembers = 2 },
-			rule: joinRule(LobbyMember{PlayerID: "cat"}), want: ErrFull},
+			rule: JoinRule(LobbyMember{PlayerID: "cat"}), want: ErrFull},
 		{name: "join a queued lobby", setup: func(l *Lobby) { l.Status = LobbyQueued },
-			rule: joinRule(LobbyMember{PlayerID: "cat"}), want: ErrConflict},
+			rule: JoinRule(LobbyMember{PlayerID: "cat"}), want: ErrConflict},
 
-		{name: "leave by a member", rule: leaveRule("bob"),
+		{name: "leave by a member", rule: LeaveRule("bob"),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, []string{"ann"}, l.MemberIDs())
 				assert.Equal(t, "ann", l.OwnerID)
 			}},
-		{name: "the owner leaving hands the lobby to the earliest joiner", rule: leaveRule("ann"),
+		{name: "the owner leaving hands the lobby to the earliest joiner", rule: LeaveRule("ann"),
 			setup: func(l *Lobby) {
 				l.Members = append(l.Members, LobbyMember{PlayerID: "cat"})
 			},
@@ -51,81 +51,81 @@ func TestLobbyRules(t *testing.T) {
 				assert.Equal(t, "bob", l.OwnerID)
 			}},
 		{name: "the last member leaving leaves no one", setup: func(l *Lobby) { l.Members = l.Members[:1] },
-			rule:  leaveRule("ann"),
+			rule:  LeaveRule("ann"),
 			check: func(t *testing.T, l Lobby) { assert.Empty(t, l.Members) }},
-		{name: "leave by a stranger", rule: leaveRule("cat"), want: ErrNotFound},
+		{name: "leave by a stranger", rule: LeaveRule("cat"), want: ErrNotFound},
 
-		{name: "kick by the owner", rule: kickRule("ann", "bob"),
+		{name: "kick by the owner", rule: KickRule("ann", "bob"),
 			check: func(t *testing.T, l Lobby) { assert.Equal(t, []string{"ann"}, l.MemberIDs()) }},
-		{name: "kick by a member who is not the owner", rule: kickRule("bob", "ann"), want: ErrForbidden},
-		{name: "kick of a stranger", rule: kickRule("ann", "cat"), want: ErrNotFound},
-		{name: "the owner kicking themselves", rule: kickRule("ann", "ann"), want: ErrInvalid},
+		{name: "kick by a member who is not the owner", rule: KickRule("bob", "ann"), want: ErrForbidden},
+		{name: "kick of a stranger", rule: KickRule("ann", "cat"), want: ErrNotFound},
+		{name: "the owner kicking themselves", rule: KickRule("ann", "ann"), want: ErrInvalid},
 
-		{name: "promote by the owner", rule: promoteRule("ann", "bob"),
+		{name: "promote by the owner", rule: PromoteRule("ann", "bob"),
 			check: func(t *testing.T, l Lobby) { assert.Equal(t, "bob", l.OwnerID) }},
-		{name: "promote by a member", rule: promoteRule("bob", "bob"), want: ErrForbidden},
-		{name: "promote a stranger", rule: promoteRule("ann", "cat"), want: ErrNotFound},
+		{name: "promote by a member", rule: PromoteRule("bob", "bob"), want: ErrForbidden},
+		{name: "promote a stranger", rule: PromoteRule("ann", "cat"), want: ErrNotFound},
 
-		{name: "update by the owner", rule: updateRule("ann", lobbyPatch{Props: map[string]string{"mode": "ctf"}, MaxMembers: 4}),
+		{name: "update by the owner", rule: UpdateRule("ann", LobbyPatch{Props: map[string]string{"mode": "ctf"}, MaxMembers: 4}),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, map[string]string{"mode": "ctf"}, l.Props)
 				assert.Equal(t, 4, l.MaxMembers)
 				assert.Equal(t, "public", l.Visibility)
 				assert.Equal(t, "OLDCODE", l.Code)
 			}},
-		{name: "update by a member", rule: updateRule("bob", lobbyPatch{MaxMembers: 4}), want: ErrForbidden},
-		{name: "update below the members there are", rule: updateRule("ann", lobbyPatch{MaxMembers: 1}), want: ErrInvalid},
-		{name: "a public lobby turning private takes the new code", rule: updateRule("ann", lobbyPatch{Visibility: "private", NewCode: "NEWCODE"}),
+		{name: "update by a member", rule: UpdateRule("bob", LobbyPatch{MaxMembers: 4}), want: ErrForbidden},
+		{name: "update below the members there are", rule: UpdateRule("ann", LobbyPatch{MaxMembers: 1}), want: ErrInvalid},
+		{name: "a public lobby turning private takes the new code", rule: UpdateRule("ann", LobbyPatch{Visibility: "private", NewCode: "NEWCODE"}),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, "private", l.Visibility)
 				assert.Equal(t, "NEWCODE", l.Code)
 			}},
 		{name: "a private lobby staying private keeps its code", setup: func(l *Lobby) { l.Visibility = "private" },
-			rule:  updateRule("ann", lobbyPatch{Visibility: "private", NewCode: "NEWCODE"}),
+			rule:  UpdateRule("ann", LobbyPatch{Visibility: "private", NewCode: "NEWCODE"}),
 			check: func(t *testing.T, l Lobby) { assert.Equal(t, "OLDCODE", l.Code) }},
 		{name: "a private lobby turning public keeps its code", setup: func(l *Lobby) { l.Visibility = "private" },
-			rule: updateRule("ann", lobbyPatch{Visibility: "public"}),
+			rule: UpdateRule("ann", LobbyPatch{Visibility: "public"}),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, "public", l.Visibility)
 				assert.Equal(t, "OLDCODE", l.Code)
 			}},
 
-		{name: "ready with a skill", rule: readyRule("bob", true, &skill),
+		{name: "ready with a skill", rule: ReadyRule("bob", true, &skill),
 			check: func(t *testing.T, l Lobby) {
 				require.NotNil(t, l.Members[1].Skill)
 				assert.True(t, l.Members[1].Ready)
 				assert.Equal(t, 1500.0, *l.Members[1].Skill)
 			}},
 		{name: "unready keeps the skill", setup: func(l *Lobby) { l.Members[0].Skill = &skill },
-			rule: readyRule("ann", false, nil),
+			rule: ReadyRule("ann", false, nil),
 			check: func(t *testing.T, l Lobby) {
 				assert.False(t, l.Members[0].Ready)
 				assert.NotNil(t, l.Members[0].Skill)
 			}},
-		{name: "ready by a stranger", rule: readyRule("cat", true, nil), want: ErrNotFound},
+		{name: "ready by a stranger", rule: ReadyRule("cat", true, nil), want: ErrNotFound},
 		{name: "ready while queued", setup: func(l *Lobby) { l.Status = LobbyQueued },
-			rule: readyRule("bob", true, nil), want: ErrConflict},
+			rule: ReadyRule("bob", true, nil), want: ErrConflict},
 
 		{name: "queue with everyone ready", setup: func(l *Lobby) { l.Members[1].Ready = true },
-			rule: queueRule("ann", "T1", []string{"ann", "bob"}),
+			rule: QueueRule("ann", "T1", []string{"ann", "bob"}),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, LobbyQueued, l.Status)
 				assert.Equal(t, "T1", l.TicketID)
 			}},
-		{name: "queue by a member", rule: queueRule("bob", "T1", []string{"ann", "bob"}), want: ErrForbidden},
-		{name: "queue with a member not ready", rule: queueRule("ann", "T1", []string{"ann", "bob"}), want: errNotReady},
+		{name: "queue by a member", rule: QueueRule("bob", "T1", []string{"ann", "bob"}), want: ErrForbidden},
+		{name: "queue with a member not ready", rule: QueueRule("ann", "T1", []string{"ann", "bob"}), want: errNotReady},
 		{name: "queue after the members changed", setup: func(l *Lobby) { l.Members[1].Ready = true },
-			rule: queueRule("ann", "T1", []string{"ann"}), want: errMembersMove},
+			rule: QueueRule("ann", "T1", []string{"ann"}), want: errMembersMove},
 		{name: "queue again with the same ticket changes nothing",
 			setup: func(l *Lobby) { l.Status, l.TicketID = LobbyQueued, "T1" },
-			rule:  queueRule("ann", "T1", []string{"ann", "bob"}), want: errUnchanged},
+			rule:  QueueRule("ann", "T1", []string{"ann", "bob"}), want: ErrUnchanged},
 		{name: "queue with another ticket while queued",
 			setup: func(l *Lobby) { l.Status, l.TicketID = LobbyQueued, "T1" },
-			rule:  queueRule("ann", "T2", []string{"ann", "bob"}), want: errQueued},
+			rule:  QueueRule("ann", "T2", []string{"ann", "bob"}), want: errQueued},
 
 		{name: "a cancelled ticket reopens the lobby",
 			setup: func(l *Lobby) { l.Status, l.TicketID = LobbyQueued, "T1" },
-			rule:  ticketDoneRule("T1", LobbyOpen),
+			rule:  TicketDoneRule("T1", LobbyOpen),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, LobbyOpen, l.Status)
 				assert.Empty(t, l.TicketID)
@@ -133,7 +133,7 @@ func TestLobbyRules(t *testing.T) {
 			}},
 		{name: "a matched ticket unreadies everyone",
 			setup: func(l *Lobby) { l.Status, l.TicketID = LobbyQueued, "T1" },
-			rule:  ticketDoneRule("T1", LobbyMatched),
+			rule:  TicketDoneRule("T1", LobbyMatched),
 			check: func(t *testing.T, l Lobby) {
 				assert.Equal(t, LobbyMatched, l.Status)
 				assert.Equal(t, "T1", l.TicketID)
@@ -143,7 +143,7 @@ func TestLobbyRules(t *testing.T) {
 			}},
 		{name: "a stale ticket changes nothing",
 			setup: func(l *Lobby) { l.Status, l.TicketID = LobbyQueued, "T2" },
-			rule:  ticketDoneRule("T1", LobbyOpen), want: errStaleTicket},
+			rule:  TicketDoneRule("T1", LobbyOpen), want: ErrStaleTicket},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

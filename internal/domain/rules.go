@@ -1,4 +1,4 @@
-package store
+package domain
 
 import (
 	"errors"
@@ -6,30 +6,34 @@ import (
 	"slices"
 )
 
-// The lobby rules: each is a function that applies one change to a lobby
-// value, or refuses it with the error the player gets. They are the whole
-// of what a change may do, in Go and testable without Redis; Redis only
-// makes each one atomic (applyLobbyRule reads the lobby, applies the rule
-// and writes the result back with a compare-and-set, again on a conflict).
-// The version is not theirs to touch: every applied change increments it.
-// (They sit here, beside the Lobby type, until the domain types leave
-// store; see issue 12.)
+// A LobbyRule applies one change to a lobby value, or refuses it with the
+// error the player gets. The rules below are the whole of what a change
+// may do, in Go and testable without Redis; the store only makes each one
+// atomic (it reads the lobby, applies the rule and writes the result back
+// with a compare-and-set, again on a conflict). The version is not theirs
+// to touch: the store increments it with every applied change, and
+// deletes a lobby a rule left with no member.
 //
-// A rule returns errUnchanged when the change is already in effect (a
+// A rule returns ErrUnchanged when the change is already in effect (a
 // join by a member, a lobby already queued with this ticket): the lobby is
 // answered as it is and nothing is written, so a request sent twice has
 // the effect of one.
-type rule func(l *Lobby) error
+type LobbyRule func(l *Lobby) error
 
-// errUnchanged: the change is already made; nothing to write.
-var errUnchanged = errors.New("lobby unchanged")
+// ErrUnchanged means the change a rule makes is already made: there is
+// nothing to write.
+var ErrUnchanged = errors.New("lobby unchanged")
 
-// errStaleTicket: the lobby's ticket is no longer the one that ended.
-var errStaleTicket = errors.New("not the lobby's ticket")
+// ErrStaleTicket means the lobby's ticket is no longer the one that ended
+// (TicketDoneRule).
+var ErrStaleTicket = errors.New("not the lobby's ticket")
+
+// ErrNotMember means the player is not a member of the lobby. It is a kind
+// of ErrNotFound.
+var ErrNotMember = fmt.Errorf("not a member of this lobby: %w", ErrNotFound)
 
 // Errors the rules refuse with, as players see them.
 var (
-	errNotMember   = fmt.Errorf("not a member of this lobby: %w", ErrNotFound)
 	errKickSelf    = fmt.Errorf("not allowed on this lobby: %w", ErrInvalid)
 	errTooSmall    = fmt.Errorf("maxMembers is below the number of members: %w", ErrInvalid)
 	errQueued      = fmt.Errorf("the lobby is queued: leave the queue first: %w", ErrConflict)
@@ -37,17 +41,17 @@ var (
 	errMembersMove = fmt.Errorf("the lobby's members changed meanwhile: %w", ErrConflict)
 )
 
-func memberIndex(l *Lobby, player string) int {
+func (l Lobby) memberIndex(player string) int {
 	return slices.IndexFunc(l.Members, func(m LobbyMember) bool { return m.PlayerID == player })
 }
 
-// joinRule adds m, unless the lobby is queued or full. Joining a lobby one
+// JoinRule adds m, unless the lobby is queued or full. Joining a lobby one
 // is in changes nothing.
-func joinRule(m LobbyMember) rule {
+func JoinRule(m LobbyMember) LobbyRule {
 	return func(l *Lobby) error {
 		switch {
-		case memberIndex(l, m.PlayerID) >= 0:
-			return errUnchanged
+		case l.memberIndex(m.PlayerID) >= 0:
+			return ErrUnchanged
 		case l.Status == LobbyQueued:
 			return fmt.Errorf("lobby is %s: %w", l.Status, ErrConflict)
 		case len(l.Members) >= l.MaxMembers:
@@ -58,28 +62,28 @@ func joinRule(m LobbyMember) rule {
 	}
 }
 
-// leaveRule takes the player out; see removeMember.
-func leaveRule(player string) rule {
+// LeaveRule takes the player out; see removeMember.
+func LeaveRule(player string) LobbyRule {
 	return func(l *Lobby) error {
-		i := memberIndex(l, player)
+		i := l.memberIndex(player)
 		if i < 0 {
-			return errNotMember
+			return ErrNotMember
 		}
 		removeMember(l, i)
 		return nil
 	}
 }
 
-// kickRule lets the owner take another member out.
-func kickRule(by, target string) rule {
+// KickRule lets the owner take another member out.
+func KickRule(by, target string) LobbyRule {
 	return func(l *Lobby) error {
 		if l.OwnerID != by {
 			return ErrForbidden
 		}
-		i := memberIndex(l, target)
+		i := l.memberIndex(target)
 		switch {
 		case i < 0:
-			return errNotMember
+			return ErrNotMember
 		case target == by:
 			return errKickSelf
 		}
@@ -93,28 +97,28 @@ func kickRule(by, target string) rule {
 // whoever applies the rule).
 func removeMember(l *Lobby, i int) {
 	l.Members = slices.Delete(l.Members, i, i+1)
-	if len(l.Members) > 0 && memberIndex(l, l.OwnerID) < 0 {
+	if len(l.Members) > 0 && l.memberIndex(l.OwnerID) < 0 {
 		l.OwnerID = l.Members[0].PlayerID
 	}
 }
 
-// promoteRule lets the owner hand the lobby to another member.
-func promoteRule(by, target string) rule {
+// PromoteRule lets the owner hand the lobby to another member.
+func PromoteRule(by, target string) LobbyRule {
 	return func(l *Lobby) error {
 		if l.OwnerID != by {
 			return ErrForbidden
 		}
-		if memberIndex(l, target) < 0 {
-			return errNotMember
+		if l.memberIndex(target) < 0 {
+			return ErrNotMember
 		}
 		l.OwnerID = target
 		return nil
 	}
 }
 
-// lobbyPatch is an owner's change of settings; nil and zero fields are left
+// LobbyPatch is an owner's change of settings; nil and zero fields are left
 // alone.
-type lobbyPatch struct {
+type LobbyPatch struct {
 	Props      map[string]string
 	Visibility string
 	MaxMembers int
@@ -123,9 +127,9 @@ type lobbyPatch struct {
 	NewCode string
 }
 
-// updateRule applies the owner's patch. maxMembers may not drop below the
+// UpdateRule applies the owner's patch. maxMembers may not drop below the
 // members there are.
-func updateRule(by string, p lobbyPatch) rule {
+func UpdateRule(by string, p LobbyPatch) LobbyRule {
 	return func(l *Lobby) error {
 		if l.OwnerID != by {
 			return ErrForbidden
@@ -149,14 +153,14 @@ func updateRule(by string, p lobbyPatch) rule {
 	}
 }
 
-// readyRule sets a member's readiness (and skill, when given), not while
+// ReadyRule sets a member's readiness (and skill, when given), not while
 // the lobby queues.
-func readyRule(player string, ready bool, skill *float64) rule {
+func ReadyRule(player string, ready bool, skill *float64) LobbyRule {
 	return func(l *Lobby) error {
-		i := memberIndex(l, player)
+		i := l.memberIndex(player)
 		switch {
 		case i < 0:
-			return errNotMember
+			return ErrNotMember
 		case l.Status == LobbyQueued:
 			return errQueued
 		}
@@ -169,18 +173,18 @@ func readyRule(player string, ready bool, skill *float64) rule {
 	}
 }
 
-// queueRule marks the lobby queued with ticketID: only the owner, only
+// QueueRule marks the lobby queued with ticketID: only the owner, only
 // with every member ready, and only if the members are still exactly
 // memberIDs (the ticket's players, in joining order). Queueing again with
 // the same ticket changes nothing.
-func queueRule(by, ticketID string, memberIDs []string) rule {
+func QueueRule(by, ticketID string, memberIDs []string) LobbyRule {
 	return func(l *Lobby) error {
 		if l.OwnerID != by {
 			return ErrForbidden
 		}
 		if l.Status == LobbyQueued {
 			if l.TicketID == ticketID {
-				return errUnchanged
+				return ErrUnchanged
 			}
 			return errQueued
 		}
@@ -197,14 +201,14 @@ func queueRule(by, ticketID string, memberIDs []string) rule {
 	}
 }
 
-// ticketDoneRule moves a lobby whose ticket ended to status: open (the
+// TicketDoneRule moves a lobby whose ticket ended to status: open (the
 // ticket was cancelled or expired; the lobby may queue again) or matched
 // (its match is ready; every member must ready up again for the next
 // one). A ticket that is no longer the lobby's changes nothing.
-func ticketDoneRule(ticketID, status string) rule {
+func TicketDoneRule(ticketID string, status LobbyStatus) LobbyRule {
 	return func(l *Lobby) error {
 		if l.TicketID != ticketID {
-			return errStaleTicket
+			return ErrStaleTicket
 		}
 		l.Status = status
 		switch status {

@@ -1,27 +1,23 @@
-package store
+package domain
 
 import (
 	"fmt"
-	"slices"
+	"regexp"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 )
 
-// Ticket statuses, as the protocol names them.
-const (
-	TicketSearching = "searching"
-	TicketMatched   = "matched"
-	TicketCancelled = "cancelled"
-	TicketExpired   = "expired"
-)
+// TicketStatus is where a ticket is in its life, as the protocol names it.
+type TicketStatus string
 
-// Match allocation states.
+// Ticket statuses.
 const (
-	MatchAllocating = "allocating"
-	MatchReady      = "ready"
-	MatchFailed     = "failed"
+	TicketSearching TicketStatus = "searching"
+	TicketMatched   TicketStatus = "matched"
+	TicketCancelled TicketStatus = "cancelled"
+	TicketExpired   TicketStatus = "expired"
 )
 
 // Player is a member of a ticket or match.
@@ -39,13 +35,13 @@ type Player struct {
 
 // Ticket is a request by one player, or one lobby, to be matched.
 type Ticket struct {
-	ID        string    `json:"ticketId"`
-	Queue     string    `json:"queue"`
-	Players   []Player  `json:"players"`
-	Status    string    `json:"status"`
-	CreatedAt time.Time `json:"createdAt"`
-	Skill     float64   `json:"skill"`
-	Regions   []string  `json:"regions,omitempty"`
+	ID        string       `json:"ticketId"`
+	Queue     string       `json:"queue"`
+	Players   []Player     `json:"players"`
+	Status    TicketStatus `json:"status"`
+	CreatedAt time.Time    `json:"createdAt"`
+	Skill     float64      `json:"skill"`
+	Regions   []string     `json:"regions,omitempty"`
 	// Latencies maps regions to the player's measured round trip (ms).
 	Latencies map[string]int `json:"latencies,omitempty"`
 	MatchID   string         `json:"matchId,omitempty"`
@@ -74,10 +70,6 @@ const (
 	// MaxRegionBytes caps a region name, as queue files do.
 	MaxRegionBytes = 64
 )
-
-// ErrTooLarge means a ticket holds a string or a list longer than its cap
-// (MaxPlayerNameBytes and the others). It is a kind of ErrInvalid.
-var ErrTooLarge = fmt.Errorf("too large: %w", ErrInvalid)
 
 // Validate checks what the ticket would store against the caps: ErrTooLarge
 // for a string or list over its cap, ErrInvalid for an id that cannot be
@@ -121,63 +113,24 @@ func (t Ticket) Validate() error {
 }
 
 // PlayerIDs lists the ids of the ticket's players.
-func (t Ticket) PlayerIDs() []string {
-	ids := make([]string, len(t.Players))
-	for i, p := range t.Players {
-		ids[i] = p.ID
-	}
-	return ids
-}
+func (t Ticket) PlayerIDs() []string { return playerIDs(t.Players) }
 
 // Size is the number of players the ticket brings to a match.
 func (t Ticket) Size() int { return len(t.Players) }
 
-// Match is a set of tickets committed together, and its allocation.
-type Match struct {
-	ID        string    `json:"matchId"`
-	Queue     string    `json:"queue"`
-	TicketIDs []string  `json:"tickets"`
-	Players   []Player  `json:"players"`
-	Regions   []string  `json:"regions"`
-	State     string    `json:"state"`
-	Attempt   int       `json:"attempt"`
-	CreatedAt time.Time `json:"createdAt"`
-	// Set once the match is ready.
-	PartyID           string `json:"partyId,omitempty"`
-	NetworkDescriptor string `json:"networkDescriptor,omitempty"`
-	InvitationID      string `json:"invitationId,omitempty"`
-	// FailReason is set once the match has failed, and Requeued lists the
-	// tickets then put back in the queue (not those whose players left).
-	FailReason string   `json:"failReason,omitempty"`
-	Requeued   []string `json:"requeued,omitempty"`
-	// Left lists the tickets cancelled while the match was allocating: their
-	// players left and get no more events of this match.
-	Left []string `json:"left,omitempty"`
-}
-
-// PlayerIDs lists the ids of the match's players.
-func (m Match) PlayerIDs() []string {
-	ids := make([]string, len(m.Players))
-	for i, p := range m.Players {
+func playerIDs(players []Player) []string {
+	ids := make([]string, len(players))
+	for i, p := range players {
 		ids[i] = p.ID
 	}
 	return ids
 }
 
-// Staying returns the match without the players who left it (see Left).
-func (m Match) Staying() Match {
-	if len(m.Left) == 0 {
-		return m
-	}
-	out := m
-	out.Players = nil
-	for _, p := range m.Players {
-		if !slices.Contains(m.Left, p.TicketID) {
-			out.Players = append(out.Players, p)
-		}
-	}
-	return out
-}
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// ValidName reports whether s may be used as a queue name or an id inside a
+// key: 1 to 64 letters, digits, '_', '.' or '-'.
+func ValidName(s string) bool { return validName.MatchString(s) }
 
 // ValidPlayerID reports whether id can name a player: 1 to 128 printable
 // characters without spaces or braces (braces would break a key's hash tag),
