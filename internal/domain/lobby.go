@@ -43,6 +43,11 @@ type LobbyMember struct {
 	// Skill is the member's rating, if they gave one; a lobby's ticket
 	// skill is the mean of its members'.
 	Skill *float64 `json:"skill,omitempty"`
+	// TokenSkill and TokenAttrs are the member's token claims skill and
+	// attrs, when the token carried them, kept for the lobby's tickets
+	// (queues whose skill or attributes come from the token).
+	TokenSkill *float64             `json:"tokenSkill,omitempty"`
+	TokenAttrs map[string]AttrValue `json:"tokenAttrs,omitempty"`
 }
 
 // MemberIDs lists the members' player ids in joining order.

@@ -36,6 +36,15 @@ type Match struct {
 	// Left lists the tickets cancelled while the match was allocating: their
 	// players left and get no more events of this match.
 	Left []string `json:"left,omitempty"`
+	// Teams, for a queue with teams, lists each team's player ids; a
+	// ticket's players are always on one team.
+	Teams [][]string `json:"teams,omitempty"`
+	// Attributes holds the match's value of each of its queue's attributes
+	// (see MatchAttr).
+	Attributes map[string]MatchAttr `json:"attributes,omitempty"`
+	// Quality says how good the match is and which rules were relaxed for
+	// it. Matches formed by an earlier version have none.
+	Quality *Quality `json:"quality,omitempty"`
 }
 
 // PlayerIDs lists the ids of the match's players.

@@ -47,6 +47,11 @@ type Ticket struct {
 	MatchID   string         `json:"matchId,omitempty"`
 	// LobbyID is set when the ticket queues a whole lobby.
 	LobbyID string `json:"lobbyId,omitempty"`
+	// Attributes are the ticket's matchmaking attributes, by name, already
+	// checked against its queue's rules (client values and token claims
+	// merged; a lobby's members merged as the rules say). Tickets written
+	// by an earlier version have none.
+	Attributes map[string]AttrValue `json:"attributes,omitempty"`
 	// HoldUntil, when set, keeps a requeued ticket out of formation until
 	// then (its last match failed to allocate).
 	HoldUntil time.Time `json:"-"`
