@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -22,6 +23,12 @@ type Identity struct {
 	// PlayFabEntity is the player's title_player_account entity id, if any.
 	PlayFabEntity string
 	Expires       time.Time
+	// Skill is the token's claim "skill", if it has one: the rating a queue
+	// with skill.source token matches on, which the client cannot change.
+	Skill *float64
+	// Attrs is the token's claim "attrs": matchmaking attributes of
+	// source token, by name.
+	Attrs map[string]domain.AttrValue
 }
 
 // ErrBadToken means a token is missing, malformed, expired or wrongly
@@ -42,9 +49,75 @@ type Authenticator struct {
 }
 
 type claims struct {
-	Name     string `json:"name,omitempty"`
-	PfEntity string `json:"pfEntity,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	PfEntity string          `json:"pfEntity,omitempty"`
+	Skill    json.RawMessage `json:"skill,omitempty"`
+	Attrs    json.RawMessage `json:"attrs,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// Caps on a token's attrs claim, so that a token cannot make a ticket
+// large: at most maxTokenAttrs attributes, each an attribute name a queue
+// file accepts, with a string (or each of at most maxTokenAttrs strings)
+// of at most domain.MaxRegionBytes bytes.
+const maxTokenAttrs = 32
+
+// matchClaims reads the claims skill and attrs. Their errors name the
+// claim, never its value.
+func matchClaims(c claims) (skill *float64, attrs map[string]domain.AttrValue, err error) {
+	if len(c.Skill) > 0 && string(c.Skill) != "null" {
+		var v float64
+		if json.Unmarshal(c.Skill, &v) != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, nil, fmt.Errorf("%w: skill must be a number", ErrBadToken)
+		}
+		skill = &v
+	}
+	if len(c.Attrs) == 0 || string(c.Attrs) == "null" {
+		return skill, nil, nil
+	}
+	if err := json.Unmarshal(c.Attrs, &attrs); err != nil {
+		return nil, nil, fmt.Errorf("%w: attrs must be an object of strings, numbers and arrays of strings", ErrBadToken)
+	}
+	if len(attrs) > maxTokenAttrs {
+		return nil, nil, fmt.Errorf("%w: attrs may hold at most %d attributes", ErrBadToken, maxTokenAttrs)
+	}
+	for name, v := range attrs {
+		if !domain.ValidName(name) {
+			return nil, nil, fmt.Errorf("%w: attrs: names must be 1-64 letters, digits, '_', '.' or '-'", ErrBadToken)
+		}
+		if err := checkTokenAttr(v); err != nil {
+			return nil, nil, fmt.Errorf("%w: attrs.%s %s", ErrBadToken, name, err.Error())
+		}
+	}
+	return skill, attrs, nil
+}
+
+func checkTokenAttr(v domain.AttrValue) error {
+	switch v.Type {
+	case domain.AttrString:
+		if len(v.Mixed) > 0 {
+			return errors.New("must be a string, a number or an array of strings")
+		}
+		if len(v.Str) > domain.MaxRegionBytes || !utf8.ValidString(v.Str) {
+			return fmt.Errorf("must be valid UTF-8 of at most %d bytes", domain.MaxRegionBytes)
+		}
+	case domain.AttrStrings:
+		if len(v.Strs) > maxTokenAttrs {
+			return fmt.Errorf("may hold at most %d values", maxTokenAttrs)
+		}
+		for _, s := range v.Strs {
+			if len(s) > domain.MaxRegionBytes || !utf8.ValidString(s) {
+				return fmt.Errorf("values must be valid UTF-8 of at most %d bytes", domain.MaxRegionBytes)
+			}
+		}
+	case domain.AttrNumber:
+		if math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
+			return errors.New("must be a finite number")
+		}
+	default:
+		return errors.New("must be a string, a number or an array of strings")
+	}
+	return nil
 }
 
 // Verify checks token and returns the identity it carries.
@@ -84,7 +157,12 @@ func (a *Authenticator) Verify(token string) (Identity, error) {
 	if len(c.PfEntity) > maxEntityBytes {
 		return Identity{}, fmt.Errorf("%w: pfEntity must be at most %d bytes", ErrBadToken, maxEntityBytes)
 	}
-	id := Identity{PlayerID: c.Subject, Name: CleanName(c.Name), PlayFabEntity: c.PfEntity, Expires: c.ExpiresAt.Time}
+	skill, attrs, err := matchClaims(c)
+	if err != nil {
+		return Identity{}, err
+	}
+	id := Identity{PlayerID: c.Subject, Name: CleanName(c.Name), PlayFabEntity: c.PfEntity, Expires: c.ExpiresAt.Time,
+		Skill: skill, Attrs: attrs}
 	if id.Name == "" {
 		id.Name = id.PlayerID
 	}
@@ -141,6 +219,20 @@ func (a *Authenticator) Issue(id Identity, ttl time.Duration) (string, error) {
 	c := claims{Name: id.Name, PfEntity: id.PlayFabEntity, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: id.PlayerID, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 	}}
+	if id.Skill != nil {
+		b, err := json.Marshal(*id.Skill)
+		if err != nil {
+			return "", fmt.Errorf("issue token: skill: %w", err)
+		}
+		c.Skill = b
+	}
+	if len(id.Attrs) > 0 {
+		b, err := json.Marshal(id.Attrs)
+		if err != nil {
+			return "", fmt.Errorf("issue token: attrs: %w", err)
+		}
+		c.Attrs = b
+	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(a.Secret)
 }
 
@@ -161,7 +253,8 @@ func tokenFromRequest(r *http.Request) string {
 const devTokenTTL = 24 * time.Hour
 
 // HandleDevToken serves POST /v1/dev/token: {"name":"alice"} (and, to
-// reconnect as the same player, an optional "playerId" and "pfEntity")
+// reconnect as the same player, an optional "playerId" and "pfEntity"; to
+// try queues that take them from the token, optional "skill" and "attrs")
 // returns {"token":"…","playerId":"…"}. It exists only in development mode;
 // anyone who can reach it can be anyone.
 func HandleDevToken(a *Authenticator) http.Handler {
@@ -171,9 +264,11 @@ func HandleDevToken(a *Authenticator) http.Handler {
 			return
 		}
 		var req struct {
-			Name     string `json:"name"`
-			PlayerID string `json:"playerId"`
-			PfEntity string `json:"pfEntity"`
+			Name     string          `json:"name"`
+			PlayerID string          `json:"playerId"`
+			PfEntity string          `json:"pfEntity"`
+			Skill    json.RawMessage `json:"skill"`
+			Attrs    json.RawMessage `json:"attrs"`
 		}
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
 			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "body must be JSON like {\"name\":\"alice\"}")
@@ -193,7 +288,12 @@ func HandleDevToken(a *Authenticator) http.Handler {
 			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "name must be at most 32 characters")
 			return
 		}
-		token, err := a.Issue(Identity{PlayerID: req.PlayerID, Name: req.Name, PlayFabEntity: req.PfEntity}, devTokenTTL)
+		skill, attrs, err := matchClaims(claims{Skill: req.Skill, Attrs: req.Attrs})
+		if err != nil {
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, strings.TrimPrefix(err.Error(), ErrBadToken.Error()+": "))
+			return
+		}
+		token, err := a.Issue(Identity{PlayerID: req.PlayerID, Name: req.Name, PlayFabEntity: req.PfEntity, Skill: skill, Attrs: attrs}, devTokenTTL)
 		if err != nil {
 			writeHTTPError(w, http.StatusInternalServerError, CodeInternal, "could not sign token")
 			return

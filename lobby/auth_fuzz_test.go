@@ -46,6 +46,8 @@ func FuzzVerify(f *testing.F) {
 		{"", `{"sub":"alice","exp":9999999999,"nbf":9999999990}`},
 		{"a.b.c", `null`},
 		{"not a token", `{"sub":"` + strings.Repeat("x", 129) + `","exp":9999999999}`},
+		{"", `{"sub":"alice","exp":9999999999,"skill":1500,"attrs":{"platform":"pc","maps":["dust"],"level":12}}`},
+		{"", `{"sub":"alice","exp":9999999999,"skill":"high","attrs":{"platform":null,"x":[1],"y":{"mixed":["a"]}}}`},
 	} {
 		f.Add(tc.token, tc.claims, "alice", "Alice")
 	}

@@ -289,8 +289,11 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	return s.lobbyReply(ctx, l)
 }
 
+// member is the player as a lobby member, with their token's matchmaking
+// claims (for queues that take skill or attributes from the token).
 func (s *session) member(joinedAt int64) domain.LobbyMember {
-	return domain.LobbyMember{PlayerID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity, JoinedAt: joinedAt}
+	return domain.LobbyMember{PlayerID: s.id.PlayerID, Name: s.id.Name, PlayFabEntity: s.id.PlayFabEntity, JoinedAt: joinedAt,
+		TokenSkill: s.id.Skill, TokenAttrs: s.id.Attrs}
 }
 
 // lobbyReply answers with the lobby and broadcasts it to its members.

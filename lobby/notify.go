@@ -30,7 +30,7 @@ type NotifyStore interface {
 func (n *Notifier) MatchFound(ctx context.Context, m domain.Match) error {
 	events := ticketStates(m, domain.TicketMatched)
 	events = append(events, domain.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFoundEvent{
-		Type: "match.found", MatchID: m.ID, Queue: m.Queue, Players: playerObjects(m.Players),
+		Type: "match.found", MatchID: m.ID, Queue: m.Queue, Players: playerObjects(m.Players), matchRules: matchRulesOf(m),
 	})})
 	return n.Store.SendToPlayers(ctx, events)
 }
@@ -63,7 +63,7 @@ func (n *Notifier) MatchReady(ctx context.Context, m domain.Match) error {
 	payload := json.RawMessage(mustJSON(matchReadyEvent{
 		Type: "match.ready", MatchID: m.ID, Queue: m.Queue, PartyID: m.PartyID,
 		NetworkDescriptor: m.NetworkDescriptor, InvitationID: m.InvitationID,
-		Regions: m.Regions, Players: players,
+		Regions: m.Regions, Players: players, matchRules: matchRulesOf(m),
 	}))
 	if err := n.Store.DeliverMatch(ctx, m, payload); err != nil {
 		return fmt.Errorf("deliver match %s: %w", m.ID, err)

@@ -169,6 +169,7 @@ type matchFoundEvent struct {
 	MatchID string       `json:"matchId"`
 	Queue   string       `json:"queue"`
 	Players []playerJSON `json:"players"`
+	matchRules
 }
 
 type matchReadyEvent struct {
@@ -180,6 +181,21 @@ type matchReadyEvent struct {
 	InvitationID      string       `json:"invitationId"`
 	Regions           []string     `json:"regions"`
 	Players           []playerJSON `json:"players"`
+	matchRules
+}
+
+// matchRules are what match.found and match.ready say about how the match
+// was formed: its teams (queues with teams), its attributes' values
+// (queues with attributes) and its quality. A match formed by an earlier
+// version has none of them.
+type matchRules struct {
+	Teams      [][]string                  `json:"teams,omitempty"`
+	Attributes map[string]domain.MatchAttr `json:"attributes,omitempty"`
+	Quality    *domain.Quality             `json:"quality,omitempty"`
+}
+
+func matchRulesOf(m domain.Match) matchRules {
+	return matchRules{Teams: m.Teams, Attributes: m.Attributes, Quality: m.Quality}
 }
 
 type matchFailedEvent struct {

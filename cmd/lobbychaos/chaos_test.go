@@ -64,7 +64,7 @@ func TestChaosShort(t *testing.T) {
 	defer cancel()
 	var out, errOut strings.Builder
 	err := run(ctx, []string{"-lobbyd", lobbyd, "-fakeplayfab", fake, "-dir", t.TempDir(), "-players", "40",
-		"-duration", "70s", "-fault-every", "12s", "-drain-timeout", "30s"}, &out, &errOut)
+		"-duration", "48s", "-fault-every", "8s", "-drain-timeout", "30s"}, &out, &errOut)
 	t.Log("\n" + out.String() + errOut.String())
 	require.NoError(t, err)
 	assert.Contains(t, out.String(), "PASS")
