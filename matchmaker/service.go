@@ -23,8 +23,9 @@ var (
 	ErrUnknownQueue = fmt.Errorf("unknown queue: %w", domain.ErrNotFound)
 	// ErrBadRegion means none of the ticket's regions is served by the queue.
 	ErrBadRegion = fmt.Errorf("no acceptable region in this queue: %w", domain.ErrInvalid)
-	// ErrBadTicket means the ticket cannot be matched in this queue (too
-	// many players, or an invalid skill).
+	// ErrBadTicket means the ticket cannot be matched in this queue (more
+	// players than MaxLobbyMembers, an invalid skill, attributes that are
+	// not the queue's: see Queue.Resolve).
 	ErrBadTicket = fmt.Errorf("ticket cannot be matched in this queue: %w", domain.ErrInvalid)
 )
 
@@ -155,8 +156,9 @@ func (s *Service) Queue(name string) (Queue, bool) {
 	return q, ok
 }
 
-// Join creates a searching ticket from t's Queue, Players, Skill, Regions
-// and Latencies (acceptable regions: see acceptable), with the queue's
+// Join creates a searching ticket from t's Queue, Players, Skill, Regions,
+// Latencies (acceptable regions: see acceptable) and Attributes (as
+// Queue.Resolve gives them), with the queue's
 // estimated wait. Regions and latencies of regions the queue does not serve
 // are dropped (they could never count); a ticket left with no acceptable
 // region is refused. It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket,
@@ -168,7 +170,7 @@ func (s *Service) Join(ctx context.Context, t domain.Ticket) (domain.Ticket, err
 	if !ok {
 		return domain.Ticket{}, ErrUnknownQueue
 	}
-	if t.Size() == 0 || t.Size() > q.MaxUsers || math.IsNaN(t.Skill) || math.IsInf(t.Skill, 0) {
+	if t.Size() == 0 || t.Size() > q.MaxLobbyMembers() || !finite(t.Skill) || !q.attributesFit(t.Attributes) {
 		return domain.Ticket{}, ErrBadTicket
 	}
 	if len(acceptable(q, t)) == 0 {
