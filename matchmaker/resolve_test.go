@@ -66,7 +66,7 @@ func TestResolve(t *testing.T) {
 		{name: "lobby nobody rated: the owner's skill", q: DefaultQueues()[0],
 			in: JoinInput{ClientSkill: num(1200), Members: []MemberInput{{PlayerID: "a"}, {PlayerID: "b"}}}, wantSkill: 1200},
 		{name: "attributes to a queue without any", q: DefaultQueues()[0],
-			in: JoinInput{ClientAttributes: raw(map[string]string{"mode": `"ctf"`}), Members: []MemberInput{{PlayerID: "a"}}},
+			in:      JoinInput{ClientAttributes: raw(map[string]string{"mode": `"ctf"`}), Members: []MemberInput{{PlayerID: "a"}}},
 			wantErr: ErrBadAttribute, errHas: []string{`attribute "mode": not one of this queue's`}},
 
 		// Skill from the token.
@@ -139,7 +139,7 @@ func TestResolve(t *testing.T) {
 			want: map[string]domain.AttrValue{"mode": str("ctf"), "rank": number(15), "dlc": strs("b", "c"),
 				"platform": {Type: domain.AttrString, Mixed: []string{"pc", "xbox"}}}},
 		{name: "lobby: members agree", q: resolveQueue(),
-			in: JoinInput{ClientAttributes: raw(map[string]string{"mode": `"ctf"`}), Members: []MemberInput{{TokenAttrs: pc}, {TokenAttrs: pc}}},
+			in:   JoinInput{ClientAttributes: raw(map[string]string{"mode": `"ctf"`}), Members: []MemberInput{{TokenAttrs: pc}, {TokenAttrs: pc}}},
 			want: map[string]domain.AttrValue{"mode": str("ctf"), "platform": str("pc")}},
 		{name: "lobby: sets sharing nothing", q: resolveQueue(),
 			in: JoinInput{ClientAttributes: raw(map[string]string{"mode": `"ctf"`}), Members: []MemberInput{

@@ -437,11 +437,11 @@ type grouper struct {
 
 func newGrouper(q Queue, now time.Time, steps chan<- step) *grouper {
 	g := &grouper{steps: steps}
-	g.former = former{q: q, now: now, emit: func(m domain.Match) {
+	g.former = newFormer(q, now, func(m domain.Match) {
 		if g.step.matches = append(g.step.matches, m); len(g.step.matches) == commitChunk {
 			g.flush()
 		}
-	}}
+	})
 	return g
 }
 
