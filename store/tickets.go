@@ -68,7 +68,7 @@ func (s *Store) createTicket(ctx context.Context, t domain.Ticket) error {
 	}
 
 	data, err := json.Marshal(ticketData{ID: t.ID, Queue: t.Queue, Players: t.Players, Skill: t.Skill,
-		Regions: t.Regions, Latencies: t.Latencies, LobbyID: t.LobbyID})
+		Regions: t.Regions, Latencies: t.Latencies, LobbyID: t.LobbyID, Attributes: t.Attributes})
 	if err != nil {
 		release()
 		return fmt.Errorf("encode ticket: %w", err)
@@ -213,6 +213,10 @@ type ticketData struct {
 	Regions   []string        `json:"regions,omitempty"`
 	Latencies map[string]int  `json:"latencies,omitempty"`
 	LobbyID   string          `json:"lobbyId,omitempty"`
+	// Attributes are the ticket's matchmaking attributes; a lobbyd before
+	// them neither writes nor reads this field (it ignores fields it does
+	// not know), so it carries over a requeue by either version.
+	Attributes map[string]domain.AttrValue `json:"attributes,omitempty"`
 }
 
 // ticketFields are the fields of a ticket hash, in the order decodeTicket
@@ -243,7 +247,7 @@ func decodeTicket(f []any) (domain.Ticket, error) {
 // (in ms; 0 for none).
 func (d ticketData) ticket(status domain.TicketStatus, createdMs, holdMs int64) domain.Ticket {
 	t := domain.Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
-		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: status, CreatedAt: timeOfMs(createdMs)}
+		Latencies: d.Latencies, LobbyID: d.LobbyID, Attributes: d.Attributes, Status: status, CreatedAt: timeOfMs(createdMs)}
 	if holdMs > 0 {
 		t.HoldUntil = timeOfMs(holdMs)
 	}
