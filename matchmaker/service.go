@@ -55,6 +55,8 @@ type Store interface {
 	QueueDepth(ctx context.Context, queue string) (int64, error)
 	EstimatedWait(ctx context.Context, queue string) (time.Duration, error)
 	SetEstimatedWait(ctx context.Context, queue string, wait time.Duration) error
+	SetQueueSummary(ctx context.Context, queue string, summary []byte, ttl time.Duration) error
+	QueueSummary(ctx context.Context, queue string) ([]byte, error)
 }
 
 // Service accepts tickets and runs the formation loop of every queue whose
@@ -82,12 +84,14 @@ type Service struct {
 	byName   map[string]Queue
 	metrics  *metrics
 
-	mu       sync.Mutex
-	waitEWMA map[string]float64 // queue -> recent waits (ms), on the leader
-	pools    map[string]*pool   // queue -> the leader's view; only its loop uses it
-	waits    map[string]cachedWait
+	mu        sync.Mutex
+	waitEWMA  map[string]float64 // queue -> recent waits (ms), on the leader
+	pools     map[string]*pool   // queue -> the leader's view; only its loop uses it
+	waits     map[string]cachedWait
+	summaries map[string]cachedSummary // queue -> its last summary read, for Why
 
-	waitReads singleflight.Group
+	waitReads    singleflight.Group
+	summaryReads singleflight.Group
 }
 
 // poolOf returns the leader's view of the queue, creating it empty.
@@ -131,6 +135,7 @@ func (s *Service) init() {
 		s.waitEWMA = make(map[string]float64)
 		s.pools = make(map[string]*pool)
 		s.waits = make(map[string]cachedWait)
+		s.summaries = make(map[string]cachedSummary)
 	})
 }
 
@@ -287,6 +292,19 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 	log := s.Logger.With("queue", q.Name)
 	leader := false
 	var leaseRenewed time.Time
+	// The summarizer writes the summaries of passes for queue.why, off this
+	// loop; a summary due while it still works on the last is skipped.
+	summaries := make(chan summaryJob, 1)
+	var summarizer sync.WaitGroup
+	summarizer.Add(1)
+	go func() {
+		defer summarizer.Done()
+		for job := range summaries {
+			s.writeSummary(ctx, q, job)
+		}
+	}()
+	defer summarizer.Wait()
+	defer close(summaries)
 	defer func() {
 		if leader {
 			release, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -334,6 +352,12 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 				next = errorPause // Redis is struggling: do not hammer it, nor the log
 			case full:
 				next = 0
+			}
+			if job, ok := s.summaryDue(q, s.Now()); ok {
+				select {
+				case summaries <- job:
+				default:
+				}
 			}
 		}
 		timer.Reset(next)
@@ -570,7 +594,8 @@ func (s *Service) expireTicket(ctx context.Context, q Queue, t domain.Ticket) {
 // waitSmoothing weights each new wait in the queue's estimated wait.
 const waitSmoothing = 0.1
 
-// observeMatch records a committed match's waits and skill spread.
+// observeMatch records a committed match's waits, skill spread, team
+// imbalance and relaxed rules.
 func (s *Service) observeMatch(q Queue, obs queueObservers, m domain.Match, byID map[string]*domain.Ticket, now time.Time) {
 	obs.formed.Inc()
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -589,6 +614,14 @@ func (s *Service) observeMatch(q Queue, obs queueObservers, m domain.Match, byID
 		}
 	}
 	obs.spread.Observe(hi - lo)
+	if m.Quality != nil {
+		if q.Teams.Enabled() {
+			obs.imbalance.Observe(m.Quality.TeamImbalance)
+		}
+		for _, rule := range m.Quality.Relaxed {
+			obs.relaxed(rule).Inc()
+		}
+	}
 }
 
 // publishWait stores the queue's estimated wait for every node to read.
