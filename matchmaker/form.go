@@ -34,6 +34,7 @@ import (
 func formMatches(q Queue, tickets []domain.Ticket, now time.Time) []domain.Match {
 	var matches []domain.Match
 	f := newFormer(q, now, func(m domain.Match) { matches = append(matches, m) })
+	f.knowSkills(tickets)
 	for _, t := range tickets {
 		f.add(t)
 	}
@@ -51,13 +52,16 @@ type former struct {
 
 	maxMembers int       // the largest ticket the queue takes
 	split      *splitter // with teams
-	cand       cand      // the ticket being placed, reused
-	sizes      []int     // a completing group's ticket sizes, for split
-	skills     []float64 // and skills
+	// skillLo and skillHi bound the skills of the tickets of the pass,
+	// when known (else -Inf, +Inf): see dead.
+	skillLo, skillHi float64
+	cand             cand      // the ticket being placed, reused
+	sizes            []int     // a completing group's ticket sizes, for split
+	skills           []float64 // and skills
 }
 
 func newFormer(q Queue, now time.Time, emit func(domain.Match)) former {
-	f := former{q: q, now: now, emit: emit, maxMembers: q.MaxLobbyMembers()}
+	f := former{q: q, now: now, emit: emit, maxMembers: q.MaxLobbyMembers(), skillLo: math.Inf(-1), skillHi: math.Inf(1)}
 	if q.Teams.Enabled() {
 		f.split = newSplitter(q.Teams.Count, q.Teams.Size)
 	}
@@ -65,6 +69,18 @@ func newFormer(q Queue, now time.Time, emit func(domain.Match)) former {
 		f.cand.vals = make([]attrVal, len(q.Attributes))
 	}
 	return f
+}
+
+// knowSkills tells the former the skills of every ticket it will be given
+// in this pass (see dead).
+func (f *former) knowSkills(tickets []domain.Ticket) {
+	if len(tickets) == 0 {
+		return
+	}
+	f.skillLo, f.skillHi = math.Inf(1), math.Inf(-1)
+	for _, t := range tickets {
+		f.skillLo, f.skillHi = math.Min(f.skillLo, t.Skill), math.Max(f.skillHi, t.Skill)
+	}
 }
 
 func (f *former) add(t domain.Ticket) {
@@ -80,8 +96,11 @@ func (f *former) add(t domain.Ticket) {
 			continue
 		}
 		f.join(g, c)
-		if g.size == f.q.MaxUsers {
+		switch {
+		case g.size == f.q.MaxUsers:
 			f.emit(f.match(g))
+			f.open = slices.Delete(f.open, i, i+1)
+		case f.split != nil && f.dead(g):
 			f.open = slices.Delete(f.open, i, i+1)
 		}
 		return
@@ -142,10 +161,10 @@ func (f *former) accepts(g *group, c *cand) bool {
 	if g.size+c.t.Size() > f.q.MaxUsers {
 		return false
 	}
-	if !g.shares(c) {
+	if math.Max(g.maxSkill, c.t.Skill)-math.Min(g.minSkill, c.t.Skill) > g.window {
 		return false
 	}
-	if math.Max(g.maxSkill, c.t.Skill)-math.Min(g.minSkill, c.t.Skill) > g.window {
+	if f.split != nil && !f.teamsFit(g, c) {
 		return false
 	}
 	for i := range g.attrs {
@@ -153,37 +172,102 @@ func (f *former) accepts(g *group, c *cand) bool {
 			return false
 		}
 	}
-	if f.split != nil {
-		return f.teamsFit(g, c)
+	if !g.shares(c) {
+		return false
+	}
+	if f.split != nil && g.size+c.t.Size() == f.q.MaxUsers {
+		return f.completeTeams(g, c)
 	}
 	return true
 }
 
-// teamsFit reports whether the group's lobbies, with c, still fit the
-// teams, and, when c completes the group, whether its best split is
-// within the group's allowed imbalance; that split is then kept for the
-// match.
+// dead reports whether a group one player short can no longer be
+// completed in this pass: no skill its last player may have (within the
+// group's skill window, and within the pass's skills when known) leaves a
+// split within its allowed imbalance. Such a group is closed, rather
+// than tried by every later ticket: nothing this pass could complete it,
+// and its tickets wait for the next pass, when the limits will have
+// widened.
+func (f *former) dead(g *group) bool {
+	if f.q.MaxUsers-g.size != 1 || math.IsInf(g.imbalance, 1) {
+		return false
+	}
+	lo, hi := max(g.maxSkill-g.window, f.skillLo), min(g.minSkill+g.window, f.skillHi)
+	if math.IsInf(lo, -1) && math.IsInf(hi, 1) {
+		return false
+	}
+	spans := f.spansOf(g, 1)
+	i, _ := slices.BinarySearchFunc(spans, lo, func(s span, x float64) int { return cmp.Compare(s.hi, x) })
+	return i == len(spans) || spans[i].lo > hi
+}
+
+// teamsFit is the cheap part of the team rule, cached per group and
+// ticket size: a lobby must still fit the teams with the group's lobbies,
+// and a ticket completing the group must have a skill that some split
+// leaves within the group's allowed imbalance (see completionSpans). A
+// queue whose teams are too large for the exact search has no spans: its
+// completing tickets are tried by completeTeams alone.
 func (f *former) teamsFit(g *group, c *cand) bool {
 	size := c.t.Size()
 	if size > 1 {
-		if _, ok := packTeams(append(slices.Clip(g.lobbies), size), f.q.Teams.Count, f.q.Teams.Size); !ok {
+		if g.packs == nil {
+			g.packs = make([]int8, f.q.Teams.Size+1)
+		}
+		if g.packs[size] == 0 {
+			g.packs[size] = -1
+			if _, ok := packTeams(append(slices.Clip(g.lobbies), size), f.q.Teams.Count, f.q.Teams.Size); ok {
+				g.packs[size] = 1
+			}
+		}
+		if g.packs[size] < 0 {
 			return false
 		}
 	}
 	if g.size+size < f.q.MaxUsers {
 		return true
 	}
-	f.sizes, f.skills = f.sizes[:0], f.skills[:0]
-	for _, t := range g.tickets {
-		f.sizes, f.skills = append(f.sizes, t.Size()), append(f.skills, t.Skill)
+	return inSpans(f.spansOf(g, size), c.t.Skill)
+}
+
+// spansOf returns the skills a ticket of k players may have to complete
+// the group (completionSpans), worked out once per group and k; all skills
+// when the queue's teams are too large to tell.
+func (f *former) spansOf(g *group, k int) []span {
+	if g.spans == nil {
+		g.spans = make([]*[]span, f.q.Teams.Size+1)
 	}
-	f.sizes, f.skills = append(f.sizes, size), append(f.skills, c.t.Skill)
+	if g.spans[k] == nil {
+		f.groupSplitInput(g)
+		spans, exact := f.split.completionSpans(f.sizes, f.skills, k, g.imbalance)
+		if !exact {
+			spans = []span{{math.Inf(-1), math.Inf(1)}}
+		}
+		g.spans[k] = &spans
+	}
+	return *g.spans[k]
+}
+
+// completeTeams splits the group completed by c into its teams, and
+// reports whether the best split is within the group's allowed imbalance;
+// that split is then kept for the match.
+func (f *former) completeTeams(g *group, c *cand) bool {
+	f.groupSplitInput(g)
+	f.sizes, f.skills = append(f.sizes, c.t.Size()), append(f.skills, c.t.Skill)
 	teams, imbalance, ok := f.split.bestSplit(f.sizes, f.skills)
 	if !ok || imbalance > g.imbalance {
 		return false
 	}
 	g.teams, g.teamImbalance = append(g.teams[:0], teams...), imbalance
 	return true
+}
+
+// groupSplitInput puts the sizes and skills of the group's tickets in
+// f.sizes and f.skills.
+func (f *former) groupSplitInput(g *group) {
+	f.sizes, f.skills = f.sizes[:0], f.skills[:0]
+	for _, t := range g.tickets {
+		f.sizes, f.skills = append(f.sizes, t.Size()), append(f.skills, t.Skill)
+	}
 }
 
 // region is one region acceptable to a ticket: its latency (-1 unknown)
@@ -262,6 +346,11 @@ type group struct {
 	lobbies       []int
 	teams         []int
 	teamImbalance float64
+	// What teamsFit worked out for the group as it is, by ticket size
+	// (reset when a ticket joins): whether a lobby of that size packs
+	// (1 yes, -1 no, 0 not known), and the skills that complete it.
+	packs []int8
+	spans []*[]span
 }
 
 type regionScore struct {
@@ -365,8 +454,12 @@ func (f *former) join(g *group, c *cand) {
 	for i := range g.attrs {
 		g.attrs[i].add(&c.vals[i])
 	}
-	if f.split != nil && t.Size() > 1 {
-		g.lobbies = append(g.lobbies, t.Size())
+	if f.split != nil {
+		if t.Size() > 1 {
+			g.lobbies = append(g.lobbies, t.Size())
+		}
+		clear(g.packs)
+		clear(g.spans)
 	}
 }
 

@@ -341,3 +341,53 @@ func imbalanceOf(sizes []int, skills []float64, teams []int, count, size int) fl
 	}
 	return (slices.Max(sum) - slices.Min(sum)) / float64(size)
 }
+
+// The skills that complete a group (completionSpans) are exactly those
+// for which the best split of the completed group is within the limit.
+func TestCompletionSpans(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 15))
+	for _, shape := range []struct{ count, size int }{{2, 5}, {2, 3}, {3, 3}, {5, 2}} {
+		s := newSplitter(shape.count, shape.size)
+		for range 100 {
+			sizes, skills := randomSplitInput(rng, shape.count, shape.size)
+			k := sizes[len(sizes)-1]
+			sizes, skills = sizes[:len(sizes)-1], skills[:len(skills)-1] // the group lacks its last ticket
+			limit := float64(rng.IntN(200))
+			spans, exact := s.completionSpans(sizes, skills, k, limit)
+			require.True(t, exact)
+			for range 20 {
+				x := math.Round(1500 + rng.NormFloat64()*400)
+				near := slices.ContainsFunc(spans, func(sp span) bool { return math.Abs(sp.lo-x) < 1e-6 || math.Abs(sp.hi-x) < 1e-6 })
+				if near {
+					continue
+				}
+				_, im, ok := newSplitter(shape.count, shape.size).bestSplit(append(slices.Clone(sizes), k), append(slices.Clone(skills), x))
+				assert.Equal(t, ok && im <= limit, inSpans(spans, x), "sizes %v skills %v + %d at %v, limit %v: spans %v", sizes, skills, k, x, limit, spans)
+			}
+		}
+	}
+}
+
+// A group one player short that no skill within its window can complete
+// closes, so later tickets neither join it nor scan it; they form their
+// own match.
+func TestDeadGroupCloses(t *testing.T) {
+	q := teamsQueue() // imbalance 50
+	q.Skill = SkillRule{InitialWindow: 1000, MaxWindow: 1000}
+	tickets := []domain.Ticket{tk("strong", 5, 0, 2000, nil)} // a team on its own
+	for i := range 4 {
+		tickets = append(tickets, tk(fmt.Sprint("weak", i), 1, time.Duration(i+1), 1200, nil))
+	}
+	f := newFormer(q, t0, func(domain.Match) {})
+	for _, tt := range tickets {
+		f.add(tt)
+	}
+	assert.Empty(t, f.open, "the last player would need a skill near 4,000, outside the window [1000, 2200]")
+	var got []domain.Match
+	f.emit = func(m domain.Match) { got = append(got, m) }
+	for i := range 10 {
+		f.add(tk(fmt.Sprint("late", i), 1, time.Second, 1500, nil))
+	}
+	require.Len(t, got, 1)
+	assert.Len(t, got[0].TicketIDs, 10)
+}

@@ -420,6 +420,7 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 		go func() {                      // owned by commit, which drains steps until it is closed
 			defer close(steps)
 			g := newGrouper(q, now, steps)
+			g.knowSkills(avail)
 			for _, t := range avail {
 				g.add(t)
 			}

@@ -282,6 +282,90 @@ func (s *splitter) improveBySwaps() {
 	}
 }
 
+// span is a closed interval of skills.
+type span struct{ lo, hi float64 }
+
+// inSpans reports whether x is in one of the sorted, disjoint spans.
+func inSpans(spans []span, x float64) bool {
+	i, _ := slices.BinarySearchFunc(spans, x, func(s span, x float64) int { return cmp.Compare(s.hi, x) })
+	return i < len(spans) && spans[i].lo <= x
+}
+
+// completionSpans returns the skills a ticket of k players may have to
+// complete a group of the given tickets (which lack exactly k players)
+// with a split of imbalance at most limit, as sorted, disjoint spans.
+// Every split of the group that leaves one team exactly k short and the
+// others full gives one span: with that team's skill sum a and the other
+// teams' sums between lo and hi (hi - lo within limit × size), the ticket's
+// skill x must bring a + k·x within [hi - limit·size, lo + limit·size].
+// A group is asked once per ticket size it lacks, and then each ticket is
+// checked by a binary search, so a group that waits for a rare ticket
+// costs the others little. exact is false (and spans nil) for a queue
+// that bestSplit does not search exactly.
+func (s *splitter) completionSpans(sizes []int, skills []float64, k int, limit float64) (spans []span, exact bool) {
+	if len(sizes)+1 > exactSplitTickets && !s.exact {
+		return nil, false
+	}
+	s.sizes, s.skills = sizes, skills
+	s.order = s.order[:0]
+	for i := range sizes {
+		s.order = append(s.order, i)
+	}
+	slices.SortStableFunc(s.order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	clear(s.fill)
+	clear(s.sum)
+	room := limit * float64(s.size)
+	var walk func(n int)
+	walk = func(n int) {
+		if n < len(s.order) {
+			i := s.order[n]
+			size, w := s.sizes[i], float64(s.sizes[i])*s.skills[i]
+			for j := range s.count {
+				if s.fill[j]+size > s.size {
+					continue
+				}
+				s.fill[j] += size
+				s.sum[j] += w
+				walk(n + 1)
+				s.fill[j] -= size
+				s.sum[j] -= w
+				if s.fill[j] == 0 {
+					break
+				}
+			}
+			return
+		}
+		short := -1
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for j := range s.count {
+			if s.fill[j] == s.size {
+				lo, hi = math.Min(lo, s.sum[j]), math.Max(hi, s.sum[j])
+				continue
+			}
+			if short >= 0 || s.fill[j] != s.size-k {
+				return // the ticket could not fill every team
+			}
+			short = j
+		}
+		if short < 0 || hi-lo > room {
+			return
+		}
+		a := s.sum[short]
+		spans = append(spans, span{(hi - room - a) / float64(k), (lo + room - a) / float64(k)})
+	}
+	walk(0)
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
+	merged := spans[:0]
+	for _, sp := range spans {
+		if n := len(merged); n > 0 && sp.lo <= merged[n-1].hi {
+			merged[n-1].hi = math.Max(merged[n-1].hi, sp.hi)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged, true
+}
+
 // packTeams assigns tickets of the given sizes to count teams of room size
 // each, or reports that they do not fit: first fit by decreasing size,
 // then, if that fails, a depth-first search of at most packBudget nodes.
