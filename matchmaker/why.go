@@ -191,20 +191,39 @@ func latencyLevels(q Queue) []int {
 }
 
 // regionMasks returns t's acceptable regions at each latency level, as
-// bits of regionBits.
-func regionMasks(q Queue, t domain.Ticket, bits map[string]uint64, levels []int) []uint64 {
-	regions := acceptable(q, t)
-	byLatency := len(t.Regions) == 0 && len(t.Latencies) > 0
-	masks := make([]uint64, len(levels))
-	for l, limit := range levels {
-		for _, r := range regions {
-			if byLatency && limit > 0 && r.latency > limit {
-				break // sorted by latency
+// bits of regionBits, in dst (reused), without allocating: acceptable's
+// rules, its order aside.
+func regionMasks(q Queue, t domain.Ticket, bits map[string]uint64, levels []int, dst []uint64) []uint64 {
+	dst = append(dst[:0], make([]uint64, len(levels))...)
+	switch {
+	case len(t.Regions) > 0:
+		var m uint64
+		for _, r := range t.Regions {
+			m |= bits[r]
+		}
+		for l := range dst {
+			dst[l] = m
+		}
+	case len(t.Latencies) > 0:
+		for _, r := range q.Regions {
+			ms, ok := t.Latencies[r]
+			if !ok || ms < 0 {
+				continue
 			}
-			masks[l] |= bits[r.name]
+			for l, limit := range levels {
+				if limit == 0 || ms <= limit {
+					dst[l] |= bits[r]
+				}
+			}
+		}
+	default:
+		for _, b := range bits {
+			for l := range dst {
+				dst[l] |= b
+			}
 		}
 	}
-	return masks
+	return dst
 }
 
 // summarize describes tickets (searching, not held) as at now.
@@ -220,11 +239,13 @@ func summarize(q Queue, tickets []domain.Ticket, now time.Time) *queueSummary {
 	for i, a := range q.Attributes {
 		sum.Attrs[i] = attrSketch{Name: a.Name, Values: map[string]int{}}
 	}
+	var masks []uint64
 	for _, t := range tickets {
 		sum.Tickets++
 		sum.Players += t.Size()
 		skills = append(skills, t.Skill)
-		for l, m := range regionMasks(q, t, bits, levels) {
+		masks = regionMasks(q, t, bits, levels, masks)
+		for l, m := range masks {
 			if _, ok := sum.Regions[l][m]; ok || len(sum.Regions[l]) < summaryValues {
 				sum.Regions[l][m]++
 			} else {
@@ -272,6 +293,13 @@ func summarize(q Queue, tickets []domain.Ticket, now time.Time) *queueSummary {
 
 // why answers queue.why for t at now from the summary.
 func (sum *queueSummary) why(q Queue, t domain.Ticket, now time.Time) Why {
+	var masks []uint64
+	return sum.whyInto(q, t, now, make([]WhyRule, 0, len(q.Attributes)+2), &masks)
+}
+
+// whyInto is why with its rules appended to rules[:0] and its region masks
+// worked out in *masks, buffers a caller asking for many tickets reuses.
+func (sum *queueSummary) whyInto(q Queue, t domain.Ticket, now time.Time, rules []WhyRule, masks *[]uint64) Why {
 	wait := max(now.Sub(t.CreatedAt), 0)
 	// The summary counts t itself when it was searching at the pass.
 	self := 0
@@ -279,7 +307,7 @@ func (sum *queueSummary) why(q Queue, t domain.Ticket, now time.Time) Why {
 		self = 1
 	}
 	others := max(sum.Tickets-self, 0)
-	out := Why{Ticket: t.ID, Rules: make([]WhyRule, 0, len(q.Attributes)+2)}
+	out := Why{Ticket: t.ID, Rules: rules[:0]}
 	for _, a := range q.Attributes {
 		r := WhyRule{Rule: a.Name, RelaxesInMs: a.nextRelax(wait).Milliseconds()}
 		r.Compatible = others
@@ -307,7 +335,8 @@ func (sum *queueSummary) why(q Queue, t domain.Ticket, now time.Time) Why {
 		}
 	}
 	if level < len(sum.Regions) {
-		mine := regionMasks(q, t, sum.bits, sum.levels)[level]
+		*masks = regionMasks(q, t, sum.bits, sum.levels, *masks)
+		mine := (*masks)[level]
 		for m, n := range sum.Regions[level] {
 			if m&mine != 0 {
 				r.Compatible += n
@@ -400,8 +429,11 @@ func (s *Service) writeSummary(ctx context.Context, q Queue, job summaryJob) {
 		s.Logger.Warn("store queue summary", "queue", q.Name, "err", err)
 	}
 	blocked := map[string]int{}
+	var rules []WhyRule
+	var masks []uint64
 	for _, t := range job.tickets {
-		if w := sum.why(q, t, job.now); w.BlockedBy != "" {
+		w := sum.whyInto(q, t, job.now, rules, &masks)
+		if rules = w.Rules; w.BlockedBy != "" {
 			blocked[w.BlockedBy]++
 		}
 	}

@@ -275,3 +275,32 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string)
 	}
 	return -1
 }
+
+// BenchmarkSummary measures the leader's summary of 50,000 waiting
+// tickets of the queue.why test queue, with the blocked-tickets gauge: the
+// work its summarizer does at most once a second, off the formation loop.
+func BenchmarkSummary(b *testing.B) {
+	q := whyQueue()
+	rng := rand.New(rand.NewPCG(3, 6))
+	now := t0.Add(time.Hour)
+	tickets := make([]domain.Ticket, 50000)
+	for i := range tickets {
+		tickets[i] = randomWhyTicket(rng, q, i, now)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		sum := summarize(q, tickets, now)
+		blocked := 0
+		var rules []WhyRule
+		var masks []uint64
+		for _, t := range tickets {
+			w := sum.whyInto(q, t, now, rules, &masks)
+			if rules = w.Rules; w.BlockedBy != "" {
+				blocked++
+			}
+		}
+		if blocked == 0 {
+			b.Fatal("nobody blocked")
+		}
+	}
+}
