@@ -3,9 +3,13 @@ package matchmaker
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,62 +49,162 @@ func BenchmarkFormMatches(b *testing.B) {
 // spent per pass. The embedded Redis is not measured at this size: it is
 // for development.
 func BenchmarkFormAndCommit50k(b *testing.B) {
-	const waiting = 50000
-	for _, tier := range []string{"redis-server"} {
-		b.Run(tier, func(b *testing.B) {
-			srv := storetest.StartRedis(b)
-			st, err := store.Open(context.Background(), store.Config{URL: srv.URL})
+	b.Run("redis-server", func(b *testing.B) {
+		q := DefaultQueues()[0]
+		benchFormAndCommit(b, q, 50000, func(int) domain.Ticket {
+			return domain.Ticket{Queue: q.Name, Players: []domain.Player{{ID: uuid.NewString(), Name: "player"}}}
+		})
+	})
+}
+
+// BenchmarkFormAndCommit50kRules is BenchmarkFormAndCommit50k for issue
+// 13, in one run: "solo4" is the plain queue of BenchmarkFormAndCommit50k,
+// "5v5" a queue of two teams of five (balanced by skill, at most 50
+// apart) with two attributes, an equal mode of two values and an
+// intersect vote of two maps out of three, 30% of its tickets lobbies of 2
+// to 5, 50,000 waiting tickets each. Tickets/s counts the tickets matched:
+// a few of the 5v5 queue's cannot form a match, and wait into the next
+// round (matched-share says how many were matched).
+func BenchmarkFormAndCommit50kRules(b *testing.B) {
+	b.Run("solo4", func(b *testing.B) {
+		q := DefaultQueues()[0]
+		benchFormAndCommit(b, q, 50000, func(int) domain.Ticket {
+			return domain.Ticket{Queue: q.Name, Players: []domain.Player{{ID: uuid.NewString(), Name: "player"}}}
+		})
+	})
+	b.Run("5v5", func(b *testing.B) {
+		q := benchRulesQueue()
+		rng := rand.New(rand.NewPCG(13, 5))
+		benchFormAndCommit(b, q, 50000, func(int) domain.Ticket { return benchRulesTicket(rng, q) })
+	})
+}
+
+// benchRulesQueue is the 5v5 queue of the issue 13 benchmarks.
+func benchRulesQueue() Queue {
+	q := DefaultQueues()[0]
+	q.Name, q.MaxUsers = "ranked5v5", 10
+	q.Teams = TeamRule{Count: 2, Size: 5, MaxImbalance: 50, WidenPerSecond: 5, MaxImbalanceCap: 300}
+	q.Skill = SkillRule{InitialWindow: 200, WidenPerSecond: 10, MaxWindow: 600}
+	q.Attributes = []Attribute{{Name: "mode", Type: domain.AttrString}, {Name: "maps", Type: domain.AttrStrings}}
+	q.ApplyDefaults()
+	return q
+}
+
+// benchRulesTicket is a ticket of benchRulesQueue: a solo or (30%) a lobby
+// of 2 to 5, skill around 1500, a mode of two and two maps of three.
+func benchRulesTicket(rng *rand.Rand, q Queue) domain.Ticket {
+	size := 1
+	if rng.IntN(10) < 3 {
+		size = 2 + rng.IntN(4)
+	}
+	t := domain.Ticket{Queue: q.Name, Skill: math.Round(1500 + rng.NormFloat64()*300)}
+	for range size {
+		t.Players = append(t.Players, domain.Player{ID: uuid.NewString(), Name: "player"})
+	}
+	if size > 1 {
+		t.LobbyID = uuid.NewString()
+	}
+	maps := []string{"dust", "harbor", "mill"}
+	drop := rng.IntN(3)
+	t.Attributes = map[string]domain.AttrValue{
+		"mode": {Type: domain.AttrString, Str: []string{"ctf", "tdm"}[rng.IntN(2)]},
+		"maps": {Type: domain.AttrStrings, Strs: slices.Delete(maps, drop, drop+1)},
+	}
+	return t
+}
+
+// benchFormAndCommit is BenchmarkFormAndCommit50k on queue q with waiting
+// tickets made by ticket.
+func benchFormAndCommit(b *testing.B, q Queue, waiting int, ticket func(i int) domain.Ticket) {
+	srv := storetest.StartRedis(b)
+	st, err := store.Open(context.Background(), store.Config{URL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	var formed, matchedTickets, commands, memory int64
+	var redisCPU, ownCPU time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		empty := redisUsedMemory(b, srv)
+		creator := &Service{Store: st, Queues: []Queue{q}, NodeID: "creator", Notifier: nopNotifier{}}
+		for i := 0; i < waiting; i++ {
+			if _, err := creator.Join(ctx, ticket(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		memory += redisUsedMemory(b, srv) - empty
+		before := redisCommands(b, srv)
+		redis0, own0 := redisCPUTime(b, srv), processCPUTime(b)
+		counter := &countingNotifier{}
+		leader := &Service{Store: st, Queues: []Queue{q}, NodeID: "bench", Notifier: counter}
+		lead(b, leader)
+		leader.init()
+		b.StartTimer()
+		for {
+			more, err := leader.formOnce(ctx, q)
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(func() { st.Close() })
-			q := DefaultQueues()[0]
-			ctx := context.Background()
-			var formed, commands, memory int64
-			var redisCPU, ownCPU time.Duration
-			for b.Loop() {
-				b.StopTimer()
-				empty := redisUsedMemory(b, srv)
-				creator := &Service{Store: st, Queues: []Queue{q}, NodeID: "creator", Notifier: nopNotifier{}}
-				for i := 0; i < waiting; i++ {
-					if _, err := creator.Join(ctx, domain.Ticket{Queue: q.Name,
-						Players: []domain.Player{{ID: uuid.NewString(), Name: "player"}}}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				memory += redisUsedMemory(b, srv) - empty
-				before := redisCommands(b, srv)
-				redis0, own0 := redisCPUTime(b, srv), processCPUTime(b)
-				leader := &Service{Store: st, Queues: []Queue{q}, NodeID: "bench", Notifier: nopNotifier{}}
-				lead(b, leader)
-				leader.init()
-				b.StartTimer()
-				for {
-					more, err := leader.formOnce(ctx, q)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if !more {
-						break
-					}
-				}
-				b.StopTimer()
-				redisCPU += redisCPUTime(b, srv) - redis0
-				ownCPU += processCPUTime(b) - own0
-				commands += redisCommands(b, srv) - before
-				if depth, _ := st.QueueDepth(ctx, q.Name); depth != 0 {
-					b.Fatalf("%d tickets left unmatched", depth)
-				}
-				formed += waiting / 4
-				b.StartTimer() // b.Loop wants the timer running
+			if !more {
+				break
 			}
-			b.ReportMetric(float64(formed*4)/b.Elapsed().Seconds(), "tickets/s")
-			b.ReportMetric(float64(commands)/float64(formed), "redis-cmds/match")
-			b.ReportMetric(float64(memory)/float64(formed*4), "redis-bytes/waiting-ticket")
-			b.ReportMetric(float64(redisCPU.Milliseconds())/float64(b.N), "redis-cpu-ms/op")
-			b.ReportMetric(float64(ownCPU.Milliseconds())/float64(b.N), "lobbyd-cpu-ms/op")
-		})
+		}
+		b.StopTimer()
+		redisCPU += redisCPUTime(b, srv) - redis0
+		ownCPU += processCPUTime(b) - own0
+		commands += redisCommands(b, srv) - before
+		if !q.Teams.Enabled() && len(q.Attributes) == 0 {
+			if depth, _ := st.QueueDepth(ctx, q.Name); depth != 0 {
+				b.Fatalf("%d tickets left unmatched", depth)
+			}
+		}
+		formed += counter.matches.Load()
+		matchedTickets += counter.tickets.Load()
+		b.StartTimer() // b.Loop wants the timer running
 	}
+	b.ReportMetric(float64(matchedTickets)/b.Elapsed().Seconds(), "tickets/s")
+	b.ReportMetric(float64(commands)/float64(formed), "redis-cmds/match")
+	b.ReportMetric(float64(memory)/float64(int64(waiting)*int64(b.N)), "redis-bytes/waiting-ticket")
+	b.ReportMetric(float64(redisCPU.Milliseconds())/float64(b.N), "redis-cpu-ms/op")
+	b.ReportMetric(float64(ownCPU.Milliseconds())/float64(b.N), "lobbyd-cpu-ms/op")
+	b.ReportMetric(float64(matchedTickets)/float64(int64(waiting)*int64(b.N)), "matched-share")
+}
+
+// countingNotifier counts the matches announced and their tickets.
+type countingNotifier struct{ matches, tickets atomic.Int64 }
+
+func (c *countingNotifier) MatchFound(_ context.Context, m domain.Match) error {
+	c.matches.Add(1)
+	c.tickets.Add(int64(len(m.TicketIDs)))
+	return nil
+}
+
+func (*countingNotifier) TicketExpired(context.Context, domain.Ticket) error { return nil }
+
+// BenchmarkFormMatchesRules is BenchmarkFormMatches for issue 13: 1000
+// tickets of the 5v5 benchmark queue (teams, two attributes, lobbies)
+// grouped in memory, per pass.
+func BenchmarkFormMatchesRules(b *testing.B) {
+	q := benchRulesQueue()
+	rng := rand.New(rand.NewPCG(13, 6))
+	now := time.Now()
+	tickets := make([]domain.Ticket, 1000)
+	for i := range tickets {
+		tickets[i] = benchRulesTicket(rng, q)
+		tickets[i].ID, tickets[i].CreatedAt = fmt.Sprint(i), now.Add(time.Duration(i-len(tickets))*time.Millisecond)
+	}
+	b.ReportAllocs()
+	matched := 0
+	for b.Loop() {
+		matched = 0
+		for _, m := range formMatches(q, tickets, now) {
+			matched += len(m.TicketIDs)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(tickets))/b.Elapsed().Seconds(), "tickets/s")
+	b.ReportMetric(float64(matched)/float64(len(tickets)), "matched-share")
 }
 
 // redisCPUTime returns the CPU time redis-server has used (INFO cpu).

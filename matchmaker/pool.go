@@ -49,6 +49,8 @@ type pool struct {
 	lastSync time.Time // last reconciliation with Redis (zero: never)
 	lastForm time.Time
 	dirty    bool // something arrived since the last pass
+	// lastSummary is when the last summary for queue.why was taken.
+	lastSummary time.Time
 }
 
 func newPool() *pool { return &pool{byID: map[string]*domain.Ticket{}} }

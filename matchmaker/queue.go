@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,15 @@ type Queue struct {
 	// MaxLatencyMs: a region is acceptable to a ticket that reports
 	// latencies only if its latency is at most this. 0 accepts any latency.
 	MaxLatencyMs int `json:"maxLatencyMs,omitempty" yaml:"maxLatencyMs"`
+	// LatencyRelax raises MaxLatencyMs step by step as a match's oldest
+	// ticket waits (see MaxLatencyAt).
+	LatencyRelax []LatencyStep `json:"latencyRelax,omitempty" yaml:"latencyRelax"`
+	// Teams splits every match into balanced teams; the zero value forms
+	// one undivided group, as before teams.
+	Teams TeamRule `json:"teams,omitzero" yaml:"teams"`
+	// Attributes are the queue's matchmaking attributes, checked in this
+	// order.
+	Attributes []Attribute `json:"attributes,omitempty" yaml:"attributes"`
 }
 
 // SkillRule bounds a match's skill spread (highest minus lowest ticket
@@ -50,6 +60,10 @@ type SkillRule struct {
 	InitialWindow  float64 `json:"initialWindow" yaml:"initialWindow"`
 	WidenPerSecond float64 `json:"widenPerSecond" yaml:"widenPerSecond"`
 	MaxWindow      float64 `json:"maxWindow" yaml:"maxWindow"`
+	// Source is where a ticket's skill comes from: client (empty, the
+	// default: queue.join "skill", or a lobby's members' own skills) or
+	// token (the JWT claim "skill"; a client-sent skill is forbidden).
+	Source Source `json:"source,omitempty" yaml:"source"`
 }
 
 // Enabled reports whether the rule constrains anything.
@@ -71,6 +85,13 @@ func (q *Queue) ApplyDefaults() {
 	}
 	if q.MaxWait == 0 {
 		q.MaxWait = Duration(90 * time.Second)
+	}
+	if len(q.Attributes) > 0 {
+		q.Attributes = slices.Clone(q.Attributes) // not the caller's array
+		for i := range q.Attributes {
+			q.Attributes[i].Rule = q.Attributes[i].effectiveRule()
+			q.Attributes[i].Source = q.Attributes[i].effectiveSource()
+		}
 	}
 }
 
@@ -151,6 +172,7 @@ func (q Queue) Validate() error {
 	check(q.Skill.MaxWindow > 0 || (q.Skill.InitialWindow == 0 && q.Skill.WidenPerSecond == 0),
 		"skill: set maxWindow to enable the skill rule")
 	check(q.MaxLatencyMs >= 0, "maxLatencyMs %d: must not be negative", q.MaxLatencyMs)
+	q.validateRules(check)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("queue %q: %w", q.Name, err)
 	}

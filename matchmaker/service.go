@@ -23,8 +23,9 @@ var (
 	ErrUnknownQueue = fmt.Errorf("unknown queue: %w", domain.ErrNotFound)
 	// ErrBadRegion means none of the ticket's regions is served by the queue.
 	ErrBadRegion = fmt.Errorf("no acceptable region in this queue: %w", domain.ErrInvalid)
-	// ErrBadTicket means the ticket cannot be matched in this queue (too
-	// many players, or an invalid skill).
+	// ErrBadTicket means the ticket cannot be matched in this queue (more
+	// players than MaxLobbyMembers, an invalid skill, attributes that are
+	// not the queue's: see Queue.Resolve).
 	ErrBadTicket = fmt.Errorf("ticket cannot be matched in this queue: %w", domain.ErrInvalid)
 )
 
@@ -54,6 +55,8 @@ type Store interface {
 	QueueDepth(ctx context.Context, queue string) (int64, error)
 	EstimatedWait(ctx context.Context, queue string) (time.Duration, error)
 	SetEstimatedWait(ctx context.Context, queue string, wait time.Duration) error
+	SetQueueSummary(ctx context.Context, queue string, summary []byte, ttl time.Duration) error
+	QueueSummary(ctx context.Context, queue string) ([]byte, error)
 }
 
 // Service accepts tickets and runs the formation loop of every queue whose
@@ -81,12 +84,14 @@ type Service struct {
 	byName   map[string]Queue
 	metrics  *metrics
 
-	mu       sync.Mutex
-	waitEWMA map[string]float64 // queue -> recent waits (ms), on the leader
-	pools    map[string]*pool   // queue -> the leader's view; only its loop uses it
-	waits    map[string]cachedWait
+	mu        sync.Mutex
+	waitEWMA  map[string]float64 // queue -> recent waits (ms), on the leader
+	pools     map[string]*pool   // queue -> the leader's view; only its loop uses it
+	waits     map[string]cachedWait
+	summaries map[string]cachedSummary // queue -> its last summary read, for Why
 
-	waitReads singleflight.Group
+	waitReads    singleflight.Group
+	summaryReads singleflight.Group
 }
 
 // poolOf returns the leader's view of the queue, creating it empty.
@@ -130,6 +135,7 @@ func (s *Service) init() {
 		s.waitEWMA = make(map[string]float64)
 		s.pools = make(map[string]*pool)
 		s.waits = make(map[string]cachedWait)
+		s.summaries = make(map[string]cachedSummary)
 	})
 }
 
@@ -155,8 +161,9 @@ func (s *Service) Queue(name string) (Queue, bool) {
 	return q, ok
 }
 
-// Join creates a searching ticket from t's Queue, Players, Skill, Regions
-// and Latencies (acceptable regions: see acceptable), with the queue's
+// Join creates a searching ticket from t's Queue, Players, Skill, Regions,
+// Latencies (acceptable regions: see acceptable) and Attributes (as
+// Queue.Resolve gives them), with the queue's
 // estimated wait. Regions and latencies of regions the queue does not serve
 // are dropped (they could never count); a ticket left with no acceptable
 // region is refused. It returns ErrUnknownQueue, ErrBadRegion, ErrBadTicket,
@@ -168,7 +175,7 @@ func (s *Service) Join(ctx context.Context, t domain.Ticket) (domain.Ticket, err
 	if !ok {
 		return domain.Ticket{}, ErrUnknownQueue
 	}
-	if t.Size() == 0 || t.Size() > q.MaxUsers || math.IsNaN(t.Skill) || math.IsInf(t.Skill, 0) {
+	if t.Size() == 0 || t.Size() > q.MaxLobbyMembers() || !finite(t.Skill) || !q.attributesFit(t.Attributes) {
 		return domain.Ticket{}, ErrBadTicket
 	}
 	if len(acceptable(q, t)) == 0 {
@@ -285,6 +292,19 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 	log := s.Logger.With("queue", q.Name)
 	leader := false
 	var leaseRenewed time.Time
+	// The summarizer writes the summaries of passes for queue.why, off this
+	// loop; a summary due while it still works on the last is skipped.
+	summaries := make(chan summaryJob, 1)
+	var summarizer sync.WaitGroup
+	summarizer.Add(1)
+	go func() {
+		defer summarizer.Done()
+		for job := range summaries {
+			s.writeSummary(ctx, q, job)
+		}
+	}()
+	defer summarizer.Wait()
+	defer close(summaries)
 	defer func() {
 		if leader {
 			release, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -332,6 +352,12 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 				next = errorPause // Redis is struggling: do not hammer it, nor the log
 			case full:
 				next = 0
+			}
+			if job, ok := s.summaryDue(q, s.Now()); ok {
+				select {
+				case summaries <- job:
+				default:
+				}
 			}
 		}
 		timer.Reset(next)
@@ -394,6 +420,7 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 		go func() {                      // owned by commit, which drains steps until it is closed
 			defer close(steps)
 			g := newGrouper(q, now, steps)
+			g.knowSkills(avail)
 			for _, t := range avail {
 				g.add(t)
 			}
@@ -435,11 +462,11 @@ type grouper struct {
 
 func newGrouper(q Queue, now time.Time, steps chan<- step) *grouper {
 	g := &grouper{steps: steps}
-	g.former = former{q: q, now: now, emit: func(m domain.Match) {
+	g.former = newFormer(q, now, func(m domain.Match) {
 		if g.step.matches = append(g.step.matches, m); len(g.step.matches) == commitChunk {
 			g.flush()
 		}
-	}}
+	})
 	return g
 }
 
@@ -568,7 +595,8 @@ func (s *Service) expireTicket(ctx context.Context, q Queue, t domain.Ticket) {
 // waitSmoothing weights each new wait in the queue's estimated wait.
 const waitSmoothing = 0.1
 
-// observeMatch records a committed match's waits and skill spread.
+// observeMatch records a committed match's waits, skill spread, team
+// imbalance and relaxed rules.
 func (s *Service) observeMatch(q Queue, obs queueObservers, m domain.Match, byID map[string]*domain.Ticket, now time.Time) {
 	obs.formed.Inc()
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -587,6 +615,14 @@ func (s *Service) observeMatch(q Queue, obs queueObservers, m domain.Match, byID
 		}
 	}
 	obs.spread.Observe(hi - lo)
+	if m.Quality != nil {
+		if q.Teams.Enabled() {
+			obs.imbalance.Observe(m.Quality.TeamImbalance)
+		}
+		for _, rule := range m.Quality.Relaxed {
+			obs.relaxed(rule).Inc()
+		}
+	}
 }
 
 // publishWait stores the queue's estimated wait for every node to read.

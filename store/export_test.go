@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"slices"
 	"time"
@@ -130,4 +131,38 @@ func MutateLobbyAsPrevious(ctx context.Context, s *Store, lobbyID, op, actor str
 		return "", err
 	}
 	return res[0], nil
+}
+
+// CommitMatchesAsPrevious commits matches as the previous version's
+// leaders do, with its commit_matches.lua (kept in testdata): no "formed"
+// field (teams, attributes, quality).
+func CommitMatchesAsPrevious(ctx context.Context, s *Store, queue string, matches []domain.Match) ([]string, error) {
+	src, err := os.ReadFile("testdata/commit_matches_previous.lua")
+	if err != nil {
+		return nil, err
+	}
+	keys := []string{s.keys.searchingKey(queue), s.keys.allocStreamKey(queue), s.keys.searchingDataKey(queue)}
+	args := []any{msOf(time.Now()), int(matchTTL.Seconds()), allocStreamMaxLen, len(matches), queue}
+	for _, m := range matches {
+		regions, _ := json.Marshal(nonNil(m.Regions))
+		players, _ := json.Marshal(m.Players)
+		tickets, _ := json.Marshal(m.TicketIDs)
+		keys = append(keys, s.keys.matchKey(queue, m.ID))
+		args = append(args, m.ID, string(regions), string(players), string(tickets), len(m.TicketIDs))
+		for _, t := range m.TicketIDs {
+			keys = append(keys, s.keys.ticketKey(queue, t))
+			args = append(args, t)
+		}
+	}
+	return redis.NewScript(string(src)).Run(ctx, s.rdb, keys, args...).StringSlice()
+}
+
+// MatchRecord returns a match's hash as stored.
+func MatchRecord(ctx context.Context, s *Store, queue, matchID string) (map[string]string, error) {
+	return s.rdb.HGetAll(ctx, s.keys.matchKey(queue, matchID)).Result()
+}
+
+// QueueSummaryTTL returns the time to live of the queue's summary.
+func QueueSummaryTTL(ctx context.Context, s *Store, queue string) (time.Duration, error) {
+	return s.rdb.PTTL(ctx, s.keys.queueSummaryKey(queue)).Result()
 }

@@ -82,6 +82,12 @@ func (k keyspace) allocStreamKey(queue string) string { return k.prefix + queueT
 // queueStatsKey holds figures about a queue, such as its estimated wait.
 func (k keyspace) queueStatsKey(queue string) string { return k.prefix + queueTag(queue) + ":stats" }
 
+// queueSummaryKey holds the queue leader's summary of its last formation
+// pass (see SetQueueSummary), for any node to answer queue.why from.
+func (k keyspace) queueSummaryKey(queue string) string {
+	return k.prefix + queueTag(queue) + ":summary"
+}
+
 // leaseKey names the node that runs the queue's formation loop.
 func (k keyspace) leaseKey(queue string) string { return k.prefix + queueTag(queue) + ":lease" }
 

@@ -26,8 +26,9 @@ const allocStreamMaxLen = 100000
 // CommitMatches records matches formed in one queue, each all or nothing, in
 // one atomic script: every ticket must still be searching; they leave the
 // queue, the match is recorded as allocating, and its allocation job joins the
-// queue's stream. ID, TicketIDs, Players (with their TicketID and LobbyID)
-// and Regions of each match are recorded.
+// queue's stream. ID, TicketIDs, Players (with their TicketID and LobbyID),
+// Regions, and Teams, Attributes and Quality (in one JSON field, "formed")
+// of each match are recorded.
 func (s *Store) CommitMatches(ctx context.Context, queue string, matches []domain.Match) ([]domain.CommitResult, error) {
 	if len(matches) == 0 {
 		return nil, nil
@@ -47,8 +48,12 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []domai
 		if err != nil {
 			return nil, fmt.Errorf("encode tickets of match %s: %w", m.ID, err)
 		}
+		formed, err := encodeFormed(m)
+		if err != nil {
+			return nil, fmt.Errorf("encode match %s: %w", m.ID, err)
+		}
 		keys = append(keys, s.keys.matchKey(queue, m.ID))
-		args = append(args, m.ID, string(regions), string(players), string(tickets), len(m.TicketIDs))
+		args = append(args, m.ID, string(regions), string(players), string(tickets), formed, len(m.TicketIDs))
 		for _, t := range m.TicketIDs {
 			keys = append(keys, s.keys.ticketKey(queue, t))
 			args = append(args, t)
@@ -66,6 +71,25 @@ func (s *Store) CommitMatches(ctx context.Context, queue string, matches []domai
 		}
 	}
 	return out, nil
+}
+
+// formed is how a match was formed, as its record's "formed" field holds
+// it: one JSON field rather than three, so a commit writes one more field,
+// not three. Matches recorded by a lobbyd before teams and attributes have
+// none.
+type formed struct {
+	Teams      [][]string                  `json:"teams,omitempty"`
+	Attributes map[string]domain.MatchAttr `json:"attributes,omitempty"`
+	Quality    *domain.Quality             `json:"quality,omitempty"`
+}
+
+// encodeFormed is the "formed" field of m, empty when m has none of it.
+func encodeFormed(m domain.Match) (string, error) {
+	if m.Teams == nil && m.Attributes == nil && m.Quality == nil {
+		return "", nil
+	}
+	b, err := gojson.Marshal(formed{Teams: m.Teams, Attributes: m.Attributes, Quality: m.Quality})
+	return string(b), err
 }
 
 // Match reads one match, or returns ErrNotFound.
@@ -98,6 +122,13 @@ func decodeMatch(matchID string, f map[string]string) (domain.Match, error) {
 	}
 	if len(requeued) > 0 { // first element is the script's status
 		m.Requeued = requeued[1:]
+	}
+	if v := f["formed"]; v != "" {
+		var fm formed
+		if err := json.Unmarshal([]byte(v), &fm); err != nil {
+			return domain.Match{}, fmt.Errorf("decode match %s formed: %w", matchID, err)
+		}
+		m.Teams, m.Attributes, m.Quality = fm.Teams, fm.Attributes, fm.Quality
 	}
 	return m, nil
 }

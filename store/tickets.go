@@ -67,8 +67,8 @@ func (s *Store) createTicket(ctx context.Context, t domain.Ticket) error {
 		claimed = append(claimed, p.ID)
 	}
 
-	data, err := json.Marshal(ticketData{ID: t.ID, Queue: t.Queue, Players: t.Players, Skill: t.Skill,
-		Regions: t.Regions, Latencies: t.Latencies, LobbyID: t.LobbyID})
+	data, err := json.Marshal(ticketData{ticketFixed: ticketFixed{ID: t.ID, Queue: t.Queue, Players: t.Players, Skill: t.Skill,
+		Regions: t.Regions, Latencies: t.Latencies, LobbyID: t.LobbyID}, Attributes: storedAttrs(t.Attributes)})
 	if err != nil {
 		release()
 		return fmt.Errorf("encode ticket: %w", err)
@@ -206,6 +206,16 @@ func (s *Store) Ticket(ctx context.Context, queue, ticketID string) (domain.Tick
 // ticketData is the part of a ticket that never changes, stored as one
 // JSON field so that reading a ticket is one small reply.
 type ticketData struct {
+	ticketFixed
+	// Attributes are the ticket's matchmaking attributes; a lobbyd before
+	// them neither writes nor reads this field (it ignores fields it does
+	// not know), so it carries over a requeue by either version.
+	Attributes storedAttrs `json:"attributes,omitempty"`
+}
+
+// ticketFixed is ticketData but its attributes (the fields of the
+// version before them).
+type ticketFixed struct {
 	ID        string          `json:"id"`
 	Queue     string          `json:"queue"`
 	Players   []domain.Player `json:"players"`
@@ -213,6 +223,133 @@ type ticketData struct {
 	Regions   []string        `json:"regions,omitempty"`
 	Latencies map[string]int  `json:"latencies,omitempty"`
 	LobbyID   string          `json:"lobbyId,omitempty"`
+}
+
+// searchingData is ticketData as the leader reads it from the searching
+// data: its attributes left as written, for decodeSearchingEntry to decode
+// once per distinct value (see attrCache).
+type searchingData struct {
+	ticketFixed
+	Attributes gojson.RawMessage `json:"attributes,omitempty"`
+}
+
+// attrCache holds the attributes decoded by one Tickets call, by their
+// JSON: tickets with the same attributes share one map, so reading
+// thousands of them builds a handful of maps (each is a few hundred
+// bytes). Readers of the pool never modify a ticket's attributes.
+type attrCache map[string]map[string]domain.AttrValue
+
+// storedAttrs is a ticket's attributes as its data holds them, in the JSON
+// form of domain.AttrValue. The leader decodes every searching ticket's
+// attributes, so they are read by a small scanner of the compact JSON that
+// encoding/json writes, four times faster than through a map of raw
+// values; anything else it does not expect (spaces, escapes, a mixed
+// value) is read the general way.
+type storedAttrs map[string]domain.AttrValue
+
+// UnmarshalJSON reads what domain.AttrValue's MarshalJSON writes, by name.
+func (a *storedAttrs) UnmarshalJSON(b []byte) error {
+	if out, ok := scanAttrs(b); ok {
+		*a = out
+		return nil
+	}
+	var raw map[string]gojson.RawMessage
+	if err := gojson.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*a = nil
+		return nil
+	}
+	out := make(storedAttrs, len(raw))
+	for name, v := range raw {
+		var av domain.AttrValue
+		if err := av.UnmarshalJSON(v); err != nil {
+			return fmt.Errorf("attribute %q: %w", name, err)
+		}
+		out[name] = av
+	}
+	*a = out
+	return nil
+}
+
+// scanAttrs reads a compact JSON object of attribute values whose strings
+// need no unescaping; ok is false for anything else.
+func scanAttrs(b []byte) (out storedAttrs, ok bool) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return nil, false
+	}
+	i := 1
+	plain := func() (string, bool) { // a string without escapes, at b[i]
+		if i >= len(b) || b[i] != '"' {
+			return "", false
+		}
+		for j := i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				return "", false
+			case '"':
+				s := string(b[i+1 : j])
+				i = j + 1
+				return s, true
+			}
+		}
+		return "", false
+	}
+	out = make(storedAttrs, 4)
+	for i < len(b)-1 {
+		name, ok := plain()
+		if !ok || i >= len(b) || b[i] != ':' {
+			return nil, false
+		}
+		i++
+		if i >= len(b) {
+			return nil, false
+		}
+		var v domain.AttrValue
+		switch c := b[i]; {
+		case c == '"':
+			s, ok := plain()
+			if !ok {
+				return nil, false
+			}
+			v = domain.AttrValue{Type: domain.AttrString, Str: s}
+		case c == '[':
+			v = domain.AttrValue{Type: domain.AttrStrings, Strs: []string{}}
+			i++
+			for i < len(b) && b[i] != ']' {
+				s, ok := plain()
+				if !ok {
+					return nil, false
+				}
+				v.Strs = append(v.Strs, s)
+				if i+1 < len(b) && b[i] == ',' && b[i+1] == '"' {
+					i++
+				}
+			}
+			i++ // ']'
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			for j < len(b) && b[j] != ',' && b[j] != '}' {
+				j++
+			}
+			n, err := strconv.ParseFloat(string(b[i:j]), 64)
+			if err != nil {
+				return nil, false
+			}
+			v, i = domain.AttrValue{Type: domain.AttrNumber, Num: n}, j
+		default:
+			return nil, false
+		}
+		out[name] = v
+		if i < len(b)-1 {
+			if b[i] != ',' || i+1 == len(b)-1 {
+				return nil, false // a trailing comma, or anything but one
+			}
+			i++
+		}
+	}
+	return out, i == len(b)-1
 }
 
 // ticketFields are the fields of a ticket hash, in the order decodeTicket
@@ -242,6 +379,13 @@ func decodeTicket(f []any) (domain.Ticket, error) {
 // ticket is the ticket d describes, with its status, creation time and hold
 // (in ms; 0 for none).
 func (d ticketData) ticket(status domain.TicketStatus, createdMs, holdMs int64) domain.Ticket {
+	t := d.ticketFixed.ticket(status, createdMs, holdMs)
+	t.Attributes = d.Attributes
+	return t
+}
+
+// ticket is the ticket d describes, without attributes.
+func (d ticketFixed) ticket(status domain.TicketStatus, createdMs, holdMs int64) domain.Ticket {
 	t := domain.Ticket{ID: d.ID, Queue: d.Queue, Players: d.Players, Skill: d.Skill, Regions: d.Regions,
 		Latencies: d.Latencies, LobbyID: d.LobbyID, Status: status, CreatedAt: timeOfMs(createdMs)}
 	if holdMs > 0 {
@@ -469,8 +613,10 @@ func searchingEntry(createdAt, holdUntil int64, data []byte) string {
 	return string(append(b, data...))
 }
 
-// decodeSearchingEntry decodes a searchingEntry into a searching ticket.
-func decodeSearchingEntry(v string) (domain.Ticket, error) {
+// decodeSearchingEntry decodes a searchingEntry into a searching ticket,
+// taking its attributes from cache when it holds them (and adding them
+// when not; a nil cache decodes them for this ticket alone).
+func decodeSearchingEntry(v string, cache attrCache) (domain.Ticket, error) {
 	created, rest, ok1 := strings.Cut(v, ":")
 	hold, data, ok2 := strings.Cut(rest, ":")
 	createdMs, err1 := strconv.ParseInt(created, 10, 64)
@@ -478,16 +624,31 @@ func decodeSearchingEntry(v string) (domain.Ticket, error) {
 	if !ok1 || !ok2 || err1 != nil || err2 != nil {
 		return domain.Ticket{}, fmt.Errorf("decode searching ticket: malformed entry %.40q", v)
 	}
-	var d ticketData
+	var d searchingData
 	if err := gojson.Unmarshal([]byte(data), &d); err != nil {
 		return domain.Ticket{}, fmt.Errorf("decode searching ticket: %w", err)
 	}
-	return d.ticket(domain.TicketSearching, createdMs, holdMs), nil
+	t := d.ticket(domain.TicketSearching, createdMs, holdMs)
+	if len(d.Attributes) > 0 && string(d.Attributes) != "null" {
+		attrs, ok := cache[string(d.Attributes)]
+		if !ok {
+			var decoded storedAttrs
+			if err := decoded.UnmarshalJSON(d.Attributes); err != nil {
+				return domain.Ticket{}, fmt.Errorf("decode searching ticket: %w", err)
+			}
+			if attrs = decoded; cache != nil {
+				cache[string(d.Attributes)] = attrs
+			}
+		}
+		t.Attributes = attrs
+	}
+	return t, nil
 }
 
 // Tickets reads the given tickets of a queue and returns those still
 // searching, in the order given: one HMGET of the queue's searching data for
-// them all. Ids it lacks are read from their ticket hashes (a ticket queued
+// them all. Tickets with the same attributes share one Attributes map,
+// which callers must not modify. Ids it lacks are read from their ticket hashes (a ticket queued
 // by a version of lobbyd without that hash; otherwise one that stopped
 // searching meanwhile), and ids whose record expired are dropped from the
 // searching set.
@@ -501,13 +662,14 @@ func (s *Store) Tickets(ctx context.Context, queue string, ids []string) ([]doma
 	}
 	out := make([]domain.Ticket, 0, len(ids))
 	var missing []string
+	cache := attrCache{}
 	for i, v := range vals {
 		entry, ok := v.(string)
 		if !ok {
 			missing = append(missing, ids[i])
 			continue
 		}
-		t, err := decodeSearchingEntry(entry)
+		t, err := decodeSearchingEntry(entry, cache)
 		if err != nil {
 			// Unreadable: read the ticket's own hash, which is the record,
 			// rather than stop the queue on one entry.

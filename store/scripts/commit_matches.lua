@@ -10,8 +10,9 @@
 -- ARGV[4]  number of matches
 -- ARGV[5]  queue name
 -- then, per match: match id, regions (JSON array), players (JSON array, as
---          the match record keeps them), ticket ids (JSON array), ticket
---          count, and the ticket ids
+--          the match record keeps them), ticket ids (JSON array), how it
+--          was formed (JSON: teams, attributes, quality; empty for none),
+--          ticket count, and the ticket ids
 --
 -- A ticket is searching exactly when it is in the searching set (every
 -- script that changes a ticket's status keeps the two in step), so taking a
@@ -40,9 +41,9 @@ do
   local k, a = 4, 6
   for m = 1, nmatches do
     mkeys[m] = KEYS[k]
-    local nt = tonumber(ARGV[a + 4])
+    local nt = tonumber(ARGV[a + 5])
     k = k + 1 + nt
-    a = a + 5 + nt
+    a = a + 6 + nt
   end
 end
 local anyExists = redis.call('EXISTS', unpack(mkeys)) > 0
@@ -51,9 +52,9 @@ local results, gone = {}, {}
 local k, a = 4, 6
 for m = 1, nmatches do
   local mkey = KEYS[k]
-  local matchID, regions, players, tickets, nt =
-    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
-  local t0 = a + 4 -- ARGV[t0 + i] is ticket i, KEYS[k + i] its key
+  local matchID, regions, players, tickets, formed, nt =
+    ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], tonumber(ARGV[a + 5])
+  local t0 = a + 5 -- ARGV[t0 + i] is ticket i, KEYS[k + i] its key
 
   if anyExists and redis.call('EXISTS', mkey) == 1 then
     results[m] = 'exists'
@@ -89,16 +90,23 @@ for m = 1, nmatches do
       end
       gone[#gone + 1] = ARGV[t0 + i]
     end
-    redis.call('HSET', mkey,
-      'id', matchID, 'queue', queue, 'tickets', tickets,
-      'players', players, 'regions', regions,
-      'state', 'allocating', 'attempt', '0', 'createdAt', now)
+    if formed == '' then
+      redis.call('HSET', mkey,
+        'id', matchID, 'queue', queue, 'tickets', tickets,
+        'players', players, 'regions', regions,
+        'state', 'allocating', 'attempt', '0', 'createdAt', now)
+    else
+      redis.call('HSET', mkey,
+        'id', matchID, 'queue', queue, 'tickets', tickets,
+        'players', players, 'regions', regions, 'formed', formed,
+        'state', 'allocating', 'attempt', '0', 'createdAt', now)
+    end
     redis.call('EXPIRE', mkey, ttl)
     redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'match', matchID)
     results[m] = 'ok'
   end
   k = k + 1 + nt
-  a = a + 5 + nt
+  a = a + 6 + nt
 end
 for i = 1, #gone, 1000 do
   redis.call('HDEL', data, unpack(gone, i, math.min(i + 999, #gone)))
