@@ -14,17 +14,26 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/matchmaker"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Queuer is what the gateway needs from the matchmaker.
 type Queuer interface {
-	// Join creates a searching ticket from t's Queue, Players, Skill and Regions.
+	// Resolve checks what a queue.join brings (the client's skill and
+	// attributes, each player's token claims) against the queue's rules
+	// and returns the ticket's skill and attributes.
+	Resolve(queue string, in matchmaker.JoinInput) (float64, map[string]domain.AttrValue, error)
+	// Join creates a searching ticket from t's Queue, Players, Skill,
+	// Regions, Latencies and Attributes.
 	Join(ctx context.Context, t domain.Ticket) (domain.Ticket, error)
 	// Leave cancels the player's searching ticket.
 	Leave(ctx context.Context, playerID string) (domain.Ticket, error)
-	// MaxUsers returns a queue's match size, and whether the queue exists.
-	MaxUsers(queue string) (int, bool)
+	// Why says why a searching ticket waits (queue.why).
+	Why(ctx context.Context, t domain.Ticket) (matchmaker.Why, error)
+	// MaxLobbyMembers returns the most members a lobby of the queue may
+	// have (the match size, or a team's), and whether the queue exists.
+	MaxLobbyMembers(queue string) (int, bool)
 	// QueueNames lists the queues.
 	QueueNames() []string
 }

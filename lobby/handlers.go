@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/matchmaker"
 )
 
 // handlerFunc answers one request; what it returns becomes the reply.
@@ -19,6 +20,7 @@ var requestHandlers = map[string]handlerFunc{
 	"ping":          handlePing,
 	"queue.join":    handleQueueJoin,
 	"queue.leave":   handleQueueLeave,
+	"queue.why":     handleQueueWhy,
 	"lobby.create":  handleLobbyCreate,
 	"lobby.join":    handleLobbyJoin,
 	"lobby.leave":   handleLobbyLeave,
@@ -51,10 +53,11 @@ func handlePing(context.Context, *session, []byte) (any, error) {
 }
 
 type queueJoinRequest struct {
-	Queue     string             `json:"queue"`
-	Skill     *float64           `json:"skill"`
-	Regions   []string           `json:"regions"`
-	Latencies map[string]float64 `json:"latencies"`
+	Queue      string                     `json:"queue"`
+	Skill      *float64                   `json:"skill"`
+	Regions    []string                   `json:"regions"`
+	Latencies  map[string]float64         `json:"latencies"`
+	Attributes map[string]json.RawMessage `json:"attributes"`
 }
 
 func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error) {
@@ -79,8 +82,13 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if err := s.g.validSkill(req.Skill); err != nil {
 		return nil, err
 	}
-	if req.Skill != nil {
-		t.Skill = *req.Skill
+	var err error
+	t.Skill, t.Attributes, err = s.g.Queues.Resolve(req.Queue, matchmaker.JoinInput{
+		ClientSkill: req.Skill, ClientAttributes: req.Attributes,
+		Members: []matchmaker.MemberInput{{PlayerID: s.id.PlayerID, TokenSkill: s.id.Skill, TokenAttrs: s.id.Attrs}},
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(req.Latencies) > 0 {
 		t.Latencies = make(map[string]int, len(req.Latencies))
@@ -125,6 +133,22 @@ func (g *Gateway) validSkill(skill *float64) error {
 		return errorf(CodeBadRequest, fmt.Sprintf("skill must be a number from %g to %g", g.SkillMin, g.SkillMax))
 	}
 	return nil
+}
+
+// handleQueueWhy answers queue.why for the player's searching ticket (a
+// lobby's too): an estimate from the queue leader's last pass.
+func handleQueueWhy(ctx context.Context, s *session, _ []byte) (any, error) {
+	t, err := s.g.Store.PlayerTicket(ctx, s.id.PlayerID)
+	if err == nil && t.Status != domain.TicketSearching {
+		err = domain.ErrNotFound
+	}
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil, errorf(CodeNotFound, "you have no searching ticket")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.g.Queues.Why(ctx, t)
 }
 
 func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {

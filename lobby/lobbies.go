@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/matchmaker"
 )
 
 // Limits on what players put in a lobby.
@@ -244,7 +245,7 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	if err := decode(frame, &req); err != nil {
 		return nil, err
 	}
-	maxUsers, ok := s.g.Queues.MaxUsers(req.Queue)
+	maxUsers, ok := s.g.Queues.MaxLobbyMembers(req.Queue)
 	if !ok {
 		return nil, errorf(CodeNotFound, "unknown queue")
 	}
@@ -259,7 +260,7 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 		maxMembers = *req.MaxMembers
 	}
 	if maxMembers < 1 || maxMembers > maxUsers {
-		return nil, errorf(CodeBadRequest, fmt.Sprintf("maxMembers must be between 1 and the queue's match size, %d", maxUsers))
+		return nil, errorf(CodeBadRequest, fmt.Sprintf("maxMembers must be between 1 and %d, the most a lobby of this queue holds (its match size, or its team size)", maxUsers))
 	}
 	if err := validProps(req.Props); err != nil {
 		return nil, err
@@ -507,9 +508,9 @@ func handleLobbyUpdate(ctx context.Context, s *session, frame []byte) (any, erro
 	}
 	maxMembers := 0
 	if req.MaxMembers != nil {
-		maxUsers, _ := s.g.Queues.MaxUsers(l.Queue)
+		maxUsers, _ := s.g.Queues.MaxLobbyMembers(l.Queue)
 		if *req.MaxMembers < 1 || *req.MaxMembers > maxUsers {
-			return nil, errorf(CodeBadRequest, fmt.Sprintf("maxMembers must be between the member count and the queue's match size, %d", maxUsers))
+			return nil, errorf(CodeBadRequest, fmt.Sprintf("maxMembers must be between the member count and %d, the most a lobby of this queue holds (its match size, or its team size)", maxUsers))
 		}
 		maxMembers = *req.MaxMembers
 	}
@@ -534,7 +535,7 @@ func handleLobbyList(ctx context.Context, s *session, frame []byte) (any, error)
 	limit = min(limit, maxListSize)
 	queues := s.g.Queues.QueueNames()
 	if req.Queue != "" {
-		if _, ok := s.g.Queues.MaxUsers(req.Queue); !ok {
+		if _, ok := s.g.Queues.MaxLobbyMembers(req.Queue); !ok {
 			return nil, errorf(CodeNotFound, "unknown queue")
 		}
 		queues = []string{req.Queue}
@@ -607,20 +608,20 @@ func (s *session) queueLobby(ctx context.Context, l domain.Lobby, req queueJoinR
 		return nil, errorf(CodeConflict, "the lobby is queued already")
 	}
 	t.Players = t.Players[:0]
-	var sum float64
-	rated := 0
+	in := matchmaker.JoinInput{ClientSkill: req.Skill, ClientAttributes: req.Attributes}
 	for _, m := range l.Members {
 		if !m.Ready {
 			return nil, errorf(CodeConflict, "every member must be ready")
 		}
 		t.Players = append(t.Players, domain.Player{ID: m.PlayerID, Name: m.Name, PlayFabEntity: m.PlayFabEntity})
-		if m.Skill != nil {
-			sum += *m.Skill
-			rated++
-		}
+		in.Members = append(in.Members, matchmaker.MemberInput{PlayerID: m.PlayerID, Skill: m.Skill,
+			TokenSkill: m.TokenSkill, TokenAttrs: m.TokenAttrs})
 	}
-	if rated > 0 {
-		t.Skill = sum / float64(rated) // a lobby's skill is its members' mean
+	// A lobby's skill and number attributes are its members' means, its
+	// token attributes merged from their tokens (see matchmaker.Queue.Resolve).
+	var err error
+	if t.Skill, t.Attributes, err = s.g.Queues.Resolve(t.Queue, in); err != nil {
+		return nil, err
 	}
 	t.LobbyID = l.ID
 	ticket, err := s.g.Queues.Join(ctx, t)

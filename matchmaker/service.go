@@ -145,6 +145,24 @@ func (s *Service) MaxUsers(name string) (int, bool) {
 	return q.MaxUsers, ok
 }
 
+// MaxLobbyMembers returns the most members a lobby of the named queue may
+// have (see Queue.MaxLobbyMembers).
+func (s *Service) MaxLobbyMembers(name string) (int, bool) {
+	q, ok := s.Queue(name)
+	return q.MaxLobbyMembers(), ok
+}
+
+// Resolve checks a queue.join against the named queue's rules and returns
+// the ticket's skill and attributes (see Queue.Resolve); ErrUnknownQueue
+// for a queue that does not exist.
+func (s *Service) Resolve(queue string, in JoinInput) (float64, map[string]domain.AttrValue, error) {
+	q, ok := s.Queue(queue)
+	if !ok {
+		return 0, nil, ErrUnknownQueue
+	}
+	return q.Resolve(in)
+}
+
 // QueueNames lists the configured queues.
 func (s *Service) QueueNames() []string {
 	names := make([]string, len(s.Queues))
