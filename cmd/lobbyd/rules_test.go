@@ -98,7 +98,8 @@ func sorted(ids ...string) []string {
 
 // Four solo players whose ratings come from their tokens are split into
 // the two teams whose means differ least: 1000+2000 against 1100+1900,
-// not the arrival order; match.ready says the same.
+// not the arrival order; match.ready says the same, and so does the
+// welcome of a player who was away when it came.
 func TestTeamsAreBalancedBySkill(t *testing.T) {
 	t.Parallel()
 	srv := startRulesServer(t)
@@ -107,7 +108,11 @@ func TestTeamsAreBalancedBySkill(t *testing.T) {
 		p := srv.claimed(t, "p"+string(rune('a'+i)), skill, nil)
 		ps = append(ps, p)
 	}
-	for _, p := range ps {
+	ps[3].ok(t, "queue.join", map[string]any{"queue": "teams"})
+	ps[3].Conn.Close()
+	storetest.Eventually(t, 10*time.Second, func() bool { return srv.metric(t, "lobbyd_connections") == 3 },
+		"the server saw the disconnect")
+	for _, p := range ps[:3] {
 		p.ok(t, "queue.join", map[string]any{"queue": "teams"})
 	}
 	found := ps[0].Next("match.found")
@@ -119,6 +124,11 @@ func TestTeamsAreBalancedBySkill(t *testing.T) {
 	ready := ps[2].Next("match.ready")
 	assert.ElementsMatch(t, teams, teamsOf(t, ready), "match.ready carries the same teams")
 	assert.Equal(t, quality, ready.Obj("quality"))
+	_, w := srv.connect(t, ps[3].token)
+	match := w.Obj("state").Obj("match")
+	require.NotNil(t, match, "welcome carries the undelivered match.ready")
+	assert.ElementsMatch(t, teams, teamsOf(t, match), "welcome.state.match carries the teams")
+	assert.Equal(t, quality, match.Obj("quality"))
 }
 
 // A lobby is never split across teams, even when splitting it would
