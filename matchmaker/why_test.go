@@ -81,8 +81,8 @@ func compatibleOn(q Queue, rule string, a, b domain.Ticket, now time.Time) bool 
 		return wait >= q.MaxWait.D() || math.Abs(a.Skill-b.Skill) <= q.Skill.Window(wait)
 	case "region":
 		limit := q.MaxLatencyAt(wait)
-		for _, ra := range acceptableAt(q, a, limit) {
-			for _, rb := range acceptableAt(q, b, limit) {
+		for _, ra := range acceptableAt(&q, &a, limit) {
+			for _, rb := range acceptableAt(&q, &b, limit) {
 				if ra.name == rb.name {
 					return true
 				}
