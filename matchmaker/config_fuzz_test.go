@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/internal/queuefile"
 	"github.com/lobbyd/lobbyd/matchmaker"
 )
@@ -40,6 +41,18 @@ func FuzzParseConfig(f *testing.F) {
 		"    maxEndpointsPerDevice: 33\n",
 		"    ticketTimeout: -5s\n",
 		"    maxWait: 0s\n",
+		"    teams: {count: 2, size: 2, maxImbalance: 50, widenPerSecond: 5, maxImbalanceCap: 300}\n",
+		"    teams: {count: 2, size: 3}\n",
+		"    teams: {count: 2, size: 2, maxImbalance: 50, maxImbalanceCap: 10}\n",
+		"    skill: {source: token, maxWindow: 100}\n",
+		"    skill: {source: server}\n",
+		"    attributes:\n      - {name: mode, type: string, required: true, values: [ctf, tdm]}\n",
+		"    attributes:\n      - {name: level, type: number, maxDistance: 5, relax: [{after: 20s, maxDistance: 10}, {after: 40s, rule: any}]}\n",
+		"    attributes:\n      - {name: level, type: number, rule: equal}\n",
+		"    attributes:\n      - {name: maps, type: strings, relax: [{after: 20s, rule: any}, {after: 10s, rule: any}]}\n",
+		"    attributes:\n      - {name: platform, type: string, source: token}\n      - {name: platform, type: string}\n",
+		"    maxLatencyMs: 80\n    latencyRelax: [{after: 20s, maxLatencyMs: 150}]\n",
+		"    latencyRelax: [{after: 20s, maxLatencyMs: 150}]\n",
 		"---\nqueues: []\n",
 		"  - name: squad\n    maxUsers: 2\n    maxDevices: 2\n    maxDevicesPerUser: 1\n    maxUsersPerDevice: 1\n    regions: [EastUs]\n",
 	} {
@@ -129,7 +142,69 @@ func checkQueueRules(t *testing.T, file queuefile.Queue) {
 			t.Fatalf("accepted region %q", r)
 		}
 	}
+	checkRulesOfQueue(t, q)
 	if w := q.Skill.Window(0); math.IsNaN(w) {
 		t.Fatalf("skill window at no wait is NaN: %+v", q.Skill)
+	}
+}
+
+// checkRulesOfQueue checks an accepted queue's teams, attributes and
+// relax steps against the README's "Queue file" table and
+// docs/matchmaking.md.
+func checkRulesOfQueue(t *testing.T, q matchmaker.Queue) {
+	t.Helper()
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) && x >= 0 }
+	if tr := q.Teams; tr != (matchmaker.TeamRule{}) {
+		switch {
+		case tr.Count < 2 || tr.Size < 1 || tr.Count*tr.Size != q.MaxUsers:
+			t.Fatalf("accepted teams %+v for maxUsers %d", tr, q.MaxUsers)
+		case !finite(tr.MaxImbalance) || !finite(tr.WidenPerSecond) || !finite(tr.MaxImbalanceCap):
+			t.Fatalf("accepted teams that are not finite numbers: %+v", tr)
+		case tr.MaxImbalanceCap != 0 && tr.MaxImbalanceCap < tr.MaxImbalance:
+			t.Fatalf("accepted maxImbalanceCap below maxImbalance: %+v", tr)
+		}
+		if q.MaxLobbyMembers() != tr.Size {
+			t.Fatalf("a lobby of a queue with teams may hold %d, not the team size %d", q.MaxLobbyMembers(), tr.Size)
+		}
+	}
+	if s := q.Skill.Source; s != "" && s != matchmaker.SourceClient && s != matchmaker.SourceToken {
+		t.Fatalf("accepted skill.source %q", s)
+	}
+	rules := map[domain.AttrType]matchmaker.Rule{domain.AttrString: matchmaker.RuleEqual,
+		domain.AttrStrings: matchmaker.RuleIntersect, domain.AttrNumber: matchmaker.RuleDistance}
+	names := map[string]bool{}
+	for _, a := range q.Attributes {
+		want, ok := rules[a.Type]
+		switch {
+		case !queueNameRule.MatchString(a.Name) || names[a.Name] || slices.Contains([]string{"skill", "region", "latency", "teams"}, a.Name):
+			t.Fatalf("accepted attribute name %q", a.Name)
+		case !ok || a.Rule != want:
+			t.Fatalf("accepted attribute %q of type %q with rule %q", a.Name, a.Type, a.Rule)
+		case a.Source != matchmaker.SourceClient && a.Source != matchmaker.SourceToken:
+			t.Fatalf("accepted attribute %q from %q", a.Name, a.Source)
+		case !finite(a.MaxDistance):
+			t.Fatalf("accepted maxDistance %v", a.MaxDistance)
+		}
+		names[a.Name] = true
+		var after time.Duration
+		for _, step := range a.Relax {
+			if step.After.D() <= after || step.After > q.TicketTimeout || (step.Rule != "" && step.Rule != matchmaker.RuleAny) {
+				t.Fatalf("accepted relax steps %+v", a.Relax)
+			}
+			after = step.After.D()
+		}
+	}
+	if len(q.LatencyRelax) > 0 && q.MaxLatencyMs == 0 {
+		t.Fatal("accepted latencyRelax without maxLatencyMs")
+	}
+	after, ms := time.Duration(0), q.MaxLatencyMs
+	for _, step := range q.LatencyRelax {
+		if step.After.D() <= after || step.MaxLatencyMs <= ms {
+			t.Fatalf("accepted latencyRelax %+v", q.LatencyRelax)
+		}
+		after, ms = step.After.D(), step.MaxLatencyMs
+	}
+	if w := q.Teams.ImbalanceAt(time.Hour); math.IsNaN(w) {
+		t.Fatalf("allowed imbalance is NaN: %+v", q.Teams)
 	}
 }

@@ -52,6 +52,8 @@ type former struct {
 
 	maxMembers int       // the largest ticket the queue takes
 	split      *splitter // with teams
+	vals       []attrVal // the values of the ticket being placed, reused
+	loosest    int       // the queue's loosest latency limit
 	// skillLo and skillHi bound the skills of the tickets of the pass,
 	// when known (else -Inf, +Inf): see dead.
 	skillLo, skillHi float64
@@ -61,12 +63,13 @@ type former struct {
 }
 
 func newFormer(q Queue, now time.Time, emit func(domain.Match)) former {
-	f := former{q: q, now: now, emit: emit, maxMembers: q.MaxLobbyMembers(), skillLo: math.Inf(-1), skillHi: math.Inf(1)}
+	f := former{q: q, now: now, emit: emit, maxMembers: q.MaxLobbyMembers(), loosest: q.loosestLatency(),
+		skillLo: math.Inf(-1), skillHi: math.Inf(1)}
 	if q.Teams.Enabled() {
 		f.split = newSplitter(q.Teams.Count, q.Teams.Size)
 	}
 	if len(q.Attributes) > 0 {
-		f.cand.vals = make([]attrVal, len(q.Attributes))
+		f.vals = make([]attrVal, len(q.Attributes))
 	}
 	return f
 }
@@ -74,28 +77,30 @@ func newFormer(q Queue, now time.Time, emit func(domain.Match)) former {
 // knowSkills tells the former the skills of every ticket it will be given
 // in this pass (see dead).
 func (f *former) knowSkills(tickets []domain.Ticket) {
-	if len(tickets) == 0 {
+	if len(tickets) == 0 || f.split == nil { // only teams use it
 		return
 	}
-	f.skillLo, f.skillHi = math.Inf(1), math.Inf(-1)
-	for _, t := range tickets {
-		f.skillLo, f.skillHi = math.Min(f.skillLo, t.Skill), math.Max(f.skillHi, t.Skill)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range tickets {
+		lo, hi = math.Min(lo, tickets[i].Skill), math.Max(hi, tickets[i].Skill)
 	}
+	f.skillLo, f.skillHi = lo, hi
 }
 
 func (f *former) add(t domain.Ticket) {
 	if t.Size() == 0 || t.Size() > f.maxMembers {
 		return
 	}
-	c := f.prepare(t)
+	c := cand{t: &t}
+	f.prepare(&c)
 	if len(c.regions) == 0 {
 		return
 	}
 	for i, g := range f.open {
-		if !f.accepts(g, c) {
+		if !f.accepts(g, &c) {
 			continue
 		}
-		f.join(g, c)
+		f.join(g, &c)
 		switch {
 		case g.size == f.q.MaxUsers:
 			f.emit(f.match(g))
@@ -105,7 +110,7 @@ func (f *former) add(t domain.Ticket) {
 		}
 		return
 	}
-	g := f.newGroup(c)
+	g := f.newGroup(&c)
 	switch {
 	case g == nil: // it could not be matched even by itself yet
 	case g.size == f.q.MaxUsers:
@@ -118,7 +123,7 @@ func (f *former) add(t domain.Ticket) {
 // cand is a ticket being placed, with what the rules look at worked out
 // once.
 type cand struct {
-	t domain.Ticket
+	t *domain.Ticket
 	// regions are the ticket's acceptable regions at the queue's loosest
 	// latency limit; with byLatency (they were chosen by latency) a group
 	// takes only those within its own limit, a prefix of them.
@@ -136,11 +141,11 @@ type attrVal struct {
 	num   float64
 }
 
-// prepare fills f.cand for t.
-func (f *former) prepare(t domain.Ticket) *cand {
-	c := &f.cand
-	c.t = t
-	c.regions = acceptable(f.q, t)
+// prepare works out c's regions and values.
+func (f *former) prepare(c *cand) {
+	t := c.t
+	c.regions = acceptableAt(&f.q, t, f.loosest)
+	c.vals = f.vals
 	c.byLatency = len(t.Regions) == 0 && len(t.Latencies) > 0
 	for i, a := range f.q.Attributes {
 		v, ok := t.Attributes[a.Name]
@@ -154,14 +159,13 @@ func (f *former) prepare(t domain.Ticket) *cand {
 		}
 		c.vals[i] = av
 	}
-	return c
 }
 
 func (f *former) accepts(g *group, c *cand) bool {
 	if g.size+c.t.Size() > f.q.MaxUsers {
 		return false
 	}
-	if math.Max(g.maxSkill, c.t.Skill)-math.Min(g.minSkill, c.t.Skill) > g.window {
+	if g.skillBinds && max(g.maxSkill, c.t.Skill)-min(g.minSkill, c.t.Skill) > g.window {
 		return false
 	}
 	if f.split != nil && !f.teamsFit(g, c) {
@@ -189,7 +193,7 @@ func (f *former) accepts(g *group, c *cand) bool {
 // and its tickets wait for the next pass, when the limits will have
 // widened.
 func (f *former) dead(g *group) bool {
-	if f.q.MaxUsers-g.size != 1 || math.IsInf(g.imbalance, 1) {
+	if f.q.MaxUsers-g.size != 1 || math.IsInf(g.tg.imbalance, 1) {
 		return false
 	}
 	lo, hi := max(g.maxSkill-g.window, f.skillLo), min(g.minSkill+g.window, f.skillHi)
@@ -210,16 +214,16 @@ func (f *former) dead(g *group) bool {
 func (f *former) teamsFit(g *group, c *cand) bool {
 	size := c.t.Size()
 	if size > 1 {
-		if g.packs == nil {
-			g.packs = make([]int8, f.q.Teams.Size+1)
+		if g.tg.packs == nil {
+			g.tg.packs = make([]int8, f.q.Teams.Size+1)
 		}
-		if g.packs[size] == 0 {
-			g.packs[size] = -1
-			if _, ok := packTeams(append(slices.Clip(g.lobbies), size), f.q.Teams.Count, f.q.Teams.Size); ok {
-				g.packs[size] = 1
+		if g.tg.packs[size] == 0 {
+			g.tg.packs[size] = -1
+			if _, ok := packTeams(append(slices.Clip(g.tg.lobbies), size), f.q.Teams.Count, f.q.Teams.Size); ok {
+				g.tg.packs[size] = 1
 			}
 		}
-		if g.packs[size] < 0 {
+		if g.tg.packs[size] < 0 {
 			return false
 		}
 	}
@@ -233,18 +237,18 @@ func (f *former) teamsFit(g *group, c *cand) bool {
 // the group (completionSpans), worked out once per group and k; all skills
 // when the queue's teams are too large to tell.
 func (f *former) spansOf(g *group, k int) []span {
-	if g.spans == nil {
-		g.spans = make([]*[]span, f.q.Teams.Size+1)
+	if g.tg.spans == nil {
+		g.tg.spans = make([]*[]span, f.q.Teams.Size+1)
 	}
-	if g.spans[k] == nil {
+	if g.tg.spans[k] == nil {
 		f.groupSplitInput(g)
-		spans, exact := f.split.completionSpans(f.sizes, f.skills, k, g.imbalance)
+		spans, exact := f.split.completionSpans(f.sizes, f.skills, k, g.tg.imbalance)
 		if !exact {
 			spans = []span{{math.Inf(-1), math.Inf(1)}}
 		}
-		g.spans[k] = &spans
+		g.tg.spans[k] = &spans
 	}
-	return *g.spans[k]
+	return *g.tg.spans[k]
 }
 
 // completeTeams splits the group completed by c into its teams, and
@@ -254,10 +258,10 @@ func (f *former) completeTeams(g *group, c *cand) bool {
 	f.groupSplitInput(g)
 	f.sizes, f.skills = append(f.sizes, c.t.Size()), append(f.skills, c.t.Skill)
 	teams, imbalance, ok := f.split.bestSplit(f.sizes, f.skills)
-	if !ok || imbalance > g.imbalance {
+	if !ok || imbalance > g.tg.imbalance {
 		return false
 	}
-	g.teams, g.teamImbalance = append(g.teams[:0], teams...), imbalance
+	g.tg.teams, g.tg.teamImbalance = append(g.tg.teams[:0], teams...), imbalance
 	return true
 }
 
@@ -281,14 +285,14 @@ type region struct {
 // acceptable lists the regions of q a ticket accepts at the queue's
 // loosest latency limit (its last latencyRelax step, else maxLatencyMs),
 // most preferred first: see acceptableAt.
-func acceptable(q Queue, t domain.Ticket) []region { return acceptableAt(q, t, q.loosestLatency()) }
+func acceptable(q Queue, t domain.Ticket) []region { return acceptableAt(&q, &t, q.loosestLatency()) }
 
 // acceptableAt lists the regions of q a ticket accepts with the latency
 // limit maxLatencyMs (0: any), most preferred first: its own regions (in
 // its order) if it gave any; else the regions it measured within the limit
 // (by latency, so that a lower limit keeps a prefix of them, ranks
 // unchanged); else all of the queue's regions (in the queue's order).
-func acceptableAt(q Queue, t domain.Ticket, maxLatencyMs int) []region {
+func acceptableAt(q *Queue, t *domain.Ticket, maxLatencyMs int) []region {
 	out := make([]region, 0, len(q.Regions))
 	switch {
 	case len(t.Regions) > 0:
@@ -315,7 +319,7 @@ func acceptableAt(q Queue, t domain.Ticket, maxLatencyMs int) []region {
 	return out
 }
 
-func latencyOf(t domain.Ticket, r string) int {
+func latencyOf(t *domain.Ticket, r string) int {
 	if ms, ok := t.Latencies[r]; ok {
 		return ms
 	}
@@ -336,12 +340,18 @@ type group struct {
 	common []regionScore
 
 	window     float64     // the skill spread allowed (+Inf: skill does not bind)
+	skillBinds bool        // window is finite
 	maxLatency int         // the latency limit in force (0: any)
 	attrs      []attrState // per queue attribute
 
-	// With teams: the allowed imbalance, the sizes of the tickets of more
-	// than one player, and once complete, each ticket's team and the
-	// split's imbalance.
+	tg *teamGroup // with teams
+}
+
+// teamGroup is what a group of a queue with teams holds about them.
+type teamGroup struct {
+	// imbalance is the allowed imbalance, lobbies the sizes of the
+	// tickets of more than one player, and once complete, teams is each
+	// ticket's team and teamImbalance the split's imbalance.
 	imbalance     float64
 	lobbies       []int
 	teams         []int
@@ -368,12 +378,12 @@ type regionScore struct {
 // value that a binding rule lets match nobody (a lobby mixed on an equal
 // attribute, an empty set on an intersect one).
 func (f *former) newGroup(c *cand) *group {
-	q, t := f.q, c.t
+	q, t := f.q, *c.t
 	wait := f.now.Sub(t.CreatedAt)
 	g := &group{oldest: t.CreatedAt, minSkill: t.Skill, maxSkill: t.Skill, window: math.Inf(1),
 		maxLatency: q.MaxLatencyAt(wait), tickets: make([]domain.Ticket, 0, q.MaxUsers)}
 	if q.Skill.Enabled() && wait < q.MaxWait.D() {
-		g.window = q.Skill.Window(wait)
+		g.window, g.skillBinds = q.Skill.Window(wait), true
 	}
 	g.common = make([]regionScore, 0, len(c.regions))
 	for _, r := range c.regions {
@@ -402,52 +412,63 @@ func (f *former) newGroup(c *cand) *group {
 		}
 	}
 	if q.Teams.Enabled() {
-		g.imbalance = q.Teams.ImbalanceAt(wait)
+		g.tg = &teamGroup{imbalance: q.Teams.ImbalanceAt(wait)}
 		if t.Size() > 1 {
-			g.lobbies = append(g.lobbies, t.Size())
+			g.tg.lobbies = append(g.tg.lobbies, t.Size())
 		}
 	}
 	g.tickets, g.size = append(g.tickets, t), t.Size()
 	return g
 }
 
-// regionIndex is the index of the named region in regions, or -1.
-func regionIndex(regions []region, name string) int {
-	return slices.IndexFunc(regions, func(r region) bool { return r.name == name })
-}
-
 // takes returns the index in c.regions of the named region if the group
 // can use it for c (within the group's latency limit), else -1.
 func (g *group) takes(c *cand, name string) int {
-	i := regionIndex(c.regions, name)
-	if i >= 0 && c.byLatency && g.maxLatency > 0 && c.regions[i].latency > g.maxLatency {
-		return -1
+	for i := range c.regions {
+		if c.regions[i].name == name {
+			if c.byLatency && g.maxLatency > 0 && c.regions[i].latency > g.maxLatency {
+				return -1
+			}
+			return i
+		}
 	}
-	return i
+	return -1
 }
 
 // shares reports whether the group has a region c accepts.
 func (g *group) shares(c *cand) bool {
-	return slices.ContainsFunc(g.common, func(r regionScore) bool { return g.takes(c, r.name) >= 0 })
+	for i := range g.common {
+		if g.takes(c, g.common[i].name) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // join adds c to the group (accepts said it may).
 func (f *former) join(g *group, c *cand) {
 	t := c.t
-	kept := g.common[:0]
-	for _, r := range g.common {
-		if i := g.takes(c, r.name); i >= 0 {
-			r.worstLatency = max(r.worstLatency, c.regions[i].latency)
-			r.rankSum += c.regions[i].rank
-			if c.byLatency {
-				r.worstLimited = max(r.worstLimited, c.regions[i].latency)
-			}
-			kept = append(kept, r)
+	n := 0 // the regions kept, compacted in place
+	for k := range g.common {
+		r := &g.common[k]
+		i := g.takes(c, r.name)
+		if i < 0 {
+			continue
 		}
+		cr := &c.regions[i]
+		r.worstLatency = max(r.worstLatency, cr.latency)
+		r.rankSum += cr.rank
+		if c.byLatency {
+			r.worstLimited = max(r.worstLimited, cr.latency)
+		}
+		if n != k {
+			g.common[n] = *r
+		}
+		n++
 	}
-	g.common = kept
-	g.tickets, g.size = append(g.tickets, t), g.size+t.Size()
-	g.minSkill, g.maxSkill = math.Min(g.minSkill, t.Skill), math.Max(g.maxSkill, t.Skill)
+	g.common = g.common[:n]
+	g.tickets, g.size = append(g.tickets, *t), g.size+t.Size()
+	g.minSkill, g.maxSkill = min(g.minSkill, t.Skill), max(g.maxSkill, t.Skill)
 	if t.CreatedAt.Before(g.oldest) {
 		g.oldest = t.CreatedAt
 	}
@@ -456,10 +477,10 @@ func (f *former) join(g *group, c *cand) {
 	}
 	if f.split != nil {
 		if t.Size() > 1 {
-			g.lobbies = append(g.lobbies, t.Size())
+			g.tg.lobbies = append(g.tg.lobbies, t.Size())
 		}
-		clear(g.packs)
-		clear(g.spans)
+		clear(g.tg.packs)
+		clear(g.tg.spans)
 	}
 }
 
@@ -621,8 +642,8 @@ func (f *former) match(g *group) domain.Match {
 	}
 	if q.Teams.Enabled() {
 		m.Teams = teamsOf(g)
-		quality.TeamImbalance = g.teamImbalance
-		if q.Teams.MaxImbalance > 0 && g.teamImbalance > q.Teams.MaxImbalance {
+		quality.TeamImbalance = g.tg.teamImbalance
+		if q.Teams.MaxImbalance > 0 && g.tg.teamImbalance > q.Teams.MaxImbalance {
 			quality.Relaxed = append(quality.Relaxed, "teams")
 		}
 	}
@@ -660,7 +681,7 @@ func (g *group) neededLatency() int {
 func teamsOf(g *group) [][]string {
 	var order []int // split team -> position
 	pos := map[int]int{}
-	for _, team := range g.teams {
+	for _, team := range g.tg.teams {
 		if _, ok := pos[team]; !ok {
 			pos[team] = len(order)
 			order = append(order, team)
@@ -668,7 +689,7 @@ func teamsOf(g *group) [][]string {
 	}
 	out := make([][]string, len(order))
 	for i, t := range g.tickets {
-		k := pos[g.teams[i]]
+		k := pos[g.tg.teams[i]]
 		for _, p := range t.Players {
 			out[k] = append(out[k], p.ID)
 		}

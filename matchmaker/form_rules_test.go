@@ -324,7 +324,7 @@ func exactImbalance(sizes []int, skills []float64, count, size int) float64 {
 		s.order = append(s.order, i)
 	}
 	s.cur, s.bestIm = make([]int, len(sizes)), math.Inf(1)
-	s.search(0)
+	s.search()
 	return s.bestIm
 }
 

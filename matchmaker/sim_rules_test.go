@@ -132,31 +132,17 @@ func TestSimulationRules(t *testing.T) {
 	lead(t, s)
 	ctx := context.Background()
 
-	byID := map[string]domain.Ticket{}
-	created, mixed := 0, 0
-	for step := 0; created < tickets || step < 900; step++ {
-		for n := rng.IntN(29); n > 0 && created < tickets; n-- {
-			tk, in := randomJoin(rng, q, created)
-			skill, attrs, err := q.Resolve(in)
-			require.NoError(t, err)
-			tk.Skill, tk.Attributes = skill, attrs
-			if len(attrs["platform"].Mixed) > 0 {
-				mixed++
-			}
-			joined, err := s.Join(ctx, tk)
-			require.NoError(t, err)
-			byID[joined.ID] = joined
-			created++
+	mixed := 0
+	byID := simulate(t, s, q, vc, rng, tickets, 900, func(i int) domain.Ticket {
+		tk, in := randomJoin(rng, q, i)
+		skill, attrs, err := q.Resolve(in)
+		require.NoError(t, err)
+		tk.Skill, tk.Attributes = skill, attrs
+		if len(attrs["platform"].Mixed) > 0 {
+			mixed++
 		}
-		for {
-			full, err := s.formOnce(ctx, q)
-			require.NoError(t, err)
-			if !full {
-				break
-			}
-		}
-		vc.Advance(time.Second)
-	}
+		return tk
+	})
 
 	matched := map[string]string{}
 	relaxedBy := map[string]int{}
@@ -244,12 +230,12 @@ func checkSimMatch(t *testing.T, q Queue, m domain.Match, mt []domain.Ticket, wa
 	limit := q.MaxLatencyAt(wait)
 	require.NotEmpty(t, m.Regions)
 	for _, tk := range mt {
-		assert.True(t, slices.ContainsFunc(acceptableAt(q, tk, limit), func(r region) bool { return r.name == m.Regions[0] }),
+		assert.True(t, slices.ContainsFunc(acceptableAt(&q, &tk, limit), func(r region) bool { return r.name == m.Regions[0] }),
 			"match %s: region %s acceptable to ticket %s within %d ms", m.ID, m.Regions[0], tk.ID, limit)
 	}
 	baseOK := true
 	for _, tk := range mt {
-		if !slices.ContainsFunc(acceptableAt(q, tk, q.MaxLatencyMs), func(r region) bool { return r.name == m.Regions[0] }) {
+		if !slices.ContainsFunc(acceptableAt(&q, &tk, q.MaxLatencyMs), func(r region) bool { return r.name == m.Regions[0] }) {
 			baseOK = false
 		}
 	}

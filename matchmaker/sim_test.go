@@ -55,28 +55,8 @@ func TestSimulation(t *testing.T) {
 	notifier := &recordingNotifier{}
 	s := &Service{Store: storetest.Embedded(t), Queues: []Queue{q}, NodeID: "sim", Notifier: notifier, Now: vc.Now}
 	lead(t, s)
-	ctx := context.Background()
 
-	byID := map[string]domain.Ticket{}
-	created := 0
-	for step := 0; created < tickets || step < 700; step++ {
-		// About 20 players a second, arriving at random moments.
-		for n := rng.IntN(29); n > 0 && created < tickets; n-- {
-			tk := randomTicket(rng, q, created)
-			joined, err := s.Join(ctx, tk)
-			require.NoError(t, err)
-			byID[joined.ID] = joined
-			created++
-		}
-		for {
-			full, err := s.formOnce(ctx, q)
-			require.NoError(t, err)
-			if !full {
-				break
-			}
-		}
-		vc.Advance(time.Second)
-	}
+	byID := simulate(t, s, q, vc, rng, tickets, 700, func(i int) domain.Ticket { return randomTicket(rng, q, i) })
 
 	matched := map[string]string{}
 	for _, m := range notifier.found() {
@@ -108,6 +88,34 @@ func TestSimulation(t *testing.T) {
 	t.Logf("%d tickets: %d matched in %d matches, %d expired, %d still searching",
 		len(byID), len(matched), len(notifier.found()), expired, len(byID)-len(matched)-expired)
 	assert.Greater(t, len(matched), tickets*9/10, "most tickets find a match")
+}
+
+// simulate joins n tickets made by next to s's queue q, 0 to 28 (14 on
+// average) each virtual second, and runs the formation passes of each
+// second, for at least the given seconds; it returns the tickets joined,
+// by id.
+func simulate(t *testing.T, s *Service, q Queue, vc *clock, rng *rand.Rand, n, seconds int, next func(i int) domain.Ticket) map[string]domain.Ticket {
+	t.Helper()
+	ctx := context.Background()
+	byID := map[string]domain.Ticket{}
+	created := 0
+	for step := 0; created < n || step < seconds; step++ {
+		for k := rng.IntN(29); k > 0 && created < n; k-- {
+			joined, err := s.Join(ctx, next(created))
+			require.NoError(t, err)
+			byID[joined.ID] = joined
+			created++
+		}
+		for {
+			full, err := s.formOnce(ctx, q)
+			require.NoError(t, err)
+			if !full {
+				break
+			}
+		}
+		vc.Advance(time.Second)
+	}
+	return byID
 }
 
 // randomTicket makes ticket number i: mostly solos, some lobbies; skill

@@ -93,7 +93,7 @@ func (s *splitter) bestSplit(sizes []int, skills []float64) (teams []int, imbala
 	s.cur = slices.Grow(s.cur[:0], n)[:n]
 	s.best, s.bestIm = nil, math.Inf(1)
 	if n <= exactSplitTickets || s.exact {
-		s.search(0)
+		s.search()
 	} else {
 		s.heuristic()
 	}
@@ -103,13 +103,23 @@ func (s *splitter) bestSplit(sizes []int, skills []float64) (teams []int, imbala
 	return s.best, s.bestIm, true
 }
 
-// search assigns s.order[k:] to teams, recording the best complete split.
-func (s *splitter) search(k int) {
-	if k == len(s.order) {
+// search records the best of every split (see eachSplit).
+func (s *splitter) search() {
+	s.eachSplit(0, func() {
 		if im := s.imbalance(); im < s.bestIm {
 			s.bestIm = im
 			s.best = append(s.best[:0], s.cur...)
 		}
+	})
+}
+
+// eachSplit assigns s.order[k:] to teams in every way that overfills none,
+// a ticket opening only the first empty team (teams are
+// interchangeable), and calls leaf for each complete assignment, with
+// s.fill, s.sum and s.cur describing it.
+func (s *splitter) eachSplit(k int, leaf func()) {
+	if k == len(s.order) {
+		leaf()
 		return
 	}
 	i := s.order[k]
@@ -121,7 +131,7 @@ func (s *splitter) search(k int) {
 		s.fill[j] += size
 		s.sum[j] += w
 		s.cur[i] = j
-		s.search(k + 1)
+		s.eachSplit(k+1, leaf)
 		s.fill[j] -= size
 		s.sum[j] -= w
 		if s.fill[j] == 0 {
@@ -314,27 +324,9 @@ func (s *splitter) completionSpans(sizes []int, skills []float64, k int, limit f
 	slices.SortStableFunc(s.order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
 	clear(s.fill)
 	clear(s.sum)
+	s.cur = slices.Grow(s.cur[:0], len(sizes))[:len(sizes)]
 	room := limit * float64(s.size)
-	var walk func(n int)
-	walk = func(n int) {
-		if n < len(s.order) {
-			i := s.order[n]
-			size, w := s.sizes[i], float64(s.sizes[i])*s.skills[i]
-			for j := range s.count {
-				if s.fill[j]+size > s.size {
-					continue
-				}
-				s.fill[j] += size
-				s.sum[j] += w
-				walk(n + 1)
-				s.fill[j] -= size
-				s.sum[j] -= w
-				if s.fill[j] == 0 {
-					break
-				}
-			}
-			return
-		}
+	s.eachSplit(0, func() {
 		short := -1
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for j := range s.count {
@@ -352,8 +344,7 @@ func (s *splitter) completionSpans(sizes []int, skills []float64, k int, limit f
 		}
 		a := s.sum[short]
 		spans = append(spans, span{(hi - room - a) / float64(k), (lo + room - a) / float64(k)})
-	}
-	walk(0)
+	})
 	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
 	merged := spans[:0]
 	for _, sp := range spans {

@@ -81,8 +81,8 @@ func compatibleOn(q Queue, rule string, a, b domain.Ticket, now time.Time) bool 
 		return wait >= q.MaxWait.D() || math.Abs(a.Skill-b.Skill) <= q.Skill.Window(wait)
 	case "region":
 		limit := q.MaxLatencyAt(wait)
-		for _, ra := range acceptableAt(q, a, limit) {
-			for _, rb := range acceptableAt(q, b, limit) {
+		for _, ra := range acceptableAt(&q, &a, limit) {
+			for _, rb := range acceptableAt(&q, &b, limit) {
 				if ra.name == rb.name {
 					return true
 				}
@@ -303,4 +303,27 @@ func BenchmarkSummary(b *testing.B) {
 			b.Fatal("nobody blocked")
 		}
 	}
+}
+
+// A running leader writes summaries on its own, and a node's Why answers
+// from them once one is written; stopping the node stops its summarizer.
+func TestRunWritesSummaries(t *testing.T) {
+	q := whyQueue()
+	st := storetest.Embedded(t)
+	leader := &Service{Store: st, Queues: []Queue{q}, NodeID: "leader", Notifier: &recordingNotifier{}, FormInterval: time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- leader.Run(ctx) }()
+	tk, err := leader.Join(ctx, domain.Ticket{Queue: q.Name, Players: []domain.Player{{ID: "alone"}}, Skill: 1500})
+	require.NoError(t, err)
+	other := &Service{Store: st, Queues: []Queue{q}, NodeID: "other"}
+	var w Why
+	storetest.Eventually(t, 10*time.Second, func() bool {
+		w, err = other.Why(context.Background(), tk)
+		return err == nil
+	}, "no summary written")
+	assert.Equal(t, tk.ID, w.Ticket)
+	assert.Equal(t, "mode", w.BlockedBy, "alone in its queue, every rule leaves it nobody: the first is named")
+	cancel()
+	require.NoError(t, <-done)
 }

@@ -132,7 +132,7 @@ func TestRunWithQueueFile(t *testing.T) {
 		} `json:"queues"`
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&qs))
-	require.Len(t, qs.Queues, 3)
+	require.Len(t, qs.Queues, 5)
 	assert.Equal(t, "duel", qs.Queues[0].Name)
 	assert.Equal(t, 2, qs.Queues[0].MaxUsers)
 	assert.Equal(t, "5m0s", qs.Queues[0].TicketTimeout)

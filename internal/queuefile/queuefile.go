@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -161,6 +162,17 @@ func (n flatNetwork) network() partyalloc.Network {
 	return out
 }
 
+// keyOf is the key written before value on a YAML line: "ticketTimeout"
+// in "    ticketTimeout: soon", "after" in "- {after: soon, rule: any}"
+// (empty when the line does not say).
+func keyOf(line, value string) string {
+	m := regexp.MustCompile(`([A-Za-z0-9_]+)\s*:\s*["']?` + regexp.QuoteMeta(value)).FindStringSubmatch(line)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
 // Parse is Load on the file's contents.
 func Parse(raw []byte) (File, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
@@ -174,8 +186,7 @@ func Parse(raw []byte) (File, error) {
 		if errors.As(err, &de) {
 			lines := strings.Split(string(raw), "\n")
 			if de.Line >= 1 && de.Line <= len(lines) {
-				key, _, _ := strings.Cut(strings.TrimLeft(lines[de.Line-1], " -"), ":")
-				de.Field = strings.TrimSpace(key)
+				de.Field = keyOf(lines[de.Line-1], de.Value)
 			}
 		}
 		return File{}, err
