@@ -68,7 +68,7 @@ func BenchmarkRedisInstructions(b *testing.B) {
 			for i := 0; i < tickets; i += 4 * perCall {
 				var matches []domain.Match
 				for j := i; j < min(i+4*perCall, tickets); j += 4 {
-					m := matchOf(all[j:j+4]...)
+					m := matchOf(all[j : j+4]...)
 					// As the matchmaker forms a match of a queue without rules.
 					m.Quality = &domain.Quality{Relaxed: []string{}, WaitMs: 1234}
 					matches = append(matches, m)
