@@ -109,7 +109,7 @@ func randomJoin(rng *rand.Rand, q Queue, i int) (domain.Ticket, JoinInput) {
 // TestSimulationRules is TestSimulation for a queue with teams and
 // attributes: 10,000 seeded tickets, lobbies among them, their skill and
 // attributes resolved as queue.join does, through the real formation and
-// commit on miniredis. Every match is checked: sizes and team sizes, no
+// commit on a redis-server. Every match is checked: sizes and team sizes, no
 // ticket twice, no lobby split, regions acceptable at the latency limit of
 // its oldest ticket's wait, the skill window, each attribute satisfied or
 // relaxed only once its step applied (and then reported relaxed), the
@@ -120,13 +120,14 @@ func TestSimulationRules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 tickets")
 	}
+	t.Parallel()
 	const tickets = 10000
 	rng := rand.New(rand.NewPCG(2026, 13))
 	q := simRulesQueue()
 	require.NoError(t, q.Validate())
 	vc := &clock{now: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
 	notifier := &recordingNotifier{}
-	st := storetest.Embedded(t)
+	st := storetest.Real(t)
 	reg := prometheus.NewRegistry()
 	s := &Service{Store: st, Queues: []Queue{q}, NodeID: "sim", Notifier: notifier, Now: vc.Now, Registerer: reg}
 	lead(t, s)

@@ -40,7 +40,7 @@ func simQueue() Queue {
 
 // TestSimulation runs 10,000 tickets of random sizes, skills, regions and
 // arrival times (seeded, so every run is the same) through the real
-// formation and commit on miniredis, and checks every match against the
+// formation and commit on a redis-server (CPU outside the race detector), and checks every match against the
 // rules: no ticket twice, exactly MaxUsers players, a region every member
 // accepts leading PreferredRegions, and a skill spread within the window
 // allowed at its oldest member's wait (or that member waited MaxWait).
@@ -48,12 +48,13 @@ func TestSimulation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000 tickets")
 	}
+	t.Parallel()
 	const tickets = 10000
 	rng := rand.New(rand.NewPCG(2026, 11))
 	q := simQueue()
 	vc := &clock{now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	notifier := &recordingNotifier{}
-	s := &Service{Store: storetest.Embedded(t), Queues: []Queue{q}, NodeID: "sim", Notifier: notifier, Now: vc.Now}
+	s := &Service{Store: storetest.Real(t), Queues: []Queue{q}, NodeID: "sim", Notifier: notifier, Now: vc.Now}
 	lead(t, s)
 
 	byID := simulate(t, s, q, vc, rng, tickets, 700, func(i int) domain.Ticket { return randomTicket(rng, q, i) })
