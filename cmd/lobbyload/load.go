@@ -62,6 +62,8 @@ type load struct {
 	// the queue (see startSettle).
 	lateLeaves  atomic.Int64
 	lastMatchAt atomic.Int64 // unix nanoseconds
+	// lastLateAt is when the last late leave was seen (unix nanoseconds).
+	lastLateAt atomic.Int64
 	// allDone is closed once every player is matched or failed: matched
 	// players hold their sockets until then, so late duplicates are seen.
 	allDone     chan struct{}
@@ -171,7 +173,11 @@ func (l *load) startSettle(ctx context.Context, cancel context.CancelFunc) (stop
 				return
 			case now := <-ticker.C:
 				waiting := int64(l.cfg.Players) - l.finished.Load()
-				quiet := now.Sub(time.Unix(0, l.lastMatchAt.Load())) >= l.cfg.Settle
+				// Quiet since the last match.ready, and since the late
+				// leave: a run whose first match.ready is slow to come
+				// (a loaded machine) is not ended before it starts.
+				since := max(l.lastMatchAt.Load(), l.lastLateAt.Load(), l.queueStart.UnixNano())
+				quiet := now.Sub(time.Unix(0, since)) >= l.cfg.Settle
 				if waiting > 0 && l.lateLeaves.Load() > 0 && quiet {
 					cancel()
 					return

@@ -388,6 +388,7 @@ func (p *player) awaitMatch(ctx context.Context) error {
 		if !p.lateCounted && p.leftAfterFound() {
 			p.lateCounted = true
 			p.load.lateLeaves.Add(1)
+			p.load.lastLateAt.Store(time.Now().UnixNano())
 		}
 	}
 	return nil
