@@ -81,7 +81,11 @@ queue_run() {
 	local tier=$1 name=$2
 	shift 2
 	start_lobbyd "$tier"
-	"$bin/lobbyload" -url "http://$addr" -players "$players" -preconnect -progress on "$@" \
+	local rflag=()
+	[ "$tier" = redis ] && rflag=(-redis-url "$redis")
+	# lobbyload reports lobbyd's CPU per matched player (from /metrics) and,
+	# on the redis tier, redis-server's (INFO cpu).
+	"$bin/lobbyload" -url "http://$addr" -players "$players" -preconnect -progress on "${rflag[@]}" "$@" \
 		>"$out/$name.txt" 2>"$bin/progress" &
 	local lp=$! c0 prof=
 	until grep -q queueing "$bin/progress" 2>/dev/null || ! kill -0 $lp 2>/dev/null; do sleep 0.02; done
@@ -94,7 +98,7 @@ queue_run() {
 	echo "lobbyd CPU during the queueing phase: $(( ($(cpu $lobbyd_pid) - c0) * 1000 / hz )) ms" >>"$out/$name.txt"
 	[ -n "$prof" ] && wait $prof
 	stop_lobbyd
-	echo "$name: $(grep -E '^throughput|^result' "$out/$name.txt" | tr '\n' ' ')"
+	echo "$name: $(grep -E '^throughput|^result|^lobbyd CPU|^redis CPU' "$out/$name.txt" | tr '\n' ' ')"
 }
 
 idle_run() {

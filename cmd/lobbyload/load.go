@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 )
 
 // role is what one simulated player does.
@@ -45,6 +46,8 @@ type load struct {
 	stderr io.Writer
 	check  *checker
 	http   *http.Client
+	// rdb reads Redis's CPU (-redis-url); nil without it.
+	rdb *redis.Client
 	// connecting bounds the connection attempts in flight (token, dial,
 	// welcome), so starting all players at once is not a SYN flood.
 	connecting chan struct{}
@@ -88,6 +91,14 @@ func (l *load) run(ctx context.Context) (*report, error) {
 	if err := l.checkQueue(ctx); err != nil {
 		return nil, err
 	}
+	if l.cfg.RedisURL != "" {
+		rdb, err := openRedis(l.cfg.RedisURL)
+		if err != nil {
+			return nil, err
+		}
+		defer rdb.Close()
+		l.rdb = rdb
+	}
 	runCtx, cancel := context.WithTimeout(ctx, l.cfg.Duration)
 	defer cancel()
 
@@ -103,6 +114,7 @@ func (l *load) run(ctx context.Context) (*report, error) {
 			fmt.Fprintf(l.stderr, "%6.0fs connected %d of %d: queueing\n", l.queueStart.Sub(l.start).Seconds(), l.connected.Load(), len(players))
 		}
 	}
+	cpuFrom := l.sampleCPU(ctx)
 	var wg sync.WaitGroup
 	for i, p := range starting {
 		if l.cfg.Rate > 0 {
@@ -126,8 +138,11 @@ func (l *load) run(ctx context.Context) (*report, error) {
 	wg.Wait()
 	stopSettle()
 	end := time.Now()
+	cpuTo := l.sampleCPU(ctx)
 	stopProgress()
-	return l.buildReport(players, end), nil
+	r := l.buildReport(players, end)
+	r.CPU = cpuBetween(cpuFrom, cpuTo, r.Matched)
+	return r, nil
 }
 
 // preconnect connects every player (at most -max-connecting at a time,

@@ -139,6 +139,10 @@ func TestRunAgainstLobbyd(t *testing.T) {
 	assert.Equal(t, rep.Matched, rep.Latency.JoinToReady.Count)
 	assert.Greater(t, rep.ThroughputPerSec, 0.0)
 	assert.Len(t, rep.Timeline, rep.Matched)
+	require.NotNil(t, rep.CPU, "lobbyd's CPU from its /metrics")
+	assert.Greater(t, rep.CPU.ServerSec, 0.0)
+	assert.InDelta(t, rep.CPU.ServerSec*1e6/float64(rep.Matched), rep.CPU.ServerUsPerPlayer, 1e-6)
+	assert.Nil(t, rep.CPU.RedisSec, "no -redis-url: no Redis figure")
 	assert.Empty(t, stderr, "no progress line when stderr is not a terminal")
 }
 

@@ -59,6 +59,9 @@ type config struct {
 	Seed          uint64
 	FlushWait     time.Duration
 	Settle        time.Duration
+	// RedisURL, when set, is the Redis lobbyd uses, read (INFO cpu) for
+	// its CPU per matched player.
+	RedisURL string
 	// Pingers and Abusers select the abuse scenario (see abuse.go) instead
 	// of matchmaking.
 	Pingers, Abusers int
@@ -88,6 +91,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the assignment of roles to players")
 	fs.DurationVar(&cfg.FlushWait, "flush-wait", 5*time.Second, "after the run, how long each matched player may take to confirm no duplicate match.ready is pending")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Second, "after a leave landed behind match.found and the player queued again, end early once nobody was matched for this long (0: wait for -duration)")
+	fs.StringVar(&cfg.RedisURL, "redis-url", "", "the Redis lobbyd uses (redis://host:port), read with INFO cpu for Redis's CPU per matched player; empty: lobbyd's CPU only")
 	fs.IntVar(&cfg.Pingers, "pingers", 0, "abuse scenario: well-behaved players who only ping, every 100ms, and report the round trip (with -abusers; no matchmaking)")
 	fs.IntVar(&cfg.Abusers, "abusers", 0, "abuse scenario: players flooding invalid frames and reconnecting at once whenever closed, for -duration")
 	if err := envflag.Parse(fs, "LOBBYLOAD_", args, getenv); err != nil {

@@ -55,6 +55,10 @@ type report struct {
 	// the first queue.join (with -preconnect, the barrier) and the last
 	// match.ready.
 	ThroughputPerSec float64 `json:"throughputPerSecond"`
+	// CPU is what lobbyd (and Redis, with -redis-url) spent per matched
+	// player while the players queued; absent when lobbyd's /metrics
+	// could not be read.
+	CPU *cpuReport `json:"cpu,omitempty"`
 
 	Latency struct {
 		Connect     percentiles `json:"connect"`
@@ -271,6 +275,12 @@ func (r *report) writeText(w io.Writer) error {
 			span = "barrier to last match.ready"
 		}
 		fmt.Fprintf(tw, "throughput\t%.1f players/s\t(match.ready, %s)\n", r.ThroughputPerSec, span)
+		if c := r.CPU; c != nil {
+			fmt.Fprintf(tw, "lobbyd CPU\t%.0f µs per matched player\t(%.2f s while the players queued)\n", c.ServerUsPerPlayer, c.ServerSec)
+			if c.RedisSec != nil {
+				fmt.Fprintf(tw, "redis CPU\t%.0f µs per matched player\t(%.2f s)\n", *c.RedisUsPerPlayer, *c.RedisSec)
+			}
+		}
 	}
 	fmt.Fprintf(tw, "\nlatency (ms)\tcount\tp50\tp90\tp99\tmax\n")
 	row := func(name string, p percentiles) {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// cpuReport is what lobbyd (and, with -redis-url, Redis) spent on the
+// run's players: process CPU read when the players start (with
+// -preconnect, at the barrier, so connecting is left out) and after the
+// last one finished, divided by the players matched.
+type cpuReport struct {
+	// ServerSec is lobbyd's user+system CPU over the window, from its
+	// /metrics (process_cpu_seconds_total); ServerUsPerPlayer is that per
+	// matched player.
+	ServerSec         float64 `json:"serverSeconds"`
+	ServerUsPerPlayer float64 `json:"serverUsPerMatchedPlayer"`
+	// RedisSec and RedisUsPerPlayer are the same for redis-server, from
+	// INFO cpu (used_cpu_sys + used_cpu_user); absent without -redis-url.
+	RedisSec         *float64 `json:"redisSeconds,omitempty"`
+	RedisUsPerPlayer *float64 `json:"redisUsPerMatchedPlayer,omitempty"`
+}
+
+// cpuSample is one reading of both processes' CPU seconds (negative: not
+// read).
+type cpuSample struct{ server, redis float64 }
+
+// sampleCPU reads lobbyd's and Redis's CPU seconds. A figure that cannot
+// be read (a server without /metrics, such as echoref) is negative.
+func (l *load) sampleCPU(ctx context.Context) cpuSample {
+	s := cpuSample{server: -1, redis: -1}
+	if v, err := l.serverCPU(ctx); err == nil {
+		s.server = v
+	}
+	if l.rdb != nil {
+		if info, err := l.rdb.Info(ctx, "cpu").Result(); err == nil {
+			if v, err := redisCPU(info); err == nil {
+				s.redis = v
+			}
+		}
+	}
+	return s
+}
+
+// serverCPU reads process_cpu_seconds_total from lobbyd's /metrics.
+func (l *load) serverCPU(ctx context.Context) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := l.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	return metricValue(resp.Body, "process_cpu_seconds_total")
+}
+
+// metricValue finds an unlabelled sample in the Prometheus text format.
+func metricValue(r io.Reader, name string) (float64, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no %s in /metrics", name)
+}
+
+// redisCPU adds used_cpu_sys and used_cpu_user of an INFO cpu reply.
+func redisCPU(info string) (float64, error) {
+	var total float64
+	found := 0
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu %s: %w", k, err)
+		}
+		total += f
+		found++
+	}
+	if found != 2 {
+		return 0, fmt.Errorf("INFO cpu has no used_cpu_sys and used_cpu_user")
+	}
+	return total, nil
+}
+
+// cpuBetween is the report of two samples for matched players; nil when
+// lobbyd's CPU could not be read both times or nobody was matched.
+func cpuBetween(from, to cpuSample, matched int) *cpuReport {
+	if from.server < 0 || to.server < 0 || matched == 0 {
+		return nil
+	}
+	r := &cpuReport{ServerSec: to.server - from.server}
+	r.ServerUsPerPlayer = r.ServerSec * 1e6 / float64(matched)
+	if from.redis >= 0 && to.redis >= 0 {
+		sec := to.redis - from.redis
+		per := sec * 1e6 / float64(matched)
+		r.RedisSec, r.RedisUsPerPlayer = &sec, &per
+	}
+	return r
+}
+
+// openRedis connects to -redis-url, for INFO cpu only.
+func openRedis(url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	return redis.NewClient(opts), nil
+}
