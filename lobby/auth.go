@@ -62,13 +62,13 @@ type claims struct {
 // of at most domain.MaxRegionBytes bytes.
 const maxTokenAttrs = 32
 
-// matchClaims reads the claims skill and attrs. Their errors name the
-// claim, never its value.
+// matchClaims reads the claims skill and attrs. Its errors name the
+// claim, never its value; Verify wraps them in ErrBadToken.
 func matchClaims(c claims) (skill *float64, attrs map[string]domain.AttrValue, err error) {
 	if len(c.Skill) > 0 && string(c.Skill) != "null" {
 		var v float64
 		if json.Unmarshal(c.Skill, &v) != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, nil, fmt.Errorf("%w: skill must be a number", ErrBadToken)
+			return nil, nil, errors.New("skill must be a number")
 		}
 		skill = &v
 	}
@@ -76,17 +76,17 @@ func matchClaims(c claims) (skill *float64, attrs map[string]domain.AttrValue, e
 		return skill, nil, nil
 	}
 	if err := json.Unmarshal(c.Attrs, &attrs); err != nil {
-		return nil, nil, fmt.Errorf("%w: attrs must be an object of strings, numbers and arrays of strings", ErrBadToken)
+		return nil, nil, errors.New("attrs must be an object of strings, numbers and arrays of strings")
 	}
 	if len(attrs) > maxTokenAttrs {
-		return nil, nil, fmt.Errorf("%w: attrs may hold at most %d attributes", ErrBadToken, maxTokenAttrs)
+		return nil, nil, fmt.Errorf("attrs may hold at most %d attributes", maxTokenAttrs)
 	}
 	for name, v := range attrs {
 		if !domain.ValidName(name) {
-			return nil, nil, fmt.Errorf("%w: attrs: names must be 1-64 letters, digits, '_', '.' or '-'", ErrBadToken)
+			return nil, nil, errors.New("attrs: names must be 1-64 letters, digits, '_', '.' or '-'")
 		}
 		if err := checkTokenAttr(v); err != nil {
-			return nil, nil, fmt.Errorf("%w: attrs.%s %s", ErrBadToken, name, err.Error())
+			return nil, nil, fmt.Errorf("attrs.%s %w", name, err)
 		}
 	}
 	return skill, attrs, nil
@@ -159,7 +159,7 @@ func (a *Authenticator) Verify(token string) (Identity, error) {
 	}
 	skill, attrs, err := matchClaims(c)
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, fmt.Errorf("%w: %v", ErrBadToken, err)
 	}
 	id := Identity{PlayerID: c.Subject, Name: CleanName(c.Name), PlayFabEntity: c.PfEntity, Expires: c.ExpiresAt.Time,
 		Skill: skill, Attrs: attrs}
@@ -290,7 +290,7 @@ func HandleDevToken(a *Authenticator) http.Handler {
 		}
 		skill, attrs, err := matchClaims(claims{Skill: req.Skill, Attrs: req.Attrs})
 		if err != nil {
-			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, strings.TrimPrefix(err.Error(), ErrBadToken.Error()+": "))
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 			return
 		}
 		token, err := a.Issue(Identity{PlayerID: req.PlayerID, Name: req.Name, PlayFabEntity: req.PfEntity, Skill: skill, Attrs: attrs}, devTokenTTL)

@@ -1,6 +1,9 @@
 package lobby_test
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -61,4 +64,29 @@ func TestTokenMatchClaims(t *testing.T) {
 	require.NotNil(t, id.Skill)
 	assert.Equal(t, 1200.0, *id.Skill, "what Issue signs, Verify reads")
 	assert.Equal(t, "xbox", id.Attrs["platform"].Str)
+}
+
+// The development endpoint signs the claims it is given, and refuses a
+// claim of the wrong shape naming it.
+func TestDevTokenMatchClaims(t *testing.T) {
+	a := &lobby.Authenticator{Secret: []byte(fuzzSecret)}
+	h := lobby.HandleDevToken(a)
+	post := func(body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/dev/token", strings.NewReader(body)))
+		return w
+	}
+	w := post(`{"name":"ann","skill":"high"}`)
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Contains(t, w.Body.String(), `"message":"skill must be a number"`)
+
+	w = post(`{"name":"ann","skill":1700,"attrs":{"platform":"pc"}}`)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	var out struct{ Token string }
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out))
+	id, err := a.Verify(out.Token)
+	require.NoError(t, err)
+	require.NotNil(t, id.Skill)
+	assert.Equal(t, 1700.0, *id.Skill)
+	assert.Equal(t, "pc", id.Attrs["platform"].Str)
 }

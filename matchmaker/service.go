@@ -139,12 +139,6 @@ func (s *Service) init() {
 	})
 }
 
-// MaxUsers returns the match size of the named queue.
-func (s *Service) MaxUsers(name string) (int, bool) {
-	q, ok := s.Queue(name)
-	return q.MaxUsers, ok
-}
-
 // MaxLobbyMembers returns the most members a lobby of the named queue may
 // have (see Queue.MaxLobbyMembers).
 func (s *Service) MaxLobbyMembers(name string) (int, bool) {

@@ -23,24 +23,11 @@ import (
 // platform relaxed to any after 30 s, an intersect map vote, a level
 // distance relaxed twice, and latency relaxing.
 func simRulesQueue() Queue {
-	q := Queue{
-		Name: "sim5v5", MaxUsers: 10,
-		Regions:       []string{"EastUs", "WestUs", "NorthEurope", "WestEurope"},
-		TicketTimeout: Duration(10 * time.Minute), MaxWait: Duration(90 * time.Second),
-		Teams:        TeamRule{Count: 2, Size: 5, MaxImbalance: 25, WidenPerSecond: 2, MaxImbalanceCap: 150},
-		Skill:        SkillRule{Source: SourceToken, InitialWindow: 150, WidenPerSecond: 15, MaxWindow: 800},
-		MaxLatencyMs: 80,
-		LatencyRelax: []LatencyStep{{After: Duration(20 * time.Second), MaxLatencyMs: 150}},
-		Attributes: []Attribute{
-			{Name: "mode", Type: domain.AttrString, Required: true, Values: []string{"ctf", "tdm"}},
-			{Name: "platform", Type: domain.AttrString, Source: SourceToken,
-				Relax: []RelaxStep{{After: Duration(30 * time.Second), Rule: RuleAny}}},
-			{Name: "maps", Type: domain.AttrStrings},
-			{Name: "level", Type: domain.AttrNumber, MaxDistance: 5, Relax: []RelaxStep{
-				{After: Duration(20 * time.Second), MaxDistance: 10}, {After: Duration(40 * time.Second), Rule: RuleAny}}},
-		},
-	}
-	q.ApplyDefaults()
+	q := rulesQueue() // the spec's example, tuned tighter, with a fourth region
+	q.Name = "sim5v5"
+	q.Regions = append(q.Regions, "WestEurope")
+	q.Teams = TeamRule{Count: 2, Size: 5, MaxImbalance: 25, WidenPerSecond: 2, MaxImbalanceCap: 150}
+	q.Skill = SkillRule{Source: SourceToken, InitialWindow: 150, WidenPerSecond: 15, MaxWindow: 800}
 	return q
 }
 

@@ -1,7 +1,6 @@
 package partyalloc_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/partyalloc"
 	"github.com/lobbyd/lobbyd/store"
 	"github.com/lobbyd/lobbyd/store/storetest"
@@ -32,7 +32,7 @@ type outage struct {
 	alloc  *countingAllocator
 	notify *recordingNotifier
 	reg    *prometheus.Registry
-	logs   *lockedBuffer
+	logs   *testutil.SyncBuffer
 	m      domain.Match
 	stop   func() // stops the worker and waits for Run to return
 }
@@ -42,7 +42,7 @@ type outage struct {
 func startOutage(t *testing.T, deadline time.Duration) *outage {
 	t.Helper()
 	o := &outage{mr: miniredis.RunT(t), alloc: &countingAllocator{block: make(chan struct{})},
-		notify: &recordingNotifier{}, reg: prometheus.NewRegistry(), logs: &lockedBuffer{}}
+		notify: &recordingNotifier{}, reg: prometheus.NewRegistry(), logs: &testutil.SyncBuffer{}}
 	var err error
 	o.st, err = store.Open(context.Background(), store.Config{URL: "redis://" + o.mr.Addr()})
 	require.NoError(t, err)
@@ -155,22 +155,4 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		return sum
 	}
 	return 0
-}
-
-// lockedBuffer collects log lines written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

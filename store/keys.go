@@ -117,7 +117,7 @@ func codeGuessBudget(playerID string) budget {
 // it, since it is built before a store is at hand).
 func (k keyspace) budgetKey(b budget) string { return k.prefix + b.key }
 
-// lobbyKey holds one lobby, as JSON (changed by the rules of lobbyrules.go
+// lobbyKey holds one lobby, as JSON (changed by the rules of internal/domain/rules.go
 // through scripts/lobby_cas.lua).
 func (k keyspace) lobbyKey(lobbyID string) string { return k.prefix + "{l:" + lobbyID + "}" }
 

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,5 +71,5 @@ func TestStoreMarksAnUnreachableRedisUnavailable(t *testing.T) {
 	_, err = s.Subscribe(ctx, "node-1")
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, domain.ErrUnavailable), "a subscription too: %v", err)
-	assert.NotErrorIs(t, domain.ErrNotFound, domain.ErrUnavailable)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED, "the cause stays in the chain")
 }
