@@ -14,8 +14,9 @@ import (
 
 // cpuReport is what lobbyd (and, with -redis-url, Redis) spent on the
 // run's players: process CPU read when the players start (with
-// -preconnect, at the barrier, so connecting is left out) and after the
-// last one finished, divided by the players matched.
+// -preconnect, at the barrier, so connecting is left out) and once the
+// last one is matched or failed (before the goodbyes, so disconnecting is
+// left out too), divided by the players matched.
 type cpuReport struct {
 	// ServerSec is lobbyd's user+system CPU over the window, from its
 	// /metrics (process_cpu_seconds_total); ServerUsPerPlayer is that per

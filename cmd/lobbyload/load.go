@@ -115,6 +115,16 @@ func (l *load) run(ctx context.Context) (*report, error) {
 		}
 	}
 	cpuFrom := l.sampleCPU(ctx)
+	// The window ends when the last player is matched or failed, before
+	// the goodbyes: disconnecting is left out as connecting is.
+	cpuTo := make(chan cpuSample, 1)
+	go func() {
+		select {
+		case <-l.allDone:
+		case <-runCtx.Done():
+		}
+		cpuTo <- l.sampleCPU(ctx)
+	}()
 	var wg sync.WaitGroup
 	for i, p := range starting {
 		if l.cfg.Rate > 0 {
@@ -138,10 +148,9 @@ func (l *load) run(ctx context.Context) (*report, error) {
 	wg.Wait()
 	stopSettle()
 	end := time.Now()
-	cpuTo := l.sampleCPU(ctx)
 	stopProgress()
 	r := l.buildReport(players, end)
-	r.CPU = cpuBetween(cpuFrom, cpuTo, r.Matched)
+	r.CPU = cpuBetween(cpuFrom, <-cpuTo, r.Matched)
 	return r, nil
 }
 
