@@ -29,6 +29,10 @@ type Store struct {
 	// stopClock and clockDone stop the embedded Redis's expiry clock.
 	stopClock chan struct{}
 	clockDone chan struct{}
+	// batch and batchTx carry many callers' small writes in shared
+	// pipelines (see commit.go); batchTx applies each caller's commands
+	// as one transaction.
+	batch, batchTx *committer
 }
 
 // Config says which Redis to use.
@@ -85,6 +89,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.rdb = redis.NewUniversalClient(opts)
 	}
 	s.rdb.AddHook(unavailableHook{})
+	s.batch, s.batchTx = newCommitter(s.rdb, false), newCommitter(s.rdb, true)
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to redis: %w", err)
@@ -203,6 +208,10 @@ func (s *Store) Embedded() bool { return s.embedded != nil }
 
 // Close closes the connection and stops the embedded Redis, if any.
 func (s *Store) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+		s.batchTx.close()
+	}
 	err := s.rdb.Close()
 	if s.embedded != nil {
 		close(s.stopClock)

@@ -74,14 +74,17 @@ func (s *Store) createTicket(ctx context.Context, t domain.Ticket) error {
 		return fmt.Errorf("encode ticket: %w", err)
 	}
 	key := s.keys.ticketKey(t.Queue, t.ID)
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, key, "data", data, "status", string(domain.TicketSearching), "createdAt", msOf(t.CreatedAt))
-	pipe.Expire(ctx, key, ticketTTL)
-	pipe.ZAdd(ctx, s.keys.searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
-	pipe.HSet(ctx, s.keys.searchingDataKey(t.Queue), t.ID, searchingEntry(msOf(t.CreatedAt), 0, data))
-	pipe.RPush(ctx, s.keys.incomingKey(t.Queue), t.ID)
-	pipe.LTrim(ctx, s.keys.incomingKey(t.Queue), -incomingMax, -1)
-	if _, err := pipe.Exec(ctx); err != nil {
+	// One transaction, shared with the tickets other sessions create
+	// meanwhile in the same queue (same hash slot).
+	err = s.batchTx.do(ctx, t.Queue, func(pipe redis.Pipeliner) {
+		pipe.HSet(ctx, key, "data", data, "status", string(domain.TicketSearching), "createdAt", msOf(t.CreatedAt))
+		pipe.Expire(ctx, key, ticketTTL)
+		pipe.ZAdd(ctx, s.keys.searchingKey(t.Queue), redis.Z{Score: float64(msOf(t.CreatedAt)), Member: t.ID})
+		pipe.HSet(ctx, s.keys.searchingDataKey(t.Queue), t.ID, searchingEntry(msOf(t.CreatedAt), 0, data))
+		pipe.RPush(ctx, s.keys.incomingKey(t.Queue), t.ID)
+		pipe.LTrim(ctx, s.keys.incomingKey(t.Queue), -incomingMax, -1)
+	})
+	if err != nil {
 		release()
 		return fmt.Errorf("create ticket %s: %w", t.ID, err)
 	}
@@ -98,12 +101,16 @@ func (s *Store) createTicket(ctx context.Context, t domain.Ticket) error {
 // supersedePending).
 func (s *Store) claimTicket(ctx context.Context, playerID, claim string, solo bool) error {
 	key := s.keys.playerTicketKey(playerID)
-	pipe := s.rdb.Pipeline()
-	set := pipe.SetNX(ctx, key, claim, ticketTTL)
-	held := pipe.Get(ctx, key)
-	lobby := pipe.Get(ctx, s.keys.playerLobbyKey(playerID))
-	pending := pipe.Exists(ctx, s.keys.pendingMatchKey(playerID))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	var set *redis.BoolCmd
+	var held, lobby *redis.StringCmd
+	var pending *redis.IntCmd
+	err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) {
+		set = pipe.SetNX(ctx, key, claim, ticketTTL)
+		held = pipe.Get(ctx, key)
+		lobby = pipe.Get(ctx, s.keys.playerLobbyKey(playerID))
+		pending = pipe.Exists(ctx, s.keys.pendingMatchKey(playerID))
+	})
+	if err != nil {
 		return fmt.Errorf("claim ticket for %s: %w", playerID, err)
 	}
 	old := held.Val()
