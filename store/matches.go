@@ -158,7 +158,7 @@ func decodeLuaJSON(s string, dst any) error {
 // returns the match with the attempt the caller now owns. For a match in any
 // other state it returns the match unchanged; the caller looks at State.
 func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (domain.Match, error) {
-	flat, err := beginAttemptScript.Run(ctx, s.rdb, []string{s.keys.matchKey(queue, matchID)}, nodeID).Slice()
+	flat, err := s.runScript(ctx, beginAttemptScript, []string{s.keys.matchKey(queue, matchID)}, nodeID).Slice()
 	if err != nil {
 		return domain.Match{}, fmt.Errorf("begin allocation of match %s: %w", matchID, err)
 	}
@@ -171,7 +171,7 @@ func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string)
 // returns ErrNotFound if the match's record is gone (Redis lost it), and is
 // safe to call again after an error: a party it stored is found stored.
 func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (domain.Match, error) {
-	flat, err := storePartyScript.Run(ctx, s.rdb, []string{s.keys.matchKey(queue, matchID)},
+	flat, err := s.runScript(ctx, storePartyScript, []string{s.keys.matchKey(queue, matchID)},
 		attempt, partyID, descriptor, invitationID).Slice()
 	if err != nil || len(flat) == 0 {
 		return domain.Match{}, fmt.Errorf("store party of match %s: %w", matchID, cmp.Or(err, errors.New("empty reply")))

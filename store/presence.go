@@ -101,7 +101,8 @@ func (s *Store) Publish(ctx context.Context, nodeID string, msg domain.NodeMessa
 	if err := enc.Encode(msg); err != nil {
 		return fmt.Errorf("encode node message: %w", err)
 	}
-	if err := s.rdb.Publish(ctx, s.keys.nodeChannel(nodeID), b.Bytes()).Err(); err != nil {
+	err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) { pipe.Publish(ctx, s.keys.nodeChannel(nodeID), b.Bytes()) })
+	if err != nil {
 		return fmt.Errorf("publish to node %s: %w", nodeID, err)
 	}
 	return nil
@@ -125,12 +126,13 @@ func (s *Store) SendToPlayers(ctx context.Context, events []domain.Addressed) er
 	if len(players) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(players))
-	for i, p := range players {
-		cmds[i] = pipe.Get(ctx, s.keys.presenceKey(p))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) {
+		for i, p := range players {
+			cmds[i] = pipe.Get(ctx, s.keys.presenceKey(p))
+		}
+	})
+	if err != nil {
 		return fmt.Errorf("look up presence of %d players: %w", len(players), err)
 	}
 	nodeOf := make(map[string]string, len(players))

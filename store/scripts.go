@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -98,17 +97,14 @@ func (s *Store) loadScripts(ctx context.Context) error {
 	return load(ctx, s.rdb)
 }
 
-// execScripted runs a pipeline that calls scripts. Redis forgets scripts on
-// restart or failover; on NOSCRIPT the scripts are loaded again and the
-// pipeline, whose commands must all be idempotent, is sent once more.
+// execScripted runs commands that call scripts, in a pipeline shared with
+// other callers (see commit.go). Redis forgets scripts on restart or
+// failover; on NOSCRIPT the scripts are loaded again and fill's commands,
+// which must all be idempotent, are sent once more. Its error is the first
+// of fill's commands, redis.Nil aside.
 func (s *Store) execScripted(ctx context.Context, fill func(pipe redis.Pipeliner)) error {
 	for attempt := 0; ; attempt++ {
-		pipe := s.rdb.Pipeline()
-		fill(pipe)
-		_, err := pipe.Exec(ctx)
-		if errors.Is(err, redis.Nil) {
-			err = nil
-		}
+		err := s.batch.do(ctx, "", fill)
 		if err == nil || attempt > 0 || !redis.HasErrorPrefix(err, "NOSCRIPT") {
 			return err
 		}
@@ -116,4 +112,17 @@ func (s *Store) execScripted(ctx context.Context, fill func(pipe redis.Pipeliner
 			return lerr
 		}
 	}
+}
+
+// runScript runs one script as sc.Run does, in a shared pipeline: on
+// NOSCRIPT (which means it did not run) the scripts are loaded again and
+// it is sent once more.
+func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	var cmd *redis.Cmd
+	err := s.execScripted(ctx, func(pipe redis.Pipeliner) { cmd = sc.EvalSha(ctx, pipe, keys, args...) })
+	if cmd == nil { // never sent
+		cmd = redis.NewCmd(ctx)
+		cmd.SetErr(err)
+	}
+	return cmd
 }
