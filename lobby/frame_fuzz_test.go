@@ -33,7 +33,8 @@ func FuzzFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, scenario uint8, frame []byte) {
 		sc := frameScenarios[int(scenario)%len(frameScenarios)]
 		fx.reset(t, sc)
-		s := fx.g.newSession(nil, Identity{PlayerID: fuzzPlayer, Name: "Fuzz", Expires: time.Now().Add(time.Hour)}, &playerBudget{}, func() {})
+		s := fx.g.newSession(nil, nil, Identity{PlayerID: fuzzPlayer, Name: "Fuzz", Expires: time.Now().Add(time.Hour)}, &playerBudget{}, func() {})
+		s.spawn = func() {} // no socket: frames stay queued for checkAnswer
 		defer s.cancel()
 		s.takeFrame(frame)
 		checkAnswer(t, frame, s)
@@ -263,8 +264,10 @@ func expectReply(frame []byte) expectedReply {
 func checkAnswer(t *testing.T, frame []byte, s *session) {
 	t.Helper()
 	var out []map[string]any
-	for len(s.send) > 0 {
-		o := <-s.send
+	s.wmu.Lock()
+	queued := s.queue
+	s.wmu.Unlock()
+	for _, o := range queued {
 		var m map[string]any
 		if err := json.Unmarshal(o.frame, &m); err != nil || m == nil {
 			t.Fatalf("server frame is not a JSON object: %q", o.frame)

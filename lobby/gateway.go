@@ -296,29 +296,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.conns.Add(1)
 	g.mu.Unlock()
 
-	conn, err := g.upgrader.Upgrade(w, r, nil)
+	cw := &corkingWriter{ResponseWriter: w}
+	conn, err := g.upgrader.Upgrade(cw, r, nil)
 	if err != nil {
 		g.connEnded(budget)
 		return
 	}
 	admitted = true
 	g.metrics.connections.Inc()
-	go g.newSession(conn, id, budget, releaseAddr).serve()
+	go g.newSession(conn, cw.conn, id, budget, releaseAddr).serve()
 }
 
 // newSession builds the session of a player's upgraded connection, with
 // its queues, the player's budget and the address slot it holds; the fuzz
 // tests build theirs here too, so they drive the frames of exactly the
 // session a socket gets.
-func (g *Gateway) newSession(conn *websocket.Conn, id Identity, budget *playerBudget, releaseAddr func()) *session {
+func (g *Gateway) newSession(conn *websocket.Conn, cork *corkConn, id Identity, budget *playerBudget, releaseAddr func()) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
-		g: g, conn: conn, id: id, connID: uuid.NewString(), budget: budget, releaseAddr: releaseAddr,
-		send: make(chan outgoing, g.SendQueue), closing: make(chan struct{}), readDone: make(chan struct{}),
+		g: g, conn: conn, cork: cork, id: id, connID: uuid.NewString(), budget: budget, releaseAddr: releaseAddr,
+		closing: make(chan struct{}), readDone: make(chan struct{}), room: make(chan struct{}, 1), writerDone: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 		delivered: make(map[string]bool),
 	}
-	s.log = g.Logger.With("player", id.PlayerID, "conn", s.connID)
+	s.spawn = func() { go s.writeOut() }
 	return s
 }
 

@@ -171,11 +171,11 @@ func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 	s.afterReplyDo(func(ctx context.Context) {
 		l, _, err := s.g.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
 		if err != nil {
-			s.log.Warn("reopen lobby", "lobby", t.LobbyID, "err", err)
+			s.logger().Warn("reopen lobby", "lobby", t.LobbyID, "err", err)
 			return
 		}
 		if err := s.g.lobbies.lobbyEvents(ctx, l, domain.Addressed{To: t.PlayerIDs(), Event: state}); err != nil {
-			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+			s.logger().Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	})
 	return nil, nil

@@ -120,7 +120,7 @@ func (ls *lobbyService) snapshot(ctx context.Context, l domain.Lobby) (lobbyJSON
 func (s *session) broadcastAfterReply(l domain.Lobby, extra ...domain.Addressed) {
 	s.afterReplyDo(func(ctx context.Context) {
 		if err := s.g.lobbies.lobbyEvents(ctx, l, extra...); err != nil {
-			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+			s.logger().Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	})
 }
@@ -439,7 +439,7 @@ func handleLobbyKick(ctx context.Context, s *session, frame []byte) (any, error)
 func (s *session) announceAfterReply(c lobbyChange) {
 	s.afterReplyDo(func(ctx context.Context) {
 		if err := s.g.lobbies.announce(ctx, c); err != nil {
-			s.log.Warn("announce lobby change", "lobby", c.lobby.ID, "err", err)
+			s.logger().Warn("announce lobby change", "lobby", c.lobby.ID, "err", err)
 		}
 	})
 }
@@ -632,7 +632,7 @@ func (s *session) queueLobby(ctx context.Context, l domain.Lobby, req queueJoinR
 	if err != nil {
 		// The lobby changed between our read and the ticket: take it back.
 		if _, cerr := s.g.lobbies.store.CancelPlayerTicket(ctx, s.id.PlayerID); cerr != nil {
-			s.log.Warn("withdraw lobby ticket", "ticket", ticket.ID, "err", cerr)
+			s.logger().Warn("withdraw lobby ticket", "ticket", ticket.ID, "err", cerr)
 		}
 		return nil, err
 	}

@@ -37,24 +37,30 @@ const (
 	maxDrainTime  = 10 * time.Second
 )
 
-// outgoing is one frame queued for the write loop.
+// outgoing is one frame queued for the writer.
 type outgoing struct {
 	frame []byte
 	// matchID marks a match.ready: once written, the player's undelivered
 	// copy is cleared.
 	matchID string
+	// ping marks a ping control frame (frame is empty).
+	ping bool
 }
 
 // session is one player's connection. The read loop reads and handles
-// requests; the write loop is the only writer of the socket.
+// requests; it is the connection's one long-lived goroutine. Frames for
+// the player are queued, and a writer goroutine, started when there is
+// something to send and gone once all is sent, is the only writer of the
+// socket: an idle connection costs one goroutine, and everything queued
+// meanwhile leaves in one write (see corkConn). Pings and the token's
+// expiry are timers, not goroutines.
 type session struct {
 	g      *Gateway
 	conn   *websocket.Conn
+	cork   *corkConn // conn's socket; nil in tests that build a session without one
 	id     Identity
 	connID string
-	log    *slog.Logger
 
-	send     chan outgoing
 	closing  chan struct{} // closed by closeWith
 	readDone chan struct{} // closed when the read loop has returned
 	ctx      context.Context
@@ -72,11 +78,34 @@ type session struct {
 	early     []outgoing      // events that arrived before welcome was queued
 	delivered map[string]bool // match ids pushed on this connection
 
+	// wmu guards the writer's state: the frames queued for it and whether
+	// one runs. It is taken after mu, never before.
+	wmu     sync.Mutex
+	queue   []outgoing
+	writing bool // a writer runs; stays set once the last one (which closes the socket) started
+	// spawn starts a writer; tests without a socket replace it.
+	spawn func()
+	// room is signalled (without blocking) when a writer takes the queue.
+	room chan struct{}
+	// writerDone is closed by the writer that closed the socket.
+	writerDone chan struct{}
+	// acked is closed once the last match.ready written has been acked;
+	// only the running writer touches it.
+	acked <-chan struct{}
+
+	pingTimer, expiry *time.Timer
+
 	// followUps and afterDo hold what a request produced for after its
 	// reply: events for this socket, and work such as broadcasts to a
 	// lobby. Only the read loop touches them.
 	followUps [][]byte
 	afterDo   []func(context.Context)
+}
+
+// logger is the session's logger, built when a line is logged: a
+// connection keeps none.
+func (s *session) logger() *slog.Logger {
+	return s.g.Logger.With("player", s.id.PlayerID, "conn", s.connID)
 }
 
 // afterReplyDo runs f (in the read loop) once the current reply is queued.
@@ -89,7 +118,7 @@ func (s *session) presence() domain.Presence {
 	return domain.Presence{NodeID: s.g.NodeID, ConnID: s.connID}
 }
 
-// closeWith asks the write loop to close the socket with code (0: drop the
+// closeWith asks the writer to close the socket with code (0: drop the
 // connection without a close frame, the peer is gone). The first call wins.
 func (s *session) closeWith(code int, text string) {
 	s.closeOnce.Do(func() {
@@ -100,13 +129,14 @@ func (s *session) closeWith(code int, text string) {
 			if code == CloseSlowConsumer {
 				s.g.metrics.slowConsumers.Inc()
 			}
-			s.log.Warn("connection closed for abuse", "code", code, "reason", reason, "detail", text)
+			s.logger().Warn("connection closed for abuse", "code", code, "reason", reason, "detail", text)
 		}
 		if code == closePolicy {
 			s.budget.mu.Lock()
 			s.budget.penalty = time.Now().Add(s.g.Limits.AbusePenalty)
 			s.budget.mu.Unlock()
 		}
+		s.kick()
 	})
 }
 
@@ -126,12 +156,7 @@ var abuseReasons = map[int]string{
 
 // replace tells the player this connection was superseded and closes it.
 func (s *session) replace() {
-	s.mu.Lock()
-	select {
-	case s.send <- outgoing{frame: sessionReplacedFrame}:
-	default:
-	}
-	s.mu.Unlock()
+	s.enqueue(outgoing{frame: sessionReplacedFrame})
 	s.closeWith(CloseSessionReplaced, "session replaced by a newer connection")
 }
 
@@ -146,20 +171,47 @@ func (s *session) push(o outgoing) {
 		s.early = append(s.early, o)
 		return
 	}
-	s.enqueueLocked(o)
+	s.pushLocked(o)
 }
 
-func (s *session) enqueueLocked(o outgoing) {
+func (s *session) pushLocked(o outgoing) {
 	if o.matchID != "" {
 		if s.delivered[o.matchID] {
 			return
 		}
 		s.delivered[o.matchID] = true
 	}
-	select {
-	case s.send <- o:
-	default:
+	if !s.enqueue(o) {
 		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
+	}
+}
+
+// enqueue queues o for the writer, starting one if none runs. It reports
+// false, queueing nothing, when SendQueue frames wait already.
+func (s *session) enqueue(o outgoing) bool {
+	s.wmu.Lock()
+	if len(s.queue) >= s.g.SendQueue {
+		s.wmu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, o)
+	start := !s.writing
+	s.writing = true
+	s.wmu.Unlock()
+	if start {
+		s.spawn()
+	}
+	return true
+}
+
+// kick starts a writer if none runs, to notice the socket is closing.
+func (s *session) kick() {
+	s.wmu.Lock()
+	start := !s.writing
+	s.writing = true
+	s.wmu.Unlock()
+	if start {
+		s.spawn()
 	}
 }
 
@@ -171,13 +223,11 @@ func (s *session) welcome(w welcomeFrame, pendingMatch string) {
 		s.delivered[pendingMatch] = true
 	}
 	s.welcomed = true
-	select {
-	case s.send <- outgoing{frame: mustJSON(w), matchID: pendingMatch}:
-	default: // only a session.replaced can be queued before welcome
+	if !s.enqueue(outgoing{frame: mustJSON(w), matchID: pendingMatch}) {
 		s.closeWith(CloseSlowConsumer, "outgoing queue full")
 	}
 	for _, o := range s.early {
-		s.enqueueLocked(o)
+		s.pushLocked(o)
 	}
 	s.early = nil
 }
@@ -188,7 +238,7 @@ func (s *session) reply(id string, data any, err error) {
 	if err != nil {
 		r.Error = toError(err)
 		if r.Error.Code == CodeInternal || r.Error.Code == CodeUnavailable {
-			s.log.Warn("request failed", "err", err)
+			s.logger().Warn("request failed", "err", err)
 		}
 		s.g.metrics.requestErrors.WithLabelValues(r.Error.Code).Inc()
 	} else if data == nil {
@@ -206,18 +256,58 @@ func (s *session) reply(id string, data any, err error) {
 // consumer.
 func (s *session) answer(frame []byte) {
 	o := outgoing{frame: frame}
-	select {
-	case s.send <- o:
+	if s.enqueue(o) {
 		return
-	default:
 	}
 	t := time.NewTimer(s.g.WriteWait)
 	defer t.Stop()
-	select {
-	case s.send <- o:
-	case <-s.closing:
-	case <-t.C:
-		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
+	for {
+		select {
+		case <-s.room:
+			if s.enqueue(o) {
+				return
+			}
+		case <-s.closing:
+			return
+		case <-t.C:
+			s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
+			return
+		}
+	}
+}
+
+// startTimers arms the ping timer and the token's expiry.
+func (s *session) startTimers() {
+	var ping func()
+	ping = func() {
+		select {
+		case <-s.closing:
+			return
+		default:
+		}
+		if !s.enqueue(outgoing{ping: true}) {
+			s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
+			return
+		}
+		s.pingTimer.Reset(s.g.PingInterval)
+	}
+	s.wmu.Lock() // ping reads pingTimer: set it before it can fire
+	s.pingTimer = time.AfterFunc(s.g.PingInterval, ping)
+	s.wmu.Unlock()
+	s.expiry = time.AfterFunc(time.Until(s.id.Expires), func() {
+		s.closeWith(CloseTokenExpired, "token expired: reconnect with a new token")
+	})
+}
+
+func (s *session) stopTimers() {
+	s.wmu.Lock()
+	t := s.pingTimer
+	s.wmu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
 	}
 }
 
@@ -227,16 +317,13 @@ func (s *session) serve() {
 	defer s.g.connEnded(s.budget)
 	defer s.releaseAddr()
 	defer s.cancel()
-	writeDone := make(chan struct{})
-	go func() {
-		defer close(writeDone)
-		s.writeLoop()
-	}()
+	s.startTimers()
+	defer s.stopTimers()
 	if err := s.attach(); err != nil {
 		if errors.Is(err, errShuttingDown) {
 			s.closeWith(closeGoingAway, "server shutting down, reconnect")
 		} else {
-			s.log.Warn("attach session", "err", err)
+			s.logger().Warn("attach session", "err", err)
 			s.closeWith(closeInternal, "could not load your state, reconnect")
 		}
 		// No welcome, no requests: wait for the close handshake only.
@@ -246,7 +333,7 @@ func (s *session) serve() {
 	}
 	close(s.readDone)
 	s.closeWith(0, "")
-	<-writeDone
+	<-s.writerDone
 	s.detach()
 }
 
@@ -267,7 +354,7 @@ func (s *session) attach() error {
 	if found && prev.NodeID != s.g.NodeID {
 		msg := domain.NodeMessage{Replace: &domain.Replace{PlayerID: s.id.PlayerID, ConnID: prev.ConnID}}
 		if err := s.g.Store.Publish(ctx, prev.NodeID, msg); err != nil {
-			s.log.Warn("ask other node to close replaced session", "node", prev.NodeID, "err", err)
+			s.logger().Warn("ask other node to close replaced session", "node", prev.NodeID, "err", err)
 		}
 	}
 	w := welcomeFrame{Type: "welcome", PlayerID: s.id.PlayerID, Protocol: ProtocolVersion, Node: s.g.NodeID}
@@ -307,7 +394,7 @@ func (s *session) attach() error {
 	if w.State.Lobby != nil {
 		// The others see this member connected again.
 		if err := s.g.lobbies.lobbyEvents(ctx, l); err != nil {
-			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+			s.logger().Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	}
 	return nil
@@ -342,7 +429,7 @@ func (s *session) detach() {
 	}
 	cleared, err := s.g.Store.ClearPresence(ctx, s.id.PlayerID, s.presence())
 	if err != nil {
-		s.log.Warn("clear presence", "err", err)
+		s.logger().Warn("clear presence", "err", err)
 		return
 	}
 	if !cleared {
@@ -350,11 +437,11 @@ func (s *session) detach() {
 	}
 	// The player keeps their lobby place and ticket for the grace period.
 	if err := s.g.Store.SetGraceDeadlines(ctx, map[string]time.Time{s.id.PlayerID: time.Now().Add(s.g.Grace)}); err != nil {
-		s.log.Warn("start grace period", "err", err)
+		s.logger().Warn("start grace period", "err", err)
 	}
 	if l, err := s.g.Store.PlayerLobby(ctx, s.id.PlayerID); err == nil {
 		if err := s.g.lobbies.lobbyEvents(ctx, l); err != nil {
-			s.log.Warn("send lobby state", "lobby", l.ID, "err", err)
+			s.logger().Warn("send lobby state", "lobby", l.ID, "err", err)
 		}
 	}
 }
@@ -376,7 +463,7 @@ func (s *session) saveBudget(ctx context.Context) {
 		return // all refilled: nothing to carry
 	}
 	if err := s.g.Store.SavePlayerLimits(ctx, s.id.PlayerID, data, ttl); err != nil {
-		s.log.Warn("carry rate budgets over", "err", err)
+		s.logger().Warn("carry rate budgets over", "err", err)
 	}
 }
 
@@ -468,83 +555,114 @@ func (s *session) charge() charge {
 	return overBudget
 }
 
-// writeLoop is the only writer of the socket: queued frames, pings, and
-// the close frame. It closes the connection when it returns.
-func (s *session) writeLoop() {
-	c := s.conn
-	defer c.Close()
-	ping := time.NewTicker(s.g.PingInterval)
-	defer ping.Stop()
-	expiry := time.NewTimer(time.Until(s.id.Expires))
-	defer expiry.Stop()
-	// acked is closed once the last match.ready written has been acked.
-	// The next frame waits for it, so a client that saw any later frame
-	// (a reply) knows the match is no longer pending, as if the ack had
-	// been made inline; meanwhile acks of many sessions share a pipeline.
-	// The wait is bounded by WriteWait: a Redis too slow to take the ack
-	// then costs at most a duplicate on a later connection, never this one.
-	var acked <-chan struct{}
-	awaitAck := func() {
-		if acked != nil {
-			t := time.NewTimer(s.g.WriteWait)
-			select {
-			case <-acked:
-			case <-t.C:
-			}
-			t.Stop()
-			acked = nil
-		}
-	}
-	defer awaitAck()
-	write := func(o outgoing) error {
-		awaitAck()
-		c.SetWriteDeadline(time.Now().Add(s.g.WriteWait))
-		if err := c.WriteMessage(websocket.TextMessage, o.frame); err != nil {
-			return err
-		}
-		if o.matchID != "" {
-			acked = s.g.delivery.ack(s.ctx, s.id.PlayerID, o.matchID)
-		}
-		return nil
-	}
+// writeOut is the writer: it sends what is queued, batch by batch, and
+// returns once the queue is empty, unless the socket is closing: then it
+// finishes the connection and closes the socket, and no writer starts
+// again.
+func (s *session) writeOut() {
+	var batch []outgoing
 	for {
-		select {
-		case o := <-s.send:
-			if err := write(o); err != nil {
-				s.closeWith(0, "")
-				return
-			}
-		case <-ping.C:
-			if err := c.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.g.WriteWait)); err != nil {
-				s.closeWith(0, "")
-				return
-			}
-		case <-expiry.C:
-			s.closeWith(CloseTokenExpired, "token expired: reconnect with a new token")
-		case <-s.closing:
-			s.finish(write)
+		s.wmu.Lock()
+		batch, s.queue = s.queue, batch[:0]
+		closing := isClosed(s.closing)
+		if len(batch) == 0 && !closing {
+			s.writing = false
+			s.wmu.Unlock()
 			return
 		}
+		s.wmu.Unlock()
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
+		if closing {
+			s.finish(batch)
+			s.awaitAck()
+			s.conn.Close()
+			close(s.writerDone)
+			return
+		}
+		if err := s.writeBatch(batch); err != nil {
+			s.closeWith(0, "")
+		}
+		clear(batch)
 	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeBatch writes frames in order, in as few writes as it can. A
+// match.ready ends a write: the player's stored copy is acked once it is
+// written, and the next frame waits for that ack, so a client that saw any
+// later frame (a reply) knows the match is no longer pending, as if the
+// ack had been made inline; meanwhile the acks of many sessions share a
+// pipeline. The wait is bounded by WriteWait: a Redis too slow to take the
+// ack then costs at most a duplicate on a later connection, never this one.
+func (s *session) writeBatch(batch []outgoing) error {
+	c := s.conn
+	for len(batch) > 0 {
+		s.awaitAck()
+		s.cork.cork()
+		deadline := time.Now().Add(s.g.WriteWait)
+		c.SetWriteDeadline(deadline)
+		var err error
+		n := 0
+		for _, o := range batch {
+			n++
+			if o.ping {
+				err = c.WriteControl(websocket.PingMessage, nil, deadline)
+			} else {
+				err = c.WriteMessage(websocket.TextMessage, o.frame)
+			}
+			if err != nil || o.matchID != "" {
+				break
+			}
+		}
+		if uerr := s.cork.uncork(); err == nil {
+			err = uerr
+		}
+		if err != nil {
+			return err
+		}
+		if last := batch[n-1]; last.matchID != "" {
+			s.acked = s.g.delivery.ack(s.ctx, s.id.PlayerID, last.matchID)
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+// awaitAck waits, up to WriteWait, for the ack of the last match.ready
+// written.
+func (s *session) awaitAck() {
+	if s.acked == nil {
+		return
+	}
+	t := time.NewTimer(s.g.WriteWait)
+	select {
+	case <-s.acked:
+	case <-t.C:
+	}
+	t.Stop()
+	s.acked = nil
 }
 
 // finish flushes what is queued (a session.replaced, the last replies),
 // sends the close frame and waits briefly for the client to answer it.
-func (s *session) finish(write func(outgoing) error) {
+func (s *session) finish(batch []outgoing) {
 	if s.closeCode == 0 {
 		return
 	}
-	if s.closeCode != CloseSlowConsumer {
-	flush:
-		for {
-			select {
-			case o := <-s.send:
-				if write(o) != nil {
-					return
-				}
-			default:
-				break flush
-			}
+	if s.closeCode != CloseSlowConsumer && len(batch) > 0 {
+		if s.writeBatch(batch) != nil {
+			return
 		}
 	}
 	if s.closeCode != closeTooBig { // gorilla sent that one itself
