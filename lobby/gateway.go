@@ -116,6 +116,7 @@ type Gateway struct {
 	initOnce sync.Once
 	ready    chan struct{} // closed once Run accepts connections
 	upgrader websocket.Upgrader
+	workers  *workers // run the connections' requests and writes
 	metrics  *gatewayMetrics
 	hub      *hub
 	limits   *limiter
@@ -160,7 +161,7 @@ func (g *Gateway) init() {
 		setDefault(&g.GraceSweep, time.Second)
 		setDefault(&g.LobbyStateInterval, 250*time.Millisecond)
 		g.upgrader = websocket.Upgrader{
-			ReadBufferSize:    1024,
+			ReadBufferSize:    512, // a request fits; a larger frame is read past it
 			WriteBufferSize:   1024,
 			WriteBufferPool:   &sync.Pool{},
 			HandshakeTimeout:  10 * time.Second,
@@ -173,6 +174,7 @@ func (g *Gateway) init() {
 		}
 		g.metrics = newGatewayMetrics(g.Registerer)
 		g.hub = newHub()
+		g.workers = newWorkers()
 		g.lobbies = &lobbyService{store: g.Store, logger: g.Logger}
 		g.states = newLobbyStates(g.LobbyStateInterval, g.lobbies.sendStoredLobbyState)
 		g.lobbies.states = g.states
@@ -234,6 +236,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Wait()
 	stopStates()
 	<-g.states.done
+	g.workers.close()
 	return nil
 }
 
@@ -317,9 +320,8 @@ func (g *Gateway) newSession(conn *websocket.Conn, cork *corkConn, id Identity, 
 		g: g, conn: conn, cork: cork, id: id, connID: uuid.NewString(), budget: budget, releaseAddr: releaseAddr,
 		closing: make(chan struct{}), readDone: make(chan struct{}), room: make(chan struct{}, 1), writerDone: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
-		delivered: make(map[string]bool),
 	}
-	s.spawn = func() { go s.writeOut() }
+	s.spawn = func() { g.workers.goRun(s.writeOut) }
 	return s
 }
 

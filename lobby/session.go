@@ -179,7 +179,7 @@ func (s *session) pushLocked(o outgoing) {
 		if s.delivered[o.matchID] {
 			return
 		}
-		s.delivered[o.matchID] = true
+		s.markDelivered(o.matchID)
 	}
 	if !s.enqueue(o) {
 		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
@@ -215,12 +215,21 @@ func (s *session) kick() {
 	}
 }
 
+// markDelivered records that matchID's match.ready is on this connection
+// (the map is made on the first: most connections never see one).
+func (s *session) markDelivered(matchID string) {
+	if s.delivered == nil {
+		s.delivered = make(map[string]bool, 1)
+	}
+	s.delivered[matchID] = true
+}
+
 // welcome queues the welcome frame, then whatever arrived before it.
 func (s *session) welcome(w welcomeFrame, pendingMatch string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pendingMatch != "" {
-		s.delivered[pendingMatch] = true
+		s.markDelivered(pendingMatch)
 	}
 	s.welcomed = true
 	if !s.enqueue(outgoing{frame: mustJSON(w), matchID: pendingMatch}) {
@@ -312,14 +321,18 @@ func (s *session) stopTimers() {
 }
 
 // serve runs the connection to its end: attach, read until the socket
-// closes, then detach. It owns the write loop it starts.
+// closes, then detach. Only the reading runs on its goroutine: the rest
+// runs on the gateway's workers (see workers), so the goroutine that
+// waits on an idle socket keeps a small stack.
 func (s *session) serve() {
 	defer s.g.connEnded(s.budget)
 	defer s.releaseAddr()
 	defer s.cancel()
 	s.startTimers()
 	defer s.stopTimers()
-	if err := s.attach(); err != nil {
+	var err error
+	s.g.workers.run(func() { err = s.attach() })
+	if err != nil {
 		if errors.Is(err, errShuttingDown) {
 			s.closeWith(closeGoingAway, "server shutting down, reconnect")
 		} else {
@@ -334,7 +347,7 @@ func (s *session) serve() {
 	close(s.readDone)
 	s.closeWith(0, "")
 	<-s.writerDone
-	s.detach()
+	s.g.workers.run(s.detach)
 }
 
 // attach makes the player reachable on this node and sends welcome with
@@ -519,9 +532,9 @@ func (s *session) takeFrame(data []byte) bool {
 	}
 	switch s.charge() {
 	case charged:
-		s.handleFrame(data, false)
+		s.g.workers.run(func() { s.handleFrame(data, false) })
 	case overBudget:
-		s.handleFrame(data, true)
+		s.g.workers.run(func() { s.handleFrame(data, true) })
 	case flooding:
 		return false
 	}
