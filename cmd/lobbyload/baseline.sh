@@ -12,9 +12,11 @@
 #   idle-<tier>         IDLE idle connections: lobbyd RSS and idle CPU
 #   profile-redis.pprof a CPU profile of lobbyd during one burst on Redis
 # Tiers: "embedded" (miniredis and the in-process fake PlayFab, lobbyd's
-# defaults) and, with -r, "redis" (that Redis; its database is FLUSHDB'd
-# before every run: point it at a scratch Redis). -q runs one burst and one
-# rate per tier (a quick look).
+# defaults) and, with -r, "redis" (that Redis, and cmd/fakeplayfab as its
+# own process at 0 ms, so lobbyd's CPU is lobbyd's alone, as against the
+# real PlayFab; the Redis database is FLUSHDB'd before every run: point it
+# at a scratch Redis). -q runs one burst and one rate per tier (a quick
+# look).
 #
 # Each run prints lobbyd's CPU seconds during the queueing phase, from
 # /proc. A process may hold at most `ulimit -n` sockets: PLAYERS and IDLE
@@ -35,29 +37,38 @@ shift $((OPTIND - 1))
 out=$1
 mkdir -p "$out"
 bin=$(mktemp -d)
-lobbyd_pid=
+lobbyd_pid= fake_pid=
 cleanup() {
 	[ -n "$lobbyd_pid" ] && kill -TERM "$lobbyd_pid" 2>/dev/null && wait "$lobbyd_pid" 2>/dev/null
+	[ -n "$fake_pid" ] && kill -TERM "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
 	rm -rf "$bin"
 }
 trap cleanup EXIT INT TERM
-for c in lobbyd lobbyload echoref; do
+for c in lobbyd lobbyload echoref fakeplayfab; do
 	go build -o "$bin/$c" "./cmd/$c" || exit 1
 done
 
-addr=127.0.0.1:18480 debug=127.0.0.1:18481 echo_addr=127.0.0.1:18482
+addr=127.0.0.1:18480 debug=127.0.0.1:18481 echo_addr=127.0.0.1:18482 fake_addr=127.0.0.1:18483
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system, in ticks
 hz=$(getconf CLK_TCK)
 
 # start_lobbyd TIER: starts lobbyd on the tier's Redis, waits until it listens.
 start_lobbyd() {
-	local url=""
+	local url="" playfab=()
 	if [ "$1" = redis ]; then
 		url=$redis
 		redis-cli -u "$url" FLUSHDB >/dev/null || exit 1
+		# The fake's key is a throwaway of this run, like the fake itself.
+		"$bin/fakeplayfab" -addr $fake_addr -log-level warn -secret-key baseline-fake-key >"$bin/fake.out" 2>&1 &
+		fake_pid=$!
+		for _ in $(seq 50); do
+			curl -s -o /dev/null "http://$fake_addr/" && break
+			sleep 0.1
+		done
+		playfab=(LOBBYD_PLAYFAB_TITLE_ID=BASE LOBBYD_PLAYFAB_SECRET_KEY=baseline-fake-key LOBBYD_PLAYFAB_BASE_URL=http://$fake_addr)
 	fi
 	# Every simulated player comes from one address: per-address limits off.
-	LOBBYD_ADDR_HANDSHAKE_RATE=0 LOBBYD_MAX_CONNS_PER_ADDR=0 \
+	env "${playfab[@]}" LOBBYD_ADDR_HANDSHAKE_RATE=0 LOBBYD_MAX_CONNS_PER_ADDR=0 \
 	LOBBYD_DEV_AUTH=true LOBBYD_LOG_LEVEL=warn LOBBYD_REDIS_URL="$url" LOBBYD_DEBUG_ADDR=$debug \
 		"$bin/lobbyd" -addr $addr >"$bin/lobbyd.out" 2>"$out/lobbyd-$1.log" &
 	lobbyd_pid=$!
@@ -74,6 +85,10 @@ start_lobbyd() {
 stop_lobbyd() {
 	kill -TERM $lobbyd_pid && wait $lobbyd_pid
 	lobbyd_pid=
+	if [ -n "$fake_pid" ]; then
+		kill -TERM $fake_pid && wait $fake_pid
+		fake_pid=
+	fi
 }
 
 # queue_run TIER NAME [lobbyload flags]: one pre-connected run on a fresh lobbyd.
@@ -96,6 +111,7 @@ queue_run() {
 	fi
 	wait $lp
 	echo "lobbyd CPU during the queueing phase: $(( ($(cpu $lobbyd_pid) - c0) * 1000 / hz )) ms" >>"$out/$name.txt"
+	[ -n "$fake_pid" ] && echo "fakeplayfab CPU over the whole run: $(( $(cpu $fake_pid) * 1000 / hz )) ms" >>"$out/$name.txt"
 	[ -n "$prof" ] && wait $prof
 	stop_lobbyd
 	echo "$name: $(grep -E '^throughput|^result|^lobbyd CPU|^redis CPU' "$out/$name.txt" | tr '\n' ' ')"
@@ -150,7 +166,7 @@ for tier in $tiers; do
 		continue
 	fi
 	for i in 1 2 3; do queue_run "$tier" "burst-$tier-$i"; done
-	for rate in 500 1000 2000 3000; do queue_run "$tier" "rate-$tier-$rate" -rate $rate; done
+	for rate in 500 1000 2000 3000 4000; do queue_run "$tier" "rate-$tier-$rate" -rate $rate; done
 done
 
 "$bin/echoref" -addr $echo_addr >"$out/echoref.log" 2>&1 &
