@@ -74,6 +74,42 @@ func TestReplacementAcrossNodes(t *testing.T) {
 	})
 }
 
+// TestMatchesFoundInOneCall: the matches of a committed chunk are
+// announced together, each player getting their own ticket's queue.state
+// and their own match's match.found, on whichever node holds them.
+func TestMatchesFoundInOneCall(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		a, b := startNode(t, st, "node-a", nil), startNode(t, st, "node-b", nil)
+		var ms []domain.Match
+		clients := map[string]*lobbytest.Client{}
+		for i := range 3 {
+			m := domain.Match{ID: fmt.Sprint("m-", i), Queue: "default"}
+			for j := range 2 {
+				p := fmt.Sprintf("p%d-%d", i, j)
+				m.Players = append(m.Players, domain.Player{ID: p, Name: p, TicketID: "t-" + p})
+				url := a.url
+				if j == 1 {
+					url = b.url
+				}
+				clients[p], _ = lobbytest.Connect(t, url, token(t, p))
+			}
+			ms = append(ms, m)
+		}
+		require.NoError(t, (&lobby.Notifier{Store: st}).MatchesFound(context.Background(), ms))
+		for _, m := range ms {
+			for _, p := range m.Players {
+				c := clients[p.ID]
+				state := c.Next("queue.state")
+				assert.Equal(t, "t-"+p.ID, state.Obj("ticket").Str("ticketId"))
+				assert.Equal(t, m.ID, state.Obj("ticket").Str("matchId"))
+				assert.Equal(t, m.ID, c.Next("match.found").Str("matchId"), p.ID)
+				c.Request("ping", nil)
+				assert.Zero(t, c.Count("match.found"), "one match.found each")
+			}
+		}
+	})
+}
+
 func TestMatchEventsReachPlayersOnEveryNode(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		a, b := startNode(t, st, "node-a", nil), startNode(t, st, "node-b", nil)

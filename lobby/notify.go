@@ -28,10 +28,19 @@ type NotifyStore interface {
 // MatchFound sends queue.state (status matched) for each ticket and
 // match.found to every player of a just-committed match.
 func (n *Notifier) MatchFound(ctx context.Context, m domain.Match) error {
-	events := ticketStates(m, domain.TicketMatched)
-	events = append(events, domain.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFoundEvent{
-		Type: "match.found", MatchID: m.ID, Queue: m.Queue, Players: playerObjects(m.Players), matchRules: matchRulesOf(m),
-	})})
+	return n.MatchesFound(ctx, []domain.Match{m})
+}
+
+// MatchesFound is MatchFound for many matches at once: one presence
+// lookup for all their players, then one message per node.
+func (n *Notifier) MatchesFound(ctx context.Context, ms []domain.Match) error {
+	var events []domain.Addressed
+	for _, m := range ms {
+		events = append(events, ticketStates(m, domain.TicketMatched)...)
+		events = append(events, domain.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFoundEvent{
+			Type: "match.found", MatchID: m.ID, Queue: m.Queue, Players: playerObjects(m.Players), matchRules: matchRulesOf(m),
+		})})
+	}
 	return n.Store.SendToPlayers(ctx, events)
 }
 

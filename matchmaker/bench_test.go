@@ -175,9 +175,11 @@ func benchFormAndCommit(b *testing.B, q Queue, waiting int, ticket func(i int) d
 // countingNotifier counts the matches announced and their tickets.
 type countingNotifier struct{ matches, tickets atomic.Int64 }
 
-func (c *countingNotifier) MatchFound(_ context.Context, m domain.Match) error {
-	c.matches.Add(1)
-	c.tickets.Add(int64(len(m.TicketIDs)))
+func (c *countingNotifier) MatchesFound(_ context.Context, ms []domain.Match) error {
+	for _, m := range ms {
+		c.matches.Add(1)
+		c.tickets.Add(int64(len(m.TicketIDs)))
+	}
 	return nil
 }
 
@@ -272,8 +274,8 @@ func redisCommands(b *testing.B, srv *storetest.RedisServer) int64 {
 
 type nopNotifier struct{}
 
-func (nopNotifier) MatchFound(context.Context, domain.Match) error     { return nil }
-func (nopNotifier) TicketExpired(context.Context, domain.Ticket) error { return nil }
+func (nopNotifier) MatchesFound(context.Context, []domain.Match) error { return nil }
+func (nopNotifier) TicketExpired(context.Context, domain.Ticket) error  { return nil }
 
 // BenchmarkJoinLeaveMemory measures what issue 11 found: the Redis memory
 // that one player's queue.join + queue.leave cycles leave behind, each

@@ -105,10 +105,10 @@ type recordingNotifier struct {
 	expired []domain.Ticket
 }
 
-func (r *recordingNotifier) MatchFound(_ context.Context, m domain.Match) error {
+func (r *recordingNotifier) MatchesFound(_ context.Context, ms []domain.Match) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.matches = append(r.matches, m)
+	r.matches = append(r.matches, ms...)
 	return nil
 }
 

@@ -33,8 +33,9 @@ var (
 // may be called concurrently (a new leader ends expired tickets while it
 // announces matches).
 type Notifier interface {
-	// MatchFound is called once per committed match.
-	MatchFound(ctx context.Context, m domain.Match) error
+	// MatchesFound is called with the matches of each committed chunk
+	// (up to commitChunk), once per match: one call announces them all.
+	MatchesFound(ctx context.Context, ms []domain.Match) error
 	// TicketExpired is called once per ticket that waited past its queue's
 	// TicketTimeout.
 	TicketExpired(ctx context.Context, t domain.Ticket) error
@@ -545,8 +546,8 @@ func (s *Service) commit(ctx context.Context, q Queue, p *pool, steps <-chan ste
 // stale (it stopped searching behind the leader's back) leaves the pool too.
 // It returns the number of matches committed.
 func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []domain.Match, results []domain.CommitResult, now time.Time) int {
-	committed := 0
 	obs := s.metrics.of(q.Name)
+	found := make([]domain.Match, 0, len(results))
 	for i, r := range results {
 		m := matches[i]
 		switch r.Outcome {
@@ -562,13 +563,15 @@ func (s *Service) announce(ctx context.Context, q Queue, p *pool, matches []doma
 		m.CreatedAt = now.UTC()
 		s.observeMatch(q, obs, m, p.byID, now)
 		p.remove(m.TicketIDs...)
-		if err := s.Notifier.MatchFound(ctx, m); err != nil {
-			// The match is committed and allocation will announce it as ready.
-			s.Logger.Warn("announce match", "match", m.ID, "err", err)
-		}
-		committed++
+		found = append(found, m)
 	}
-	return committed
+	if len(found) > 0 {
+		if err := s.Notifier.MatchesFound(ctx, found); err != nil {
+			// The matches are committed and allocation will announce them as ready.
+			s.Logger.Warn("announce matches", "matches", len(found), "err", err)
+		}
+	}
+	return len(found)
 }
 
 // expire ends the pool's tickets that waited past the queue's timeout and
