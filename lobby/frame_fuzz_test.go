@@ -34,7 +34,7 @@ func FuzzFrame(f *testing.F) {
 		sc := frameScenarios[int(scenario)%len(frameScenarios)]
 		fx.reset(t, sc)
 		s := fx.g.newSession(nil, nil, Identity{PlayerID: fuzzPlayer, Name: "Fuzz", Expires: time.Now().Add(time.Hour)}, &playerBudget{}, func() {})
-		s.spawn = func() {} // no socket: frames stay queued for checkAnswer
+		s.startWriter = func(bool) {} // no socket: frames stay queued for checkAnswer
 		defer s.cancel()
 		s.takeFrame(frame)
 		checkAnswer(t, frame, s)

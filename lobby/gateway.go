@@ -321,7 +321,13 @@ func (g *Gateway) newSession(conn *websocket.Conn, cork *corkConn, id Identity, 
 		closing: make(chan struct{}), readDone: make(chan struct{}), room: make(chan struct{}, 1), writerDone: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 	}
-	s.spawn = func() { g.workers.goRun(s.writeOut) }
+	s.startWriter = func(inline bool) {
+		if inline {
+			s.writeOut(true)
+			return
+		}
+		g.workers.goRun(func() { s.writeOut(false) })
+	}
 	return s
 }
 

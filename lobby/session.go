@@ -83,8 +83,12 @@ type session struct {
 	wmu     sync.Mutex
 	queue   []outgoing
 	writing bool // a writer runs; stays set once the last one (which closes the socket) started
-	// spawn starts a writer; tests without a socket replace it.
-	spawn func()
+	// inline: the request being handled claimed the writer's part and
+	// writes its reply itself when it ends (see answer).
+	inline bool
+	// startWriter runs the writer: on a worker, or with inline on the
+	// calling goroutine; tests without a socket replace it.
+	startWriter func(inline bool)
 	// room is signalled (without blocking) when a writer takes the queue.
 	room chan struct{}
 	// writerDone is closed by the writer that closed the socket.
@@ -188,7 +192,12 @@ func (s *session) pushLocked(o outgoing) {
 
 // enqueue queues o for the writer, starting one if none runs. It reports
 // false, queueing nothing, when SendQueue frames wait already.
-func (s *session) enqueue(o outgoing) bool {
+func (s *session) enqueue(o outgoing) bool { return s.enqueueAs(o, false) }
+
+// enqueueAs is enqueue; with inline (a request's answer) a writer that
+// must start is not started: the request writes when it ends (writeInline),
+// which saves a hand-off to another goroutine per request.
+func (s *session) enqueueAs(o outgoing, inline bool) bool {
 	s.wmu.Lock()
 	if len(s.queue) >= s.g.SendQueue {
 		s.wmu.Unlock()
@@ -197,11 +206,26 @@ func (s *session) enqueue(o outgoing) bool {
 	s.queue = append(s.queue, o)
 	start := !s.writing
 	s.writing = true
+	if start && inline {
+		s.inline, start = true, false
+	}
 	s.wmu.Unlock()
 	if start {
-		s.spawn()
+		s.startWriter(false)
 	}
 	return true
+}
+
+// writeInline writes, on the request's goroutine, what the request queued
+// if it claimed the writer's part (see enqueueAs).
+func (s *session) writeInline() {
+	s.wmu.Lock()
+	own := s.inline
+	s.inline = false
+	s.wmu.Unlock()
+	if own {
+		s.startWriter(true)
+	}
 }
 
 // kick starts a writer if none runs, to notice the socket is closing.
@@ -211,7 +235,7 @@ func (s *session) kick() {
 	s.writing = true
 	s.wmu.Unlock()
 	if start {
-		s.spawn()
+		s.startWriter(false)
 	}
 }
 
@@ -265,7 +289,7 @@ func (s *session) reply(id string, data any, err error) {
 // consumer.
 func (s *session) answer(frame []byte) {
 	o := outgoing{frame: frame}
-	if s.enqueue(o) {
+	if s.enqueueAs(o, true) {
 		return
 	}
 	t := time.NewTimer(s.g.WriteWait)
@@ -571,8 +595,9 @@ func (s *session) charge() charge {
 // writeOut is the writer: it sends what is queued, batch by batch, and
 // returns once the queue is empty, unless the socket is closing: then it
 // finishes the connection and closes the socket, and no writer starts
-// again.
-func (s *session) writeOut() {
+// again. Run inline by a request, it leaves that to a writer of its own:
+// finishing waits for the read loop, which waits for the request.
+func (s *session) writeOut(inline bool) {
 	var batch []outgoing
 	for {
 		s.wmu.Lock()
@@ -587,6 +612,13 @@ func (s *session) writeOut() {
 		select {
 		case s.room <- struct{}{}:
 		default:
+		}
+		if closing && inline {
+			s.wmu.Lock()
+			s.queue = append(batch, s.queue...) // for the writer taking over
+			s.wmu.Unlock()
+			s.startWriter(false)
+			return
 		}
 		if closing {
 			s.finish(batch)
@@ -727,6 +759,7 @@ func drain(nc net.Conn) {
 // A frame over the player's budget is answered rate_limited once its id is
 // read, valid or not.
 func (s *session) handleFrame(data []byte, overBudget bool) {
+	defer s.writeInline()
 	typ, id, problem := parseEnvelope(data)
 	switch {
 	case overBudget:
