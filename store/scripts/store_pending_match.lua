@@ -41,7 +41,9 @@ if ticketClaim ~= '' then
     return 0
   end
 end
-redis.call('HDEL', pending, 'delivered')
+if delivered then
+  redis.call('HDEL', pending, 'delivered')
+end
 if ticketClaim ~= '' then
   redis.call('HSET', pending, 'matchId', matchID, 'payload', payload, 'round', ticketClaim)
 else
