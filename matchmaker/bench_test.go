@@ -275,7 +275,7 @@ func redisCommands(b *testing.B, srv *storetest.RedisServer) int64 {
 type nopNotifier struct{}
 
 func (nopNotifier) MatchesFound(context.Context, []domain.Match) error { return nil }
-func (nopNotifier) TicketExpired(context.Context, domain.Ticket) error  { return nil }
+func (nopNotifier) TicketExpired(context.Context, domain.Ticket) error { return nil }
 
 // BenchmarkJoinLeaveMemory measures what issue 11 found: the Redis memory
 // that one player's queue.join + queue.leave cycles leave behind, each

@@ -50,6 +50,7 @@ cleanup() {
 	rm -rf "$bin"
 }
 trap cleanup EXIT INT TERM
+. "$(dirname "$0")/lib.sh"
 for c in lobbyload fakeplayfab echoref; do
 	go build -o "$bin/$c" "./cmd/$c" || exit 1
 done
@@ -102,21 +103,13 @@ queue() {
 }
 
 idle_run() {
-	local name=$1 before rss n=0
+	local name=$1 before rss
 	start "$2"
 	before=$(awk '/VmRSS/{print $2}' /proc/$lobbyd_pid/status)
-	"$bin/lobbyload" -url "http://$addr" -players "$idle" -connect-only -duration 90s \
-		-source-ips 127.0.0.1-127.0.0.8 -progress off >"$out/$name.txt" 2>&1 &
-	local lp=$!
-	for _ in $(seq 600); do
-		n=$(curl -s "http://$addr/metrics" | awk '/^lobbyd_connections /{print $2}')
-		[ "$n" = "$idle" ] && break
-		sleep 0.2
-	done
-	sleep 10 # let the connect burst settle
+	connect_idle $addr "$idle" "$out/$name.txt"
 	rss=$(awk '/VmRSS/{print $2}' /proc/$lobbyd_pid/status)
-	echo "$name: $n connections, RSS $before kB before, $rss kB with them: $(( (rss - before) * 1024 / idle )) bytes each; $(curl -s "http://$addr/metrics" | grep -E '^go_(goroutines|memstats_heap_inuse_bytes|memstats_stack_inuse_bytes) ' | tr '\n' ' ')" >>"$out/summary.txt"
-	stop $lp
+	echo "$name: $idle_seen connections, RSS $before kB before, $rss kB with them: $(( (rss - before) * 1024 / idle )) bytes each; $(curl -s "http://$addr/metrics" | grep -E '^go_(goroutines|memstats_heap_inuse_bytes|memstats_stack_inuse_bytes) ' | tr '\n' ' ')" >>"$out/summary.txt"
+	stop $idle_pid
 	finish
 }
 

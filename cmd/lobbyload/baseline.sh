@@ -44,6 +44,7 @@ cleanup() {
 	rm -rf "$bin"
 }
 trap cleanup EXIT INT TERM
+. "$(dirname "$0")/lib.sh"
 for c in lobbyd lobbyload echoref fakeplayfab; do
 	go build -o "$bin/$c" "./cmd/$c" || exit 1
 done
@@ -122,15 +123,8 @@ idle_run() {
 	start_lobbyd "$tier"
 	local before
 	before=$(awk '/VmRSS/{print $2}' /proc/$lobbyd_pid/status)
-	"$bin/lobbyload" -url "http://$addr" -players "$idle" -connect-only -duration 90s \
-		-source-ips 127.0.0.1-127.0.0.8 -progress off >"$out/idle-$tier.report" 2>&1 &
-	local lp=$!
-	for _ in $(seq 600); do
-		n=$(curl -s "http://$addr/metrics" | awk '/^lobbyd_connections /{print $2}')
-		[ "$n" = "$idle" ] && break
-		sleep 0.1
-	done
-	sleep 10 # let the connect burst settle
+	connect_idle $addr "$idle" "$out/idle-$tier.report"
+	local lp=$idle_pid n=$idle_seen
 	rss1=$(awk '/VmRSS/{print $2}' /proc/$lobbyd_pid/status)
 	c0=$(cpu $lobbyd_pid)
 	sleep 30
