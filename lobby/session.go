@@ -605,6 +605,7 @@ func (s *session) writeOut(inline bool) {
 		closing := isClosed(s.closing)
 		if len(batch) == 0 && !closing {
 			s.writing = false
+			s.queue = nil // an idle connection keeps no buffer
 			s.wmu.Unlock()
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -161,9 +162,13 @@ func (c *committer) exec(ops []*commitOp) {
 		op.fill(pipe)
 		ends[i] = pipe.Len()
 	}
-	// No caller's context cancels the batch: each was checked above, and
-	// one leaving must not fail the others.
-	cmds, err := pipe.Exec(context.Background())
+	// No caller's context cancels the batch (each was checked above, and
+	// one leaving must not fail the others), but it ends with the last of
+	// their deadlines: go-redis stops retrying an unreachable Redis then,
+	// as it would for each caller's own pipeline.
+	ctx, cancel := batchContext(ops)
+	defer cancel()
+	cmds, err := pipe.Exec(ctx)
 	start := 0
 	for i, op := range ops {
 		var opErr error
@@ -180,6 +185,22 @@ func (c *committer) exec(ops []*commitOp) {
 		start = ends[i]
 		op.answer(opErr)
 	}
+}
+
+// batchContext is a context without cancellation that ends at the latest
+// of the ops' deadlines, or never if one of them has none.
+func batchContext(ops []*commitOp) (context.Context, context.CancelFunc) {
+	var last time.Time
+	for _, op := range ops {
+		d, ok := op.ctx.Deadline()
+		if !ok {
+			return context.Background(), func() {}
+		}
+		if d.After(last) {
+			last = d
+		}
+	}
+	return context.WithDeadline(context.Background(), last)
 }
 
 func (op *commitOp) answer(err error) {

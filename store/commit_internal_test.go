@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -189,4 +190,25 @@ func TestCommitterLeftEarly(t *testing.T) {
 		err = c.do(t.Context(), "", func(pipe redis.Pipeliner) { pipe.Set(t.Context(), "late", 1, 0) })
 		assert.ErrorIs(t, err, errClosed)
 	})
+}
+
+// TestBatchContext: a batch lasts until the last of its callers' deadlines,
+// and has none if one caller has none.
+func TestBatchContext(t *testing.T) {
+	now := time.Now()
+	early, cancel1 := context.WithDeadline(t.Context(), now.Add(time.Second))
+	defer cancel1()
+	late, cancel2 := context.WithDeadline(t.Context(), now.Add(time.Minute))
+	defer cancel2()
+
+	ctx, cancel := batchContext([]*commitOp{{ctx: early}, {ctx: late}})
+	d, ok := ctx.Deadline()
+	cancel()
+	require.True(t, ok)
+	assert.Equal(t, now.Add(time.Minute), d)
+
+	ctx, cancel = batchContext([]*commitOp{{ctx: early}, {ctx: t.Context()}})
+	_, ok = ctx.Deadline()
+	cancel()
+	assert.False(t, ok, "a caller without a deadline gets none")
 }
