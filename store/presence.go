@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
@@ -93,8 +94,20 @@ func (s *Store) ClearPresence(ctx context.Context, playerID string, p domain.Pre
 // Publish sends msg to one node's channel. Its events are relayed byte for
 // byte: json.Marshal would re-escape <, > and & inside them (it does so in
 // a json.RawMessage too), and the receiving node would then write the
-// escaped form to the socket.
+// escaped form to the socket. A node subscribed through this Store (this
+// process) gets msg in-process, without Redis: its own players are
+// reached without encoding, a PUBLISH and decoding (see subscription).
 func (s *Store) Publish(ctx context.Context, nodeID string, msg domain.NodeMessage) error {
+	if v, ok := s.locals.Load(nodeID); ok {
+		sub := v.(*subscription)
+		select {
+		case sub.local <- msg:
+			return nil
+		case <-sub.closed: // it just ended: through Redis, as for any node
+		case <-ctx.Done():
+			return fmt.Errorf("publish to node %s: %w", nodeID, ctx.Err())
+		}
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -214,11 +227,23 @@ func (s *Store) publishByNode(ctx context.Context, events []domain.Addressed, no
 	return errors.Join(errs...)
 }
 
-// subscription delivers the messages sent to one node.
+// subscription delivers the messages sent to one node: from Redis, and
+// those published by this process, which skip Redis (see Publish).
 type subscription struct {
-	ps *redis.PubSub
-	ch <-chan any
+	ps    *redis.PubSub
+	ch    <-chan any
+	local chan domain.NodeMessage
+	// closed is closed by Close, which also unregisters the subscription
+	// from st.locals.
+	closed    chan struct{}
+	closeOnce sync.Once
+	st        *Store
+	node      string
 }
+
+// localBuffer is how many in-process messages wait for a node's relay;
+// past it a publisher waits (nothing is dropped).
+const localBuffer = 1024
 
 // Subscribe listens on the node's channel. It returns once Redis confirmed
 // the subscription, so nothing published afterwards is missed.
@@ -233,7 +258,10 @@ func (s *Store) Subscribe(ctx context.Context, nodeID string) (domain.Subscripti
 	// deliveries come in bursts when many matches form at once. Subscription
 	// confirmations come through too: after the first, each one means
 	// go-redis reconnected and resubscribed.
-	return &subscription{ps: ps, ch: ps.ChannelWithSubscriptions(redis.WithChannelSize(10000))}, nil
+	sub := &subscription{ps: ps, ch: ps.ChannelWithSubscriptions(redis.WithChannelSize(10000)),
+		local: make(chan domain.NodeMessage, localBuffer), closed: make(chan struct{}), st: s, node: nodeID}
+	s.locals.Store(nodeID, sub)
+	return sub, nil
 }
 
 // Next blocks until the next message arrives, the subscription is closed
@@ -245,6 +273,8 @@ func (sub *subscription) Next(ctx context.Context) (msg domain.NodeMessage, ok b
 		select {
 		case <-ctx.Done():
 			return domain.NodeMessage{}, false, nil
+		case msg := <-sub.local:
+			return msg, true, nil
 		case m, open := <-sub.ch:
 			if !open {
 				return domain.NodeMessage{}, false, nil
@@ -265,7 +295,13 @@ func (sub *subscription) Next(ctx context.Context) (msg domain.NodeMessage, ok b
 }
 
 // Close ends the subscription.
-func (sub *subscription) Close() error { return sub.ps.Close() }
+func (sub *subscription) Close() error {
+	sub.closeOnce.Do(func() {
+		sub.st.locals.CompareAndDelete(sub.node, sub)
+		close(sub.closed)
+	})
+	return sub.ps.Close()
+}
 
 // pendingMatchTTL: a PlayFab relay nobody joined shuts down after about ten
 // minutes, so an undelivered result older than that is useless.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,6 +34,9 @@ type Store struct {
 	// pipelines (see commit.go); batchTx applies each caller's commands
 	// as one transaction.
 	batch, batchTx *committer
+	// locals holds the node subscriptions made through this store, by
+	// node id: what this process publishes to them skips Redis.
+	locals sync.Map
 }
 
 // Config says which Redis to use.
