@@ -25,7 +25,7 @@ const (
 	closeInternal    = websocket.CloseInternalServerErr
 )
 
-// closeGrace is how long the write loop waits for the client to answer a
+// closeGrace is how long the writer waits for the client to answer a
 // close frame before dropping the connection.
 const closeGrace = time.Second
 
@@ -47,13 +47,14 @@ type outgoing struct {
 	ping bool
 }
 
-// session is one player's connection. The read loop reads and handles
-// requests; it is the connection's one long-lived goroutine. Frames for
-// the player are queued, and a writer goroutine, started when there is
-// something to send and gone once all is sent, is the only writer of the
-// socket: an idle connection costs one goroutine, and everything queued
-// meanwhile leaves in one write (see corkConn). Pings and the token's
-// expiry are timers, not goroutines.
+// session is one player's connection. The read loop reads requests; it is
+// the connection's one long-lived goroutine, and hands each request to a
+// worker (see workers), waiting for it, so requests are still handled one
+// at a time, in order. Frames for the player are queued, and a writer,
+// run when there is something to send and gone once all is sent, is the
+// only writer of the socket: an idle connection costs one goroutine, and
+// everything queued meanwhile leaves in one write (see corkConn). Pings
+// and the token's expiry are timers, not goroutines.
 type session struct {
 	g      *Gateway
 	conn   *websocket.Conn
@@ -101,7 +102,7 @@ type session struct {
 
 	// followUps and afterDo hold what a request produced for after its
 	// reply: events for this socket, and work such as broadcasts to a
-	// lobby. Only the read loop touches them.
+	// lobby. Only the request being handled touches them (one at a time).
 	followUps [][]byte
 	afterDo   []func(context.Context)
 }
@@ -112,7 +113,7 @@ func (s *session) logger() *slog.Logger {
 	return s.g.Logger.With("player", s.id.PlayerID, "conn", s.connID)
 }
 
-// afterReplyDo runs f (in the read loop) once the current reply is queued.
+// afterReplyDo runs f (in the request's turn) once the current reply is queued.
 func (s *session) afterReplyDo(f func(context.Context)) { s.afterDo = append(s.afterDo, f) }
 
 // afterReply queues an event to be sent right after the current reply.
@@ -282,8 +283,8 @@ func (s *session) reply(id string, data any, err error) {
 	s.answer(mustJSON(r))
 }
 
-// answer queues a frame the read loop produced (a reply, or an event a
-// request caused). Unlike pushed events it waits for room: a client that
+// answer queues a frame a request produced (its reply, or an event it
+// caused). Unlike pushed events it waits for room: a client that
 // pipelines requests faster than it reads replies is slowed down by TCP,
 // not disconnected. Only a queue that stays full for WriteWait is a slow
 // consumer.

@@ -15,7 +15,8 @@
 #                   4,000 players/s
 #   slow-{a,b}-K    300 players at 10 players/s, ROUNDS times
 #   idle-{a,b}      IDLE (default 19,000, 0: skipped) idle connections:
-#                   RSS per connection, goroutines, heap and stacks
+#                   RSS per connection, goroutines, heap and stacks, and
+#                   lobbyd's CPU over 30 s of idling
 # Every lobbyd runs on REDIS_URL (FLUSHDB'd before each run: use a scratch
 # database) with cmd/fakeplayfab as a process of its own at 0 ms, dev auth
 # on and per-address limits off. Each report gives lobbyd's and Redis's CPU
@@ -83,6 +84,8 @@ finish() {
 	lobbyd_pid= fake_pid=
 }
 
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system, in ticks
+hz=$(getconf CLK_TCK)
 syscalls() { awk '/syscr/{r=$2}/syscw/{w=$2}END{print r, w}' "/proc/$1/io"; }
 
 # queue NAME LOBBYD N [lobbyload flags]: one pre-connected run.
@@ -108,7 +111,11 @@ idle_run() {
 	before=$(awk '/VmRSS/{print $2}' /proc/$lobbyd_pid/status)
 	connect_idle $addr "$idle" "$out/$name.txt"
 	rss=$(awk '/VmRSS/{print $2}' /proc/$lobbyd_pid/status)
-	echo "$name: $idle_seen connections, RSS $before kB before, $rss kB with them: $(( (rss - before) * 1024 / idle )) bytes each; $(curl -s "http://$addr/metrics" | grep -E '^go_(goroutines|memstats_heap_inuse_bytes|memstats_stack_inuse_bytes) ' | tr '\n' ' ')" >>"$out/summary.txt"
+	local c0 c1
+	c0=$(cpu $lobbyd_pid)
+	sleep 30
+	c1=$(cpu $lobbyd_pid)
+	echo "$name: $idle_seen connections, RSS $before kB before, $rss kB with them: $(( (rss - before) * 1024 / idle )) bytes each; CPU over 30 s idle: $(( (c1 - c0) * 1000 / hz )) ms; $(curl -s "http://$addr/metrics" | grep -E '^go_(goroutines|memstats_heap_inuse_bytes|memstats_stack_inuse_bytes) ' | tr '\n' ' ')" >>"$out/summary.txt"
 	stop $idle_pid
 	finish
 }
