@@ -120,7 +120,7 @@ func TestMatchEventsReachPlayersOnEveryNode(t *testing.T) {
 			PartyID: "m-1", NetworkDescriptor: "ZGVzYw==", InvitationID: "inv-1"}
 		n := &lobby.Notifier{Store: st}
 		ctx := context.Background()
-		require.NoError(t, n.MatchFound(ctx, m))
+		require.NoError(t, n.MatchesFound(ctx, []domain.Match{m}))
 		require.NoError(t, n.MatchReady(ctx, m))
 		require.NoError(t, n.MatchReady(ctx, m), "a repeated delivery (a re-run job) is harmless")
 		for _, c := range []*lobbytest.Client{ca, cb} {
@@ -173,7 +173,7 @@ func TestQueueStateWithoutCreationTimeOmitsIt(t *testing.T) {
 	a := startNode(t, st, "node-a", nil)
 	c, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
 	m := domain.Match{ID: "m-1", Queue: "default", Players: []domain.Player{{ID: "p1", Name: "P1", TicketID: "t1"}}}
-	require.NoError(t, (&lobby.Notifier{Store: st}).MatchFound(context.Background(), m))
+	require.NoError(t, (&lobby.Notifier{Store: st}).MatchesFound(context.Background(), []domain.Match{m}))
 	ticket := c.Next("queue.state").Obj("ticket")
 	assert.Equal(t, "t1", ticket.Str("ticketId"))
 	_, present := ticket["createdAt"]

@@ -25,13 +25,8 @@ type NotifyStore interface {
 	LobbyTicketDone(ctx context.Context, lobbyID, ticketID string, status domain.LobbyStatus) (domain.Lobby, bool, error)
 }
 
-// MatchFound sends queue.state (status matched) for each ticket and
-// match.found to every player of a just-committed match.
-func (n *Notifier) MatchFound(ctx context.Context, m domain.Match) error {
-	return n.MatchesFound(ctx, []domain.Match{m})
-}
-
-// MatchesFound is MatchFound for many matches at once: one presence
+// MatchesFound sends queue.state (status matched) for each ticket and
+// match.found to every player of just-committed matches: one presence
 // lookup for all their players, then one message per node.
 func (n *Notifier) MatchesFound(ctx context.Context, ms []domain.Match) error {
 	var events []domain.Addressed

@@ -119,7 +119,7 @@ func (c *committer) work() {
 }
 
 func (c *committer) flush(batch []*commitOp) {
-	live := batch[:0:0]
+	live := batch[:0] // filtered in place
 	for _, op := range batch {
 		if err := op.ctx.Err(); err != nil {
 			op.answer(err)
