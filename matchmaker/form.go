@@ -57,7 +57,6 @@ type former struct {
 	// skillLo and skillHi bound the skills of the tickets of the pass,
 	// when known (else -Inf, +Inf): see dead.
 	skillLo, skillHi float64
-	cand             cand      // the ticket being placed, reused
 	sizes            []int     // a completing group's ticket sizes, for split
 	skills           []float64 // and skills
 }

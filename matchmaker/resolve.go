@@ -261,9 +261,9 @@ func (a Attribute) fromTokens(members []MemberInput) (v domain.AttrValue, ok boo
 			v.Mixed = distinct
 		}
 	case domain.AttrStrings:
-		v.Strs = vals[0].Strs
+		v.Strs = slices.Clone(vals[0].Strs) // narrowed in place: the members' values stay theirs
 		for _, tv := range vals[1:] {
-			v.Strs = intersectSorted(v.Strs, tv.Strs)
+			v.Strs = keepShared(v.Strs, tv.Strs)
 		}
 		v.Strs = slices.Clip(v.Strs) // may be empty: compatible with nobody until relaxed
 		if v.Strs == nil {
@@ -276,23 +276,4 @@ func (a Attribute) fromTokens(members []MemberInput) (v domain.AttrValue, ok boo
 		v.Num /= float64(len(vals))
 	}
 	return v, true, nil
-}
-
-// intersectSorted returns the values two sorted, distinct lists share, in
-// order, in a new slice.
-func intersectSorted(a, b []string) []string {
-	var out []string
-	for i, j := 0, 0; i < len(a) && j < len(b); {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case a[i] > b[j]:
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
-	}
-	return out
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 )
 
 // Errors the gateway maps to protocol error codes.
@@ -86,13 +85,10 @@ type Service struct {
 	metrics  *metrics
 
 	mu        sync.Mutex
-	waitEWMA  map[string]float64 // queue -> recent waits (ms), on the leader
-	pools     map[string]*pool   // queue -> the leader's view; only its loop uses it
-	waits     map[string]cachedWait
-	summaries map[string]cachedSummary // queue -> its last summary read, for Why
-
-	waitReads    singleflight.Group
-	summaryReads singleflight.Group
+	waitEWMA  map[string]float64        // queue -> recent waits (ms), on the leader
+	pools     map[string]*pool          // queue -> the leader's view; only its loop uses it
+	waits     freshCache[time.Duration] // the estimated waits joins report
+	summaries freshCache[*queueSummary] // the leaders' last summaries, for Why
 }
 
 // poolOf returns the leader's view of the queue, creating it empty.
@@ -135,8 +131,8 @@ func (s *Service) init() {
 		s.metrics = newMetrics(s.Registerer)
 		s.waitEWMA = make(map[string]float64)
 		s.pools = make(map[string]*pool)
-		s.waits = make(map[string]cachedWait)
-		s.summaries = make(map[string]cachedSummary)
+		s.waits = freshCache[time.Duration]{fresh: waitFresh, timeout: waitReadTimeout}
+		s.summaries = freshCache[*queueSummary]{fresh: summaryEvery, timeout: summaryReadTimeout}
 	})
 }
 
@@ -241,36 +237,15 @@ const waitFresh = time.Second
 // estimate (it keeps the last one).
 const waitReadTimeout = 250 * time.Millisecond
 
-type cachedWait struct {
-	wait time.Duration
-	read time.Time
-}
-
 // estimatedWait returns the queue's estimated wait, read from Redis at most
-// once per waitFresh (concurrent joins share one read). On a read error it
-// keeps the last value.
+// once per waitFresh (concurrent joins share one read, bounded by
+// waitReadTimeout: the joins wait for it with their tickets already made).
+// On a read error it keeps the last value.
 func (s *Service) estimatedWait(ctx context.Context, queue string) time.Duration {
-	s.mu.Lock()
-	c, ok := s.waits[queue]
-	s.mu.Unlock()
-	if ok && time.Since(c.read) < waitFresh {
-		return c.wait
-	}
-	v, _, _ := s.waitReads.Do(queue, func() (any, error) {
-		// Shared by concurrent joins, so not bound to one of them; short,
-		// because the joins wait for it with their tickets already made.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), waitReadTimeout)
-		defer cancel()
-		wait, err := s.Store.EstimatedWait(rctx, queue)
-		if err != nil {
-			return c.wait, nil
-		}
-		s.mu.Lock()
-		s.waits[queue] = cachedWait{wait: wait, read: time.Now()}
-		s.mu.Unlock()
-		return wait, nil
+	wait, _ := s.waits.get(ctx, queue, func(ctx context.Context) (time.Duration, error) {
+		return s.Store.EstimatedWait(ctx, queue)
 	})
-	return v.(time.Duration)
+	return wait
 }
 
 // Leave cancels the player's searching ticket. It returns domain.ErrNotFound

@@ -257,9 +257,9 @@ func checkSimMatch(t *testing.T, q Queue, m domain.Match, mt []domain.Ticket, wa
 				}
 			case domain.AttrStrings:
 				if len(values) > 0 {
-					shared := values[0].Strs
+					shared := slices.Clone(values[0].Strs)
 					for _, v := range values[1:] {
-						shared = intersectSorted(shared, v.Strs)
+						shared = keepShared(shared, v.Strs)
 					}
 					return len(shared) > 0
 				}
@@ -286,9 +286,9 @@ func checkSimMatch(t *testing.T, q Queue, m domain.Match, mt []domain.Ticket, wa
 			case domain.AttrString:
 				assert.Equal(t, values[0].Str, got.Value)
 			case domain.AttrStrings:
-				shared := values[0].Strs
+				shared := slices.Clone(values[0].Strs)
 				for _, v := range values[1:] {
-					shared = intersectSorted(shared, v.Strs)
+					shared = keepShared(shared, v.Strs)
 				}
 				assert.Equal(t, shared, got.Values, "match %s: the shared maps, sorted", m.ID)
 			}

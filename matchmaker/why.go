@@ -461,21 +461,14 @@ func (s *Service) Why(ctx context.Context, t domain.Ticket) (Why, error) {
 	return sum.why(q, t, s.Now()), nil
 }
 
-type cachedSummary struct {
-	sum  *queueSummary
-	read time.Time
-}
+// summaryReadTimeout bounds one read of a queue's summary, shared by the
+// queue.why requests that wait for it.
+const summaryReadTimeout = time.Second
 
 // summary returns the queue's last summary, read from Redis at most once
 // per summaryEvery (concurrent callers share one read).
 func (s *Service) summary(ctx context.Context, queue string) (*queueSummary, error) {
-	s.mu.Lock()
-	c, ok := s.summaries[queue]
-	s.mu.Unlock()
-	if ok && time.Since(c.read) < summaryEvery {
-		return c.sum, nil
-	}
-	v, err, _ := s.summaryReads.Do(queue, func() (any, error) {
+	sum, err := s.summaries.get(ctx, queue, func(ctx context.Context) (*queueSummary, error) {
 		b, err := s.Store.QueueSummary(ctx, queue)
 		if errors.Is(err, domain.ErrNotFound) {
 			return nil, ErrNoSummary
@@ -489,13 +482,10 @@ func (s *Service) summary(ctx context.Context, queue string) (*queueSummary, err
 		}
 		q, _ := s.Queue(queue)
 		sum.prepare(q)
-		s.mu.Lock()
-		s.summaries[queue] = cachedSummary{sum: sum, read: time.Now()}
-		s.mu.Unlock()
 		return sum, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*queueSummary), nil
+	return sum, nil
 }

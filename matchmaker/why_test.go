@@ -106,7 +106,7 @@ func compatibleOn(q Queue, rule string, a, b domain.Ticket, now time.Time) bool 
 	case attr.Type == domain.AttrString:
 		return va.Str == vb.Str
 	case attr.Type == domain.AttrStrings:
-		return len(intersectSorted(va.Strs, vb.Strs)) > 0
+		return shareAny(va.Strs, vb.Strs)
 	}
 	return math.Abs(va.Num-vb.Num) <= dist
 }
