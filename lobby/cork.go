@@ -39,8 +39,13 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// cork holds back the writes that follow until uncork.
+// cork holds back the writes that follow until uncork. cork and uncork do
+// nothing on a nil *corkConn: a socket not hijacked through corkingWriter
+// writes each frame as it comes.
 func (c *corkConn) cork() {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	c.corked = true
 	c.mu.Unlock()
@@ -49,6 +54,9 @@ func (c *corkConn) cork() {
 // uncork sends what was held back, in one write, under the write deadline
 // last set.
 func (c *corkConn) uncork() error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
@@ -66,10 +74,9 @@ func (c *corkConn) uncork() error {
 }
 
 // corkingWriter hands gorilla's Upgrade a corkConn when it hijacks the
-// connection.
+// connection; the session finds it again as the websocket.Conn's NetConn.
 type corkingWriter struct {
 	http.ResponseWriter
-	conn *corkConn
 }
 
 func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -77,6 +84,5 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &corkConn{Conn: nc}
-	return w.conn, brw, nil
+	return &corkConn{Conn: nc}, brw, nil
 }

@@ -33,7 +33,7 @@ func FuzzFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, scenario uint8, frame []byte) {
 		sc := frameScenarios[int(scenario)%len(frameScenarios)]
 		fx.reset(t, sc)
-		s := fx.g.newSession(nil, nil, Identity{PlayerID: fuzzPlayer, Name: "Fuzz", Expires: time.Now().Add(time.Hour)}, &playerBudget{}, func() {})
+		s := fx.g.newSession(nil, Identity{PlayerID: fuzzPlayer, Name: "Fuzz", Expires: time.Now().Add(time.Hour)}, &playerBudget{}, func() {})
 		s.startWriter = func(bool) {} // no socket: frames stay queued for checkAnswer
 		defer s.cancel()
 		s.takeFrame(frame)

@@ -212,7 +212,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Add(5)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
 	go func() { defer wg.Done(); g.limits.runSweeps(hubCtx, limitSweep) }()
-	go func() { defer wg.Done(); g.delivery.relay(hubCtx, sub) }()
+	go func() {
+		defer wg.Done()
+		g.delivery.relay(hubCtx, sub)
+		// Nobody reads it now: messages for this node stop queueing
+		// in-process (they go to Redis, where nobody listens either).
+		sub.Close()
+	}()
 	go func() { defer wg.Done(); g.presence.refresh(hubCtx) }()
 	go func() { defer wg.Done(); g.presence.sweepGraces(hubCtx) }()
 
@@ -232,7 +238,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.conns.Wait()
 	close(g.delivery.acks) // no connection is left to ack: send what is queued
 	<-acked
-	sub.Close()
 	wg.Wait()
 	stopStates()
 	<-g.states.done
@@ -299,25 +304,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.conns.Add(1)
 	g.mu.Unlock()
 
-	cw := &corkingWriter{ResponseWriter: w}
-	conn, err := g.upgrader.Upgrade(cw, r, nil)
+	conn, err := g.upgrader.Upgrade(&corkingWriter{ResponseWriter: w}, r, nil)
 	if err != nil {
 		g.connEnded(budget)
 		return
 	}
 	admitted = true
 	g.metrics.connections.Inc()
-	go g.newSession(conn, cw.conn, id, budget, releaseAddr).serve()
+	go g.newSession(conn, id, budget, releaseAddr).serve()
 }
 
 // newSession builds the session of a player's upgraded connection, with
 // its queues, the player's budget and the address slot it holds; the fuzz
 // tests build theirs here too, so they drive the frames of exactly the
 // session a socket gets.
-func (g *Gateway) newSession(conn *websocket.Conn, cork *corkConn, id Identity, budget *playerBudget, releaseAddr func()) *session {
+func (g *Gateway) newSession(conn *websocket.Conn, id Identity, budget *playerBudget, releaseAddr func()) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{
-		g: g, conn: conn, cork: cork, id: id, connID: uuid.NewString(), budget: budget, releaseAddr: releaseAddr,
+		g: g, conn: conn, id: id, connID: uuid.NewString(), budget: budget, releaseAddr: releaseAddr,
 		closing: make(chan struct{}), readDone: make(chan struct{}), room: make(chan struct{}, 1), writerDone: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 	}

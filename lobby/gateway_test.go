@@ -168,6 +168,21 @@ func TestSlowConsumerIsClosed4004(t *testing.T) {
 	assert.Equal(t, lobby.CloseSlowConsumer, c.CloseCode())
 }
 
+// TestRequestWithFollowUpOnASmallQueue: a request whose reply and
+// follow-up event do not fit in the send queue together still gets both,
+// and the connection stays open: the request writes what it queued
+// instead of waiting for room that only its own write would make.
+func TestRequestWithFollowUpOnASmallQueue(t *testing.T) {
+	st := storetest.Embedded(t)
+	a := startNode(t, st, "node-a", func(g *lobby.Gateway) { g.SendQueue = 1 })
+	c, _ := lobbytest.Connect(t, a.url, token(t, "p1"))
+	require.True(t, c.Request("queue.join", map[string]any{"queue": "default"}).OK())
+	left := c.Request("queue.leave", nil) // its reply, then a queue.state (cancelled)
+	require.True(t, left.OK(), "%v", left)
+	assert.Equal(t, "cancelled", c.Next("queue.state").Obj("ticket").Str("status"))
+	assert.True(t, c.Request("ping", nil).OK(), "the connection stays open")
+}
+
 func TestQueueStateWithoutCreationTimeOmitsIt(t *testing.T) {
 	st := storetest.Embedded(t)
 	a := startNode(t, st, "node-a", nil)

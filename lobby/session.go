@@ -58,7 +58,6 @@ type outgoing struct {
 type session struct {
 	g      *Gateway
 	conn   *websocket.Conn
-	cork   *corkConn // conn's socket; nil in tests that build a session without one
 	id     Identity
 	connID string
 
@@ -293,6 +292,12 @@ func (s *session) answer(frame []byte) {
 	if s.enqueueAs(o, true) {
 		return
 	}
+	// The queue may be full of what this request holds back for its own
+	// write (see enqueueAs): only that write makes room for it.
+	s.writeInline()
+	if s.enqueueAs(o, true) {
+		return
+	}
 	t := time.NewTimer(s.g.WriteWait)
 	defer t.Stop()
 	for {
@@ -333,16 +338,10 @@ func (s *session) startTimers() {
 	})
 }
 
+// stopTimers stops them; serve, which started them, calls it.
 func (s *session) stopTimers() {
-	s.wmu.Lock()
-	t := s.pingTimer
-	s.wmu.Unlock()
-	if t != nil {
-		t.Stop()
-	}
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
+	s.pingTimer.Stop()
+	s.expiry.Stop()
 }
 
 // serve runs the connection to its end: attach, read until the socket
@@ -654,9 +653,10 @@ func isClosed(c chan struct{}) bool {
 // ack then costs at most a duplicate on a later connection, never this one.
 func (s *session) writeBatch(batch []outgoing) error {
 	c := s.conn
+	cork, _ := c.NetConn().(*corkConn) // as Upgrade hijacked it (see corkingWriter)
 	for len(batch) > 0 {
 		s.awaitAck()
-		s.cork.cork()
+		cork.cork()
 		deadline := time.Now().Add(s.g.WriteWait)
 		c.SetWriteDeadline(deadline)
 		var err error
@@ -672,7 +672,7 @@ func (s *session) writeBatch(batch []outgoing) error {
 				break
 			}
 		}
-		if uerr := s.cork.uncork(); err == nil {
+		if uerr := cork.uncork(); err == nil {
 			err = uerr
 		}
 		if err != nil {
@@ -785,6 +785,7 @@ func (s *session) handleFrame(data []byte, overBudget bool) {
 		s.answer(f)
 	}
 	s.followUps = s.followUps[:0]
+	s.writeInline() // the reply leaves before the work that comes after it
 	for _, f := range s.afterDo {
 		f(ctx)
 	}
