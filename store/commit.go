@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync"
@@ -79,18 +80,30 @@ func (c *committer) do(ctx context.Context, slot string, fill func(pipe redis.Pi
 	case c.in <- op:
 	case <-ctx.Done():
 		c.ops.Put(op)
-		return ctx.Err()
+		return ctxErr(ctx)
 	case <-c.stop:
 		c.ops.Put(op)
 		return errClosed
 	}
-	// Once taken the operation is always answered, so the wait is bounded
-	// by Redis's own timeouts, as a pipeline of our own would be: leaving
-	// early could not unsend it.
-	<-op.done
-	err := op.err
-	op.ctx, op.fill = nil, nil
-	c.ops.Put(op)
+	select {
+	case <-op.done:
+		err := op.err
+		op.ctx, op.fill = nil, nil
+		c.ops.Put(op)
+		return err
+	case <-ctx.Done():
+		// The batch may still run fill's commands, as a pipeline of our own
+		// may after its context ended; fill's results are not to be read.
+		// The worker's answer lands in done's buffer and op is dropped.
+		return ctxErr(ctx)
+	}
+}
+
+// ctxErr is the error of a caller whose context ended while it waited
+// for Redis: a deadline is marked unavailable, as go-redis's would be
+// (a cancellation is not).
+func ctxErr(ctx context.Context) error {
+	err, _ := markUnavailable(ctx.Err())
 	return err
 }
 
@@ -121,8 +134,8 @@ func (c *committer) work() {
 func (c *committer) flush(batch []*commitOp) {
 	live := batch[:0] // filtered in place
 	for _, op := range batch {
-		if err := op.ctx.Err(); err != nil {
-			op.answer(err)
+		if op.ctx.Err() != nil {
+			op.answer(ctxErr(op.ctx))
 			continue
 		}
 		live = append(live, op)
@@ -169,22 +182,27 @@ func (c *committer) exec(ops []*commitOp) {
 	ctx, cancel := batchContext(ops)
 	defer cancel()
 	cmds, err := pipe.Exec(ctx)
+	// An error go-redis did not stamp on any command (it does on most)
+	// concerns the whole batch.
+	whole := err
+	if errors.Is(err, redis.Nil) || firstErr(cmds) != nil {
+		whole = nil
+	}
 	start := 0
 	for i, op := range ops {
-		var opErr error
-		if len(cmds) >= ends[i] {
-			for _, cmd := range cmds[start:ends[i]] {
-				if e := cmd.Err(); e != nil && !errors.Is(e, redis.Nil) {
-					opErr = e
-					break
-				}
-			}
-		} else if err != nil && !errors.Is(err, redis.Nil) {
-			opErr = err
-		}
+		op.answer(cmp.Or(firstErr(cmds[start:ends[i]]), whole))
 		start = ends[i]
-		op.answer(opErr)
 	}
+}
+
+// firstErr is the first error of cmds but redis.Nil.
+func firstErr(cmds []redis.Cmder) error {
+	for _, cmd := range cmds {
+		if e := cmd.Err(); e != nil && !errors.Is(e, redis.Nil) {
+			return e
+		}
+	}
+	return nil
 }
 
 // batchContext is a context without cancellation that ends at the latest

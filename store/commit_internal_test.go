@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -211,4 +212,35 @@ func TestBatchContext(t *testing.T) {
 	_, ok = ctx.Deadline()
 	cancel()
 	assert.False(t, ok, "a caller without a deadline gets none")
+}
+
+// TestCommitterDeadlines: a caller leaves at its own deadline, whether
+// its operation still waits for a worker or rides a batch that Redis has
+// not answered yet, and its error says Redis is unavailable, as go-redis's
+// own timeout would.
+func TestCommitterDeadlines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeRedis{gate: make(chan struct{})}
+		rdb := newFakeClient(f)
+		defer rdb.Close()
+		c := newCommitter(rdb, false)
+		defer c.close()
+		defer close(f.gate) // before close: the held pipelines end
+
+		errs := make([]error, commitWorkers+1)
+		var wg sync.WaitGroup
+		for i := range errs { // the first ones are in a batch, the last waits for a worker
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			defer cancel()
+			wg.Go(func() {
+				errs[i] = c.do(ctx, "", func(pipe redis.Pipeliner) { pipe.Set(ctx, fmt.Sprint("k", i), 1, 0) })
+			})
+			synctest.Wait()
+		}
+		wg.Wait() // with the gate still shut: everyone left at the deadline
+		for i, err := range errs {
+			assert.ErrorIs(t, err, context.DeadlineExceeded, "operation %d", i)
+			assert.ErrorIs(t, err, domain.ErrUnavailable, "operation %d", i)
+		}
+	})
 }

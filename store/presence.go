@@ -98,14 +98,14 @@ func (s *Store) ClearPresence(ctx context.Context, playerID string, p domain.Pre
 // process) gets msg in-process, without Redis: its own players are
 // reached without encoding, a PUBLISH and decoding (see subscription).
 func (s *Store) Publish(ctx context.Context, nodeID string, msg domain.NodeMessage) error {
-	if v, ok := s.locals.Load(nodeID); ok {
+	if v, ok := s.locals.Load(nodeID); ok && !isClosed(v.(*subscription).closed) {
 		sub := v.(*subscription)
 		select {
 		case sub.local <- msg:
 			return nil
 		case <-sub.closed: // it just ended: through Redis, as for any node
 		case <-ctx.Done():
-			return fmt.Errorf("publish to node %s: %w", nodeID, ctx.Err())
+			return fmt.Errorf("publish to node %s: %w", nodeID, ctxErr(ctx))
 		}
 	}
 	var b bytes.Buffer
@@ -291,6 +291,15 @@ func (sub *subscription) Next(ctx context.Context) (msg domain.NodeMessage, ok b
 				return msg, true, nil
 			}
 		}
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

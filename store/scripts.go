@@ -120,9 +120,10 @@ func (s *Store) execScripted(ctx context.Context, fill func(pipe redis.Pipeliner
 func (s *Store) runScript(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
 	var cmd *redis.Cmd
 	err := s.execScripted(ctx, func(pipe redis.Pipeliner) { cmd = sc.EvalSha(ctx, pipe, keys, args...) })
-	if cmd == nil { // never sent
-		cmd = redis.NewCmd(ctx)
+	if err != nil { // cmd is not to be read: the caller may have left before it ran
+		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(err)
+		return cmd
 	}
 	return cmd
 }
