@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lobbyd/lobbyd/internal/batch"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -109,26 +110,7 @@ func ctxErr(ctx context.Context) error {
 
 func (c *committer) work() {
 	defer c.wg.Done()
-	batch := make([]*commitOp, 0, commitMax)
-	for {
-		select {
-		case op := <-c.in:
-			batch = append(batch[:0], op)
-		case <-c.stop:
-			return
-		}
-	more:
-		for len(batch) < commitMax {
-			select {
-			case op := <-c.in:
-				batch = append(batch, op)
-			default:
-				break more
-			}
-		}
-		c.flush(batch)
-		clear(batch)
-	}
+	batch.EachUntil(c.in, c.stop, commitMax, c.flush)
 }
 
 func (c *committer) flush(batch []*commitOp) {

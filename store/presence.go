@@ -98,27 +98,51 @@ func (s *Store) ClearPresence(ctx context.Context, playerID string, p domain.Pre
 // process) gets msg in-process, without Redis: its own players are
 // reached without encoding, a PUBLISH and decoding (see subscription).
 func (s *Store) Publish(ctx context.Context, nodeID string, msg domain.NodeMessage) error {
-	if v, ok := s.locals.Load(nodeID); ok && !isClosed(v.(*subscription).closed) {
-		sub := v.(*subscription)
-		select {
-		case sub.local <- msg:
-			return nil
-		case <-sub.closed: // it just ended: through Redis, as for any node
-		case <-ctx.Done():
-			return fmt.Errorf("publish to node %s: %w", nodeID, ctxErr(ctx))
-		}
+	var errs []error
+	if s.publishLocal(ctx, nodeID, msg, &errs) {
+		return errors.Join(errs...)
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(msg); err != nil {
-		return fmt.Errorf("encode node message: %w", err)
+	b, err := encodeNodeMessage(msg)
+	if err != nil {
+		return err
 	}
-	err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) { pipe.Publish(ctx, s.keys.nodeChannel(nodeID), b.Bytes()) })
+	err = s.batch.do(ctx, "", func(pipe redis.Pipeliner) { pipe.Publish(ctx, s.keys.nodeChannel(nodeID), b) })
 	if err != nil {
 		return fmt.Errorf("publish to node %s: %w", nodeID, err)
 	}
 	return nil
+}
+
+// publishLocal hands msg to the node's subscription if this store holds
+// it, and reports whether it did (or gave up, with the error added to
+// errs); false: publish it through Redis.
+func (s *Store) publishLocal(ctx context.Context, nodeID string, msg domain.NodeMessage, errs *[]error) bool {
+	v, ok := s.locals.Load(nodeID)
+	if !ok || isClosed(v.(*subscription).closed) {
+		return false
+	}
+	sub := v.(*subscription)
+	select {
+	case sub.local <- msg:
+		return true
+	case <-sub.closed: // it just ended: through Redis, as for any node
+		return false
+	case <-ctx.Done():
+		*errs = append(*errs, fmt.Errorf("publish to node %s: %w", nodeID, ctxErr(ctx)))
+		return true
+	}
+}
+
+// encodeNodeMessage encodes msg for a node channel, its events byte for
+// byte (see Publish).
+func encodeNodeMessage(msg domain.NodeMessage) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(msg); err != nil {
+		return nil, fmt.Errorf("encode node message: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // SendToPlayers pushes events to their players on whichever nodes hold their
@@ -220,9 +244,31 @@ func (s *Store) publishByNode(ctx context.Context, events []domain.Addressed, no
 			byNode[node] = append(byNode[node], domain.Addressed{To: to, Event: e.Event, MatchID: e.MatchID})
 		}
 	}
+	// This process's own nodes get theirs in-process; the others' leave in
+	// one batch.
 	var errs []error
+	remote := make(map[string][]byte, len(byNode))
 	for node, evs := range byNode {
-		errs = append(errs, s.Publish(ctx, node, domain.NodeMessage{Events: evs}))
+		msg := domain.NodeMessage{Events: evs}
+		if s.publishLocal(ctx, node, msg, &errs) {
+			continue
+		}
+		b, err := encodeNodeMessage(msg)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		remote[node] = b
+	}
+	if len(remote) > 0 {
+		err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) {
+			for node, b := range remote {
+				pipe.Publish(ctx, s.keys.nodeChannel(node), b)
+			}
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("publish to %d nodes: %w", len(remote), err))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -6,10 +6,23 @@ package batch
 // Redis in a few pipelines while a lone one leaves at once. The slice is
 // reused: flush must not keep it. Each returns once in is closed and
 // drained.
-func Each[T any](in <-chan T, max int, flush func([]T)) {
+func Each[T any](in <-chan T, max int, flush func([]T)) { EachUntil(in, nil, max, flush) }
+
+// EachUntil is Each that also returns, between batches, once stop is
+// closed: for a channel its senders cannot close (they may still be
+// sending).
+func EachUntil[T any](in <-chan T, stop <-chan struct{}, max int, flush func([]T)) {
 	batch := make([]T, 0, max)
-	for v := range in {
-		batch = append(batch[:0], v)
+	for {
+		select {
+		case v, ok := <-in:
+			if !ok {
+				return
+			}
+			batch = append(batch[:0], v)
+		case <-stop:
+			return
+		}
 	more:
 		for len(batch) < max {
 			select {
@@ -23,5 +36,6 @@ func Each[T any](in <-chan T, max int, flush func([]T)) {
 			}
 		}
 		flush(batch)
+		clear(batch)
 	}
 }
