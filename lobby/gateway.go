@@ -81,8 +81,9 @@ type Gateway struct {
 	// MaxFrameBytes is the largest frame a client may send; a larger one
 	// closes the socket with 1009. Default 4096.
 	MaxFrameBytes int64
-	// SendQueue is the number of frames queued per connection; a client
-	// that lets it fill is disconnected with 4004. Default 64.
+	// SendQueue is the number of frames that may wait per connection
+	// behind the batch being written (pings included); a client that lets
+	// it fill is disconnected with 4004. Default 64.
 	SendQueue int
 	// PingInterval is how often the server pings; PongWait how long it waits
 	// for any frame or pong before dropping the connection; WriteWait bounds

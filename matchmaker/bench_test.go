@@ -337,3 +337,25 @@ return m`
 	}
 	return time.Duration(ms) * time.Millisecond
 }
+
+// BenchmarkBestSplit is one team split of a completing match of solos,
+// skills around 1500 ± 300: the exact search (2×5, 5×2, 3×4) and the
+// heuristic past it (4×4), backing docs/matchmaking.md.
+func BenchmarkBestSplit(b *testing.B) {
+	for _, shape := range []struct{ count, size int }{{2, 5}, {5, 2}, {3, 4}, {4, 4}} {
+		b.Run(fmt.Sprintf("%dx%d", shape.count, shape.size), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(9, 15))
+			s := newSplitter(shape.count, shape.size)
+			sizes := make([]int, shape.count*shape.size)
+			skills := make([]float64, len(sizes))
+			for i := range sizes {
+				sizes[i], skills[i] = 1, math.Round(1500+rng.NormFloat64()*300)
+			}
+			for b.Loop() {
+				if _, _, ok := s.bestSplit(sizes, skills); !ok {
+					b.Fatal("no split")
+				}
+			}
+		})
+	}
+}
