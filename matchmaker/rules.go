@@ -169,45 +169,49 @@ func (a Attribute) effectiveSource() Source {
 // waited wait: whether it binds at all, its distance for the distance
 // rule, and the index of the relax step in force (-1: none).
 func (a Attribute) at(wait time.Duration) (binds bool, maxDistance float64, step int) {
-	binds, maxDistance, step = true, a.MaxDistance, -1
-	for i, s := range a.Relax {
-		if wait < s.After.D() {
-			break
-		}
-		step = i
+	binds, maxDistance = true, a.MaxDistance
+	passed, _ := stepsAt(a.Relax, RelaxStep.after, wait)
+	for _, s := range a.Relax[:passed] {
 		if s.Rule == RuleAny {
 			binds = false
 		} else if s.MaxDistance > 0 {
 			binds, maxDistance = true, s.MaxDistance
 		}
 	}
-	return binds, maxDistance, step
+	return binds, maxDistance, passed - 1
 }
 
 // nextRelax is the time from wait until the attribute's next relax step
 // applies, or 0 when none is left.
 func (a Attribute) nextRelax(wait time.Duration) time.Duration {
-	for _, s := range a.Relax {
-		if s.After.D() > wait {
-			return s.After.D() - wait
-		}
-	}
-	return 0
+	_, next := stepsAt(a.Relax, RelaxStep.after, wait)
+	return next
 }
 
 // MaxLatencyAt is the queue's maxLatencyMs for a match whose oldest ticket
 // has waited wait: the last latencyRelax step passed, else MaxLatencyMs (0:
 // any latency).
 func (q Queue) MaxLatencyAt(wait time.Duration) int {
-	ms := q.MaxLatencyMs
-	for _, s := range q.LatencyRelax {
-		if wait < s.After.D() {
-			break
-		}
-		ms = s.MaxLatencyMs
+	if passed, _ := stepsAt(q.LatencyRelax, LatencyStep.after, wait); passed > 0 {
+		return q.LatencyRelax[passed-1].MaxLatencyMs
 	}
-	return ms
+	return q.MaxLatencyMs
 }
+
+// stepsAt is how many of steps (by increasing After) apply at wait, and
+// the time until the next one does (0: none is left).
+func stepsAt[S any](steps []S, after func(S) time.Duration, wait time.Duration) (passed int, next time.Duration) {
+	for passed < len(steps) && after(steps[passed]) <= wait {
+		passed++
+	}
+	if passed < len(steps) {
+		next = after(steps[passed]) - wait
+	}
+	return passed, next
+}
+
+func (s RelaxStep) after() time.Duration   { return s.After.D() }
+func (s LatencyStep) after() time.Duration { return s.After.D() }
 
 // loosestLatency is the highest maxLatencyMs any wait reaches.
 func (q Queue) loosestLatency() int {
@@ -240,7 +244,7 @@ func (q Queue) attribute(name string) (Attribute, bool) {
 // validateRules checks teams, skill.source, attributes and latencyRelax;
 // check records each failure, naming the field.
 func (q Queue) validateRules(check func(ok bool, format string, args ...any)) {
-	finite := func(vs ...float64) bool {
+	finiteNonNeg := func(vs ...float64) bool {
 		for _, v := range vs {
 			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 				return false
@@ -253,7 +257,7 @@ func (q Queue) validateRules(check func(ok bool, format string, args ...any)) {
 		check(t.Size >= 1, "teams.size %d: must be at least 1", t.Size)
 		check(t.Count < 2 || t.Size < 1 || t.Count*t.Size == q.MaxUsers,
 			"teams: count %d x size %d is %d, must equal maxUsers %d", t.Count, t.Size, t.Count*t.Size, q.MaxUsers)
-		check(finite(t.MaxImbalance, t.WidenPerSecond, t.MaxImbalanceCap),
+		check(finiteNonNeg(t.MaxImbalance, t.WidenPerSecond, t.MaxImbalanceCap),
 			"teams: maxImbalance, widenPerSecond and maxImbalanceCap must be finite numbers, not negative")
 		check(t.MaxImbalanceCap == 0 || t.MaxImbalanceCap >= t.MaxImbalance,
 			"teams.maxImbalanceCap %v: must be at least maxImbalance (%v)", t.MaxImbalanceCap, t.MaxImbalance)
@@ -284,7 +288,7 @@ func (q Queue) validateRules(check func(ok bool, format string, args ...any)) {
 			check(v != "" && len(v) <= MaxAttrValueBytes, "%s.values: %q must be 1 to %d bytes", field, v, MaxAttrValueBytes)
 		}
 		check(a.MaxDistance == 0 || a.Type == domain.AttrNumber, "%s.maxDistance: only for number attributes", field)
-		check(finite(a.MaxDistance), "%s.maxDistance %v: must be a finite number, not negative", field, a.MaxDistance)
+		check(finiteNonNeg(a.MaxDistance), "%s.maxDistance %v: must be a finite number, not negative", field, a.MaxDistance)
 		check(len(a.Relax) <= maxRelaxSteps, "%s.relax: %d steps, at most %d", field, len(a.Relax), maxRelaxSteps)
 		prev, dist, anyDone := time.Duration(0), a.MaxDistance, false
 		for j, s := range a.Relax {
@@ -301,7 +305,7 @@ func (q Queue) validateRules(check func(ok bool, format string, args ...any)) {
 				anyDone = true
 			case s.MaxDistance != 0:
 				check(a.Type == domain.AttrNumber, "%s.maxDistance: only for number attributes (use rule: any)", step)
-				check(finite(s.MaxDistance) && s.MaxDistance > dist,
+				check(finiteNonNeg(s.MaxDistance) && s.MaxDistance > dist,
 					"%s.maxDistance %v: must be a finite number above the one before (%v)", step, s.MaxDistance, dist)
 				dist = s.MaxDistance
 			default:

@@ -326,14 +326,8 @@ func (sum *queueSummary) whyInto(q Queue, t domain.Ticket, now time.Time, rules 
 		out.Rules = append(out.Rules, r)
 	}
 	r := WhyRule{Rule: ruleRegion}
-	level := 0
-	for i, s := range q.LatencyRelax {
-		if wait >= s.After.D() {
-			level = i + 1
-		} else if r.RelaxesInMs == 0 {
-			r.RelaxesInMs = (s.After.D() - wait).Milliseconds()
-		}
-	}
+	level, next := stepsAt(q.LatencyRelax, LatencyStep.after, wait)
+	r.RelaxesInMs = next.Milliseconds()
 	if level < len(sum.Regions) {
 		*masks = regionMasks(q, t, sum.bits, sum.levels, *masks)
 		mine := (*masks)[level]
