@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -159,13 +160,7 @@ func (s sketch) count(lo, hi float64) int {
 		return 0
 	}
 	a, _ := slices.BinarySearch(s.Q, lo)
-	b := len(s.Q)
-	for i := a; i < len(s.Q); i++ {
-		if s.Q[i] > hi {
-			b = i
-			break
-		}
-	}
+	b := a + sort.Search(len(s.Q)-a, func(i int) bool { return s.Q[a+i] > hi })
 	if len(s.Q) == s.N {
 		return b - a
 	}

@@ -22,7 +22,7 @@
 # on and per-address limits off. Each report gives lobbyd's and Redis's CPU
 # per matched player (see lobbyload -redis-url); the summary adds lobbyd's
 # read and write system calls per player from /proc (from the barrier to
-# lobbyd's exit, goodbyes included).
+# lobbyload's exit, goodbyes included).
 set -u
 redis="" a="" b="" players=8000 rounds=3 idle=19000
 usage() { echo "usage: $0 -r REDIS_URL -a LOBBYD_A -b LOBBYD_B [-n PLAYERS] [-k ROUNDS] [-i IDLE] OUTDIR" >&2; exit 2; }
@@ -60,12 +60,7 @@ addr=127.0.0.1:18580 fake_addr=127.0.0.1:18583 echo_addr=127.0.0.1:18582
 # start LOBBYD: a fresh Redis database, the fake and lobbyd, until it listens.
 start() {
 	redis-cli -u "$redis" FLUSHDB >/dev/null || exit 1
-	"$bin/fakeplayfab" -addr $fake_addr -log-level warn -secret-key ab-fake-key >/dev/null 2>&1 &
-	fake_pid=$!
-	for _ in $(seq 50); do
-		curl -s -o /dev/null "http://$fake_addr/" && break
-		sleep 0.1
-	done
+	start_fake $fake_addr ab-fake-key
 	LOBBYD_PLAYFAB_TITLE_ID=AB LOBBYD_PLAYFAB_SECRET_KEY=ab-fake-key LOBBYD_PLAYFAB_BASE_URL=http://$fake_addr \
 		LOBBYD_ADDR_HANDSHAKE_RATE=0 LOBBYD_MAX_CONNS_PER_ADDR=0 LOBBYD_DEV_AUTH=true LOBBYD_LOG_LEVEL=warn \
 		LOBBYD_REDIS_URL="$redis" "$1" -addr $addr >"$bin/lobbyd.out" 2>>"$out/lobbyd.log" &
@@ -84,8 +79,6 @@ finish() {
 	lobbyd_pid= fake_pid=
 }
 
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system, in ticks
-hz=$(getconf CLK_TCK)
 syscalls() { awk '/syscr/{r=$2}/syscw/{w=$2}END{print r, w}' "/proc/$1/io"; }
 
 # queue NAME LOBBYD N [lobbyload flags]: one pre-connected run.

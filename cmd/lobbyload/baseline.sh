@@ -50,8 +50,6 @@ for c in lobbyd lobbyload echoref fakeplayfab; do
 done
 
 addr=127.0.0.1:18480 debug=127.0.0.1:18481 echo_addr=127.0.0.1:18482 fake_addr=127.0.0.1:18483
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # user+system, in ticks
-hz=$(getconf CLK_TCK)
 
 # start_lobbyd TIER: starts lobbyd on the tier's Redis, waits until it listens.
 start_lobbyd() {
@@ -59,13 +57,7 @@ start_lobbyd() {
 	if [ "$1" = redis ]; then
 		url=$redis
 		redis-cli -u "$url" FLUSHDB >/dev/null || exit 1
-		# The fake's key is a throwaway of this run, like the fake itself.
-		"$bin/fakeplayfab" -addr $fake_addr -log-level warn -secret-key baseline-fake-key >"$bin/fake.out" 2>&1 &
-		fake_pid=$!
-		for _ in $(seq 50); do
-			curl -s -o /dev/null "http://$fake_addr/" && break
-			sleep 0.1
-		done
+		start_fake $fake_addr baseline-fake-key
 		playfab=(LOBBYD_PLAYFAB_TITLE_ID=BASE LOBBYD_PLAYFAB_SECRET_KEY=baseline-fake-key LOBBYD_PLAYFAB_BASE_URL=http://$fake_addr)
 	fi
 	# Every simulated player comes from one address: per-address limits off.

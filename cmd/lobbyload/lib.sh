@@ -18,3 +18,19 @@ connect_idle() {
 	done
 	sleep 10
 }
+
+# cpu PID: the process's user+system CPU, in ticks of 1/hz seconds.
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# start_fake ADDR KEY: starts cmd/fakeplayfab on ADDR accepting the secret
+# KEY (a throwaway of the run, like the fake), its pid in fake_pid, and
+# returns once it answers (at most 5 s).
+start_fake() {
+	"$bin/fakeplayfab" -addr "$1" -log-level warn -secret-key "$2" >/dev/null 2>&1 &
+	fake_pid=$!
+	for _ in $(seq 50); do
+		curl -s -o /dev/null "http://$1/" && break
+		sleep 0.1
+	done
+}
