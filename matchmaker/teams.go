@@ -76,8 +76,8 @@ func soloSplits(count, size int) float64 {
 }
 
 // bestSplit splits tickets of the given sizes and skills (sizes summing to
-// count × size) and returns each ticket's team (a slice the caller may
-// keep) and the split's imbalance; ok is false when no split keeps every
+// count × size) and returns each ticket's team (a slice valid until the
+// next call: the splitter reuses it) and the split's imbalance; ok is false when no split keeps every
 // ticket whole.
 func (s *splitter) bestSplit(sizes []int, skills []float64) (teams []int, imbalance float64, ok bool) {
 	n := len(sizes)
@@ -92,13 +92,13 @@ func (s *splitter) bestSplit(sizes []int, skills []float64) (teams []int, imbala
 	clear(s.fill)
 	clear(s.sum)
 	s.cur = slices.Grow(s.cur[:0], n)[:n]
-	s.best, s.bestIm = nil, math.Inf(1)
+	s.best, s.bestIm = s.best[:0], math.Inf(1) // reused: the caller copies the result
 	if n <= exactSplitTickets || s.exact {
 		s.search()
 	} else {
 		s.heuristic()
 	}
-	if s.best == nil {
+	if math.IsInf(s.bestIm, 1) {
 		return nil, 0, false
 	}
 	return s.best, s.bestIm, true
@@ -162,7 +162,7 @@ func (s *splitter) heuristic() {
 		}
 		s.placeSolos(snake)
 		s.improveBySwaps()
-		if im := s.imbalance(); s.best == nil || im < s.bestIm {
+		if im := s.imbalance(); im < s.bestIm {
 			s.best, s.bestIm = append(s.best[:0], s.cur...), im
 		}
 	}
