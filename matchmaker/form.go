@@ -164,7 +164,7 @@ func (f *former) accepts(g *group, c *cand) bool {
 	if g.size+c.t.Size() > f.q.MaxUsers {
 		return false
 	}
-	if g.skillBinds && max(g.maxSkill, c.t.Skill)-min(g.minSkill, c.t.Skill) > g.window {
+	if max(g.maxSkill, c.t.Skill)-min(g.minSkill, c.t.Skill) > g.window { // never past +Inf
 		return false
 	}
 	if f.split != nil && !f.teamsFit(g, c) {
@@ -339,7 +339,6 @@ type group struct {
 	common []regionScore
 
 	window     float64     // the skill spread allowed (+Inf: skill does not bind)
-	skillBinds bool        // window is finite
 	maxLatency int         // the latency limit in force (0: any)
 	attrs      []attrState // per queue attribute
 
@@ -382,7 +381,7 @@ func (f *former) newGroup(c *cand) *group {
 	g := &group{oldest: t.CreatedAt, minSkill: t.Skill, maxSkill: t.Skill, window: math.Inf(1),
 		maxLatency: q.MaxLatencyAt(wait), tickets: make([]domain.Ticket, 0, q.MaxUsers)}
 	if q.Skill.Enabled() && wait < q.MaxWait.D() {
-		g.window, g.skillBinds = q.Skill.Window(wait), true
+		g.window = q.Skill.Window(wait)
 	}
 	g.common = make([]regionScore, 0, len(c.regions))
 	for _, r := range c.regions {
