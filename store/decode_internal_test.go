@@ -41,7 +41,9 @@ func BenchmarkDecodeSearchingEntry(b *testing.B) {
 }
 
 // previousTicketData is ticketData as the previous version of lobbyd
-// declares it, before attributes.
+// declares it, before attributes: a frozen copy of ticketFixed, on
+// purpose, so that a later change to ticketFixed cannot change what this
+// test takes the previous version to be.
 type previousTicketData struct {
 	ID        string          `json:"id"`
 	Queue     string          `json:"queue"`

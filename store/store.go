@@ -212,10 +212,8 @@ func (s *Store) Embedded() bool { return s.embedded != nil }
 
 // Close closes the connection and stops the embedded Redis, if any.
 func (s *Store) Close() error {
-	if s.batch != nil {
-		s.batch.close()
-		s.batchTx.close()
-	}
+	s.batch.close()
+	s.batchTx.close()
 	err := s.rdb.Close()
 	if s.embedded != nil {
 		close(s.stopClock)
