@@ -53,6 +53,7 @@ type GatewayStore interface {
 	DropStaleLobbyClaim(ctx context.Context, playerID string) error
 	TicketOfClaim(ctx context.Context, claim string) (domain.Ticket, error)
 	PlayerLimits(ctx context.Context, playerID string) ([]byte, error)
+	PresenceOf(ctx context.Context, playerID string) (domain.Presence, bool, error)
 	SavePlayerLimits(ctx context.Context, playerID string, data []byte, ttl time.Duration) error
 }
 
@@ -109,6 +110,9 @@ type Gateway struct {
 	Grace time.Duration
 	// GraceSweep is how often expired graces are looked for. Default 1s.
 	GraceSweep time.Duration
+	// DrainPeriod is how long a drain spreads its closes over when the
+	// operator names no period. Default 1m.
+	DrainPeriod time.Duration
 	// LobbyStateInterval paces each lobby's lobby.state from this node: one
 	// at once, then at most one per interval carrying the latest lobby.
 	// Default 250ms.
@@ -130,11 +134,13 @@ type Gateway struct {
 	lobbies  *lobbyService
 	states   *lobbyStates
 
-	mu      sync.Mutex
-	running bool // Run has subscribed and the hub is up
-	closing bool // Run is shutting down: no new connections
-	open    int  // connections admitted and not yet ended
-	conns   sync.WaitGroup
+	mu       sync.Mutex
+	running  bool // Run has subscribed and the hub is up
+	closing  bool // Run is shutting down: no new connections
+	draining bool // Drain was called: no new connections
+	drain    chan time.Duration
+	open     int // connections admitted and not yet ended
+	conns    sync.WaitGroup
 }
 
 func (g *Gateway) init() {
@@ -161,6 +167,7 @@ func (g *Gateway) init() {
 		setDefault(&g.Grace, 30*time.Second)
 		setDefault(&g.GraceSweep, time.Second)
 		setDefault(&g.LobbyStateInterval, 250*time.Millisecond)
+		setDefault(&g.DrainPeriod, time.Minute)
 		g.upgrader = websocket.Upgrader{
 			ReadBufferSize:    512, // a request fits; a larger frame is read past it
 			WriteBufferSize:   1024,
@@ -175,6 +182,7 @@ func (g *Gateway) init() {
 		}
 		g.metrics = newGatewayMetrics(g.Registerer)
 		g.hub = newHub()
+		g.hub.drain = func(period time.Duration) { g.Drain(period) }
 		g.workers = newWorkers()
 		g.lobbies = &lobbyService{store: g.Store, logger: g.Logger}
 		g.states = newLobbyStates(g.LobbyStateInterval, g.lobbies.sendStoredLobbyState)
@@ -183,6 +191,7 @@ func (g *Gateway) init() {
 		g.presence = &presence{store: g.Store, hub: g.hub, logger: g.Logger, ttl: g.PresenceTTL, grace: g.Grace,
 			sweep: g.GraceSweep, redeliver: g.delivery.redeliver, leaveLobby: g.lobbies.leaveLobby}
 		g.ready = make(chan struct{})
+		g.drain = make(chan time.Duration, 1)
 	})
 }
 
@@ -210,8 +219,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	statesCtx, stopStates := context.WithCancel(context.WithoutCancel(ctx))
 	go g.states.run(statesCtx, g.RequestTimeout)
 	var wg sync.WaitGroup
-	wg.Add(5)
+	wg.Add(6)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
+	go func() { defer wg.Done(); g.runDrain(hubCtx) }()
 	go func() { defer wg.Done(); g.limits.runSweeps(hubCtx, limitSweep) }()
 	go func() {
 		defer wg.Done()
@@ -294,6 +304,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.mu.Unlock()
 		g.releasePlayer(budget)
 		g.refuseHandshake(w, http.StatusServiceUnavailable, CodeUnavailable, "server is not accepting connections", time.Second)
+		return
+	case g.draining:
+		g.mu.Unlock()
+		g.releasePlayer(budget)
+		g.refuseHandshake(w, http.StatusServiceUnavailable, CodeUnavailable, "node draining, retry another node", time.Second)
 		return
 	case g.Limits.MaxConns > 0 && g.open >= g.Limits.MaxConns:
 		g.mu.Unlock()
@@ -451,6 +466,7 @@ type gatewayMetrics struct {
 	abuseCloses       *prometheus.CounterVec
 	matchesDelivered  prometheus.Counter
 	redelivered       prometheus.Counter
+	draining          prometheus.Gauge
 }
 
 func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
@@ -471,10 +487,12 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 			Name: "lobbyd_match_ready_delivered_total", Help: "match.ready frames written to player sockets."}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lobbyd_match_ready_redelivered_total", Help: "Undelivered match.ready results found by the periodic sweep and pushed again."}),
+		draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lobbyd_node_draining", Help: "1 while this node drains (an operator's action): it takes no new sockets and closes its own."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.handshakeFailures, m.requests, m.requestErrors, m.slowConsumers,
-			m.abuseCloses, m.matchesDelivered, m.redelivered)
+			m.abuseCloses, m.matchesDelivered, m.redelivered, m.draining)
 	}
 	return m
 }

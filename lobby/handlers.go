@@ -169,13 +169,8 @@ func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 	}
 	// A lobby's ticket: the whole lobby leaves the queue and every member is told.
 	s.afterReplyDo(func(ctx context.Context) {
-		l, _, err := s.g.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
-		if err != nil {
-			s.logger().Warn("reopen lobby", "lobby", t.LobbyID, "err", err)
-			return
-		}
-		if err := s.g.lobbies.lobbyEvents(ctx, l, domain.Addressed{To: t.PlayerIDs(), Event: state}); err != nil {
-			s.logger().Warn("send lobby state", "lobby", l.ID, "err", err)
+		if err := s.g.ticketLeft(ctx, t, state); err != nil {
+			s.logger().Warn("queue.leave of a lobby", "lobby", t.LobbyID, "err", err)
 		}
 	})
 	return nil, nil

@@ -2,6 +2,7 @@ package lobby
 
 import (
 	"context"
+	"time"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
 )
@@ -15,7 +16,10 @@ type hub struct {
 	inbound    chan domain.NodeMessage
 	snapshot   chan chan map[string]domain.Presence
 	lookup     chan lookup
+	closes     chan closeRequest
 	done       chan struct{} // closed when run has returned
+	// drain starts the node's drain (a node message asked for it).
+	drain func(period time.Duration)
 
 	sessions map[string]*session
 }
@@ -27,6 +31,7 @@ func newHub() *hub {
 		inbound:    make(chan domain.NodeMessage, 256),
 		snapshot:   make(chan chan map[string]domain.Presence),
 		lookup:     make(chan lookup),
+		closes:     make(chan closeRequest),
 		done:       make(chan struct{}),
 		sessions:   make(map[string]*session),
 	}
@@ -56,6 +61,8 @@ func (h *hub) run(ctx context.Context) {
 			h.deliver(msg)
 		case q := <-h.lookup:
 			q.reply <- h.sessions[q.player] != nil
+		case r := <-h.closes:
+			r.reply <- h.close(r)
 		case reply := <-h.snapshot:
 			m := make(map[string]domain.Presence, len(h.sessions))
 			for p, s := range h.sessions {
@@ -79,6 +86,57 @@ func (h *hub) deliver(msg domain.NodeMessage) {
 			s.replace()
 		}
 	}
+	if d := msg.Drain; d != nil && h.drain != nil {
+		h.drain(time.Duration(d.PeriodMs) * time.Millisecond)
+	}
+	if d := msg.Disconnect; d != nil {
+		h.close(closeRequest{player: d.PlayerID, code: CloseByOperator, text: "disconnected by an operator"})
+	}
+}
+
+// closeRequest asks the hub to close the named player's connection, or,
+// with no player, up to n connections that are not closing yet (a drain).
+type closeRequest struct {
+	player string
+	n      int
+	code   int
+	text   string
+	reply  chan int // how many it closed, and how many are left open
+}
+
+// close closes what r asks for and returns how many connections are left
+// open (not closing) on this node.
+func (h *hub) close(r closeRequest) (open int) {
+	if r.player != "" {
+		if s := h.sessions[r.player]; s != nil {
+			s.closeWith(r.code, r.text)
+		}
+	}
+	for _, s := range h.sessions {
+		if isClosed(s.closing) {
+			continue
+		}
+		if r.n > 0 {
+			s.closeWith(r.code, r.text)
+			r.n--
+			continue
+		}
+		open++
+	}
+	return open
+}
+
+// closeConns hands r to the hub and returns the connections left open, or
+// -1 if the hub has stopped.
+func (h *hub) closeConns(ctx context.Context, r closeRequest) int {
+	r.reply = make(chan int, 1)
+	select {
+	case h.closes <- r:
+		return <-r.reply
+	case <-h.done:
+	case <-ctx.Done():
+	}
+	return -1
 }
 
 // add registers s, replacing any older session of the same player on this

@@ -37,6 +37,7 @@ const (
 	CloseSessionReplaced = 4001
 	CloseTokenExpired    = 4003
 	CloseSlowConsumer    = 4004
+	CloseByOperator      = 4005
 )
 
 // Error is a failed request's error object.
@@ -162,6 +163,9 @@ func playerObjects(ps []domain.Player) []playerJSON {
 type queueStateEvent struct {
 	Type   string     `json:"type"`
 	Ticket ticketJSON `json:"ticket"`
+	// Reason says why a ticket ended that its player did not end:
+	// "operator" (cancelled by an operator), "queue_removed".
+	Reason string `json:"reason,omitempty"`
 }
 
 type matchFoundEvent struct {

@@ -11,6 +11,7 @@ type metrics struct {
 	imbalance *prometheus.HistogramVec
 	relaxed   *prometheus.CounterVec
 	blocked   *prometheus.GaugeVec
+	leader    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,9 +38,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lobbyd_tickets_blocked", Help: "Searching tickets by the rule that leaves them too few compatible tickets (an attribute's name, skill or region), per queue, from the leader's last summary (about once a second)."},
 			[]string{"queue", "rule"}),
+		leader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lobbyd_queue_leader", Help: "1 when this node holds the queue's formation lease (leads it), 0 otherwise; summed over nodes, 0 means the queue has no leader."},
+			[]string{"queue"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.depth, m.formed, m.expired, m.wait, m.spread, m.imbalance, m.relaxed, m.blocked)
+		reg.MustRegister(m.depth, m.formed, m.expired, m.wait, m.spread, m.imbalance, m.relaxed, m.blocked, m.leader)
 	}
 	return m
 }

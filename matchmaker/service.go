@@ -57,6 +57,8 @@ type Store interface {
 	SetEstimatedWait(ctx context.Context, queue string, wait time.Duration) error
 	SetQueueSummary(ctx context.Context, queue string, summary []byte, ttl time.Duration) error
 	QueueSummary(ctx context.Context, queue string) ([]byte, error)
+	SetQueueFigures(ctx context.Context, queue string, figures []byte, ttl time.Duration) error
+	QueueFigures(ctx context.Context, queue string) ([]byte, error)
 }
 
 // Service accepts tickets and runs the formation loop of every queue whose
@@ -89,6 +91,8 @@ type Service struct {
 	pools     map[string]*pool          // queue -> the leader's view; only its loop uses it
 	waits     freshCache[time.Duration] // the estimated waits joins report
 	summaries freshCache[*queueSummary] // the leaders' last summaries, for Why
+	leading   map[string]bool           // queue -> this node holds its lease
+	figures   map[string]*figures       // queue -> the leader's console figures
 }
 
 // poolOf returns the leader's view of the queue, creating it empty.
@@ -131,6 +135,8 @@ func (s *Service) init() {
 		s.metrics = newMetrics(s.Registerer)
 		s.waitEWMA = make(map[string]float64)
 		s.pools = make(map[string]*pool)
+		s.leading = make(map[string]bool)
+		s.figures = make(map[string]*figures)
 		s.waits = freshCache[time.Duration]{fresh: waitFresh, timeout: waitReadTimeout}
 		s.summaries = freshCache[*queueSummary]{fresh: summaryEvery, timeout: summaryReadTimeout}
 	})
@@ -294,6 +300,7 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 	defer summarizer.Wait()
 	defer close(summaries)
 	defer func() {
+		s.setLeading(q.Name, false)
 		if leader {
 			release, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
@@ -319,6 +326,7 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 				// Stop forming: the lease may lapse while Redis is away.
 				// (A stale leader would still be harmless: commits are atomic.)
 				leader = false
+				s.setLeading(q.Name, false)
 				s.dropPool(q.Name)
 				timer.Reset(errorPause)
 				continue
@@ -330,6 +338,7 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 				s.dropPool(q.Name) // rebuilt in full if this node leads again
 			}
 			leader, leaseRenewed = held, time.Now()
+			s.setLeading(q.Name, held)
 		}
 		next := s.FormInterval
 		if leader {
@@ -341,6 +350,7 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 			case full:
 				next = 0
 			}
+			s.writeFigures(ctx, q.Name, s.Now())
 			if job, ok := s.summaryDue(q, s.Now()); ok {
 				select {
 				case summaries <- job:
@@ -404,6 +414,7 @@ func (s *Service) formOnce(ctx context.Context, q Queue) (more bool, err error) 
 	} else {
 		tickets := s.expire(ctx, q, p, now)
 		s.metrics.depth.WithLabelValues(q.Name).Set(float64(len(tickets)))
+		s.noteDepth(q.Name, tickets)
 		avail := available(tickets, now) // a copy: announcing changes the pool meanwhile
 		go func() {                      // owned by commit, which drains steps until it is closed
 			defer close(steps)
@@ -577,6 +588,7 @@ func (s *Service) expireTicket(ctx context.Context, q Queue, t domain.Ticket) {
 	}
 	t.Status = domain.TicketExpired
 	s.metrics.expired.WithLabelValues(q.Name).Inc()
+	s.noteExpired(q.Name, s.Now())
 	if err := s.Notifier.TicketExpired(ctx, t); err != nil {
 		s.Logger.Warn("announce expired ticket", "ticket", t.ID, "err", err)
 	}
@@ -592,10 +604,13 @@ func (s *Service) observeMatch(q Queue, obs queueObservers, m domain.Match, byID
 	lo, hi := math.Inf(1), math.Inf(-1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	waits := make([]time.Duration, 0, len(m.TicketIDs))
+	defer func() { s.figuresOf(q.Name).matched(now, waits) }()
 	for _, id := range m.TicketIDs {
 		t := byID[id]
 		lo, hi = math.Min(lo, t.Skill), math.Max(hi, t.Skill)
 		wait := now.Sub(t.CreatedAt)
+		waits = append(waits, wait)
 		obs.wait.Observe(wait.Seconds())
 		ms := float64(wait.Milliseconds())
 		if old, ok := s.waitEWMA[q.Name]; ok {

@@ -131,6 +131,7 @@ type PlayFabClient struct {
 // entityToken is a cached PlayFab entity token.
 type entityToken struct {
 	value     string
+	fetchedAt time.Time
 	expires   time.Time
 	refreshAt time.Time
 }
@@ -460,6 +461,7 @@ func (c *PlayFabClient) fetchToken(ctx context.Context) (entityToken, error) {
 	}
 	return entityToken{
 		value:     data.EntityToken,
+		fetchedAt: fetchedAt,
 		expires:   data.TokenExpiration,
 		refreshAt: data.TokenExpiration.Add(-before),
 	}, nil

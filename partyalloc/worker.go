@@ -43,6 +43,7 @@ type Store interface {
 	BeginAttempt(ctx context.Context, queue, matchID, nodeID string) (domain.Match, error)
 	StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (domain.Match, error)
 	FailMatch(ctx context.Context, m domain.Match, reason string, holdUntil time.Time) (domain.Match, error)
+	NoteMatchError(ctx context.Context, queue, matchID, name string) error
 }
 
 // Worker consumes the allocation streams of the given queues: for each job
@@ -319,6 +320,10 @@ func (w *Worker) allocate(ctx context.Context, job domain.AllocationJob, log *sl
 			return false, ctx.Err() // shutting down: leave it for another node
 		}
 		log.Warn("allocation failed; requeueing the match's tickets", "err", err, "after", time.Since(start))
+		// For the operator console; the failure itself is what counts.
+		if nerr := w.Store.NoteMatchError(ctx, m.Queue, m.ID, ErrorName(err)); nerr != nil {
+			log.Debug("note the allocation's error on its match", "err", nerr)
+		}
 		return w.fail(ctx, m, writeBy)
 	}
 	w.metrics.allocated.Observe(time.Since(start).Seconds())

@@ -88,6 +88,16 @@ func (k keyspace) queueSummaryKey(queue string) string {
 	return k.prefix + queueTag(queue) + ":summary"
 }
 
+// queueFiguresKey holds the queue leader's figures for the operator
+// console (see SetQueueFigures).
+func (k keyspace) queueFiguresKey(queue string) string {
+	return k.prefix + queueTag(queue) + ":figures"
+}
+
+// nodesKey is the hash of every node's last heartbeat (see Heartbeat): one
+// small key, written by each node every few seconds.
+func (k keyspace) nodesKey() string { return k.prefix + "lobbyd:nodes" }
+
 // leaseKey names the node that runs the queue's formation loop.
 func (k keyspace) leaseKey(queue string) string { return k.prefix + queueTag(queue) + ":lease" }
 

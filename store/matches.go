@@ -109,7 +109,10 @@ func decodeMatch(matchID string, f map[string]string) (domain.Match, error) {
 	m := domain.Match{
 		ID: f["id"], Queue: f["queue"], State: domain.MatchState(f["state"]),
 		PartyID: f["partyId"], NetworkDescriptor: f["networkDescriptor"],
-		InvitationID: f["invitationId"], FailReason: f["failReason"],
+		InvitationID: f["invitationId"], FailReason: f["failReason"], LastError: f["lastError"],
+	}
+	if ms, _ := strconv.ParseInt(f["readyAt"], 10, 64); ms > 0 {
+		m.ReadyAt = timeOfMs(ms)
 	}
 	m.Attempt, _ = strconv.Atoi(f["attempt"])
 	ms, _ := strconv.ParseInt(f["createdAt"], 10, 64)
@@ -172,7 +175,7 @@ func (s *Store) BeginAttempt(ctx context.Context, queue, matchID, nodeID string)
 // safe to call again after an error: a party it stored is found stored.
 func (s *Store) StoreParty(ctx context.Context, queue, matchID string, attempt int, partyID, descriptor, invitationID string) (domain.Match, error) {
 	flat, err := s.runScript(ctx, storePartyScript, []string{s.keys.matchKey(queue, matchID)},
-		attempt, partyID, descriptor, invitationID).Slice()
+		attempt, partyID, descriptor, invitationID, msOf(time.Now())).Slice()
 	if err != nil || len(flat) == 0 {
 		return domain.Match{}, fmt.Errorf("store party of match %s: %w", matchID, cmp.Or(err, errors.New("empty reply")))
 	}

@@ -40,6 +40,7 @@ var (
 	popDueScript                = script("pop_due")
 	pruneSearchingDataScript    = script("prune_searching_data")
 	removeIfScoreScript         = script("remove_if_score")
+	noteMatchErrorScript        = script("note_match_error")
 )
 
 func readScripts(fsys fs.FS) map[string]*redis.Script {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -60,6 +61,10 @@ type Config struct {
 	// debug level (go-redis has one logger per process: the first store
 	// opened with a logger sets it). nil logs nothing.
 	Logger *slog.Logger
+	// Registerer receives the Redis round trips' metrics
+	// (lobbyd_redis_command_seconds, lobbyd_redis_errors_total); nil
+	// registers nowhere and times nothing.
+	Registerer prometheus.Registerer
 }
 
 // Open connects to Redis as cfg says and checks the connection.
@@ -93,6 +98,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.rdb = redis.NewUniversalClient(opts)
 	}
 	s.rdb.AddHook(unavailableHook{})
+	if cfg.Registerer != nil {
+		s.rdb.AddHook(newMetricsHook(cfg.Registerer))
+	}
 	s.batch, s.batchTx = newCommitter(s.rdb, false), newCommitter(s.rdb, true)
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.Close()

@@ -10,6 +10,9 @@ import (
 //go:embed static
 var static embed.FS
 
+//go:embed admin
+var adminFiles embed.FS
+
 // contentSecurityPolicy is the page's policy, sent as a header: a meta tag
 // cannot say frame-ancestors, so only the header stops another site from
 // framing the console (clickjacking).
@@ -30,6 +33,30 @@ func Handler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		files.ServeHTTP(w, r)
+	})
+}
+
+// adminPolicy is the operator console's policy: it talks to its own API only.
+const adminPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// AdminHandler serves the operator console (web/admin) at its root; lobbyd
+// mounts it at /admin/ on the admin listener only. The page holds no data:
+// it asks for the admin token and calls the admin API with it.
+func AdminHandler() http.Handler {
+	sub, err := fs.Sub(adminFiles, "admin")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", adminPolicy)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
 		files.ServeHTTP(w, r)
 	})
 }

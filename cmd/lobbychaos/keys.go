@@ -40,6 +40,8 @@ var keyRules = []keyRule{
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:alloc$`), what: "allocation stream (capped at ~100,000 entries)", noTTL: true},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:stats$`), what: "queue figures (one small hash per queue)", noTTL: true},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:summary$`), what: "leader's summary for queue.why", maxTTL: 10 * time.Second},
+	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:figures$`), what: "leader's figures for the operator console", maxTTL: 10 * time.Second},
+	{pattern: regexp.MustCompile(`^lobbyd:nodes$`), what: "nodes' heartbeats (one small hash; entries older than 10 minutes are removed)", noTTL: true},
 	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:ticket$`), what: "player's ticket claim", maxTTL: 2 * time.Hour},
 	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:node$`), what: "presence", maxTTL: 60 * time.Second},
 	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:match$`), what: "undelivered match.ready", maxTTL: 10 * time.Minute},

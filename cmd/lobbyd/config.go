@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -31,11 +32,17 @@ type config struct {
 	ConfigFile string
 	Addr       string
 	DebugAddr  string
-	RedisURL   string
-	KeyPrefix  string
-	NodeID     string
-	DevAuth    bool
-	JWTSecret  string
+	// AdminAddr serves the operator console and API (off when empty), to
+	// callers with AdminToken; DrainPeriod is how long a drain spreads its
+	// closes over.
+	AdminAddr   string
+	AdminToken  string
+	DrainPeriod time.Duration
+	RedisURL    string
+	KeyPrefix   string
+	NodeID      string
+	DevAuth     bool
+	JWTSecret   string
 
 	PlayFabTitleID     string
 	PlayFabSecretKey   string
@@ -68,7 +75,7 @@ type config struct {
 	LogFormat        string
 
 	// The secrets' files; the secrets themselves are read in validate.
-	jwtSecretFile, playFabSecretKeyFile string
+	jwtSecretFile, playFabSecretKeyFile, adminTokenFile string
 }
 
 // flags binds every setting to its field of c, with its default and its
@@ -78,6 +85,10 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConfigFile, "config", "", "queue configuration file (YAML, see lobbyd.example.yaml); empty serves the built-in default queue")
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this separate address (for example 127.0.0.1:6060); empty: off. Never expose it publicly")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve the operator console and admin API (docs/admin.md) on this separate address, for example 127.0.0.1:9090; needs LOBBYD_ADMIN_TOKEN; empty: off. Never the public port")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding the admin API's bearer token (or set LOBBYD_ADMIN_TOKEN); at least 32 bytes")
+	c.DrainPeriod = time.Minute
+	fs.Var(envflag.DurationIn(&c.DrainPeriod, time.Second, time.Hour), "drain-period", "how long a node's drain (an admin action) spreads the closing of its sockets over, so that their reconnects reach the other nodes gradually")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL: redis://, rediss://, redis+sentinel://, redis+cluster://; empty starts an embedded in-process Redis that keeps nothing across restarts")
 	fs.StringVar(&c.KeyPrefix, "key-prefix", "", "put before every Redis key and channel name (in front of the hash tag), so several deployments can share one Redis; up to 64 letters, digits, _ . : -, e.g. eu1:; empty keeps the names of earlier versions")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's id, unique among nodes (default: hostname plus a random suffix)")
@@ -196,6 +207,19 @@ func (c *config) validate(getenv func(string) string) []error {
 		bad("jwt-secret-file", "the JWT secret must be at least 32 bytes (it is %d)", len(c.JWTSecret))
 	}
 
+	c.AdminToken, err = secret(getenv, "LOBBYD_ADMIN_TOKEN", c.adminTokenFile)
+	if err != nil {
+		bad("admin-token-file", "%v", err)
+	}
+	switch {
+	case c.AdminAddr != "" && c.AdminToken == "":
+		bad("admin-token-file", "LOBBYD_ADMIN_ADDR is set but no admin token: set LOBBYD_ADMIN_TOKEN or LOBBYD_ADMIN_TOKEN_FILE")
+	case c.AdminToken != "" && len(c.AdminToken) < 32:
+		bad("admin-token-file", "the admin token must be at least 32 bytes (it is %d)", len(c.AdminToken))
+	case c.AdminAddr != "" && samePort(c.AdminAddr, c.Addr):
+		bad("admin-addr", "must not be the public port (LOBBYD_ADDR %s): the admin API is for operators only", c.Addr)
+	}
+
 	c.PlayFabSecretKey, err = secret(getenv, "LOBBYD_PLAYFAB_SECRET_KEY", c.playFabSecretKeyFile)
 	if err != nil {
 		bad("playfab-secret-key-file", "%v", err)
@@ -216,6 +240,18 @@ func (c *config) validate(getenv func(string) string) []error {
 	}
 	c.PlayFabBaseURL = strings.TrimRight(c.PlayFabBaseURL, "/")
 	return errs
+}
+
+// samePort reports whether listen addresses a and b would share a socket: the
+// same port (not 0), and the same host or either one all interfaces.
+func samePort(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false // port 0: each listener gets a free port of its own
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
 }
 
 // rateValue is a rate setting (see parseRate) whose default is def.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,11 +21,12 @@ import (
 
 // server is a lobbyd started in-process through run, as production starts it.
 type server struct {
-	URL    string // http://127.0.0.1:port
-	stderr *syncBuffer
-	stdout *syncBuffer
-	stop   context.CancelFunc
-	exited chan error
+	URL      string // http://127.0.0.1:port
+	AdminURL string // http://127.0.0.1:port of the admin listener, if on
+	stderr   *syncBuffer
+	stdout   *syncBuffer
+	stop     context.CancelFunc
+	exited   chan error
 }
 
 // startServer runs lobbyd with the given environment (plus -addr on a free
@@ -40,12 +42,19 @@ func startServer(t *testing.T, env map[string]string, args ...string) *server {
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
 		s.exited <- err
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
+	out := bufio.NewReader(pr)
+	line, err := out.ReadString('\n')
 	require.NoError(t, err, "lobbyd did not start; stderr:\n%s", s.stderr.String())
-	go io.Copy(io.Discard, pr)
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
 	require.True(t, ok, "unexpected first line %q", line)
 	s.URL = addr
+	if env["LOBBYD_ADMIN_ADDR"] != "" || slices.Contains(args, "-admin-addr") {
+		line, err = out.ReadString('\n')
+		require.NoError(t, err, "no admin line; stderr:\n%s", s.stderr.String())
+		s.AdminURL, ok = strings.CutPrefix(strings.TrimSpace(line), "lobbyd admin listening on ")
+		require.True(t, ok, "unexpected second line %q", line)
+	}
+	go io.Copy(io.Discard, out)
 	t.Cleanup(func() {
 		s.shutdown(t)
 		if t.Failed() {

@@ -28,7 +28,7 @@ func routes(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Servi
 	}
 	mux.Handle("GET /v1/queues", handleQueues(mm, queues))
 	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(st, gw.Ready()))
+	mux.Handle("GET /readyz", handleReadyz(st, gw.Ready(), gw.Draining))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /", web.Handler())
 	return mux
@@ -52,13 +52,17 @@ func handleHealthz() http.Handler {
 }
 
 // handleReadyz reports whether this node can serve: the gateway accepts
-// connections and Redis answers.
-func handleReadyz(st *store.Store, gatewayReady <-chan struct{}) http.Handler {
+// connections (it is not draining) and Redis answers.
+func handleReadyz(st *store.Store, gatewayReady <-chan struct{}, draining func() bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-gatewayReady:
 		default:
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
+		if draining() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -27,7 +27,8 @@ import (
 
 // run starts lobbyd and serves until ctx is done, then shuts down
 // gracefully. It prints "lobbyd listening on http://<addr>" to stdout once
-// the server accepts connections.
+// the server accepts connections, followed, with the admin listener on, by
+// "lobbyd admin listening on http://<addr>".
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -49,7 +50,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn(w, "file", cfg.ConfigFile)
 	}
 
-	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL, KeyPrefix: cfg.KeyPrefix, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL, KeyPrefix: cfg.KeyPrefix, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -71,9 +75,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	auth := &lobby.Authenticator{Secret: jwtSecret, MaxLifetime: cfg.MaxTokenLifetime}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	playfab.Observer = partyalloc.NewPrometheusObserver(reg)
+	callStats := &partyalloc.CallStats{Next: partyalloc.NewPrometheusObserver(reg)}
+	playfab.Observer = callStats
+	reg.MustRegister(playfab.Collectors()...)
+	backlog := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "lobbyd_allocation_backlog", Help: "Matches in the queue's allocation stream not yet allocated and acknowledged (read from Redis by every node every 5s: the same value on each)."},
+		[]string{"queue"})
+	reg.MustRegister(backlog)
 
 	notifier := &lobby.Notifier{Store: st}
 	mm := newMatchmaker(cfg, st, queues.Matchmaking(), notifier, log, reg)
@@ -119,6 +127,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return dsrv.Close()
 		})
 	}
+	adminAddr := ""
+	if cfg.AdminAddr != "" {
+		adm, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (LOBBYD_ADMIN_ADDR): %w", cfg.AdminAddr, err)
+		}
+		asrv := &http.Server{Handler: newAdmin(cfg, st, gw, mm, log, reg).routes(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		log.Info("serving the admin console and API", "addr", adm.Addr().String())
+		adminAddr = adm.Addr().String()
+		g.Go(func() error {
+			if err := asrv.Serve(adm); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve admin: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return asrv.Close()
+		})
+	}
+	g.Go(func() error { return heartbeat(gctx, cfg, st, gw, mm, playfab, callStats, backlog, log) })
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return mm.Run(gctx) })
 	g.Go(func() error { return worker.Run(gctx) })
@@ -140,6 +171,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	select {
 	case <-gw.Ready():
 		fmt.Fprintf(stdout, "lobbyd listening on http://%s\n", ln.Addr())
+		if adminAddr != "" {
+			fmt.Fprintf(stdout, "lobbyd admin listening on http://%s\n", adminAddr)
+		}
 	case <-gctx.Done():
 	}
 	err = g.Wait()
@@ -163,6 +197,7 @@ func newGateway(cfg config, st *store.Store, mm *matchmaker.Service, auth *lobby
 		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
 		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
 		CodeGuessesPerMinute: cfg.CodeGuesses, PingInterval: cfg.PingInterval, SendQueue: cfg.SendQueue,
+		DrainPeriod: cfg.DrainPeriod,
 	}
 }
 

@@ -45,6 +45,12 @@ type Match struct {
 	// Quality says how good the match is and which rules were relaxed for
 	// it. Matches formed by an earlier version have none.
 	Quality *Quality `json:"quality,omitempty"`
+	// ReadyAt is when the party was stored (zero before, and for matches
+	// made ready by an earlier version); LastError is the PlayFab error
+	// name of the last failed allocation attempt, if any. Both are for the
+	// operator console.
+	ReadyAt   time.Time `json:"readyAt,omitzero"`
+	LastError string    `json:"lastError,omitempty"`
 }
 
 // PlayerIDs lists the ids of the match's players.

@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 // Presence says which node and connection hold a player's socket. It expires
@@ -45,6 +46,11 @@ type NodeMessage struct {
 	Events []Addressed `json:"events,omitempty"`
 	// Replace asks the node to close a connection replaced by a newer one.
 	Replace *Replace `json:"replace,omitempty"`
+	// Disconnect asks the node to close a player's connection (an
+	// operator's action). A node of an earlier version ignores it.
+	Disconnect *Disconnect `json:"disconnect,omitempty"`
+	// Drain asks the node to drain (an operator's action).
+	Drain *Drain `json:"drain,omitempty"`
 	// Resubscribed is never sent: a Subscription sets it when it came back
 	// after a lost connection, during which messages published to this
 	// node were lost.
@@ -66,6 +72,16 @@ type Replace struct {
 	ConnID   string `json:"connId"`
 }
 
+// Disconnect names a player whose connection an operator closes.
+type Disconnect struct {
+	PlayerID string `json:"playerId"`
+}
+
+// Drain asks a node to drain over Period (0: the node's own setting).
+type Drain struct {
+	PeriodMs int64 `json:"periodMs"`
+}
+
 // Subscription delivers the messages sent to one node.
 type Subscription interface {
 	// Next blocks until the next message arrives, the subscription is
@@ -75,4 +91,31 @@ type Subscription interface {
 	Next(ctx context.Context) (msg NodeMessage, ok bool, err error)
 	// Close ends the subscription.
 	Close() error
+}
+
+// NodeInfo is what a node says about itself in its heartbeat, for the
+// operator console.
+type NodeInfo struct {
+	ID          string    `json:"id"`
+	Version     string    `json:"version"`
+	StartedAt   time.Time `json:"startedAt"`
+	Connections int       `json:"connections"`
+	QueuesLed   []string  `json:"queuesLed"`
+	Draining    bool      `json:"draining"`
+	// Stopped is set by the last heartbeat of a node that shut down.
+	Stopped bool `json:"stopped,omitempty"`
+	// LastSeen is when the heartbeat was written.
+	LastSeen time.Time `json:"lastSeen"`
+	// PlayFab is the node's PlayFab client's state.
+	PlayFab *PlayFabStats `json:"playfab,omitempty"`
+}
+
+// PlayFabStats is a node's PlayFab calls since it started, by API and
+// outcome ("ok" or the PlayFab error name), its calls in flight and its
+// entity token's age and time left (0 without one).
+type PlayFabStats struct {
+	Calls                 map[string]map[string]int64 `json:"calls"`
+	InFlight              int                         `json:"inFlight"`
+	TokenAgeSeconds       float64                     `json:"tokenAgeSeconds"`
+	TokenExpiresInSeconds float64                     `json:"tokenExpiresInSeconds"`
 }

@@ -3,6 +3,7 @@
 -- KEYS[1]  match key
 -- ARGV[1]  attempt the caller owns
 -- ARGV[2]  party id, ARGV[3] network descriptor, ARGV[4] invitation id
+-- ARGV[5]  now (ms), kept as readyAt (for the operator console)
 --
 -- Returns an outcome followed by the match's fields as HGETALL gives them
 -- (so the caller needs no second round trip). The outcome is "ok" when
@@ -31,5 +32,5 @@ if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then
   return answer('stale')
 end
 redis.call('HSET', KEYS[1], 'state', 'ready', 'partyId', ARGV[2],
-  'networkDescriptor', ARGV[3], 'invitationId', ARGV[4])
+  'networkDescriptor', ARGV[3], 'invitationId', ARGV[4], 'readyAt', ARGV[5])
 return answer('ok')

@@ -1,0 +1,184 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/redis/go-redis/v9"
+)
+
+// What the operator console reads: nodes' heartbeats, queue leaders, the
+// leaders' figures and recent matches. None of it is on a player's path.
+
+// nodeForget is how long a node that stopped heart-beating stays listed
+// (shown as gone) before Nodes forgets it.
+const nodeForget = 10 * time.Minute
+
+// Heartbeat stores the node's heartbeat, its LastSeen set to now: one HSET
+// on one small hash, every few seconds per node.
+func (s *Store) Heartbeat(ctx context.Context, info domain.NodeInfo) error {
+	info.LastSeen = time.Now().UTC()
+	b, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("encode heartbeat: %w", err)
+	}
+	if err := s.rdb.HSet(ctx, s.keys.nodesKey(), info.ID, b).Err(); err != nil {
+		return fmt.Errorf("store heartbeat of %s: %w", info.ID, err)
+	}
+	return nil
+}
+
+// Nodes lists the nodes that heart-beat within nodeForget, by id; older
+// entries are removed as they are found.
+func (s *Store) Nodes(ctx context.Context) ([]domain.NodeInfo, error) {
+	all, err := s.rdb.HGetAll(ctx, s.keys.nodesKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read nodes: %w", err)
+	}
+	nodes := make([]domain.NodeInfo, 0, len(all))
+	var stale []string
+	for id, v := range all {
+		var n domain.NodeInfo
+		if err := json.Unmarshal([]byte(v), &n); err != nil || time.Since(n.LastSeen) > nodeForget {
+			stale = append(stale, id)
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	if len(stale) > 0 {
+		// Best effort: the next read tries again.
+		s.rdb.HDel(ctx, s.keys.nodesKey(), stale...)
+	}
+	slices.SortFunc(nodes, func(a, b domain.NodeInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return nodes, nil
+}
+
+// LeaseHolder returns the node holding the queue's formation lease, or ""
+// when none does.
+func (s *Store) LeaseHolder(ctx context.Context, queue string) (string, error) {
+	holder, err := s.rdb.Get(ctx, s.keys.leaseKey(queue)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read lease of %s: %w", queue, err)
+	}
+	return holder, nil
+}
+
+// SetQueueFigures stores the queue leader's figures for the operator
+// console (the matchmaker's encoding), for ttl: a leader that stops
+// writing leaves none behind for long.
+func (s *Store) SetQueueFigures(ctx context.Context, queue string, figures []byte, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, s.keys.queueFiguresKey(queue), figures, ttl).Err(); err != nil {
+		return fmt.Errorf("store figures of %s: %w", queue, err)
+	}
+	return nil
+}
+
+// QueueFigures returns the queue's last stored figures, or
+// domain.ErrNotFound when no leader wrote any within their time to live.
+func (s *Store) QueueFigures(ctx context.Context, queue string) ([]byte, error) {
+	b, err := s.rdb.Get(ctx, s.keys.queueFiguresKey(queue)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, domain.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read figures of %s: %w", queue, err)
+	}
+	return b, nil
+}
+
+// RecentMatches returns up to n of the queue's most recently formed
+// matches, newest first, from its allocation stream; matches whose record
+// expired are left out.
+func (s *Store) RecentMatches(ctx context.Context, queue string, n int) ([]domain.Match, error) {
+	entries, err := s.rdb.XRevRangeN(ctx, s.keys.allocStreamKey(queue), "+", "-", int64(n)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read recent matches of %s: %w", queue, err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, 0, len(entries))
+	ids := make([]string, 0, len(entries))
+	_, err = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, e := range entries {
+			id, _ := e.Values["match"].(string)
+			if id == "" {
+				continue
+			}
+			ids = append(ids, id)
+			cmds = append(cmds, pipe.HGetAll(ctx, s.keys.matchKey(queue, id)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read recent matches of %s: %w", queue, err)
+	}
+	out := make([]domain.Match, 0, len(cmds))
+	for i, c := range cmds {
+		m, err := decodeMatch(ids[i], c.Val())
+		if errors.Is(err, domain.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// NoteMatchError records the error of a failed allocation attempt on the
+// match (domain.Match.LastError), for the operator console.
+func (s *Store) NoteMatchError(ctx context.Context, queue, matchID, name string) error {
+	if err := s.runScript(ctx, noteMatchErrorScript, []string{s.keys.matchKey(queue, matchID)}, name).Err(); err != nil {
+		return fmt.Errorf("note error of match %s: %w", matchID, err)
+	}
+	return nil
+}
+
+// PresenceOf returns the node and connection holding the player's socket,
+// and false when the player is not connected.
+func (s *Store) PresenceOf(ctx context.Context, playerID string) (domain.Presence, bool, error) {
+	v, err := s.rdb.Get(ctx, s.keys.presenceKey(playerID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return domain.Presence{}, false, nil
+	}
+	if err != nil {
+		return domain.Presence{}, false, fmt.Errorf("read presence of %s: %w", playerID, err)
+	}
+	return parsePresence(v), true, nil
+}
+
+// AllocationBacklog counts the queue's matches waiting for a party: the
+// allocation jobs handed to a worker and not yet acknowledged, plus those
+// no worker has read yet (the group's lag; left out when Redis cannot
+// tell, after a trim of entries never read).
+func (s *Store) AllocationBacklog(ctx context.Context, queue string) (int64, error) {
+	var n int64
+	err := s.withGroup(ctx, queue, func() error {
+		groups, err := s.rdb.XInfoGroups(ctx, s.keys.allocStreamKey(queue)).Result()
+		if err != nil && strings.Contains(err.Error(), "no such key") {
+			return nil // no match formed yet
+		}
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if g.Name == allocGroup {
+				n = g.Pending + max(g.Lag, 0)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count allocation backlog of %s: %w", queue, err)
+	}
+	return n, nil
+}
