@@ -42,7 +42,7 @@ func (n *Notifier) MatchesFound(ctx context.Context, ms []domain.Match) error {
 // TicketExpired tells a ticket's players it expired (queue.state expired)
 // and, for a lobby's ticket, reopens the lobby.
 func (n *Notifier) TicketExpired(ctx context.Context, t domain.Ticket) error {
-	state := domain.Addressed{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})}
+	state := domain.Addressed{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t), Reason: t.EndReason})}
 	if t.LobbyID == "" {
 		return n.Store.SendToPlayers(ctx, []domain.Addressed{state})
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,13 +60,15 @@ type Store interface {
 	QueueSummary(ctx context.Context, queue string) ([]byte, error)
 	SetQueueFigures(ctx context.Context, queue string, figures []byte, ttl time.Duration) error
 	QueueFigures(ctx context.Context, queue string) ([]byte, error)
+	SearchingTickets(ctx context.Context, queue string, limit int) ([]domain.Ticket, error)
 }
 
 // Service accepts tickets and runs the formation loop of every queue whose
 // lease this node holds. Zero-value fields get the defaults documented on
 // them; Store, Queues, NodeID and Notifier are required.
 type Service struct {
-	Store    Store
+	Store Store
+	// Queues are the queues at start; SetQueues replaces them.
 	Queues   []Queue
 	NodeID   string
 	Notifier Notifier
@@ -83,8 +86,10 @@ type Service struct {
 	Registerer prometheus.Registerer
 
 	initOnce sync.Once
-	byName   map[string]Queue
 	metrics  *metrics
+	setMu    sync.Mutex // serialises SetQueues
+	set      atomic.Pointer[queueSet]
+	changed  chan struct{} // SetQueues tells Run
 
 	mu        sync.Mutex
 	waitEWMA  map[string]float64        // queue -> recent waits (ms), on the leader
@@ -128,10 +133,8 @@ func (s *Service) init() {
 		if s.Now == nil {
 			s.Now = time.Now
 		}
-		s.byName = make(map[string]Queue, len(s.Queues))
-		for _, q := range s.Queues {
-			s.byName[q.Name] = q
-		}
+		s.set.Store(newQueueSet(0, s.Queues, make(map[string]Queue)))
+		s.changed = make(chan struct{}, 1)
 		s.metrics = newMetrics(s.Registerer)
 		s.waitEWMA = make(map[string]float64)
 		s.pools = make(map[string]*pool)
@@ -160,19 +163,19 @@ func (s *Service) Resolve(queue string, in JoinInput) (float64, map[string]domai
 	return q.Resolve(in)
 }
 
-// QueueNames lists the configured queues.
+// QueueNames lists the queues in force.
 func (s *Service) QueueNames() []string {
-	names := make([]string, len(s.Queues))
-	for i, q := range s.Queues {
+	set := s.queues()
+	names := make([]string, len(set.list))
+	for i, q := range set.list {
 		names[i] = q.Name
 	}
 	return names
 }
 
-// Queue returns the configuration of the named queue.
+// Queue returns the configuration of the named queue in force.
 func (s *Service) Queue(name string) (Queue, bool) {
-	s.init()
-	q, ok := s.byName[name]
+	q, ok := s.queues().byName[name]
 	return q, ok
 }
 
@@ -185,8 +188,7 @@ func (s *Service) Queue(name string) (Queue, bool) {
 // domain.ErrTooLarge (see domain.Ticket.Validate), or domain.ErrConflict when a
 // player already holds a ticket.
 func (s *Service) Join(ctx context.Context, t domain.Ticket) (domain.Ticket, error) {
-	s.init()
-	q, ok := s.byName[t.Queue]
+	q, ok := s.Queue(t.Queue)
 	if !ok {
 		return domain.Ticket{}, ErrUnknownQueue
 	}
@@ -265,25 +267,43 @@ func (s *Service) Leave(ctx context.Context, playerID string) (domain.Ticket, er
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
 	var wg sync.WaitGroup
-	for _, q := range s.Queues {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.runQueue(ctx, q)
-		}()
+	defer wg.Wait()
+	// A queue's loop runs until ctx is done, also once its queue is
+	// removed (its leader then expires what waits in it; a failed
+	// allocation may requeue tickets there later) and while it is added
+	// again.
+	running := map[string]bool{}
+	for {
+		for _, q := range s.queues().list {
+			if !running[q.Name] {
+				running[q.Name] = true
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.runQueue(ctx, q.Name)
+				}()
+			}
+		}
+		select {
+		case <-s.changed:
+		case <-ctx.Done():
+			return nil
+		}
 	}
-	wg.Wait()
-	return nil
 }
 
-// errorPause is the wait after a failed formation pass.
-const errorPause = time.Second
+// errorPause is the wait after a failed formation pass, and removedPause
+// between the passes of a removed queue that found nothing to expire.
+const (
+	errorPause   = time.Second
+	removedPause = time.Second
+)
 
 // runQueue leads the queue while it holds its lease: renews the lease every
 // third of its TTL and forms matches every FormInterval, or at once again
 // after a pass that filled a whole batch.
-func (s *Service) runQueue(ctx context.Context, q Queue) {
-	log := s.Logger.With("queue", q.Name)
+func (s *Service) runQueue(ctx context.Context, name string) {
+	log := s.Logger.With("queue", name)
 	leader := false
 	var leaseRenewed time.Time
 	// The summarizer writes the summaries of passes for queue.why, off this
@@ -294,28 +314,38 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 	go func() {
 		defer summarizer.Done()
 		for job := range summaries {
-			s.writeSummary(ctx, q, job)
+			s.writeSummary(ctx, job.queue, job)
 		}
 	}()
 	defer summarizer.Wait()
 	defer close(summaries)
 	defer func() {
-		s.setLeading(q.Name, false)
+		s.setLeading(name, false)
 		if leader {
 			release, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
-			if err := s.Store.ReleaseLease(release, q.Name, s.NodeID); err != nil {
+			if err := s.Store.ReleaseLease(release, name, s.NodeID); err != nil {
 				log.Warn("release queue lease", "err", err)
 			}
 		}
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	version := -1
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
+		}
+		set := s.queues()
+		q, removed, _ := set.lookup(name)
+		if set.version != version {
+			if version >= 0 {
+				log.Info("queue configuration changed", "removed", removed)
+				s.poolOf(name).dirty = true // re-form under the new rules now
+			}
+			version = set.version
 		}
 		if time.Since(leaseRenewed) >= s.LeaseTTL/3 {
 			held, err := s.Store.AcquireLease(ctx, q.Name, s.NodeID, s.LeaseTTL)
@@ -341,7 +371,16 @@ func (s *Service) runQueue(ctx context.Context, q Queue) {
 			s.setLeading(q.Name, held)
 		}
 		next := s.FormInterval
-		if leader {
+		if leader && removed {
+			more, err := s.expireRemoved(ctx, q)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("expire the tickets of a removed queue", "err", err)
+				next = errorPause
+			case !more:
+				next = removedPause
+			}
+		} else if leader {
 			full, err := s.formOnce(ctx, q)
 			switch {
 			case err != nil && ctx.Err() == nil:
@@ -667,9 +706,9 @@ type QueueStatus struct {
 // Status lists every queue with its live depth and estimated wait, and
 // refreshes the depth gauges.
 func (s *Service) Status(ctx context.Context) ([]QueueStatus, error) {
-	s.init()
-	out := make([]QueueStatus, 0, len(s.Queues))
-	for _, q := range s.Queues {
+	set := s.queues()
+	out := make([]QueueStatus, 0, len(set.list))
+	for _, q := range set.list {
 		d, err := s.Store.QueueDepth(ctx, q.Name)
 		if err != nil {
 			return nil, fmt.Errorf("queue status: %w", err)

@@ -389,6 +389,7 @@ func (sum *queueSummary) attrCompatible(a Attribute, v domain.AttrValue, dist fl
 
 // summaryJob is a pass's leftover tickets for the summarizer.
 type summaryJob struct {
+	queue   Queue // as configured at the pass
 	tickets []domain.Ticket
 	now     time.Time
 }
@@ -402,7 +403,7 @@ func (s *Service) summaryDue(q Queue, now time.Time) (summaryJob, bool) {
 		return summaryJob{}, false
 	}
 	p.lastSummary = now
-	return summaryJob{tickets: available(p.tickets(), now), now: now}, true
+	return summaryJob{queue: q, tickets: available(p.tickets(), now), now: now}, true
 }
 
 // writeSummary summarises a pass's leftover tickets, stores the summary

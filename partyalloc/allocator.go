@@ -3,6 +3,8 @@ package partyalloc
 import (
 	"context"
 	"fmt"
+	"maps"
+	"sync/atomic"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
 )
@@ -15,9 +17,31 @@ type PartyRequester interface {
 // PlayFabAllocator allocates a match's party with RequestPartyService.
 type PlayFabAllocator struct {
 	Client PartyRequester
-	// Networks holds each queue's network settings; MaxUsers is taken from
-	// the match itself.
+	// Networks holds each queue's network settings at start; MaxUsers is
+	// taken from the match itself. SetNetworks replaces them.
 	Networks map[string]NetworkConfiguration
+
+	replaced atomic.Pointer[map[string]NetworkConfiguration]
+}
+
+// SetNetworks replaces the queues' network settings (a reloaded queue
+// file). A queue it no longer lists keeps its last settings, so matches
+// formed before a queue was removed still get their party.
+func (a *PlayFabAllocator) SetNetworks(networks map[string]NetworkConfiguration) {
+	merged := maps.Clone(a.networks())
+	if merged == nil {
+		merged = make(map[string]NetworkConfiguration, len(networks))
+	}
+	maps.Copy(merged, networks)
+	a.replaced.Store(&merged)
+}
+
+// networks returns the settings in force.
+func (a *PlayFabAllocator) networks() map[string]NetworkConfiguration {
+	if n := a.replaced.Load(); n != nil {
+		return *n
+	}
+	return a.Networks
 }
 
 // Allocate requests the match's party: PartyId is the match id on every
@@ -36,7 +60,7 @@ func (a *PlayFabAllocator) Allocate(ctx context.Context, m domain.Match) (Party,
 }
 
 func (a *PlayFabAllocator) request(m domain.Match) (PartyRequest, error) {
-	network, ok := a.Networks[m.Queue]
+	network, ok := a.networks()[m.Queue]
 	if !ok {
 		return PartyRequest{}, fmt.Errorf("allocate match %s: no network settings for queue %q", m.ID, m.Queue)
 	}

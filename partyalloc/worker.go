@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -83,6 +84,38 @@ type Worker struct {
 	RequeueHold time.Duration
 
 	metrics *workerMetrics
+
+	qmu   sync.Mutex
+	added []string      // queues added after start (AddQueues)
+	wake  chan struct{} // AddQueues tells Run
+}
+
+// AddQueues has the worker consume the allocation streams of more queues
+// (a reloaded queue file added them), from now on; a queue it consumes
+// already is left as it is. A removed queue's stream is still consumed:
+// its matches formed before the removal still get their party.
+func (w *Worker) AddQueues(queues ...string) {
+	w.qmu.Lock()
+	w.added = append(w.added, queues...)
+	if w.wake == nil {
+		w.wake = make(chan struct{}, 1)
+	}
+	w.qmu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queuesAndWake returns every queue the worker is to consume, and the
+// channel AddQueues signals.
+func (w *Worker) queuesAndWake() ([]string, chan struct{}) {
+	w.qmu.Lock()
+	defer w.qmu.Unlock()
+	if w.wake == nil {
+		w.wake = make(chan struct{}, 1)
+	}
+	return append(slices.Clone(w.Queues), w.added...), w.wake
 }
 
 func (w *Worker) init() error {
@@ -118,7 +151,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.init(); err != nil {
 		return err
 	}
-	for _, q := range w.Queues {
+	queues, wake := w.queuesAndWake()
+	for _, q := range queues {
 		if err := w.Store.EnsureAllocationGroup(ctx, q); err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped before it started
@@ -146,10 +180,27 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	var loops sync.WaitGroup
-	for _, q := range w.Queues {
-		loops.Add(2)
-		go func() { defer loops.Done(); w.readLoop(ctx, q, dispatch) }()
-		go func() { defer loops.Done(); w.claimLoop(ctx, q, dispatch) }()
+	consumed := map[string]bool{}
+	for ctx.Err() == nil {
+		for _, q := range queues {
+			if consumed[q] {
+				continue
+			}
+			if err := w.Store.EnsureAllocationGroup(ctx, q); err != nil {
+				// A queue added at run time: its loops create the group
+				// when they find it missing (NOGROUP) anyway.
+				w.Logger.Warn("create allocation group", "queue", q, "err", err)
+			}
+			consumed[q] = true
+			loops.Add(2)
+			go func() { defer loops.Done(); w.readLoop(ctx, q, dispatch) }()
+			go func() { defer loops.Done(); w.claimLoop(ctx, q, dispatch) }()
+		}
+		select {
+		case <-wake:
+			queues, _ = w.queuesAndWake()
+		case <-ctx.Done():
+		}
 	}
 	loops.Wait()
 	jobs.Wait()

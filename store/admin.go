@@ -3,10 +3,13 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -181,4 +184,55 @@ func (s *Store) AllocationBacklog(ctx context.Context, queue string) (int64, err
 		return 0, fmt.Errorf("count allocation backlog of %s: %w", queue, err)
 	}
 	return n, nil
+}
+
+// QueueConfig is a queue file stored for every node.
+type QueueConfig struct {
+	Version int64
+	Content []byte
+	By      string    // the node that stored it
+	At      time.Time // when
+}
+
+// StoreQueueConfig stores a queue file's contents for every node with the
+// next version, unless the same contents are stored already. It returns
+// the version in force and whether it stored a new one.
+func (s *Store) StoreQueueConfig(ctx context.Context, content []byte, by string) (version int64, stored bool, err error) {
+	sum := sha256.Sum256(content)
+	res, err := s.runScript(ctx, storeQueueConfigScript, []string{s.keys.queueConfigKey()},
+		hex.EncodeToString(sum[:]), content, by, msOf(time.Now())).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return 0, false, fmt.Errorf("store queue configuration: %w", cmp.Or(err, errors.New("unexpected reply")))
+	}
+	return res[0], res[1] == 1, nil
+}
+
+// QueueConfigVersion returns the version of the stored queue configuration,
+// 0 when none is stored: one HGET, for nodes to poll.
+func (s *Store) QueueConfigVersion(ctx context.Context) (int64, error) {
+	v, err := s.rdb.HGet(ctx, s.keys.queueConfigKey(), "version").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read queue configuration version: %w", err)
+	}
+	return v, nil
+}
+
+// StoredQueueConfig returns the stored queue configuration, or
+// domain.ErrNotFound when none is stored.
+func (s *Store) StoredQueueConfig(ctx context.Context) (QueueConfig, error) {
+	f, err := s.rdb.HGetAll(ctx, s.keys.queueConfigKey()).Result()
+	if err != nil {
+		return QueueConfig{}, fmt.Errorf("read queue configuration: %w", err)
+	}
+	if f["content"] == "" {
+		return QueueConfig{}, domain.ErrNotFound
+	}
+	c := QueueConfig{Content: []byte(f["content"]), By: f["by"]}
+	c.Version, _ = strconv.ParseInt(f["version"], 10, 64)
+	ms, _ := strconv.ParseInt(f["at"], 10, 64)
+	c.At = timeOfMs(ms)
+	return c, nil
 }

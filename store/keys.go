@@ -98,6 +98,10 @@ func (k keyspace) queueFiguresKey(queue string) string {
 // small key, written by each node every few seconds.
 func (k keyspace) nodesKey() string { return k.prefix + "lobbyd:nodes" }
 
+// queueConfigKey holds the queue configuration in force for every node
+// (see StoreQueueConfig): one small hash per deployment.
+func (k keyspace) queueConfigKey() string { return k.prefix + "lobbyd:queueconfig" }
+
 // leaseKey names the node that runs the queue's formation loop.
 func (k keyspace) leaseKey(queue string) string { return k.prefix + queueTag(queue) + ":lease" }
 

@@ -41,6 +41,7 @@ var (
 	pruneSearchingDataScript    = script("prune_searching_data")
 	removeIfScoreScript         = script("remove_if_score")
 	noteMatchErrorScript        = script("note_match_error")
+	storeQueueConfigScript      = script("store_queue_config")
 )
 
 func readScripts(fsys fs.FS) map[string]*redis.Script {

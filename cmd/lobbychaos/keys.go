@@ -41,6 +41,7 @@ var keyRules = []keyRule{
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:stats$`), what: "queue figures (one small hash per queue)", noTTL: true},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:summary$`), what: "leader's summary for queue.why", maxTTL: 10 * time.Second},
 	{pattern: regexp.MustCompile(`^\{q:[^}]+\}:figures$`), what: "leader's figures for the operator console", maxTTL: 10 * time.Second},
+	{pattern: regexp.MustCompile(`^lobbyd:queueconfig$`), what: "queue configuration in force (one small hash, written by a reload)", noTTL: true},
 	{pattern: regexp.MustCompile(`^lobbyd:nodes$`), what: "nodes' heartbeats (one small hash; entries older than 10 minutes are removed)", noTTL: true},
 	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:ticket$`), what: "player's ticket claim", maxTTL: 2 * time.Hour},
 	{pattern: regexp.MustCompile(`^\{p:[^}]+\}:node$`), what: "presence", maxTTL: 60 * time.Second},

@@ -45,14 +45,14 @@ type admin struct {
 	st       *store.Store
 	gw       *lobby.Gateway
 	mm       *matchmaker.Service
-	queues   []string
+	qc       *queueConfig
 	log      *slog.Logger
 	actions  *prometheus.CounterVec
 	tokenSum [sha256.Size]byte
 }
 
-func newAdmin(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, log *slog.Logger, reg prometheus.Registerer) *admin {
-	a := &admin{cfg: cfg, st: st, gw: gw, mm: mm, queues: mm.QueueNames(), log: log,
+func newAdmin(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, qc *queueConfig, log *slog.Logger, reg prometheus.Registerer) *admin {
+	a := &admin{cfg: cfg, st: st, gw: gw, mm: mm, qc: qc, log: log,
 		tokenSum: sha256.Sum256([]byte(cfg.AdminToken)),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lobbyd_admin_actions_total", Help: "Operator actions taken through this node's admin API, by action."}, []string{"action"}),
@@ -81,6 +81,7 @@ func (a *admin) routes() http.Handler {
 	api("POST /admin/api/lobbies/{id}/kick", a.kick)
 	api("POST /admin/api/lobbies/{id}/close", a.closeLobby)
 	api("POST /admin/api/nodes/{id}/drain", a.drain)
+	api("POST /admin/api/queues/reload", a.reload)
 	return mux
 }
 
@@ -174,7 +175,33 @@ func (a *admin) getQueues(_ http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		out = append(out, aq)
 	}
-	return map[string]any{"queues": out}, nil
+	return map[string]any{"queues": out, "configVersion": a.qc.Version()}, nil
+}
+
+// reload reloads this node's queue file for every node; a file that does
+// not validate gets 400 with the reason, and nothing changes.
+func (a *admin) reload(_ http.ResponseWriter, r *http.Request) (any, error) {
+	version, changed, err := a.qc.Reload(r.Context())
+	a.audit(r, "reload_queues", a.cfg.ConfigFile, err, "version", version, "changed", changed)
+	if err != nil && !errors.Is(err, domain.ErrUnavailable) {
+		return nil, badRequest(err.Error())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"version": version, "changed": changed, "queues": a.mm.QueueNames()}, nil
+}
+
+// allQueues lists the queues in force and those removed whose matches may
+// still be looked up.
+func (a *admin) allQueues() []string {
+	names := a.mm.QueueNames()
+	for _, q := range a.qc.everConfigured() {
+		if !slices.Contains(names, q) {
+			names = append(names, q)
+		}
+	}
+	return names
 }
 
 // adminNode is a node's heartbeat with what the console derives from it.
@@ -264,9 +291,9 @@ func (a *admin) getMatches(_ http.ResponseWriter, r *http.Request) (any, error) 
 		}
 		limit = n
 	}
-	queues := a.queues
+	queues := a.allQueues()
 	if q := r.URL.Query().Get("queue"); q != "" {
-		if !slices.Contains(a.queues, q) {
+		if !slices.Contains(queues, q) {
 			return nil, notFound("no such queue")
 		}
 		queues = []string{q}
@@ -293,7 +320,7 @@ func (a *admin) getMatches(_ http.ResponseWriter, r *http.Request) (any, error) 
 
 // findMatch looks for a match id in every queue.
 func (a *admin) findMatch(ctx context.Context, id string) (domain.Match, error) {
-	for _, q := range a.queues {
+	for _, q := range a.allQueues() {
 		m, err := a.st.Match(ctx, q, id)
 		if !errors.Is(err, domain.ErrNotFound) {
 			return m, err

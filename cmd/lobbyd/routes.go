@@ -20,7 +20,7 @@ import (
 )
 
 // routes lists every HTTP route lobbyd serves.
-func routes(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, queues queuefile.File, auth *lobby.Authenticator, reg *prometheus.Registry) http.Handler {
+func routes(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, queues func() queuefile.File, auth *lobby.Authenticator, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", gw)
 	if cfg.DevAuth {
@@ -89,11 +89,7 @@ type queueJSON struct {
 // handleQueues serves GET /v1/queues from a status at most queuesMaxAge
 // old: the route needs no token, so a flood of it must not reach Redis.
 // Requests that find the copy stale wait for one refresh between them.
-func handleQueues(mm *matchmaker.Service, queues queuefile.File) http.Handler {
-	networks := make(map[string]partyalloc.Network, len(queues.Queues))
-	for _, q := range queues.Queues {
-		networks[q.Name] = q.PlayFab
-	}
+func handleQueues(mm *matchmaker.Service, queues func() queuefile.File) http.Handler {
 	var (
 		mu     sync.Mutex
 		status []queueJSON
@@ -107,6 +103,10 @@ func handleQueues(mm *matchmaker.Service, queues queuefile.File) http.Handler {
 				mu.Unlock()
 				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "queue depths unavailable"})
 				return
+			}
+			networks := make(map[string]partyalloc.Network)
+			for _, q := range queues().Queues {
+				networks[q.Name] = q.PlayFab
 			}
 			fresh := make([]queueJSON, len(s))
 			for i, q := range s {

@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,10 +96,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for i, q := range queues.Queues {
 		names[i] = q.Name
 	}
-	worker := newWorker(cfg, st, &partyalloc.PlayFabAllocator{Client: playfab, Networks: queues.Networks()}, names, notifier, log, reg)
+	alloc := &partyalloc.PlayFabAllocator{Client: playfab, Networks: queues.Networks()}
+	worker := newWorker(cfg, st, alloc, names, notifier, log, reg)
+	qc := newQueueConfig(cfg.ConfigFile, cfg.NodeID, queues, st, mm, alloc, worker, log)
+	if err := qc.start(ctx); err != nil {
+		return err
+	}
 
 	srv := &http.Server{
-		Handler:           routes(cfg, st, gw, mm, queues, auth, reg),
+		Handler:           routes(cfg, st, gw, mm, qc.File, auth, reg),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -134,7 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			ln.Close()
 			return fmt.Errorf("listen on %s (LOBBYD_ADMIN_ADDR): %w", cfg.AdminAddr, err)
 		}
-		asrv := &http.Server{Handler: newAdmin(cfg, st, gw, mm, log, reg).routes(), ReadHeaderTimeout: 5 * time.Second,
+		asrv := &http.Server{Handler: newAdmin(cfg, st, gw, mm, qc, log, reg).routes(), ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		log.Info("serving the admin console and API", "addr", adm.Addr().String())
 		adminAddr = adm.Addr().String()
@@ -150,6 +158,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		})
 	}
 	g.Go(func() error { return heartbeat(gctx, cfg, st, gw, mm, playfab, callStats, backlog, log) })
+	g.Go(func() error { return qc.watch(gctx) })
+	g.Go(func() error { return reloadOnSIGHUP(gctx, qc, log) })
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return mm.Run(gctx) })
 	g.Go(func() error { return worker.Run(gctx) })
@@ -179,6 +189,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// reloadOnSIGHUP reloads the queue file on every SIGHUP until ctx is done.
+func reloadOnSIGHUP(ctx context.Context, qc *queueConfig, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			version, changed, err := qc.Reload(ctx)
+			if err != nil {
+				log.Error("SIGHUP: queue file refused; the configuration in force stays", "err", err)
+				continue
+			}
+			log.Info("SIGHUP: queue file reloaded", "version", version, "changed", changed)
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // newMatchmaker, newGateway and newWorker build lobbyd's components with

@@ -58,6 +58,9 @@ type Ticket struct {
 	// EstimatedWait is the queue's recent wait, given at queue.join; not
 	// stored.
 	EstimatedWait time.Duration `json:"-"`
+	// EndReason says why a ticket ended that its players did not end
+	// ("queue_removed"), for the event that tells them; it is not stored.
+	EndReason string `json:"-"`
 }
 
 // Caps on what a ticket stores, in bytes (of UTF-8), not characters, so

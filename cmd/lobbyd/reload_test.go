@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/lobby/lobbytest"
+	"github.com/lobbyd/lobbyd/store/storetest"
+)
+
+// queueNames reads GET /v1/queues' names.
+func (s *server) queueNames(t testing.TB) []string {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/v1/queues")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body struct{ Queues []struct{ Name string } }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	var names []string
+	for _, q := range body.Queues {
+		names = append(names, q.Name)
+	}
+	return names
+}
+
+const (
+	oneQueue = "queues:\n  - name: solo\n    maxUsers: 4\n    regions: [NorthEurope]\n" +
+		"    playfab: {maxDevices: 4, maxDevicesPerUser: 1, maxUsersPerDevice: 1, maxEndpointsPerDevice: 1}\n"
+	duel = "  - name: duel\n    maxUsers: 2\n    regions: [NorthEurope]\n" +
+		"    playfab: {maxDevices: 2, maxDevicesPerUser: 1, maxUsersPerDevice: 1, maxEndpointsPerDevice: 1}\n"
+	// duel's skill window is too narrow for players 1000 apart.
+	twoQueues = oneQueue + duel + "    skill:\n      initialWindow: 10\n      widenPerSecond: 0.001\n      maxWindow: 20\n"
+	// The same, duel's window wide.
+	twoQueuesWide = oneQueue + duel + "    skill:\n      initialWindow: 5000\n      widenPerSecond: 10\n      maxWindow: 5000\n"
+)
+
+// A reload through the admin API on one node reaches the other within
+// 5 s: a new queue takes tickets on both, a rule changed under waiting
+// tickets applies from the next pass, a bad file is refused with its
+// reason and changes nothing, and a removed queue's waiting tickets expire
+// with reason queue_removed.
+func TestQueueReloadAcrossNodes(t *testing.T) {
+	t.Parallel()
+	r := storetest.StartRedis(t)
+	file := filepath.Join(t.TempDir(), "queues.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(oneQueue), 0o600))
+	env := func() map[string]string {
+		return map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL, "LOBBYD_CONFIG": file}
+	}
+	a := startServer(t, adminEnv(env()))
+	b := startServer(t, env())
+	assert.Equal(t, []string{"solo"}, b.queueNames(t))
+
+	// A new queue.
+	require.NoError(t, os.WriteFile(file, []byte(twoQueues), 0o600))
+	out := a.admin(t, "POST", "/admin/api/queues/reload", nil)
+	assert.Equal(t, true, out["changed"])
+	assert.Equal(t, []any{"solo", "duel"}, out["queues"])
+	changed := time.Now()
+	require.Eventually(t, func() bool { return slices.Contains(b.queueNames(t), "duel") }, 5*time.Second, 20*time.Millisecond,
+		"node B runs the new queue within 5 s")
+	t.Logf("node B ran the new file %v after the reload", time.Since(changed).Round(10*time.Millisecond))
+	assert.Contains(t, a.stderr.String(), "action=reload_queues", "audited")
+
+	// Two players too far apart for duel's window wait on node B.
+	duelists := make([]string, 2)
+	c := make([]*lobbytest.Client, 2)
+	for i, skill := range []float64{1000, 2000} {
+		tok, id := b.devToken(t, "duel", "")
+		c[i], _ = b.connect(t, tok)
+		joined := c[i].Request("queue.join", map[string]any{"queue": "duel", "skill": skill})
+		require.True(t, joined.OK(), "%v", joined)
+		duelists[i] = id
+	}
+	require.Eventually(t, func() bool {
+		q := a.admin(t, "GET", "/admin/api/queues", nil)["queues"].([]any)[1].(map[string]any)
+		f, ok := q["figures"].(map[string]any)
+		return ok && f["waitingTickets"] == float64(2)
+	}, 10*time.Second, 20*time.Millisecond, "both wait, unmatched")
+
+	// A bad file is refused with its reason; nothing changes.
+	require.NoError(t, os.WriteFile(file, []byte(twoQueues+"    maxWiat: 3s\n"), 0o600))
+	status, bad := adminCall(t, "POST", a.AdminURL+"/admin/api/queues/reload", testAdminToken, nil)
+	assert.Equal(t, http.StatusBadRequest, status)
+	assert.Contains(t, bad["error"], "maxWiat", "the reason names the field")
+	assert.Equal(t, []string{"solo", "duel"}, a.queueNames(t))
+	assert.Equal(t, []string{"solo", "duel"}, b.queueNames(t))
+
+	// Widen duel's window: the waiting pair is matched under the new rule.
+	require.NoError(t, os.WriteFile(file, []byte(twoQueuesWide), 0o600))
+	a.admin(t, "POST", "/admin/api/queues/reload", nil)
+	found := c[0].Next("match.found")
+	var matched []string
+	for _, p := range found["players"].([]any) {
+		matched = append(matched, p.(map[string]any)["playerId"].(string))
+	}
+	assert.ElementsMatch(t, duelists, matched, "matched under the new rule")
+
+	// Remove duel while a ticket waits in it.
+	tok, _ := b.devToken(t, "late", "")
+	late, _ := b.connect(t, tok)
+	require.True(t, late.Request("queue.join", map[string]any{"queue": "duel", "skill": 1}).OK())
+	require.NoError(t, os.WriteFile(file, []byte(oneQueue), 0o600))
+	a.admin(t, "POST", "/admin/api/queues/reload", nil)
+	state := late.Next("queue.state")
+	assert.Equal(t, "expired", state.Obj("ticket").Str("status"))
+	assert.Equal(t, "queue_removed", state.Str("reason"))
+	require.Eventually(t, func() bool { return !slices.Contains(b.queueNames(t), "duel") }, 5*time.Second, 20*time.Millisecond)
+	refused := late.Request("queue.join", map[string]any{"queue": "duel"})
+	assert.False(t, refused.OK(), "a removed queue takes no ticket: %v", refused)
+}
+
+// SIGHUP reloads the queue file of the real binary; a bad file is refused
+// and logged, and the server keeps running the one in force.
+func TestQueueReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	file := filepath.Join(t.TempDir(), "queues.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(oneQueue), 0o600))
+	bin := filepath.Join(t.TempDir(), "lobbyd")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "go build")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-config", file)
+	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err, "stderr: %s", stderr.String())
+	base, _ := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
+	srv := &server{URL: base}
+	assert.Equal(t, []string{"solo"}, srv.queueNames(t))
+
+	require.NoError(t, os.WriteFile(file, []byte("queues: [oops"), 0o600))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "queue file refused") }, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, []string{"solo"}, srv.queueNames(t), "the configuration in force stays")
+
+	require.NoError(t, os.WriteFile(file, []byte(twoQueues), 0o600))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return slices.Contains(srv.queueNames(t), "duel") }, 5*time.Second, 20*time.Millisecond)
+}
