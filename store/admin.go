@@ -161,12 +161,14 @@ func (s *Store) PresenceOf(ctx context.Context, playerID string) (domain.Presenc
 
 // AllocationBacklog counts the queue's matches waiting for a party: the
 // allocation jobs handed to a worker and not yet acknowledged, plus those
-// no worker has read yet (the group's lag; left out when Redis cannot
-// tell, after a trim of entries never read).
+// no worker has read yet (the group's lag, when an entry after the last
+// one delivered exists; left out when Redis cannot tell, after a trim of
+// entries never read).
 func (s *Store) AllocationBacklog(ctx context.Context, queue string) (int64, error) {
 	var n int64
+	stream := s.keys.allocStreamKey(queue)
 	err := s.withGroup(ctx, queue, func() error {
-		groups, err := s.rdb.XInfoGroups(ctx, s.keys.allocStreamKey(queue)).Result()
+		groups, err := s.rdb.XInfoGroups(ctx, stream).Result()
 		if err != nil && strings.Contains(err.Error(), "no such key") {
 			return nil // no match formed yet
 		}
@@ -174,8 +176,21 @@ func (s *Store) AllocationBacklog(ctx context.Context, queue string) (int64, err
 			return err
 		}
 		for _, g := range groups {
-			if g.Name == allocGroup {
-				n = g.Pending + max(g.Lag, 0)
+			if g.Name != allocGroup {
+				continue
+			}
+			n = g.Pending
+			if g.Lag <= 0 {
+				break
+			}
+			// Some servers (the embedded one) report the whole stream as
+			// lag: count it only when an undelivered entry exists.
+			next, err := s.rdb.XRangeN(ctx, stream, "("+g.LastDeliveredID, "+", 1).Result()
+			if err != nil {
+				return err
+			}
+			if len(next) > 0 {
+				n += g.Lag
 			}
 		}
 		return nil
