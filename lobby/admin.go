@@ -68,13 +68,11 @@ func (g *Gateway) runDrain(ctx context.Context) {
 	tick := time.NewTicker(drainStep)
 	defer tick.Stop()
 	for {
-		open := g.hub.closeConns(ctx, closeRequest{code: closeGoingAway, text: "node draining, reconnect"})
-		if open <= 0 {
+		steps := int(time.Until(end)/drainStep) + 1
+		if g.hub.closeConns(ctx, closeRequest{steps: steps, code: closeGoingAway, text: "node draining, reconnect"}) <= 0 {
 			g.Logger.Info("drained: no connection left")
 			return
 		}
-		steps := int(time.Until(end)/drainStep) + 1
-		g.hub.closeConns(ctx, closeRequest{n: (open + steps - 1) / steps, code: closeGoingAway, text: "node draining, reconnect"})
 		select {
 		case <-tick.C:
 		case <-ctx.Done():

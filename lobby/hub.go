@@ -95,13 +95,14 @@ func (h *hub) deliver(msg domain.NodeMessage) {
 }
 
 // closeRequest asks the hub to close the named player's connection, or,
-// with no player, up to n connections that are not closing yet (a drain).
+// with no player, a share of the connections that are not closing yet: one
+// in every steps (rounded up), for a drain that has that many steps left.
 type closeRequest struct {
 	player string
-	n      int
+	steps  int
 	code   int
 	text   string
-	reply  chan int // how many it closed, and how many are left open
+	reply  chan int // how many connections are left open
 }
 
 // close closes what r asks for and returns how many connections are left
@@ -112,18 +113,20 @@ func (h *hub) close(r closeRequest) (open int) {
 			s.closeWith(r.code, r.text)
 		}
 	}
+	var live []*session
 	for _, s := range h.sessions {
-		if isClosed(s.closing) {
-			continue
+		if !isClosed(s.closing) {
+			live = append(live, s)
 		}
-		if r.n > 0 {
-			s.closeWith(r.code, r.text)
-			r.n--
-			continue
-		}
-		open++
 	}
-	return open
+	if r.steps <= 0 {
+		return len(live)
+	}
+	n := (len(live) + r.steps - 1) / r.steps
+	for _, s := range live[:n] {
+		s.closeWith(r.code, r.text)
+	}
+	return len(live) - n
 }
 
 // closeConns hands r to the hub and returns the connections left open, or

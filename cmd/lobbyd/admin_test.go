@@ -303,3 +303,48 @@ func nodeIDOf(t *testing.T, s *server) string {
 	t.Fatalf("no start-up line in the log")
 	return ""
 }
+
+// A drain closes the node's sockets a share at a time over its period, not
+// all at once: the first and last closes are more than half the period
+// apart (a slow machine only widens the gap).
+func TestDrainSpreadsCloses(t *testing.T) {
+	t.Parallel()
+	const period = 3 * time.Second
+	s := startServer(t, adminEnv(map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_DRAIN_PERIOD": period.String()}))
+	const n = 20
+	clients := make([]*lobbytest.Client, n)
+	for i := range clients {
+		tok, _ := s.devToken(t, "drained", "")
+		clients[i], _ = s.connect(t, tok)
+	}
+	s.admin(t, "POST", "/admin/api/nodes/"+nodeIDOf(t, s)+"/drain", nil)
+	type closed struct {
+		code int
+		at   time.Time
+	}
+	closes := make(chan closed, n)
+	for _, c := range clients {
+		go func() {
+			for c.ReadErr() == nil {
+				if _, ok := <-c.Frames; !ok {
+					break
+				}
+			}
+			at := time.Now()
+			closes <- closed{c.CloseCode(), at}
+		}()
+	}
+	var first, last time.Time
+	for range n {
+		c := <-closes
+		assert.Equal(t, 1001, c.code)
+		if first.IsZero() || c.at.Before(first) {
+			first = c.at
+		}
+		if c.at.After(last) {
+			last = c.at
+		}
+	}
+	assert.Greater(t, last.Sub(first), period/2, "closes spread over the drain period")
+	assert.Equal(t, float64(1), s.metric(t, "lobbyd_node_draining"))
+}
