@@ -46,13 +46,15 @@ type admin struct {
 	gw       *lobby.Gateway
 	mm       *matchmaker.Service
 	qc       *queueConfig
+	self     func() domain.NodeInfo // this node's figures, live
 	log      *slog.Logger
 	actions  *prometheus.CounterVec
 	tokenSum [sha256.Size]byte
 }
 
-func newAdmin(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, qc *queueConfig, log *slog.Logger, reg prometheus.Registerer) *admin {
-	a := &admin{cfg: cfg, st: st, gw: gw, mm: mm, qc: qc, log: log,
+func newAdmin(cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service, qc *queueConfig,
+	self func() domain.NodeInfo, log *slog.Logger, reg prometheus.Registerer) *admin {
+	a := &admin{cfg: cfg, st: st, gw: gw, mm: mm, qc: qc, self: self, log: log,
 		tokenSum: sha256.Sum256([]byte(cfg.AdminToken)),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lobbyd_admin_actions_total", Help: "Operator actions taken through this node's admin API, by action."}, []string{"action"}),
@@ -224,6 +226,13 @@ func (a *admin) nodes(ctx context.Context) ([]adminNode, error) {
 	out := make([]adminNode, 0, len(infos))
 	for _, n := range infos {
 		an := adminNode{NodeInfo: n, Self: n.ID == a.cfg.NodeID, HeartbeatAgeSec: now.Sub(n.LastSeen).Seconds()}
+		if an.Self && !n.Stopped {
+			// The answering node's own figures are live, not as of its
+			// last heartbeat.
+			live := a.self()
+			live.LastSeen = n.LastSeen
+			an.NodeInfo = live
+		}
 		switch {
 		case n.Stopped:
 			an.State = "stopped"
@@ -520,21 +529,38 @@ func (a *admin) drain(_ http.ResponseWriter, r *http.Request) (any, error) {
 // heartbeat writes this node's heartbeat every heartbeatEvery and the
 // allocation backlog gauges, until ctx is done; then a last one saying the
 // node stopped.
-func heartbeat(ctx context.Context, cfg config, st *store.Store, gw *lobby.Gateway, mm *matchmaker.Service,
-	playfab *partyalloc.PlayFabClient, stats *partyalloc.CallStats, backlog *prometheus.GaugeVec, log *slog.Logger) error {
-	info := domain.NodeInfo{ID: cfg.NodeID, Version: version(), StartedAt: time.Now().UTC()}
-	beat := func(ctx context.Context, stopped bool) {
-		info.Connections, info.QueuesLed, info.Draining, info.Stopped = gw.Connections(), mm.Leading(), gw.Draining(), stopped
+// nodeInfo returns a func giving this node's figures as its heartbeat
+// carries them (LastSeen is set when stored).
+func nodeInfo(cfg config, gw *lobby.Gateway, mm *matchmaker.Service, playfab *partyalloc.PlayFabClient, stats *partyalloc.CallStats) func() domain.NodeInfo {
+	started := time.Now().UTC()
+	return func() domain.NodeInfo {
 		h := playfab.Health()
-		info.PlayFab = &domain.PlayFabStats{Calls: stats.Outcomes(), InFlight: h.InFlight,
-			TokenAgeSeconds: h.TokenAge.Seconds(), TokenExpiresInSeconds: h.TokenExpiresIn.Seconds()}
-		if err := st.Heartbeat(ctx, info); err != nil && ctx.Err() == nil {
+		led := mm.Leading()
+		if led == nil {
+			led = []string{}
+		}
+		return domain.NodeInfo{ID: cfg.NodeID, Version: version(), StartedAt: started,
+			Connections: gw.Connections(), QueuesLed: led, Draining: gw.Draining(),
+			PlayFab: &domain.PlayFabStats{Calls: stats.Outcomes(), InFlight: h.InFlight,
+				TokenAgeSeconds: h.TokenAge.Seconds(), TokenExpiresInSeconds: h.TokenExpiresIn.Seconds()}}
+	}
+}
+
+// heartbeat writes this node's heartbeat every heartbeatEvery and the
+// allocation backlog gauges, until ctx is done; then a last one saying the
+// node stopped.
+func heartbeat(ctx context.Context, st *store.Store, info func() domain.NodeInfo, queues func() []string,
+	backlog *prometheus.GaugeVec, log *slog.Logger) error {
+	beat := func(ctx context.Context, stopped bool) {
+		n := info()
+		n.Stopped = stopped
+		if err := st.Heartbeat(ctx, n); err != nil && ctx.Err() == nil {
 			log.Warn("write heartbeat", "err", err)
 		}
 		if stopped {
 			return
 		}
-		for _, q := range mm.QueueNames() {
+		for _, q := range queues() {
 			if n, err := st.AllocationBacklog(ctx, q); err == nil {
 				backlog.WithLabelValues(q).Set(float64(n))
 			}

@@ -135,6 +135,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return dsrv.Close()
 		})
 	}
+	self := nodeInfo(cfg, gw, mm, playfab, callStats)
 	adminAddr := ""
 	if cfg.AdminAddr != "" {
 		adm, err := net.Listen("tcp", cfg.AdminAddr)
@@ -142,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			ln.Close()
 			return fmt.Errorf("listen on %s (LOBBYD_ADMIN_ADDR): %w", cfg.AdminAddr, err)
 		}
-		asrv := &http.Server{Handler: newAdmin(cfg, st, gw, mm, qc, log, reg).routes(), ReadHeaderTimeout: 5 * time.Second,
+		asrv := &http.Server{Handler: newAdmin(cfg, st, gw, mm, qc, self, log, reg).routes(), ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		log.Info("serving the admin console and API", "addr", adm.Addr().String())
 		adminAddr = adm.Addr().String()
@@ -157,7 +158,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return asrv.Close()
 		})
 	}
-	g.Go(func() error { return heartbeat(gctx, cfg, st, gw, mm, playfab, callStats, backlog, log) })
+	g.Go(func() error { return heartbeat(gctx, st, self, qc.everConfigured, backlog, log) })
 	g.Go(func() error { return qc.watch(gctx) })
 	g.Go(func() error { return reloadOnSIGHUP(gctx, qc, log) })
 	g.Go(func() error { return gw.Run(gctx) })
