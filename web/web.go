@@ -21,18 +21,25 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 
 // Handler serves the lobby UI at /, with headers that keep other sites from
 // framing it or the browser from guessing content types.
-func Handler() http.Handler {
-	sub, err := fs.Sub(static, "static")
+func Handler() http.Handler { return serve(static, "static", contentSecurityPolicy, "") }
+
+// serve serves the files under dir of fsys with policy as the page's
+// Content-Security-Policy, and cacheControl when not empty.
+func serve(fsys fs.FS, dir, policy, cacheControl string) http.Handler {
+	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("Content-Security-Policy", policy)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		if cacheControl != "" {
+			h.Set("Cache-Control", cacheControl)
+		}
 		files.ServeHTTP(w, r)
 	})
 }
@@ -44,19 +51,4 @@ const adminPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; im
 // AdminHandler serves the operator console (web/admin) at its root; lobbyd
 // mounts it at /admin/ on the admin listener only. The page holds no data:
 // it asks for the admin token and calls the admin API with it.
-func AdminHandler() http.Handler {
-	sub, err := fs.Sub(adminFiles, "admin")
-	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
-	}
-	files := http.FileServerFS(sub)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", adminPolicy)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
-		files.ServeHTTP(w, r)
-	})
-}
+func AdminHandler() http.Handler { return serve(adminFiles, "admin", adminPolicy, "no-store") }

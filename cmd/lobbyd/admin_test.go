@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -268,10 +267,7 @@ func TestAdminShowsKilledNodeGone(t *testing.T) {
 	r := storetest.StartRedis(t)
 	a := startServer(t, adminEnv(map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL}))
 
-	bin := filepath.Join(t.TempDir(), "lobbyd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "go build")
+	bin := lobbydBinary(t)
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-node-id", "doomed")
 	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true", "LOBBYD_REDIS_URL="+r.URL)
 	stdout, err := cmd.StdoutPipe()

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,10 +25,7 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "lobbyd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "go build")
+	bin := lobbydBinary(t)
 
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true")

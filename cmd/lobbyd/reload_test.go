@@ -131,10 +131,7 @@ func TestQueueReloadOnSIGHUP(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "queues.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(oneQueue), 0o600))
-	bin := filepath.Join(t.TempDir(), "lobbyd")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "go build")
+	bin := lobbydBinary(t)
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-config", file)
 	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true")
 	stdout, err := cmd.StdoutPipe()

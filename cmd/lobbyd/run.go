@@ -115,48 +115,45 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	if cfg.DebugAddr != "" {
-		debug, err := net.Listen("tcp", cfg.DebugAddr)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listen on %s (LOBBYD_DEBUG_ADDR): %w", cfg.DebugAddr, err)
-		}
-		dsrv := &http.Server{Handler: debugRoutes(), ReadHeaderTimeout: 5 * time.Second}
-		log.Info("serving pprof", "addr", debug.Addr().String())
-		g.Go(func() error {
-			if err := dsrv.Serve(debug); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve debug: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			return dsrv.Close()
-		})
-	}
+	// The side listeners (pprof, admin) are opened before anything is
+	// served, so a failure leaves nothing running.
 	self := nodeInfo(cfg, gw, mm, playfab, callStats)
-	adminAddr := ""
-	if cfg.AdminAddr != "" {
-		adm, err := net.Listen("tcp", cfg.AdminAddr)
+	var sides []sideServer
+	for _, side := range []struct {
+		addr, setting, what string
+		handler             func() http.Handler
+	}{
+		{cfg.DebugAddr, "LOBBYD_DEBUG_ADDR", "pprof", debugRoutes},
+		{cfg.AdminAddr, "LOBBYD_ADMIN_ADDR", "the admin console and API", func() http.Handler {
+			return newAdmin(cfg, st, gw, mm, qc, self, log, reg).routes()
+		}},
+	} {
+		if side.addr == "" {
+			sides = append(sides, sideServer{})
+			continue
+		}
+		l, err := net.Listen("tcp", side.addr)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("listen on %s (LOBBYD_ADMIN_ADDR): %w", cfg.AdminAddr, err)
-		}
-		asrv := &http.Server{Handler: newAdmin(cfg, st, gw, mm, qc, self, log, reg).routes(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		log.Info("serving the admin console and API", "addr", adm.Addr().String())
-		adminAddr = adm.Addr().String()
-		g.Go(func() error {
-			if err := asrv.Serve(adm); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serve admin: %w", err)
+			for _, opened := range sides {
+				if opened.ln != nil {
+					opened.ln.Close()
+				}
 			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			return asrv.Close()
-		})
+			return fmt.Errorf("listen on %s (%s): %w", side.addr, side.setting, err)
+		}
+		log.Info("serving "+side.what, "addr", l.Addr().String())
+		sides = append(sides, sideServer{ln: l, srv: &http.Server{Handler: side.handler(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}})
+	}
+	adminAddr := ""
+	if admin := sides[1]; admin.ln != nil {
+		adminAddr = admin.ln.Addr().String()
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, side := range sides {
+		side.serve(gctx, g)
 	}
 	g.Go(func() error { return heartbeat(gctx, st, self, qc.everConfigured, backlog, log) })
 	g.Go(func() error { return qc.watch(gctx) })
@@ -190,6 +187,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// sideServer is a listener of its own beside the public one (pprof,
+// admin), or none.
+type sideServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// serve serves s in g until ctx is done.
+func (s sideServer) serve(ctx context.Context, g *errgroup.Group) {
+	if s.ln == nil {
+		return
+	}
+	g.Go(func() error {
+		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", s.ln.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		return s.srv.Close()
+	})
 }
 
 // reloadOnSIGHUP reloads the queue file on every SIGHUP until ctx is done.
