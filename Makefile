@@ -7,9 +7,11 @@ BENCH   ?= .
 
 .PHONY: run test race unit lint bench fuzz fuzz-build fuzz-short build fakeplayfab echoref loadtest baseline chaos clean
 
-## run: start lobbyd on :8080 with embedded Redis, in-process fake PlayFab and dev auth
+## run: start lobbyd on 127.0.0.1:8080 (this machine only: dev auth hands anyone a token) with embedded Redis,
+## in-process fake PlayFab and dev auth; RUN_ADDR=:8080 to listen on every interface
+RUN_ADDR ?= 127.0.0.1:8080
 run:
-	LOBBYD_DEV_AUTH=true $(GO) run ./cmd/lobbyd
+	LOBBYD_DEV_AUTH=true $(GO) run ./cmd/lobbyd -addr $(RUN_ADDR)
 
 ## test: formatting and vet, every test with the race detector and the fuzz builds side by side (each part's
 ## output is printed when it ends), then each fuzz target for 10s; see docs/testing.md

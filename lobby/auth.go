@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -270,8 +271,13 @@ func HandleDevToken(a *Authenticator) http.Handler {
 			Skill    json.RawMessage `json:"skill"`
 			Attrs    json.RawMessage `json:"attrs"`
 		}
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "body must be JSON like {\"name\":\"alice\"}")
+		// Every field is optional: no body at all is {}.
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "body must be JSON like {\"name\":\"alice\"}, or empty")
+			return
+		}
+		if req.Name != "" && strings.TrimSpace(req.Name) == "" {
+			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "name must not be blank: leave it out for a generated one")
 			return
 		}
 		if req.PlayerID == "" {

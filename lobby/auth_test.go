@@ -90,3 +90,31 @@ func TestDevTokenMatchClaims(t *testing.T) {
 	assert.Equal(t, 1700.0, *id.Skill)
 	assert.Equal(t, "pc", id.Attrs["platform"].Str)
 }
+
+// Every field of the dev token request is optional, so no body at all is
+// fine; a name of blanks is refused rather than shown as nothing.
+func TestDevTokenBodyAndBlankName(t *testing.T) {
+	a := &lobby.Authenticator{Secret: []byte(fuzzSecret)}
+	h := lobby.HandleDevToken(a)
+	post := func(body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/v1/dev/token", strings.NewReader(body)))
+		return w
+	}
+	w := post("")
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	var out struct{ Token, PlayerID string }
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out))
+	id, err := a.Verify(out.Token)
+	require.NoError(t, err)
+	assert.Equal(t, out.PlayerID, id.PlayerID)
+	assert.Equal(t, "player-"+out.PlayerID[:8], id.Name, "a generated name")
+
+	for _, blank := range []string{" ", "   ", "\t", "\u3000"} {
+		body, _ := json.Marshal(map[string]string{"name": blank})
+		w = post(string(body))
+		assert.Equal(t, http.StatusBadRequest, w.Code, "%q", blank)
+		assert.Contains(t, w.Body.String(), "blank")
+	}
+	assert.Equal(t, http.StatusBadRequest, post(`{"name":`).Code, "malformed JSON is still refused")
+}
