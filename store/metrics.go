@@ -17,7 +17,8 @@ type metricsHook struct {
 	errors  *prometheus.CounterVec
 }
 
-func newMetricsHook(reg prometheus.Registerer) metricsHook {
+// newMetricsHook returns the hook with its metrics, to be registered.
+func newMetricsHook() metricsHook {
 	h := metricsHook{
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lobbyd_redis_command_seconds",
@@ -29,7 +30,6 @@ func newMetricsHook(reg prometheus.Registerer) metricsHook {
 			Help: "Redis round trips that failed (after go-redis's retries), by kind (command or pipeline).",
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(h.seconds, h.errors)
 	return h
 }
 

@@ -98,13 +98,19 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.rdb = redis.NewUniversalClient(opts)
 	}
 	s.rdb.AddHook(unavailableHook{})
+	metrics := newMetricsHook()
 	if cfg.Registerer != nil {
-		s.rdb.AddHook(newMetricsHook(cfg.Registerer))
+		s.rdb.AddHook(metrics)
 	}
 	s.batch, s.batchTx = newCommitter(s.rdb, false), newCommitter(s.rdb, true)
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("connect to redis: %w", err)
+	}
+	if cfg.Registerer != nil {
+		// Registered once connected: a failed Open leaves nothing behind,
+		// so the caller may try again with the same registry.
+		cfg.Registerer.MustRegister(metrics.seconds, metrics.errors)
 	}
 	return s, nil
 }

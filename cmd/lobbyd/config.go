@@ -71,6 +71,8 @@ type config struct {
 	SkillMax         float64
 	MaxTokenLifetime time.Duration
 	ShutdownTimeout  time.Duration
+	// RedisStartTimeout bounds the wait for Redis at start-up.
+	RedisStartTimeout time.Duration
 	LogLevel         slog.Level
 	LogFormat        string
 
@@ -135,6 +137,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Var(envflag.Float(&c.SkillMin), "skill-min", "lowest skill a client may send")
 	fs.Var(envflag.Float(&c.SkillMax), "skill-max", "highest skill a client may send")
 	fs.Var(envflag.Duration(&c.MaxTokenLifetime, true), "max-token-lifetime", "refuse player tokens that live longer than this, from iat (or now) to exp, like 24h; 0: any")
+	c.RedisStartTimeout = time.Minute
+	fs.Var(envflag.DurationIn(&c.RedisStartTimeout, 0, time.Hour), "redis-start-timeout", "how long to keep trying to reach Redis at start-up (with backoff, each failure logged) before giving up; 0: one try")
 	c.ShutdownTimeout = 15 * time.Second
 	fs.Var(envflag.Duration(&c.ShutdownTimeout, false), "shutdown-timeout", "time allowed for a graceful shutdown")
 	fs.Var(logLevelValue(&c.LogLevel), "log-level", "debug, info, warn or error")

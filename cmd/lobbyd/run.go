@@ -20,7 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/internal/queuefile"
+	"github.com/lobbyd/lobbyd/internal/wait"
 	"github.com/lobbyd/lobbyd/lobby"
 	"github.com/lobbyd/lobbyd/matchmaker"
 	"github.com/lobbyd/lobbyd/partyalloc"
@@ -56,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	st, err := store.Open(ctx, store.Config{URL: cfg.RedisURL, KeyPrefix: cfg.KeyPrefix, Logger: log, Registerer: reg})
+	st, err := openStore(ctx, cfg, store.Config{URL: cfg.RedisURL, KeyPrefix: cfg.KeyPrefix, Logger: log, Registerer: reg}, log)
 	if err != nil {
 		return err
 	}
@@ -187,6 +189,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// openStore connects to Redis, trying again with backoff (250 ms doubling
+// to 5 s) while Redis is unreachable, for up to cfg.RedisStartTimeout: in a
+// deployment lobbyd often starts before Redis is up. Each failure is
+// logged; an error that is not about reaching Redis (a refused password, a
+// bad URL) ends it at once.
+func openStore(ctx context.Context, cfg config, scfg store.Config, log *slog.Logger) (*store.Store, error) {
+	deadline := time.Now().Add(cfg.RedisStartTimeout)
+	delay := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		st, err := store.Open(ctx, scfg)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("connected to redis", "attempts", attempt)
+			}
+			return st, nil
+		}
+		if !errors.Is(err, domain.ErrUnavailable) || time.Now().Add(delay).After(deadline) || ctx.Err() != nil {
+			if attempt > 1 {
+				return nil, fmt.Errorf("gave up after %d attempts over %v (LOBBYD_REDIS_START_TIMEOUT): %w", attempt, cfg.RedisStartTimeout, err)
+			}
+			return nil, err
+		}
+		log.Warn("redis is not reachable yet; trying again", "attempt", attempt, "in", delay, "err", err)
+		if wait.Sleep(ctx, delay) != nil {
+			return nil, ctx.Err()
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 // sideServer is a listener of its own beside the public one (pprof,
