@@ -73,8 +73,8 @@ type config struct {
 	ShutdownTimeout  time.Duration
 	// RedisStartTimeout bounds the wait for Redis at start-up.
 	RedisStartTimeout time.Duration
-	LogLevel         slog.Level
-	LogFormat        string
+	LogLevel          slog.Level
+	LogFormat         string
 
 	// The secrets' files; the secrets themselves are read in validate.
 	jwtSecretFile, playFabSecretKeyFile, adminTokenFile string
