@@ -68,8 +68,11 @@ func (g *Gateway) runDrain(ctx context.Context) {
 	tick := time.NewTicker(drainStep)
 	defer tick.Stop()
 	for {
-		steps := int(time.Until(end)/drainStep) + 1
-		if g.hub.closeConns(ctx, closeRequest{steps: steps, code: closeGoingAway, text: "node draining, reconnect"}) <= 0 {
+		// A step that runs late (a busy machine) closes the rest at once.
+		steps := max(1, int(time.Until(end)/drainStep)+1)
+		// A socket admitted just before the drain began registers after
+		// it: wait for every admitted one, not only the registered ones.
+		if g.hub.closeConns(ctx, closeRequest{steps: steps, code: closeGoingAway, text: "node draining, reconnect"}) <= 0 && g.Connections() == 0 {
 			g.Logger.Info("drained: no connection left")
 			return
 		}

@@ -41,8 +41,10 @@ func (s *Service) queues() *queueSet {
 // queuefile.Parse gives them). A queue that is no longer listed takes no
 // more tickets, and its leader expires the ones waiting in it with reason
 // queue_removed; a new queue gets a formation loop; a changed queue's rules
-// apply from its next pass.
-func (s *Service) SetQueues(queues []Queue) {
+// apply from its next pass. retired names queues that earlier
+// configurations dropped, which this node may never have run (it started
+// later): they are handled as removed too.
+func (s *Service) SetQueues(queues []Queue, retired ...string) {
 	s.init()
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
@@ -53,6 +55,11 @@ func (s *Service) SetQueues(queues []Queue) {
 	}
 	for name, q := range old.byName {
 		removed[name] = q // unless listed again (newQueueSet)
+	}
+	for _, name := range retired {
+		if _, known := removed[name]; !known {
+			removed[name] = Queue{Name: name}
+		}
 	}
 	s.set.Store(newQueueSet(old.version+1, queues, removed))
 	select {

@@ -274,13 +274,21 @@ func (s *Service) Run(ctx context.Context) error {
 	// again.
 	running := map[string]bool{}
 	for {
-		for _, q := range s.queues().list {
-			if !running[q.Name] {
-				running[q.Name] = true
+		set := s.queues()
+		names := make([]string, 0, len(set.list)+len(set.removed))
+		for _, q := range set.list {
+			names = append(names, q.Name)
+		}
+		for name := range set.removed {
+			names = append(names, name)
+		}
+		for _, name := range names {
+			if !running[name] {
+				running[name] = true
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					s.runQueue(ctx, q.Name)
+					s.runQueue(ctx, name)
 				}()
 			}
 		}

@@ -96,7 +96,11 @@ type Worker struct {
 // its matches formed before the removal still get their party.
 func (w *Worker) AddQueues(queues ...string) {
 	w.qmu.Lock()
-	w.added = append(w.added, queues...)
+	for _, q := range queues {
+		if !slices.Contains(w.Queues, q) && !slices.Contains(w.added, q) {
+			w.added = append(w.added, q)
+		}
+	}
 	if w.wake == nil {
 		w.wake = make(chan struct{}, 1)
 	}

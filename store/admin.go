@@ -24,10 +24,15 @@ import (
 // (shown as gone) before Nodes forgets it.
 const nodeForget = 10 * time.Minute
 
-// Heartbeat stores the node's heartbeat, its LastSeen set to now: one HSET
-// on one small hash, every few seconds per node.
+// Heartbeat stores the node's heartbeat, its LastSeen set to Redis's clock
+// (so that nodes whose clocks disagree still agree on ages): TIME and one
+// HSET on one small hash, every few seconds per node.
 func (s *Store) Heartbeat(ctx context.Context, info domain.NodeInfo) error {
-	info.LastSeen = time.Now().UTC()
+	now, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return fmt.Errorf("read redis time: %w", err)
+	}
+	info.LastSeen = now.UTC()
 	b, err := json.Marshal(info)
 	if err != nil {
 		return fmt.Errorf("encode heartbeat: %w", err)
@@ -38,18 +43,26 @@ func (s *Store) Heartbeat(ctx context.Context, info domain.NodeInfo) error {
 	return nil
 }
 
-// Nodes lists the nodes that heart-beat within nodeForget, by id; older
+// Nodes lists the nodes that heart-beat within nodeForget, by id, with
+// Redis's clock now to measure their heartbeats' ages against; older
 // entries are removed as they are found.
-func (s *Store) Nodes(ctx context.Context) ([]domain.NodeInfo, error) {
-	all, err := s.rdb.HGetAll(ctx, s.keys.nodesKey()).Result()
+func (s *Store) Nodes(ctx context.Context) ([]domain.NodeInfo, time.Time, error) {
+	var clock *redis.TimeCmd
+	var entries *redis.MapStringStringCmd
+	_, err := s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		clock = pipe.Time(ctx)
+		entries = pipe.HGetAll(ctx, s.keys.nodesKey())
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read nodes: %w", err)
+		return nil, time.Time{}, fmt.Errorf("read nodes: %w", err)
 	}
-	nodes := make([]domain.NodeInfo, 0, len(all))
+	now := clock.Val()
+	nodes := make([]domain.NodeInfo, 0, len(entries.Val()))
 	var stale []string
-	for id, v := range all {
+	for id, v := range entries.Val() {
 		var n domain.NodeInfo
-		if err := json.Unmarshal([]byte(v), &n); err != nil || time.Since(n.LastSeen) > nodeForget {
+		if err := json.Unmarshal([]byte(v), &n); err != nil || now.Sub(n.LastSeen) > nodeForget {
 			stale = append(stale, id)
 			continue
 		}
@@ -60,7 +73,7 @@ func (s *Store) Nodes(ctx context.Context) ([]domain.NodeInfo, error) {
 		s.rdb.HDel(ctx, s.keys.nodesKey(), stale...)
 	}
 	slices.SortFunc(nodes, func(a, b domain.NodeInfo) int { return cmp.Compare(a.ID, b.ID) })
-	return nodes, nil
+	return nodes, now, nil
 }
 
 // LeaseHolder returns the node holding the queue's formation lease, or ""
@@ -204,33 +217,56 @@ func (s *Store) AllocationBacklog(ctx context.Context, queue string) (int64, err
 // QueueConfig is a queue file stored for every node.
 type QueueConfig struct {
 	Version int64
+	Sha     string // SHA-256 of Content, hex
 	Content []byte
+	// Retired lists the queues earlier configurations had and this one
+	// drops, so that every node, also one started after the change,
+	// expires what still waits in them.
+	Retired []string
 	By      string    // the node that stored it
 	At      time.Time // when
 }
 
-// StoreQueueConfig stores a queue file's contents for every node with the
-// next version, unless the same contents are stored already. It returns
-// the version in force and whether it stored a new one.
-func (s *Store) StoreQueueConfig(ctx context.Context, content []byte, by string) (version int64, stored bool, err error) {
+// ContentSum is the Sha of a queue file's contents.
+func ContentSum(content []byte) string {
 	sum := sha256.Sum256(content)
+	return hex.EncodeToString(sum[:])
+}
+
+// StoreQueueConfig stores a queue file's contents and the retired queues
+// for every node with the next version, unless the same contents are
+// stored already. basedOn is the Sha of the stored configuration the
+// caller computed retired from ("" for none); when another one was stored
+// meanwhile it returns domain.ErrConflict, for the caller to compute again.
+// It returns the version in force and whether it stored a new one.
+func (s *Store) StoreQueueConfig(ctx context.Context, content []byte, by string, retired []string, basedOn string) (version int64, stored bool, err error) {
+	if retired == nil {
+		retired = []string{}
+	}
+	list, err := json.Marshal(retired)
+	if err != nil {
+		return 0, false, fmt.Errorf("encode retired queues: %w", err)
+	}
 	res, err := s.runScript(ctx, storeQueueConfigScript, []string{s.keys.queueConfigKey()},
-		hex.EncodeToString(sum[:]), content, by, msOf(time.Now())).Int64Slice()
+		ContentSum(content), content, by, msOf(time.Now()), list, basedOn).Int64Slice()
 	if err != nil || len(res) != 2 {
 		return 0, false, fmt.Errorf("store queue configuration: %w", cmp.Or(err, errors.New("unexpected reply")))
+	}
+	if res[1] < 0 {
+		return res[0], false, fmt.Errorf("store queue configuration: another was stored meanwhile: %w", domain.ErrConflict)
 	}
 	return res[0], res[1] == 1, nil
 }
 
-// QueueConfigVersion returns the version of the stored queue configuration,
-// 0 when none is stored: one HGET, for nodes to poll.
-func (s *Store) QueueConfigVersion(ctx context.Context) (int64, error) {
-	v, err := s.rdb.HGet(ctx, s.keys.queueConfigKey(), "version").Int64()
+// QueueConfigSum returns the Sha of the stored queue configuration, ""
+// when none is stored: one HGET, for nodes to poll.
+func (s *Store) QueueConfigSum(ctx context.Context) (string, error) {
+	v, err := s.rdb.HGet(ctx, s.keys.queueConfigKey(), "sha").Result()
 	if errors.Is(err, redis.Nil) {
-		return 0, nil
+		return "", nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read queue configuration version: %w", err)
+		return "", fmt.Errorf("read queue configuration: %w", err)
 	}
 	return v, nil
 }
@@ -245,9 +281,14 @@ func (s *Store) StoredQueueConfig(ctx context.Context) (QueueConfig, error) {
 	if f["content"] == "" {
 		return QueueConfig{}, domain.ErrNotFound
 	}
-	c := QueueConfig{Content: []byte(f["content"]), By: f["by"]}
+	c := QueueConfig{Sha: f["sha"], Content: []byte(f["content"]), By: f["by"]}
 	c.Version, _ = strconv.ParseInt(f["version"], 10, 64)
 	ms, _ := strconv.ParseInt(f["at"], 10, 64)
 	c.At = timeOfMs(ms)
+	if r := f["retired"]; r != "" {
+		if err := json.Unmarshal([]byte(r), &c.Retired); err != nil {
+			return QueueConfig{}, fmt.Errorf("decode retired queues: %w", err)
+		}
+	}
 	return c, nil
 }

@@ -37,6 +37,7 @@ import (
 const (
 	heartbeatEvery = 5 * time.Second
 	nodeGoneAfter  = 3 * heartbeatEvery
+	pruneEvery     = 12 // heartbeats: about once a minute
 )
 
 // admin serves the admin API.
@@ -134,14 +135,15 @@ func (a *admin) authorized(h func(w http.ResponseWriter, r *http.Request) (any, 
 	})
 }
 
-// audit logs an operator action as one line and counts it.
+// audit logs an operator action as one line and counts it. The line is at
+// warn level, so that it is kept at any log level but error.
 func (a *admin) audit(r *http.Request, action, target string, err error, attrs ...any) {
 	a.actions.WithLabelValues(action).Inc()
 	outcome := "ok"
 	if err != nil {
 		outcome = err.Error()
 	}
-	a.log.Info("admin action", append([]any{"audit", true, "action", action, "target", target, "outcome", outcome,
+	a.log.Warn("admin action", append([]any{"audit", true, "action", action, "target", target, "outcome", outcome,
 		"remote", r.RemoteAddr}, attrs...)...)
 }
 
@@ -185,7 +187,7 @@ func (a *admin) getQueues(_ http.ResponseWriter, r *http.Request) (any, error) {
 func (a *admin) reload(_ http.ResponseWriter, r *http.Request) (any, error) {
 	version, changed, err := a.qc.Reload(r.Context())
 	a.audit(r, "reload_queues", a.cfg.ConfigFile, err, "version", version, "changed", changed)
-	if err != nil && !errors.Is(err, domain.ErrUnavailable) {
+	if errors.Is(err, errBadQueueFile) || errors.Is(err, errNoQueueFile) {
 		return nil, badRequest(err.Error())
 	}
 	if err != nil {
@@ -218,11 +220,10 @@ type adminNode struct {
 }
 
 func (a *admin) nodes(ctx context.Context) ([]adminNode, error) {
-	infos, err := a.st.Nodes(ctx)
+	infos, now, err := a.st.Nodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	out := make([]adminNode, 0, len(infos))
 	for _, n := range infos {
 		an := adminNode{NodeInfo: n, Self: n.ID == a.cfg.NodeID, HeartbeatAgeSec: now.Sub(n.LastSeen).Seconds()}
@@ -568,8 +569,15 @@ func heartbeat(ctx context.Context, st *store.Store, info func() domain.NodeInfo
 	}
 	tick := time.NewTicker(heartbeatEvery)
 	defer tick.Stop()
-	for {
+	for beats := 0; ; beats++ {
 		beat(ctx, false)
+		if beats%pruneEvery == 0 {
+			// Listing prunes the nodes that stopped long ago (a restarted
+			// node with a generated id is a new entry).
+			if _, _, err := st.Nodes(ctx); err != nil && ctx.Err() == nil {
+				log.Debug("prune old heartbeats", "err", err)
+			}
+		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():

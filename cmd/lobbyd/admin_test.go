@@ -332,7 +332,12 @@ func TestDrainSpreadsCloses(t *testing.T) {
 	}
 	var first, last time.Time
 	for range n {
-		c := <-closes
+		var c closed
+		select {
+		case c = <-closes:
+		case <-time.After(period + 10*time.Second):
+			t.Fatalf("the drain did not close every socket")
+		}
 		assert.Equal(t, 1001, c.code)
 		if first.IsZero() || c.at.Before(first) {
 			first = c.at

@@ -42,16 +42,11 @@ type queueConfig struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex // one reload or apply at a time
-	version int64      // the stored version applied; 0 before any
-	ever    []string   // every queue this node has run, in order
+	sha     string     // the stored configuration this node runs; "" before any
+	skip    string     // a stored configuration this node cannot read, not tried again
+	version int64      // its version
+	ever    []string   // every queue this node has run or retired, in order
 	current atomic.Pointer[queuefile.File]
-}
-
-// everConfigured lists every queue this node has run since it started.
-func (c *queueConfig) everConfigured() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.ever)
 }
 
 func newQueueConfig(path, nodeID string, f queuefile.File, st *store.Store, mm *matchmaker.Service,
@@ -67,23 +62,40 @@ func newQueueConfig(path, nodeID string, f queuefile.File, st *store.Store, mm *
 // File returns the queue file in force on this node.
 func (c *queueConfig) File() queuefile.File { return *c.current.Load() }
 
-// Version returns the stored configuration's version this node runs (0:
-// none stored yet, the node runs its own file or the built-in default).
+// Version returns the version of the stored configuration this node runs
+// (0: none stored yet, the node runs its own file or the built-in default).
 func (c *queueConfig) Version() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.version
 }
 
-// errNoQueueFile is a reload on a node started without a queue file.
-var errNoQueueFile = errors.New("this node has no queue file (LOBBYD_CONFIG) to reload: it runs the built-in default queue")
+// everConfigured lists every queue this node has run or retired since it
+// started.
+func (c *queueConfig) everConfigured() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.ever)
+}
+
+// errNoQueueFile is a reload on a node started without a queue file, and
+// errBadQueueFile a queue file that cannot be read or does not validate.
+var (
+	errNoQueueFile  = errors.New("this node has no queue file (LOBBYD_CONFIG) to reload: it runs the built-in default queue")
+	errBadQueueFile = errors.New("queue file refused")
+)
 
 // Reload reads and validates the queue file, stores it for every node and
-// runs it here. A file that does not validate returns the reason (which
-// names the file, queue and field) and changes nothing.
+// runs it here. A file that cannot be read or does not validate returns
+// errBadQueueFile with the reason (which names the file, queue and field)
+// and changes nothing.
 func (c *queueConfig) Reload(ctx context.Context) (version int64, changed bool, err error) {
 	return c.reload(ctx, true)
 }
+
+// reloadTries bounds the tries of a reload that finds another reload
+// stored a configuration meanwhile.
+const reloadTries = 3
 
 // reload is Reload; with announce, a configuration it runs is logged.
 func (c *queueConfig) reload(ctx context.Context, announce bool) (version int64, changed bool, err error) {
@@ -92,26 +104,60 @@ func (c *queueConfig) reload(ctx context.Context, announce bool) (version int64,
 	}
 	raw, err := os.ReadFile(c.path)
 	if err != nil {
-		return 0, false, fmt.Errorf("read queue configuration: %w", err)
+		return 0, false, fmt.Errorf("%w: read %s: %w", errBadQueueFile, c.path, err)
 	}
 	f, err := queuefile.Parse(raw)
 	if err != nil {
-		return 0, false, fmt.Errorf("%s: %w", c.path, err)
+		return 0, false, fmt.Errorf("%w: %s: %w", errBadQueueFile, c.path, err)
 	}
-	version, stored, err := c.st.StoreQueueConfig(ctx, raw, c.nodeID)
-	if err != nil {
-		return 0, false, err
+	for try := 1; ; try++ {
+		prev, err := c.st.StoredQueueConfig(ctx)
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
+			return 0, false, err
+		}
+		retired := retiredAfter(prev, f)
+		version, stored, err := c.st.StoreQueueConfig(ctx, raw, c.nodeID, retired, prev.Sha)
+		if errors.Is(err, domain.ErrConflict) && try < reloadTries {
+			continue
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if sha := store.ContentSum(raw); sha != c.sha {
+			if !stored {
+				// The same file was stored by another node: its retired
+				// list is the one in force.
+				retired = prev.Retired
+			}
+			c.apply(version, sha, f, retired, announce && stored)
+		}
+		return version, stored, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if version > c.version {
-		c.apply(version, f, announce && stored)
+}
+
+// retiredAfter returns the queues a configuration f retires after prev:
+// those prev ran or had retired, that f does not run.
+func retiredAfter(prev store.QueueConfig, f queuefile.File) []string {
+	names := slices.Clone(prev.Retired)
+	if before, err := queuefile.Parse(prev.Content); err == nil && len(prev.Content) > 0 {
+		for _, q := range before.Queues {
+			names = append(names, q.Name)
+		}
 	}
-	return version, stored, nil
+	var out []string
+	for _, name := range names {
+		if !slices.ContainsFunc(f.Queues, func(q queuefile.Queue) bool { return q.Name == name }) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // start runs at start-up: a node with a queue file stores it (unless it is
-// the one in force), and any node runs the configuration in force.
+// the one in force: a restart with an edited file applies it, as before
+// reloads existed), and any node runs the configuration in force.
 func (c *queueConfig) start(ctx context.Context) error {
 	if c.path != "" {
 		if _, _, err := c.reload(ctx, false); err != nil { // run logs the file at start
@@ -123,7 +169,7 @@ func (c *queueConfig) start(ctx context.Context) error {
 	return nil
 }
 
-// watch polls for a newer configuration until ctx is done.
+// watch polls for a changed configuration until ctx is done.
 func (c *queueConfig) watch(ctx context.Context) error {
 	tick := time.NewTicker(configPoll)
 	defer tick.Stop()
@@ -137,16 +183,23 @@ func (c *queueConfig) watch(ctx context.Context) error {
 	}
 }
 
-// poll applies the stored configuration if it is newer than the one this
-// node runs. One that this node cannot read (written by a newer lobbyd
-// with fields this one does not know) is logged and skipped: the node
-// keeps the configuration it runs.
+// poll runs the stored configuration if it is not the one this node runs
+// (by its contents' SHA-256, so a stored version that went backwards, after
+// Redis lost a write, is still picked up). One that this node cannot read
+// (written by a newer lobbyd with fields this one does not know) is logged
+// once and skipped: the node keeps the configuration it runs.
 func (c *queueConfig) poll(ctx context.Context) {
-	v, err := c.st.QueueConfigVersion(ctx)
-	if err != nil || v <= c.Version() {
-		if err != nil && ctx.Err() == nil {
+	sha, err := c.st.QueueConfigSum(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
 			c.log.Warn("look for a new queue configuration", "err", err)
 		}
+		return
+	}
+	c.mu.Lock()
+	same := sha == "" || sha == c.sha || sha == c.skip
+	c.mu.Unlock()
+	if same {
 		return
 	}
 	stored, err := c.st.StoredQueueConfig(ctx)
@@ -159,44 +212,49 @@ func (c *queueConfig) poll(ctx context.Context) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if stored.Version <= c.version {
+	if stored.Sha == c.sha {
 		return
 	}
 	f, err := queuefile.Parse(stored.Content)
 	if err != nil {
 		c.log.Error("the stored queue configuration does not validate here: keeping the one in force",
 			"version", stored.Version, "by", stored.By, "err", err)
-		c.version = stored.Version // not again every poll
+		c.skip = stored.Sha
 		return
 	}
-	c.apply(stored.Version, f, true)
+	c.apply(stored.Version, stored.Sha, f, stored.Retired, true)
 }
 
-// apply runs f on this node. c.mu is held.
-func (c *queueConfig) apply(version int64, f queuefile.File, announce bool) {
+// apply runs f on this node, with the queues retired before it. c.mu is
+// held.
+func (c *queueConfig) apply(version int64, sha string, f queuefile.File, retired []string, announce bool) {
 	before := c.File()
-	c.version = version
+	c.version, c.sha = version, sha
 	c.current.Store(&f)
-	c.mm.SetQueues(f.Matchmaking())
+	c.mm.SetQueues(f.Matchmaking(), retired...)
 	c.alloc.SetNetworks(f.Networks())
 	names := make([]string, len(f.Queues))
 	for i, q := range f.Queues {
 		names[i] = q.Name
-		if !slices.Contains(c.ever, q.Name) {
-			c.ever = append(c.ever, q.Name)
+	}
+	// A retired queue's matches formed before it was retired still get
+	// their party, from any node: its stream is consumed too.
+	c.worker.AddQueues(append(slices.Clone(names), retired...)...)
+	for _, name := range append(slices.Clone(names), retired...) {
+		if !slices.Contains(c.ever, name) {
+			c.ever = append(c.ever, name)
 		}
 	}
-	c.worker.AddQueues(names...)
 	if announce {
 		var removed []string
 		for _, q := range before.Queues {
-			if _, ok := c.mm.Queue(q.Name); !ok {
+			if !slices.Contains(names, q.Name) {
 				removed = append(removed, q.Name)
 			}
 		}
 		c.log.Info("queue configuration applied", "version", version, "queues", names, "removed", removed)
-	}
-	if w := f.Warning(); w != "" && announce {
-		c.log.Warn(w)
+		if w := f.Warning(); w != "" {
+			c.log.Warn(w)
+		}
 	}
 }

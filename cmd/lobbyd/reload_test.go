@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -92,15 +94,17 @@ func TestQueueReloadAcrossNodes(t *testing.T) {
 
 	// A bad file is refused with its reason; nothing changes.
 	require.NoError(t, os.WriteFile(file, []byte(twoQueues+"    maxWiat: 3s\n"), 0o600))
+	versionBefore := a.admin(t, "GET", "/admin/api/queues", nil)["configVersion"].(float64)
 	status, bad := adminCall(t, "POST", a.AdminURL+"/admin/api/queues/reload", testAdminToken, nil)
 	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, bad["error"], "maxWiat", "the reason names the field")
 	assert.Equal(t, []string{"solo", "duel"}, a.queueNames(t))
-	assert.Equal(t, []string{"solo", "duel"}, b.queueNames(t))
 
 	// Widen duel's window: the waiting pair is matched under the new rule.
+	// Its version is the next one: the bad file was never stored.
 	require.NoError(t, os.WriteFile(file, []byte(twoQueuesWide), 0o600))
-	a.admin(t, "POST", "/admin/api/queues/reload", nil)
+	widened := a.admin(t, "POST", "/admin/api/queues/reload", nil)
+	assert.Equal(t, versionBefore+1, widened["version"], "the refused file stored nothing")
 	found := c[0].Next("match.found")
 	var matched []string
 	for _, p := range found["players"].([]any) {
@@ -120,6 +124,50 @@ func TestQueueReloadAcrossNodes(t *testing.T) {
 	require.Eventually(t, func() bool { return !slices.Contains(b.queueNames(t), "duel") }, 5*time.Second, 20*time.Millisecond)
 	refused := late.Request("queue.join", map[string]any{"queue": "duel"})
 	assert.False(t, refused.OK(), "a removed queue takes no ticket: %v", refused)
+
+	// Redis loses the configuration (a flush, a failover that lost the
+	// write): the stored version starts again from 1, and a reload still
+	// reaches every node.
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer raw.Close()
+	require.NoError(t, raw.Del(context.Background(), "lobbyd:queueconfig").Err())
+	require.NoError(t, os.WriteFile(file, []byte(oneQueue+strings.ReplaceAll(duel, "duel", "trio")), 0o600))
+	again := a.admin(t, "POST", "/admin/api/queues/reload", nil)
+	assert.Equal(t, float64(1), again["version"])
+	require.Eventually(t, func() bool { return slices.Contains(b.queueNames(t), "trio") }, 5*time.Second, 20*time.Millisecond,
+		"node B runs it although its version is lower than the one it ran")
+}
+
+// A queue removed while no node ran it (every node was replaced) is still
+// emptied: the stored configuration lists it as retired, and a node that
+// never ran it expires its waiting tickets with reason queue_removed.
+func TestRetiredQueueEmptiedByANewNode(t *testing.T) {
+	t.Parallel()
+	r := storetest.StartRedis(t)
+	file := filepath.Join(t.TempDir(), "queues.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(twoQueues), 0o600))
+	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL, "LOBBYD_CONFIG": file,
+		"LOBBYD_JWT_SECRET": "shared-secret-of-both-nodes-0123456789"}
+	a := startServer(t, env)
+	tok, player := a.devToken(t, "left-behind", "")
+	c, _ := a.connect(t, tok)
+	require.True(t, c.Request("queue.join", map[string]any{"queue": "duel", "skill": 5}).OK())
+	a.shutdown(t) // every node that ran duel is gone
+
+	require.NoError(t, os.WriteFile(file, []byte(oneQueue), 0o600))
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer raw.Close()
+	require.EqualValues(t, 1, raw.ZCard(context.Background(), "{q:duel}:searching").Val(), "the ticket waits in duel")
+	b := startServer(t, adminEnv(env)) // starts with the new file: duel is retired
+	require.Eventually(t, func() bool {
+		return raw.ZCard(context.Background(), "{q:duel}:searching").Val() == 0
+	}, 10*time.Second, 50*time.Millisecond, "the ticket in the retired queue ends")
+	// It expired (the player's grace, 30 s, has not run out): their claim
+	// is free, and the lookup shows no ticket.
+	p := b.admin(t, "GET", "/admin/api/players/"+player, nil)
+	assert.Nil(t, p["ticket"], "%v", p)
+	assert.Contains(t, b.stderr.String(), `queue=duel`, "B ran the retired queue's loop")
+	assert.Equal(t, []string{"solo"}, b.queueNames(t))
 }
 
 // SIGHUP reloads the queue file of the real binary; a bad file is refused

@@ -42,6 +42,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	// SIGHUP reloads the queue file; caught from here on, so one sent
+	// while the node starts does not end it (it is handled once started).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	queues := queuefile.Default()
 	if cfg.ConfigFile != "" {
 		if queues, err = queuefile.Load(cfg.ConfigFile); err != nil {
@@ -159,7 +164,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	g.Go(func() error { return heartbeat(gctx, st, self, qc.everConfigured, backlog, log) })
 	g.Go(func() error { return qc.watch(gctx) })
-	g.Go(func() error { return reloadOnSIGHUP(gctx, qc, log) })
+	g.Go(func() error { return reloadOnSIGHUP(gctx, hup, qc, log) })
 	g.Go(func() error { return gw.Run(gctx) })
 	g.Go(func() error { return mm.Run(gctx) })
 	g.Go(func() error { return worker.Run(gctx) })
@@ -241,21 +246,29 @@ func (s sideServer) serve(ctx context.Context, g *errgroup.Group) {
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		return s.srv.Close()
+		// As the public server: requests under way (an operator's
+		// action) finish before run returns and the store closes.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(sctx); err != nil {
+			return s.srv.Close()
+		}
+		return nil
 	})
 }
 
 // reloadOnSIGHUP reloads the queue file on every SIGHUP until ctx is done.
-func reloadOnSIGHUP(ctx context.Context, qc *queueConfig, log *slog.Logger) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnSIGHUP(ctx context.Context, hup <-chan os.Signal, qc *queueConfig, log *slog.Logger) error {
 	for {
 		select {
 		case <-hup:
 			version, changed, err := qc.Reload(ctx)
-			if err != nil {
+			if errors.Is(err, errBadQueueFile) || errors.Is(err, errNoQueueFile) {
 				log.Error("SIGHUP: queue file refused; the configuration in force stays", "err", err)
+				continue
+			}
+			if err != nil {
+				log.Error("SIGHUP: queue reload failed; the configuration in force stays", "err", err)
 				continue
 			}
 			log.Info("SIGHUP: queue file reloaded", "version", version, "changed", changed)
