@@ -9,11 +9,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,37 +133,12 @@ func (s *server) devToken(t testing.TB, name, playerID string) (token, id string
 // syncBuffer captures output written concurrently.
 type syncBuffer = testutil.SyncBuffer
 
-// builtBinary builds lobbyd once per test run, for the tests that run the
-// real binary (signals, kill -9); TestMain removes it.
-var builtBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "lobbyd-bin-")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	bin := filepath.Join(dir, "lobbyd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-// binDir is where builtBinary built, for TestMain to remove.
-var binDir string
-
-// lobbydBinary returns the path of the built binary.
-func lobbydBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := builtBinary()
-	require.NoError(t, err)
-	return bin
-}
+// lobbydBinary returns the path of the real binary, built once per test
+// run (TestMain removes it), for the tests of signals and kill -9.
+func lobbydBinary(t *testing.T) string { return testutil.LobbydBinary(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveLobbydBinary()
 	os.Exit(code)
 }
