@@ -4,50 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/internal/browsertest"
 )
-
-// chromiumPath returns the Chromium to drive. Without one the test is
-// skipped, except in CI (CI set), which must install it (.ci/run).
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if st, err := os.Stat("/usr/bin/chromium"); err == nil && !st.IsDir() {
-		return "/usr/bin/chromium"
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found: CI must install it (see .ci/run)")
-	}
-	t.Skip("chromium not found: install it (apt-get install chromium) to run the operator console's browser test")
-	return ""
-}
-
-// clearInput empties an input as a user selecting its text and deleting it
-// would (chromedp.SetValue refuses an empty value).
-func clearInput(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`((el) => { el.value = ''; el.dispatchEvent(new Event('input', {bubbles: true})); return true; })(document.querySelector(`+jsString(sel)+`))`)(ctx, t)
-		return err
-	})
-}
-
-// jsString quotes s as a JavaScript string literal.
-func jsString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
-}
 
 // TestConsoleInBrowser drives the operator console (web/admin) in headless
 // Chromium against an in-process lobbyd: a wrong token is refused and shows
@@ -57,7 +23,7 @@ func jsString(s string) string {
 // condition polled in the page or a frame awaited on the socket.
 func TestConsoleInBrowser(t *testing.T) {
 	t.Parallel()
-	chromium := chromiumPath(t)
+	browsertest.Chromium(t) // skips before lobbyd starts when there is none
 
 	secret := make([]byte, 32)
 	_, err := rand.Read(secret)
@@ -71,87 +37,10 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	defer cancelAlloc() // waits for the browser to exit, before TempDir's cleanup
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-
-	// What the page reports: an exception, a console error, or a browser
-	// error that is not about the network (a CSP violation is one) fails
-	// the test. Network errors are expected: the wrong token's 401.
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	messages := chromedp.Console(bctx) // starts the browser
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.IsException() || (m.Type == chromedp.ConsoleError && m.Source != "network") {
-				mu.Lock()
-				problems = append(problems, m.String())
-				mu.Unlock()
-			}
-		}
-	}()
-	defer func() {
-		cancelBrowser()
-		<-watched
-		mu.Lock()
-		defer mu.Unlock()
-		assert.Empty(t, problems, "the page reported errors")
-	}()
-
-	// pageText is the page's text, for a failure's message.
-	pageText := func() string {
-		short, cancel := context.WithTimeout(bctx, 2*time.Second)
-		defer cancel()
-		text, err := chromedp.Run(short, chromedp.Evaluate[string](`document.body.innerText`))
-		if err != nil {
-			return "(no page text: " + err.Error() + ")"
-		}
-		return text
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v\npage:\n%s", what, err, pageText())
-		}
-	}
-	// waitFor polls a JavaScript condition in the page until it holds.
-	waitFor := func(what, cond string) {
-		t.Helper()
-		_, err := chromedp.Run(bctx, chromedp.Poll[bool]("!!("+cond+")",
-			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
-		if err != nil {
-			t.Fatalf("waiting for %s: %v\npage:\n%s", what, err, pageText())
-		}
-	}
-	eval := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(bctx, chromedp.Evaluate[string](expr))
-		require.NoError(t, err, "evaluate %s", expr)
-		return v
-	}
+	// Network errors are expected (the wrong token's 401); anything else the
+	// page reports fails the test.
+	page := browsertest.Start(ctx, t, browsertest.Options{}).Page()
+	do, waitFor, eval := page.Do, page.WaitFor, page.Eval
 	const depth = `(document.querySelector('#queues [data-queue="default"] .depth') || {}).textContent`
 
 	// A wrong token: refused, forgotten, and nothing shown.
@@ -168,7 +57,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// The right token: the queues show, the default one empty.
 	do("sign in",
-		clearInput("#token"),
+		browsertest.ClearInput("#token"),
 		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
 		chromedp.Click(chromedp.CSS("#signin")),
 	)
@@ -189,11 +78,11 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// The console finds the player's ticket and cancels it.
 	do("look the player up",
-		clearInput("#player-id"),
+		browsertest.ClearInput("#player-id"),
 		chromedp.SendKeys(chromedp.CSS("#player-id"), playerID),
 		chromedp.Click(chromedp.CSS("#player-lookup")),
 	)
-	waitFor("the player's ticket searching", `document.querySelector('#player-result').dataset.id === `+jsString(playerID)+
+	waitFor("the player's ticket searching", `document.querySelector('#player-result').dataset.id === `+browsertest.JSString(playerID)+
 		` && (document.querySelector('#player-result .ticket-status') || {}).textContent === 'searching'`)
 	do("cancel the ticket", chromedp.Click(chromedp.CSS("#cancel-ticket")))
 

@@ -35,6 +35,15 @@
 
   const str = (v) => (v == null ? '' : String(v));
 
+  // runes counts characters as the server does: Unicode code points (Go's
+  // utf8.RuneCountInString), not UTF-16 units (String.length, maxlength),
+  // which count an emoji as two.
+  const runes = (s) => [...s].length;
+
+  // MAX_NAME is lobby.MaxNameRunes: POST /v1/dev/token refuses a longer
+  // name, and a token's name is cut to it.
+  const MAX_NAME = 32;
+
   function fmtMs(ms) {
     return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
   }
@@ -45,6 +54,27 @@
     const m = Math.floor((total % 3600) / 60);
     const s = String(total % 60).padStart(2, '0');
     return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+  }
+
+  // fmtWait says an expected wait the way a player reads it at a glance:
+  // "under a second", "about 12 s", "about 3 min", "about 1 h 5 min".
+  // (fmtDuration's m:ss is a stopwatch: "0:00" for a short wait reads as
+  // "no wait at all" or "broken".)
+  function fmtWait(ms) {
+    if (!(ms >= 0)) return '';
+    if (ms < 1000) return 'under a second';
+    const s = Math.round(ms / 1000);
+    if (s < 60) return `about ${s} s`;
+    const min = Math.round(ms / 60000);
+    if (min < 60) return `about ${min} min`;
+    const h = Math.floor(min / 60);
+    return `about ${h} h${min % 60 ? ` ${min % 60} min` : ''}`;
+  }
+
+  // fmtAgo says how far a time is from now: "in 3 min", "5 s ago".
+  function fmtAgo(ms) {
+    const words = fmtWait(Math.abs(ms)).replace(/^about /, '');
+    return ms >= 0 ? `${words} ago` : `in ${words}`;
   }
 
   function clockTime(d) {
@@ -111,9 +141,16 @@
   // ---------------------------------------------------------------- storage
 
   // The session lives in sessionStorage: a reload reconnects as the same
-  // player, a new tab is a new player. Preferences outlive the tab.
+  // player, a new tab is a new player. Preferences outlive the tab; they
+  // hold nothing about a player (not their name: a new tab is someone new).
+  // What a player saw (their last match and its history, their ticket and
+  // what it was queued with) is kept per player id in the tab's
+  // sessionStorage (PLAYER_KEY), because the server does not send a
+  // match.ready again once it was delivered.
   const SESSION_KEY = 'lobbyd.console.session';
   const PREFS_KEY = 'lobbyd.console.prefs';
+  const PLAYER_KEY = 'lobbyd.console.player.'; // + playerId
+  const FORM_KEY = 'lobbyd.console.queue-form';
 
   function loadJSON(storage, key) {
     try {
@@ -134,8 +171,34 @@
     const s = loadJSON(sessionStorage, SESSION_KEY);
     return s && typeof s.token === 'string' && typeof s.playerId === 'string' ? s : null;
   })();
-  const prefs = Object.assign({ name: '', queue: '', hidePings: false, expand: true }, loadJSON(localStorage, PREFS_KEY));
+  const prefs = Object.assign({ queue: '', hidePings: false, expand: true }, loadJSON(localStorage, PREFS_KEY));
   const savePrefs = () => saveJSON(localStorage, PREFS_KEY, prefs);
+  if ('name' in prefs) {
+    // Older consoles kept the last name here and filled it into every new tab.
+    delete prefs.name;
+    savePrefs();
+  }
+
+  // The queue form as this tab left it: {queue, skill, regions}.
+  const queueForm = Object.assign({ queue: '', skill: '', regions: [] }, loadJSON(sessionStorage, FORM_KEY));
+  if (!Array.isArray(queueForm.regions)) queueForm.regions = [];
+  const saveQueueForm = () => saveJSON(sessionStorage, FORM_KEY, queueForm);
+
+  // tokenTiming reads a token's exp and nbf against the clock (the
+  // server's, as measured by ping, when known): {state, text}, state one of
+  // ok, expired, early, noexp, bad. For display only: the server judges.
+  function tokenTiming(claims, now = Date.now() + view.clockOffset) {
+    if (!claims) return { state: 'bad', text: 'not a JWT this console can read' };
+    const exp = Number(claims.exp);
+    const nbf = Number(claims.nbf);
+    const at = (sec) => new Date(sec * 1000).toLocaleString();
+    if (claims.nbf != null && Number.isFinite(nbf) && nbf * 1000 > now) {
+      return { state: 'early', text: `not valid yet: its nbf is ${at(nbf)} (${fmtAgo(now - nbf * 1000)}); the server refuses it until then` };
+    }
+    if (claims.exp == null || !Number.isFinite(exp)) return { state: 'noexp', text: 'no exp claim: the server refuses tokens without one' };
+    if (exp * 1000 <= now) return { state: 'expired', text: `expired ${at(exp)} (${fmtAgo(now - exp * 1000)}); the server will refuse it` };
+    return { state: 'ok', text: `expires ${at(exp)} (${fmtAgo(now - exp * 1000)})` };
+  }
 
   // tokenClaims reads a JWT's claims for display. It does not verify
   // anything: the server does.
@@ -291,9 +354,14 @@
   const conn = {
     ws: null,
     gen: 0, // bumped by every connect and disconnect; stale async work checks it
+    state: 'idle', // idle, connecting, open, ready, waiting, stopped (setConn)
     opened: false,
     welcomed: false,
     welcomedAt: 0,
+    // attempt counts the reconnection attempts since the last stable
+    // connection: 0 while connecting for the first time, N during the Nth
+    // reconnection and while waiting to make it. The status bar and the
+    // notice both show this one number.
     attempt: 0,
     tokenRenewals: 0,
     userClosing: false,
@@ -302,23 +370,70 @@
   };
 
   function setConn(stateName, text) {
-    const box = $('conn');
-    box.dataset.state = stateName;
+    conn.state = stateName;
+    $('status-conn').dataset.state = stateName;
     $('conn-text').textContent = text;
+    $('status-conn').title = `Connection: ${text}`;
     renderControls();
   }
 
-  // showConnNotice fills the notice under the player panel; actions are
-  // [label, handler] pairs shown as buttons.
-  function showConnNotice(kind, lines, actions = []) {
-    const box = $('conn-notice');
+  // connActive: the console is connected, connecting, or means to
+  // reconnect (waiting, probing a failed handshake, renewing a token).
+  const connActive = () => ['connecting', 'open', 'ready', 'waiting'].includes(conn.state);
+
+  const attemptText = () => `attempt ${conn.attempt}`;
+
+  // ---------------------------------------------------------------- notices
+
+  // A notice tells of something that just happened. An info or warn notice
+  // clears itself once there was time to read it (NOTICE_MS; it waits while
+  // the pointer or the focus is on it); an error stays until replaced,
+  // dismissed with its × button, or cleared by the next success. A notice
+  // that shows a live state (the reconnect countdown) passes ttl 0 and is
+  // cleared by the code that ends that state.
+  const NOTICE_MS = { min: 4000, max: 12000, perChar: 45 };
+  const noticeTimers = new Map(); // notice id -> timer
+
+  function noticeTTL(kind, text) {
+    if (kind === 'error') return 0;
+    return Math.min(NOTICE_MS.max, Math.max(NOTICE_MS.min, 2500 + NOTICE_MS.perChar * text.length));
+  }
+
+  // fillNotice shows lines (a string or a list; '' is the countdown line)
+  // and actions ([label, handler] pairs) in the notice box, or clears it
+  // when kind is null. ttl: milliseconds before it clears itself, 0 never,
+  // undefined for noticeTTL's default.
+  function fillNotice(box, kind, lines, actions = [], ttl) {
+    clearTimeout(noticeTimers.get(box.id));
+    noticeTimers.delete(box.id);
     box.className = `notice ${kind || ''}`;
     box.replaceChildren();
     if (!kind) return;
-    for (const line of [].concat(lines)) box.append(el('p', { text: line, class: line === '' ? 'countdown' : null }));
+    const list = [].concat(lines);
+    box.append(el('button', {
+      type: 'button', class: 'notice-close', text: '×', 'aria-label': 'Dismiss this notice',
+      onclick: () => fillNotice(box, null),
+    }));
+    for (const line of list) box.append(el('p', { text: line, class: line === '' ? 'countdown' : null }));
     if (actions.length) {
       box.append(el('div', { class: 'buttons' }, actions.map(([label, handler]) => el('button', { type: 'button', class: 'small', text: label, onclick: handler }))));
     }
+    const ms = ttl ?? noticeTTL(kind, list.join(' '));
+    if (ms > 0) armNotice(box, ms);
+  }
+
+  function armNotice(box, ms) {
+    noticeTimers.set(box.id, setTimeout(() => {
+      noticeTimers.delete(box.id);
+      // Not while someone reads it with the pointer or works in it.
+      if (box.matches(':hover, :focus-within')) armNotice(box, 1500);
+      else fillNotice(box, null);
+    }, ms));
+  }
+
+  // showConnNotice fills the notice under the player panel.
+  function showConnNotice(kind, lines, actions = [], ttl) {
+    fillNotice($('conn-notice'), kind, lines, actions, ttl);
   }
 
   // socketURL is the handshake URL: ws(s) for the socket, http(s) for a probe.
@@ -338,7 +453,7 @@
     conn.opened = false;
     conn.welcomed = false;
     conn.welcomedAt = 0;
-    setConn('connecting', conn.attempt ? `Reconnecting (attempt ${conn.attempt + 1})…` : 'Connecting…');
+    setConn('connecting', conn.attempt ? `Reconnecting (${attemptText()})…` : 'Connecting…');
     logSys('connect', `GET /v1/ws?token=… as ${session.playerId}`);
     let ws;
     try {
@@ -418,7 +533,7 @@
 
   function stopped(heading, advice, actions) {
     setConn('stopped', 'Disconnected');
-    showConnNotice('error', [heading, advice], actions ?? [['Connect again', () => { conn.attempt = 0; connect(); }]]);
+    showConnNotice('error', [heading, advice], actions ?? [['Connect again', () => { conn.attempt = 0; connect(); }]], 0);
     announce(`${heading} ${advice}`);
   }
 
@@ -434,11 +549,11 @@
       conn.retryTimer = 0;
       if (gen === conn.gen) connect();
     }, delay);
-    setConn('waiting', 'Waiting to reconnect');
+    setConn('waiting', `Reconnecting in ${(delay / 1000).toFixed(1)} s (${attemptText()})`);
     showConnNotice('warn', [why, ''], [
       ['Reconnect now', () => connect()],
       ['Stop reconnecting', () => { disconnect('stopped by user'); }],
-    ]);
+    ], 0);
     renderCountdown();
   }
 
@@ -449,10 +564,13 @@
   }
 
   function renderCountdown() {
-    const line = document.querySelector('#conn-notice .countdown');
-    if (!line || !conn.retryTimer) return;
+    if (!conn.retryTimer) return;
     const left = Math.max(0, conn.retryAt - Date.now());
-    line.textContent = `Reconnecting in ${(left / 1000).toFixed(1)} s (attempt ${conn.attempt}).`;
+    const text = `Reconnecting in ${(left / 1000).toFixed(1)} s (${attemptText()})`;
+    $('conn-text').textContent = text;
+    $('status-conn').title = `Connection: ${text}`;
+    const line = document.querySelector('#conn-notice .countdown');
+    if (line) line.textContent = `${text}.`;
   }
 
   // probeHandshake asks for the socket URL without upgrading. A browser
@@ -474,7 +592,7 @@
   }
 
   async function handshakeFailed(gen) {
-    setConn('waiting', 'Handshake failed');
+    setConn('waiting', conn.attempt ? `Handshake failed (${attemptText()}); asking why…` : 'Handshake failed; asking why…');
     const probe = await probeHandshake();
     if (gen !== conn.gen || !session) return;
     const what = probe.status ? `HTTP ${probe.status}${probe.message ? `: ${probe.message}` : ''}` : probe.message;
@@ -533,10 +651,25 @@
   function sendText(text, frame, quiet) {
     if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) throw new RequestError('disconnected', 'not connected');
     conn.ws.send(text);
+    const label = frame ? (str(frame.type) || '(no type)') : rawLabel(text);
     addLog({
-      dir: 'out', type: str(frame?.type) || '(not JSON)', note: frame?.id != null ? `#${str(frame.id)}` : '',
+      dir: 'out', type: label, note: frame?.id != null ? `#${str(frame.id)}` : '',
       frame: frame ?? undefined, text: frame ? undefined : text, isPing: quiet || frame?.type === 'ping',
     });
+  }
+
+  // rawLabel names a frame that is not a request object: "(not JSON)" only
+  // when it does not parse; "[1,2]" is JSON, just not an object.
+  function rawLabel(text) {
+    let v;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      return '(not JSON)';
+    }
+    if (Array.isArray(v)) return '(JSON array, not an object)';
+    if (v === null) return '(JSON null, not an object)';
+    return `(JSON ${typeof v}, not an object)`;
   }
 
   // request sends a request and resolves with its reply's data, or rejects
@@ -584,7 +717,7 @@
       return;
     }
     if (!frame || typeof frame !== 'object' || Array.isArray(frame)) {
-      addLog({ dir: 'in', type: '(not an object)', text: data, error: true });
+      addLog({ dir: 'in', type: rawLabel(data), text: data, error: true });
       return;
     }
     if (frame.type === 'reply') {
@@ -643,7 +776,7 @@
     'welcome': onWelcome,
     'queue.state': (f) => setTicket(f.ticket),
     'match.found': onMatchFound,
-    'match.ready': (f) => onMatchReady(f, false),
+    'match.ready': (f) => onMatchReady(f, 'live'),
     'match.failed': onMatchFailed,
     'session.replaced': onSessionReplaced,
     'lobby.state': onLobbyState,
@@ -656,12 +789,21 @@
     protocol: null,
     ticket: null,
     ticketEndedAt: 0, // local time the ticket stopped searching
-    joinRequest: null, // {ticketId, skill, regions} this page asked for
-    match: null, // {phase: 'found'|'ready'|'failed', found, ready, failed, restored, readyAfterMs}
+    // What this page asked for with queue.join and what the reply said:
+    // {ticketId, queue, skill, regions, estimatedWaitMs, at}. queue.state
+    // events and welcome.state.ticket carry neither, so it is kept here
+    // (and in sessionStorage) for the ticket's life.
+    joinRequest: null,
+    // {phase: 'found'|'ready'|'failed', found, ready, failed, source,
+    // receivedAt, readyAfterMs}; source says where the match came from:
+    // live (an event on this connection), welcome (welcome.state.match) or
+    // stored (this tab's sessionStorage, after a reload: the server does
+    // not send a delivered match.ready again).
+    match: null,
     queues: [],
     queuesError: '',
     regionOrder: [], // ticked regions, most preferred first
-    history: [], // ended matches, newest first: {matchId, outcome, detail, at}
+    history: [], // ended matches, newest first: {matchId, outcome, detail, partyId, invitationId, at}
     pings: [],
     clockOffset: 0, // server clock minus local clock, from the last ping
     busy: false,
@@ -698,13 +840,19 @@
     if (had?.status === 'searching' && state.ticket?.ticketId !== had.ticketId && !state.match) {
       showNotice('ticket-notice', 'warn', `The server no longer has your searching ticket ${str(had.ticketId)}: it ended while you were away, or the server restarted without keeping its state. Join again.`);
     }
-    setTicket(state.ticket ?? null);
-    if (state.match) {
-      onMatchReady(state.match, true);
+    setTicket(state.ticket && typeof state.ticket === 'object' ? state.ticket : null);
+    if (state.match && typeof state.match === 'object') {
+      onMatchReady(state.match, 'welcome');
     } else if (view.match?.phase === 'found' && state.ticket?.status !== 'matched') {
       view.match = null; // the allocation ended while we were away
       renderMatch();
+    } else if (view.match && queuedSince(state.ticket, view.match)) {
+      // Queued again since this match (in another tab with this token):
+      // it is history now, as after joinQueue here.
+      view.match = null;
+      renderMatch();
     }
+    savePlayerState();
     restoreLobby(state.lobby);
     setConn('ready', 'Connected');
     renderFacts();
@@ -712,36 +860,113 @@
     if (!view.lobby) refreshLobbyList(true);
   }
 
+  // queuedSince: the ticket t was created after the match m reached this
+  // page, so m is an earlier round.
+  function queuedSince(t, m) {
+    if (!t || t.status !== 'searching' || !m || m.phase === 'found') return false;
+    const created = Date.parse(str(t.createdAt));
+    return !Number.isNaN(created) && m.receivedAt > 0 && created - view.clockOffset > m.receivedAt;
+  }
+
   function onMatchFound(f) {
     if (view.match?.phase === 'ready' && view.match.ready.matchId === f.matchId) return;
-    view.match = { phase: 'found', found: f };
+    view.match = { phase: 'found', found: f, source: 'live', receivedAt: Date.now() };
+    savePlayerState();
     renderMatch();
     $('match-live').textContent = 'Match found. Allocating a party.';
   }
 
-  function onMatchReady(f, restored) {
-    let readyAfterMs = 0;
-    if (!restored && view.ticket?.createdAt) {
+  // onMatchReady shows a match.ready from source 'live' (an event) or
+  // 'welcome' (welcome.state.match). The server may send the same match
+  // again (docs/protocol.md: key on matchId): it keeps its first arrival.
+  function onMatchReady(f, source) {
+    if (!f || typeof f !== 'object') return;
+    const same = view.match?.phase === 'ready' && view.match.ready?.matchId === f.matchId ? view.match : null;
+    let readyAfterMs = same?.readyAfterMs ?? 0;
+    if (!same && source === 'live' && view.ticket?.createdAt) {
       const created = Date.parse(view.ticket.createdAt);
       if (!Number.isNaN(created)) readyAfterMs = Date.now() + view.clockOffset - created;
     }
-    view.match = { phase: 'ready', found: view.match?.found, ready: f, restored, readyAfterMs };
-    remember(f.matchId, 'ready', `party ${str(f.partyId)}`);
+    view.match = {
+      phase: 'ready', found: view.match?.found, ready: f, source,
+      receivedAt: same?.receivedAt ?? Date.now(), readyAfterMs,
+    };
+    remember(f.matchId, 'ready', `party ${str(f.partyId)}`, { partyId: str(f.partyId), invitationId: str(f.invitationId) });
+    savePlayerState();
     renderMatch();
-    $('match-live').textContent = `Match ready${restored ? ', restored on reconnect' : ''}.`;
+    $('match-live').textContent = `Match ready${source === 'welcome' ? ', restored on reconnect' : ''}.`;
+  }
+
+  // What a match.failed reason means, for a player. Today's only reason is
+  // allocation_failed; clients treat any reason the same way.
+  const FAIL_REASONS = {
+    allocation_failed: 'the party network could not be allocated (PlayFab refused or did not answer in time)',
+  };
+
+  function failedText(f) {
+    const reason = str(f.reason) || 'no reason given';
+    const means = FAIL_REASONS[f.reason];
+    return means ? `${reason}: ${means}` : reason;
+  }
+
+  function requeueText(f) {
+    return f.requeued
+      ? 'Your ticket is back in the queue, keeping its place (its original wait time). It is held for a short moment (the server\'s requeue hold) before it can be matched again.'
+      : 'Not requeued (you had left the queue, or the ticket could not go back): join again.';
   }
 
   function onMatchFailed(f) {
-    view.match = { phase: 'failed', found: view.match?.found, failed: f };
-    remember(f.matchId, 'failed', `${str(f.reason)}${f.requeued ? ', requeued' : ', not requeued'}`);
+    view.match = { phase: 'failed', found: view.match?.found, failed: f, source: 'live', receivedAt: Date.now() };
+    remember(f.matchId, 'failed', `${str(f.reason) || 'failed'}${f.requeued ? ', requeued' : ', not requeued'}`);
+    savePlayerState();
     renderMatch();
-    $('match-live').textContent = `Match failed: ${str(f.reason)}.${f.requeued ? ' You are back in the queue.' : ''}`;
+    $('match-live').textContent = `Match failed: ${str(f.reason) || 'no reason given'}. ${f.requeued ? 'You are back in the queue, after a short hold.' : 'Join again.'}`;
   }
 
-  function remember(matchId, outcome, detail) {
+  function remember(matchId, outcome, detail, extra = {}) {
     view.history = view.history.filter((h) => h.matchId !== str(matchId));
-    view.history.unshift({ matchId: str(matchId), outcome, detail, at: new Date() });
+    view.history.unshift({ matchId: str(matchId), outcome, detail, ...extra, at: new Date() });
     view.history.length = Math.min(view.history.length, 6);
+  }
+
+  // savePlayerState keeps what this player saw in the tab's sessionStorage,
+  // under their player id (PLAYER_KEY).
+  function savePlayerState() {
+    if (!session) return;
+    const m = view.match;
+    saveJSON(sessionStorage, PLAYER_KEY + session.playerId, {
+      match: m ? {
+        phase: m.phase, found: m.found ?? null, ready: m.ready ?? null, failed: m.failed ?? null,
+        source: m.source === 'stored' ? m.savedFrom : m.source, receivedAt: m.receivedAt ?? 0, readyAfterMs: m.readyAfterMs ?? 0,
+      } : null,
+      history: view.history.map((h) => ({ ...h, at: h.at.getTime() })),
+      ticket: view.ticket,
+      ticketEndedAt: view.ticketEndedAt,
+      asked: view.joinRequest,
+    });
+  }
+
+  // loadPlayerState puts back what savePlayerState kept, before the socket
+  // opens; welcome.state then corrects it (the server's word wins).
+  function loadPlayerState() {
+    if (!session) return;
+    const saved = loadJSON(sessionStorage, PLAYER_KEY + session.playerId);
+    if (!saved || typeof saved !== 'object') return;
+    const m = saved.match;
+    if (m && typeof m === 'object' && ['found', 'ready', 'failed'].includes(m.phase) && m[m.phase] && typeof m[m.phase] === 'object') {
+      view.match = { ...m, savedFrom: str(m.source) || 'live', source: 'stored' };
+    }
+    if (Array.isArray(saved.history)) {
+      view.history = saved.history
+        .filter((h) => h && typeof h === 'object' && typeof h.matchId === 'string')
+        .map((h) => ({ ...h, at: new Date(Number(h.at) || Date.now()) }))
+        .slice(0, 6);
+    }
+    if (saved.ticket && typeof saved.ticket === 'object' && typeof saved.ticket.ticketId === 'string') {
+      view.ticket = saved.ticket;
+      view.ticketEndedAt = Number(saved.ticketEndedAt) || 0;
+    }
+    if (saved.asked && typeof saved.asked === 'object' && typeof saved.asked.ticketId === 'string') view.joinRequest = saved.asked;
   }
 
   function onSessionReplaced() {
@@ -757,6 +982,8 @@
     if (t?.status === 'searching') view.ticketEndedAt = 0;
     else if (t && (!old || old.ticketId !== t.ticketId || old.status === 'searching')) view.ticketEndedAt = Date.now();
     view.ticket = t;
+    if (view.joinRequest && !t) view.joinRequest = null;
+    savePlayerState();
     renderTicket();
     renderControls();
   }
@@ -766,13 +993,11 @@
   async function signInWithDevToken(ev) {
     ev.preventDefault();
     const name = $('name').value.trim();
-    if ([...name].length > 32) {
-      showConnNotice('error', 'The name can be at most 32 characters.');
+    if (runes(name) > MAX_NAME) {
+      showConnNotice('error', `The name can be at most ${MAX_NAME} characters; it has ${runes(name)}.`);
       $('name').focus();
       return;
     }
-    prefs.name = name;
-    savePrefs();
     $('signin-button').disabled = true;
     try {
       const t = await fetchDevToken(name, '');
@@ -793,12 +1018,46 @@
       return;
     }
     $('token-input').value = '';
+    renderTokenCheck();
     startSession({ name: str(claims.name) || claims.sub, playerId: claims.sub, token, source: 'pasted' });
+  }
+
+  // renderTokenCheck says what a pasted token claims, as it is typed: who,
+  // and whether its exp and nbf let it in now (by this device's clock; the
+  // server decides).
+  function renderTokenCheck() {
+    const out = $('token-check');
+    const token = $('token-input').value.trim();
+    if (!token) {
+      out.textContent = '';
+      out.dataset.state = '';
+      return;
+    }
+    const claims = tokenClaims(token);
+    const timing = tokenTiming(claims);
+    out.dataset.state = timing.state;
+    if (!claims) {
+      out.textContent = 'Not a JWT: three base64url parts separated by dots, the middle one JSON claims.';
+      return;
+    }
+    const who = typeof claims.sub === 'string' && claims.sub ? `Player ${claims.sub}${claims.name ? ` (${str(claims.name)})` : ''}` : 'No sub claim: the server refuses it';
+    const flag = { expired: 'Expired: ', early: 'Not yet valid: ', noexp: 'No expiry: ' }[timing.state] ?? '';
+    out.textContent = `${who}. ${flag}${timing.text.replace(/^(expired|not valid yet:) /, '')}.`;
+  }
+
+  function renderNameCount() {
+    const n = runes($('name').value.trim());
+    const out = $('name-count');
+    out.textContent = n ? `${n} / ${MAX_NAME} characters` : '';
+    out.classList.toggle('over', n > MAX_NAME);
+    $('name').setAttribute('aria-invalid', n > MAX_NAME ? 'true' : 'false');
   }
 
   function startSession(s) {
     session = s;
     saveSession();
+    loadPlayerState(); // a token of a player this tab has seen before
+    renderAll();
     conn.attempt = 0;
     conn.tokenRenewals = 0;
     showConnNotice(null);
@@ -823,10 +1082,11 @@
       try { await request('lobby.leave'); } catch { /* best effort */ }
     }
     disconnect('new player');
+    if (session) saveJSON(sessionStorage, PLAYER_KEY + session.playerId, null);
     session = null;
     saveSession();
     Object.assign(view, {
-      node: '', protocol: null, ticket: null, match: null, history: [], pings: [], clockOffset: 0,
+      node: '', protocol: null, ticket: null, ticketEndedAt: 0, joinRequest: null, match: null, history: [], pings: [], clockOffset: 0,
       lobby: null, chat: [], chatLobbyId: '', publicLobbies: null, listError: '', listAt: 0,
     });
     view.lobbyLeft.clear();
@@ -837,6 +1097,7 @@
     showLobbyNotice(null);
     renderAll();
     $('name').value = '';
+    renderNameCount();
     $('name').focus();
   }
 
@@ -847,7 +1108,7 @@
   }
 
   function toggleConnection() {
-    if (conn.ws || conn.retryTimer) disconnect('disconnected by user');
+    if (conn.ws || conn.retryTimer || connActive()) disconnect('disconnected by user');
     else {
       conn.attempt = 0;
       conn.tokenRenewals = 0;
@@ -880,10 +1141,14 @@
         showQueueNotice(null);
         showNotice('ticket-notice', null);
         if (view.match?.phase !== 'found') {
-          view.match = null;
+          view.match = null; // the last match stays in the history
           renderMatch();
         }
-        view.joinRequest = { ticketId: str(data.ticket?.ticketId), skill: fields.skill, regions: fields.regions };
+        const eta = Number(data.ticket?.estimatedWaitMs);
+        view.joinRequest = {
+          ticketId: str(data.ticket?.ticketId), queue: fields.queue, skill: fields.skill, regions: fields.regions,
+          estimatedWaitMs: data.ticket?.estimatedWaitMs != null && Number.isFinite(eta) ? eta : undefined, at: Date.now(),
+        };
         setTicket(data.ticket ?? null);
         announce(`Joined queue ${fields.queue}.`);
       } catch (err) {
@@ -930,6 +1195,8 @@
       const serverTime = Date.parse(str(data.serverTime));
       if (!Number.isNaN(serverTime)) view.clockOffset = serverTime - (Date.now() - rtt / 2);
       $('ping-last').textContent = `round trip ${fmtMs(rtt)}`;
+      renderIdentity(); // the token's expiry, by the server's clock now
+      renderTokenCheck();
     } catch (err) {
       $('ping-last').textContent = `ping failed: ${err.message}`;
     }
@@ -960,10 +1227,8 @@
     $('raw-size').classList.toggle('over', bytes > 4096);
   }
 
-  function showNotice(id, kind, text) {
-    const box = $(id);
-    box.className = `notice ${kind || ''}`;
-    box.textContent = kind ? text : '';
+  function showNotice(id, kind, text, ttl) {
+    fillNotice($(id), kind, text ?? '', [], ttl);
   }
 
   const showQueueNotice = (kind, text) => showNotice('queue-notice', kind, text);
@@ -996,7 +1261,7 @@
     const names = view.queues.map((q) => q.name);
     const current = [...select.options].map((o) => o.value);
     if (names.join('\n') !== current.join('\n')) {
-      const keep = view.lobby?.queue || select.value || prefs.queue;
+      const keep = view.lobby?.queue || select.value || queueForm.queue || prefs.queue;
       select.replaceChildren(...names.map((n) => el('option', { value: n, text: n })));
       if (names.includes(keep)) select.value = keep;
       renderRegions();
@@ -1023,13 +1288,15 @@
     const regions = Array.isArray(q?.regions) ? q.regions.map(str) : [];
     const box = $('regions');
     box.dataset.regions = str(q?.regions);
-    view.regionOrder = view.regionOrder.filter((r) => regions.includes(r));
+    if (q) view.regionOrder = view.regionOrder.filter((r) => regions.includes(r)); // before the list loads, keep them
     box.replaceChildren(...regions.map((region) => {
       const input = el('input', {
         type: 'checkbox', value: region, checked: view.regionOrder.includes(region),
         onchange: () => {
           view.regionOrder = view.regionOrder.filter((r) => r !== region);
           if (input.checked) view.regionOrder.push(region);
+          queueForm.regions = view.regionOrder.slice();
+          saveQueueForm();
           renderRegionRanks();
         },
       });
@@ -1076,9 +1343,12 @@
     if (!signedIn) return;
     $('id-name').textContent = session.name || '(none)';
     $('id-player').textContent = session.playerId;
-    const exp = Number(tokenClaims(session.token)?.exp);
-    const expires = exp ? `expires ${new Date(exp * 1000).toLocaleString()}` : 'no expiry claim';
-    $('id-token').textContent = `${session.source === 'dev' ? 'development token' : 'your token'}, ${expires}`;
+    const timing = tokenTiming(tokenClaims(session.token));
+    const box = $('id-token');
+    box.dataset.state = timing.state;
+    box.replaceChildren(
+      `${session.source === 'dev' ? 'development token' : 'your token'}, `,
+      timing.state === 'ok' ? timing.text : el('strong', { class: 'token-flag', text: timing.text }));
   }
 
   function renderControls() {
@@ -1109,7 +1379,9 @@
     renderLobbyControls();
     $('ping-button').disabled = !online;
     $('raw-send').disabled = !(conn.ws && conn.opened);
-    $('connect-button').textContent = conn.ws || conn.retryTimer ? 'Disconnect' : 'Connect';
+    // The button says what pressing it does now.
+    $('connect-button').textContent = conn.state === 'ready' || conn.state === 'open' ? 'Disconnect'
+      : connActive() ? (conn.attempt ? 'Stop reconnecting' : 'Cancel') : 'Connect';
     const ready = view.match?.phase === 'ready';
     document.title = `${ready ? '● Match ready · ' : ''}${$('conn-text').textContent} · lobbyd console`;
   }
@@ -1118,6 +1390,7 @@
     const t = view.ticket;
     $('ticket').hidden = !t;
     $('match-empty').hidden = !!(t || view.match);
+    renderStatusBar();
     if (!t) return;
     const status = str(t.status) || 'unknown';
     const badge = $('ticket-status');
@@ -1127,10 +1400,10 @@
     $('ticket-queue').textContent = str(t.queue);
     const players = Array.isArray(t.players) ? t.players : [];
     $('ticket-players').replaceChildren(...ticketPlayers(players));
-    const eta = Number(t.estimatedWaitMs);
-    $('ticket-eta').hidden = $('ticket-eta-label').hidden = !(eta > 0);
-    $('ticket-eta').textContent = eta > 0 ? `about ${fmtDuration(eta)}` : '';
-    const asked = view.joinRequest?.ticketId === t.ticketId ? view.joinRequest : null;
+    const eta = ticketEstimate(t);
+    $('ticket-eta').hidden = $('ticket-eta-label').hidden = !eta;
+    $('ticket-eta').textContent = eta ? eta.long : '';
+    const asked = askedFor(t);
     const askedText = asked ? [
       asked.skill !== undefined ? `skill ${asked.skill}` : '',
       asked.regions ? `regions ${asked.regions.join(' > ')}` : 'any region',
@@ -1140,18 +1413,39 @@
     renderTicketElapsed();
   }
 
+  // askedFor: what this page queued the ticket with, if it did.
+  function askedFor(t) {
+    return t && view.joinRequest?.ticketId === t.ticketId ? view.joinRequest : null;
+  }
+
+  // ticketEstimate: the ticket's expected wait, {short, long}, or null.
+  // The queue.join reply's estimatedWaitMs is the queue's recent wait when
+  // the ticket joined (kept in joinRequest: no event repeats it); a member
+  // whose lobby owner queued gets none, and sees the queue's figure now.
+  function ticketEstimate(t) {
+    const asked = askedFor(t);
+    const own = t.estimatedWaitMs != null ? Number(t.estimatedWaitMs) : asked?.estimatedWaitMs != null ? Number(asked.estimatedWaitMs) : NaN;
+    if (own >= 0) return { short: fmtWait(own), long: `${fmtWait(own)} (the queue's recent wait when you joined)` };
+    if (t.status !== 'searching') return null;
+    const q = view.queues.find((x) => x.name === t.queue);
+    const now = q?.estimatedWaitMs != null ? Number(q.estimatedWaitMs) : NaN;
+    if (now >= 0) return { short: fmtWait(now), long: `${fmtWait(now)} (the queue's recent wait now)` };
+    return { short: '', long: 'none yet: the queue has no recent matches to estimate from' };
+  }
+
+  function ticketWaited(t) {
+    const created = Date.parse(str(t?.createdAt));
+    if (Number.isNaN(created)) return '';
+    const end = t.status === 'searching' ? Date.now() : view.ticketEndedAt || Date.now();
+    return fmtDuration(end + view.clockOffset - created);
+  }
+
   function renderTicketElapsed() {
+    renderStatusBar();
     const t = view.ticket;
     if (!t) return;
-    const created = Date.parse(str(t.createdAt));
-    const out = $('ticket-elapsed');
-    if (Number.isNaN(created)) {
-      out.textContent = '';
-      return;
-    }
-    const end = t.status === 'searching' ? Date.now() : view.ticketEndedAt || Date.now();
-    const waited = fmtDuration(end + view.clockOffset - created);
-    out.textContent = t.status === 'searching' ? `for ${waited}` : `after ${waited}`;
+    const waited = ticketWaited(t);
+    $('ticket-elapsed').textContent = !waited ? '' : t.status === 'searching' ? `for ${waited}` : `after ${waited}`;
   }
 
   function renderPings() {
@@ -1181,12 +1475,13 @@
 
   function idRow(term, value) {
     const v = str(value);
-    return [term, el('code', { text: v || '–' }), v ? copyButton(v, term) : null];
+    return [term, el('code', { text: v || '–', 'data-field': term }), v ? copyButton(v, term) : null];
   }
 
   function dismissMatch() {
     view.match = null;
     if (view.ticket?.status !== 'searching') view.ticket = null;
+    savePlayerState();
     renderTicket();
     renderMatch();
     $('queue').focus();
@@ -1196,65 +1491,121 @@
     const shown = view.match?.ready?.matchId ?? view.match?.failed?.matchId;
     const rows = view.history.filter((h) => h.matchId !== shown).slice(0, 5);
     $('history').hidden = rows.length === 0;
-    $('history-list').replaceChildren(...rows.map((h) => el('li', {},
+    $('history-list').replaceChildren(...rows.map((h) => el('li', { 'data-match': h.matchId },
       el('span', { class: 'time', text: clockTime(h.at) }),
       el('span', { class: `badge ${h.outcome}`, text: h.outcome }),
-      el('code', { text: h.matchId }),
-      el('span', { class: 'hint', text: h.detail }))));
+      el('span', { class: 'history-ids' },
+        el('span', { class: 'history-id' }, el('span', { class: 'hint', text: 'match ' }), el('code', { text: h.matchId })),
+        h.partyId ? el('span', { class: 'history-id' }, el('span', { class: 'hint', text: 'party ' }), el('code', { class: 'party', text: h.partyId }), copyButton(h.partyId, 'party ID')) : null,
+        h.invitationId ? el('span', { class: 'history-id' }, el('span', { class: 'hint', text: 'invitation ' }), el('code', { class: 'invitation', text: h.invitationId }), copyButton(h.invitationId, 'invitation ID')) : null,
+        h.outcome !== 'ready' ? el('span', { class: 'hint', text: h.detail }) : null))));
+  }
+
+  // shortId is an id's start, enough to tell it from another at a glance.
+  function shortId(id) {
+    const v = str(id);
+    return v.length > 9 ? `${v.slice(0, 8)}…` : v;
+  }
+
+  // Where a shown match came from, for its card: [badge, sentence].
+  const MATCH_SOURCES = {
+    live: [null, 'live, on this connection'],
+    welcome: ['restored on reconnect', 'in welcome.state.match when this page (re)connected: it had not reached you before'],
+    stored: ['saved in this tab', 'kept in this tab (sessionStorage) across a reload: the server sends a delivered match.ready only once'],
+  };
+
+  // renderStatusBar fills the sticky bar: connection (setConn fills it),
+  // ticket and match, in words short enough for a phone.
+  function renderStatusBar() {
+    const t = view.ticket;
+    const item = $('status-ticket');
+    let text = 'none';
+    let state = 'none';
+    if (t) {
+      state = str(t.status) || 'unknown';
+      const waited = ticketWaited(t);
+      const eta = t.status === 'searching' ? ticketEstimate(t)?.short : '';
+      text = [state, waited && t.status === 'searching' ? waited : '', eta ? `ETA ${eta.replace(/^about /, '~')}` : ''].filter(Boolean).join(' · ');
+    }
+    item.dataset.state = state.replace(/[^a-z]/g, '');
+    $('status-ticket-text').textContent = text;
+    item.title = `Ticket: ${text}`;
+
+    const m = view.match;
+    const mItem = $('status-match');
+    let mText = 'none';
+    if (m?.phase === 'found') mText = 'found · allocating…';
+    else if (m?.phase === 'ready') mText = `ready · party ${shortId(m.ready.partyId)}`;
+    else if (m?.phase === 'failed') mText = `failed · ${str(m.failed.reason) || 'no reason'}${m.failed.requeued ? ' · requeued' : ''}`;
+    mItem.dataset.state = m?.phase ?? 'none';
+    mItem.dataset.source = m?.source ?? '';
+    $('status-match-text').textContent = mText;
+    mItem.title = `Match: ${m?.phase === 'ready' ? `ready, party ${str(m.ready.partyId)}` : mText}${m?.source === 'stored' ? ' (saved in this tab)' : ''}`;
   }
 
   function renderMatch() {
     const m = view.match;
     const box = $('match');
     renderHistory();
+    renderStatusBar();
     box.replaceChildren();
     $('match-empty').hidden = !!(m || view.ticket);
     renderControls();
     if (!m) return;
     const dismiss = el('button', { class: 'small', type: 'button', text: 'Dismiss', onclick: dismissMatch });
+    const [badge, how] = MATCH_SOURCES[m.source] ?? MATCH_SOURCES.live;
+    const from = m.source === 'stored' ? MATCH_SOURCES[m.savedFrom]?.[1] : '';
+    const received = m.receivedAt ? ['Received', el('span', { class: 'received' },
+      `${clockTime(new Date(m.receivedAt))}, ${how}`, from ? `; first ${from}` : '')] : null;
+    const card = (cls, title, rows, extra) => el('article', {
+      class: `match-card ${cls}`, 'aria-labelledby': 'match-card-title', 'data-source': m.source ?? 'live',
+    }, el('header', {},
+      el('h3', { id: 'match-card-title' }, title, badge ? el('span', { class: `badge source ${m.source}`, text: badge }) : null),
+      extra), kv(rows));
 
     if (m.phase === 'found') {
       const f = m.found;
-      box.append(el('article', { class: 'match-card found', 'aria-labelledby': 'match-card-title' },
-        el('header', {}, el('h3', { id: 'match-card-title', text: 'Match found' }), el('span', { class: 'hint', text: 'allocating a party…' })),
-        kv([idRow('Match ID', f.matchId), ['Queue', str(f.queue)], ['Players', playerList(f.players)]])));
+      box.append(card('found', 'Match found',
+        [idRow('Match ID', f.matchId), ['Queue', str(f.queue)], ['Players', playerList(f.players)], received],
+        el('span', { class: 'hint', text: 'allocating a party…' })));
       return;
     }
 
     if (m.phase === 'failed') {
       const f = m.failed;
-      box.append(el('article', { class: 'match-card failed', 'aria-labelledby': 'match-card-title' },
-        el('header', {}, el('h3', { id: 'match-card-title', text: 'Match failed' }), dismiss),
-        kv([
-          idRow('Match ID', f.matchId),
-          ['Reason', str(f.reason) || '–'],
-          ['Next', f.requeued ? 'Your ticket went back to the queue.' : 'Not requeued: join again.'],
-        ])));
+      box.append(card('failed', 'Match failed', [
+        idRow('Match ID', f.matchId),
+        ['Cause', el('span', { class: 'fail-reason', text: failedText(f) })],
+        ['Next', el('span', { class: 'fail-next', text: requeueText(f) })],
+        received,
+      ], dismiss));
       return;
     }
 
     const r = m.ready;
     const descriptor = str(r.networkDescriptor);
-    const regions = Array.isArray(r.regions) ? r.regions : [];
-    box.append(el('article', { class: 'match-card ready', 'aria-labelledby': 'match-card-title' },
-      el('header', {},
-        el('h3', { id: 'match-card-title' }, 'Match ready', m.restored ? el('span', { class: 'badge restored', text: 'restored on reconnect' }) : null),
-        dismiss),
-      kv([
-        idRow('Match ID', r.matchId),
-        ['Queue', str(r.queue)],
-        idRow('Party ID', r.partyId),
-        idRow('Invitation ID', r.invitationId),
-        ['Regions', regions.length ? el('span', { class: 'chips' }, regions.map((g) => el('span', { class: 'chip', text: str(g) }))) : '–'],
-        ['Players', playerList(r.players)],
-        ['Network descriptor', el('div', { class: 'descriptor' },
-          el('div', { class: 'line' },
-            el('code', { text: descriptor ? middleTruncate(descriptor) : '–', title: `${descriptor.length} characters` }),
-            descriptor ? copyButton(descriptor, 'network descriptor') : null),
-          descriptor.length > 37 ? el('details', {}, el('summary', { text: `Show all ${descriptor.length} characters` }),
-            el('pre', { text: descriptor, tabIndex: 0, 'aria-label': 'Network descriptor' })) : null)],
-        m.readyAfterMs > 0 ? ['Ready after', `${(m.readyAfterMs / 1000).toFixed(1)} s from joining the queue`] : null,
-      ])));
+    const regions = Array.isArray(r.regions) ? r.regions.map(str) : [];
+    box.append(card('ready', 'Match ready', [
+      idRow('Match ID', r.matchId),
+      ['Queue', str(r.queue)],
+      idRow('Party ID', r.partyId),
+      idRow('Invitation ID', r.invitationId),
+      ['Regions', regions.length ? el('div', { class: 'regions-pref' },
+        el('ol', { class: 'chips region-order', 'aria-label': 'Regions in preference order' },
+          regions.map((g, i) => el('li', { class: 'chip' }, el('span', { class: 'rank-n', text: `${i + 1}` }), ' ', g))),
+        el('p', { class: 'hint', text: regions.length > 1
+          ? 'In preference order, as sent to PlayFab, which allocates in the first one available. PlayFab does not say which one it picked.'
+          : 'The only acceptable region, as sent to PlayFab.' })) : '–'],
+      ['Players', playerList(r.players)],
+      ['Network descriptor', el('div', { class: 'descriptor' },
+        el('div', { class: 'line' },
+          el('code', { text: descriptor ? middleTruncate(descriptor) : '–', title: `${descriptor.length} characters` }),
+          descriptor ? copyButton(descriptor, 'network descriptor') : null),
+        descriptor.length > 37 ? el('details', {}, el('summary', { text: `Show all ${descriptor.length} characters` }),
+          el('pre', { text: descriptor, tabIndex: 0, 'aria-label': 'Network descriptor' })) : null)],
+      m.readyAfterMs > 0 ? ['Ready after', `${(m.readyAfterMs / 1000).toFixed(1)} s from joining the queue`] : null,
+      received,
+    ], dismiss));
   }
 
   // ---------------------------------------------------------------- lobby
@@ -1266,11 +1617,11 @@
   const MAX_PROP_KEY = 32;
   const MAX_PROP_VALUE = 256;
   const CHAT_CAP = 200;
+  const MAX_CHAT = 500; // characters (code points) in a lobby.chat
   const LIST_LIMIT = 50;
   const LIST_REFRESH_MS = 5000;
   const CHAT_HOLD_MS = 1200; // after rate_limited: the server refills about one message a second
 
-  const runes = (s) => [...s].length;
   const lobbyMembers = (l) => (Array.isArray(l?.members) ? l.members.filter((m) => m && typeof m === 'object') : []);
   const memberName = (m) => str(m?.name) || str(m?.playerId) || '(no name)';
   const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
@@ -1283,15 +1634,8 @@
     return lobbyMembers(l).find((m) => m.playerId === session?.playerId) ?? null;
   }
 
-  function showLobbyNotice(kind, text, actions = []) {
-    const box = $('lobby-notice');
-    box.className = `notice ${kind || ''}`;
-    box.replaceChildren();
-    if (!kind) return;
-    box.append(el('p', { text }));
-    if (actions.length) {
-      box.append(el('div', { class: 'buttons' }, actions.map(([label, handler]) => el('button', { type: 'button', class: 'small', text: label, onclick: handler }))));
-    }
+  function showLobbyNotice(kind, text, actions = [], ttl) {
+    fillNotice($('lobby-notice'), kind, text ?? '', actions, ttl);
   }
 
   // errText is how a failed request reads in a notice: the server's words,
@@ -1354,8 +1698,9 @@
 
   function addPropRow(box, key = '', value = '', focus = false) {
     if (box.children.length >= MAX_PROPS) return;
-    const keyInput = el('input', { type: 'text', class: 'prop-key-input', maxLength: MAX_PROP_KEY, value: key, placeholder: 'key', autocomplete: 'off' });
-    const valueInput = el('input', { type: 'text', class: 'prop-value-input', maxLength: MAX_PROP_VALUE, value, placeholder: 'value', autocomplete: 'off' });
+    // No maxLength: it counts UTF-16 units; readProps counts characters.
+    const keyInput = el('input', { type: 'text', class: 'prop-key-input', value: key, placeholder: 'key', autocomplete: 'off' });
+    const valueInput = el('input', { type: 'text', class: 'prop-value-input', value, placeholder: 'value', autocomplete: 'off' });
     keyInput.spellcheck = false;
     valueInput.spellcheck = false;
     const row = el('div', { class: 'prop-row' }, keyInput, el('span', { class: 'prop-eq', 'aria-hidden': 'true', text: '=' }), valueInput);
@@ -1471,7 +1816,7 @@
     if (l && view.chatLobbyId !== l.lobbyId) {
       view.chat = [];
       view.chatLobbyId = l.lobbyId;
-      $('chat-notice').textContent = '';
+      showNotice('chat-notice', null);
     }
     if (l && old?.lobbyId === l.lobbyId) noteLobbyChanges(old, l);
     else if (l) {
@@ -1596,7 +1941,7 @@
         ? `Lobby${code} was closed by the server.`
         : `You were removed from lobby${code} (${str(f.reason) || 'no reason given'}).`;
     setLobby(null);
-    showLobbyNotice(f.reason === 'kicked' ? 'error' : 'warn', text, [['Dismiss', () => { showLobbyNotice(null); $('lobby-code').focus(); }]]);
+    showLobbyNotice(f.reason === 'kicked' ? 'error' : 'warn', text);
     lobbyLive(text);
   }
 
@@ -1634,8 +1979,9 @@
 
   function renderChatCount() {
     const n = runes($('chat-text').value);
-    $('chat-count').textContent = n ? `${n} / 500 characters` : '';
-    $('chat-count').classList.toggle('near', n > 450);
+    $('chat-count').textContent = n ? `${n} / ${MAX_CHAT} characters` : '';
+    $('chat-count').classList.toggle('near', n > MAX_CHAT - 50 && n <= MAX_CHAT);
+    $('chat-count').classList.toggle('over', n > MAX_CHAT);
   }
 
   async function sendChat(ev) {
@@ -1643,6 +1989,11 @@
     const input = $('chat-text');
     const text = input.value;
     if (!text.trim()) {
+      input.focus();
+      return;
+    }
+    if (runes(text) > MAX_CHAT) {
+      showNotice('chat-notice', 'error', `A message can have at most ${MAX_CHAT} characters; this one has ${runes(text)}.`);
       input.focus();
       return;
     }
@@ -1656,7 +2007,7 @@
     } catch (err) {
       if (err.code === 'rate_limited') {
         view.chatHoldUntil = Date.now() + CHAT_HOLD_MS;
-        showNotice('chat-notice', 'warn', 'Slow down: the server takes about one message a second, with bursts of 5. Your message is still in the box; send it again in a moment.');
+        showNotice('chat-notice', 'warn', 'Slow down: the server takes about one message a second, with bursts of 5. Your message is still in the box; send it again in a moment.', CHAT_HOLD_MS + 3000);
         setTimeout(renderLobbyControls, CHAT_HOLD_MS + 20);
       } else if (err.code === 'too_large') {
         showNotice('chat-notice', 'error', `Too long for the server: ${errText(err)}`);
@@ -2186,9 +2537,17 @@
     $('queue').addEventListener('change', () => {
       prefs.queue = $('queue').value;
       savePrefs();
+      queueForm.queue = $('queue').value;
+      saveQueueForm();
       renderRegions();
       renderQueues();
     });
+    $('skill').addEventListener('input', () => {
+      queueForm.skill = $('skill').value;
+      saveQueueForm();
+    });
+    $('name').addEventListener('input', renderNameCount);
+    $('token-input').addEventListener('input', renderTokenCheck);
     $('log-filter').addEventListener('input', refilterLog);
     $('log-hide-ping').checked = prefs.hidePings;
     $('log-hide-ping').addEventListener('change', (ev) => {
@@ -2270,7 +2629,19 @@
   }
 
   bind();
-  $('name').value = prefs.name;
+  // The sticky status bar's height, for scroll-padding-top (style.css): a
+  // focused field or a jump to a panel stops below the bar, not under it.
+  if (window.ResizeObserver) {
+    new ResizeObserver(([entry]) => {
+      document.documentElement.style.setProperty('--statusbar-h', `${Math.ceil(entry.borderBoxSize?.[0]?.blockSize ?? entry.target.offsetHeight)}px`);
+    }).observe($('statusbar'));
+  }
+  // A reload keeps the queue form as it was; a new tab starts blank (the
+  // name too: a new tab is a new player).
+  $('skill').value = queueForm.skill;
+  view.regionOrder = queueForm.regions.map(str);
+  loadPlayerState();
+  renderNameCount();
   renderAll();
   refreshQueues();
   if (session) connect();
