@@ -86,7 +86,7 @@ queue() {
 	local name=$1 lobbyd=$2 n=$3
 	shift 3
 	start "$lobbyd"
-	"$bin/lobbyload" -url "http://$addr" -players "$n" -preconnect -progress on -redis-url "$redis" "$@" \
+	"$bin/lobbyload" -url "http://$addr" -players "$n" -preconnect -sample-interval 1h -progress on -redis-url "$redis" "$@" \
 		>"$out/$name.txt" 2>"$bin/progress" &
 	local lp=$! r0 w0 r1 w1
 	until grep -q queueing "$bin/progress" 2>/dev/null || ! kill -0 $lp 2>/dev/null; do sleep 0.01; done

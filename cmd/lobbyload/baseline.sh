@@ -93,7 +93,7 @@ queue_run() {
 	[ "$tier" = redis ] && rflag=(-redis-url "$redis")
 	# lobbyload reports lobbyd's CPU per matched player (from /metrics) and,
 	# on the redis tier, redis-server's (INFO cpu).
-	"$bin/lobbyload" -url "http://$addr" -players "$players" -preconnect -progress on "${rflag[@]}" "$@" \
+	"$bin/lobbyload" -url "http://$addr" -players "$players" -preconnect -sample-interval 1h -progress on "${rflag[@]}" "$@" \
 		>"$out/$name.txt" 2>"$bin/progress" &
 	local lp=$! c0 prof=
 	until grep -q queueing "$bin/progress" 2>/dev/null || ! kill -0 $lp 2>/dev/null; do sleep 0.02; done

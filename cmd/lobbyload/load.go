@@ -60,6 +60,9 @@ type load struct {
 
 	connected, searching, matched, failed atomic.Int64
 	finished                              atomic.Int64
+	// open counts the sockets open now (connected counts players who
+	// ever connected).
+	open atomic.Int64
 	// lateLeaves counts leaves seen to have landed after match.found only
 	// once the player had queued again: each puts one player too many in
 	// the queue (see startSettle).
@@ -71,6 +74,10 @@ type load struct {
 	// players hold their sockets until then, so late duplicates are seen.
 	allDone     chan struct{}
 	allDoneOnce sync.Once
+
+	// host and build describe the machine and the code, for the report.
+	host  *hostInfo
+	build *buildInfo
 }
 
 func newLoad(cfg config, stderr io.Writer) *load {
@@ -99,12 +106,14 @@ func (l *load) run(ctx context.Context) (*report, error) {
 		defer rdb.Close()
 		l.rdb = rdb
 	}
+	l.host, l.build = readHostInfo(l.cfg.URL), readBuildInfo()
 	runCtx, cancel := context.WithTimeout(ctx, l.cfg.Duration)
 	defer cancel()
 
 	players := l.plan()
 	l.start = time.Now()
 	l.queueStart = l.start
+	stopSampler := l.startSampler(ctx)
 	stopProgress := l.startProgress()
 	starting := players
 	if l.cfg.Preconnect {
@@ -151,6 +160,7 @@ func (l *load) run(ctx context.Context) (*report, error) {
 	stopProgress()
 	r := l.buildReport(players, end)
 	r.CPU = cpuBetween(cpuFrom, <-cpuTo, r.Matched)
+	r.Series = stopSampler()
 	return r, nil
 }
 

@@ -1,9 +1,12 @@
 #!/bin/sh
 # loadtest.sh: build lobbyd and lobbyload, start lobbyd on a free port with
 # dev auth (embedded Redis, in-process fake PlayFab), run lobbyload against
-# it, stop lobbyd, and exit with lobbyload's status. Arguments are passed to
-# lobbyload (default: 4000 players at once, a quarter in lobbies of 2).
-#   cmd/lobbyload/loadtest.sh -players 2000 -html report.html
+# it, stop lobbyd, and exit with lobbyload's status. The default scenario is
+# 4000 players at once, a quarter in lobbies of 2; arguments are lobbyload
+# flags added after it, so they change only what they name (the last value
+# of a flag wins):
+#   cmd/lobbyload/loadtest.sh -html report.html          # the default scenario, and an HTML report
+#   cmd/lobbyload/loadtest.sh -players 2000 -lobby-share 0   # 2000 solo players
 set -eu
 GO=${GO:-go}
 dir=$(mktemp -d)
@@ -36,10 +39,22 @@ fi
 cat <&3 >/dev/null &
 url=${line#lobbyd listening on }
 
-if [ $# -eq 0 ]; then
-	set -- -players 4000 -rate 0 -lobby-share 0.25 -lobby-size 2 -duration 2m
+# lobbyd's commit, for the report: as go build stamped it into the binary,
+# or else (-buildvcs=false) the commit of the checkout it was built from.
+version=$($GO version -m "$dir/lobbyd" 2>/dev/null |
+	awk '$2 == "vcs.revision" { rev = substr($3, 1, 12) } $2 == "vcs.modified" && $3 == "true" { dirty = "+dirty" } END { print rev dirty }')
+if [ -z "$version" ] && version=$(git rev-parse --short=12 HEAD 2>/dev/null); then
+	# --no-optional-locks: do not take the index lock of a checkout in use.
+	if [ -n "$(git --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+		version="$version+dirty"
+	fi
 fi
+
+# The defaults first: flags given after them win.
+set -- -players 4000 -rate 0 -lobby-share 0.25 -lobby-size 2 -duration 2m \
+	-server-version "${version:-unknown}" "$@"
 status=0
+# lobbyload prints where the HTML report is (-html) on stderr.
 "$dir/lobbyload" -url "$url" "$@" || status=$?
 if [ "$status" -ne 0 ]; then
 	echo "loadtest: lobbyload failed (exit $status); lobbyd's log:" >&2

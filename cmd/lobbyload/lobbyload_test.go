@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,80 +27,15 @@ func runLoad(t *testing.T, env map[string]string, args ...string) (string, strin
 	return stdout.String(), stderr.String(), err
 }
 
-var lobbydBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// buildLobbyd builds cmd/lobbyd once for the package's tests.
-func buildLobbyd(t *testing.T) string {
-	t.Helper()
-	lobbydBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "lobbyload-test-")
-		if err != nil {
-			lobbydBinary.err = err
-			return
-		}
-		lobbydBinary.path = filepath.Join(dir, "lobbyd")
-		out, err := exec.Command("go", "build", "-o", lobbydBinary.path, "github.com/lobbyd/lobbyd/cmd/lobbyd").CombinedOutput()
-		if err != nil {
-			lobbydBinary.err = err
-			t.Logf("go build: %s", out)
-		}
-	})
-	require.NoError(t, lobbydBinary.err, "build lobbyd")
-	return lobbydBinary.path
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if lobbydBinary.path != "" {
-		os.RemoveAll(filepath.Dir(lobbydBinary.path))
-	}
+	testutil.RemoveLobbydBinary()
 	os.Exit(code)
 }
 
 // startLobbyd runs the lobbyd binary on a free port with dev auth, as `make
 // run` does, and returns its base URL. It is stopped at cleanup.
-func startLobbyd(t *testing.T) string {
-	t.Helper()
-	cmd := exec.Command(buildLobbyd(t), "-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true", "LOBBYD_LOG_LEVEL=warn")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("lobbyd's log:\n%s", stderr.String())
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
-		lines <- line
-	}()
-	select {
-	case line := <-lines:
-		url, ok := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
-		require.True(t, ok, "unexpected first line %q; stderr:\n%s", line, stderr.String())
-		return url
-	case <-time.After(20 * time.Second):
-		t.Fatalf("lobbyd did not start within 20s; stderr:\n%s", stderr.String())
-		return ""
-	}
-}
+func startLobbyd(t *testing.T) string { return testutil.StartLobbyd(t) }
 
 // The issue's scenario against the real server: every player matched, no
 // violations, and a valid JSON report.
@@ -144,6 +75,31 @@ func TestRunAgainstLobbyd(t *testing.T) {
 	assert.InDelta(t, rep.CPU.ServerSec*1e6/float64(rep.Matched), rep.CPU.ServerUsPerPlayer, 1e-6)
 	assert.Nil(t, rep.CPU.RedisSec, "no -redis-url: no Redis figure")
 	assert.Empty(t, stderr, "no progress line when stderr is not a terminal")
+
+	// The run over time: lobbyload's counts and lobbyd's /metrics.
+	require.GreaterOrEqual(t, len(rep.Series.Samples), 2)
+	first, last := rep.Series.Samples[0], rep.Series.Samples[len(rep.Series.Samples)-1]
+	assert.Zero(t, first.Matched)
+	assert.EqualValues(t, rep.Matched, last.Matched)
+	assert.Zero(t, last.Open, "every socket closed by the end")
+	for _, s := range []*float64{last.ServerCPUSec, last.ServerRSS, last.ServerConns, last.MatchesFormed, last.QueueDepth, last.LoadCPUSec} {
+		require.NotNil(t, s)
+	}
+	assert.Positive(t, *last.MatchesFormed)
+	assert.Positive(t, *last.ServerRSS)
+	assert.Equal(t, depthFromLeader, rep.Series.QueueDepthSource, "one node: it leads the queue")
+	// What ran where.
+	require.NotNil(t, rep.Host)
+	assert.Positive(t, rep.Host.CPUs)
+	assert.True(t, rep.Host.ServerLocal)
+	require.NotNil(t, rep.Build)
+	assert.Len(t, rep.LatencyCDF.JoinToReady, len(cdfQuantiles))
+	assert.Equal(t, rep.Latency.JoinToReady.Max, rep.LatencyCDF.JoinToReady[len(cdfQuantiles)-1].Ms)
+	for _, st := range rep.Settings {
+		if st.Name == "players" {
+			assert.Equal(t, setting{Name: "players", Value: "200", From: "flag", Usage: st.Usage}, st)
+		}
+	}
 }
 
 // -preconnect against the real server: every player connects before anyone

@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +56,7 @@ type config struct {
 	JWTSecret     string
 	MaxConnecting int
 	JSON          bool
+	JSONFile      string
 	HTMLFile      string
 	Progress      string // auto, on, off
 	Seed          uint64
@@ -65,6 +68,31 @@ type config struct {
 	// Pingers and Abusers select the abuse scenario (see abuse.go) instead
 	// of matchmaking.
 	Pingers, Abusers int
+	// SampleInterval is how often the time series of the report are
+	// sampled (the generator's counters and lobbyd's /metrics).
+	SampleInterval time.Duration
+	// Label names the run in the report (say, the branch under test);
+	// ServerVersion is lobbyd's version or commit, when the caller knows
+	// it (loadtest.sh passes the commit of the lobbyd it built).
+	Label, ServerVersion string
+	// BaselineFile is a JSON report (-json) of an earlier run that the
+	// report compares this one with.
+	BaselineFile string
+	// ReportFrom is a JSON report whose reports are written instead of
+	// running.
+	ReportFrom string
+	// Settings is every flag's value after parsing, for the report.
+	Settings []setting
+}
+
+// setting is one flag of the run as the report shows it.
+type setting struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// From says where the value came from: "flag", "env" (its
+	// LOBBYLOAD_ variable) or "default".
+	From  string `json:"from"`
+	Usage string `json:"usage"`
 }
 
 func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -86,6 +114,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret to sign player tokens with (better set by the environment: flags show in ps); without it tokens come from POST /v1/dev/token")
 	fs.IntVar(&cfg.MaxConnecting, "max-connecting", 256, "most connection attempts in flight at once")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON instead of text")
+	fs.StringVar(&cfg.JSONFile, "json-file", "", "also write the report as JSON (as -json prints it) to this file, say for a later -baseline")
 	fs.StringVar(&cfg.HTMLFile, "html", "", "also write the report as a self-contained HTML page to this file")
 	fs.StringVar(&cfg.Progress, "progress", "auto", "progress line on stderr every second: auto (when stderr is a terminal), on, off")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the assignment of roles to players")
@@ -94,9 +123,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.RedisURL, "redis-url", "", "the Redis lobbyd uses (redis://host:port), read with INFO cpu for Redis's CPU per matched player; empty: lobbyd's CPU only")
 	fs.IntVar(&cfg.Pingers, "pingers", 0, "abuse scenario: well-behaved players who only ping, every 100ms, and report the round trip (with -abusers; no matchmaking)")
 	fs.IntVar(&cfg.Abusers, "abusers", 0, "abuse scenario: players flooding invalid frames and reconnecting at once whenever closed, for -duration")
+	fs.DurationVar(&cfg.SampleInterval, "sample-interval", 250*time.Millisecond, "how often the report's time series (matched/s, queue depth, connections, lobbyd's CPU and memory from its /metrics) are sampled")
+	fs.StringVar(&cfg.Label, "label", "", "a name for this run, shown in the reports (say, the branch or change under test)")
+	fs.StringVar(&cfg.ServerVersion, "server-version", "", "lobbyd's version or commit, shown in the reports (loadtest.sh passes the commit of the lobbyd it built)")
+	fs.StringVar(&cfg.BaselineFile, "baseline", "", "a JSON report (-json) of an earlier run: the reports show this run next to it, with the differences")
+	fs.StringVar(&cfg.ReportFrom, "report-from", "", "do not run: write the reports (text, -json, -json-file, -html; with -baseline) of the earlier run whose JSON report is in this file")
 	if err := envflag.Parse(fs, "LOBBYLOAD_", args, getenv); err != nil {
 		return cfg, err
 	}
+	cfg.Settings = settingsOf(fs, "LOBBYLOAD_", getenv)
 
 	var errs []error
 	u, err := url.Parse(cfg.URL)
@@ -127,6 +162,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	if cfg.Preconnect && cfg.ConnectOnly {
 		errs = append(errs, errors.New("-preconnect and -connect-only exclude each other: -connect-only never queues"))
 	}
+	if cfg.SampleInterval < 10*time.Millisecond {
+		errs = append(errs, errors.New("-sample-interval: at least 10ms"))
+	}
 	if cfg.Progress != "auto" && cfg.Progress != "on" && cfg.Progress != "off" {
 		errs = append(errs, fmt.Errorf("-progress: auto, on or off, got %q", cfg.Progress))
 	}
@@ -136,6 +174,33 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		}
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// settingsOf lists every flag of fs with its value and where the value
+// came from, in name order. Secrets show only whether they are set.
+func settingsOf(fs *flag.FlagSet, prefix string, getenv func(string) string) []setting {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var out []setting
+	fs.VisitAll(func(f *flag.Flag) {
+		s := setting{Name: f.Name, Value: f.Value.String(), From: "default", Usage: f.Usage}
+		switch {
+		case given[f.Name]:
+			s.From = "flag"
+		case getenv(envflag.EnvName(prefix, f.Name)) != "":
+			s.From = "env"
+		}
+		switch {
+		case f.Name == "jwt-secret" && s.Value != "":
+			s.Value = "(set, not shown)"
+		case f.Name == "redis-url" || f.Name == "url":
+			if u, err := url.Parse(s.Value); err == nil && u.User != nil {
+				s.Value = u.Redacted() // no password
+			}
+		}
+		out = append(out, s)
+	})
+	return out
 }
 
 // parseSourceIPs reads "a-b" ranges and single addresses separated by commas.
@@ -193,9 +258,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return rep.verdict()
 	}
-	rep, err := newLoad(cfg, stderr).run(ctx)
-	if err != nil {
+	var base *report
+	if cfg.BaselineFile != "" {
+		// Read before the run, so a wrong path fails at once.
+		if base, err = readBaseline(cfg.BaselineFile); err != nil {
+			return fmt.Errorf("invalid configuration:\n-baseline: %w", err)
+		}
+	}
+	var rep *report
+	if cfg.ReportFrom != "" {
+		rep, err = readBaseline(cfg.ReportFrom)
+		if err != nil {
+			return fmt.Errorf("-report-from: %w", err)
+		}
+		rep.Label = cmp.Or(cfg.Label, rep.Label)
+		rep.ServerVersion = cmp.Or(cfg.ServerVersion, rep.ServerVersion)
+	} else if rep, err = newLoad(cfg, stderr).run(ctx); err != nil {
 		return err
+	}
+	if base != nil {
+		rep.compare(base, cfg.BaselineFile)
 	}
 	if cfg.JSON {
 		err = rep.writeJSON(stdout)
@@ -205,10 +287,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}
+	if cfg.JSONFile != "" {
+		if err := rep.writeJSONFile(cfg.JSONFile); err != nil {
+			return fmt.Errorf("write JSON report: %w", err)
+		}
+	}
 	if cfg.HTMLFile != "" {
 		if err := rep.writeHTMLFile(cfg.HTMLFile); err != nil {
 			return fmt.Errorf("write HTML report: %w", err)
 		}
+		path := cfg.HTMLFile
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		fmt.Fprintf(stderr, "lobbyload: HTML report in %s\n", path)
 	}
 	return rep.verdict()
 }

@@ -475,6 +475,7 @@ func (p *player) connect(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
 	ws.SetReadLimit(1 << 20)
+	l.open.Add(1)
 	c := &conn{ws: ws, frames: make(chan *frame, 64), done: make(chan struct{})}
 	go c.read()
 	p.conn = c
@@ -733,6 +734,7 @@ func (p *player) release() {
 	}
 	close(c.done)
 	c.ws.Close()
+	p.load.open.Add(-1)
 	for range c.frames { // let the reader exit
 	}
 	p.conn = nil

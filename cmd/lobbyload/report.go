@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -76,6 +78,69 @@ type report struct {
 	// the time match.ready arrived, since the start (with -preconnect,
 	// since the barrier), in arrival order.
 	Timeline []timelinePoint `json:"timeline"`
+
+	// Label and ServerVersion are -label and -server-version.
+	Label         string `json:"label,omitempty"`
+	ServerVersion string `json:"serverVersion,omitempty"`
+	// Settings is every flag of the run, secrets hidden.
+	Settings []setting  `json:"settings,omitempty"`
+	Host     *hostInfo  `json:"host,omitempty"`
+	Build    *buildInfo `json:"build,omitempty"`
+	// Series is the run over time (see series).
+	Series series `json:"series"`
+	// LatencyCDF is each latency's distribution, as the latency (ms) at
+	// the quantiles cdfQuantiles (nearest rank, as the percentiles).
+	LatencyCDF struct {
+		Connect     []cdfPoint `json:"connect,omitempty"`
+		JoinReply   []cdfPoint `json:"queueJoinReply,omitempty"`
+		JoinToReady []cdfPoint `json:"queueJoinToMatchReady,omitempty"`
+	} `json:"latencyCdfMs"`
+	// VsBaseline compares the run with -baseline's.
+	VsBaseline *comparison `json:"vsBaseline,omitempty"`
+
+	// baseline is -baseline's report, for the HTML page.
+	baseline *report
+}
+
+// cdfPoint is the latency at one quantile.
+type cdfPoint struct {
+	Q  float64 `json:"q"`
+	Ms float64 `json:"ms"`
+}
+
+// cdfQuantiles are the quantiles a latency CDF is kept at: every half
+// percent, and the tail in finer steps.
+var cdfQuantiles = func() []float64 {
+	var qs []float64
+	for i := 0; i <= 200; i++ {
+		qs = append(qs, float64(i)/200)
+		if i == 198 {
+			qs = append(qs, 0.9925)
+		}
+		if i == 199 {
+			qs = append(qs, 0.999)
+		}
+	}
+	return qs
+}()
+
+// newCDF is durations at cdfQuantiles; nil without any. It sorts ds.
+func newCDF(ds []time.Duration) []cdfPoint {
+	if len(ds) == 0 {
+		return nil
+	}
+	slices.Sort(ds)
+	out := make([]cdfPoint, len(cdfQuantiles))
+	for i, q := range cdfQuantiles {
+		out[i] = cdfPoint{Q: q, Ms: ms(ds[rank(q, len(ds))])}
+	}
+	return out
+}
+
+// rank is the index of quantile q of n sorted values (nearest rank).
+func rank(q float64, n int) int {
+	i := int(q*float64(n)+0.999999) - 1
+	return min(max(i, 0), n-1)
 }
 
 type timelinePoint struct {
@@ -97,10 +162,7 @@ func newPercentiles(ds []time.Duration) percentiles {
 		return percentiles{}
 	}
 	slices.Sort(ds)
-	at := func(q float64) float64 {
-		i := int(q*float64(len(ds))+0.999999) - 1
-		return ms(ds[min(max(i, 0), len(ds)-1)])
-	}
+	at := func(q float64) float64 { return ms(ds[rank(q, len(ds))]) }
 	return percentiles{Count: len(ds), P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: ms(ds[len(ds)-1])}
 }
 
@@ -181,7 +243,10 @@ func (l *load) buildReport(players []*player, end time.Time) *report {
 	r.Latency.Connect = newPercentiles(connects)
 	r.Latency.JoinReply = newPercentiles(joins)
 	r.Latency.JoinToReady = newPercentiles(toReady)
+	r.LatencyCDF.Connect, r.LatencyCDF.JoinReply, r.LatencyCDF.JoinToReady = newCDF(connects), newCDF(joins), newCDF(toReady)
 	r.Matches, r.Violations, r.Errors, r.ViolationDetails = l.check.snapshot()
+	r.Label, r.ServerVersion, r.Settings = cfg.Label, cfg.ServerVersion, cfg.Settings
+	r.Host, r.Build = l.host, l.build
 	return r
 }
 
@@ -239,6 +304,15 @@ func (r *report) verdict() error {
 	return errors.Join(errs...)
 }
 
+// writeJSONFile writes the report as -json prints it.
+func (r *report) writeJSONFile(path string) error {
+	var buf bytes.Buffer
+	if err := r.writeJSON(&buf); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
 func (r *report) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -248,6 +322,12 @@ func (r *report) writeJSON(w io.Writer) error {
 func (r *report) writeText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "lobbyload against %s, queue %s\n", r.URL, r.Queue)
+	if r.Label != "" {
+		fmt.Fprintf(tw, "label: %s\n", r.Label)
+	}
+	if r.ServerVersion != "" {
+		fmt.Fprintf(tw, "lobbyd: %s\n", r.ServerVersion)
+	}
 	fmt.Fprintf(tw, "scenario: %s\n", r.Scenario)
 	fmt.Fprintf(tw, "elapsed: %.2fs\n", r.ElapsedSec)
 	if r.Preconnect {
@@ -301,6 +381,9 @@ func (r *report) writeText(w io.Writer) error {
 		for _, f := range r.Failures {
 			fmt.Fprintf(tw, "  %s\n", f)
 		}
+	}
+	if r.VsBaseline != nil {
+		r.VsBaseline.writeText(tw)
 	}
 	verdict := "OK"
 	if err := r.verdict(); err != nil {
