@@ -33,7 +33,7 @@ func (n *Notifier) MatchesFound(ctx context.Context, ms []domain.Match) error {
 	for _, m := range ms {
 		events = append(events, ticketStates(m, domain.TicketMatched)...)
 		events = append(events, domain.Addressed{To: m.PlayerIDs(), Event: mustJSON(matchFoundEvent{
-			Type: "match.found", MatchID: m.ID, Queue: m.Queue, Players: playerObjects(m.Players), matchRules: matchRulesOf(m),
+			Type: "match.found", MatchID: m.ID, Queue: domain.BaseQueue(m.Queue), Players: playerObjects(m.Players), matchRules: matchRulesOf(m),
 		})})
 	}
 	return n.Store.SendToPlayers(ctx, events)
@@ -65,7 +65,7 @@ func (n *Notifier) MatchReady(ctx context.Context, m domain.Match) error {
 	players := playerObjects(m.Players)
 	m = m.Staying()
 	payload := json.RawMessage(mustJSON(matchReadyEvent{
-		Type: "match.ready", MatchID: m.ID, Queue: m.Queue, PartyID: m.PartyID,
+		Type: "match.ready", MatchID: m.ID, Queue: domain.BaseQueue(m.Queue), PartyID: m.PartyID,
 		NetworkDescriptor: m.NetworkDescriptor, InvitationID: m.InvitationID,
 		Regions: m.Regions, Players: players, matchRules: matchRulesOf(m),
 	}))

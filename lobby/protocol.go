@@ -136,7 +136,7 @@ func ticketObject(t domain.Ticket) ticketJSON {
 		ids[i] = p.ID
 	}
 	out := ticketJSON{
-		TicketID: t.ID, Queue: t.Queue, Players: ids, Status: string(t.Status),
+		TicketID: t.ID, Queue: domain.BaseQueue(t.Queue), Players: ids, Status: string(t.Status),
 		CreatedAt: t.CreatedAt.UTC().Format(time.RFC3339Nano), MatchID: t.MatchID,
 	}
 	if t.EstimatedWait > 0 {

@@ -159,9 +159,11 @@ func TestJoinAndLeave(t *testing.T) {
 func lead(t testing.TB, s *Service) {
 	t.Helper()
 	for _, q := range s.Queues {
-		held, err := s.Store.AcquireLease(context.Background(), q.Name, s.NodeID, time.Hour)
-		if err != nil || !held {
-			t.Fatalf("lease of %s: held %v, %v", q.Name, held, err)
+		for _, name := range q.ShardNames() {
+			held, err := s.Store.AcquireLease(context.Background(), name, s.NodeID, time.Hour)
+			if err != nil || !held {
+				t.Fatalf("lease of %s: held %v, %v", name, held, err)
+			}
 		}
 	}
 }

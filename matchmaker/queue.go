@@ -51,6 +51,13 @@ type Queue struct {
 	// Attributes are the queue's matchmaking attributes, checked in this
 	// order.
 	Attributes []Attribute `json:"attributes,omitempty" yaml:"attributes"`
+	// Shards splits the queue into this many shards, each with its own
+	// slot, lease, leader and allocation stream, so one queue can use more
+	// than one Redis core (see Shard). 0 or 1: one.
+	Shards int `json:"shards,omitempty" yaml:"shards"`
+	// ShardSkillBand is the width of the skill bands tickets are sharded
+	// by (see Shard); default the skill rule's maxWindow.
+	ShardSkillBand float64 `json:"shardSkillBand,omitempty" yaml:"shardSkillBand"`
 }
 
 // SkillRule bounds a match's skill spread (highest minus lowest ticket
@@ -172,6 +179,8 @@ func (q Queue) Validate() error {
 	check(q.Skill.MaxWindow > 0 || (q.Skill.InitialWindow == 0 && q.Skill.WidenPerSecond == 0),
 		"skill: set maxWindow to enable the skill rule")
 	check(q.MaxLatencyMs >= 0, "maxLatencyMs %d: must not be negative", q.MaxLatencyMs)
+	check(q.Shards >= 0 && q.Shards <= maxShards, "shards %d: must be between 1 and %d", q.Shards, maxShards)
+	check(q.ShardSkillBand >= 0 && !math.IsInf(q.ShardSkillBand, 0), "shardSkillBand %v: must be a number, not negative", q.ShardSkillBand)
 	q.validateRules(check)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("queue %q: %w", q.Name, err)

@@ -16,17 +16,27 @@ type queueSet struct {
 	version int // counts SetQueues calls
 	list    []Queue
 	byName  map[string]Queue
-	// removed holds the queues an earlier configuration had and this one
+	// shards holds what the formation loops run: each queue's shards by
+	// shard name (an unsharded queue is its own one shard), each a copy
+	// of its queue under the shard's name.
+	shards map[string]Queue
+	// removed holds the shards an earlier configuration had and this one
 	// drops: their leaders expire what still waits in them (reason
 	// queue_removed), and they take no ticket.
 	removed map[string]Queue
 }
 
 func newQueueSet(version int, queues []Queue, removed map[string]Queue) *queueSet {
-	set := &queueSet{version: version, list: queues, byName: make(map[string]Queue, len(queues)), removed: removed}
+	set := &queueSet{version: version, list: queues, byName: make(map[string]Queue, len(queues)),
+		shards: make(map[string]Queue, len(queues)), removed: removed}
 	for _, q := range queues {
 		set.byName[q.Name] = q
-		delete(set.removed, q.Name) // back again
+		for _, name := range q.ShardNames() {
+			shard := q
+			shard.Name = name
+			set.shards[name] = shard
+			delete(set.removed, name) // back again
+		}
 	}
 	return set
 }
@@ -53,7 +63,7 @@ func (s *Service) SetQueues(queues []Queue, retired ...string) {
 	if removed == nil {
 		removed = make(map[string]Queue)
 	}
-	for name, q := range old.byName {
+	for name, q := range old.shards {
 		removed[name] = q // unless listed again (newQueueSet)
 	}
 	for _, name := range retired {
@@ -68,10 +78,11 @@ func (s *Service) SetQueues(queues []Queue, retired ...string) {
 	}
 }
 
-// lookup returns the named queue as the set in force has it, and whether
-// it was removed; ok is false for a queue never configured.
+// lookup returns the named shard (or unsharded queue) as the set in force
+// has it, and whether it was removed; ok is false for one never
+// configured.
 func (set *queueSet) lookup(name string) (q Queue, removed, ok bool) {
-	if q, ok := set.byName[name]; ok {
+	if q, ok := set.shards[name]; ok {
 		return q, false, true
 	}
 	q, ok = set.removed[name]

@@ -179,6 +179,23 @@ func (s *Service) Queue(name string) (Queue, bool) {
 	return q, ok
 }
 
+// shard returns the configuration of the named shard in force (an
+// unsharded queue is its own shard).
+func (s *Service) shard(name string) (Queue, bool) {
+	q, ok := s.queues().shards[name]
+	return q, ok
+}
+
+// ShardNames lists every shard of the queues in force, by queue, shard 0
+// first: what the allocation workers consume.
+func (s *Service) ShardNames() []string {
+	var names []string
+	for _, q := range s.queues().list {
+		names = append(names, q.ShardNames()...)
+	}
+	return names
+}
+
 // Join creates a searching ticket from t's Queue, Players, Skill, Regions,
 // Latencies (acceptable regions: see acceptable) and Attributes (as
 // Queue.Resolve gives them), with the queue's
@@ -201,10 +218,11 @@ func (s *Service) Join(ctx context.Context, t domain.Ticket) (domain.Ticket, err
 	t.Regions, t.Latencies = servedRegions(q, t.Regions), servedLatencies(q, t.Latencies)
 	t.ID, t.Status, t.MatchID = uuid.NewString(), domain.TicketSearching, ""
 	t.CreatedAt = s.Now().UTC().Truncate(time.Millisecond)
+	t.Queue = domain.ShardName(q.Name, q.Shard(t)) // the queue's own name unless it is split
 	if err := s.Store.CreateTicket(ctx, t); err != nil {
 		return domain.Ticket{}, err
 	}
-	t.EstimatedWait = s.estimatedWait(ctx, q.Name)
+	t.EstimatedWait = s.estimatedWait(ctx, t.Queue)
 	return t, nil
 }
 
@@ -275,9 +293,9 @@ func (s *Service) Run(ctx context.Context) error {
 	running := map[string]bool{}
 	for {
 		set := s.queues()
-		names := make([]string, 0, len(set.list)+len(set.removed))
-		for _, q := range set.list {
-			names = append(names, q.Name)
+		names := make([]string, 0, len(set.shards)+len(set.removed))
+		for name := range set.shards {
+			names = append(names, name)
 		}
 		for name := range set.removed {
 			names = append(names, name)
@@ -717,11 +735,15 @@ func (s *Service) Status(ctx context.Context) ([]QueueStatus, error) {
 	set := s.queues()
 	out := make([]QueueStatus, 0, len(set.list))
 	for _, q := range set.list {
-		d, err := s.Store.QueueDepth(ctx, q.Name)
-		if err != nil {
-			return nil, fmt.Errorf("queue status: %w", err)
+		var d int64
+		for _, shard := range q.ShardNames() {
+			n, err := s.Store.QueueDepth(ctx, shard)
+			if err != nil {
+				return nil, fmt.Errorf("queue status: %w", err)
+			}
+			s.metrics.depth.WithLabelValues(shard).Set(float64(n))
+			d += n
 		}
-		s.metrics.depth.WithLabelValues(q.Name).Set(float64(d))
 		st := QueueStatus{Queue: q, Depth: d}
 		if wait, err := s.Store.EstimatedWait(ctx, q.Name); err == nil && wait > 0 {
 			ms := wait.Milliseconds()

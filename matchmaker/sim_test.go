@@ -109,11 +109,15 @@ func simulate(t *testing.T, s *Service, q Queue, vc *clock, rng *rand.Rand, n, s
 			byID[joined.ID] = joined
 			created++
 		}
-		for {
-			full, err := s.formOnce(ctx, q)
-			require.NoError(t, err)
-			if !full {
-				break
+		for _, name := range q.ShardNames() { // a split queue's shards, each its own pool
+			shard, ok := s.shard(name)
+			require.True(t, ok, name)
+			for {
+				full, err := s.formOnce(ctx, shard)
+				require.NoError(t, err)
+				if !full {
+					break
+				}
 			}
 		}
 		vc.Advance(time.Second)

@@ -437,7 +437,7 @@ func (s *Service) writeSummary(ctx context.Context, q Queue, job summaryJob) {
 // Redis at most once per summaryEvery per node. It returns ErrUnknownQueue,
 // domain.ErrNotFound for a ticket that is not searching, or ErrNoSummary.
 func (s *Service) Why(ctx context.Context, t domain.Ticket) (Why, error) {
-	q, ok := s.Queue(t.Queue)
+	q, ok := s.shard(t.Queue) // the ticket's shard: its summary is the shard's
 	if !ok {
 		return Why{}, ErrUnknownQueue
 	}
@@ -470,7 +470,7 @@ func (s *Service) summary(ctx context.Context, queue string) (*queueSummary, err
 		if err := json.Unmarshal(b, sum); err != nil {
 			return nil, fmt.Errorf("decode summary of %s: %w", queue, err)
 		}
-		q, _ := s.Queue(queue)
+		q, _ := s.shard(queue)
 		sum.prepare(q)
 		return sum, nil
 	})

@@ -60,7 +60,7 @@ func (a *PlayFabAllocator) Allocate(ctx context.Context, m domain.Match) (Party,
 }
 
 func (a *PlayFabAllocator) request(m domain.Match) (PartyRequest, error) {
-	network, ok := a.networks()[m.Queue]
+	network, ok := a.networks()[domain.BaseQueue(m.Queue)] // a shard's match: its queue's
 	if !ok {
 		return PartyRequest{}, fmt.Errorf("allocate match %s: no network settings for queue %q", m.ID, m.Queue)
 	}

@@ -147,7 +147,9 @@ func (a *admin) audit(r *http.Request, action, target string, err error, attrs .
 		"remote", r.RemoteAddr}, attrs...)...)
 }
 
-// queueJSON is a queue as the admin API shows it.
+// adminQueue is a queue as the admin API shows it: for a queue split into
+// shards, depth and backlog are the shards' sums, leader and figures shard
+// 0's, and shards lists each.
 type adminQueue struct {
 	Name            string              `json:"name"`
 	MaxUsers        int                 `json:"maxUsers"`
@@ -156,6 +158,33 @@ type adminQueue struct {
 	Leader          string              `json:"leader"`
 	Backlog         int64               `json:"allocationBacklog"`
 	Figures         *matchmaker.Figures `json:"figures,omitempty"`
+	Shards          []adminShard        `json:"shards,omitempty"`
+}
+
+// adminShard is one shard of a split queue.
+type adminShard struct {
+	Name    string              `json:"name"`
+	Leader  string              `json:"leader"`
+	Backlog int64               `json:"allocationBacklog"`
+	Figures *matchmaker.Figures `json:"figures,omitempty"`
+}
+
+// shard reads one shard's leader, backlog and figures.
+func (a *admin) shard(ctx context.Context, name string) (adminShard, error) {
+	sh := adminShard{Name: name}
+	var err error
+	if sh.Leader, err = a.st.LeaseHolder(ctx, name); err != nil {
+		return sh, err
+	}
+	if sh.Backlog, err = a.st.AllocationBacklog(ctx, name); err != nil {
+		return sh, err
+	}
+	if f, err := a.mm.QueueFigures(ctx, name); err == nil {
+		sh.Figures = &f
+	} else if !errors.Is(err, domain.ErrNotFound) {
+		return sh, err
+	}
+	return sh, nil
 }
 
 func (a *admin) getQueues(_ http.ResponseWriter, r *http.Request) (any, error) {
@@ -166,16 +195,18 @@ func (a *admin) getQueues(_ http.ResponseWriter, r *http.Request) (any, error) {
 	out := make([]adminQueue, 0, len(status))
 	for _, q := range status {
 		aq := adminQueue{Name: q.Name, MaxUsers: q.MaxUsers, Depth: q.Depth, EstimatedWaitMs: q.EstimatedWaitMs}
-		if aq.Leader, err = a.st.LeaseHolder(r.Context(), q.Name); err != nil {
-			return nil, err
-		}
-		if aq.Backlog, err = a.st.AllocationBacklog(r.Context(), q.Name); err != nil {
-			return nil, err
-		}
-		if f, err := a.mm.QueueFigures(r.Context(), q.Name); err == nil {
-			aq.Figures = &f
-		} else if !errors.Is(err, domain.ErrNotFound) {
-			return nil, err
+		for i, name := range q.ShardNames() {
+			sh, err := a.shard(r.Context(), name)
+			if err != nil {
+				return nil, err
+			}
+			aq.Backlog += sh.Backlog
+			if i == 0 {
+				aq.Leader, aq.Figures = sh.Leader, sh.Figures
+			}
+			if q.ShardCount() > 1 {
+				aq.Shards = append(aq.Shards, sh)
+			}
 		}
 		out = append(out, aq)
 	}
@@ -303,10 +334,11 @@ func (a *admin) getMatches(_ http.ResponseWriter, r *http.Request) (any, error) 
 	}
 	queues := a.allQueues()
 	if q := r.URL.Query().Get("queue"); q != "" {
-		if !slices.Contains(queues, q) {
+		// A queue's matches are in its shards, each a stream of its own.
+		queues = slices.DeleteFunc(queues, func(name string) bool { return domain.BaseQueue(name) != q })
+		if len(queues) == 0 {
 			return nil, notFound("no such queue")
 		}
-		queues = []string{q}
 	}
 	var all []adminMatch
 	for _, q := range queues {

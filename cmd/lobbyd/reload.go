@@ -53,9 +53,7 @@ func newQueueConfig(path, nodeID string, f queuefile.File, st *store.Store, mm *
 	alloc *partyalloc.PlayFabAllocator, worker *partyalloc.Worker, log *slog.Logger) *queueConfig {
 	c := &queueConfig{path: path, nodeID: nodeID, st: st, mm: mm, alloc: alloc, worker: worker, log: log}
 	c.current.Store(&f)
-	for _, q := range f.Queues {
-		c.ever = append(c.ever, q.Name)
-	}
+	c.ever = shardNames(f)
 	return c
 }
 
@@ -137,18 +135,28 @@ func (c *queueConfig) reload(ctx context.Context, announce bool) (version int64,
 	}
 }
 
-// retiredAfter returns the queues a configuration f retires after prev:
-// those prev ran or had retired, that f does not run.
+// shardNames lists the shards of f's queues (an unsharded queue is its own
+// one shard): what the formation loops and allocation workers run.
+func shardNames(f queuefile.File) []string {
+	var names []string
+	for _, q := range f.Queues {
+		names = append(names, q.ShardNames()...)
+	}
+	return names
+}
+
+// retiredAfter returns the shards a configuration f retires after prev:
+// those prev ran or had retired, that f does not run (a queue removed, or
+// split into fewer shards).
 func retiredAfter(prev store.QueueConfig, f queuefile.File) []string {
 	names := slices.Clone(prev.Retired)
 	if before, err := queuefile.Parse(prev.Content); err == nil && len(prev.Content) > 0 {
-		for _, q := range before.Queues {
-			names = append(names, q.Name)
-		}
+		names = append(names, shardNames(before)...)
 	}
+	running := shardNames(f)
 	var out []string
 	for _, name := range names {
-		if !slices.ContainsFunc(f.Queues, func(q queuefile.Queue) bool { return q.Name == name }) && !slices.Contains(out, name) {
+		if !slices.Contains(running, name) && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}

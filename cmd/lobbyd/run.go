@@ -99,12 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.PublicURL == nil && !cfg.DevAuth {
 		log.Warn("LOBBYD_PUBLIC_URL is not set: browser origins are checked against the request's Host header, which clients set; set it when browsers connect")
 	}
-	names := make([]string, len(queues.Queues))
-	for i, q := range queues.Queues {
-		names[i] = q.Name
-	}
 	alloc := &partyalloc.PlayFabAllocator{Client: playfab, Networks: queues.Networks()}
-	worker := newWorker(cfg, st, alloc, names, notifier, log, reg)
+	worker := newWorker(cfg, st, alloc, mm.ShardNames(), notifier, log, reg)
 	qc := newQueueConfig(cfg.ConfigFile, cfg.NodeID, queues, st, mm, alloc, worker, log)
 	if err := qc.start(ctx); err != nil {
 		return err

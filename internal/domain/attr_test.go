@@ -56,3 +56,15 @@ func TestMatchAttrJSON(t *testing.T) {
 		assert.Equal(t, tc.want, got)
 	}
 }
+
+func TestShardNames(t *testing.T) {
+	assert.Equal(t, "ranked", ShardName("ranked", 0), "shard 0 keeps the queue's keys")
+	assert.Equal(t, "ranked#3", ShardName("ranked", 3))
+	assert.Equal(t, "ranked", BaseQueue("ranked#3"))
+	assert.Equal(t, "ranked", BaseQueue("ranked"))
+	assert.True(t, ValidQueueKey("ranked#3"))
+	assert.True(t, ValidQueueKey("ranked"))
+	for _, bad := range []string{"ranked#0", "ranked#", "ranked#01", "ranked#-1", "ranked#x", "#3", "a b#1", "ranked#1#2"} {
+		assert.False(t, ValidQueueKey(bad), bad)
+	}
+}

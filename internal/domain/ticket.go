@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -86,7 +87,7 @@ func (t Ticket) Validate() error {
 	switch {
 	case !ValidName(t.ID):
 		return fmt.Errorf("ticket id: %w", ErrInvalid)
-	case !ValidName(t.Queue):
+	case !ValidQueueKey(t.Queue):
 		return fmt.Errorf("queue name: %w", ErrInvalid)
 	case t.LobbyID != "" && !ValidName(t.LobbyID):
 		return fmt.Errorf("lobby id: %w", ErrInvalid)
@@ -153,4 +154,36 @@ func ValidPlayerID(id string) bool {
 		}
 	}
 	return true
+}
+
+// A queue split into shards (a queue's shards setting) keeps shard 0 under
+// the queue's own name, so a queue's keys and its tickets written before it
+// was split stay where they were, and shard i > 0 under "<queue>#<i>": '#'
+// is not allowed in queue names, so a shard name never collides with one.
+
+// ShardName is the name of the queue's shard i in keys, tickets and
+// matches.
+func ShardName(queue string, i int) string {
+	if i == 0 {
+		return queue
+	}
+	return queue + "#" + strconv.Itoa(i)
+}
+
+// BaseQueue is the queue a shard name belongs to (the name itself for an
+// unsharded queue or shard 0): what clients see.
+func BaseQueue(name string) string {
+	base, _, _ := strings.Cut(name, "#")
+	return base
+}
+
+// ValidQueueKey reports whether name is a queue name or the name of one of
+// its shards.
+func ValidQueueKey(name string) bool {
+	base, shard, sharded := strings.Cut(name, "#")
+	if !sharded {
+		return ValidName(name)
+	}
+	n, err := strconv.Atoi(shard)
+	return ValidName(base) && err == nil && n > 0 && strconv.Itoa(n) == shard
 }
