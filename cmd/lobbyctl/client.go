@@ -122,7 +122,8 @@ type session struct {
 	raw    bool
 	seq    int
 	frames chan frame
-	done   chan error // the reader's end
+	done   chan error    // the reader's end
+	stop   chan struct{} // closed by close: the reader and closer end
 }
 
 type frame map[string]any
@@ -162,14 +163,29 @@ func (c *common) connect(ctx context.Context, stdout io.Writer) (*session, error
 		}
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	s := &session{conn: conn, out: stdout, raw: c.raw, frames: make(chan frame, 64), done: make(chan error, 1)}
+	s := &session{conn: conn, out: stdout, raw: c.raw, frames: make(chan frame, 64), done: make(chan error, 1), stop: make(chan struct{})}
 	go s.read()
 	go func() {
-		<-ctx.Done()
-		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
-		conn.Close()
+		select {
+		case <-ctx.Done():
+			s.close()
+		case <-s.stop:
+		}
 	}()
 	return s, nil
+}
+
+// close says goodbye (1000) and closes the socket; the reader and the
+// closer end. The commands defer it.
+func (s *session) close() {
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	close(s.stop)
+	s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+	s.conn.Close()
 }
 
 // read hands frames to s.frames until the socket closes, then reports why.
@@ -188,7 +204,11 @@ func (s *session) read() {
 		if s.raw {
 			fmt.Fprintln(s.out, string(data))
 		}
-		s.frames <- f
+		select {
+		case s.frames <- f:
+		case <-s.stop:
+			return
+		}
 	}
 }
 
@@ -205,7 +225,12 @@ func (s *session) send(typ string, fields map[string]any) (string, error) {
 
 // closed describes why the socket ended.
 func (s *session) closed() error {
-	err := <-s.done
+	var err error
+	select {
+	case err = <-s.done:
+	case <-s.stop:
+		return errors.New("closed")
+	}
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		return fmt.Errorf("lobbyd closed the connection: %d %s", ce.Code, ce.Text)

@@ -121,4 +121,8 @@ func TestUsage(t *testing.T) {
 	assert.ErrorContains(t, err, `unknown command "fly"`)
 	_, _, err = ctl(context.Background(), "token", "-url", "http://127.0.0.1:1", "x")
 	assert.ErrorContains(t, err, "get a token")
+	_, _, err = ctl(context.Background(), "play", "alice")
+	assert.ErrorContains(t, err, "did you mean -name alice", "no argument silently ignored")
+	_, _, err = ctl(context.Background(), "watch", "tok")
+	assert.ErrorContains(t, err, "only flags")
 }

@@ -19,10 +19,14 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("play takes no arguments, only flags (did you mean -name %s?)", fs.Arg(0))
+	}
 	s, err := c.connect(ctx, stdout)
 	if err != nil {
 		return err
 	}
+	defer s.close()
 	join := map[string]any{"queue": *queue}
 	if *skill != 0 {
 		join["skill"] = *skill
@@ -48,7 +52,12 @@ func runPlay(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		switch f.str("type") {
 		case "welcome":
 			if m := f.obj("state").obj("match"); m != nil {
-				return nil // the match this player was waiting for, delivered on reconnecting
+				// The match this player was waiting for, delivered on
+				// reconnecting: show it as it would have come.
+				if !c.raw {
+					fmt.Fprintln(stdout, describe(m))
+				}
+				return nil
 			}
 			if f.obj("state").obj("ticket") != nil {
 				continue // queued already: wait for what comes
@@ -82,10 +91,14 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("watch takes no arguments, only flags (did you mean -token %s?)", fs.Arg(0))
+	}
 	s, err := c.connect(ctx, stdout)
 	if err != nil {
 		return err
 	}
+	defer s.close()
 	for {
 		select {
 		case f, ok := <-s.frames:

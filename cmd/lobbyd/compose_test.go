@@ -50,6 +50,9 @@ type composeService struct {
 	Volumes     []any          `yaml:"volumes"`
 	Command     any            `yaml:"command"`
 	NetworkMode string         `yaml:"network_mode"`
+	Networks    map[string]struct {
+		IPv4Address string `yaml:"ipv4_address"`
+	} `yaml:"networks"`
 }
 
 type composeNetwork struct {
@@ -730,7 +733,10 @@ func TestComposeFiles(t *testing.T) {
 		if subnets == nil || len(subnets.IPAM.Config) != 1 || subnets.IPAM.Config[0].Subnet == "" {
 			t.Fatalf("networks.default has no fixed subnet (ipam.config[0].subnet) for LOBBYD_TRUSTED_PROXIES")
 		}
-		subnet := subnets.IPAM.Config[0].Subnet
+		lbAddress := base.Services["lb"].Networks["default"].IPv4Address
+		if lbAddress == "" {
+			t.Fatalf("lb has no fixed address (networks.default.ipv4_address) for LOBBYD_TRUSTED_PROXIES")
+		}
 		nodeIDs := map[string]bool{}
 		var nodes []string
 		for name, s := range base.Services {
@@ -746,7 +752,7 @@ func TestComposeFiles(t *testing.T) {
 			}
 			for k, want := range map[string]string{
 				"LOBBYD_CLIENT_IP_HEADER": "X-Forwarded-For",
-				"LOBBYD_TRUSTED_PROXIES":  subnet,
+				"LOBBYD_TRUSTED_PROXIES":  lbAddress, // nginx only, not the whole network
 				"LOBBYD_ADMIN_ADDR":       ":9090",
 				"LOBBYD_REDIS_URL":        "redis://redis:6379",
 			} {

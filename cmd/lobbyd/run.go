@@ -201,7 +201,12 @@ func openStore(ctx context.Context, cfg config, scfg store.Config, log *slog.Log
 	deadline := time.Now().Add(cfg.RedisStartTimeout)
 	delay := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		st, err := store.Open(ctx, scfg)
+		// Each try ends by the deadline too (a first try gets at least 5 s):
+		// a Redis that accepts and never answers must not hold start-up
+		// past the timeout.
+		tctx, cancel := context.WithDeadline(ctx, maxTime(deadline, time.Now().Add(min(5*time.Second, cfg.RedisStartTimeout+5*time.Second))))
+		st, err := store.Open(tctx, scfg)
+		cancel()
 		if err == nil {
 			if attempt > 1 {
 				log.Info("connected to redis", "attempts", attempt)
@@ -220,6 +225,13 @@ func openStore(ctx context.Context, cfg config, scfg store.Config, log *slog.Log
 		}
 		delay = min(2*delay, 5*time.Second)
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // sideServer is a listener of its own beside the public one (pprof,

@@ -24,6 +24,7 @@ func TestStartsBeforeRedis(t *testing.T) {
 	r.Stop()
 	ln, err := net.Listen("tcp", r.Addr)
 	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() }) // ends the acceptor if run fails early
 	env := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL}
 	var stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2626,6 +2626,8 @@
     setInterval(() => {
       if (Date.now() - view.listAt >= LIST_REFRESH_MS) refreshLobbyList(true);
     }, 1000);
+    // The token's "expires in …" counts down, and turns to expired.
+    setInterval(() => { if (session) renderIdentity(); }, 30000);
   }
 
   bind();
