@@ -68,7 +68,7 @@ func (l *load) runAbuse(ctx context.Context) (*abuseReport, error) {
 		}
 	}()
 	for i := 0; i < l.cfg.Pingers; i++ {
-		token, _, err := l.token(ctx, fmt.Sprintf("pinger-%d", i), "")
+		token, _, err := l.token(ctx, 0, fmt.Sprintf("pinger-%d", i), "")
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +85,7 @@ func (l *load) runAbuse(ctx context.Context) (*abuseReport, error) {
 		go func() { defer wg.Done(); a.ping(ctx, c) }()
 	}
 	for i := 0; i < l.cfg.Abusers; i++ {
-		token, _, err := l.token(ctx, fmt.Sprintf("abuser-%d", i), "")
+		token, _, err := l.token(ctx, 0, fmt.Sprintf("abuser-%d", i), "")
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +103,7 @@ func (l *load) runAbuse(ctx context.Context) (*abuseReport, error) {
 
 // dial opens a socket and reads its welcome.
 func (a *abuseRun) dial(ctx context.Context, token string) (*websocket.Conn, error) {
-	c, resp, err := a.l.dialer().DialContext(ctx, a.l.wsURL(), http.Header{"Authorization": {"Bearer " + token}})
+	c, resp, err := a.l.dialer().DialContext(ctx, a.l.wsURL(0), http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
 		if resp != nil {
 			return nil, &refusedError{status: resp.StatusCode}

@@ -20,15 +20,10 @@ type frame struct {
 		Lobby *lobbyObject `json:"lobby"`
 	} `json:"data"`
 
-	PlayerID string       `json:"playerId"`
-	Lobby    *lobbyObject `json:"lobby"`
-	Ticket   *struct {
-		Status  string `json:"status"`
-		MatchID string `json:"matchId"`
-	} `json:"ticket"`
-	State *struct {
-		Match *frame `json:"match"`
-	} `json:"state"`
+	PlayerID string        `json:"playerId"`
+	Lobby    *lobbyObject  `json:"lobby"`
+	Ticket   *ticketObject `json:"ticket"`
+	State    *welcomeState `json:"state"`
 
 	MatchID           string `json:"matchId"`
 	PartyID           string `json:"partyId"`
@@ -41,9 +36,22 @@ type frame struct {
 	Requeued bool   `json:"requeued"`
 }
 
+// welcomeState is what welcome says the player still has from before.
+type welcomeState struct {
+	Match  *frame        `json:"match"`
+	Ticket *ticketObject `json:"ticket"`
+	Lobby  *lobbyObject  `json:"lobby"`
+}
+
+type ticketObject struct {
+	Status  string `json:"status"`
+	MatchID string `json:"matchId"`
+}
+
 type lobbyObject struct {
 	LobbyID string `json:"lobbyId"`
 	Code    string `json:"code"`
+	Status  string `json:"status"`
 	Version int64  `json:"version"`
 	Members []struct {
 		PlayerID string `json:"playerId"`
@@ -86,8 +94,14 @@ type checker struct {
 	errors     map[string]int
 }
 
+// matchView is what the first player to get a match's match.ready was
+// told; a worker of -procs sends its views to the parent, which checks
+// them against the other workers'.
 type matchView struct {
-	partyID, invitationID, networkDescriptor, firstPlayer string
+	PartyID           string `json:"partyId"`
+	InvitationID      string `json:"invitationId"`
+	NetworkDescriptor string `json:"networkDescriptor"`
+	FirstPlayer       string `json:"firstPlayer"`
 }
 
 func newChecker() *checker {
@@ -126,16 +140,50 @@ func (c *checker) matchReady(player string, f *frame) {
 	if !listed {
 		c.violation(violationNotInMatch, "player %s got match %s whose players do not include them", player, f.MatchID)
 	}
-	got := matchView{partyID: f.PartyID, invitationID: f.InvitationID, networkDescriptor: f.NetworkDescriptor, firstPlayer: player}
+	c.seeMatch(f.MatchID, matchView{PartyID: f.PartyID, InvitationID: f.InvitationID, NetworkDescriptor: f.NetworkDescriptor, FirstPlayer: player})
+}
+
+// seeMatch records what one player was told of a match, and checks it
+// against the first player's.
+func (c *checker) seeMatch(matchID string, got matchView) {
 	c.mu.Lock()
-	first, seen := c.matches[f.MatchID]
+	first, seen := c.matches[matchID]
 	if !seen {
-		c.matches[f.MatchID] = got
+		c.matches[matchID] = got
 	}
 	c.mu.Unlock()
-	if seen && (first.partyID != got.partyID || first.invitationID != got.invitationID || first.networkDescriptor != got.networkDescriptor) {
+	if seen && (first.PartyID != got.PartyID || first.InvitationID != got.InvitationID || first.NetworkDescriptor != got.NetworkDescriptor) {
 		c.violation(violationDisagree, "match %s: player %s got partyId %q invitationId %q, player %s got partyId %q invitationId %q (or the network descriptors differ)",
-			f.MatchID, first.firstPlayer, first.partyID, first.invitationID, player, got.partyID, got.invitationID)
+			matchID, first.FirstPlayer, first.PartyID, first.InvitationID, got.FirstPlayer, got.PartyID, got.InvitationID)
+	}
+}
+
+// views returns a copy of what the first receiver of each match was told.
+func (c *checker) views() map[string]matchView {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]matchView, len(c.matches))
+	for k, v := range c.matches {
+		out[k] = v
+	}
+	return out
+}
+
+// add counts another process's errors and violations (a worker's of
+// -procs) with this checker's.
+func (c *checker) add(errors, violations map[string]int, details []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range errors {
+		c.errors[k] += v
+	}
+	for k, v := range violations {
+		c.violations[k] += v
+	}
+	for _, d := range details {
+		if len(c.details) < maxViolationDetails {
+			c.details = append(c.details, d)
+		}
 	}
 }
 

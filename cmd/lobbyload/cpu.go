@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -27,18 +28,37 @@ type cpuReport struct {
 	// INFO cpu (used_cpu_sys + used_cpu_user); absent without -redis-url.
 	RedisSec         *float64 `json:"redisSeconds,omitempty"`
 	RedisUsPerPlayer *float64 `json:"redisUsPerMatchedPlayer,omitempty"`
+	// Nodes is, with several -url, how many lobbyd nodes ServerSec adds
+	// up: those whose /metrics answered at both ends of the window.
+	Nodes int `json:"nodes,omitempty"`
 }
 
-// cpuSample is one reading of both processes' CPU seconds (negative: not
-// read).
-type cpuSample struct{ server, redis float64 }
+// cpuSample is one reading of lobbyd's CPU seconds (server: the sum over
+// the nodes of -url that answered, servers: each node's) and Redis's
+// (negative: not read).
+type cpuSample struct {
+	server, redis float64
+	servers       []float64
+}
 
 // sampleCPU reads lobbyd's and Redis's CPU seconds. A figure that cannot
 // be read (a server without /metrics, such as echoref) is negative.
 func (l *load) sampleCPU(ctx context.Context) cpuSample {
-	s := cpuSample{server: -1, redis: -1}
-	if v, err := l.serverCPU(ctx); err == nil {
-		s.server = v
+	s := cpuSample{server: -1, servers: make([]float64, len(l.cfg.URLs)), redis: -1}
+	var wg sync.WaitGroup
+	for u := range l.cfg.URLs {
+		wg.Go(func() {
+			s.servers[u] = -1
+			if v, err := l.serverCPU(ctx, u); err == nil {
+				s.servers[u] = v
+			}
+		})
+	}
+	wg.Wait()
+	for _, v := range s.servers {
+		if v >= 0 {
+			s.server = max(s.server, 0) + v
+		}
 	}
 	if l.rdb != nil {
 		if info, err := l.rdb.Info(ctx, "cpu").Result(); err == nil {
@@ -50,9 +70,10 @@ func (l *load) sampleCPU(ctx context.Context) cpuSample {
 	return s
 }
 
-// serverCPU reads process_cpu_seconds_total from lobbyd's /metrics.
-func (l *load) serverCPU(ctx context.Context) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URL+"/metrics", nil)
+// serverCPU reads process_cpu_seconds_total from the /metrics of the
+// lobbyd at URL u.
+func (l *load) serverCPU(ctx context.Context, u int) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -105,12 +126,27 @@ func redisCPU(info string) (float64, error) {
 }
 
 // cpuBetween is the report of two samples for matched players; nil when
-// lobbyd's CPU could not be read both times or nobody was matched.
+// no lobbyd's CPU could be read both times or nobody was matched. With
+// several lobbyd, it adds up those read both times.
 func cpuBetween(from, to cpuSample, matched int) *cpuReport {
-	if from.server < 0 || to.server < 0 || matched == 0 {
+	sec, nodes := 0.0, 0
+	if len(from.servers) > 0 && len(from.servers) == len(to.servers) {
+		for u := range from.servers {
+			if from.servers[u] >= 0 && to.servers[u] >= 0 {
+				sec += to.servers[u] - from.servers[u]
+				nodes++
+			}
+		}
+	} else if from.server >= 0 && to.server >= 0 {
+		sec, nodes = to.server-from.server, 1
+	}
+	if nodes == 0 || matched == 0 {
 		return nil
 	}
-	r := &cpuReport{ServerSec: to.server - from.server}
+	r := &cpuReport{ServerSec: sec}
+	if len(from.servers) > 1 {
+		r.Nodes = nodes
+	}
 	r.ServerUsPerPlayer = r.ServerSec * 1e6 / float64(matched)
 	if from.redis >= 0 && to.redis >= 0 {
 		sec := to.redis - from.redis

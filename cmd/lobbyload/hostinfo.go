@@ -24,8 +24,9 @@ type hostInfo struct {
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	MemoryMiB  int64  `json:"memoryMiB,omitempty"`
 	GoVersion  string `json:"goVersion"`
-	// ServerLocal says lobbyd's URL is a loopback address: lobbyd shared
-	// this machine (and its CPUs) with the generator.
+	// ServerLocal says lobbyd's URL (every one of -url) is a loopback
+	// address: lobbyd shared this machine (and its CPUs) with the
+	// generator.
 	ServerLocal bool `json:"serverOnThisHost"`
 }
 
@@ -43,7 +44,7 @@ type buildInfo struct {
 	WorkdirDirty  bool   `json:"workdirDirty,omitempty"`
 }
 
-func readHostInfo(serverURL string) *hostInfo {
+func readHostInfo(serverURLs []string) *hostInfo {
 	h := &hostInfo{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 		OS: runtime.GOOS + "/" + runtime.GOARCH}
 	h.Hostname, _ = os.Hostname()
@@ -59,10 +60,15 @@ func readHostInfo(serverURL string) *hostInfo {
 			h.MemoryMiB = kb / 1024
 		}
 	}
-	if u, err := url.Parse(serverURL); err == nil {
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		h.ServerLocal = host == "localhost" || (ip != nil && ip.IsLoopback())
+	h.ServerLocal = len(serverURLs) > 0
+	for _, s := range serverURLs {
+		local := false
+		if u, err := url.Parse(s); err == nil {
+			host := u.Hostname()
+			ip := net.ParseIP(host)
+			local = host == "localhost" || (ip != nil && ip.IsLoopback())
+		}
+		h.ServerLocal = h.ServerLocal && local
 	}
 	return h
 }

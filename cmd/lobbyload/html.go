@@ -73,6 +73,7 @@ func (r *report) writeHTML(w io.Writer) error {
 		"Violations": sortedCounts(r.Violations),
 		"Host":       r.hostRows(),
 		"Code":       r.codeRows(),
+		"PerURL":     len(r.URLs) > 1,
 	})
 }
 
@@ -131,6 +132,15 @@ func (r *report) summaryRows() []row {
 		}
 		rows = append(rows, row{"lost", lost},
 			row{"lobbies / leaves / reconnects", fmt.Sprintf("%s / %s / %s", fmtInt(r.Lobbies), fmtInt(r.Leaves), fmtInt(r.Reconnects))})
+	}
+	if r.LostSockets > 0 {
+		rows = append(rows, row{"sockets lost", fmtInt(r.LostSockets) + fmt.Sprintf(" (closed by the server or broken; each player reconnected to the next URL; %s welcome(s) gave a ticket, lobby or match back)", fmtInt(r.Resumed))})
+	}
+	if r.Redelivered > 0 {
+		rows = append(rows, row{"match.ready again", fmtInt(r.Redelivered) + " (the player's match once more on a later socket, in welcome: allowed, not a duplicate)"})
+	}
+	if r.Procs > 1 {
+		rows = append(rows, row{"lobbyload processes", fmt.Sprintf("%d workers (-procs), merged into this report", r.Procs)})
 	}
 	if r.Preconnect {
 		rows = append(rows, row{"connect phase", fmt.Sprintf("%.2f s", r.ConnectPhaseSec)},
@@ -297,6 +307,10 @@ func (r *report) seriesFigures() ([]figure, bool) {
 		})
 	}
 
+	connsCaption := `Player WebSockets open: as lobbyload counts them, and as lobbyd does (<code>lobbyd_connections</code> in its <code>/metrics</code>; with several nodes, only the node that answered). Matched players hold their socket until every player is done, then say goodbye: the drop at the end.`
+	if len(r.URLs) > 1 {
+		connsCaption = `Player WebSockets open: as lobbyload counts them, and as lobbyd does (<code>lobbyd_connections</code> in the <code>/metrics</code> of every node of <code>-url</code>, summed over those that answered). Matched players hold their socket until every player is done, then say goodbye: the drop at the end.`
+	}
 	conns := []plotLine{{Name: "sockets open (lobbyload)", Color: colBlue,
 		Pts: gaugeLine(ss, func(s sample) (float64, bool) { return float64(s.Open), true }, 1)}}
 	if server := gaugeLine(ss, func(s sample) (float64, bool) { return opt(s.ServerConns) }, 1); has(server) {
@@ -307,7 +321,7 @@ func (r *report) seriesFigures() ([]figure, bool) {
 		Title:   "Open connections",
 		SVG:     chart{Label: "open connections over time", XLabel: xLabel, YLabel: "connections", Lines: conns, Guides: guides}.svg(),
 		Legend:  legendOf(conns),
-		Caption: template.HTML(`Player WebSockets open: as lobbyload counts them, and as lobbyd does (<code>lobbyd_connections</code> in its <code>/metrics</code>; with several nodes, only the node that answered). Matched players hold their socket until every player is done, then say goodbye: the drop at the end.`),
+		Caption: template.HTML(connsCaption),
 	})
 
 	var cpu []plotLine
@@ -581,7 +595,17 @@ figcaption{font-size:.9em;color:#444}
 <div class="scroll"><table>
 {{range .Summary}}<tr><th>{{.Name}}</th><td class="text">{{.Value}}</td></tr>
 {{end}}</table></div>
-{{with .R.VsBaseline}}
+{{if .PerURL}}<h2>Per URL</h2>
+<p>Player <i>i</i> connects to URL <i>i</i> mod {{len .R.URLs}} first; a player whose socket is lost (closed by the server, 1001 from a drain or a shutdown, or broken) reconnects to the next URL after a backoff, and gets its ticket, lobby and match back in <code>welcome</code>.</p>
+<div class="scroll"><table><tr><th>URL</th><th>players</th><th>connected</th><th>reconnects to it</th><th>sockets lost</th><th>failed connects</th><th>matched on it</th></tr>
+{{range .R.URLs}}<tr><td>{{.URL}}</td><td>{{num .Players}}</td><td>{{num .Connected}}</td><td>{{num .Reconnects}}</td><td>{{num .SocketsLost}}</td><td>{{num .ConnectFailures}}</td><td>{{num .Matched}}</td></tr>
+{{end}}</table></div>
+{{end}}{{with .R.Workers}}<h2>Worker processes</h2>
+<p>The players were played by {{len .}} processes of lobbyload (<code>-procs</code>), each a share of them; the report merges theirs (latency percentiles from every sample).</p>
+<div class="scroll"><table><tr><th>worker</th><th>players</th><th>connected</th><th>matched</th><th>failed</th><th>lost</th><th>CPU (s)</th></tr>
+{{range .}}<tr><td>{{.Worker}}</td><td>{{num .Players}}</td><td>{{num .Connected}}</td><td>{{num .Matched}}</td><td>{{num .Failed}}</td><td>{{num .Lost}}</td><td>{{printf "%.2f" .CPUSec}}</td></tr>
+{{end}}</table></div>
+{{end}}{{with .R.VsBaseline}}
 <h2>Compared with the baseline</h2>
 <p>Baseline: <code>{{.File}}</code>{{with .Label}} ({{.}}){{end}}, started {{.StartedAt.Format "2006-01-02 15:04:05 UTC"}}.
 {{if not .SameScenario}}<span class="bad">It ran a different scenario (<code>{{.Scenario}}</code>): its figures are not comparable.</span>{{end}}

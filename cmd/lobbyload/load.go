@@ -35,6 +35,24 @@ const (
 	roleIdle                    // -connect-only: connect and hold
 )
 
+// Reconnecting after a lost socket: exponential backoff with full jitter
+// (docs/protocol.md asks clients for back-off and jitter after 1001),
+// capped.
+const (
+	backoffBase = 100 * time.Millisecond
+	backoffMax  = 2 * time.Second
+)
+
+// backoff is the wait before attempt n (0, 1, …) of a reconnection: a
+// uniformly random duration below min(backoffMax, backoffBase·2ⁿ).
+func backoff(n int) time.Duration {
+	d := backoffMax
+	if n < 16 {
+		d = min(backoffMax, backoffBase<<n)
+	}
+	return rand.N(d)
+}
+
 func (r role) String() string {
 	return [...]string{"solo", "leaver", "reconnecter", "lobby owner", "lobby member", "idle"}[r]
 }
@@ -52,7 +70,10 @@ type load struct {
 	// welcome), so starting all players at once is not a SYN flood.
 	connecting chan struct{}
 	nextSource atomic.Uint64
-	start      time.Time
+	// total is how many players this process plays: -players, or a
+	// worker's share of them.
+	total int
+	start time.Time
 	// queueStart is when players start queueing: the start of the run, or
 	// with -preconnect the barrier after the connect phase.
 	queueStart time.Time
@@ -74,21 +95,49 @@ type load struct {
 	// players hold their sockets until then, so late duplicates are seen.
 	allDone     chan struct{}
 	allDoneOnce sync.Once
+	// holdEnd ends the matched players' hold: allDone, or in a worker of
+	// -procs the parent's word that the players of every worker are done.
+	holdEnd <-chan struct{}
+	// urls counts, per -url, what happened there (see urlCounters).
+	urls []urlCounters
+	// link is the parent, in a worker of -procs; nil otherwise.
+	link *workerLink
+	// workers are the worker processes, in the parent of -procs: their
+	// live counts feed the sampler and the progress line.
+	workers []*workerProc
 
 	// host and build describe the machine and the code, for the report.
 	host  *hostInfo
 	build *buildInfo
 }
 
+// urlCounters are the figures of one -url, as the report's urls give them.
+type urlCounters struct {
+	// connected: players whose first connection reached it; reconnects:
+	// reconnections that reached it (after a lost socket, and
+	// -reconnect-share's drops); lost: its sockets the server closed or
+	// that broke under a player; failures: connection attempts to it that
+	// failed (token, dial, handshake or welcome); matched: players whose
+	// match.ready came on one of its sockets.
+	connected, reconnects, lost, failures, matched atomic.Int64
+}
+
 func newLoad(cfg config, stderr io.Writer) *load {
-	return &load{
+	if len(cfg.URLs) == 0 && cfg.URL != "" {
+		cfg.URLs = []string{strings.TrimRight(cfg.URL, "/")}
+	}
+	l := &load{
 		cfg: cfg, stderr: stderr, check: newChecker(),
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: cfg.MaxConnecting, IdleConnTimeout: 30 * time.Second,
 		}},
 		connecting: make(chan struct{}, cfg.MaxConnecting),
 		allDone:    make(chan struct{}),
+		urls:       make([]urlCounters, len(cfg.URLs)),
+		total:      cfg.Players,
 	}
+	l.holdEnd = l.allDone
+	return l
 }
 
 // run plays the scenario until every player finished or the duration
@@ -106,11 +155,12 @@ func (l *load) run(ctx context.Context) (*report, error) {
 		defer rdb.Close()
 		l.rdb = rdb
 	}
-	l.host, l.build = readHostInfo(l.cfg.URL), readBuildInfo()
+	l.host, l.build = readHostInfo(l.cfg.URLs), readBuildInfo()
 	runCtx, cancel := context.WithTimeout(ctx, l.cfg.Duration)
 	defer cancel()
 
 	players := l.plan()
+	l.total = len(players)
 	l.start = time.Now()
 	l.queueStart = l.start
 	stopSampler := l.startSampler(ctx)
@@ -134,11 +184,24 @@ func (l *load) run(ctx context.Context) (*report, error) {
 		}
 		cpuTo <- l.sampleCPU(ctx)
 	}()
+	l.play(runCtx, cancel, starting, 0)
+	end := time.Now()
+	stopProgress()
+	r := l.buildReport(l.collect(players), end)
+	r.CPU = cpuBetween(cpuFrom, <-cpuTo, r.Matched)
+	r.Series = stopSampler()
+	return r, nil
+}
+
+// play starts the players (at -rate from queueStart, the first of them
+// being number offset of the run's schedule, or all at once) and returns
+// once every one returned.
+func (l *load) play(ctx context.Context, cancel context.CancelFunc, starting []*player, offset int) {
 	var wg sync.WaitGroup
 	for i, p := range starting {
 		if l.cfg.Rate > 0 {
-			at := l.queueStart.Add(time.Duration(float64(i) / l.cfg.Rate * float64(time.Second)))
-			if !waitUntil(runCtx, at) {
+			at := l.queueStart.Add(time.Duration(float64(offset+i) / l.cfg.Rate * float64(time.Second)))
+			if !waitUntil(ctx, at) {
 				// Players never started are failed: they count against the run.
 				for _, q := range starting[i:] {
 					q.fail("not started: run ended")
@@ -150,18 +213,12 @@ func (l *load) run(ctx context.Context) (*report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p.play(runCtx)
+			p.play(ctx)
 		}()
 	}
-	stopSettle := l.startSettle(runCtx, cancel)
+	stopSettle := l.startSettle(ctx, cancel)
 	wg.Wait()
 	stopSettle()
-	end := time.Now()
-	stopProgress()
-	r := l.buildReport(players, end)
-	r.CPU = cpuBetween(cpuFrom, <-cpuTo, r.Matched)
-	r.Series = stopSampler()
-	return r, nil
 }
 
 // preconnect connects every player (at most -max-connecting at a time,
@@ -206,7 +263,7 @@ func (l *load) startSettle(ctx context.Context, cancel context.CancelFunc) (stop
 			case <-ctx.Done():
 				return
 			case now := <-ticker.C:
-				waiting := int64(l.cfg.Players) - l.finished.Load()
+				waiting := int64(l.total) - l.finished.Load()
 				// Quiet since the last match.ready, and since the late
 				// leave: a run whose first match.ready is slow to come
 				// (a loaded machine) is not ended before it starts.
@@ -238,18 +295,41 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// checkQueue asks lobbyd for the queue, so a wrong URL or queue name fails
-// at once instead of as thousands of errors.
+// checkQueue asks every lobbyd of -url for the queue, so a wrong URL or
+// queue name fails at once instead of as thousands of errors. The match
+// size is the first URL's.
 func (l *load) checkQueue(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URL+"/v1/queues", nil)
+	errs := make([]error, len(l.cfg.URLs))
+	sizes := make([]int, len(l.cfg.URLs))
+	var wg sync.WaitGroup
+	for u := range l.cfg.URLs {
+		wg.Go(func() { sizes[u], errs[u] = l.checkQueueAt(ctx, u) })
+	}
+	wg.Wait()
+	for u, err := range errs {
+		if err != nil {
+			if len(l.cfg.URLs) > 1 {
+				return fmt.Errorf("%s: %w", l.cfg.URLs[u], err)
+			}
+			return err
+		}
+	}
+	l.matchSize = sizes[0]
+	return nil
+}
+
+// checkQueueAt asks the lobbyd of URL u for the queue and returns its
+// match size.
+func (l *load) checkQueueAt(ctx context.Context, u int) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/v1/queues", nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	resp, err := l.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach lobbyd: %w", err)
+		return 0, fmt.Errorf("reach lobbyd: %w", err)
 	}
 	defer resp.Body.Close()
 	var body struct {
@@ -259,23 +339,22 @@ func (l *load) checkQueue(ctx context.Context) error {
 		} `json:"queues"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /v1/queues: HTTP %d", resp.StatusCode)
+		return 0, fmt.Errorf("GET /v1/queues: HTTP %d", resp.StatusCode)
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return fmt.Errorf("GET /v1/queues: %w", err)
+		return 0, fmt.Errorf("GET /v1/queues: %w", err)
 	}
 	var names []string
 	for _, q := range body.Queues {
 		if q.Name == l.cfg.Queue {
-			l.matchSize = q.MaxUsers
 			if l.cfg.LobbyShare > 0 && l.cfg.LobbySize > q.MaxUsers {
-				return fmt.Errorf("-lobby-size %d is larger than queue %q's match size %d", l.cfg.LobbySize, q.Name, q.MaxUsers)
+				return 0, fmt.Errorf("-lobby-size %d is larger than queue %q's match size %d", l.cfg.LobbySize, q.Name, q.MaxUsers)
 			}
-			return nil
+			return q.MaxUsers, nil
 		}
 		names = append(names, q.Name)
 	}
-	return fmt.Errorf("lobbyd has no queue %q (it has %s)", l.cfg.Queue, strings.Join(names, ", "))
+	return 0, fmt.Errorf("lobbyd has no queue %q (it has %s)", l.cfg.Queue, strings.Join(names, ", "))
 }
 
 // plan gives every player a role and returns them in start order: lobbies
@@ -320,6 +399,8 @@ func (l *load) plan() []*player {
 	var out []*player
 	for _, u := range units {
 		for _, p := range u {
+			p.index = len(out)
+			p.url = p.index % len(cfg.URLs)
 			p.name = fmt.Sprintf("load-%d", len(out))
 			out = append(out, p)
 		}
@@ -327,17 +408,32 @@ func (l *load) plan() []*player {
 	return out
 }
 
+// share is worker w's share of n of the planned players: a contiguous run
+// of about len(players)/n of them, of whole units (a unit, a lobby's
+// members, belongs to the worker whose run holds its first member, so its
+// members share one process).
+func share(players []*player, w, n int) []*player {
+	cut := func(i int) int {
+		for i > 0 && i < len(players) && players[i].group != nil && players[i].group == players[i-1].group {
+			i++
+		}
+		return i
+	}
+	return players[cut(len(players)*w/n):cut(len(players)*(w+1)/n)]
+}
+
 // finish counts a player as done (matched or failed) once; the last one
 // closes allDone.
 func (l *load) finish() {
-	if l.finished.Add(1) == int64(l.cfg.Players) {
+	if l.finished.Add(1) == int64(l.total) {
 		l.allDoneOnce.Do(func() { close(l.allDone) })
 	}
 }
 
 // token returns a token for playerID (a new player when empty): signed here
-// with -jwt-secret, or from lobbyd's development endpoint.
-func (l *load) token(ctx context.Context, name, playerID string) (token, id string, err error) {
+// with -jwt-secret, or from the development endpoint of the lobbyd at URL
+// u.
+func (l *load) token(ctx context.Context, u int, name, playerID string) (token, id string, err error) {
 	if l.cfg.JWTSecret != "" {
 		if playerID == "" {
 			playerID = uuid.NewString()
@@ -347,19 +443,20 @@ func (l *load) token(ctx context.Context, name, playerID string) (token, id stri
 		return token, playerID, err
 	}
 	body, _ := json.Marshal(map[string]string{"name": name, "playerId": playerID})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.URL+"/v1/dev/token", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.URLs[u]+"/v1/dev/token", bytes.NewReader(body))
 	if err != nil {
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := l.http.Do(req)
 	if err != nil {
-		return "", "", fmt.Errorf("dev token: %w", err)
+		return "", "", &connectError{err: fmt.Errorf("dev token: %w", err), retry: true}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, resp.Body)
-		return "", "", fmt.Errorf("dev token: HTTP %d (is lobbyd started with LOBBYD_DEV_AUTH=true? otherwise pass -jwt-secret)", resp.StatusCode)
+		err := fmt.Errorf("dev token: HTTP %d (is lobbyd started with LOBBYD_DEV_AUTH=true? otherwise pass -jwt-secret)", resp.StatusCode)
+		return "", "", &connectError{err: err, retry: retryableStatus(resp.StatusCode)}
 	}
 	var out struct {
 		Token    string `json:"token"`
@@ -387,9 +484,9 @@ func (l *load) dialer() *websocket.Dialer {
 	}
 }
 
-// wsURL is lobbyd's socket endpoint.
-func (l *load) wsURL() string {
-	return "ws" + strings.TrimPrefix(l.cfg.URL, "http") + "/v1/ws"
+// wsURL is the socket endpoint of the lobbyd at URL u.
+func (l *load) wsURL(u int) string {
+	return "ws" + strings.TrimPrefix(l.cfg.URLs[u], "http") + "/v1/ws"
 }
 
 // startProgress prints a progress line to stderr every second when it is a

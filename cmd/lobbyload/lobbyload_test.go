@@ -28,6 +28,12 @@ func runLoad(t *testing.T, env map[string]string, args ...string) (string, strin
 }
 
 func TestMain(m *testing.M) {
+	if _, ok := workerSpec(os.Args[1:]); ok {
+		// A worker of a -procs run started by a test: this test binary is
+		// the executable the parent re-executes.
+		main()
+		os.Exit(0)
+	}
 	code := m.Run()
 	testutil.RemoveLobbydBinary()
 	os.Exit(code)

@@ -28,6 +28,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if spec, ok := workerSpec(os.Args[1:]); ok {
+		// A worker process of -procs (see procs.go): its settings come on
+		// stdin, its results go to stdout.
+		if err := runWorker(ctx, spec, os.Stdin, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "lobbyload worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "lobbyload:", err)
 		os.Exit(1)
@@ -36,7 +45,12 @@ func main() {
 
 // config is every setting of one load run.
 type config struct {
-	URL            string // lobbyd's base URL, http:// or https://
+	// URL is -url as given (trailing slashes trimmed): one lobbyd base URL,
+	// http:// or https://, or a comma-separated list of them; URLs is its
+	// elements. Player i connects to URLs[i mod len(URLs)] first, and a
+	// player whose socket is lost reconnects to the next one.
+	URL            string
+	URLs           []string
 	Players        int
 	Rate           float64 // players started per second; 0 starts all at once
 	Duration       time.Duration
@@ -81,6 +95,9 @@ type config struct {
 	// ReportFrom is a JSON report whose reports are written instead of
 	// running.
 	ReportFrom string
+	// Procs is how many worker processes play the players (see procs.go);
+	// 1 plays them all in this process.
+	Procs int
 	// Settings is every flag's value after parsing, for the report.
 	Settings []setting
 }
@@ -99,7 +116,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	var cfg config
 	fs := flag.NewFlagSet("lobbyload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "lobbyd base URL")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "lobbyd base URL, or a comma-separated list of them: player i connects to URL i mod n first, and a player whose socket is lost (close 1001 from a drain or shutdown, a reset) reconnects to the next URL in the list after a backoff")
 	fs.IntVar(&cfg.Players, "players", 100, "total simulated players")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "players starting per second, or with -preconnect starting to queue (0: all at once, at most -max-connecting dialling at a time)")
 	fs.DurationVar(&cfg.Duration, "duration", time.Minute, "longest run; the run ends earlier once every player is matched or failed")
@@ -127,6 +144,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&cfg.Label, "label", "", "a name for this run, shown in the reports (say, the branch or change under test)")
 	fs.StringVar(&cfg.ServerVersion, "server-version", "", "lobbyd's version or commit, shown in the reports (loadtest.sh passes the commit of the lobbyd it built)")
 	fs.StringVar(&cfg.BaselineFile, "baseline", "", "a JSON report (-json) of an earlier run: the reports show this run next to it, with the differences")
+	fs.IntVar(&cfg.Procs, "procs", 1, "worker processes of lobbyload to play the players (each holds its share of the sockets, for runs beyond one process's open-files limit); the parent merges their results into one report")
 	fs.StringVar(&cfg.ReportFrom, "report-from", "", "do not run: write the reports (text, -json, -json-file, -html; with -baseline) of the earlier run whose JSON report is in this file")
 	if err := envflag.Parse(fs, "LOBBYLOAD_", args, getenv); err != nil {
 		return cfg, err
@@ -134,11 +152,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	cfg.Settings = settingsOf(fs, "LOBBYLOAD_", getenv)
 
 	var errs []error
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("-url: want http://host:port or https://host:port, got %q", cfg.URL))
+	var err error
+	if cfg.URLs, err = parseURLs(cfg.URL); err != nil {
+		errs = append(errs, fmt.Errorf("-url: %w", err))
 	}
-	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	if len(cfg.URLs) > 0 {
+		cfg.URL = strings.Join(cfg.URLs, ",")
+	}
 	if cfg.Players < 1 {
 		errs = append(errs, errors.New("-players: at least 1"))
 	}
@@ -157,6 +177,16 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	for name, v := range map[string]float64{"-lobby-share": cfg.LobbyShare, "-leave-share": cfg.LeaveShare, "-reconnect-share": cfg.ReconnectShare} {
 		if v < 0 || v > 1 {
 			errs = append(errs, fmt.Errorf("%s: between 0 and 1, got %v", name, v))
+		}
+	}
+	if cfg.Procs < 1 || cfg.Procs > maxProcs {
+		errs = append(errs, fmt.Errorf("-procs: 1 to %d", maxProcs))
+	} else if cfg.Procs > 1 {
+		if cfg.Procs > cfg.Players {
+			errs = append(errs, errors.New("-procs: at most -players"))
+		}
+		if cfg.Pingers > 0 || cfg.Abusers > 0 {
+			errs = append(errs, errors.New("-procs: the abuse scenario (-pingers, -abusers) runs in one process"))
 		}
 	}
 	if cfg.Preconnect && cfg.ConnectOnly {
@@ -193,14 +223,37 @@ func settingsOf(fs *flag.FlagSet, prefix string, getenv func(string) string) []s
 		switch {
 		case f.Name == "jwt-secret" && s.Value != "":
 			s.Value = "(set, not shown)"
-		case f.Name == "redis-url" || f.Name == "url":
+		case f.Name == "redis-url":
 			if u, err := url.Parse(s.Value); err == nil && u.User != nil {
 				s.Value = u.Redacted() // no password
 			}
+		case f.Name == "url":
+			parts := strings.Split(s.Value, ",")
+			for i, p := range parts {
+				if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+					parts[i] = u.Redacted() // no password
+				}
+			}
+			s.Value = strings.Join(parts, ",")
 		}
 		out = append(out, s)
 	})
 	return out
+}
+
+// parseURLs reads -url: base URLs separated by commas, each http:// or
+// https://, returned without trailing slashes.
+func parseURLs(s string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimRight(strings.TrimSpace(part), "/")
+		u, err := url.Parse(part)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("want http://host:port or https://host:port (or a comma-separated list of them), got %q", part)
+		}
+		out = append(out, part)
+	}
+	return out, nil
 }
 
 // parseSourceIPs reads "a-b" ranges and single addresses separated by commas.
@@ -273,6 +326,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		rep.Label = cmp.Or(cfg.Label, rep.Label)
 		rep.ServerVersion = cmp.Or(cfg.ServerVersion, rep.ServerVersion)
+	} else if cfg.Procs > 1 {
+		if rep, err = newLoad(cfg, stderr).runProcs(ctx); err != nil {
+			return err
+		}
 	} else if rep, err = newLoad(cfg, stderr).run(ctx); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ func (g *lobbyGroup) queuedAt() time.Time   { g.mu.Lock(); defer g.mu.Unlock(); 
 // conn is one WebSocket of a player. A goroutine reads frames into frames;
 // only the player's goroutine writes.
 type conn struct {
+	url     int // the index in -url of the lobbyd it reached
 	ws      *websocket.Conn
 	frames  chan *frame // closed when the socket ends
 	done    chan struct{}
@@ -63,6 +65,8 @@ type conn struct {
 	seq     int
 	pending []pendingRequest // sent, not yet answered, in order
 	closing bool             // we started the close handshake
+	// matchIDs are the matches whose match.ready came on this socket.
+	matchIDs []string
 }
 
 type pendingRequest struct{ id, typ string }
@@ -82,6 +86,10 @@ type player struct {
 	role  role
 	group *lobbyGroup
 	name  string
+	// index is the player's place in the run's plan (its name's number);
+	// url the index in -url of the lobbyd it connects to first, then of
+	// the one its latest socket reached.
+	index, url int
 
 	id, token string
 	conn      *conn
@@ -109,30 +117,74 @@ type player struct {
 	reconnects    int
 	finishedCount bool
 	searchingNow  bool
+
+	// What a reconnection must not do again: set when done and from
+	// welcome.state after a lost socket (see applyWelcome).
+	queued     bool // the player's ticket (a lobby owner's: the lobby's) is in the queue
+	inLobby    bool // a lobby role is in its lobby
+	readyDone  bool // a lobby role sent lobby.ready, or the lobby is queued already
+	published  bool // a lobby owner gave its members the code
+	dropped    bool // a reconnecter made its drop
+	leaveTried bool // a leaver went through its leave (or lost its socket doing so)
+	// lostSockets counts the player's sockets that the server closed or
+	// that broke; redelivered the match.ready of its match that came again
+	// on a later socket (allowed: see gotMatch).
+	lostSockets, redelivered int
+	// resumed counts the reconnections whose welcome gave the player's
+	// ticket, lobby or match back.
+	resumed int
+}
+
+// lostSocket is the error of a socket the server closed, or that broke,
+// for a reason after which a client reconnects (docs/protocol.md, "Close
+// codes": 1001 from a drain or a shutdown, 1011, 4004, 4005, or a reset).
+type lostSocket struct{ kind string }
+
+func (e *lostSocket) Error() string { return "socket lost: " + e.kind }
+
+// reconnectable reports whether a client reconnects after the server
+// closed its socket with code (0: the socket broke without a close frame).
+func reconnectable(code int) bool {
+	switch code {
+	case 0, websocket.CloseGoingAway, websocket.CloseAbnormalClosure, websocket.CloseInternalServerErr,
+		websocket.CloseServiceRestart, websocket.CloseTryAgainLater, 4004, 4005:
+		return true
+	}
+	return false
+}
+
+// connectError is a failed connection attempt; retry says another attempt
+// (on the next URL, after a backoff) may succeed: the lobbyd was not
+// reachable, refused the handshake for now (429, 502, 503, 504) or sent no
+// welcome.
+type connectError struct {
+	err   error
+	retry bool
+}
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// retryableStatus reports whether a handshake refused with HTTP status
+// may succeed later or on another node.
+func retryableStatus(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // play runs the player's scenario until it is matched (then holds its
-// socket until every player finished) or fails, or ctx ends.
+// socket until every player finished) or fails, or ctx ends. A socket lost
+// on the way is replaced (see resume).
 func (p *player) play(ctx context.Context) {
 	defer p.finish()
 	defer p.closeConn(closeGoodbye)
-	var err error
-	switch p.role {
-	case roleIdle:
-		err = p.idle(ctx)
-	case roleLobbyOwner:
-		err = p.ownLobby(ctx)
-	case roleLobbyMember:
-		err = p.joinLobby(ctx)
-	default:
-		err = p.queueAlone(ctx)
-	}
+	err := p.resume(ctx)
 	if p.leftMatch {
 		p.finish()
 		return
-	}
-	if err == nil && p.role != roleIdle {
-		err = p.awaitMatch(ctx)
 	}
 	if err != nil {
 		if p.group != nil && ctx.Err() == nil {
@@ -152,6 +204,44 @@ func (p *player) play(ctx context.Context) {
 	if p.role != roleIdle {
 		p.hold(ctx)
 	}
+}
+
+// resume runs the scenario; whenever the player's socket is lost it
+// reconnects (recover) and runs the scenario again, which skips what the
+// player did already and what welcome.state says it still has.
+func (p *player) resume(ctx context.Context) error {
+	for {
+		err := p.scenario(ctx)
+		var lost *lostSocket
+		if err == nil || !errors.As(err, &lost) || ctx.Err() != nil {
+			return err
+		}
+		if err := p.recover(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// scenario is the player's role, up to its match.ready.
+func (p *player) scenario(ctx context.Context) error {
+	if p.matchReadies > 0 || p.leftMatch {
+		return nil
+	}
+	var err error
+	switch p.role {
+	case roleIdle:
+		return p.idle(ctx)
+	case roleLobbyOwner:
+		err = p.ownLobby(ctx)
+	case roleLobbyMember:
+		err = p.joinLobby(ctx)
+	default:
+		err = p.queueAlone(ctx)
+	}
+	if err != nil || p.leftMatch {
+		return err
+	}
+	return p.awaitMatch(ctx)
 }
 
 // fail marks the player failed, once.
@@ -195,13 +285,22 @@ func (p *player) queueAlone(ctx context.Context) error {
 	if err := p.connectOnce(ctx); err != nil {
 		return err
 	}
-	if p.role == roleLeaver {
+	if p.role == roleLeaver && !p.leaveTried {
+		// Once: after a lost socket the leaver only makes sure it is queued.
+		p.leaveTried = true
 		return p.leaveAndRejoin(ctx)
 	}
-	if err := p.queueJoin(ctx); err != nil {
-		return err
+	if !p.queued {
+		if p.leaves > 0 && p.leftAfterFound() {
+			p.leftMatch = true // as leaveAndRejoin decides
+			return nil
+		}
+		if err := p.queueJoin(ctx); err != nil {
+			return err
+		}
 	}
-	if p.role == roleReconnecter {
+	if p.role == roleReconnecter && !p.dropped {
+		p.dropped = true
 		return p.dropAndReconnect(ctx)
 	}
 	return nil
@@ -219,6 +318,7 @@ func (p *player) leaveAndRejoin(ctx context.Context) error {
 	switch code := r.errorCode(); code {
 	case "":
 		p.leaves++
+		p.queued = false
 		// The queue.state that follows the reply says whether the ticket
 		// was already in a match (its matchId); the ping after it also lets
 		// match.found arrive, for servers that do not say.
@@ -248,14 +348,15 @@ func (p *player) leaveAndRejoin(ctx context.Context) error {
 func (p *player) sawCancelled() bool { return p.cancelled >= p.leaves }
 
 // dropAndReconnect drops the socket while queued and reconnects at once
-// with the same token; the match then comes live or in welcome.state.
+// with the same token, to the next URL of -url (the same one when there is
+// one); the match then comes live or in welcome.state.
 func (p *player) dropAndReconnect(ctx context.Context) error {
 	if p.matchReadies > 0 {
 		return nil
 	}
 	p.closeConn(closeDrop)
 	p.reconnects++
-	return p.connect(ctx)
+	return p.dial(ctx, p.url+1, len(p.load.cfg.URLs), false)
 }
 
 func (p *player) ownLobby(ctx context.Context) error {
@@ -263,17 +364,33 @@ func (p *player) ownLobby(ctx context.Context) error {
 		return err
 	}
 	size := p.load.cfg.LobbySize
-	r, err := p.request(ctx, "lobby.create", map[string]any{"queue": p.load.cfg.Queue, "maxMembers": size, "visibility": "private"})
-	if err != nil {
-		return err
+	if !p.inLobby {
+		if p.published {
+			// After a lost socket welcome has no lobby: the one whose code
+			// the members have is gone.
+			return errors.New("the lobby is gone after a reconnection")
+		}
+		r, err := p.request(ctx, "lobby.create", map[string]any{"queue": p.load.cfg.Queue, "maxMembers": size, "visibility": "private"})
+		if err != nil {
+			return err
+		}
+		if r.errorCode() != "" || r.Data == nil || r.Data.Lobby == nil {
+			return fmt.Errorf("lobby.create: %s", r.errorCode())
+		}
+		p.seeLobby(r.Data.Lobby)
+		p.inLobby = true
 	}
-	if r.errorCode() != "" || r.Data == nil || r.Data.Lobby == nil {
-		return fmt.Errorf("lobby.create: %s", r.errorCode())
+	if !p.published {
+		p.published = true
+		p.group.publish(p.lobby.Code)
 	}
-	p.seeLobby(r.Data.Lobby)
-	p.group.publish(r.Data.Lobby.Code)
-	if err := p.ready(ctx); err != nil {
-		return err
+	if !p.readyDone {
+		if err := p.ready(ctx); err != nil {
+			return err
+		}
+	}
+	if p.queued {
+		return nil
 	}
 	allReady := func() bool {
 		if p.lobby == nil || len(p.lobby.Members) < size {
@@ -306,18 +423,25 @@ func (p *player) joinLobby(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	r, err := p.request(ctx, "lobby.join", map[string]any{"code": p.group.code})
-	if err != nil {
-		return err
+	if !p.inLobby {
+		r, err := p.request(ctx, "lobby.join", map[string]any{"code": p.group.code})
+		if err != nil {
+			return err
+		}
+		if code := r.errorCode(); code != "" {
+			return fmt.Errorf("lobby.join: %s", code)
+		}
+		p.inLobby = true
 	}
-	if code := r.errorCode(); code != "" {
-		return fmt.Errorf("lobby.join: %s", code)
+	if !p.readyDone {
+		if err := p.ready(ctx); err != nil {
+			return err
+		}
 	}
-	if err := p.ready(ctx); err != nil {
-		return err
+	if !p.searchingNow {
+		p.searchingNow = true
+		p.load.searching.Add(1)
 	}
-	p.searchingNow = true
-	p.load.searching.Add(1)
 	return nil
 }
 
@@ -329,6 +453,7 @@ func (p *player) ready(ctx context.Context) error {
 	if code := r.errorCode(); code != "" {
 		return fmt.Errorf("lobby.ready: %s", code)
 	}
+	p.readyDone = true
 	return nil
 }
 
@@ -363,6 +488,7 @@ func (p *player) queueJoinThen(ctx context.Context, then string) (*frame, error)
 		return nil, fmt.Errorf("queue.join: %s", code)
 	}
 	p.joinAt = start
+	p.queued = true
 	if p.firstJoinAt.IsZero() {
 		p.firstJoinAt = start
 	}
@@ -396,18 +522,25 @@ func (p *player) awaitMatch(ctx context.Context) error {
 
 // hold keeps a matched player's socket open until every player finished,
 // then makes sure, with a ping whose reply comes after anything the server
-// sent before, that no duplicate match.ready is on its way.
+// sent before, that no duplicate match.ready is on its way. A socket lost
+// meanwhile is replaced, so what a reconnection brings is checked too.
 func (p *player) hold(ctx context.Context) {
 holding:
 	for {
+		if p.conn == nil && p.recover(ctx) != nil {
+			return
+		}
 		select {
 		case f, ok := <-p.conn.frames:
 			if !ok {
-				p.socketEnded()
-				return
+				var lost *lostSocket
+				if !errors.As(p.socketEnded(), &lost) || ctx.Err() != nil || p.recover(ctx) != nil {
+					return
+				}
+				continue
 			}
 			p.observe(f)
-		case <-p.load.allDone:
+		case <-p.load.holdEnd:
 			break holding
 		case <-ctx.Done():
 			break holding
@@ -415,8 +548,16 @@ holding:
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.load.cfg.FlushWait)
 	defer cancel()
-	if _, err := p.request(fctx, "ping", nil); err != nil {
-		p.load.check.error("final ping: " + errorKind(err))
+	for {
+		_, err := p.request(fctx, "ping", nil)
+		var lost *lostSocket
+		if errors.As(err, &lost) && fctx.Err() == nil && p.recover(fctx) == nil {
+			continue
+		}
+		if err != nil {
+			p.load.check.error("final ping: " + errorKind(err))
+		}
+		return
 	}
 }
 
@@ -440,15 +581,60 @@ func (p *player) preconnect(ctx context.Context) {
 
 // connectOnce connects the player unless -preconnect already did.
 func (p *player) connectOnce(ctx context.Context) error {
-	if p.conn != nil {
+	switch {
+	case p.conn != nil:
 		return nil
+	case p.wasConnected:
+		return p.recover(ctx)
 	}
 	return p.connect(ctx)
 }
 
-// connect gets a token (once), dials, and reads welcome. A match kept for
-// the player while it was away arrives in welcome.state.match.
+// connect connects the player for the first time: to its own URL (player
+// i: URL i mod n) and, when that fails for a reason worth another try, to
+// each next one of -url in turn (once around), after a backoff. With one
+// URL that is one attempt.
 func (p *player) connect(ctx context.Context) error {
+	return p.dial(ctx, p.url, len(p.load.cfg.URLs), false)
+}
+
+// recover replaces a lost socket: after a backoff with full jitter it
+// connects to the next URL of -url, and on failure to the one after, with
+// a longer backoff each time, until one gives welcome or the run ends.
+func (p *player) recover(ctx context.Context) error {
+	return p.dial(ctx, p.url+1, 0, true)
+}
+
+// dial tries to connect to URL from, then the next ones, at most attempts
+// times (0: until ctx ends or an attempt fails for good), waiting a
+// backoff before every attempt but the first (and before the first too
+// when wait is set).
+func (p *player) dial(ctx context.Context, from, attempts int, wait bool) error {
+	n := len(p.load.cfg.URLs)
+	var err error
+	for a := 0; attempts == 0 || a < attempts; a++ {
+		if a > 0 || wait {
+			if !waitUntil(ctx, time.Now().Add(backoff(a))) {
+				if err == nil {
+					err = ctx.Err()
+				}
+				return err
+			}
+		}
+		err = p.connectTo(ctx, (from+a)%n)
+		var ce *connectError
+		if err == nil || !errors.As(err, &ce) || !ce.retry || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// connectTo gets a token (once, from the lobbyd at URL u unless signed
+// here), dials URL u, and reads welcome. What welcome.state says the
+// player still has (a match kept while it was away, its ticket, its lobby)
+// is applied.
+func (p *player) connectTo(ctx context.Context, u int) error {
 	l := p.load
 	select {
 	case l.connecting <- struct{}{}:
@@ -456,29 +642,36 @@ func (p *player) connect(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer func() { <-l.connecting }()
+	failed := func(err error) error {
+		l.urls[u].failures.Add(1)
+		return err
+	}
 	start := time.Now()
 	if p.token == "" {
-		token, id, err := l.token(ctx, p.name, "")
+		token, id, err := l.token(ctx, u, p.name, "")
 		if err != nil {
 			l.check.error("token")
-			return err
+			return failed(err)
 		}
 		p.token, p.id = token, id
 	}
-	ws, resp, err := l.dialer().DialContext(ctx, l.wsURL(), http.Header{"Authorization": {"Bearer " + p.token}})
+	ws, resp, err := l.dialer().DialContext(ctx, l.wsURL(u), http.Header{"Authorization": {"Bearer " + p.token}})
 	if err != nil {
 		kind := "connect: " + errorKind(err)
+		retry := true
 		if resp != nil {
 			kind = fmt.Sprintf("connect: HTTP %d", resp.StatusCode)
+			retry = retryableStatus(resp.StatusCode)
 		}
 		l.check.error(kind)
-		return fmt.Errorf("%s: %w", kind, err)
+		return failed(&connectError{err: fmt.Errorf("%s: %w", kind, err), retry: retry})
 	}
 	ws.SetReadLimit(1 << 20)
 	l.open.Add(1)
-	c := &conn{ws: ws, frames: make(chan *frame, 64), done: make(chan struct{})}
+	c := &conn{url: u, ws: ws, frames: make(chan *frame, 64), done: make(chan struct{})}
 	go c.read()
 	p.conn = c
+	p.url = u
 	wctx, cancel := context.WithTimeout(ctx, welcomeWait)
 	defer cancel()
 	var welcome *frame
@@ -486,14 +679,24 @@ func (p *player) connect(ctx context.Context) error {
 	case welcome = <-c.frames:
 	case <-wctx.Done():
 		l.check.error("no welcome")
-		return errors.New("no welcome frame")
+		if ctx.Err() == nil {
+			p.release()
+		}
+		return failed(&connectError{err: errors.New("no welcome frame"), retry: true})
 	}
 	if welcome == nil {
-		return p.socketEnded()
+		var ce *websocket.CloseError
+		kind, code := "socket: "+errorKind(c.readErr), 0
+		if errors.As(c.readErr, &ce) {
+			kind, code = fmt.Sprintf("close %d", ce.Code), ce.Code
+		}
+		l.check.error(kind)
+		p.release()
+		return failed(&connectError{err: errors.New(kind), retry: reconnectable(code)})
 	}
 	if welcome.Type != "welcome" {
 		l.check.violation("first frame not welcome", "player %s: first frame %q", p.name, welcome.Type)
-		return fmt.Errorf("first frame %q, not welcome", welcome.Type)
+		return failed(fmt.Errorf("first frame %q, not welcome", welcome.Type))
 	}
 	if p.id != "" && welcome.PlayerID != p.id {
 		l.check.violation("welcome for another player", "player %s: welcome.playerId %q, token's %q", p.name, welcome.PlayerID, p.id)
@@ -502,11 +705,48 @@ func (p *player) connect(ctx context.Context) error {
 	if !p.wasConnected {
 		p.wasConnected = true
 		l.connected.Add(1)
+		l.urls[u].connected.Add(1)
+	} else {
+		l.urls[u].reconnects.Add(1)
+		p.applyWelcome(welcome)
 	}
 	if welcome.State != nil && welcome.State.Match != nil {
 		p.gotMatch(welcome.State.Match)
 	}
 	return nil
+}
+
+// applyWelcome takes, on a reconnection, what welcome.state says the
+// player still has: its ticket (then it does not queue again) and its
+// lobby (then it does not create or join one again, nor say ready again
+// once it did or the lobby is queued). Without them the player was not
+// queued, or its ticket or lobby is gone, and the scenario does it again.
+func (p *player) applyWelcome(w *frame) {
+	st := w.State
+	if st == nil {
+		st = &welcomeState{}
+	}
+	if st.Ticket != nil || st.Lobby != nil || st.Match != nil {
+		p.resumed++
+	}
+	p.queued = st.Ticket != nil && (st.Ticket.Status == "searching" || st.Ticket.Status == "matched")
+	if p.group == nil {
+		return
+	}
+	p.lobby, p.inLobby, p.readyDone = st.Lobby, st.Lobby != nil, false
+	if lb := st.Lobby; lb != nil {
+		if lb.Status == "queued" {
+			p.readyDone = true
+			if p.role == roleLobbyOwner {
+				p.queued = true
+			}
+		}
+		for _, m := range lb.Members {
+			if m.PlayerID == p.id && m.Ready {
+				p.readyDone = true
+			}
+		}
+	}
 }
 
 // request sends one request and returns its reply.
@@ -530,8 +770,12 @@ func (p *player) send(typ string, fields map[string]any) (string, error) {
 	}
 	c.ws.SetWriteDeadline(time.Now().Add(writeWait))
 	if err := c.ws.WriteJSON(msg); err != nil {
-		p.load.check.error("write: " + errorKind(err))
-		return "", fmt.Errorf("send %s: %w", typ, err)
+		kind := "write: " + errorKind(err)
+		p.load.check.error(kind)
+		// The socket is broken: read what the server sent before (a
+		// match.ready written just before still counts), then reconnect.
+		p.abandon()
+		return "", fmt.Errorf("send %s: %w", typ, &lostSocket{kind: kind})
 	}
 	c.pending = append(c.pending, pendingRequest{id: id, typ: typ})
 	return id, nil
@@ -572,20 +816,49 @@ func (p *player) next(ctx context.Context) (*frame, error) {
 }
 
 // socketEnded accounts for a socket the server closed (or that broke) and
-// returns why.
+// returns why: a *lostSocket when the player reconnects after it.
 func (p *player) socketEnded() error {
 	c := p.conn
 	err := c.readErr
 	var ce *websocket.CloseError
-	kind := "socket: " + errorKind(err)
+	kind, code := "socket: "+errorKind(err), 0
 	if errors.As(err, &ce) {
-		kind = fmt.Sprintf("close %d", ce.Code)
+		kind, code = fmt.Sprintf("close %d", ce.Code), ce.Code
 	}
 	if !c.closing {
 		p.load.check.error(kind)
 	}
 	p.release()
+	if !c.closing && reconnectable(code) {
+		p.lostSockets++
+		p.load.urls[c.url].lost.Add(1)
+		return &lostSocket{kind: kind}
+	}
 	return errors.New(kind)
+}
+
+// abandon gives up a socket that broke under a write: it reads, for at
+// most closeWait, what the server had sent before, then frees it.
+func (p *player) abandon() {
+	c := p.conn
+	c.closing = true
+	p.lostSockets++
+	p.load.urls[c.url].lost.Add(1)
+	timer := time.NewTimer(closeWait)
+	defer timer.Stop()
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				p.release()
+				return
+			}
+			p.observe(f)
+		case <-timer.C:
+			p.release()
+			return
+		}
+	}
 }
 
 // observe checks one frame against the protocol and applies it.
@@ -665,9 +938,23 @@ func (p *player) seeLobby(lb *lobbyObject) {
 	}
 }
 
-// gotMatch records one match.ready, live or from welcome.state.
+// gotMatch records one match.ready, live or from welcome.state. The same
+// match again on a later socket is a redelivery docs/protocol.md allows
+// (welcome.state.match: "one written but whose acknowledgement did not
+// reach Redis (then it may come again; key on matchId)"): it is counted,
+// and checked against the other players' copies, but is no duplicate. A
+// second match, or one match twice on one socket, is.
 func (p *player) gotMatch(f *frame) {
 	l := p.load
+	if c := p.conn; c != nil {
+		again := slices.Contains(c.matchIDs, f.MatchID)
+		c.matchIDs = append(c.matchIDs, f.MatchID)
+		if p.matchReadies > 0 && !again && slices.Contains(p.matchIDs, f.MatchID) {
+			p.redelivered++
+			l.check.matchReady(p.id, f)
+			return
+		}
+	}
 	p.matchReadies++
 	p.matchIDs = append(p.matchIDs, f.MatchID)
 	l.check.matchReady(p.id, f)
@@ -690,6 +977,7 @@ func (p *player) gotMatch(f *frame) {
 		p.failure = ""
 	}
 	l.matched.Add(1)
+	l.urls[p.url].matched.Add(1)
 	l.lastMatchAt.Store(p.matchAt.UnixNano())
 	p.finish()
 }
@@ -749,6 +1037,8 @@ func errorKind(err error) string {
 		return "timeout"
 	case errors.Is(err, context.Canceled):
 		return "cancelled"
+	case errors.Is(err, websocket.ErrCloseSent):
+		return "closed by the server" // a write after the server's close frame
 	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -16,6 +16,7 @@ import (
 
 // report is the outcome of one run; its JSON form is what -json prints.
 type report struct {
+	// URL is -url: one lobbyd, or a comma-separated list (see URLs).
 	URL         string    `json:"url"`
 	Queue       string    `json:"queue"`
 	Scenario    string    `json:"scenario"`
@@ -51,7 +52,25 @@ type report struct {
 	// and first-fit packing the leftover tickets may not form a match. After
 	// a late leave lost players are reported but do not fail the run.
 	LateLeaves int `json:"lateLeaves"`
+	// Reconnects are -reconnect-share's drops and reconnections.
 	Reconnects int `json:"reconnects"`
+	// LostSockets are sockets the server closed (1001 from a drain or a
+	// shutdown, 1011, 4004, 4005) or that broke under a player, who then
+	// reconnected to the next URL of -url; Redelivered counts the
+	// match.ready that came again on a player's later socket, in
+	// welcome.state.match, which docs/protocol.md allows (no duplicate:
+	// the same match).
+	LostSockets int `json:"lostSockets"`
+	Redelivered int `json:"redelivered"`
+	// Resumed are the reconnections (after a lost socket, or a drop of
+	// -reconnect-share) whose welcome gave the player's ticket, lobby or
+	// match back.
+	Resumed int `json:"resumed"`
+	// URLs are the figures of each URL of -url, in its order.
+	URLs []urlReport `json:"urls,omitempty"`
+	// Procs is -procs; Workers, with more than one, each worker's share.
+	Procs   int            `json:"procs,omitempty"`
+	Workers []workerReport `json:"workers,omitempty"`
 
 	// ThroughputPerSec is players reaching match.ready per second between
 	// the first queue.join (with -preconnect, the barrier) and the last
@@ -170,62 +189,206 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 const maxFailureDetails = 20
 
-// buildReport gathers the players' results once they all returned.
-func (l *load) buildReport(players []*player, end time.Time) *report {
+// urlReport is what happened at one URL of -url.
+type urlReport struct {
+	URL string `json:"url"`
+	// Players are the players who connect there first (player i: URL i
+	// mod n); Connected those whose first connection reached it (their own
+	// URL, or the next when theirs failed).
+	Players   int `json:"players"`
+	Connected int `json:"connected"`
+	// Reconnects are the reconnections that reached it: after a lost
+	// socket (from the URL before it) and -reconnect-share's drops.
+	Reconnects int `json:"reconnects"`
+	// SocketsLost are its sockets the server closed or that broke under a
+	// player; ConnectFailures its failed connection attempts (token, dial,
+	// handshake or welcome); Matched the players whose match.ready came on
+	// one of its sockets.
+	SocketsLost     int `json:"socketsLost"`
+	ConnectFailures int `json:"connectFailures"`
+	Matched         int `json:"matched"`
+}
+
+// workerReport is one worker process's share of a -procs run.
+type workerReport struct {
+	Worker    int `json:"worker"`
+	Players   int `json:"players"`
+	Connected int `json:"connected"`
+	Matched   int `json:"matched"`
+	Failed    int `json:"failed"`
+	Lost      int `json:"lost"`
+	// CPUSec is the worker's own CPU time (user and system).
+	CPUSec float64 `json:"cpuSeconds"`
+}
+
+// tally is what the players of one process found, in a form that adds
+// up: the report is computed from it, and with -procs each worker sends
+// its tally to the parent, which merges them (mergeTallies) into the run's.
+type tally struct {
+	Players, Connected, Matched, Failed, Lost, Lobbies, Leaves int
+	LeftAfterFound, LateLeaves, Reconnects, LostSockets        int
+	Redelivered, Resumed                                       int
+	// The latencies, every sample.
+	Connects, JoinReplies, ToReady []time.Duration
+	// Ready is when each matched player with a known queue.join time got
+	// match.ready, and its latency (ToReady's samples, in order).
+	Ready []time.Time
+	// FirstJoin is the first queue.join, LastReady the last match.ready
+	// (zero: none).
+	FirstJoin, LastReady time.Time
+	Failures             []string // the first failed or lost players
+	Errors, Violations   map[string]int
+	ViolationDetails     []string
+	// Matches is what the first receiver of each match was told.
+	Matches map[string]matchView
+	URLs    []urlReport
+	// CPUSec is the process's own CPU time, in a worker's tally.
+	CPUSec float64 `json:",omitempty"`
+}
+
+// collect gathers the players' results once they all returned.
+func (l *load) collect(players []*player) *tally {
+	cfg := l.cfg
+	t := &tally{Players: len(players)}
+	for _, p := range players {
+		t.Connects = append(t.Connects, p.connects...)
+		t.JoinReplies = append(t.JoinReplies, p.joinReplies...)
+		if p.wasConnected {
+			t.Connected++
+		}
+		if p.role == roleLobbyOwner {
+			t.Lobbies++
+		}
+		t.Leaves += p.leaves
+		t.Reconnects += p.reconnects
+		t.LostSockets += p.lostSockets
+		t.Redelivered += p.redelivered
+		t.Resumed += p.resumed
+		if p.leftMatch && p.matchReadies == 0 {
+			t.LeftAfterFound++
+		} else if p.leftAfterFound() {
+			t.LateLeaves++
+		}
+		if !p.firstJoinAt.IsZero() && (t.FirstJoin.IsZero() || p.firstJoinAt.Before(t.FirstJoin)) {
+			t.FirstJoin = p.firstJoinAt
+		}
+		switch {
+		case p.matchReadies > 0:
+			t.Matched++
+			if p.matchLatency > 0 {
+				t.ToReady = append(t.ToReady, p.matchLatency)
+				t.Ready = append(t.Ready, p.matchAt)
+			}
+			if p.matchAt.After(t.LastReady) {
+				t.LastReady = p.matchAt
+			}
+		case p.leftMatch:
+		case p.failure != "":
+			t.Failed++
+			if len(t.Failures) < maxFailureDetails {
+				t.Failures = append(t.Failures, p.name+": "+p.failure)
+			}
+		case p.lost && !cfg.ConnectOnly:
+			t.Lost++
+			if len(t.Failures) < maxFailureDetails {
+				t.Failures = append(t.Failures, fmt.Sprintf("%s (%s, %s): no match.ready; match.found for %v",
+					p.name, p.role, p.id, p.foundIDs))
+			}
+		}
+	}
+	_, t.Violations, t.Errors, t.ViolationDetails = l.check.snapshot()
+	t.Matches = l.check.views()
+	t.URLs = make([]urlReport, len(cfg.URLs))
+	for u := range cfg.URLs {
+		c := &l.urls[u]
+		t.URLs[u] = urlReport{URL: cfg.URLs[u], Connected: int(c.connected.Load()), Reconnects: int(c.reconnects.Load()),
+			SocketsLost: int(c.lost.Load()), ConnectFailures: int(c.failures.Load()), Matched: int(c.matched.Load())}
+	}
+	for _, p := range players {
+		t.URLs[p.index%len(cfg.URLs)].Players++
+	}
+	return t
+}
+
+// mergeTallies adds the workers' tallies up into the run's: counts and
+// samples are summed, the matches united, and the players of one match
+// seen by different workers checked against each other (into check).
+func mergeTallies(ts []*tally, check *checker) *tally {
+	out := &tally{}
+	for _, t := range ts {
+		out.Players += t.Players
+		out.Connected += t.Connected
+		out.Matched += t.Matched
+		out.Failed += t.Failed
+		out.Lost += t.Lost
+		out.Lobbies += t.Lobbies
+		out.Leaves += t.Leaves
+		out.LeftAfterFound += t.LeftAfterFound
+		out.LateLeaves += t.LateLeaves
+		out.Reconnects += t.Reconnects
+		out.LostSockets += t.LostSockets
+		out.Redelivered += t.Redelivered
+		out.Resumed += t.Resumed
+		out.Connects = append(out.Connects, t.Connects...)
+		out.JoinReplies = append(out.JoinReplies, t.JoinReplies...)
+		out.ToReady = append(out.ToReady, t.ToReady...)
+		out.Ready = append(out.Ready, t.Ready...)
+		if !t.FirstJoin.IsZero() && (out.FirstJoin.IsZero() || t.FirstJoin.Before(out.FirstJoin)) {
+			out.FirstJoin = t.FirstJoin
+		}
+		if t.LastReady.After(out.LastReady) {
+			out.LastReady = t.LastReady
+		}
+		for _, f := range t.Failures {
+			if len(out.Failures) < maxFailureDetails {
+				out.Failures = append(out.Failures, f)
+			}
+		}
+		check.add(t.Errors, t.Violations, t.ViolationDetails)
+		for id, v := range t.Matches {
+			check.seeMatch(id, v)
+		}
+		if out.URLs == nil {
+			out.URLs = make([]urlReport, len(t.URLs))
+		}
+		for u, x := range t.URLs {
+			if u >= len(out.URLs) {
+				break
+			}
+			o := &out.URLs[u]
+			o.URL = x.URL
+			o.Players += x.Players
+			o.Connected += x.Connected
+			o.Reconnects += x.Reconnects
+			o.SocketsLost += x.SocketsLost
+			o.ConnectFailures += x.ConnectFailures
+			o.Matched += x.Matched
+		}
+	}
+	_, out.Violations, out.Errors, out.ViolationDetails = check.snapshot()
+	out.Matches = check.views()
+	return out
+}
+
+// buildReport is the report of the run's tally.
+func (l *load) buildReport(t *tally, end time.Time) *report {
 	cfg := l.cfg
 	r := &report{
 		URL: cfg.URL, Queue: cfg.Queue, StartedAt: l.start.UTC(), ElapsedSec: end.Sub(l.start).Seconds(),
-		ConnectOnly: cfg.ConnectOnly, Preconnect: cfg.Preconnect, Players: len(players), MatchSize: l.matchSize,
+		ConnectOnly: cfg.ConnectOnly, Preconnect: cfg.Preconnect, Players: t.Players, MatchSize: l.matchSize,
 		Scenario: fmt.Sprintf("players=%d rate=%g lobby-share=%g lobby-size=%d leave-share=%g reconnect-share=%g connect-only=%v preconnect=%v",
 			cfg.Players, cfg.Rate, cfg.LobbyShare, cfg.LobbySize, cfg.LeaveShare, cfg.ReconnectShare, cfg.ConnectOnly, cfg.Preconnect),
+		Connected: t.Connected, Matched: t.Matched, Failed: t.Failed, Lost: t.Lost, Lobbies: t.Lobbies, Leaves: t.Leaves,
+		LeftAfterFound: t.LeftAfterFound, LateLeaves: t.LateLeaves, Reconnects: t.Reconnects,
+		LostSockets: t.LostSockets, Redelivered: t.Redelivered, Resumed: t.Resumed, Failures: t.Failures, URLs: t.URLs,
 	}
 	if cfg.Preconnect {
 		r.ConnectPhaseSec = l.queueStart.Sub(l.start).Seconds()
 	}
-	var connects, joins, toReady []time.Duration
-	var firstJoin, lastReady time.Time
-	for _, p := range players {
-		connects = append(connects, p.connects...)
-		joins = append(joins, p.joinReplies...)
-		if p.wasConnected {
-			r.Connected++
-		}
-		if p.role == roleLobbyOwner {
-			r.Lobbies++
-		}
-		r.Leaves += p.leaves
-		r.Reconnects += p.reconnects
-		if p.leftMatch && p.matchReadies == 0 {
-			r.LeftAfterFound++
-		} else if p.leftAfterFound() {
-			r.LateLeaves++
-		}
-		if !p.firstJoinAt.IsZero() && (firstJoin.IsZero() || p.firstJoinAt.Before(firstJoin)) {
-			firstJoin = p.firstJoinAt
-		}
-		switch {
-		case p.matchReadies > 0:
-			r.Matched++
-			if p.matchLatency > 0 {
-				toReady = append(toReady, p.matchLatency)
-				r.Timeline = append(r.Timeline, timelinePoint{AtSec: p.matchAt.Sub(l.queueStart).Seconds(), LatencyMs: ms(p.matchLatency)})
-			}
-			if p.matchAt.After(lastReady) {
-				lastReady = p.matchAt
-			}
-		case p.leftMatch:
-		case p.failure != "":
-			r.Failed++
-			if len(r.Failures) < maxFailureDetails {
-				r.Failures = append(r.Failures, p.name+": "+p.failure)
-			}
-		case p.lost && !cfg.ConnectOnly:
-			r.Lost++
-			if len(r.Failures) < maxFailureDetails {
-				r.Failures = append(r.Failures, fmt.Sprintf("%s (%s, %s): no match.ready; match.found for %v",
-					p.name, p.role, p.id, p.foundIDs))
-			}
-		}
+	connects, joins, toReady := t.Connects, t.JoinReplies, slices.Clone(t.ToReady)
+	firstJoin, lastReady := t.FirstJoin, t.LastReady
+	for i, at := range t.Ready {
+		r.Timeline = append(r.Timeline, timelinePoint{AtSec: at.Sub(l.queueStart).Seconds(), LatencyMs: ms(t.ToReady[i])})
 	}
 	sort.Slice(r.Timeline, func(i, j int) bool { return r.Timeline[i].AtSec < r.Timeline[j].AtSec })
 	if cfg.Preconnect {
@@ -244,7 +407,7 @@ func (l *load) buildReport(players []*player, end time.Time) *report {
 	r.Latency.JoinReply = newPercentiles(joins)
 	r.Latency.JoinToReady = newPercentiles(toReady)
 	r.LatencyCDF.Connect, r.LatencyCDF.JoinReply, r.LatencyCDF.JoinToReady = newCDF(connects), newCDF(joins), newCDF(toReady)
-	r.Matches, r.Violations, r.Errors, r.ViolationDetails = l.check.snapshot()
+	r.Matches, r.Violations, r.Errors, r.ViolationDetails = len(t.Matches), t.Violations, t.Errors, t.ViolationDetails
 	r.Label, r.ServerVersion, r.Settings = cfg.Label, cfg.ServerVersion, cfg.Settings
 	r.Host, r.Build = l.host, l.build
 	return r
@@ -350,6 +513,12 @@ func (r *report) writeText(w io.Writer) error {
 		fmt.Fprintf(tw, "lobbies\t%d\n", r.Lobbies)
 		fmt.Fprintf(tw, "leaves\t%d\t(%d after match.found, not queued again)\n", r.Leaves, r.LeftAfterFound)
 		fmt.Fprintf(tw, "reconnects\t%d\n", r.Reconnects)
+		if r.LostSockets > 0 {
+			fmt.Fprintf(tw, "sockets lost\t%d\t(closed by the server or broken; each player reconnected to the next -url; %d welcome(s) gave a ticket, lobby or match back)\n", r.LostSockets, r.Resumed)
+		}
+		if r.Redelivered > 0 {
+			fmt.Fprintf(tw, "match.ready again\t%d\t(the player's match once more on a later socket, in welcome: allowed, not a duplicate)\n", r.Redelivered)
+		}
 		span := "first queue.join to last match.ready"
 		if r.Preconnect {
 			span = "barrier to last match.ready"
@@ -370,6 +539,18 @@ func (r *report) writeText(w io.Writer) error {
 	if !r.ConnectOnly {
 		row("queue.join→reply", r.Latency.JoinReply)
 		row("queue.join→match.ready", r.Latency.JoinToReady)
+	}
+	if len(r.URLs) > 1 {
+		fmt.Fprintf(tw, "\nper URL\tplayers\tconnected\treconnects to it\tsockets lost\tfailed connects\tmatched on it\n")
+		for _, u := range r.URLs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", u.URL, u.Players, u.Connected, u.Reconnects, u.SocketsLost, u.ConnectFailures, u.Matched)
+		}
+	}
+	if len(r.Workers) > 0 {
+		fmt.Fprintf(tw, "\nworker (-procs %d)\tplayers\tconnected\tmatched\tfailed\tlost\tCPU s\n", r.Procs)
+		for _, w := range r.Workers {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%.2f\n", w.Worker, w.Players, w.Connected, w.Matched, w.Failed, w.Lost, w.CPUSec)
+		}
 	}
 	writeCounts(tw, "errors", r.Errors)
 	writeCounts(tw, "violations", r.Violations)

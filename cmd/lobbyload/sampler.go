@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -125,25 +126,40 @@ func (l *load) sample(ctx context.Context) (sample, string) {
 		Matched:   l.matched.Load(),
 	}
 	if v, ok := processCPUSeconds(); ok {
+		v += l.workersCPU() // with -procs
 		s.LoadCPUSec = &v
 	}
 	if v, ok := hostBusySeconds(); ok {
 		s.HostBusySec = &v
 	}
 	source := ""
-	if m, err := l.metrics(ctx); err == nil {
-		s.ServerCPUSec = m.get("process_cpu_seconds_total")
-		s.ServerRSS = m.get("process_resident_memory_bytes")
-		s.ServerConns = m.get("lobbyd_connections")
-		q := promLabel("queue", l.cfg.Queue)
-		s.MatchesFormed = m.get("lobbyd_matches_formed_total" + q)
-		lead := m.get("lobbyd_queue_leader" + q)
-		if s.MatchesFormed == nil && lead != nil {
-			// The counter of a queue appears with its first match.
-			zero := 0.0
-			s.MatchesFormed = &zero
+	// With several -url, lobbyd's figures are the sums over the nodes
+	// that answered, and the queue depth is its leader's.
+	q := promLabel("queue", l.cfg.Queue)
+	add := func(sum **float64, v *float64) {
+		if v == nil {
+			return
 		}
-		if lead != nil && *lead == 1 {
+		if *sum == nil {
+			*sum = new(float64)
+		}
+		**sum += *v
+	}
+	for _, m := range l.allMetrics(ctx) {
+		if m == nil {
+			continue
+		}
+		add(&s.ServerCPUSec, m.get("process_cpu_seconds_total"))
+		add(&s.ServerRSS, m.get("process_resident_memory_bytes"))
+		add(&s.ServerConns, m.get("lobbyd_connections"))
+		formed := m.get("lobbyd_matches_formed_total" + q)
+		lead := m.get("lobbyd_queue_leader" + q)
+		if formed == nil && lead != nil {
+			// The counter of a queue appears with its first match.
+			formed = new(float64)
+		}
+		add(&s.MatchesFormed, formed)
+		if lead != nil && *lead == 1 && s.QueueDepth == nil {
 			if s.QueueDepth = m.get("lobbyd_queue_depth" + q); s.QueueDepth != nil {
 				source = depthFromLeader
 			}
@@ -181,9 +197,21 @@ func promLabel(name, value string) string {
 	return "{" + name + `="` + r.Replace(value) + `"}`
 }
 
-// metrics reads lobbyd's /metrics.
-func (l *load) metrics(ctx context.Context) (promSamples, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URL+"/metrics", nil)
+// allMetrics reads the /metrics of the lobbyd at each URL of -url, at
+// once; a node that did not answer has nil.
+func (l *load) allMetrics(ctx context.Context) []promSamples {
+	out := make([]promSamples, len(l.cfg.URLs))
+	var wg sync.WaitGroup
+	for u := range l.cfg.URLs {
+		wg.Go(func() { out[u], _ = l.metrics(ctx, u) })
+	}
+	wg.Wait()
+	return out
+}
+
+// metrics reads the /metrics of the lobbyd at URL u.
+func (l *load) metrics(ctx context.Context, u int) (promSamples, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -233,9 +261,23 @@ func parseProm(r io.Reader) (promSamples, error) {
 	return out, sc.Err()
 }
 
-// queueDepth reads the queue's depth from GET /v1/queues.
+// queueDepth reads the queue's depth from GET /v1/queues of the first
+// lobbyd of -url that answers.
 func (l *load) queueDepth(ctx context.Context) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URL+"/v1/queues", nil)
+	var err error
+	for u := range l.cfg.URLs {
+		var d float64
+		if d, err = l.queueDepthAt(ctx, u); err == nil {
+			return d, nil
+		}
+	}
+	return 0, err
+}
+
+// queueDepthAt reads the queue's depth from GET /v1/queues of the lobbyd
+// at URL u.
+func (l *load) queueDepthAt(ctx context.Context, u int) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/v1/queues", nil)
 	if err != nil {
 		return 0, err
 	}

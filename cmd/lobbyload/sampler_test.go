@@ -38,8 +38,8 @@ broken line
 
 // fakeMetrics serves a lobbyd's /metrics whose counters grow with every
 // scrape, and GET /v1/queues; leader says whether it leads the queue.
-func fakeMetrics(t *testing.T, leader bool) *httptest.Server {
-	var scrapes atomic.Int64
+func fakeMetrics(t *testing.T, leader bool) (*httptest.Server, *atomic.Int64) {
+	scrapes := new(atomic.Int64)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		n := scrapes.Add(1)
@@ -58,18 +58,19 @@ func fakeMetrics(t *testing.T, leader bool) *httptest.Server {
 	})
 	s := httptest.NewServer(mux)
 	t.Cleanup(s.Close)
-	return s
+	return s, scrapes
 }
 
 func TestSamplerReadsLobbydMetrics(t *testing.T) {
 	for _, leader := range []bool{true, false} {
 		t.Run(fmt.Sprintf("leader=%v", leader), func(t *testing.T) {
-			srv := fakeMetrics(t, leader)
+			srv, scrapes := fakeMetrics(t, leader)
 			l := newLoad(config{URL: srv.URL, Queue: "default", MaxConnecting: 4, SampleInterval: 20 * time.Millisecond}, nil)
 			l.start = time.Now()
 			l.matched.Store(3)
 			stop := l.startSampler(context.Background())
-			time.Sleep(150 * time.Millisecond)
+			// A sample scrapes /metrics once: wait for a few.
+			require.Eventually(t, func() bool { return scrapes.Load() >= 4 }, 10*time.Second, time.Millisecond)
 			s := stop()
 
 			assert.Equal(t, 0.02, s.IntervalSec)
@@ -109,8 +110,7 @@ func TestSamplerWithoutMetrics(t *testing.T) {
 	l.start = time.Now()
 	l.open.Store(5)
 	stop := l.startSampler(context.Background())
-	time.Sleep(60 * time.Millisecond)
-	s := stop()
+	s := stop() // the sampler takes one sample at its start and one at its stop
 	require.NotEmpty(t, s.Samples)
 	for _, smp := range s.Samples {
 		assert.Nil(t, smp.ServerCPUSec)

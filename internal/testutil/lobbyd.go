@@ -3,6 +3,7 @@ package testutil
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,45 +57,97 @@ func RemoveLobbydBinary() {
 // (http://127.0.0.1:port). It is stopped with SIGTERM at cleanup.
 func StartLobbyd(t testing.TB, env ...string) string {
 	t.Helper()
+	return StartLobbydNode(t, env...).URL
+}
+
+// LobbydNode is a lobbyd process started by StartLobbydNode, which a test
+// may stop (SIGTERM: the node closes its sockets with 1001 and shuts down)
+// or kill (SIGKILL) while other nodes go on.
+type LobbydNode struct {
+	// URL is the node's base URL (http://127.0.0.1:port).
+	URL string
+
+	cmd    *exec.Cmd
+	stderr *SyncBuffer
+	exited chan struct{} // closed once the process was waited for
+	err    error         // Wait's error, read after exited
+	once   sync.Once
+}
+
+// StartLobbydNode is StartLobbyd returning a handle on the process: run
+// twice with the same LOBBYD_REDIS_URL and LOBBYD_JWT_SECRET in env, it
+// starts two nodes of one deployment. The node is stopped with SIGTERM at
+// cleanup unless the test stopped it already.
+func StartLobbydNode(t testing.TB, env ...string) *LobbydNode {
+	t.Helper()
 	cmd := exec.Command(LobbydBinary(t), "-addr", "127.0.0.1:0")
 	cmd.Env = append(append(os.Environ(), "LOBBYD_DEV_AUTH=true", "LOBBYD_LOG_LEVEL=warn"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr SyncBuffer
-	cmd.Stderr = &stderr
+	n := &LobbydNode{cmd: cmd, stderr: &SyncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = n.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("lobbyd's log:\n%s", stderr.String())
-		}
-	})
 	lines := make(chan string, 1)
 	go func() {
-		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		rd := bufio.NewReader(stdout)
+		line, _ := rd.ReadString('\n')
 		lines <- line
+		io.Copy(io.Discard, rd) // whatever else it prints, so it never blocks
+		n.err = cmd.Wait()
+		close(n.exited)
 	}()
+	t.Cleanup(func() {
+		n.Stop()
+		if t.Failed() {
+			t.Logf("lobbyd %s's log:\n%s", n.URL, n.stderr.String())
+		}
+	})
 	select {
 	case line := <-lines:
 		url, ok := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
 		if !ok {
-			t.Fatalf("unexpected first line %q; stderr:\n%s", line, stderr.String())
+			t.Fatalf("unexpected first line %q; stderr:\n%s", line, n.stderr.String())
 		}
-		return url
+		n.URL = url
+		return n
 	case <-time.After(20 * time.Second):
-		t.Fatalf("lobbyd did not start within 20s; stderr:\n%s", stderr.String())
-		return ""
+		t.Fatalf("lobbyd did not start within 20s; stderr:\n%s", n.stderr.String())
+		return nil
 	}
 }
+
+// Stop sends the node SIGTERM and waits until it exited (killing it if it
+// takes more than 20 s), and returns how it exited. Calling it again, or
+// after Kill, returns the same.
+func (n *LobbydNode) Stop() error {
+	n.once.Do(func() { n.signalAndWait(syscall.SIGTERM) })
+	<-n.exited
+	return n.err
+}
+
+// Kill kills the node (SIGKILL, as a crash would end it) and waits until
+// it exited.
+func (n *LobbydNode) Kill() {
+	n.once.Do(func() { n.signalAndWait(syscall.SIGKILL) })
+	<-n.exited
+}
+
+func (n *LobbydNode) signalAndWait(sig syscall.Signal) {
+	n.cmd.Process.Signal(sig)
+	select {
+	case <-n.exited:
+	case <-time.After(20 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.exited
+	}
+}
+
+// Pid is the node's process id.
+func (n *LobbydNode) Pid() int { return n.cmd.Process.Pid }
+
+// Log is what the node wrote to stderr so far.
+func (n *LobbydNode) Log() string { return n.stderr.String() }
