@@ -1,5 +1,6 @@
 // Package storetest starts stores for tests: on miniredis for the fast unit
-// tier, and on a real redis-server for the integration tier.
+// tier, and on a real redis-server and a Redis Cluster (cluster.go) for the
+// integration tiers.
 package storetest
 
 import (
@@ -43,11 +44,14 @@ func Real(t testing.TB) *store.Store {
 	return s
 }
 
-// Each runs f as two subtests, "miniredis" and "redis-server", so one suite
-// proves the same behaviour on both.
+// Each runs f as three subtests, "miniredis", "redis-server" and
+// "redis-cluster", so one suite proves the same behaviour on each. The
+// cluster tier runs on the test binary's shared 3-primary cluster (see
+// SharedCluster), each case under a key prefix of its own (see OnCluster).
 func Each(t *testing.T, f func(t *testing.T, s *store.Store)) {
 	t.Run("miniredis", func(t *testing.T) { f(t, Embedded(t)) })
 	t.Run("redis-server", func(t *testing.T) { f(t, Real(t)) })
+	t.Run("redis-cluster", func(t *testing.T) { f(t, OnCluster(t)) })
 }
 
 // RedisServer is a redis-server process started for one test.
