@@ -95,7 +95,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if opts.TLSConfig == nil { // go-redis peeks only at plain TCP connections
 			opts.Dialer = dialPeekIdle
 		}
-		s.rdb = redis.NewUniversalClient(opts)
+		if opts.IsClusterMode {
+			s.rdb = newClusterClient(opts)
+		} else {
+			s.rdb = redis.NewUniversalClient(opts)
+		}
 	}
 	s.rdb.AddHook(unavailableHook{})
 	metrics := newMetricsHook()
