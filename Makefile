@@ -5,7 +5,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: run test race unit lint bench fuzz fuzz-build fuzz-short build fakeplayfab echoref loadtest baseline chaos clean
+.PHONY: run test race unit lint bench fuzz fuzz-build fuzz-short build fakeplayfab echoref loadtest baseline storm chaos clean
 
 ## run: start lobbyd on 127.0.0.1:8080 (this machine only: dev auth hands anyone a token) with embedded Redis,
 ## in-process fake PlayFab and dev auth; RUN_ADDR=:8080 to listen on every interface
@@ -94,6 +94,15 @@ loadtest:
 BASELINE_OUT ?= baseline-results
 baseline:
 	./cmd/lobbyload/baseline.sh $(BASELINE_ARGS) $(BASELINE_OUT)
+
+## storm: the reconnect storm of docs/benchmarks.md: 3 lobbyd nodes on STORM_REDIS (FLUSHDB'd: a scratch database)
+## hold 45,000 players (or as many as two nodes can hold) queueing, in lobbies and matched; node 3 is killed with
+## kill -9, its players reconnect to the other two; reports into STORM_OUT (STORM_ARGS: storm.sh options, e.g. -n 3000 -R 300)
+STORM_REDIS ?= redis://127.0.0.1:6379/15
+STORM_OUT   ?= storm-results
+STORM_ARGS  ?=
+storm:
+	./cmd/lobbyload/storm.sh -r $(STORM_REDIS) $(STORM_ARGS) $(STORM_OUT)
 
 ## chaos: the fault test (cmd/lobbychaos): 3 lobbyd nodes, a real redis-server with AOF, the fake PlayFab with faults;
 ## kills nodes and restarts Redis while players play, then checks the invariants (CHAOS_ARGS: lobbychaos flags, e.g. -duration 30m).

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
@@ -29,6 +30,13 @@ type fakeLobbyd struct {
 	// Secret, when set, makes the fake check HS256 tokens with it instead
 	// of serving dev tokens.
 	Secret string
+	// DropAfter, when set, closes each player's first socket with 1001
+	// (as a node shutting down) that long after its welcome;
+	// CloseAfterReady closes it so right after its match.ready.
+	// RefuseReconnects answers a player's later handshakes 503.
+	DropAfter        time.Duration
+	CloseAfterReady  bool
+	RefuseReconnects bool
 
 	ids      atomic.Int64
 	welcomed atomic.Int64 // sockets sent welcome
@@ -37,10 +45,12 @@ type fakeLobbyd struct {
 	// welcomedAtJoins is, for each queue.join, how many sockets had got
 	// welcome when it arrived.
 	welcomedAtJoins []int64
+	// handshakes counts each player's handshakes.
+	handshakes map[string]int
 }
 
 func newFakeLobbyd(t *testing.T, copies int, secret string) *fakeLobbyd {
-	f := &fakeLobbyd{MatchReadyCopies: copies, Secret: secret, sources: map[string]bool{}}
+	f := &fakeLobbyd{MatchReadyCopies: copies, Secret: secret, sources: map[string]bool{}, handshakes: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/queues", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `{"queues":[{"name":"default","maxUsers":1}]}`)
@@ -80,18 +90,31 @@ func (f *fakeLobbyd) serveWS(w http.ResponseWriter, r *http.Request) {
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	f.mu.Lock()
 	f.sources[host] = true
+	f.handshakes[id]++
+	first := f.handshakes[id] == 1
 	f.mu.Unlock()
+	if !first && f.RefuseReconnects {
+		http.Error(w, `{"error":{"code":"unavailable"}}`, http.StatusServiceUnavailable)
+		return
+	}
 	ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
 	defer ws.Close()
 	send := func(v any) bool { return ws.WriteJSON(v) == nil }
+	goingAway := func() {
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
+		ws.Close()
+	}
 	// Counted before it is sent, so that no client can act on a welcome
 	// not yet counted.
 	f.welcomed.Add(1)
 	if !send(map[string]any{"type": "welcome", "playerId": id, "protocol": 1, "state": map[string]any{}}) {
 		return
+	}
+	if first && f.DropAfter > 0 {
+		time.AfterFunc(f.DropAfter, goingAway)
 	}
 	for {
 		var req struct{ Type, ID string }
@@ -120,6 +143,10 @@ func (f *fakeLobbyd) serveWS(w http.ResponseWriter, r *http.Request) {
 			if !send(ready) {
 				return
 			}
+		}
+		if first && f.CloseAfterReady {
+			goingAway()
+			return
 		}
 	}
 }

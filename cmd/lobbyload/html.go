@@ -74,6 +74,7 @@ func (r *report) writeHTML(w io.Writer) error {
 		"Host":       r.hostRows(),
 		"Code":       r.codeRows(),
 		"PerURL":     len(r.URLs) > 1,
+		"BackFigure": r.backFigure(),
 	})
 }
 
@@ -89,6 +90,15 @@ func sortedCounts(m map[string]int) []count {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
 	return out
+}
+
+// backFigure is the chart of the reconnections per second by URL; nil
+// when no socket was lost.
+func (r *report) backFigure() *figure {
+	if r.Back == nil {
+		return nil
+	}
+	return r.Back.figure()
 }
 
 // timelineOrigin names the moment the timeline's seconds count from.
@@ -134,7 +144,10 @@ func (r *report) summaryRows() []row {
 			row{"lobbies / leaves / reconnects", fmt.Sprintf("%s / %s / %s", fmtInt(r.Lobbies), fmtInt(r.Leaves), fmtInt(r.Reconnects))})
 	}
 	if r.LostSockets > 0 {
-		rows = append(rows, row{"sockets lost", fmtInt(r.LostSockets) + fmt.Sprintf(" (closed by the server or broken; each player reconnected to the next URL; %s welcome(s) gave a ticket, lobby or match back)", fmtInt(r.Resumed))})
+		rows = append(rows, row{"sockets lost", fmtInt(r.LostSockets) + fmt.Sprintf(" (closed by the server or broken; each player reconnected to another URL (-reconnect-to); %s welcome(s) gave a ticket, lobby or match back)", fmtInt(r.Resumed))})
+	}
+	if r.Back != nil {
+		rows = append(rows, r.Back.summaryRows()...)
 	}
 	if r.Redelivered > 0 {
 		rows = append(rows, row{"match.ready again", fmtInt(r.Redelivered) + " (the player's match once more on a later socket, in welcome: allowed, not a duplicate)"})
@@ -596,10 +609,17 @@ figcaption{font-size:.9em;color:#444}
 {{range .Summary}}<tr><th>{{.Name}}</th><td class="text">{{.Value}}</td></tr>
 {{end}}</table></div>
 {{if .PerURL}}<h2>Per URL</h2>
-<p>Player <i>i</i> connects to URL <i>i</i> mod {{len .R.URLs}} first; a player whose socket is lost (closed by the server, 1001 from a drain or a shutdown, or broken) reconnects to the next URL after a backoff, and gets its ticket, lobby and match back in <code>welcome</code>.</p>
+<p>Player <i>i</i> connects to URL <i>i</i> mod {{len .R.URLs}} first; a player whose socket is lost (closed by the server, 1001 from a drain or a shutdown, or broken) reconnects to the next URL (with <code>-reconnect-to random</code>, to another one at random) after a backoff, and gets its ticket, lobby and match back in <code>welcome</code>.</p>
 <div class="scroll"><table><tr><th>URL</th><th>players</th><th>connected</th><th>reconnects to it</th><th>sockets lost</th><th>failed connects</th><th>matched on it</th></tr>
 {{range .R.URLs}}<tr><td>{{.URL}}</td><td>{{num .Players}}</td><td>{{num .Connected}}</td><td>{{num .Reconnects}}</td><td>{{num .SocketsLost}}</td><td>{{num .ConnectFailures}}</td><td>{{num .Matched}}</td></tr>
 {{end}}</table></div>
+{{end}}{{with .R.Back}}<h2>Back after a lost socket</h2>
+<p>For each socket lost (closed by the server or broken), the time from its loss, as the player saw it, to the player's next <code>welcome</code>, by the URL that gave it, however many attempts it took (each after a backoff with full jitter). The last of the {{num .Reconnections}} came back {{printf "%.2f" .AllBackSec}} s after the first loss; {{num .NeverBack}} player(s) never got <code>welcome</code> again.</p>
+<div class="scroll"><table><tr><th>URL</th><th>reconnections</th><th>p50 (ms)</th><th>p90 (ms)</th><th>p99 (ms)</th><th>max (ms)</th><th>last back (ms)</th><th>peak per second</th><th>mean per second</th></tr>
+<tr><td>all</td><td>{{num .Reconnections}}</td><td>{{ms .LossToWelcome.P50}}</td><td>{{ms .LossToWelcome.P90}}</td><td>{{ms .LossToWelcome.P99}}</td><td>{{ms .LossToWelcome.Max}}</td><td>{{with .Last}}{{ms .Ms}}{{end}}</td><td></td><td></td></tr>
+{{range .URLs}}<tr><td>{{.URL}}</td><td>{{num .Reconnections}}</td><td>{{ms .LossToWelcome.P50}}</td><td>{{ms .LossToWelcome.P90}}</td><td>{{ms .LossToWelcome.P99}}</td><td>{{ms .LossToWelcome.Max}}</td><td>{{with .Last}}{{ms .Ms}}{{end}}</td><td>{{num .PeakPerSec}}</td><td>{{fnum .MeanPerSec}}</td></tr>
+{{end}}</table></div>
+{{with $.BackFigure}}<div class="charts"><figure><h3>{{.Title}}</h3>{{.SVG}}<ul class="legend">{{range .Legend}}<li><span class="sw{{if .Dash}} dash{{end}}" style="border-color:{{.Color}}"></span>{{.Name}}</li>{{end}}</ul><figcaption>{{.Caption}}</figcaption></figure></div>{{end}}
 {{end}}{{with .R.Workers}}<h2>Worker processes</h2>
 <p>The players were played by {{len .}} processes of lobbyload (<code>-procs</code>), each a share of them; the report merges theirs (latency percentiles from every sample).</p>
 <div class="scroll"><table><tr><th>worker</th><th>players</th><th>connected</th><th>matched</th><th>failed</th><th>lost</th><th>CPU (s)</th></tr>

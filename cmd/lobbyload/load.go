@@ -84,6 +84,10 @@ type load struct {
 	// open counts the sockets open now (connected counts players who
 	// ever connected).
 	open atomic.Int64
+	// away counts the players whose socket was lost and who have not had
+	// welcome since; back the reconnections after a lost socket that got
+	// welcome.
+	away, back atomic.Int64
 	// lateLeaves counts leaves seen to have landed after match.found only
 	// once the player had queued again: each puts one player too many in
 	// the queue (see startSettle).
@@ -198,6 +202,25 @@ func (l *load) run(ctx context.Context) (*report, error) {
 // once every one returned.
 func (l *load) play(ctx context.Context, cancel context.CancelFunc, starting []*player, offset int) {
 	var wg sync.WaitGroup
+	if l.cfg.Rate > 0 && l.cfg.Preconnect {
+		// Preconnected players hold their sockets until their turn: each
+		// waits for it watching its socket, so that one lost meanwhile is
+		// replaced at once, as a client would, and not at its turn.
+		last := l.queueStart
+		for i, p := range starting {
+			at := l.queueStart.Add(time.Duration(float64(offset+i) / l.cfg.Rate * float64(time.Second)))
+			last = at
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if p.waitTurn(ctx, at) {
+					p.play(ctx)
+				}
+			}()
+		}
+		waitUntil(ctx, last)
+		starting = nil
+	}
 	for i, p := range starting {
 		if l.cfg.Rate > 0 {
 			at := l.queueStart.Add(time.Duration(float64(offset+i) / l.cfg.Rate * float64(time.Second)))
@@ -509,8 +532,15 @@ func (l *load) startProgress() (stop func()) {
 				m := l.matched.Load()
 				rate := float64(m-lastMatched) / now.Sub(last).Seconds()
 				lastMatched, last = m, now
-				fmt.Fprintf(l.stderr, "%6.0fs connected %d  searching %d  matched %d  failed %d  rate %.0f/s\n",
-					now.Sub(l.start).Seconds(), l.connected.Load(), l.searching.Load(), m, l.failed.Load(), rate)
+				// Once sockets were lost: the players still away (socket
+				// lost, no welcome since) and the reconnections back.
+				away, back := l.away.Load(), l.back.Load()
+				storm := ""
+				if away > 0 || back > 0 {
+					storm = fmt.Sprintf("  away %d  back %d", away, back)
+				}
+				fmt.Fprintf(l.stderr, "%6.0fs connected %d  searching %d  matched %d  failed %d  rate %.0f/s%s\n",
+					now.Sub(l.start).Seconds(), l.connected.Load(), l.searching.Load(), m, l.failed.Load(), rate, storm)
 			}
 		}
 	}()

@@ -49,8 +49,11 @@ type config struct {
 	// http:// or https://, or a comma-separated list of them; URLs is its
 	// elements. Player i connects to URLs[i mod len(URLs)] first, and a
 	// player whose socket is lost reconnects to the next one.
-	URL            string
-	URLs           []string
+	URL  string
+	URLs []string
+	// ReconnectTo is where a player whose socket is lost reconnects
+	// first: reconnectNext or reconnectRandom.
+	ReconnectTo    string
 	Players        int
 	Rate           float64 // players started per second; 0 starts all at once
 	Duration       time.Duration
@@ -102,6 +105,12 @@ type config struct {
 	Settings []setting
 }
 
+// Values of -reconnect-to.
+const (
+	reconnectNext   = "next"
+	reconnectRandom = "random"
+)
+
 // setting is one flag of the run as the report shows it.
 type setting struct {
 	Name  string `json:"name"`
@@ -117,6 +126,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs := flag.NewFlagSet("lobbyload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "lobbyd base URL, or a comma-separated list of them: player i connects to URL i mod n first, and a player whose socket is lost (close 1001 from a drain or shutdown, a reset) reconnects to the next URL in the list after a backoff")
+	fs.StringVar(&cfg.ReconnectTo, "reconnect-to", reconnectNext, "where a player whose socket is lost reconnects first: next (the next URL of -url) or random (any other URL of -url, at random, as behind a load balancer); after a failed attempt, the URL after that")
 	fs.IntVar(&cfg.Players, "players", 100, "total simulated players")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "players starting per second, or with -preconnect starting to queue (0: all at once, at most -max-connecting dialling at a time)")
 	fs.DurationVar(&cfg.Duration, "duration", time.Minute, "longest run; the run ends earlier once every player is matched or failed")
@@ -158,6 +168,9 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if len(cfg.URLs) > 0 {
 		cfg.URL = strings.Join(cfg.URLs, ",")
+	}
+	if cfg.ReconnectTo != reconnectNext && cfg.ReconnectTo != reconnectRandom {
+		errs = append(errs, fmt.Errorf("-reconnect-to: next or random, got %q", cfg.ReconnectTo))
 	}
 	if cfg.Players < 1 {
 		errs = append(errs, errors.New("-players: at least 1"))

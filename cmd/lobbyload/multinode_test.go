@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,9 +25,35 @@ import (
 // env, and returns them.
 func twoNodes(t *testing.T, env ...string) (*testutil.LobbydNode, *testutil.LobbydNode) {
 	t.Helper()
+	nodes, _ := startNodes(t, 2, env...)
+	return nodes[0], nodes[1]
+}
+
+// startNodes starts a redis-server and n lobbyd nodes of one deployment
+// on it (see twoNodes), and returns them and the Redis's URL.
+func startNodes(t *testing.T, n int, env ...string) ([]*testutil.LobbydNode, string) {
+	t.Helper()
 	r := storetest.StartRedis(t)
 	env = append([]string{"LOBBYD_REDIS_URL=" + r.URL, "LOBBYD_JWT_SECRET=a-shared-test-secret-of-at-least-32-bytes"}, env...)
-	return testutil.StartLobbydNode(t, env...), testutil.StartLobbydNode(t, env...)
+	nodes := make([]*testutil.LobbydNode, n)
+	for i := range nodes {
+		nodes[i] = testutil.StartLobbydNode(t, env...)
+	}
+	return nodes, r.URL
+}
+
+// queueFile writes a queue file with one queue, default, of maxUsers
+// players, and returns its path (for LOBBYD_CONFIG).
+func queueFile(t *testing.T, maxUsers int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "queues.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`queues:
+  - name: default
+    maxUsers: %[1]d
+    regions: [EastUs]
+    playfab: {maxDevices: %[1]d, maxDevicesPerUser: 1, maxUsersPerDevice: 1, maxEndpointsPerDevice: 1}
+`, maxUsers)), 0o644))
+	return path
 }
 
 // Players are spread over the URLs of -url, round robin; lobbies (owner
@@ -95,7 +122,68 @@ type loadResult struct {
 	err            error
 }
 
-var searchingRe = regexp.MustCompile(`searching (\d+)`)
+// progress is one progress line of the generator's.
+type progress struct{ connected, searching, matched int }
+
+var progressRe = regexp.MustCompile(`connected (\d+)  searching (\d+)  matched (\d+)`)
+
+// actWhen reads the generator's progress lines until one satisfies cond,
+// then calls act and returns that line's figures; the test fails if the
+// run ends first.
+func actWhen(t *testing.T, lines <-chan string, done <-chan loadResult, cond func(progress) bool, act func(progress)) progress {
+	t.Helper()
+	for {
+		select {
+		case line := <-lines:
+			m := progressRe.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			var p progress
+			p.connected, _ = strconv.Atoi(m[1])
+			p.searching, _ = strconv.Atoi(m[2])
+			p.matched, _ = strconv.Atoi(m[3])
+			if cond(p) {
+				act(p)
+				return p
+			}
+		case r := <-done:
+			t.Fatalf("the run ended first: %v\n%s\n%s", r.err, r.stdout, r.stderr)
+		}
+	}
+}
+
+// everyoneBack checks that the lost sockets of a run were lost sockets
+// of the node at URL index gone, and that every one of the players who
+// lost them got welcome again elsewhere, within limit.
+func everyoneBack(t *testing.T, rep report, gone, lost int, limit time.Duration) {
+	t.Helper()
+	assert.Equal(t, lost, rep.LostSockets)
+	assert.Equal(t, lost, rep.URLs[gone].SocketsLost, "every socket of the node that went was lost")
+	require.NotNil(t, rep.Back, "a report of the way back")
+	b := rep.Back
+	t.Logf("back: %d reconnections, never back %d, all back %.2fs after the first loss, loss→welcome %+v", b.Reconnections, b.NeverBack, b.AllBackSec, b.LossToWelcome)
+	assert.Zero(t, b.NeverBack, "players who lost their socket and never got welcome again")
+	assert.Equal(t, lost, b.Reconnections, "a welcome after every lost socket")
+	assert.Equal(t, lost, b.LossToWelcome.Count)
+	assert.Less(t, b.AllBackSec, limit.Seconds(), "everyone back in time")
+	assert.GreaterOrEqual(t, b.LastWelcomeSec, b.FirstLossSec)
+	require.NotNil(t, b.Last)
+	assert.InDelta(t, b.LastWelcomeSec, b.Last.WelcomeSec, 1e-9)
+	require.Len(t, b.URLs, len(rep.URLs))
+	sum := 0
+	for u, ub := range b.URLs {
+		perSecond := 0
+		for _, n := range ub.PerSecond {
+			perSecond += n
+		}
+		assert.Equal(t, ub.Reconnections, perSecond, "%s: the per-second counts add up", ub.URL)
+		assert.Equal(t, rep.URLs[u].Reconnects, ub.Reconnections, "%s: every reconnection to it followed a loss", ub.URL)
+		sum += ub.Reconnections
+	}
+	assert.Zero(t, b.URLs[gone].Reconnections, "nobody came back to the node that went")
+	assert.Equal(t, lost, sum)
+}
 
 // One node is stopped (SIGTERM: it closes its sockets with 1001) while
 // players queue: its players reconnect to the other node, get their
@@ -106,35 +194,15 @@ func TestNodeStoppedMidRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs lobbyd")
 	}
-	queues := filepath.Join(t.TempDir(), "queues.yaml")
-	require.NoError(t, os.WriteFile(queues, []byte(`queues:
-  - name: default
-    maxUsers: 40
-    regions: [EastUs]
-    playfab: {maxDevices: 40, maxDevicesPerUser: 1, maxUsersPerDevice: 1, maxEndpointsPerDevice: 1}
-`), 0o644))
-	n1, n2 := twoNodes(t, "LOBBYD_CONFIG="+queues)
+	n1, n2 := twoNodes(t, "LOBBYD_CONFIG="+queueFile(t, 40))
 	lines, done := startLoad(t, "-url", n1.URL+","+n2.URL, "-players", "40", "-preconnect", "-rate", "6",
 		"-duration", "40s", "-json")
 
 	// Once some players queued, and before all did, node 2 goes.
-	stopped := false
-	for !stopped {
-		select {
-		case line := <-lines:
-			m := searchingRe.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			if n, _ := strconv.Atoi(m[1]); n >= 3 {
-				require.Less(t, n, 40, "every player queued before the stop: the test proves nothing")
-				require.NoError(t, n2.Stop())
-				stopped = true
-			}
-		case r := <-done:
-			t.Fatalf("the run ended before the stop: %v\n%s\n%s", r.err, r.stdout, r.stderr)
-		}
-	}
+	actWhen(t, lines, done, func(p progress) bool { return p.searching >= 3 }, func(p progress) {
+		require.Less(t, p.searching, 40, "every player queued before the stop: the test proves nothing")
+		require.NoError(t, n2.Stop())
+	})
 	r := <-done
 	require.NoError(t, r.err, "stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	var rep report
@@ -162,4 +230,5 @@ func TestNodeStoppedMidRun(t *testing.T) {
 	}
 	assert.Equal(t, rep.LostSockets, why, "%v", rep.Errors)
 	assert.Equal(t, 40, rep.Latency.JoinToReady.Count)
+	everyoneBack(t, rep, 1, 20, 30*time.Second)
 }

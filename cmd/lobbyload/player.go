@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -62,6 +63,9 @@ type conn struct {
 	frames  chan *frame // closed when the socket ends
 	done    chan struct{}
 	readErr error // why the socket ended; read after frames is closed
+	// endedAt is when the reader saw the socket end (zero: it was told to
+	// stop); read, like readErr, after frames is closed.
+	endedAt time.Time
 	seq     int
 	pending []pendingRequest // sent, not yet answered, in order
 	closing bool             // we started the close handshake
@@ -76,6 +80,8 @@ func (c *conn) read() {
 	c.readErr = wsread.Loop(c.ws, c.frames, c.done, func() *frame { return &frame{Type: "!invalid-json"} })
 	if c.readErr == nil {
 		c.readErr = errors.New("closed by lobbyload")
+	} else {
+		c.endedAt = time.Now()
 	}
 }
 
@@ -133,6 +139,39 @@ type player struct {
 	// resumed counts the reconnections whose welcome gave the player's
 	// ticket, lobby or match back.
 	resumed int
+	// lostAt is when the player's latest lost socket ended (as its reader
+	// saw it), until the next welcome; lostURL is the URL it was on.
+	// backs are the player's ways back: each lost socket's loss and the
+	// next welcome (see reconnection).
+	lostAt  time.Time
+	lostURL int
+	backs   []reconnection
+}
+
+// reconnection is one lost socket and the player's way back: when the
+// socket ended (as the player's reader saw it: on loopback, within a
+// millisecond of a node's death), and when the next welcome arrived, from
+// URL, however many attempts that took.
+type reconnection struct {
+	URL    int
+	Player string
+	Lost   time.Time
+	Back   time.Time
+}
+
+// socketLost records that the player's socket c was lost at (or, if its
+// reader saw it end earlier, then): the player is away until its next
+// welcome.
+func (p *player) socketLost(c *conn, at time.Time) {
+	if !c.endedAt.IsZero() && c.endedAt.Before(at) {
+		at = c.endedAt
+	}
+	p.lostSockets++
+	p.load.urls[c.url].lost.Add(1)
+	if p.lostAt.IsZero() {
+		p.lostAt, p.lostURL = at, c.url
+		p.load.away.Add(1)
+	}
 }
 
 // lostSocket is the error of a socket the server closed, or that broke,
@@ -415,13 +454,23 @@ func (p *player) joinLobby(ctx context.Context) error {
 	if err := p.connectOnce(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-p.group.ready:
-	case <-p.group.failed:
-		p.stopWait = "lobby owner failed"
-		return errors.New("the lobby's owner failed")
-	case <-ctx.Done():
-		return ctx.Err()
+	// Waiting for the owner's code, the socket is watched: a lost one is
+	// replaced at once, as a client would.
+	for waiting := true; waiting; {
+		select {
+		case <-p.group.ready:
+			waiting = false
+		case <-p.group.failed:
+			p.stopWait = "lobby owner failed"
+			return errors.New("the lobby's owner failed")
+		case f, ok := <-p.conn.frames:
+			if !ok {
+				return p.socketEnded()
+			}
+			p.observe(f)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if !p.inLobby {
 		r, err := p.request(ctx, "lobby.join", map[string]any{"code": p.group.code})
@@ -579,6 +628,43 @@ func (p *player) preconnect(ctx context.Context) {
 	p.closeConn(closeGoodbye)
 }
 
+// waitTurn holds a preconnected player's socket until its turn to queue
+// (at), reading what the server sends, and replaces the socket at once if
+// it is lost meanwhile. It reports whether the player is to play: a player
+// whose run ended first, or who could not reconnect, has failed.
+func (p *player) waitTurn(ctx context.Context, at time.Time) bool {
+	timer := time.NewTimer(time.Until(at))
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return true
+		case f, ok := <-p.conn.frames:
+			if ok {
+				p.observe(f)
+				continue
+			}
+			var lost *lostSocket
+			if !errors.As(p.socketEnded(), &lost) {
+				return true // closed for good: the scenario finds no socket and connects again
+			}
+			if err := p.recover(ctx); err != nil {
+				if ctx.Err() != nil {
+					err = errors.New("not started: run ended")
+				} else if p.group != nil {
+					p.group.fail()
+				}
+				p.fail(err.Error())
+				return false
+			}
+		case <-ctx.Done():
+			p.fail("not started: run ended")
+			p.release()
+			return false
+		}
+	}
+}
+
 // connectOnce connects the player unless -preconnect already did.
 func (p *player) connectOnce(ctx context.Context) error {
 	switch {
@@ -599,10 +685,15 @@ func (p *player) connect(ctx context.Context) error {
 }
 
 // recover replaces a lost socket: after a backoff with full jitter it
-// connects to the next URL of -url, and on failure to the one after, with
-// a longer backoff each time, until one gives welcome or the run ends.
+// connects to the next URL of -url (with -reconnect-to random, to any
+// other URL, at random), and on failure to the one after, with a longer
+// backoff each time, until one gives welcome or the run ends.
 func (p *player) recover(ctx context.Context) error {
-	return p.dial(ctx, p.url+1, 0, true)
+	from := p.url + 1
+	if n := len(p.load.cfg.URLs); p.load.cfg.ReconnectTo == reconnectRandom && n > 2 {
+		from += rand.N(n - 1) // any other URL first
+	}
+	return p.dial(ctx, from, 0, true)
 }
 
 // dial tries to connect to URL from, then the next ones, at most attempts
@@ -708,6 +799,12 @@ func (p *player) connectTo(ctx context.Context, u int) error {
 		l.urls[u].connected.Add(1)
 	} else {
 		l.urls[u].reconnects.Add(1)
+		if !p.lostAt.IsZero() {
+			p.backs = append(p.backs, reconnection{URL: u, Player: p.name, Lost: p.lostAt, Back: time.Now()})
+			p.lostAt = time.Time{}
+			l.away.Add(-1)
+			l.back.Add(1)
+		}
 		p.applyWelcome(welcome)
 	}
 	if welcome.State != nil && welcome.State.Match != nil {
@@ -830,8 +927,7 @@ func (p *player) socketEnded() error {
 	}
 	p.release()
 	if !c.closing && reconnectable(code) {
-		p.lostSockets++
-		p.load.urls[c.url].lost.Add(1)
+		p.socketLost(c, time.Now())
 		return &lostSocket{kind: kind}
 	}
 	return errors.New(kind)
@@ -842,8 +938,9 @@ func (p *player) socketEnded() error {
 func (p *player) abandon() {
 	c := p.conn
 	c.closing = true
-	p.lostSockets++
-	p.load.urls[c.url].lost.Add(1)
+	at := time.Now()
+	// Once released, the reader is done: its endedAt may be read.
+	defer func() { p.socketLost(c, at) }()
 	timer := time.NewTimer(closeWait)
 	defer timer.Stop()
 	for {

@@ -105,7 +105,9 @@ type fromWorker struct {
 // workerStats are a worker's live counts and its CPU time so far.
 type workerStats struct {
 	Connected, Searching, Matched, Failed, Open int64
-	CPUSec                                      float64
+	// Away and Back are the worker's load.away and load.back.
+	Away, Back int64
+	CPUSec     float64
 }
 
 // workerLink is a worker's side of the pipes.
@@ -150,7 +152,7 @@ func (k *workerLink) read(dec *json.Decoder, cancel context.CancelFunc) {
 func (k *workerLink) sendStats(l *load) {
 	cpu, _ := processCPUSeconds()
 	k.send(fromWorker{Type: "stats", Stats: &workerStats{Connected: l.connected.Load(), Searching: l.searching.Load(),
-		Matched: l.matched.Load(), Failed: l.failed.Load(), Open: l.open.Load(), CPUSec: cpu}})
+		Matched: l.matched.Load(), Failed: l.failed.Load(), Open: l.open.Load(), Away: l.away.Load(), Back: l.back.Load(), CPUSec: cpu}})
 }
 
 // stats sends the worker's counts every interval until stop is called,
@@ -356,6 +358,8 @@ func (l *load) sumWorkerStats() {
 			sum.Matched += s.Matched
 			sum.Failed += s.Failed
 			sum.Open += s.Open
+			sum.Away += s.Away
+			sum.Back += s.Back
 		}
 	}
 	l.connected.Store(sum.Connected)
@@ -363,6 +367,8 @@ func (l *load) sumWorkerStats() {
 	l.matched.Store(sum.Matched)
 	l.failed.Store(sum.Failed)
 	l.open.Store(sum.Open)
+	l.away.Store(sum.Away)
+	l.back.Store(sum.Back)
 }
 
 // startWorkers starts the -procs workers, gives each the run's settings,

@@ -66,6 +66,11 @@ type report struct {
 	// -reconnect-share) whose welcome gave the player's ticket, lobby or
 	// match back.
 	Resumed int `json:"resumed"`
+	// Back is, once sockets were lost, how the players came back: the
+	// time from each loss to the next welcome, when the last came back,
+	// the reconnections per second at each URL, and who never came back
+	// (see backReport). Absent when no socket was lost.
+	Back *backReport `json:"back,omitempty"`
 	// URLs are the figures of each URL of -url, in its order.
 	URLs []urlReport `json:"urls,omitempty"`
 	// Procs is -procs; Workers, with more than one, each worker's share.
@@ -242,6 +247,11 @@ type tally struct {
 	// Matches is what the first receiver of each match was told.
 	Matches map[string]matchView
 	URLs    []urlReport
+	// Backs are the reconnections after a lost socket that got welcome;
+	// NeverBack the players whose socket was lost and who had no welcome
+	// after it (the first of them named in Failures).
+	Backs     []reconnection
+	NeverBack int
 	// CPUSec is the process's own CPU time, in a worker's tally.
 	CPUSec float64 `json:",omitempty"`
 }
@@ -264,6 +274,14 @@ func (l *load) collect(players []*player) *tally {
 		t.LostSockets += p.lostSockets
 		t.Redelivered += p.redelivered
 		t.Resumed += p.resumed
+		t.Backs = append(t.Backs, p.backs...)
+		if !p.lostAt.IsZero() {
+			t.NeverBack++
+			if len(t.Failures) < maxFailureDetails {
+				t.Failures = append(t.Failures, fmt.Sprintf("%s (%s, %s): socket lost at %s (on %s), no welcome after it",
+					p.name, p.role, p.id, p.lostAt.UTC().Format("15:04:05.000"), cfg.URLs[p.lostURL]))
+			}
+		}
 		if p.leftMatch && p.matchReadies == 0 {
 			t.LeftAfterFound++
 		} else if p.leftAfterFound() {
@@ -329,6 +347,8 @@ func mergeTallies(ts []*tally, check *checker) *tally {
 		out.LostSockets += t.LostSockets
 		out.Redelivered += t.Redelivered
 		out.Resumed += t.Resumed
+		out.Backs = append(out.Backs, t.Backs...)
+		out.NeverBack += t.NeverBack
 		out.Connects = append(out.Connects, t.Connects...)
 		out.JoinReplies = append(out.JoinReplies, t.JoinReplies...)
 		out.ToReady = append(out.ToReady, t.ToReady...)
@@ -410,6 +430,7 @@ func (l *load) buildReport(t *tally, end time.Time) *report {
 	r.Matches, r.Violations, r.Errors, r.ViolationDetails = len(t.Matches), t.Violations, t.Errors, t.ViolationDetails
 	r.Label, r.ServerVersion, r.Settings = cfg.Label, cfg.ServerVersion, cfg.Settings
 	r.Host, r.Build = l.host, l.build
+	r.Back = newBackReport(t.Backs, t.NeverBack, cfg.URLs, l.start)
 	return r
 }
 
@@ -460,6 +481,9 @@ func (r *report) verdict() error {
 	}
 	if r.Lost > 0 && r.LateLeaves == 0 {
 		errs = append(errs, fmt.Errorf("%d player(s) lost: no match.ready before the run ended", r.Lost))
+	}
+	if b := r.Back; b != nil && b.NeverBack > 0 {
+		errs = append(errs, fmt.Errorf("%d player(s) lost their socket and never got welcome again", b.NeverBack))
 	}
 	if r.ConnectOnly && r.Connected < r.Players {
 		errs = append(errs, fmt.Errorf("%d of %d player(s) connected", r.Connected, r.Players))
@@ -514,7 +538,7 @@ func (r *report) writeText(w io.Writer) error {
 		fmt.Fprintf(tw, "leaves\t%d\t(%d after match.found, not queued again)\n", r.Leaves, r.LeftAfterFound)
 		fmt.Fprintf(tw, "reconnects\t%d\n", r.Reconnects)
 		if r.LostSockets > 0 {
-			fmt.Fprintf(tw, "sockets lost\t%d\t(closed by the server or broken; each player reconnected to the next -url; %d welcome(s) gave a ticket, lobby or match back)\n", r.LostSockets, r.Resumed)
+			fmt.Fprintf(tw, "sockets lost\t%d\t(closed by the server or broken; each player reconnected to another -url (-reconnect-to); %d welcome(s) gave a ticket, lobby or match back)\n", r.LostSockets, r.Resumed)
 		}
 		if r.Redelivered > 0 {
 			fmt.Fprintf(tw, "match.ready again\t%d\t(the player's match once more on a later socket, in welcome: allowed, not a duplicate)\n", r.Redelivered)
@@ -545,6 +569,9 @@ func (r *report) writeText(w io.Writer) error {
 		for _, u := range r.URLs {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", u.URL, u.Players, u.Connected, u.Reconnects, u.SocketsLost, u.ConnectFailures, u.Matched)
 		}
+	}
+	if r.Back != nil {
+		r.Back.writeText(tw)
 	}
 	if len(r.Workers) > 0 {
 		fmt.Fprintf(tw, "\nworker (-procs %d)\tplayers\tconnected\tmatched\tfailed\tlost\tCPU s\n", r.Procs)
