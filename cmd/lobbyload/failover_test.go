@@ -61,7 +61,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	go func() {
 		defer close(done)
 		stdout, stderr, runErr = runLoad(t, nil, "-url", strings.Join(urls, ","), "-players", strconv.Itoa(players),
-			"-rate", "40", "-lobby-share", "0.2", "-lobby-size", "2", "-duration", "55s", "-settle", "0", "-json")
+			"-rate", "40", "-lobby-share", "0.2", "-lobby-size", "2", "-duration", "40s", "-settle", "0", "-json")
 	}()
 	formed := func() int {
 		n := 0
@@ -105,7 +105,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		rep.Matched, rep.Failed, rep.Lost, rep.ElapsedSec, rep.Errors, rep.Latency.JoinToReady)
 	assert.Empty(t, rep.Violations, "no player in two matches, every match's players agree on its party")
 	assert.Equal(t, players, rep.Matched+rep.Failed+rep.Lost)
-	assert.Greater(t, rep.Matched, players*3/4, "most players are matched through both failovers")
+	assert.Greater(t, rep.Matched, players*9/10, "players ride out both failovers (lobbyload retries unavailable replies and failed connections, as a client should)")
 	// Redis replicates asynchronously: what the killed primary acknowledged
 	// and had not yet sent its replica is gone (docs/operations.md,
 	// "Redis Cluster failover"). Those players got no error and wait: a few.

@@ -518,19 +518,25 @@ func (p *player) queueJoinThen(ctx context.Context, then string) (*frame, error)
 	if p.group != nil {
 		p.group.setJoinAt(start)
 	}
-	joinID, err := p.send("queue.join", map[string]any{"queue": p.load.cfg.Queue})
-	if err != nil {
-		return nil, err
-	}
-	thenID := ""
-	if then != "" {
-		if thenID, err = p.send(then, nil); err != nil {
+	var r *frame
+	var thenID string
+	for attempt := 0; ; attempt++ {
+		joinID, err := p.send("queue.join", map[string]any{"queue": p.load.cfg.Queue})
+		if err != nil {
 			return nil, err
 		}
-	}
-	r, err := p.awaitReply(ctx, joinID, "queue.join")
-	if err != nil {
-		return nil, err
+		thenID = ""
+		if then != "" {
+			if thenID, err = p.send(then, nil); err != nil {
+				return nil, err
+			}
+		}
+		if r, err = p.awaitReply(ctx, joinID, "queue.join"); err != nil {
+			return nil, err
+		}
+		if then != "" || !p.retryUnavailable(ctx, r, "queue.join", attempt) {
+			break
+		}
 	}
 	p.joinReplies = append(p.joinReplies, time.Since(start))
 	if code := r.errorCode(); code != "" {
@@ -677,12 +683,17 @@ func (p *player) connectOnce(ctx context.Context) error {
 }
 
 // connect connects the player for the first time: to its own URL (player
-// i: URL i mod n) and, when that fails for a reason worth another try, to
-// each next one of -url in turn (once around), after a backoff. With one
-// URL that is one attempt.
+// i: URL i mod n) and, when that fails for a reason worth another try (a
+// node full or restarting, Redis away: 503, 1011), to each next one of
+// -url in turn, after a backoff, three times around (with one URL, three
+// attempts): a client rides out a short outage, as after a Redis
+// failover, and gives up on a long one.
 func (p *player) connect(ctx context.Context) error {
-	return p.dial(ctx, p.url, len(p.load.cfg.URLs), false)
+	return p.dial(ctx, p.url, connectRounds*len(p.load.cfg.URLs), false)
 }
+
+// connectRounds is how many times around -url a first connection tries.
+const connectRounds = 3
 
 // recover replaces a lost socket: after a backoff with full jitter it
 // connects to the next URL of -url (with -reconnect-to random, to any
@@ -848,11 +859,33 @@ func (p *player) applyWelcome(w *frame) {
 
 // request sends one request and returns its reply.
 func (p *player) request(ctx context.Context, typ string, fields map[string]any) (*frame, error) {
-	id, err := p.send(typ, fields)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		id, err := p.send(typ, fields)
+		if err != nil {
+			return nil, err
+		}
+		r, err := p.awaitReply(ctx, id, typ)
+		if err != nil || !p.retryUnavailable(ctx, r, typ, attempt) {
+			return r, err
+		}
 	}
-	return p.awaitReply(ctx, id, typ)
+}
+
+// retryUnavailable reports whether reply r says unavailable (Redis is
+// away, as during a failover: docs/protocol.md asks clients to try again),
+// and if so waits a backoff with full jitter before the caller sends the
+// request again, counting it. It gives up when ctx ends.
+func (p *player) retryUnavailable(ctx context.Context, r *frame, typ string, attempt int) bool {
+	if r == nil || r.errorCode() != "unavailable" {
+		return false
+	}
+	p.load.check.error("retried after unavailable: " + typ)
+	select {
+	case <-time.After(backoff(attempt)):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // send writes one request without waiting for its reply, so requests can
