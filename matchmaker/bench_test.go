@@ -211,7 +211,12 @@ func BenchmarkFormMatchesRules(b *testing.B) {
 
 // redisCPUTime returns the CPU time redis-server has used (INFO cpu).
 func redisCPUTime(b *testing.B, srv *storetest.RedisServer) time.Duration {
-	_, port, _ := strings.Cut(srv.Addr, ":")
+	return redisCPUAt(b, srv.Addr)
+}
+
+// redisCPUAt returns the CPU time the redis-server at addr has used.
+func redisCPUAt(b *testing.B, addr string) time.Duration {
+	_, port, _ := strings.Cut(addr, ":")
 	out, err := exec.Command("redis-cli", "-p", port, "INFO", "cpu").Output()
 	if err != nil {
 		b.Fatalf("redis-cli: %v", err)
