@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,34 +70,14 @@ func (l *load) sampleCPU(ctx context.Context) cpuSample {
 // serverCPU reads process_cpu_seconds_total from the /metrics of the
 // lobbyd at URL u.
 func (l *load) serverCPU(ctx context.Context, u int) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/metrics", nil)
+	m, err := l.metrics(ctx, u)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := l.http.Do(req)
-	if err != nil {
-		return 0, err
+	if v := m.get("process_cpu_seconds_total"); v != nil {
+		return *v, nil
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	return metricValue(resp.Body, "process_cpu_seconds_total")
-}
-
-// metricValue finds an unlabelled sample in the Prometheus text format.
-func metricValue(r io.Reader, name string) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no %s in /metrics", name)
+	return 0, fmt.Errorf("GET /metrics: no process_cpu_seconds_total")
 }
 
 // redisCPU adds used_cpu_sys and used_cpu_user of an INFO cpu reply.

@@ -12,13 +12,15 @@ import (
 )
 
 func TestCPUFigures(t *testing.T) {
-	v, err := metricValue(strings.NewReader("# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\nprocess_cpu_seconds_total_other 3\n"), "process_cpu_seconds_total")
+	m, err := parseProm(strings.NewReader("# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\nprocess_cpu_seconds_total_other 3\n"))
 	require.NoError(t, err)
-	assert.Equal(t, 12.5, v)
-	_, err = metricValue(strings.NewReader("go_goroutines 7\n"), "process_cpu_seconds_total")
-	assert.Error(t, err)
+	require.NotNil(t, m.get("process_cpu_seconds_total"))
+	assert.Equal(t, 12.5, *m.get("process_cpu_seconds_total"))
+	m, err = parseProm(strings.NewReader("go_goroutines 7\n"))
+	require.NoError(t, err)
+	assert.Nil(t, m.get("process_cpu_seconds_total"))
 
-	v, err = redisCPU("# CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:2.500000\r\nused_cpu_sys_children:9.0\r\n")
+	v, err := redisCPU("# CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:2.500000\r\nused_cpu_sys_children:9.0\r\n")
 	require.NoError(t, err)
 	assert.InDelta(t, 3.75, v, 1e-9)
 	_, err = redisCPU("# CPU\r\nused_cpu_sys:1.25\r\n")

@@ -144,22 +144,36 @@ func newLoad(cfg config, stderr io.Writer) *load {
 	return l
 }
 
-// run plays the scenario until every player finished or the duration
-// passed, and returns the report. Its error means the run could not start.
-func (l *load) run(ctx context.Context) (*report, error) {
-	defer l.http.CloseIdleConnections()
+// prepare does what every run does first, in one process or as the parent
+// of -procs workers: checks the queue, connects to -redis-url, reads the
+// host and build; done releases what it took.
+func (l *load) prepare(ctx context.Context) (done func(), err error) {
+	done = func() { l.http.CloseIdleConnections() }
 	if err := l.checkQueue(ctx); err != nil {
+		done()
 		return nil, err
 	}
 	if l.cfg.RedisURL != "" {
 		rdb, err := openRedis(l.cfg.RedisURL)
 		if err != nil {
+			done()
 			return nil, err
 		}
-		defer rdb.Close()
 		l.rdb = rdb
+		done = func() { rdb.Close(); l.http.CloseIdleConnections() }
 	}
 	l.host, l.build = readHostInfo(l.cfg.URLs), readBuildInfo()
+	return done, nil
+}
+
+// run plays the scenario until every player finished or the duration
+// passed, and returns the report. Its error means the run could not start.
+func (l *load) run(ctx context.Context) (*report, error) {
+	done, err := l.prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	runCtx, cancel := context.WithTimeout(ctx, l.cfg.Duration)
 	defer cancel()
 
@@ -346,25 +360,18 @@ func (l *load) checkQueue(ctx context.Context) error {
 // checkQueueAt asks the lobbyd of URL u for the queue and returns its
 // match size.
 func (l *load) checkQueueAt(ctx context.Context, u int) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/v1/queues", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := l.http.Do(req)
+	r, err := l.get(ctx, u, "/v1/queues")
 	if err != nil {
 		return 0, fmt.Errorf("reach lobbyd: %w", err)
 	}
-	defer resp.Body.Close()
+	defer r.Close()
 	var body struct {
 		Queues []struct {
 			Name     string `json:"name"`
 			MaxUsers int    `json:"maxUsers"`
 		} `json:"queues"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET /v1/queues: HTTP %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := json.NewDecoder(r).Decode(&body); err != nil {
 		return 0, fmt.Errorf("GET /v1/queues: %w", err)
 	}
 	var names []string

@@ -465,19 +465,11 @@ func (l *load) stopWorkers(events chan workerEvent, running map[int]bool) {
 // barrier, samples lobbyd, and merges the workers' tallies into the run's
 // report. A worker that exits before sending its result fails the run.
 func (l *load) runProcs(ctx context.Context) (rep *report, err error) {
-	defer l.http.CloseIdleConnections()
-	if err := l.checkQueue(ctx); err != nil {
+	done, err := l.prepare(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if l.cfg.RedisURL != "" {
-		rdb, err := openRedis(l.cfg.RedisURL)
-		if err != nil {
-			return nil, err
-		}
-		defer rdb.Close()
-		l.rdb = rdb
-	}
-	l.host, l.build = readHostInfo(l.cfg.URLs), readBuildInfo()
+	defer done()
 	n := l.cfg.Procs
 	runCtx, cancel := context.WithTimeout(ctx, l.cfg.Duration)
 	defer cancel()

@@ -209,9 +209,10 @@ func (l *load) allMetrics(ctx context.Context) []promSamples {
 	return out
 }
 
-// metrics reads the /metrics of the lobbyd at URL u.
-func (l *load) metrics(ctx context.Context, u int) (promSamples, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/metrics", nil)
+// get GETs path of the lobbyd at URL u and returns the body of a 200
+// answer (the caller closes it); any other status is an error.
+func (l *load) get(ctx context.Context, u int, path string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -219,12 +220,22 @@ func (l *load) metrics(ctx context.Context, u int) (promSamples, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, resp.Body)
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
-	return parseProm(resp.Body)
+	return resp.Body, nil
+}
+
+// metrics reads the /metrics of the lobbyd at URL u.
+func (l *load) metrics(ctx context.Context, u int) (promSamples, error) {
+	body, err := l.get(ctx, u, "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return parseProm(body)
 }
 
 // parseProm reads the samples of the Prometheus text format (histogram
@@ -277,26 +288,18 @@ func (l *load) queueDepth(ctx context.Context) (float64, error) {
 // queueDepthAt reads the queue's depth from GET /v1/queues of the lobbyd
 // at URL u.
 func (l *load) queueDepthAt(ctx context.Context, u int) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.URLs[u]+"/v1/queues", nil)
+	r, err := l.get(ctx, u, "/v1/queues")
 	if err != nil {
 		return 0, err
 	}
-	resp, err := l.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		io.Copy(io.Discard, resp.Body)
-		return 0, fmt.Errorf("GET /v1/queues: %s", resp.Status)
-	}
+	defer r.Close()
 	var body struct {
 		Queues []struct {
 			Name  string   `json:"name"`
 			Depth *float64 `json:"depth"`
 		} `json:"queues"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := json.NewDecoder(r).Decode(&body); err != nil {
 		return 0, err
 	}
 	for _, q := range body.Queues {
