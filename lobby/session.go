@@ -127,7 +127,6 @@ func (s *session) presence() domain.Presence {
 func (s *session) closeWith(code int, text string) {
 	s.closeOnce.Do(func() {
 		s.closeCode, s.closeText = code, text
-		close(s.closing)
 		if reason, ok := abuseReasons[code]; ok {
 			s.g.metrics.abuseCloses.WithLabelValues(reason).Inc()
 			if code == CloseSlowConsumer {
@@ -140,6 +139,7 @@ func (s *session) closeWith(code int, text string) {
 			s.budget.penalty = time.Now().Add(s.g.Limits.AbusePenalty)
 			s.budget.mu.Unlock()
 		}
+		close(s.closing) // last: the writer may send the close frame at once
 		s.kick()
 	})
 }
