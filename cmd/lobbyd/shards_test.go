@@ -53,6 +53,9 @@ func TestShardedQueue(t *testing.T) {
 	assert.Equal(t, parties["low1"], parties["low2"], "one band, one match")
 	assert.Equal(t, parties["high1"], parties["high2"])
 	assert.NotEqual(t, parties["low1"], parties["high1"])
+	// The others' matches were formed and allocated: a reply to alone
+	// now comes after any frame a pass that formed them sent it.
+	require.True(t, alone.Request("ping", nil).OK())
 	alone.Drain()
 	assert.Zero(t, alone.Count("match.found"), "nobody in its band")
 	depth := s.admin(t, "GET", "/admin/api/queues", nil)["queues"].([]any)[0].(map[string]any)["depth"]
