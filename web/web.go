@@ -13,6 +13,12 @@ var static embed.FS
 //go:embed admin
 var adminFiles embed.FS
 
+// common holds what both consoles load (the palette and base styles, the
+// DOM helper), served under each console's root as common/.
+//
+//go:embed common
+var common embed.FS
+
 // contentSecurityPolicy is the page's policy, sent as a header: a meta tag
 // cannot say frame-ancestors, so only the header stops another site from
 // framing the console (clickjacking).
@@ -23,14 +29,18 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // framing it or the browser from guessing content types.
 func Handler() http.Handler { return serve(static, "static", contentSecurityPolicy, "") }
 
-// serve serves the files under dir of fsys with policy as the page's
-// Content-Security-Policy, and cacheControl when not empty.
+// serve serves the files under dir of fsys, and the common files under
+// common/, with policy as the page's Content-Security-Policy, and
+// cacheControl when not empty.
 func serve(fsys fs.FS, dir, policy, cacheControl string) http.Handler {
 	sub, err := fs.Sub(fsys, dir)
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
-	files := http.FileServerFS(sub)
+	mux := http.NewServeMux()
+	mux.Handle("/common/", http.FileServerFS(common))
+	mux.Handle("/", http.FileServerFS(sub))
+	files := http.Handler(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", policy)

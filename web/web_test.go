@@ -56,35 +56,55 @@ func TestIndexIsTheConsole(t *testing.T) {
 // assetRef matches the src and href attributes of the page.
 var assetRef = regexp.MustCompile(`(?:src|href)="([^"#]*)"`)
 
-// TestReferencedAssetsAreServed fetches every file the page references.
-// None may come from elsewhere: lobbyd often runs without internet access.
+// consoles are the two bundled pages, each with the files its page must
+// reference.
+var consoles = []struct {
+	name    string
+	handler func() http.Handler
+	files   []string
+}{
+	{"player", web.Handler, []string{"app.js", "style.css", "favicon.svg", "common/theme.css", "common/dom.js"}},
+	{"operator", web.AdminHandler, []string{"admin.js", "admin.css", "favicon.svg", "common/theme.css", "common/dom.js"}},
+}
+
+// TestReferencedAssetsAreServed fetches every file each console's page
+// references. None may come from elsewhere: lobbyd often runs without
+// internet access.
 func TestReferencedAssetsAreServed(t *testing.T) {
-	srv := serve(t)
-	_, page := get(t, srv, "/")
 	wantType := map[string][]string{
 		".js":  {"text/javascript", "application/javascript"},
 		".css": {"text/css"},
 		".svg": {"image/svg+xml"},
 	}
-	var seen []string
-	for _, m := range assetRef.FindAllStringSubmatch(page, -1) {
-		ref := m[1]
-		if ref == "./" || ref == "" {
-			continue // the "another player in a new tab" link is this page
-		}
-		if strings.Contains(ref, "//") || strings.HasPrefix(ref, "/") {
-			t.Errorf("%q is not a file bundled next to index.html", ref)
-			continue
-		}
-		seen = append(seen, ref)
-		t.Run(ref, func(t *testing.T) {
-			res, body := get(t, srv, "/"+ref)
-			require.Equal(t, http.StatusOK, res.StatusCode)
-			assert.NotEmpty(t, body)
-			assert.Contains(t, wantType[path.Ext(ref)], mediaType(t, res))
+	for _, c := range consoles {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(c.handler())
+			t.Cleanup(srv.Close)
+			_, page := get(t, srv, "/")
+			var seen []string
+			for _, m := range assetRef.FindAllStringSubmatch(page, -1) {
+				ref := m[1]
+				if ref == "./" || ref == "" {
+					continue // the "another player in a new tab" link is this page
+				}
+				if strings.Contains(ref, "//") || strings.HasPrefix(ref, "/") {
+					t.Errorf("%q is not a file bundled next to index.html", ref)
+					continue
+				}
+				seen = append(seen, ref)
+				t.Run(ref, func(t *testing.T) {
+					res, body := get(t, srv, "/"+ref)
+					require.Equal(t, http.StatusOK, res.StatusCode)
+					assert.NotEmpty(t, body)
+					assert.Contains(t, wantType[path.Ext(ref)], mediaType(t, res))
+					assert.Equal(t, "DENY", res.Header.Get("X-Frame-Options"), "every file has the page's headers")
+				})
+			}
+			assert.Subset(t, seen, c.files)
+			// The shared script loads first: the page's own script uses it.
+			assert.Less(t, strings.Index(page, `src="common/dom.js"`), strings.Index(page, `src="`+c.files[0]+`"`))
 		})
 	}
-	assert.Subset(t, seen, []string{"app.js", "style.css", "favicon.svg"})
 }
 
 // table returns the body of the object literal app.js assigns to name.
@@ -129,11 +149,20 @@ func TestAppSpeaksTheProtocol(t *testing.T) {
 }
 
 // TestAppNeverParsesServerText: server-provided text goes through
-// textContent only, so no HTML sink may appear in app.js.
+// textContent only, so no HTML sink may appear in either console's scripts.
 func TestAppNeverParsesServerText(t *testing.T) {
-	_, js := get(t, serve(t), "/app.js")
-	for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
-		assert.NotContains(t, js, sink)
+	for _, c := range consoles {
+		srv := httptest.NewServer(c.handler())
+		t.Cleanup(srv.Close)
+		for _, f := range c.files {
+			if path.Ext(f) != ".js" {
+				continue
+			}
+			_, js := get(t, srv, "/"+f)
+			for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("} {
+				assert.NotContains(t, js, sink, "%s of the %s console", f, c.name)
+			}
+		}
 	}
 }
 

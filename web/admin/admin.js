@@ -19,23 +19,9 @@
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const DASH = '–';
 
-  // el builds an element. Children that are strings become text nodes and
-  // the "text" prop sets textContent, so data is never interpreted as markup.
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value == null || value === false) continue;
-      if (key === 'class') node.className = value;
-      else if (key === 'text') node.textContent = String(value);
-      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-      else if (key.startsWith('aria-') || key.startsWith('data-')) node.setAttribute(key, value === true ? '' : String(value));
-      else node[key] = value;
-    }
-    for (const child of children.flat(Infinity)) {
-      if (child != null && child !== false) node.append(child);
-    }
-    return node;
-  }
+  // el builds an element from trusted structure and untrusted text
+  // (common/dom.js).
+  const { el } = window.lobbyd;
 
   // svg builds an SVG element; attribute values are set with setAttribute.
   function svg(tag, attrs, ...children) {

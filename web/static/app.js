@@ -15,23 +15,9 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // el builds an element. Children that are strings become text nodes and
-  // the "text" prop sets textContent, so data is never interpreted as markup.
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(props || {})) {
-      if (value == null || value === false) continue;
-      if (key === 'class') node.className = value;
-      else if (key === 'text') node.textContent = String(value);
-      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-      else if (key.startsWith('aria-') || key.startsWith('data-')) node.setAttribute(key, value === true ? '' : String(value));
-      else node[key] = value;
-    }
-    for (const child of children.flat(Infinity)) {
-      if (child != null && child !== false) node.append(child);
-    }
-    return node;
-  }
+  // el builds an element from trusted structure and untrusted text
+  // (common/dom.js).
+  const { el } = window.lobbyd;
 
   const str = (v) => (v == null ? '' : String(v));
 
