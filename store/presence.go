@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -133,17 +132,6 @@ func (s *Store) publishLocal(ctx context.Context, nodeID string, msg domain.Node
 	}
 }
 
-// encodeNodeMessage encodes msg for a node channel, its events byte for
-// byte (see Publish).
-func encodeNodeMessage(msg domain.NodeMessage) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(msg); err != nil {
-		return nil, fmt.Errorf("encode node message: %w", err)
-	}
-	return b.Bytes(), nil
-}
 
 // SendToPlayers pushes events to their players on whichever nodes hold their
 // sockets: one presence lookup pipeline, then one publish per node carrying
