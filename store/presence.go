@@ -132,7 +132,6 @@ func (s *Store) publishLocal(ctx context.Context, nodeID string, msg domain.Node
 	}
 }
 
-
 // SendToPlayers pushes events to their players on whichever nodes hold their
 // sockets: one presence lookup pipeline, then one publish per node carrying
 // that node's share. Players who are not connected are skipped; whatever they
