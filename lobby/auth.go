@@ -47,6 +47,11 @@ type Authenticator struct {
 	// without iat, from now) to exp. A leaked long-lived token then cannot
 	// be used for long. Default 0: any lifetime.
 	MaxLifetime time.Duration
+	// SkillMin and SkillMax, when either is set, bound the skill claim (as
+	// the gateway's bound a client's skill): a token beyond them is
+	// refused, and the dev token endpoint does not issue one. Unset: any
+	// finite number.
+	SkillMin, SkillMax float64
 }
 
 type claims struct {
@@ -65,11 +70,14 @@ const maxTokenAttrs = 32
 
 // matchClaims reads the claims skill and attrs. Its errors name the
 // claim, never its value; Verify wraps them in ErrBadToken.
-func matchClaims(c claims) (skill *float64, attrs map[string]domain.AttrValue, err error) {
+func (a *Authenticator) matchClaims(c claims) (skill *float64, attrs map[string]domain.AttrValue, err error) {
 	if len(c.Skill) > 0 && string(c.Skill) != "null" {
 		var v float64
 		if json.Unmarshal(c.Skill, &v) != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, nil, errors.New("skill must be a number")
+		}
+		if (a.SkillMin != 0 || a.SkillMax != 0) && (v < a.SkillMin || v > a.SkillMax) {
+			return nil, nil, fmt.Errorf("skill must be a number from %g to %g", a.SkillMin, a.SkillMax)
 		}
 		skill = &v
 	}
@@ -112,8 +120,8 @@ func checkTokenAttr(v domain.AttrValue) error {
 			}
 		}
 	case domain.AttrNumber:
-		if math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
-			return errors.New("must be a finite number")
+		if math.IsNaN(v.Num) || math.Abs(v.Num) > domain.MaxAttrNumber {
+			return fmt.Errorf("must be a number from %g to %g", -domain.MaxAttrNumber, domain.MaxAttrNumber)
 		}
 	default:
 		return errors.New("must be a string, a number or an array of strings")
@@ -158,7 +166,7 @@ func (a *Authenticator) Verify(token string) (Identity, error) {
 	if len(c.PfEntity) > maxEntityBytes {
 		return Identity{}, fmt.Errorf("%w: pfEntity must be at most %d bytes", ErrBadToken, maxEntityBytes)
 	}
-	skill, attrs, err := matchClaims(c)
+	skill, attrs, err := a.matchClaims(c)
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %v", ErrBadToken, err)
 	}
@@ -294,7 +302,7 @@ func HandleDevToken(a *Authenticator) http.Handler {
 			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, "name must be at most 32 characters")
 			return
 		}
-		skill, attrs, err := matchClaims(claims{Skill: req.Skill, Attrs: req.Attrs})
+		skill, attrs, err := a.matchClaims(claims{Skill: req.Skill, Attrs: req.Attrs})
 		if err != nil {
 			writeHTTPError(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 			return

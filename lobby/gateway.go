@@ -98,7 +98,8 @@ type Gateway struct {
 	// Limits are the players' and client addresses' budgets: requests,
 	// chat, queue joins, handshakes, connections. Nil: DefaultLimits().
 	Limits *Limits
-	// SkillMin and SkillMax bound the skill a client may send. Defaults
+	// SkillMin and SkillMax bound the skill a client may send (the
+	// Authenticator holds tokens' skill claims to the same range). Defaults
 	// -1,000,000 and 1,000,000.
 	SkillMin, SkillMax float64
 	// CodeGuessesPerMinute bounds each player's lobby.join codes that match

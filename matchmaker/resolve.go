@@ -218,8 +218,8 @@ func (a Attribute) checkValue(v domain.AttrValue) (domain.AttrValue, error) {
 		}
 		v.Strs = domain.SortedUnique(v.Strs)
 	case domain.AttrNumber:
-		if !finite(v.Num) {
-			return v, fmt.Errorf("must be a finite number")
+		if !finite(v.Num) || math.Abs(v.Num) > domain.MaxAttrNumber {
+			return v, fmt.Errorf("must be a number from %g to %g", -domain.MaxAttrNumber, domain.MaxAttrNumber)
 		}
 	}
 	return v, nil

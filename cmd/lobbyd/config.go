@@ -134,8 +134,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Limits.ClientIPHeader, "client-ip-header", "", "header in which a trusted proxy passes the client's address (X-Forwarded-For, X-Real-IP); empty: the peer address counts")
 	fs.Var(trustedProxiesValue(&c.Limits.TrustedProxies), "trusted-proxies", "comma-separated CIDRs of the proxies whose client-ip-header is believed; empty: every peer (only safe when lobbyd is reachable through the proxy alone)")
 	c.SkillMin, c.SkillMax = -1000000, 1000000
-	fs.Var(envflag.Float(&c.SkillMin), "skill-min", "lowest skill a client may send")
-	fs.Var(envflag.Float(&c.SkillMax), "skill-max", "highest skill a client may send")
+	fs.Var(envflag.Float(&c.SkillMin), "skill-min", "lowest skill a client may send or a token carry")
+	fs.Var(envflag.Float(&c.SkillMax), "skill-max", "highest skill a client may send or a token carry")
 	fs.Var(envflag.Duration(&c.MaxTokenLifetime, true), "max-token-lifetime", "refuse player tokens that live longer than this, from iat (or now) to exp, like 24h; 0: any")
 	c.RedisStartTimeout = time.Minute
 	fs.Var(envflag.DurationIn(&c.RedisStartTimeout, 0, time.Hour), "redis-start-timeout", "how long to keep trying to reach Redis at start-up (with backoff, each failure logged) before giving up; 0: one try")

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -270,4 +271,47 @@ func queueDepthOf(t *testing.T, srv *server, queue string) int {
 	}
 	t.Fatalf("no queue %q", queue)
 	return 0
+}
+
+// A token's rating is held to the skill range a client's is, and a
+// token's numbers to domain.MaxAttrNumber: tokens beyond them are refused
+// at the handshake, naming the claim, and the dev token endpoint does not
+// issue them, so that no ticket's sums or distances can overflow (a lobby
+// of two 1e308 ratings once made its mean +Inf, and a match of ±1.7e308 a
+// spread that could not be stored).
+func TestOutOfRangeTokenClaimsAreRefused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "queues.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(rulesQueues), 0o600))
+	srv := startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_CONFIG": path, "LOBBYD_JWT_SECRET": testJWTSecret})
+	token := func(skill any, attrs map[string]any) string {
+		claims := jwt.MapClaims{"sub": "far", "exp": time.Now().Add(time.Hour).Unix(), "skill": skill}
+		if attrs != nil {
+			claims["attrs"] = attrs
+		}
+		return sign(t, claims)
+	}
+	for _, tc := range []struct {
+		skill any
+		attrs map[string]any
+		names string
+	}{
+		{1.7e308, nil, "skill"},
+		{-1.7e308, nil, "skill"},
+		{1000001, nil, "skill"},
+		{1500, map[string]any{"level": 1e300}, "attrs.level"},
+	} {
+		h := dial(t, srv.wsURL(), bearer(token(tc.skill, tc.attrs)))
+		assert.Equal(t, http.StatusUnauthorized, h.status, "skill %v attrs %v", tc.skill, tc.attrs)
+		assert.Equal(t, "unauthorized", h.code)
+		assert.Contains(t, h.msg, tc.names)
+
+		body, _ := json.Marshal(map[string]any{"name": "far", "skill": tc.skill, "attrs": tc.attrs})
+		resp, err := http.Post(srv.URL+"/v1/dev/token", "application/json", bytes.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "the dev endpoint issues no such token")
+	}
+	edge := dial(t, srv.wsURL(), bearer(token(-1000000, map[string]any{"level": -1e15})))
+	assert.Equal(t, http.StatusSwitchingProtocols, edge.status, "the bounds themselves are allowed")
 }

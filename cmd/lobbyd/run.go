@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		jwtSecret = []byte(randomID(32))
 		log.Warn("dev auth: tokens are signed with a random secret and do not survive a restart")
 	}
-	auth := &lobby.Authenticator{Secret: jwtSecret, MaxLifetime: cfg.MaxTokenLifetime}
+	auth := &lobby.Authenticator{Secret: jwtSecret, MaxLifetime: cfg.MaxTokenLifetime, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax}
 
 	callStats := &partyalloc.CallStats{Next: partyalloc.NewPrometheusObserver(reg)}
 	playfab.Observer = callStats

@@ -78,6 +78,9 @@ const (
 	MaxTicketRegions = 32
 	// MaxRegionBytes caps a region name, as queue files do.
 	MaxRegionBytes = 64
+	// MaxAttrNumber bounds a number attribute's magnitude, from a client
+	// or a token: sums, means and distances of such numbers stay finite.
+	MaxAttrNumber = 1e15
 )
 
 // Validate checks what the ticket would store against the caps: ErrTooLarge
