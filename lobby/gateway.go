@@ -34,6 +34,9 @@ type Queuer interface {
 	// MaxLobbyMembers returns the most members a lobby of the queue may
 	// have (the match size, or a team's), and whether the queue exists.
 	MaxLobbyMembers(queue string) (int, bool)
+	// SkillFromToken reports whether the queue takes ratings from the
+	// players' tokens only (a client's skill is then forbidden).
+	SkillFromToken(queue string) bool
 	// QueueNames lists the queues.
 	QueueNames() []string
 }

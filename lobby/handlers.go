@@ -135,6 +135,16 @@ func (g *Gateway) validSkill(skill *float64) error {
 	return nil
 }
 
+// noClientSkill refuses a client's skill in a lobby request for a queue
+// whose ratings come from the tokens, as queue.join refuses it: stored, it
+// would be shown as the member's skill and never used.
+func (g *Gateway) noClientSkill(queue string, skill *float64) error {
+	if skill != nil && g.Queues.SkillFromToken(queue) {
+		return errorf(CodeForbidden, "skill: this queue takes it from the token, the client may not send it")
+	}
+	return nil
+}
+
 // handleQueueWhy answers queue.why for the player's searching ticket (a
 // lobby's too): an estimate from the queue leader's last pass.
 func handleQueueWhy(ctx context.Context, s *session, _ []byte) (any, error) {

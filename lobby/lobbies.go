@@ -268,6 +268,9 @@ func handleLobbyCreate(ctx context.Context, s *session, frame []byte) (any, erro
 	if err := s.g.validSkill(req.Skill); err != nil {
 		return nil, err
 	}
+	if err := s.g.noClientSkill(req.Queue, req.Skill); err != nil {
+		return nil, err
+	}
 	if live, err := s.g.lobbies.liveTicket(ctx, s.id.PlayerID); err != nil {
 		return nil, err
 	} else if live {
@@ -333,6 +336,9 @@ func handleLobbyJoin(ctx context.Context, s *session, frame []byte) (any, error)
 		return nil, errorf(CodeBadRequest, "lobbyId or code is required")
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := s.g.noClientSkill(l.Queue, req.Skill); err != nil {
 		return nil, err
 	}
 	if live, err := s.g.lobbies.liveTicket(ctx, s.id.PlayerID); err != nil {
@@ -478,6 +484,9 @@ func handleLobbyReady(ctx context.Context, s *session, frame []byte) (any, error
 	}
 	l, err := s.myLobby(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.g.noClientSkill(l.Queue, req.Skill); err != nil {
 		return nil, err
 	}
 	if l, err = s.g.lobbies.store.SetReady(ctx, l.ID, s.id.PlayerID, *req.Ready, req.Skill); err != nil {

@@ -152,6 +152,13 @@ func (s *Service) MaxLobbyMembers(name string) (int, bool) {
 	return q.MaxLobbyMembers(), ok
 }
 
+// SkillFromToken reports whether the named queue takes ratings from the
+// players' tokens (skill.source: token), where a client may send none.
+func (s *Service) SkillFromToken(name string) bool {
+	q, ok := s.Queue(name)
+	return ok && q.Skill.Source == SourceToken
+}
+
 // Resolve checks a queue.join against the named queue's rules and returns
 // the ticket's skill and attributes (see Queue.Resolve); ErrUnknownQueue
 // for a queue that does not exist.

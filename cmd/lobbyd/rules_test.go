@@ -315,3 +315,31 @@ func TestOutOfRangeTokenClaimsAreRefused(t *testing.T) {
 	edge := dial(t, srv.wsURL(), bearer(token(-1000000, map[string]any{"level": -1e15})))
 	assert.Equal(t, http.StatusSwitchingProtocols, edge.status, "the bounds themselves are allowed")
 }
+
+// In a queue whose ratings come from the tokens, a skill sent with
+// lobby.create, lobby.join or lobby.ready is refused as queue.join refuses
+// it (it would be shown as the member's skill and never used), and
+// nothing changes; without it each request works.
+func TestLobbySkillIsRefusedWhereTokensRate(t *testing.T) {
+	t.Parallel()
+	srv := startRulesServer(t)
+	owner := srv.claimed(t, "owner", 1500, nil)
+	guest := srv.claimed(t, "guest", 1600, nil)
+
+	owner.fails(t, "forbidden", "lobby.create", map[string]any{"queue": "teams", "skill": 3000})
+	owner.fails(t, "not_found", "lobby.leave", nil) // no lobby was made
+	created := owner.ok(t, "lobby.create", map[string]any{"queue": "teams"})
+	id := created.Obj("lobby").Str("lobbyId")
+	guest.fails(t, "forbidden", "lobby.join", map[string]any{"lobbyId": id, "skill": 3000})
+	guest.ok(t, "lobby.join", map[string]any{"lobbyId": id})
+	guest.fails(t, "forbidden", "lobby.ready", map[string]any{"ready": true, "skill": 3000})
+	guest.ok(t, "lobby.ready", map[string]any{"ready": true})
+	for ready := false; !ready; { // the lobby.state that shows the guest ready
+		for _, m := range guest.state(t)["members"].([]any) {
+			member := m.(map[string]any)
+			_, hasSkill := member["skill"]
+			assert.False(t, hasSkill, "no client skill stored for %v", member["name"])
+			ready = ready || member["playerId"] == guest.id && member["ready"] == true
+		}
+	}
+}
