@@ -5,16 +5,20 @@ import (
 	"crypto/sha1"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/lobby"
 	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 	"github.com/lobbyd/lobbyd/matchmaker"
@@ -154,18 +158,61 @@ func TestSweepRedeliversALostPublish(t *testing.T) {
 	assert.Zero(t, c.Count("match.ready"))
 }
 
+// A slow consumer is closed with 4004, and the close is counted and logged
+// once per connection, however many pushes found its queue full.
 func TestSlowConsumerIsClosed4004(t *testing.T) {
 	st := storetest.Embedded(t)
-	a := startNode(t, st, "node-a", func(g *lobby.Gateway) { g.SendQueue = 1 })
+	reg, logs := prometheus.NewRegistry(), &testutil.SyncBuffer{}
+	a := startNode(t, st, "node-a", func(g *lobby.Gateway) {
+		g.SendQueue = 1
+		g.Registerer, g.Logger = reg, slog.New(slog.NewTextHandler(logs, nil))
+	})
 	c, _ := lobbytest.Connect(t, a.url, token(t, "slow"))
 	// 200 events in one node message: the hub queues them faster than any
-	// socket drains them, and a queue of 1 overflows.
+	// socket drains them, and a queue of 1 overflows, many times over.
 	burst := make([]domain.Addressed, 200)
 	for i := range burst {
 		burst[i] = domain.Addressed{To: []string{"slow"}, Event: json.RawMessage(`{"type":"queue.state","ticket":{}}`)}
 	}
 	require.NoError(t, st.SendToPlayers(context.Background(), burst))
 	assert.Equal(t, lobby.CloseSlowConsumer, c.CloseCode())
+	// Counted and logged before the close frame was sent: no wait needed.
+	assert.EqualValues(t, 1, gathered(t, reg, "lobbyd_slow_consumer_disconnects_total", nil))
+	assert.EqualValues(t, 1, gathered(t, reg, "lobbyd_abuse_disconnects_total", map[string]string{"reason": "slow_consumer"}))
+	var warnings []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "connection closed for abuse") {
+			warnings = append(warnings, line)
+		}
+	}
+	if assert.Len(t, warnings, 1, "one warning for the connection:\n%s", logs) {
+		assert.Contains(t, warnings[0], "level=WARN")
+		assert.Contains(t, warnings[0], "player=slow")
+		assert.Contains(t, warnings[0], "reason=slow_consumer")
+	}
+}
+
+// gathered is the value of reg's counter name whose labels are labels
+// (nil: the unlabelled one); -1 when there is none.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return -1
 }
 
 // TestRequestWithFollowUpOnASmallQueue: a request whose reply and

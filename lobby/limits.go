@@ -94,8 +94,8 @@ type Limits struct {
 	Chat Rate
 	// QueueJoins bounds queue.join requests. Default 30 a minute.
 	QueueJoins Rate
-	// Handshakes bounds a player's WebSocket handshakes, on any node.
-	// Default 20 a minute.
+	// Handshakes bounds a player's WebSocket handshakes on this node,
+	// carried to another node when a connection ends. Default 20 a minute.
 	Handshakes Rate
 	// AbusePenalty is how long a player closed with 1008 is refused new
 	// handshakes (429). Default 30s.

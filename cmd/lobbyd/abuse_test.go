@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -242,11 +243,45 @@ func TestClientAddressFromTrustedHeader(t *testing.T) {
 func TestInvalidUTF8Closes1007(t *testing.T) {
 	t.Parallel()
 	srv, _ := startProtocolServer(t)
-	token, _ := srv.devToken(t, "mojibake", "")
+	token, id := srv.devToken(t, "mojibake", "")
 	c, _ := srv.connect(t, token)
 	require.NoError(t, c.Conn.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"ping\",\"id\":\"\xff\xfe\"}")))
 	assert.Equal(t, websocket.CloseInvalidFramePayloadData, c.CloseCode())
 	assert.EqualValues(t, 1, srv.counter(t, `lobbyd_abuse_disconnects_total{reason="invalid_utf8"}`))
+	storetest.Eventually(t, 5*time.Second, func() bool {
+		return strings.Count(srv.stderr.String(), "connection closed for abuse") == 1
+	}, "one warning for the close")
+	assert.Regexp(t, `level=WARN msg="connection closed for abuse" .*player=`+regexp.QuoteMeta(id)+` .*reason=invalid_utf8`, srv.stderr.String())
+}
+
+// A client's ping control frames are charged like requests: a ping flood
+// is closed with 1008 as a flood of frames is.
+func TestPingFloodCloses1008(t *testing.T) {
+	t.Parallel()
+	// A refill too slow to matter while the pings are read: 40 answered,
+	// 40 refused, then the close.
+	srv, _ := startProtocolServer(t, "-request-rate", "1/h,40")
+	token, id := srv.devToken(t, "pinger", "")
+	c, _ := srv.connect(t, token)
+	for i := 0; i < 200; i++ {
+		if c.Conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)) != nil {
+			break // the server closed the socket
+		}
+	}
+	assert.Equal(t, websocket.ClosePolicyViolation, c.CloseCode())
+	assert.EqualValues(t, 1, srv.counter(t, `lobbyd_abuse_disconnects_total{reason="flood"}`))
+	assert.Regexp(t, `msg="connection closed for abuse" .*player=`+regexp.QuoteMeta(id)+` .*reason=flood`, srv.stderr.String())
+}
+
+// A client address header believed from every peer is a misconfiguration
+// unless only the proxy can reach lobbyd: the node says so at start-up.
+func TestClientIPHeaderWithoutTrustedProxiesWarns(t *testing.T) {
+	t.Parallel()
+	const warning = "LOBBYD_CLIENT_IP_HEADER is set but LOBBYD_TRUSTED_PROXIES is not"
+	srv, _ := startProtocolServer(t, "-client-ip-header", "X-Forwarded-For")
+	assert.Regexp(t, `level=WARN msg="`+warning+`.*header=X-Forwarded-For`, srv.stderr.String())
+	trusted, _ := startProtocolServer(t, "-client-ip-header", "X-Forwarded-For", "-trusted-proxies", "10.0.0.0/8")
+	assert.NotContains(t, trusted.stderr.String(), warning, "no warning once the proxies are named")
 }
 
 func TestAbuseClosesAreCountedByReason(t *testing.T) {

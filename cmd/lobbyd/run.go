@@ -99,6 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.PublicURL == nil && !cfg.DevAuth {
 		log.Warn("LOBBYD_PUBLIC_URL is not set: browser origins are checked against the request's Host header, which clients set; set it when browsers connect")
 	}
+	if cfg.Limits.ClientIPHeader != "" && len(cfg.Limits.TrustedProxies) == 0 {
+		log.Warn("LOBBYD_CLIENT_IP_HEADER is set but LOBBYD_TRUSTED_PROXIES is not: the header is believed from every peer, so a client that reaches lobbyd directly chooses the address its per-address limits count; set LOBBYD_TRUSTED_PROXIES to the proxies' addresses",
+			"header", cfg.Limits.ClientIPHeader)
+	}
 	alloc := &partyalloc.PlayFabAllocator{Client: playfab, Networks: queues.Networks()}
 	worker := newWorker(cfg, st, alloc, mm.ShardNames(), notifier, log, reg)
 	qc := newQueueConfig(cfg.ConfigFile, cfg.NodeID, queues, st, mm, alloc, worker, log)
