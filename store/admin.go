@@ -172,6 +172,28 @@ func (s *Store) PresenceOf(ctx context.Context, playerID string) (domain.Presenc
 	return parsePresence(v), true, nil
 }
 
+// LastMatch returns the id of the player's last match: the one whose
+// match.ready waits to be written to a socket of theirs (delivered false),
+// else the one last written (delivered true). The player's pending match
+// hash keeps the second as its "delivered" field (see
+// ack_pending_match.lua) until the hash expires, pendingMatchTTL after the
+// match was stored for them, or the player queues again. A match delivered
+// from a copy an older lobbyd stored leaves no such record. It returns
+// domain.ErrNotFound when there is neither.
+func (s *Store) LastMatch(ctx context.Context, playerID string) (matchID string, delivered bool, err error) {
+	f, err := s.rdb.HMGet(ctx, s.keys.pendingMatchKey(playerID), "matchId", "delivered").Result()
+	if err != nil {
+		return "", false, fmt.Errorf("read last match of %s: %w", playerID, err)
+	}
+	if id, _ := f[0].(string); id != "" {
+		return id, false, nil
+	}
+	if id, _ := f[1].(string); id != "" {
+		return id, true, nil
+	}
+	return "", false, domain.ErrNotFound
+}
+
 // AllocationBacklog counts the queue's matches waiting for a party: the
 // allocation jobs handed to a worker and not yet acknowledged, plus those
 // no worker has read yet (the group's lag, when an entry after the last

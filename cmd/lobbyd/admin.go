@@ -135,8 +135,9 @@ func (a *admin) authorized(h func(w http.ResponseWriter, r *http.Request) (any, 
 	})
 }
 
-// audit logs an operator action as one line and counts it. The line is at
-// warn level, so that it is kept at any log level but error.
+// audit logs an operator action as one line and counts it, refused
+// attempts too (their outcome is the reason). The line is at warn level,
+// so that it is kept at any log level but error.
 func (a *admin) audit(r *http.Request, action, target string, err error, attrs ...any) {
 	a.actions.WithLabelValues(action).Inc()
 	outcome := "ok"
@@ -420,7 +421,8 @@ func (a *admin) getPlayFab(_ http.ResponseWriter, r *http.Request) (any, error) 
 }
 
 // getPlayer shows where a player is: the node holding their socket, their
-// ticket, lobby and the match of their ticket.
+// ticket, lobby and match: their ticket's, else their last one (whose
+// match.ready waits for them, or was written to their socket).
 func (a *admin) getPlayer(_ http.ResponseWriter, r *http.Request) (any, error) {
 	ctx, id := r.Context(), r.PathValue("id")
 	out := map[string]any{"playerId": id, "connected": false}
@@ -443,9 +445,17 @@ func (a *admin) getPlayer(_ http.ResponseWriter, r *http.Request) (any, error) {
 	case !errors.Is(err, domain.ErrNotFound):
 		return nil, err
 	}
-	if matchID, _, err := a.st.PendingMatch(ctx, id); err == nil && matchID != "" && out["match"] == nil {
-		if m, err := a.findMatch(ctx, matchID); err == nil {
-			out["match"] = matchOf(m)
+	if out["match"] == nil {
+		// Once delivered, a match is no longer the ticket's: the claim on
+		// the ticket was released.
+		matchID, _, err := a.st.LastMatch(ctx, id)
+		switch {
+		case err == nil:
+			if m, err := a.findMatch(ctx, matchID); err == nil {
+				out["match"] = matchOf(m)
+			}
+		case !errors.Is(err, domain.ErrNotFound):
+			return nil, err
 		}
 	}
 	l, err := a.st.PlayerLobby(ctx, id)
@@ -504,11 +514,13 @@ func (a *admin) kick(_ http.ResponseWriter, r *http.Request) (any, error) {
 	var body struct {
 		PlayerID string `json:"playerId"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 4096)).Decode(&body); err != nil || body.PlayerID == "" {
-		return nil, badRequest(`body must be {"playerId": "..."}`)
-	}
 	lobbyID := r.PathValue("id")
-	err := a.gw.KickFromLobby(r.Context(), lobbyID, body.PlayerID)
+	var err error
+	if derr := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 4096)).Decode(&body); derr != nil || body.PlayerID == "" {
+		err = badRequest(`body must be {"playerId": "..."}`)
+	} else {
+		err = a.gw.KickFromLobby(r.Context(), lobbyID, body.PlayerID)
+	}
 	a.audit(r, "kick", lobbyID, err, "player", body.PlayerID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return nil, notFound("no such lobby, or the player is not in it")
@@ -535,28 +547,33 @@ func (a *admin) closeLobby(_ http.ResponseWriter, r *http.Request) (any, error) 
 // drain drains a node; the optional query parameter period (a Go duration,
 // 1s to 1h) overrides the node's LOBBYD_DRAIN_PERIOD.
 func (a *admin) drain(_ http.ResponseWriter, r *http.Request) (any, error) {
-	id := r.PathValue("id")
-	var period time.Duration
-	if v := r.URL.Query().Get("period"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > time.Hour {
-			return nil, badRequest("period must be a duration from 1s to 1h, like 30s")
-		}
-		period = d
-	}
-	nodes, err := a.nodes(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	if !slices.ContainsFunc(nodes, func(n adminNode) bool { return n.ID == id && (n.State == "up" || n.State == "draining") }) {
-		return nil, notFound("no such live node")
-	}
-	err = a.gw.DrainNode(r.Context(), id, period)
-	a.audit(r, "drain", id, err, "period", period.String())
+	id, period := r.PathValue("id"), r.URL.Query().Get("period")
+	err := a.drainNode(r.Context(), id, period)
+	a.audit(r, "drain", id, err, "period", cmp.Or(period, "default"))
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"draining": id}, nil
+}
+
+// drainNode drains the live node id over period ("" for the node's own).
+func (a *admin) drainNode(ctx context.Context, id, period string) error {
+	var d time.Duration
+	if period != "" {
+		var err error
+		d, err = time.ParseDuration(period)
+		if err != nil || d < time.Second || d > time.Hour {
+			return badRequest("period must be a duration from 1s to 1h, like 30s")
+		}
+	}
+	nodes, err := a.nodes(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(nodes, func(n adminNode) bool { return n.ID == id && (n.State == "up" || n.State == "draining") }) {
+		return notFound("no such live node")
+	}
+	return a.gw.DrainNode(ctx, id, d)
 }
 
 // heartbeat writes this node's heartbeat every heartbeatEvery and the

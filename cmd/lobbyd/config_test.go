@@ -63,6 +63,52 @@ func TestConfigSecretFiles(t *testing.T) {
 	assert.Equal(t, "title-secret", c.PlayFabSecretKey)
 }
 
+// The admin token may come from a file (LOBBYD_ADMIN_TOKEN_FILE or
+// -admin-token-file), trimmed; a short one is refused, and so is setting
+// both the token and its file. Errors name the setting, never the token.
+func TestConfigAdminTokenFile(t *testing.T) {
+	t.Parallel()
+	const token = "0123456789abcdef0123456789abcdef-admin"
+	dir := t.TempDir()
+	good, short := filepath.Join(dir, "token"), filepath.Join(dir, "short")
+	require.NoError(t, os.WriteFile(good, []byte(token+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(short, []byte("SECRETVALUE\n"), 0o600))
+	env := func(extra map[string]string) func(string) string {
+		m := map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_ADMIN_ADDR": "127.0.0.1:0"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return envOf(m)
+	}
+
+	c, err := loadConfig(nil, env(map[string]string{"LOBBYD_ADMIN_TOKEN_FILE": good}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, token, c.AdminToken, "read from the file, without its newline")
+	c, err = loadConfig([]string{"-admin-token-file", good}, env(nil), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, token, c.AdminToken, "the flag")
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"short token in the file", map[string]string{"LOBBYD_ADMIN_TOKEN_FILE": short}, "at least 32 bytes"},
+		{"token and token file", map[string]string{"LOBBYD_ADMIN_TOKEN": token, "LOBBYD_ADMIN_TOKEN_FILE": good}, "not both"},
+		{"missing token file", map[string]string{"LOBBYD_ADMIN_TOKEN_FILE": filepath.Join(dir, "none")}, "read secret file"},
+		{"empty token file", map[string]string{"LOBBYD_ADMIN_TOKEN_FILE": os.DevNull}, "is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(nil, env(tc.env), io.Discard)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "LOBBYD_ADMIN_TOKEN_FILE")
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), "SECRETVALUE", "the token is never echoed")
+			assert.NotContains(t, err.Error(), token, "the token is never echoed")
+		})
+	}
+}
+
 func TestConfigErrorsNameTheSetting(t *testing.T) {
 	t.Parallel()
 	const jwt = "a-jwt-secret-that-is-long-enough-32b"
