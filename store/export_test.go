@@ -166,3 +166,23 @@ func MatchRecord(ctx context.Context, s *Store, queue, matchID string) (map[stri
 func QueueSummaryTTL(ctx context.Context, s *Store, queue string) (time.Duration, error) {
 	return s.rdb.PTTL(ctx, s.keys.queueSummaryKey(queue)).Result()
 }
+
+// RedisClient returns the client the store sends its commands through (a
+// cluster client on a cluster), for tests that look at or change its keys
+// directly.
+func RedisClient(s *Store) redis.UniversalClient { return s.rdb }
+
+// KeyPrefix returns the store's key prefix (Config.KeyPrefix), which every
+// key name a test writes by hand starts with.
+func KeyPrefix(s *Store) string { return s.keys.prefix }
+
+// ChangeLobby applies rule r to the lobby as every lobby operation does
+// (read, apply, compare-and-set, again on conflict) and returns the lobby
+// after it.
+func ChangeLobby(ctx context.Context, s *Store, lobbyID string, r domain.LobbyRule) (domain.Lobby, error) {
+	return s.changeLobby(ctx, lobbyID, r)
+}
+
+// MaxLobbyConflicts is how many times a lobby change is tried before it
+// gives up with ErrConflict.
+const MaxLobbyConflicts = maxLobbyConflicts

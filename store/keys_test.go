@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,21 +26,10 @@ func graceBucketOf(player string) string {
 	return fmt.Sprintf("lobbyd:graces:{g:%02d}", h.Sum32()%16)
 }
 
-// openOn opens a store with the given key prefix on a redis-server, and a
-// plain client to look at what it wrote.
-func openOn(t *testing.T, r *storetest.RedisServer, prefix string) *store.Store {
+func allKeys(t *testing.T, rdb redis.UniversalClient) []string {
 	t.Helper()
-	s, err := store.Open(context.Background(), store.Config{URL: r.URL, KeyPrefix: prefix})
+	keys, err := storetest.Keys(context.Background(), rdb, "*")
 	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func allKeys(t *testing.T, rdb *redis.Client) []string {
-	t.Helper()
-	keys, err := rdb.Keys(context.Background(), "*").Result()
-	require.NoError(t, err)
-	slices.Sort(keys)
 	return keys
 }
 
@@ -63,115 +51,117 @@ func writeSomeOfEverything(t *testing.T, s *store.Store, player string) (domain.
 // With no prefix, every key keeps the name earlier versions gave it, so an
 // upgrade keeps its data (docs/architecture.md, Keys).
 func TestDefaultKeyNamesAreUnchanged(t *testing.T) {
-	r := storetest.StartRedis(t)
-	s := openOn(t, r, "")
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
-	tk, l := writeSomeOfEverything(t, s, "alice")
+	storetest.EachRedis(t, func(t *testing.T, r *storetest.Redis) {
+		ctx := context.Background()
+		s := r.Open(t, "")
+		tk, l := writeSomeOfEverything(t, s, "alice")
 
-	keys := allKeys(t, rdb)
-	for _, want := range []string{
-		"{q:default}:searching",
-		"{q:default}:searching:data",
-		"{q:default}:incoming",
-		"{q:default}:t:" + tk.ID,
-		"{p:alice}:ticket",
-		"{p:alice}:node",
-		"{p:alice-owner}:lobby",
-		"{l:" + l.ID + "}",
-		"lobbycode:" + l.Code,
-		"lobbies:public:q",
-		graceBucketOf("alice"),
-	} {
-		assert.Contains(t, keys, want)
-	}
-	require.NoError(t, s.SetGraceDeadlines(context.Background(), map[string]time.Time{"bob": time.Now()}))
-	assert.Contains(t, allKeys(t, rdb), graceBucketOf("bob"))
+		keys := allKeys(t, r.Client)
+		for _, want := range []string{
+			"{q:default}:searching",
+			"{q:default}:searching:data",
+			"{q:default}:incoming",
+			"{q:default}:t:" + tk.ID,
+			"{p:alice}:ticket",
+			"{p:alice}:node",
+			"{p:alice-owner}:lobby",
+			"{l:" + l.ID + "}",
+			"lobbycode:" + l.Code,
+			"lobbies:public:q",
+			graceBucketOf("alice"),
+		} {
+			assert.Contains(t, keys, want)
+		}
+		require.NoError(t, s.SetGraceDeadlines(ctx, map[string]time.Time{"bob": time.Now()}))
+		assert.Contains(t, allKeys(t, r.Client), graceBucketOf("bob"))
 
-	// The node channel: a subscriber of the old name hears the store.
-	sub := rdb.Subscribe(context.Background(), "lobbyd:node:n1")
-	defer sub.Close()
-	_, err := sub.Receive(context.Background())
-	require.NoError(t, err)
-	require.NoError(t, s.Publish(context.Background(), "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "alice", ConnID: "c0"}}))
-	select {
-	case m := <-sub.Channel():
-		assert.Contains(t, m.Payload, `"playerId":"alice"`)
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing published on lobbyd:node:n1")
-	}
+		// The node channel: a subscriber of the old name hears the store.
+		sub := r.Client.Subscribe(ctx, "lobbyd:node:n1")
+		defer sub.Close()
+		_, err := sub.Receive(ctx)
+		require.NoError(t, err)
+		require.NoError(t, s.Publish(ctx, "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "alice", ConnID: "c0"}}))
+		select {
+		case m := <-sub.Channel():
+			assert.Contains(t, m.Payload, `"playerId":"alice"`)
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing published on lobbyd:node:n1")
+		}
+	})
 }
 
 // Two deployments with different prefixes on one Redis do not see each
 // other's tickets, lobbies, presence, graces or deliveries, and every key
 // of each starts with its prefix, in front of the hash tag.
 func TestKeyPrefixesSeparateDeployments(t *testing.T) {
-	r := storetest.StartRedis(t)
-	ctx := context.Background()
-	a, b := openOn(t, r, "a:"), openOn(t, r, "b:")
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
+	storetest.EachRedis(t, func(t *testing.T, r *storetest.Redis) {
+		ctx := context.Background()
+		a, b := r.Open(t, "a:"), r.Open(t, "b:")
 
-	tk, l := writeSomeOfEverything(t, a, "alice")
-	require.NoError(t, a.SetGraceDeadlines(ctx, map[string]time.Time{"alice": time.Now().Add(-time.Second)}))
+		tk, l := writeSomeOfEverything(t, a, "alice")
+		require.NoError(t, a.SetGraceDeadlines(ctx, map[string]time.Time{"alice": time.Now().Add(-time.Second)}))
 
-	_, err := b.Ticket(ctx, "default", tk.ID)
-	assert.ErrorIs(t, err, domain.ErrNotFound, "ticket")
-	_, err = b.PlayerTicket(ctx, "alice")
-	assert.ErrorIs(t, err, domain.ErrNotFound, "ticket claim")
-	depth, err := b.QueueDepth(ctx, "default")
-	require.NoError(t, err)
-	assert.Zero(t, depth, "searching set")
-	_, err = b.Lobby(ctx, l.ID)
-	assert.ErrorIs(t, err, domain.ErrNotFound, "lobby")
-	_, err = b.LobbyByCode(ctx, l.Code)
-	assert.ErrorIs(t, err, domain.ErrNotFound, "join code")
-	public, err := b.PublicLobbies(ctx, "q", 10)
-	require.NoError(t, err)
-	assert.Empty(t, public, "public lobbies")
-	connected, err := b.Connected(ctx, []string{"alice"})
-	require.NoError(t, err)
-	assert.False(t, connected["alice"], "presence")
-	graces, err := b.LeaseExpiredGraces(ctx, time.Now(), 10)
-	require.NoError(t, err)
-	assert.Empty(t, graces, "graces")
-	graces, err = a.LeaseExpiredGraces(ctx, time.Now(), 10)
-	require.NoError(t, err)
-	assert.Len(t, graces, 1, "a's own grace is due")
+		_, err := b.Ticket(ctx, "default", tk.ID)
+		assert.ErrorIs(t, err, domain.ErrNotFound, "ticket")
+		_, err = b.PlayerTicket(ctx, "alice")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "ticket claim")
+		depth, err := b.QueueDepth(ctx, "default")
+		require.NoError(t, err)
+		assert.Zero(t, depth, "searching set")
+		_, err = b.Lobby(ctx, l.ID)
+		assert.ErrorIs(t, err, domain.ErrNotFound, "lobby")
+		_, err = b.LobbyByCode(ctx, l.Code)
+		assert.ErrorIs(t, err, domain.ErrNotFound, "join code")
+		public, err := b.PublicLobbies(ctx, "q", 10)
+		require.NoError(t, err)
+		assert.Empty(t, public, "public lobbies")
+		connected, err := b.Connected(ctx, []string{"alice"})
+		require.NoError(t, err)
+		assert.False(t, connected["alice"], "presence")
+		graces, err := b.LeaseExpiredGraces(ctx, time.Now(), 10)
+		require.NoError(t, err)
+		assert.Empty(t, graces, "graces")
+		graces, err = a.LeaseExpiredGraces(ctx, time.Now(), 10)
+		require.NoError(t, err)
+		assert.Len(t, graces, 1, "a's own grace is due")
 
-	// Deliveries: a node n1 of each deployment hears only its own.
-	subA, err := a.Subscribe(ctx, "n1")
-	require.NoError(t, err)
-	defer subA.Close()
-	subB, err := b.Subscribe(ctx, "n1")
-	require.NoError(t, err)
-	defer subB.Close()
-	require.NoError(t, a.Publish(ctx, "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "from-a"}}))
-	require.NoError(t, b.Publish(ctx, "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "from-b"}}))
-	next := func(sub domain.Subscription) string {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		for {
-			msg, ok, err := sub.Next(wctx)
-			require.NoError(t, err)
-			require.True(t, ok, "a message within 10s")
-			if msg.Replace != nil {
-				return msg.Replace.PlayerID
+		// Deliveries: a node n1 of each deployment hears only its own. Another
+		// node of each publishes, through Redis (a store hands a message for
+		// a node subscribed through it over in-process).
+		subA, err := a.Subscribe(ctx, "n1")
+		require.NoError(t, err)
+		defer subA.Close()
+		subB, err := b.Subscribe(ctx, "n1")
+		require.NoError(t, err)
+		defer subB.Close()
+		otherA, otherB := r.Open(t, "a:"), r.Open(t, "b:")
+		require.NoError(t, otherA.Publish(ctx, "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "from-a"}}))
+		require.NoError(t, otherB.Publish(ctx, "n1", domain.NodeMessage{Replace: &domain.Replace{PlayerID: "from-b"}}))
+		next := func(sub domain.Subscription) string {
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			for {
+				msg, ok, err := sub.Next(wctx)
+				require.NoError(t, err)
+				require.True(t, ok, "a message within 10s")
+				if msg.Replace != nil {
+					return msg.Replace.PlayerID
+				}
 			}
 		}
-	}
-	// Each channel delivers in order, so the first message is the only one
-	// that could have crossed over.
-	assert.Equal(t, "from-a", next(subA))
-	assert.Equal(t, "from-b", next(subB))
+		// Each channel delivers in order, so the first message is the only one
+		// that could have crossed over.
+		assert.Equal(t, "from-a", next(subA))
+		assert.Equal(t, "from-b", next(subB))
 
-	keys := allKeys(t, rdb)
-	require.NotEmpty(t, keys)
-	for _, k := range keys {
-		assert.Regexp(t, `^a:(\{[qpl]:|\{l:|lobbycode:|lobbies:public:|lobbyd:graces:\{g:)`, k)
-	}
-	assert.Contains(t, keys, "a:{q:default}:searching", "the prefix goes in front of the hash tag")
-	assert.Contains(t, keys, "a:"+graceBucketOf("alice"))
+		keys := allKeys(t, r.Client)
+		require.NotEmpty(t, keys)
+		for _, k := range keys {
+			assert.Regexp(t, `^a:(\{[qpl]:|\{l:|lobbycode:|lobbies:public:|lobbyd:graces:\{g:)`, k)
+		}
+		assert.Contains(t, keys, "a:{q:default}:searching", "the prefix goes in front of the hash tag")
+		assert.Contains(t, keys, "a:"+graceBucketOf("alice"))
+	})
 }
 
 func TestValidateKeyPrefix(t *testing.T) {
@@ -238,31 +228,30 @@ func TestGraceBucketsAreAllSwept(t *testing.T) {
 }
 
 // A node of the previous version keeps every grace in one set,
-// lobbyd:graces. A node of this version sweeps it too, so graces an old
+// lobbyd:graces (after the key prefix). A node of this version sweeps it too, so graces an old
 // node wrote run out; an entry for a player who has since got a bucket
 // entry (they connected to a new node) is dropped, not handed out.
 func TestLegacyGraceSetIsDrained(t *testing.T) {
-	r := storetest.StartRedis(t)
-	s := openOn(t, r, "")
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
-	ctx := context.Background()
-	now := time.Now()
-	due := float64(now.Add(-time.Second).UnixMilli())
-	require.NoError(t, rdb.ZAdd(ctx, "lobbyd:graces",
-		redis.Z{Score: due, Member: "old-only"}, redis.Z{Score: due, Member: "moved"}).Err())
-	require.NoError(t, s.SetGraceDeadlines(ctx, map[string]time.Time{"moved": now.Add(time.Hour)}))
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		rdb, prefix := store.RedisClient(s), store.KeyPrefix(s)
+		ctx := context.Background()
+		now := time.Now()
+		due := float64(now.Add(-time.Second).UnixMilli())
+		require.NoError(t, rdb.ZAdd(ctx, prefix+"lobbyd:graces",
+			redis.Z{Score: due, Member: "old-only"}, redis.Z{Score: due, Member: "moved"}).Err())
+		require.NoError(t, s.SetGraceDeadlines(ctx, map[string]time.Time{"moved": now.Add(time.Hour)}))
 
-	graces, err := s.LeaseExpiredGraces(ctx, now, 10)
-	require.NoError(t, err)
-	require.Len(t, graces, 1)
-	assert.Equal(t, "old-only", graces[0].PlayerID)
-	require.NoError(t, s.GraceHandled(ctx, graces[0]))
+		graces, err := s.LeaseExpiredGraces(ctx, now, 10)
+		require.NoError(t, err)
+		require.Len(t, graces, 1)
+		assert.Equal(t, "old-only", graces[0].PlayerID)
+		require.NoError(t, s.GraceHandled(ctx, graces[0]))
 
-	n, err := rdb.Exists(ctx, "lobbyd:graces").Result()
-	require.NoError(t, err)
-	assert.Zero(t, n, "the legacy set is drained")
-	score, err := rdb.ZScore(ctx, graceBucketOf("moved"), "moved").Result()
-	require.NoError(t, err)
-	assert.Equal(t, float64(now.Add(time.Hour).UnixMilli()), score, "the bucket entry governs")
+		n, err := rdb.Exists(ctx, prefix+"lobbyd:graces").Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "the legacy set is drained")
+		score, err := rdb.ZScore(ctx, prefix+graceBucketOf("moved"), "moved").Result()
+		require.NoError(t, err)
+		assert.Equal(t, float64(now.Add(time.Hour).UnixMilli()), score, "the bucket entry governs")
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -255,65 +254,124 @@ func TestPublicLobbiesAndGraces(t *testing.T) {
 // A lobby member cannot take a solo ticket; a lobby claim that outlived its
 // lobby is dropped on request, and then they can.
 func TestSoloTicketOfALobbyMember(t *testing.T) {
-	srv := storetest.StartRedis(t)
-	s, err := store.Open(context.Background(), store.Config{URL: srv.URL})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	ctx := context.Background()
-	l := newLobby(t, s, "owner", 3, "private")
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		l := newLobby(t, s, "owner", 3, "private")
 
-	err = s.CreateTicket(ctx, soloTicket("q", "owner", time.Now()))
-	assert.ErrorIs(t, err, domain.ErrInLobby)
-	assert.ErrorIs(t, err, domain.ErrConflict, "a kind of conflict")
-	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "owner"), domain.ErrInLobby, "the claim is live")
-	_, err = s.PlayerTicket(ctx, "owner")
-	assert.ErrorIs(t, err, domain.ErrNotFound, "a refused solo ticket leaves no claim")
+		err := s.CreateTicket(ctx, soloTicket("q", "owner", time.Now()))
+		assert.ErrorIs(t, err, domain.ErrInLobby)
+		assert.ErrorIs(t, err, domain.ErrConflict, "a kind of conflict")
+		assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "owner"), domain.ErrInLobby, "the claim is live")
+		_, err = s.PlayerTicket(ctx, "owner")
+		assert.ErrorIs(t, err, domain.ErrNotFound, "a refused solo ticket leaves no claim")
 
-	// The lobby vanishes (as at the end of its TTL) and leaves the claim.
-	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer raw.Close()
-	require.NoError(t, raw.Del(ctx, "{l:"+l.ID+"}").Err())
-	assert.ErrorIs(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())), domain.ErrInLobby)
-	ageLobbyClaim(t, raw, "owner")
-	require.NoError(t, s.DropStaleLobbyClaim(ctx, "owner"))
-	require.NoError(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())))
-	tk, err := s.PlayerTicket(ctx, "owner")
-	require.NoError(t, err)
-	assert.Equal(t, domain.TicketSearching, tk.Status)
+		// The lobby vanishes (as at the end of its TTL) and leaves the claim.
+		require.EqualValues(t, 1, store.RedisClient(s).Del(ctx, store.KeyPrefix(s)+"{l:"+l.ID+"}").Val(), "the lobby existed")
+		assert.ErrorIs(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())), domain.ErrInLobby)
+		ageLobbyClaim(t, s, "owner")
+		require.NoError(t, s.DropStaleLobbyClaim(ctx, "owner"))
+		require.NoError(t, s.CreateTicket(ctx, soloTicket("q", "owner", time.Now())))
+		tk, err := s.PlayerTicket(ctx, "owner")
+		require.NoError(t, err)
+		assert.Equal(t, domain.TicketSearching, tk.Status)
+	})
+}
+
+// playerLobbyKey is the key of the player's lobby claim, as s names it.
+func playerLobbyKey(s *store.Store, playerID string) string {
+	return store.KeyPrefix(s) + "{p:" + playerID + "}:lobby"
 }
 
 // ageLobbyClaim makes the player's lobby claim look older than the grace
 // during which a claim binds without its lobby (claims live 24 h).
-func ageLobbyClaim(t *testing.T, raw *redis.Client, playerID string) {
+func ageLobbyClaim(t *testing.T, s *store.Store, playerID string) {
 	t.Helper()
-	require.True(t, raw.PExpire(context.Background(), "{p:"+playerID+"}:lobby", 24*time.Hour-time.Minute).Val(), "the claim exists")
+	aged := store.RedisClient(s).PExpire(context.Background(), playerLobbyKey(s, playerID), 24*time.Hour-time.Minute)
+	require.True(t, aged.Val(), "the claim exists (%v)", aged.Err())
 }
 
 // A claim whose lobby is not written yet (another connection of the player
 // is creating or joining it) binds for a grace period: a solo queue.join
 // on this connection neither drops it nor takes another lobby meanwhile.
 func TestFreshLobbyClaimBinds(t *testing.T) {
-	srv := storetest.StartRedis(t)
-	s, err := store.Open(context.Background(), store.Config{URL: srv.URL})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer raw.Close()
-	ctx := context.Background()
-	other := newLobby(t, s, "host", 3, "public")
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		raw := store.RedisClient(s)
+		ctx := context.Background()
+		other := newLobby(t, s, "host", 3, "public")
 
-	// The claim a lobby.create takes before it writes the lobby.
-	require.NoError(t, raw.Set(ctx, "{p:p}:lobby", "being-created", 24*time.Hour).Err())
-	assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "p"), domain.ErrInLobby, "a fresh claim is not stale")
-	_, err = s.JoinLobby(ctx, other.ID, member("p", 1))
-	assert.ErrorIs(t, err, domain.ErrConflict, "nor replaced by another lobby")
-	assert.Equal(t, "being-created", raw.Get(ctx, "{p:p}:lobby").Val())
+		// The claim a lobby.create takes before it writes the lobby.
+		require.NoError(t, raw.Set(ctx, playerLobbyKey(s, "p"), "being-created", 24*time.Hour).Err())
+		assert.ErrorIs(t, s.DropStaleLobbyClaim(ctx, "p"), domain.ErrInLobby, "a fresh claim is not stale")
+		_, err := s.JoinLobby(ctx, other.ID, member("p", 1))
+		assert.ErrorIs(t, err, domain.ErrConflict, "nor replaced by another lobby")
+		assert.Equal(t, "being-created", raw.Get(ctx, playerLobbyKey(s, "p")).Val())
 
-	// Past the grace, with no lobby written, it no longer binds.
-	ageLobbyClaim(t, raw, "p")
-	_, err = s.JoinLobby(ctx, other.ID, member("p", 1))
-	require.NoError(t, err)
-	assert.Equal(t, other.ID, raw.Get(ctx, "{p:p}:lobby").Val())
+		// Past the grace, with no lobby written, it no longer binds.
+		ageLobbyClaim(t, s, "p")
+		_, err = s.JoinLobby(ctx, other.ID, member("p", 1))
+		require.NoError(t, err)
+		assert.Equal(t, other.ID, raw.Get(ctx, playerLobbyKey(s, "p")).Val())
+	})
+}
+
+// A change whose compare-and-set finds that another change came first
+// (between its read and its write) reads the lobby again and applies its
+// rule to that: both changes land, each counted once in the version. The
+// rule here makes the other change itself, on its first call, so the
+// conflict happens every time.
+func TestLobbyChangeRetriedAfterAConflict(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		lb := newLobby(t, s, "o", 4, "public")
+		calls := 0
+		setMode := func(l *domain.Lobby) error {
+			calls++
+			if calls == 1 {
+				_, err := s.JoinLobby(ctx, lb.ID, member("b", 2))
+				require.NoError(t, err, "the change that comes first")
+			}
+			l.Props["mode"] = "ranked"
+			return nil
+		}
+		l, err := store.ChangeLobby(ctx, s, lb.ID, setMode)
+		require.NoError(t, err)
+		assert.Equal(t, 2, calls, "the rule is applied again to the lobby as the other change left it")
+
+		stored, err := s.Lobby(ctx, lb.ID)
+		require.NoError(t, err)
+		assert.Equal(t, stored, l, "the lobby returned is the one stored")
+		assert.Equal(t, []string{"o", "b"}, stored.MemberIDs(), "the other change is kept")
+		assert.Equal(t, "ranked", stored.Props["mode"], "this change is made")
+		assert.Equal(t, "dust", stored.Props["map"])
+		assert.Equal(t, lb.Version+2, stored.Version, "one version per change")
+	})
+}
+
+// A change that loses every compare-and-set gives up after a bounded number
+// of tries with ErrConflict, and is not made; the changes that won are all
+// there.
+func TestLobbyChangeGivesUpAfterRepeatedConflicts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		lb := newLobby(t, s, "o", 4, "public")
+		calls := 0
+		alwaysBeaten := func(l *domain.Lobby) error {
+			calls++
+			_, err := s.UpdateLobby(ctx, lb.ID, "o", map[string]string{"round": fmt.Sprint(calls)}, "", 0)
+			require.NoError(t, err, "the change that comes first")
+			l.Props["mode"] = "ranked"
+			return nil
+		}
+		_, err := store.ChangeLobby(ctx, s, lb.ID, alwaysBeaten)
+		require.ErrorIs(t, err, domain.ErrConflict)
+		assert.Equal(t, store.MaxLobbyConflicts, calls, "tried again, up to the bound")
+
+		stored, err := s.Lobby(ctx, lb.ID)
+		require.NoError(t, err)
+		assert.NotContains(t, stored.Props, "mode", "the change that always lost is not made")
+		assert.Equal(t, fmt.Sprint(calls), stored.Props["round"], "every change that won is")
+		assert.Equal(t, lb.Version+int64(calls), stored.Version)
+	})
 }
 
 // During a rolling upgrade the previous version's nodes change lobbies with

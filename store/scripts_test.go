@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -45,41 +44,51 @@ func TestEveryLuaFileIsRegistered(t *testing.T) {
 
 // After SCRIPT FLUSH (what a restart or failover does to a Redis that kept
 // its data) the first pipeline that calls a script gets NOSCRIPT and loads
-// them all again: every file in store/scripts must be among them.
+// them all again: every file in store/scripts must be among them, on every
+// primary of a cluster, not only the one that answered NOSCRIPT.
 func TestEveryLuaFileIsReloadedAfterScriptFlush(t *testing.T) {
-	r := storetest.StartRedis(t)
-	ctx := context.Background()
-	s, err := store.Open(ctx, store.Config{URL: r.URL})
-	require.NoError(t, err)
-	defer s.Close()
-	admin := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer admin.Close()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		raw := store.RedisClient(s)
+		primaries, err := storetest.PrimaryClients(ctx, raw)
+		require.NoError(t, err)
 
-	files := luaFiles(t)
-	names := make([]string, 0, len(files))
-	hashes := make([]string, 0, len(files))
-	for name, sha := range files {
-		names = append(names, name)
-		hashes = append(hashes, sha)
-	}
-	require.NoError(t, s.LoadScripts(ctx))
-	loaded, err := admin.ScriptExists(ctx, hashes...).Result()
-	require.NoError(t, err)
-	for i, ok := range loaded {
-		assert.True(t, ok, "LoadScripts loads %s.lua", names[i])
-	}
+		files := luaFiles(t)
+		names := make([]string, 0, len(files))
+		hashes := make([]string, 0, len(files))
+		for name, sha := range files {
+			names = append(names, name)
+			hashes = append(hashes, sha)
+		}
+		// loadedOn reports, by primary, which scripts it has.
+		loadedOn := func() map[string][]bool {
+			out := make(map[string][]bool)
+			for _, p := range primaries {
+				loaded, err := p.ScriptExists(ctx, hashes...).Result()
+				require.NoError(t, err)
+				out[p.Options().Addr] = loaded
+			}
+			return out
+		}
+		require.NoError(t, s.LoadScripts(ctx))
+		for addr, loaded := range loadedOn() {
+			for i, ok := range loaded {
+				assert.True(t, ok, "LoadScripts loads %s.lua on %s", names[i], addr)
+			}
+		}
 
-	require.NoError(t, admin.ScriptFlush(ctx).Err())
-	loaded, err = admin.ScriptExists(ctx, hashes...).Result()
-	require.NoError(t, err)
-	require.NotContains(t, loaded, true, "SCRIPT FLUSH forgot every script")
+		require.NoError(t, storetest.FlushScripts(ctx, raw))
+		for addr, loaded := range loadedOn() {
+			require.NotContains(t, loaded, true, "SCRIPT FLUSH forgot every script on %s", addr)
+		}
 
-	// A pipelined EVALSHA (no EVAL fallback inside a pipeline) meets
-	// NOSCRIPT and recovers.
-	require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{{PlayerID: "alice", MatchID: "m1"}}))
-	loaded, err = admin.ScriptExists(ctx, hashes...).Result()
-	require.NoError(t, err)
-	for i, ok := range loaded {
-		assert.True(t, ok, "NOSCRIPT recovery reloads %s.lua", names[i])
-	}
+		// A pipelined EVALSHA (no EVAL fallback inside a pipeline) meets
+		// NOSCRIPT (from alice's primary alone, on a cluster) and recovers.
+		require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{{PlayerID: "alice", MatchID: "m1"}}))
+		for addr, loaded := range loadedOn() {
+			for i, ok := range loaded {
+				assert.True(t, ok, "NOSCRIPT recovery reloads %s.lua on %s", names[i], addr)
+			}
+		}
+	})
 }

@@ -464,35 +464,53 @@ func TestParseURL(t *testing.T) {
 }
 
 // Batched acks delete exactly the pending matches they name, and work on a
-// Redis whose script cache was flushed (as after a restart or failover).
+// Redis whose script cache was flushed (as after a restart or failover). On
+// a cluster the batch spans every primary, each of which answers NOSCRIPT.
 func TestAckPendingMatches(t *testing.T) {
-	srv := storetest.StartRedis(t)
-	s, err := store.Open(context.Background(), store.Config{URL: srv.URL})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	ctx := context.Background()
-	for _, p := range []string{"a", "b", "c"} {
-		m := domain.Match{ID: "m-" + p, Queue: "q", Players: []domain.Player{{ID: p}}}
-		require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
-	}
-	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	defer raw.Close()
-	require.NoError(t, raw.ScriptFlush(ctx).Err())
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		players := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"}
+		for _, p := range players {
+			m := domain.Match{ID: "m-" + p, Queue: "q", Players: []domain.Player{{ID: p}}}
+			require.NoError(t, s.DeliverMatch(ctx, m, json.RawMessage(`{"type":"match.ready"}`)))
+		}
+		raw := store.RedisClient(s)
+		if cluster, ok := raw.(*redis.ClusterClient); ok {
+			primaries, err := storetest.PrimaryClients(ctx, raw)
+			require.NoError(t, err)
+			served := map[string]bool{}
+			for _, p := range players {
+				node, err := cluster.MasterForKey(ctx, store.KeyPrefix(s)+"{p:"+p+"}:match")
+				require.NoError(t, err)
+				served[node.Options().Addr] = true
+			}
+			require.Len(t, served, len(primaries), "the players' pending matches are on every primary")
+		}
+		require.NoError(t, storetest.FlushScripts(ctx, raw))
 
-	require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{
-		{PlayerID: "a", MatchID: "m-a"}, {PlayerID: "b", MatchID: "m-other"}, {PlayerID: "c", MatchID: "m-c"},
-	}))
-	_, _, err = s.PendingMatch(ctx, "a")
-	assert.ErrorIs(t, err, domain.ErrNotFound)
-	id, _, err := s.PendingMatch(ctx, "b")
-	require.NoError(t, err, "an ack of another match keeps b's")
-	assert.Equal(t, "m-b", id)
-	_, _, err = s.PendingMatch(ctx, "c")
-	assert.ErrorIs(t, err, domain.ErrNotFound)
+		var acks []domain.MatchAck
+		for _, p := range players {
+			matchID := "m-" + p
+			if p == "b" {
+				matchID = "m-other"
+			}
+			acks = append(acks, domain.MatchAck{PlayerID: p, MatchID: matchID})
+		}
+		require.NoError(t, s.AckPendingMatches(ctx, acks))
+		for _, p := range players {
+			id, _, err := s.PendingMatch(ctx, p)
+			if p == "b" {
+				require.NoError(t, err, "an ack of another match keeps b's")
+				assert.Equal(t, "m-b", id)
+				continue
+			}
+			assert.ErrorIs(t, err, domain.ErrNotFound, "%s's is acknowledged", p)
+		}
 
-	require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{{PlayerID: "b", MatchID: "m-b"}}))
-	_, _, err = s.PendingMatch(ctx, "b")
-	assert.ErrorIs(t, err, domain.ErrNotFound)
+		require.NoError(t, s.AckPendingMatches(ctx, []domain.MatchAck{{PlayerID: "b", MatchID: "m-b"}}))
+		_, _, err := s.PendingMatch(ctx, "b")
+		assert.ErrorIs(t, err, domain.ErrNotFound)
+	})
 }
 
 // Attach reads in one round trip what a connecting player holds.

@@ -1,4 +1,4 @@
--- Writes a lobby changed in Go (the rules are in store/lobbyrules.go), if
+-- Writes a lobby changed in Go (the rules are in internal/domain/rules.go), if
 -- nobody changed it since it was read: a compare-and-set on the whole
 -- value.
 --
