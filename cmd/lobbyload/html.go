@@ -144,7 +144,7 @@ func (r *report) summaryRows() []row {
 			row{"lobbies / leaves / reconnects", fmt.Sprintf("%s / %s / %s", fmtInt(r.Lobbies), fmtInt(r.Leaves), fmtInt(r.Reconnects))})
 	}
 	if r.LostSockets > 0 {
-		rows = append(rows, row{"sockets lost", fmtInt(r.LostSockets) + fmt.Sprintf(" (closed by the server or broken; each player reconnected to another URL (-reconnect-to); %s welcome(s) gave a ticket, lobby or match back)", fmtInt(r.Resumed))})
+		rows = append(rows, row{"sockets lost", fmtInt(r.LostSockets) + fmt.Sprintf(" (closed by the server or broken; each player reconnected to another URL (-reconnect-to); %s welcome(s) gave a ticket, lobby or match back; %s ticket(s) and %s lobby place(s) missing)", fmtInt(r.Resumed), fmtInt(r.DroppedTickets), fmtInt(r.DroppedLobbyPlaces))})
 	}
 	if r.Back != nil {
 		rows = append(rows, r.Back.summaryRows()...)

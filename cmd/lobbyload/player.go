@@ -139,6 +139,10 @@ type player struct {
 	// resumed counts the reconnections whose welcome gave the player's
 	// ticket, lobby or match back.
 	resumed int
+	// droppedTickets and droppedLobbies count the reconnections whose
+	// welcome left out what the server had acknowledged and not ended: a
+	// searching ticket, a lobby place (see applyWelcome).
+	droppedTickets, droppedLobbies int
 	// lostAt is when the player's latest lost socket ended (as its reader
 	// saw it), until the next welcome; lostURL is the URL it was on.
 	// backs are the player's ways back: each lost socket's loss and the
@@ -829,6 +833,13 @@ func (p *player) connectTo(ctx context.Context, u int) error {
 // lobby (then it does not create or join one again, nor say ready again
 // once it did or the lobby is queued). Without them the player was not
 // queued, or its ticket or lobby is gone, and the scenario does it again.
+//
+// What the server acknowledged and nothing ended must come back: a ticket
+// whose queue.join was answered and that got no match.ready, no
+// cancellation and no expiry, and a lobby place whose lobby was not
+// removed. welcome leaving either out is counted (droppedTickets,
+// droppedLobbies), and fails the run (see verdict): no reconnection, to the
+// same node or another after a kill, may lose them.
 func (p *player) applyWelcome(w *frame) {
 	st := w.State
 	if st == nil {
@@ -836,6 +847,16 @@ func (p *player) applyWelcome(w *frame) {
 	}
 	if st.Ticket != nil || st.Lobby != nil || st.Match != nil {
 		p.resumed++
+	}
+	open := p.matchReadies == 0 && p.stopWait == ""
+	queuedLobby := st.Lobby != nil && st.Lobby.Status == "queued"
+	if open && p.queued && st.Ticket == nil && st.Match == nil && !queuedLobby {
+		p.droppedTickets++
+		p.load.check.error("ticket missing from welcome")
+	}
+	if open && p.group != nil && p.inLobby && st.Lobby == nil && st.Match == nil {
+		p.droppedLobbies++
+		p.load.check.error("lobby place missing from welcome")
 	}
 	p.queued = st.Ticket != nil && (st.Ticket.Status == "searching" || st.Ticket.Status == "matched")
 	if p.group == nil {

@@ -66,6 +66,11 @@ type report struct {
 	// -reconnect-share) whose welcome gave the player's ticket, lobby or
 	// match back.
 	Resumed int `json:"resumed"`
+	// DroppedTickets and DroppedLobbyPlaces are the reconnections whose
+	// welcome left out an acknowledged searching ticket, or a lobby place,
+	// that nothing had ended: each fails the run.
+	DroppedTickets     int `json:"droppedTickets"`
+	DroppedLobbyPlaces int `json:"droppedLobbyPlaces"`
 	// Back is, once sockets were lost, how the players came back: the
 	// time from each loss to the next welcome, when the last came back,
 	// the reconnections per second at each URL, and who never came back
@@ -233,6 +238,7 @@ type tally struct {
 	Players, Connected, Matched, Failed, Lost, Lobbies, Leaves int
 	LeftAfterFound, LateLeaves, Reconnects, LostSockets        int
 	Redelivered, Resumed                                       int
+	DroppedTickets, DroppedLobbyPlaces                         int
 	// The latencies, every sample.
 	Connects, JoinReplies, ToReady []time.Duration
 	// Ready is when each matched player with a known queue.join time got
@@ -274,6 +280,8 @@ func (l *load) collect(players []*player) *tally {
 		t.LostSockets += p.lostSockets
 		t.Redelivered += p.redelivered
 		t.Resumed += p.resumed
+		t.DroppedTickets += p.droppedTickets
+		t.DroppedLobbyPlaces += p.droppedLobbies
 		t.Backs = append(t.Backs, p.backs...)
 		if !p.lostAt.IsZero() {
 			t.NeverBack++
@@ -347,6 +355,8 @@ func mergeTallies(ts []*tally, check *checker) *tally {
 		out.LostSockets += t.LostSockets
 		out.Redelivered += t.Redelivered
 		out.Resumed += t.Resumed
+		out.DroppedTickets += t.DroppedTickets
+		out.DroppedLobbyPlaces += t.DroppedLobbyPlaces
 		out.Backs = append(out.Backs, t.Backs...)
 		out.NeverBack += t.NeverBack
 		out.Connects = append(out.Connects, t.Connects...)
@@ -401,6 +411,7 @@ func (l *load) buildReport(t *tally, end time.Time) *report {
 		Connected: t.Connected, Matched: t.Matched, Failed: t.Failed, Lost: t.Lost, Lobbies: t.Lobbies, Leaves: t.Leaves,
 		LeftAfterFound: t.LeftAfterFound, LateLeaves: t.LateLeaves, Reconnects: t.Reconnects,
 		LostSockets: t.LostSockets, Redelivered: t.Redelivered, Resumed: t.Resumed, Failures: t.Failures, URLs: t.URLs,
+		DroppedTickets: t.DroppedTickets, DroppedLobbyPlaces: t.DroppedLobbyPlaces,
 	}
 	if cfg.Preconnect {
 		r.ConnectPhaseSec = l.queueStart.Sub(l.start).Seconds()
@@ -482,6 +493,10 @@ func (r *report) verdict() error {
 	if r.Lost > 0 && r.LateLeaves == 0 {
 		errs = append(errs, fmt.Errorf("%d player(s) lost: no match.ready before the run ended", r.Lost))
 	}
+	if r.DroppedTickets > 0 || r.DroppedLobbyPlaces > 0 {
+		errs = append(errs, fmt.Errorf("%d ticket(s) and %d lobby place(s) acknowledged and not ended were missing from welcome after a reconnection",
+			r.DroppedTickets, r.DroppedLobbyPlaces))
+	}
 	if b := r.Back; b != nil && b.NeverBack > 0 {
 		errs = append(errs, fmt.Errorf("%d player(s) lost their socket and never got welcome again", b.NeverBack))
 	}
@@ -538,7 +553,7 @@ func (r *report) writeText(w io.Writer) error {
 		fmt.Fprintf(tw, "leaves\t%d\t(%d after match.found, not queued again)\n", r.Leaves, r.LeftAfterFound)
 		fmt.Fprintf(tw, "reconnects\t%d\n", r.Reconnects)
 		if r.LostSockets > 0 {
-			fmt.Fprintf(tw, "sockets lost\t%d\t(closed by the server or broken; each player reconnected to another -url (-reconnect-to); %d welcome(s) gave a ticket, lobby or match back)\n", r.LostSockets, r.Resumed)
+			fmt.Fprintf(tw, "sockets lost\t%d\t(closed by the server or broken; each player reconnected to another -url (-reconnect-to); %d welcome(s) gave a ticket, lobby or match back; %d ticket(s) and %d lobby place(s) missing)\n", r.LostSockets, r.Resumed, r.DroppedTickets, r.DroppedLobbyPlaces)
 		}
 		if r.Redelivered > 0 {
 			fmt.Fprintf(tw, "match.ready again\t%d\t(the player's match once more on a later socket, in welcome: allowed, not a duplicate)\n", r.Redelivered)
