@@ -48,6 +48,7 @@ type GatewayStore interface {
 	presenceStore
 	deliveryStore
 	lobbyStore
+	ticketAuditStore
 	Subscribe(ctx context.Context, nodeID string) (domain.Subscription, error)
 	Publish(ctx context.Context, nodeID string, msg domain.NodeMessage) error
 	Attach(ctx context.Context, playerID string, graceDeadline time.Time) (domain.Attachment, error)
@@ -117,6 +118,10 @@ type Gateway struct {
 	// DrainPeriod is how long a drain spreads its closes over when the
 	// operator names no period. Default 1m.
 	DrainPeriod time.Duration
+	// TicketAudit is how often the tickets this node's players were told
+	// are searching are checked for records Redis lost (see tickets.go).
+	// Default 30s.
+	TicketAudit time.Duration
 	// LobbyStateInterval paces each lobby's lobby.state from this node: one
 	// at once, then at most one per interval carrying the latest lobby.
 	// Default 250ms.
@@ -171,6 +176,7 @@ func (g *Gateway) init() {
 		setDefault(&g.Grace, 30*time.Second)
 		setDefault(&g.GraceSweep, time.Second)
 		setDefault(&g.LobbyStateInterval, 250*time.Millisecond)
+		setDefault(&g.TicketAudit, 30*time.Second)
 		setDefault(&g.DrainPeriod, time.Minute)
 		g.upgrader = websocket.Upgrader{
 			ReadBufferSize:    512, // a request fits; a larger frame is read past it
@@ -223,7 +229,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	statesCtx, stopStates := context.WithCancel(context.WithoutCancel(ctx))
 	go g.states.run(statesCtx, g.RequestTimeout)
 	var wg sync.WaitGroup
-	wg.Add(6)
+	wg.Add(7)
 	go func() { defer wg.Done(); g.hub.run(hubCtx) }()
 	go func() { defer wg.Done(); g.runDrain(hubCtx) }()
 	go func() { defer wg.Done(); g.limits.runSweeps(hubCtx, limitSweep) }()
@@ -236,6 +242,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}()
 	go func() { defer wg.Done(); g.presence.refresh(hubCtx) }()
 	go func() { defer wg.Done(); g.presence.sweepGraces(hubCtx) }()
+	go func() { defer wg.Done(); g.auditTickets(hubCtx) }()
 
 	g.mu.Lock()
 	g.running = true
@@ -471,6 +478,7 @@ type gatewayMetrics struct {
 	matchesDelivered  prometheus.Counter
 	redelivered       prometheus.Counter
 	draining          prometheus.Gauge
+	ticketsLost       prometheus.Counter
 }
 
 func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
@@ -493,10 +501,12 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 			Name: "lobbyd_match_ready_redelivered_total", Help: "Undelivered match.ready results found by the periodic sweep and pushed again."}),
 		draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lobbyd_node_draining", Help: "1 while this node drains (an operator's action): it takes no new sockets and closes its own."}),
+		ticketsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobbyd_tickets_lost_total", Help: "Searching tickets whose record Redis lost (a failover or restart after the queue.join reply), found by this node's ticket audit; their players were told queue.state cancelled, reason lost."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.handshakeFailures, m.requests, m.requestErrors, m.slowConsumers,
-			m.abuseCloses, m.matchesDelivered, m.redelivered, m.draining)
+			m.abuseCloses, m.matchesDelivered, m.redelivered, m.draining, m.ticketsLost)
 	}
 	return m
 }

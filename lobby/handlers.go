@@ -120,6 +120,7 @@ func handleQueueJoin(ctx context.Context, s *session, frame []byte) (any, error)
 	if err != nil {
 		return nil, err
 	}
+	s.watchTicket(ticket)
 	return map[string]any{"ticket": ticketObject(ticket)}, nil
 }
 
@@ -172,6 +173,7 @@ func handleQueueLeave(ctx context.Context, s *session, _ []byte) (any, error) {
 		}
 		return nil, err
 	}
+	s.unwatchTicket(t.ID)
 	state := mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t)})
 	if t.LobbyID == "" {
 		s.afterReply(state)

@@ -15,6 +15,7 @@ type hub struct {
 	unregister chan *session
 	inbound    chan domain.NodeMessage
 	snapshot   chan chan map[string]domain.Presence
+	list       chan chan []*session
 	lookup     chan lookup
 	closes     chan closeRequest
 	done       chan struct{} // closed when run has returned
@@ -30,6 +31,7 @@ func newHub() *hub {
 		unregister: make(chan *session),
 		inbound:    make(chan domain.NodeMessage, 256),
 		snapshot:   make(chan chan map[string]domain.Presence),
+		list:       make(chan chan []*session),
 		lookup:     make(chan lookup),
 		closes:     make(chan closeRequest),
 		done:       make(chan struct{}),
@@ -63,6 +65,12 @@ func (h *hub) run(ctx context.Context) {
 			q.reply <- h.sessions[q.player] != nil
 		case r := <-h.closes:
 			r.reply <- h.close(r)
+		case reply := <-h.list:
+			out := make([]*session, 0, len(h.sessions))
+			for _, s := range h.sessions {
+				out = append(out, s)
+			}
+			reply <- out
 		case reply := <-h.snapshot:
 			m := make(map[string]domain.Presence, len(h.sessions))
 			for p, s := range h.sessions {
@@ -188,6 +196,18 @@ func (h *hub) holds(ctx context.Context, player string) bool {
 }
 
 // presences lists the connections this node holds, for presence refresh.
+// all lists the node's sessions (nil once the hub stopped or ctx ended).
+func (h *hub) all(ctx context.Context) []*session {
+	reply := make(chan []*session, 1)
+	select {
+	case h.list <- reply:
+		return <-reply
+	case <-h.done:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
 func (h *hub) presences(ctx context.Context) map[string]domain.Presence {
 	reply := make(chan map[string]domain.Presence, 1)
 	select {

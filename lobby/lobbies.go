@@ -647,5 +647,7 @@ func (s *session) queueLobby(ctx context.Context, l domain.Lobby, req queueJoinR
 	}
 	state := domain.Addressed{To: ticket.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(ticket)})}
 	s.broadcastAfterReply(l, state)
+	ticket.LobbyID = l.ID
+	s.watchTicket(ticket) // the owner's node watches the lobby's ticket for every member
 	return map[string]any{"ticket": ticketObject(ticket)}, nil
 }

@@ -77,6 +77,9 @@ type session struct {
 	welcomed  bool
 	early     []outgoing      // events that arrived before welcome was queued
 	delivered map[string]bool // match ids pushed on this connection
+	// watch is the ticket the player was told is searching, until it ends
+	// (see tickets.go).
+	watch *domain.Ticket
 
 	// wmu guards the writer's state: the frames queued for it and whether
 	// one runs. It is taken after mu, never before.
@@ -184,6 +187,7 @@ func (s *session) pushLocked(o outgoing) {
 			return
 		}
 		s.markDelivered(o.matchID)
+		s.watch = nil // the ticket ended in this match
 	}
 	if !s.enqueue(o) {
 		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
@@ -254,6 +258,7 @@ func (s *session) welcome(w welcomeFrame, pendingMatch string) {
 	defer s.mu.Unlock()
 	if pendingMatch != "" {
 		s.markDelivered(pendingMatch)
+		s.watch = nil // the ticket ended in this match
 	}
 	s.welcomed = true
 	if !s.enqueue(outgoing{frame: mustJSON(w), matchID: pendingMatch}) {
@@ -406,6 +411,7 @@ func (s *session) attach() error {
 		case err == nil && (t.Status == domain.TicketSearching || t.Status == domain.TicketMatched):
 			obj := ticketObject(t)
 			w.State.Ticket = &obj
+			s.watchTicket(t)
 		case err != nil && !errors.Is(err, domain.ErrNotFound):
 			return err
 		}

@@ -42,6 +42,7 @@ var (
 	removeIfScoreScript         = script("remove_if_score")
 	noteMatchErrorScript        = script("note_match_error")
 	storeQueueConfigScript      = script("store_queue_config")
+	markTicketLostScript        = script("mark_ticket_lost")
 )
 
 func readScripts(fsys fs.FS) map[string]*redis.Script {

@@ -424,6 +424,46 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (domain
 	}
 }
 
+// TicketStatuses reads the status of each ticket (by its Queue and ID) in
+// one pipeline: "" for a ticket whose record is gone.
+func (s *Store) TicketStatuses(ctx context.Context, tickets []domain.Ticket) ([]domain.TicketStatus, error) {
+	cmds := make([]*redis.StringCmd, len(tickets))
+	err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) {
+		for i, t := range tickets {
+			cmds[i] = pipe.HGet(ctx, s.keys.ticketKey(t.Queue, t.ID), "status")
+		}
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read the status of %d tickets: %w", len(tickets), err)
+	}
+	out := make([]domain.TicketStatus, len(tickets))
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return nil, fmt.Errorf("read the status of ticket %s: %w", tickets[i].ID, err)
+		default:
+			out[i] = domain.TicketStatus(v)
+		}
+	}
+	return out, nil
+}
+
+// MarkTicketLost records a ticket whose record Redis lost as cancelled
+// (see mark_ticket_lost.lua): true when this call marked it, and its
+// players are then to be told; false when the ticket has a record (another
+// node marked it first, or it was never lost).
+func (s *Store) MarkTicketLost(ctx context.Context, queue, ticketID string) (bool, error) {
+	n, err := markTicketLostScript.Run(ctx, s.rdb,
+		[]string{s.keys.ticketKey(queue, ticketID), s.keys.searchingKey(queue), s.keys.searchingDataKey(queue)},
+		ticketID, int(finishedTicketTTL.Seconds())).Int()
+	if err != nil {
+		return false, fmt.Errorf("mark ticket %s lost: %w", ticketID, err)
+	}
+	return n == 1, nil
+}
+
 // endTicket moves a ticket to a final status, as cancel_ticket.lua allows,
 // and releases its players' claims. The ticket's record keeps only that
 // status, for finishedTicketTTL.

@@ -306,7 +306,7 @@ func newGateway(cfg config, st *store.Store, mm *matchmaker.Service, auth *lobby
 		AllowedOrigins: cfg.AllowedOrigins, PublicURL: cfg.PublicURL, MaxFrameBytes: cfg.MaxFrameBytes,
 		Grace: cfg.ReconnectGrace, Limits: &cfg.Limits, SkillMin: cfg.SkillMin, SkillMax: cfg.SkillMax,
 		CodeGuessesPerMinute: cfg.CodeGuesses, PingInterval: cfg.PingInterval, SendQueue: cfg.SendQueue,
-		DrainPeriod: cfg.DrainPeriod,
+		DrainPeriod: cfg.DrainPeriod, TicketAudit: cfg.TicketAudit,
 	}
 }
 

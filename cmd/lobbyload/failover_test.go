@@ -47,7 +47,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	}
 	c := storetest.StartCluster(t, 3, 1)
 	env := []string{"LOBBYD_REDIS_URL=" + c.URL, "LOBBYD_JWT_SECRET=a-shared-test-secret-of-at-least-32-bytes",
-		"LOBBYD_ADDR_HANDSHAKE_RATE=0", "LOBBYD_MAX_CONNS_PER_ADDR=0"}
+		"LOBBYD_ADDR_HANDSHAKE_RATE=0", "LOBBYD_MAX_CONNS_PER_ADDR=0", "LOBBYD_TICKET_AUDIT=2s"}
 	nodes := make([]*testutil.LobbydNode, 3)
 	urls := make([]string, 3)
 	for i := range nodes {
@@ -101,8 +101,11 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	// failover makes: judge the report instead.
 	var rep report
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), "stdout:\n%s\nstderr:\n%s\nerr: %v", stdout, stderr, runErr)
-	t.Logf("%d matched, %d failed (an error reply or close), %d lost (no answer) in %.1fs; errors %v; join→ready %+v ms",
-		rep.Matched, rep.Failed, rep.Lost, rep.ElapsedSec, rep.Errors, rep.Latency.JoinToReady)
+	t.Logf("%d matched, %d failed (an error reply or close), %d lost (no answer), %d tickets the server lost and said so in %.1fs; errors %v; join→ready %+v ms",
+		rep.Matched, rep.Failed, rep.Lost, rep.TicketsLost, rep.ElapsedSec, rep.Errors, rep.Latency.JoinToReady)
+	for _, f := range rep.Failures {
+		t.Logf("not matched: %s", f)
+	}
 	assert.Empty(t, rep.Violations, "no player in two matches, every match's players agree on its party")
 	assert.Equal(t, players, rep.Matched+rep.Failed+rep.Lost)
 	assert.Greater(t, rep.Matched, players*9/10, "players ride out both failovers (lobbyload retries unavailable replies and failed connections, as a client should)")

@@ -143,6 +143,9 @@ func (r *report) summaryRows() []row {
 		rows = append(rows, row{"lost", lost},
 			row{"lobbies / leaves / reconnects", fmt.Sprintf("%s / %s / %s", fmtInt(r.Lobbies), fmtInt(r.Leaves), fmtInt(r.Reconnects))})
 	}
+	if r.TicketsLost > 0 {
+		rows = append(rows, row{"tickets lost by the server", fmtInt(r.TicketsLost) + " (queue.state cancelled, reason lost: Redis lost them after the queue.join reply; queued again)"})
+	}
 	if r.LostSockets > 0 {
 		rows = append(rows, row{"sockets lost", fmtInt(r.LostSockets) + fmt.Sprintf(" (closed by the server or broken; each player reconnected to another URL (-reconnect-to); %s welcome(s) gave a ticket, lobby or match back; %s ticket(s) and %s lobby place(s) missing)", fmtInt(r.Resumed), fmtInt(r.DroppedTickets), fmtInt(r.DroppedLobbyPlaces))})
 	}

@@ -139,6 +139,12 @@ type player struct {
 	// resumed counts the reconnections whose welcome gave the player's
 	// ticket, lobby or match back.
 	resumed int
+	// ticketsLost counts the tickets the server said it lost (queue.state
+	// cancelled, reason lost: a Redis failover or restart lost it after
+	// the queue.join reply); requeue is set when this player is to queue
+	// again for it (alone, or as its lobby's owner).
+	ticketsLost int
+	requeue     bool
 	// droppedTickets and droppedLobbies count the reconnections whose
 	// welcome left out what the server had acknowledged and not ended: a
 	// searching ticket, a lobby place (see applyWelcome).
@@ -255,6 +261,9 @@ func (p *player) play(ctx context.Context) {
 func (p *player) resume(ctx context.Context) error {
 	for {
 		err := p.scenario(ctx)
+		if errors.Is(err, errRequeue) && ctx.Err() == nil {
+			continue // the server lost the ticket: queue again, as a client should
+		}
 		var lost *lostSocket
 		if err == nil || !errors.As(err, &lost) || ctx.Err() != nil {
 			return err
@@ -567,6 +576,10 @@ func (p *player) awaitMatch(ctx context.Context) error {
 		if p.stopWait != "" {
 			return errors.New(p.stopWait)
 		}
+		if p.requeue {
+			p.requeue = false
+			return errRequeue
+		}
 		if _, err := p.next(ctx); err != nil {
 			return fmt.Errorf("waiting for match.ready: %w", err)
 		}
@@ -878,6 +891,10 @@ func (p *player) applyWelcome(w *frame) {
 	}
 }
 
+// errRequeue ends a scenario whose ticket the server lost: resume runs it
+// again, and it queues again.
+var errRequeue = errors.New("the server lost the ticket: queue again")
+
 // request sends one request and returns its reply.
 func (p *player) request(ctx context.Context, typ string, fields map[string]any) (*frame, error) {
 	for attempt := 0; ; attempt++ {
@@ -1054,6 +1071,13 @@ func (p *player) observe(f *frame) {
 				// order match.found arrives in.
 				p.leftMatchIDs = append(p.leftMatchIDs, f.Ticket.MatchID)
 			}
+		}
+		if f.Ticket != nil && f.Ticket.Status == "cancelled" && f.Reason == "lost" {
+			// The server lost the ticket (docs/protocol.md, queue.state):
+			// whoever queued it queues again.
+			p.ticketsLost++
+			p.queued = false
+			p.requeue = p.group == nil || p.role == roleLobbyOwner
 		}
 		if f.Ticket != nil && f.Ticket.Status == "expired" {
 			check.error("ticket expired")

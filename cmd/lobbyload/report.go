@@ -71,6 +71,10 @@ type report struct {
 	// that nothing had ended: each fails the run.
 	DroppedTickets     int `json:"droppedTickets"`
 	DroppedLobbyPlaces int `json:"droppedLobbyPlaces"`
+	// TicketsLost are the queue.state cancelled events with reason lost:
+	// tickets Redis lost after their queue.join reply (a failover), which
+	// the server found and said so; each was queued again.
+	TicketsLost int `json:"ticketsLost"`
 	// Back is, once sockets were lost, how the players came back: the
 	// time from each loss to the next welcome, when the last came back,
 	// the reconnections per second at each URL, and who never came back
@@ -238,7 +242,7 @@ type tally struct {
 	Players, Connected, Matched, Failed, Lost, Lobbies, Leaves int
 	LeftAfterFound, LateLeaves, Reconnects, LostSockets        int
 	Redelivered, Resumed                                       int
-	DroppedTickets, DroppedLobbyPlaces                         int
+	DroppedTickets, DroppedLobbyPlaces, TicketsLost            int
 	// The latencies, every sample.
 	Connects, JoinReplies, ToReady []time.Duration
 	// Ready is when each matched player with a known queue.join time got
@@ -282,6 +286,7 @@ func (l *load) collect(players []*player) *tally {
 		t.Resumed += p.resumed
 		t.DroppedTickets += p.droppedTickets
 		t.DroppedLobbyPlaces += p.droppedLobbies
+		t.TicketsLost += p.ticketsLost
 		t.Backs = append(t.Backs, p.backs...)
 		if !p.lostAt.IsZero() {
 			t.NeverBack++
@@ -357,6 +362,7 @@ func mergeTallies(ts []*tally, check *checker) *tally {
 		out.Resumed += t.Resumed
 		out.DroppedTickets += t.DroppedTickets
 		out.DroppedLobbyPlaces += t.DroppedLobbyPlaces
+		out.TicketsLost += t.TicketsLost
 		out.Backs = append(out.Backs, t.Backs...)
 		out.NeverBack += t.NeverBack
 		out.Connects = append(out.Connects, t.Connects...)
@@ -411,7 +417,7 @@ func (l *load) buildReport(t *tally, end time.Time) *report {
 		Connected: t.Connected, Matched: t.Matched, Failed: t.Failed, Lost: t.Lost, Lobbies: t.Lobbies, Leaves: t.Leaves,
 		LeftAfterFound: t.LeftAfterFound, LateLeaves: t.LateLeaves, Reconnects: t.Reconnects,
 		LostSockets: t.LostSockets, Redelivered: t.Redelivered, Resumed: t.Resumed, Failures: t.Failures, URLs: t.URLs,
-		DroppedTickets: t.DroppedTickets, DroppedLobbyPlaces: t.DroppedLobbyPlaces,
+		DroppedTickets: t.DroppedTickets, DroppedLobbyPlaces: t.DroppedLobbyPlaces, TicketsLost: t.TicketsLost,
 	}
 	if cfg.Preconnect {
 		r.ConnectPhaseSec = l.queueStart.Sub(l.start).Seconds()
@@ -548,6 +554,9 @@ func (r *report) writeText(w io.Writer) error {
 			fmt.Fprintf(tw, "lost\t%d\t(no match.ready by the end; not judged: %d leave(s) after match.found were followed by a new queue.join)\n", r.Lost, r.LateLeaves)
 		} else {
 			fmt.Fprintf(tw, "lost\t%d\t(no match.ready by the end)\n", r.Lost)
+		}
+		if r.TicketsLost > 0 {
+			fmt.Fprintf(tw, "tickets lost by the server\t%d\t(queue.state cancelled, reason lost: Redis lost them after the queue.join reply; queued again)\n", r.TicketsLost)
 		}
 		fmt.Fprintf(tw, "lobbies\t%d\n", r.Lobbies)
 		fmt.Fprintf(tw, "leaves\t%d\t(%d after match.found, not queued again)\n", r.Leaves, r.LeftAfterFound)
