@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -192,25 +191,12 @@ func TestSlowConsumerIsClosed4004(t *testing.T) {
 	}
 }
 
-// gathered is the value of reg's counter name whose labels are labels
-// (nil: the unlabelled one); -1 when there is none.
+// gathered is the value of reg's metric name of the series with labels
+// (nil: every series); -1 when there is none.
 func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			if maps.Equal(got, labels) {
-				return m.GetCounter().GetValue()
-			}
-		}
+	if v, ok := testutil.Metric(t, reg, name, labels); ok {
+		return v
 	}
 	return -1
 }

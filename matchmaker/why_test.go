@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
@@ -252,26 +253,8 @@ func TestSketch(t *testing.T) {
 // has that value (a gauge's or a counter's; a histogram's count), or -1.
 func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					switch {
-					case m.GetGauge() != nil:
-						return m.GetGauge().GetValue()
-					case m.GetCounter() != nil:
-						return m.GetCounter().GetValue()
-					case m.GetHistogram() != nil:
-						return float64(m.GetHistogram().GetSampleCount())
-					}
-				}
-			}
-		}
+	if v, ok := testutil.Metric(t, reg, name, map[string]string{label: value}); ok {
+		return v
 	}
 	return -1
 }

@@ -139,20 +139,10 @@ func TestWorkerCountsPartyAbandonedAtShutdown(t *testing.T) {
 	assert.Contains(t, o.logs.String(), "party="+o.m.ID)
 }
 
-// counter reads a counter (or gauge) of reg; 0 if it was never set.
+// counter reads a counter (or gauge) of reg, summed over its series; 0 if
+// it was never set.
 func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	require.NoError(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		var sum float64
-		for _, m := range f.GetMetric() {
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-		return sum
-	}
-	return 0
+	v, _ := testutil.Metric(t, reg, name, nil)
+	return v
 }
