@@ -424,14 +424,10 @@ func handleLobbyKick(ctx context.Context, s *session, frame []byte) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if req.PlayerID == s.id.PlayerID {
-		return nil, errorf(CodeBadRequest, "use lobby.leave to leave your own lobby")
-	}
-	if l.OwnerID != s.id.PlayerID {
-		return nil, domain.ErrForbidden
-	}
-	if _, member := l.Member(req.PlayerID); !member {
-		return nil, errorf(CodeNotFound, "no such member")
+	// Checked before a queued lobby's ticket is cancelled, with the rule
+	// the store applies after it.
+	if err := l.Check(domain.KickRule(s.id.PlayerID, req.PlayerID)); err != nil {
+		return nil, err
 	}
 	change, err := s.g.lobbies.removeMember(ctx, l, req.PlayerID, s.id.PlayerID, "kicked")
 	if err != nil {
@@ -607,21 +603,17 @@ func handleLobbyChat(ctx context.Context, s *session, frame []byte) (any, error)
 // queueLobby is queue.join from a member of a lobby: the owner queues the
 // whole lobby as one ticket once every member is ready.
 func (s *session) queueLobby(ctx context.Context, l domain.Lobby, req queueJoinRequest, t domain.Ticket) (any, error) {
-	if l.OwnerID != s.id.PlayerID {
-		return nil, errorf(CodeForbidden, "only the lobby's owner queues the lobby")
+	// Checked before the ticket is created, with the rule the store
+	// applies when it attaches the ticket (no ticket id yet).
+	if err := l.Check(domain.QueueRule(s.id.PlayerID, "", l.MemberIDs())); err != nil {
+		return nil, err
 	}
 	if req.Queue != l.Queue {
 		return nil, errorf(CodeBadRequest, fmt.Sprintf("this lobby queues in %q", l.Queue))
 	}
-	if l.Status == domain.LobbyQueued {
-		return nil, errorf(CodeConflict, "the lobby is queued already")
-	}
 	t.Players = t.Players[:0]
 	in := matchmaker.JoinInput{ClientSkill: req.Skill, ClientAttributes: req.Attributes}
 	for _, m := range l.Members {
-		if !m.Ready {
-			return nil, errorf(CodeConflict, "every member must be ready")
-		}
 		t.Players = append(t.Players, domain.Player{ID: m.PlayerID, Name: m.Name, PlayFabEntity: m.PlayFabEntity})
 		in.Members = append(in.Members, matchmaker.MemberInput{PlayerID: m.PlayerID, Skill: m.Skill,
 			TokenSkill: m.TokenSkill, TokenAttrs: m.TokenAttrs})

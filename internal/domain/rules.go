@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -34,12 +35,21 @@ var ErrNotMember = fmt.Errorf("not a member of this lobby: %w", ErrNotFound)
 
 // Errors the rules refuse with, as players see them.
 var (
-	errKickSelf    = fmt.Errorf("not allowed on this lobby: %w", ErrInvalid)
+	errKickSelf    = fmt.Errorf("use lobby.leave to leave your own lobby: %w", ErrInvalid)
 	errTooSmall    = fmt.Errorf("maxMembers is below the number of members: %w", ErrInvalid)
 	errQueued      = fmt.Errorf("the lobby is queued: leave the queue first: %w", ErrConflict)
 	errNotReady    = fmt.Errorf("every member must be ready: %w", ErrConflict)
 	errMembersMove = fmt.Errorf("the lobby's members changed meanwhile: %w", ErrConflict)
 )
+
+// Check reports what r would answer on l, leaving l as it is: what a
+// request checks before its side effects (cancelling a ticket, creating
+// one), with the words of the rule that Redis applies after them.
+func (l Lobby) Check(r LobbyRule) error {
+	l.Members = slices.Clone(l.Members)
+	l.Props = maps.Clone(l.Props)
+	return r(&l)
+}
 
 func (l Lobby) memberIndex(player string) int {
 	return slices.IndexFunc(l.Members, func(m LobbyMember) bool { return m.PlayerID == player })
@@ -77,15 +87,15 @@ func LeaveRule(player string) LobbyRule {
 // KickRule lets the owner take another member out.
 func KickRule(by, target string) LobbyRule {
 	return func(l *Lobby) error {
+		if target == by {
+			return errKickSelf
+		}
 		if l.OwnerID != by {
 			return ErrForbidden
 		}
 		i := l.memberIndex(target)
-		switch {
-		case i < 0:
+		if i < 0 {
 			return ErrNotMember
-		case target == by:
-			return errKickSelf
 		}
 		removeMember(l, i)
 		return nil

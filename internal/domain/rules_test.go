@@ -60,6 +60,7 @@ func TestLobbyRules(t *testing.T) {
 		{name: "kick by a member who is not the owner", rule: KickRule("bob", "ann"), want: ErrForbidden},
 		{name: "kick of a stranger", rule: KickRule("ann", "cat"), want: ErrNotFound},
 		{name: "the owner kicking themselves", rule: KickRule("ann", "ann"), want: ErrInvalid},
+		{name: "a member kicking themselves", rule: KickRule("bob", "bob"), want: ErrInvalid},
 
 		{name: "promote by the owner", rule: PromoteRule("ann", "bob"),
 			check: func(t *testing.T, l Lobby) { assert.Equal(t, "bob", l.OwnerID) }},
@@ -168,4 +169,20 @@ func TestLobbyRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Check answers what the rule would, and changes nothing of the lobby it
+// was asked about, members and props included.
+func TestCheckLeavesTheLobbyAsItIs(t *testing.T) {
+	l := Lobby{ID: "l", OwnerID: "ann", MaxMembers: 4, Status: LobbyOpen, Props: map[string]string{"map": "dust"},
+		Members: []LobbyMember{{PlayerID: "ann", Ready: true}, {PlayerID: "bob"}}}
+	before := Lobby{ID: "l", OwnerID: "ann", MaxMembers: 4, Status: LobbyOpen, Props: map[string]string{"map": "dust"},
+		Members: []LobbyMember{{PlayerID: "ann", Ready: true}, {PlayerID: "bob"}}}
+
+	assert.NoError(t, l.Check(KickRule("ann", "bob")))
+	assert.NoError(t, l.Check(ReadyRule("bob", true, nil)))
+	assert.NoError(t, l.Check(UpdateRule("ann", LobbyPatch{Props: map[string]string{"map": "nuke"}})))
+	assert.ErrorIs(t, l.Check(QueueRule("ann", "", l.MemberIDs())), ErrConflict, "bob is not ready")
+	assert.ErrorIs(t, l.Check(KickRule("bob", "ann")), ErrForbidden)
+	assert.Equal(t, before, l)
 }
