@@ -162,6 +162,13 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		fmt.Fprintln(stderr, "Usage: lobbyd [flags]\n\nEvery flag can also be set by the environment variable in brackets.")
 		fs.PrintDefaults()
 	}
+	if path := getenv(settingsFileEnv); path != "" {
+		file, err := envflag.ReadFile(path, envflag.Known(fs, envPrefix, secretEnvs...))
+		if err != nil {
+			return config{}, fmt.Errorf("%s: %w", settingsFileEnv, err)
+		}
+		getenv = envflag.Layered(getenv, file)
+	}
 	err := envflag.Parse(fs, envPrefix, args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return config{}, err
@@ -172,6 +179,15 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	errs = append(errs, c.validate(getenv)...)
 	return c, errors.Join(errs...)
 }
+
+// settingsFileEnv names a settings file (envflag.ReadFile): LOBBYD_ names
+// and values, one per line, as in an environment file. Flags override
+// it, and so does the environment.
+const settingsFileEnv = "LOBBYD_SETTINGS_FILE"
+
+// secretEnvs are the settings read from the environment (or the settings
+// file) alone, never from a flag: flags show in ps.
+var secretEnvs = []string{"LOBBYD_JWT_SECRET", "LOBBYD_ADMIN_TOKEN", "LOBBYD_PLAYFAB_SECRET_KEY"}
 
 // settingError is an error about the setting of flag name.
 func settingError(name, format string, a ...any) error {

@@ -284,3 +284,44 @@ func TestEverySettingIsInTheReadme(t *testing.T) {
 		assert.Regexp(t, "\\| [^\n]*`-"+f.Name+"`[^\n]*\\| [^\n]*`"+env+"`", string(readme), "README row for -%s", f.Name)
 	})
 }
+
+// LOBBYD_SETTINGS_FILE: settings from a file in the environment-file form,
+// secrets included; the environment overrides it and flags override both;
+// a name that is not a setting is refused, naming its line, and no value
+// (the file holds secrets) appears in an error.
+func TestConfigSettingsFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lobbyd.env")
+	require.NoError(t, os.WriteFile(path, []byte(`# lobbyd's settings
+LOBBYD_ADDR=:9000
+LOBBYD_MAX_FRAME_BYTES=8192
+export LOBBYD_REQUEST_RATE="5/s,10"
+LOBBYD_JWT_SECRET='0123456789abcdef0123456789abcdef'
+
+LOBBYD_RECONNECT_GRACE = 45s
+`), 0o600))
+	c, err := loadConfig([]string{"-addr", ":9100"}, envOf(map[string]string{
+		"LOBBYD_SETTINGS_FILE": path, "LOBBYD_MAX_FRAME_BYTES": "16384",
+	}), io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, ":9100", c.Addr, "a flag beats the file")
+	assert.EqualValues(t, 16384, c.MaxFrameBytes, "the environment beats the file")
+	assert.Equal(t, 5.0, c.Limits.Requests.PerSecond, "from the file")
+	assert.Equal(t, 10.0, c.Limits.Requests.Burst)
+	assert.Equal(t, 45*time.Second, c.ReconnectGrace)
+	assert.Equal(t, "0123456789abcdef0123456789abcdef", string(c.JWTSecret), "secrets too")
+
+	bad := filepath.Join(dir, "bad.env")
+	require.NoError(t, os.WriteFile(bad, []byte("LOBBYD_ADDR=:9000\nLOBBYD_ADRR=:9001\nnot a setting line\nLOBBYD_JWT_SECRET=a-secret-value-that-must-not-show-up\nLOBBYD_JWT_SECRET=again-a-secret\n"), 0o600))
+	_, err = loadConfig(nil, envOf(map[string]string{"LOBBYD_SETTINGS_FILE": bad}), io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "LOBBYD_SETTINGS_FILE")
+	assert.Contains(t, err.Error(), bad+":2: LOBBYD_ADRR is not a setting")
+	assert.Contains(t, err.Error(), bad+":3: not NAME=value")
+	assert.Contains(t, err.Error(), bad+":5: LOBBYD_JWT_SECRET is set twice")
+	assert.NotContains(t, err.Error(), "secret-value")
+
+	_, err = loadConfig(nil, envOf(map[string]string{"LOBBYD_SETTINGS_FILE": filepath.Join(dir, "missing.env")}), io.Discard)
+	assert.ErrorContains(t, err, "LOBBYD_SETTINGS_FILE")
+}
