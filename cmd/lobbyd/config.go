@@ -30,8 +30,13 @@ const envPrefix = "LOBBYD_"
 // from the environment or a file, never a flag (flags show in ps).
 type config struct {
 	ConfigFile string
-	Addr       string
-	DebugAddr  string
+	// QueuesAtStart says what a node starting with a queue file runs when
+	// a configuration is already stored: "file" stores and runs its file
+	// (a restart applies an edited file), "stored" runs the stored one and
+	// leaves its file for a reload.
+	QueuesAtStart string
+	Addr          string
+	DebugAddr     string
 	// AdminAddr serves the operator console and API (off when empty), to
 	// callers with AdminToken; DrainPeriod is how long a drain spreads its
 	// closes over.
@@ -88,6 +93,8 @@ type config struct {
 func (c *config) flags(fs *flag.FlagSet) {
 	c.Limits = lobby.DefaultLimits()
 	fs.StringVar(&c.ConfigFile, "config", "", "queue configuration file (YAML, see lobbyd.example.yaml); empty serves the built-in default queue")
+	c.QueuesAtStart = "file"
+	fs.Var(envflag.OneOf(&c.QueuesAtStart, "file", "stored"), "queues-at-start", "what a node starting with a queue file runs when one is stored in Redis already: file (store and run its own file, for every node) or stored (run the stored one; the file waits for a reload)")
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go's pprof profiles on this separate address (for example 127.0.0.1:6060); empty: off. Never expose it publicly")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "", "serve the operator console and admin API (docs/admin.md) on this separate address, for example 127.0.0.1:9090; needs LOBBYD_ADMIN_TOKEN; empty: off. Never the public port")

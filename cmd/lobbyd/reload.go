@@ -33,13 +33,16 @@ const configPoll = 2 * time.Second
 // queueConfig keeps this node's queues in step with the stored
 // configuration.
 type queueConfig struct {
-	path   string // LOBBYD_CONFIG; empty: the built-in default
-	nodeID string
-	st     *store.Store
-	mm     *matchmaker.Service
-	alloc  *partyalloc.PlayFabAllocator
-	worker *partyalloc.Worker
-	log    *slog.Logger
+	path string // LOBBYD_CONFIG; empty: the built-in default
+	// keepStored: at start, a stored configuration wins over the file
+	// (LOBBYD_QUEUES_AT_START=stored).
+	keepStored bool
+	nodeID     string
+	st         *store.Store
+	mm         *matchmaker.Service
+	alloc      *partyalloc.PlayFabAllocator
+	worker     *partyalloc.Worker
+	log        *slog.Logger
 
 	mu      sync.Mutex // one reload or apply at a time
 	sha     string     // the stored configuration this node runs; "" before any
@@ -165,15 +168,32 @@ func retiredAfter(prev store.QueueConfig, f queuefile.File) []string {
 
 // start runs at start-up: a node with a queue file stores it (unless it is
 // the one in force: a restart with an edited file applies it, as before
-// reloads existed), and any node runs the configuration in force.
+// reloads existed), and any node runs the configuration in force. With
+// keepStored, a node with a file stores it only when none is stored: a
+// node restarted with an older file (a crash loop, a stale volume) does
+// not undo an operator's reload for every node.
 func (c *queueConfig) start(ctx context.Context) error {
-	if c.path != "" {
-		if _, _, err := c.reload(ctx, false); err != nil { // run logs the file at start
-			return fmt.Errorf("store the queue configuration: %w", err)
-		}
+	if c.path == "" {
+		c.poll(ctx)
 		return nil
 	}
-	c.poll(ctx)
+	if c.keepStored {
+		stored, err := c.st.StoredQueueConfig(ctx)
+		switch {
+		case err == nil:
+			c.poll(ctx)
+			if raw, rerr := os.ReadFile(c.path); rerr == nil && store.ContentSum(raw) != stored.Sha {
+				c.log.Warn("this node's queue file is not the configuration in force, which it runs (LOBBYD_QUEUES_AT_START=stored); reload to apply the file",
+					"file", c.path, "version", stored.Version, "by", stored.By)
+			}
+			return nil
+		case !errors.Is(err, domain.ErrNotFound):
+			return fmt.Errorf("read the queue configuration in force: %w", err)
+		}
+	}
+	if _, _, err := c.reload(ctx, false); err != nil { // run logs the file at start
+		return fmt.Errorf("store the queue configuration: %w", err)
+	}
 	return nil
 }
 

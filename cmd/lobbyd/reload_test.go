@@ -203,3 +203,32 @@ func TestQueueReloadOnSIGHUP(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return slices.Contains(srv.queueNames(t), "duel") }, 5*time.Second, 20*time.Millisecond)
 }
+
+// With LOBBYD_QUEUES_AT_START=stored, a node starting with an older queue
+// file runs the configuration in force and says so, where by default its
+// file would be stored for every node; its file is applied by a reload.
+// With nothing stored, it stores its file as before.
+func TestQueuesAtStartStored(t *testing.T) {
+	t.Parallel()
+	r := storetest.StartRedis(t)
+	dir := t.TempDir()
+	newer, older := filepath.Join(dir, "newer.yaml"), filepath.Join(dir, "older.yaml")
+	require.NoError(t, os.WriteFile(newer, []byte(twoQueues), 0o600))
+	require.NoError(t, os.WriteFile(older, []byte(oneQueue), 0o600))
+	env := func(file string) map[string]string {
+		return map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL, "LOBBYD_CONFIG": file,
+			"LOBBYD_QUEUES_AT_START": "stored"}
+	}
+	a := startServer(t, env(newer)) // nothing stored yet: its file is stored
+	assert.Equal(t, []string{"solo", "duel"}, a.queueNames(t))
+
+	b := startServer(t, adminEnv(env(older)))
+	assert.Equal(t, []string{"solo", "duel"}, b.queueNames(t), "the configuration in force, not its older file")
+	assert.Contains(t, b.stderr.String(), "this node's queue file is not the configuration in force")
+	assert.EqualValues(t, 1, b.admin(t, "GET", "/admin/api/queues", nil)["configVersion"], "B stored nothing: A's file is still in force")
+
+	out := b.admin(t, "POST", "/admin/api/queues/reload", nil)
+	assert.Equal(t, true, out["changed"], "a reload applies B's file")
+	require.Eventually(t, func() bool { return slices.Equal(a.queueNames(t), []string{"solo"}) }, 5*time.Second, 20*time.Millisecond,
+		"and it reaches node A")
+}

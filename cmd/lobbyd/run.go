@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	alloc := &partyalloc.PlayFabAllocator{Client: playfab, Networks: queues.Networks()}
 	worker := newWorker(cfg, st, alloc, mm.ShardNames(), notifier, log, reg)
 	qc := newQueueConfig(cfg.ConfigFile, cfg.NodeID, queues, st, mm, alloc, worker, log)
+	qc.keepStored = cfg.QueuesAtStart == "stored"
 	if err := qc.start(ctx); err != nil {
 		return err
 	}
