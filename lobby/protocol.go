@@ -91,6 +91,27 @@ const maxIDChars = 64
 // parseEnvelope reads a frame's type and id. On error, id is still the
 // request's id when that id is valid, so the reply carries it.
 func parseEnvelope(frame []byte) (typ, id string, err *Error) {
+	// Fast path, one decode: a frame whose type and id are strings (or
+	// absent), as every well-formed request's are.
+	var plain struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	if json.Unmarshal(frame, &plain) == nil {
+		switch {
+		case utf8.RuneCountInString(plain.ID) > maxIDChars:
+			return "", "", errorf(CodeBadRequest, "id must be a string of at most 64 characters")
+		case plain.Type == "":
+			return "", plain.ID, errorf(CodeBadRequest, "type is required")
+		}
+		return plain.Type, plain.ID, nil
+	}
+	return parseEnvelopeByField(frame)
+}
+
+// parseEnvelopeByField is parseEnvelope field by field: it says which of
+// type and id is wrong.
+func parseEnvelopeByField(frame []byte) (typ, id string, err *Error) {
 	var env envelope
 	if json.Unmarshal(frame, &env) != nil {
 		return "", "", errorf(CodeBadRequest, "frame is not a JSON object")
