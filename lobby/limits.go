@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 // Rate is a token bucket: PerSecond tokens come back each second, up to
@@ -329,16 +331,7 @@ func (l *limiter) sweep(now time.Time) {
 
 // runSweeps sweeps every interval until ctx is done.
 func (l *limiter) runSweeps(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			l.sweep(now)
-		}
-	}
+	wait.Every(ctx, interval, l.sweep)
 }
 
 // clientAddr returns the address a request came from, as the prefix its

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 // presenceStore is what presence and grace need from Redis.
@@ -45,31 +46,24 @@ type presence struct {
 // refresh renews the presence and grace deadline of every player the hub
 // holds, every third of a presence lifetime, until ctx is done.
 func (p *presence) refresh(ctx context.Context) {
-	t := time.NewTicker(p.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			entries := p.hub.presences(ctx)
-			rctx, cancel := context.WithTimeout(ctx, p.ttl/3)
-			restored, err := p.store.RefreshPresence(rctx, entries, p.ttl)
-			if err != nil {
-				p.logger.Warn("refresh presence", "err", err)
-			}
-			p.undoStaleRestores(rctx, restored)
-			deadlines := make(map[string]time.Time, len(entries))
-			for player := range entries {
-				deadlines[player] = p.connectedGraceDeadline()
-			}
-			if err := p.store.SetGraceDeadlines(rctx, deadlines); err != nil {
-				p.logger.Warn("extend grace deadlines", "err", err)
-			}
-			p.redeliver(rctx, entries)
-			cancel()
+	wait.Every(ctx, p.ttl/3, func(time.Time) {
+		entries := p.hub.presences(ctx)
+		rctx, cancel := context.WithTimeout(ctx, p.ttl/3)
+		defer cancel()
+		restored, err := p.store.RefreshPresence(rctx, entries, p.ttl)
+		if err != nil {
+			p.logger.Warn("refresh presence", "err", err)
 		}
-	}
+		p.undoStaleRestores(rctx, restored)
+		deadlines := make(map[string]time.Time, len(entries))
+		for player := range entries {
+			deadlines[player] = p.connectedGraceDeadline()
+		}
+		if err := p.store.SetGraceDeadlines(rctx, deadlines); err != nil {
+			p.logger.Warn("extend grace deadlines", "err", err)
+		}
+		p.redeliver(rctx, entries)
+	})
 }
 
 // undoStaleRestores clears presences the refresh restored for players whose
@@ -101,21 +95,14 @@ func (p *presence) connectedGraceDeadline() time.Time {
 // their lobby and their solo ticket is cancelled. Every node sweeps; each
 // expired grace is handed to one of them.
 func (p *presence) sweepGraces(ctx context.Context) {
-	t := time.NewTicker(p.sweep)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.Every(ctx, p.sweep, func(time.Time) {
 		for {
 			graces, err := p.store.LeaseExpiredGraces(ctx, time.Now(), 100)
 			if err != nil {
 				if ctx.Err() == nil {
 					p.logger.Warn("sweep graces", "err", err)
 				}
-				break
+				return
 			}
 			for _, gr := range graces {
 				if p.expire(ctx, gr.PlayerID) {
@@ -125,10 +112,10 @@ func (p *presence) sweepGraces(ctx context.Context) {
 				}
 			}
 			if len(graces) < 100 {
-				break
+				return
 			}
 		}
-	}
+	})
 }
 
 // expire ends one player's grace period, unless they are connected. It

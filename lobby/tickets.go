@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
+	"github.com/lobbyd/lobbyd/internal/wait"
 )
 
 // Lost tickets. Redis replicates asynchronously, and a Redis that restarts
@@ -65,18 +66,11 @@ func (s *session) watched() (domain.Ticket, bool) {
 // auditTickets checks the watched tickets every TicketAudit until ctx is
 // done.
 func (g *Gateway) auditTickets(ctx context.Context) {
-	t := time.NewTicker(g.TicketAudit)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			actx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
-			g.auditOnce(actx)
-			cancel()
-		}
-	}
+	wait.Every(ctx, g.TicketAudit, func(time.Time) {
+		actx, cancel := context.WithTimeout(ctx, g.RequestTimeout)
+		defer cancel()
+		g.auditOnce(actx)
+	})
 }
 
 // auditOnce reads the status of every watched ticket in one pipeline; a

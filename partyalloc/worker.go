@@ -272,27 +272,20 @@ func (w *Worker) readLoop(ctx context.Context, queue string, dispatch func(conte
 }
 
 func (w *Worker) claimLoop(ctx context.Context, queue string, dispatch func(context.Context, []domain.AllocationJob)) {
-	t := time.NewTicker(w.ClaimInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait.Every(ctx, w.ClaimInterval, func(time.Time) {
 		batch, err := w.Store.ClaimStaleAllocationJobs(ctx, queue, w.NodeID, w.ClaimIdle, 64)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.Logger.Warn("claim stale allocation jobs", "queue", queue, "err", err)
 			}
-			continue
+			return
 		}
 		if len(batch) > 0 {
 			w.Logger.Info("claimed allocation jobs of a dead node", "queue", queue, "jobs", len(batch))
 			w.metrics.claimed.Add(float64(len(batch)))
 		}
 		dispatch(ctx, batch)
-	}
+	})
 }
 
 // handle runs one job to its end. The job is acknowledged only once the

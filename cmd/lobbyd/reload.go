@@ -13,6 +13,7 @@ import (
 
 	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/internal/queuefile"
+	"github.com/lobbyd/lobbyd/internal/wait"
 	"github.com/lobbyd/lobbyd/matchmaker"
 	"github.com/lobbyd/lobbyd/partyalloc"
 	"github.com/lobbyd/lobbyd/store"
@@ -199,16 +200,8 @@ func (c *queueConfig) start(ctx context.Context) error {
 
 // watch polls for a changed configuration until ctx is done.
 func (c *queueConfig) watch(ctx context.Context) error {
-	tick := time.NewTicker(configPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			c.poll(ctx)
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	wait.Every(ctx, configPoll, func(time.Time) { c.poll(ctx) })
+	return nil
 }
 
 // poll runs the stored configuration if it is not the one this node runs

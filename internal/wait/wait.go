@@ -1,4 +1,4 @@
-// Package wait holds lobbyd's one context-aware sleep.
+// Package wait holds lobbyd's context-aware sleep and periodic loop.
 package wait
 
 import (
@@ -20,5 +20,21 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Every calls f every d, with the tick's time, until ctx is done; a call
+// that runs long delays the next (ticks are not queued up). It returns
+// when ctx is done, after the call in progress, if any.
+func Every(ctx context.Context, d time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			f(now)
+		}
 	}
 }

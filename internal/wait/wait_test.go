@@ -28,3 +28,25 @@ func TestSleep(t *testing.T) {
 		assert.ErrorIs(t, wait.Sleep(ctx, 0), context.DeadlineExceeded)
 	})
 }
+
+// Every calls f once a period, with the tick's time, and returns once ctx
+// ends.
+func TestEvery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		start := time.Now()
+		var at []time.Duration
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			wait.Every(ctx, time.Second, func(now time.Time) {
+				at = append(at, now.Sub(start))
+				if len(at) == 3 {
+					cancel()
+				}
+			})
+		}()
+		<-done
+		assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, at)
+	})
+}
