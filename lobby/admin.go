@@ -137,7 +137,8 @@ func (g *Gateway) ticketLeft(ctx context.Context, t domain.Ticket, state []byte)
 	}
 	l, _, err := g.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
 	if err != nil {
-		return fmt.Errorf("reopen lobby %s: %w", t.LobbyID, err)
+		// The players are told all the same.
+		return errors.Join(fmt.Errorf("reopen lobby %s: %w", t.LobbyID, err), g.Store.SendToPlayers(ctx, events))
 	}
 	return g.lobbies.lobbyEvents(ctx, l, events...)
 }

@@ -120,7 +120,7 @@ type Gateway struct {
 	DrainPeriod time.Duration
 	// TicketAudit is how often the tickets this node's players were told
 	// are searching are checked for records Redis lost (see tickets.go).
-	// Default 30s.
+	// Default and most: MaxTicketAudit.
 	TicketAudit time.Duration
 	// LobbyStateInterval paces each lobby's lobby.state from this node: one
 	// at once, then at most one per interval carrying the latest lobby.
@@ -176,7 +176,8 @@ func (g *Gateway) init() {
 		setDefault(&g.Grace, 30*time.Second)
 		setDefault(&g.GraceSweep, time.Second)
 		setDefault(&g.LobbyStateInterval, 250*time.Millisecond)
-		setDefault(&g.TicketAudit, 30*time.Second)
+		setDefault(&g.TicketAudit, MaxTicketAudit)
+		g.TicketAudit = min(g.TicketAudit, MaxTicketAudit)
 		setDefault(&g.DrainPeriod, time.Minute)
 		g.upgrader = websocket.Upgrader{
 			ReadBufferSize:    512, // a request fits; a larger frame is read past it
@@ -479,6 +480,7 @@ type gatewayMetrics struct {
 	redelivered       prometheus.Counter
 	draining          prometheus.Gauge
 	ticketsLost       prometheus.Counter
+	ticketsWatched    prometheus.Gauge
 }
 
 func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
@@ -503,10 +505,12 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 			Name: "lobbyd_node_draining", Help: "1 while this node drains (an operator's action): it takes no new sockets and closes its own."}),
 		ticketsLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lobbyd_tickets_lost_total", Help: "Searching tickets whose record Redis lost (a failover or restart after the queue.join reply), found by this node's ticket audit; their players were told queue.state cancelled, reason lost."}),
+		ticketsWatched: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lobbyd_tickets_watched", Help: "Tickets this node's players were told are searching, as its last ticket audit counted them."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.handshakeFailures, m.requests, m.requestErrors, m.slowConsumers,
-			m.abuseCloses, m.matchesDelivered, m.redelivered, m.draining, m.ticketsLost)
+			m.abuseCloses, m.matchesDelivered, m.redelivered, m.draining, m.ticketsLost, m.ticketsWatched)
 	}
 	return m
 }

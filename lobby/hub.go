@@ -195,7 +195,6 @@ func (h *hub) holds(ctx context.Context, player string) bool {
 	return false
 }
 
-// presences lists the connections this node holds, for presence refresh.
 // all lists the node's sessions (nil once the hub stopped or ctx ended).
 func (h *hub) all(ctx context.Context) []*session {
 	reply := make(chan []*session, 1)
@@ -208,6 +207,7 @@ func (h *hub) all(ctx context.Context) []*session {
 	return nil
 }
 
+// presences lists the connections this node holds, for presence refresh.
 func (h *hub) presences(ctx context.Context) map[string]domain.Presence {
 	reply := make(chan map[string]domain.Presence, 1)
 	select {

@@ -79,7 +79,7 @@ type session struct {
 	delivered map[string]bool // match ids pushed on this connection
 	// watch is the ticket the player was told is searching, until it ends
 	// (see tickets.go).
-	watch *domain.Ticket
+	watch *watch
 
 	// wmu guards the writer's state: the frames queued for it and whether
 	// one runs. It is taken after mu, never before.
@@ -189,6 +189,7 @@ func (s *session) pushLocked(o outgoing) {
 		s.markDelivered(o.matchID)
 		s.watch = nil // the ticket ended in this match
 	}
+	s.followTicket(o.frame)
 	if !s.enqueue(o) {
 		s.closeWith(CloseSlowConsumer, "outgoing queue full: read faster")
 	}
@@ -412,6 +413,11 @@ func (s *session) attach() error {
 			obj := ticketObject(t)
 			w.State.Ticket = &obj
 			s.watchTicket(t)
+		case errors.Is(err, domain.ErrNotFound) && a.TicketID != "":
+			// The claim names a ticket with no record: lost while the
+			// player was away (or the claim outlived it). The audit finds
+			// out which and tells them (see tickets.go).
+			s.watchTicket(domain.Ticket{ID: a.TicketID, Queue: a.TicketQueue, CreatedAt: time.Now()})
 		case err != nil && !errors.Is(err, domain.ErrNotFound):
 			return err
 		}

@@ -54,3 +54,31 @@ func TestLostTicketIsMarkedOnce(t *testing.T) {
 		assert.Equal(t, []domain.TicketStatus{domain.TicketSearching, domain.TicketCancelled}, statuses)
 	})
 }
+
+// WatchedTickets reads each watched ticket's status and what its player's
+// claim names, with that ticket's status: a claim naming a ticket whose
+// record is gone is how a lost ticket shows.
+func TestWatchedTickets(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		live, lost := soloTicket("q", "live", time.Now()), soloTicket("q2", "lost", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, live))
+		require.NoError(t, s.CreateTicket(ctx, lost))
+		require.NoError(t, store.DropTicketRecord(ctx, s, "q2", lost.ID))
+		left := soloTicket("q", "left", time.Now())
+		require.NoError(t, s.CreateTicket(ctx, left))
+		_, err := s.CancelPlayerTicket(ctx, "left")
+		require.NoError(t, err)
+		// A watch that names the queue but not the ticket's shard, as a
+		// lobby member's queue.state does.
+		elsewhere := domain.Ticket{ID: live.ID, Queue: "not-its-shard", Players: live.Players}
+
+		checks, err := s.WatchedTickets(ctx, []domain.Ticket{live, lost, left, elsewhere})
+		require.NoError(t, err)
+		assert.Equal(t, domain.TicketCheck{Status: domain.TicketSearching, Claimed: domain.Ticket{Queue: "q", ID: live.ID}, ClaimedStatus: domain.TicketSearching}, checks[0])
+		assert.Equal(t, domain.TicketCheck{Claimed: domain.Ticket{Queue: "q2", ID: lost.ID}}, checks[1], "claimed, record gone: lost")
+		assert.Equal(t, domain.TicketCheck{Status: domain.TicketCancelled}, checks[2], "ended: its claim released")
+		assert.Equal(t, domain.TicketCheck{Claimed: domain.Ticket{Queue: "q", ID: live.ID}, ClaimedStatus: domain.TicketSearching}, checks[3],
+			"the claim names the shard")
+	})
+}

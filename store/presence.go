@@ -363,6 +363,7 @@ func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.
 		return domain.Attachment{}, fmt.Errorf("read state of %s: %w", playerID, err)
 	}
 	a := domain.Attachment{TicketClaim: claim.Val(), LobbyID: lobby.Val()}
+	a.TicketQueue, a.TicketID, _ = parseClaim(a.TicketClaim)
 	// A copy of a round before the ticket the player now holds is never
 	// shown (it is dropped as the new claim is taken; this covers the
 	// moment in between).

@@ -424,6 +424,62 @@ func (s *Store) CancelPlayerTicket(ctx context.Context, playerID string) (domain
 	}
 }
 
+// WatchedTickets reads, for each watched ticket's player (its first
+// player), the ticket that player's claim names and its status, and the
+// watched ticket's own status; a status is "" for a record that is gone.
+// Two pipelined round trips.
+func (s *Store) WatchedTickets(ctx context.Context, watched []domain.Ticket) ([]domain.TicketCheck, error) {
+	claims := make([]*redis.StringCmd, len(watched))
+	own := make([]*redis.StringCmd, len(watched))
+	err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) {
+		for i, t := range watched {
+			claims[i] = pipe.Get(ctx, s.keys.playerTicketKey(t.Players[0].ID))
+			own[i] = pipe.HGet(ctx, s.keys.ticketKey(t.Queue, t.ID), "status")
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %d watched tickets: %w", len(watched), err)
+	}
+	out := make([]domain.TicketCheck, len(watched))
+	var claimed []int
+	for i := range watched {
+		if v, err := own[i].Result(); err == nil {
+			out[i].Status = domain.TicketStatus(v)
+		} else if !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read watched ticket %s: %w", watched[i].ID, err)
+		}
+		v, err := claims[i].Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("read the ticket claim of %s: %w", watched[i].Players[0].ID, err)
+		}
+		if q, id, ok := parseClaim(v); ok {
+			out[i].Claimed = domain.Ticket{Queue: q, ID: id}
+			if id == watched[i].ID && q == watched[i].Queue {
+				out[i].ClaimedStatus = out[i].Status
+			} else {
+				claimed = append(claimed, i)
+			}
+		}
+	}
+	if len(claimed) == 0 {
+		return out, nil
+	}
+	statuses, err := s.TicketStatuses(ctx, func() []domain.Ticket {
+		ts := make([]domain.Ticket, len(claimed))
+		for j, i := range claimed {
+			ts[j] = out[i].Claimed
+		}
+		return ts
+	}())
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range claimed {
+		out[i].ClaimedStatus = statuses[j]
+	}
+	return out, nil
+}
+
 // TicketStatuses reads the status of each ticket (by its Queue and ID) in
 // one pipeline: "" for a ticket whose record is gone.
 func (s *Store) TicketStatuses(ctx context.Context, tickets []domain.Ticket) ([]domain.TicketStatus, error) {

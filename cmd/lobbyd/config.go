@@ -117,8 +117,8 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Var(envflag.Duration(&c.RequeueHold, false), "requeue-hold", "after a failed allocation, how long its requeued players wait before they can be matched again (they keep their place)")
 	c.ReconnectGrace = 30 * time.Second
 	fs.Var(envflag.Duration(&c.ReconnectGrace, false), "reconnect-grace", "how long a disconnected player keeps their lobby place and solo ticket")
-	c.TicketAudit = 30 * time.Second
-	fs.Var(envflag.DurationIn(&c.TicketAudit, time.Second, time.Hour), "ticket-audit", "how often a node checks its players' searching tickets for records Redis lost (a failover or restart after the queue.join reply); their players are then told queue.state cancelled, reason lost")
+	c.TicketAudit = lobby.MaxTicketAudit
+	fs.Var(envflag.DurationIn(&c.TicketAudit, time.Second, lobby.MaxTicketAudit), "ticket-audit", "how often a node checks its players' searching tickets for records Redis lost (a failover or restart after the queue.join reply); their players are then told queue.state cancelled, reason lost")
 	c.CodeGuesses = 10
 	fs.Var(envflag.Int(&c.CodeGuesses, 1, 10000), "code-guesses-per-minute", "lobby join codes a player may try per minute that match no lobby, across reconnects and nodes; beyond them lobby.join by code gets rate_limited")
 	c.AllocationConcurrency = 256
@@ -170,7 +170,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		fs.PrintDefaults()
 	}
 	if path := getenv(settingsFileEnv); path != "" {
-		file, err := envflag.ReadFile(path, envflag.Known(fs, envPrefix, secretEnvs...))
+		file, err := envflag.ReadFile(path, envPrefix, envflag.Known(fs, envPrefix, secretEnvs...))
 		if err != nil {
 			return config{}, fmt.Errorf("%s: %w", settingsFileEnv, err)
 		}

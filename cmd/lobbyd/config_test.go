@@ -313,7 +313,8 @@ LOBBYD_RECONNECT_GRACE = 45s
 	assert.Equal(t, "0123456789abcdef0123456789abcdef", string(c.JWTSecret), "secrets too")
 
 	bad := filepath.Join(dir, "bad.env")
-	require.NoError(t, os.WriteFile(bad, []byte("LOBBYD_ADDR=:9000\nLOBBYD_ADRR=:9001\nnot a setting line\nLOBBYD_JWT_SECRET=a-secret-value-that-must-not-show-up\nLOBBYD_JWT_SECRET=again-a-secret\n"), 0o600))
+	require.NoError(t, os.WriteFile(bad, []byte("LOBBYD_ADDR=:9000\nLOBBYD_ADRR=:9001\nnot a setting line\nLOBBYD_JWT_SECRET=a-secret-value-that-must-not-show-up\nLOBBYD_JWT_SECRET=again-a-secret\n"+
+		"LOBBYD_ADMIN_TOKEN: s3cretvalue=padding\nc2VjcmV0LWtleQ==\n"), 0o600))
 	_, err = loadConfig(nil, envOf(map[string]string{"LOBBYD_SETTINGS_FILE": bad}), io.Discard)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "LOBBYD_SETTINGS_FILE")
@@ -321,6 +322,10 @@ LOBBYD_RECONNECT_GRACE = 45s
 	assert.Contains(t, err.Error(), bad+":3: not NAME=value")
 	assert.Contains(t, err.Error(), bad+":5: LOBBYD_JWT_SECRET is set twice")
 	assert.NotContains(t, err.Error(), "secret-value")
+	assert.Contains(t, err.Error(), bad+":6: not NAME=value")
+	assert.Contains(t, err.Error(), bad+":7: not a setting (their names start with LOBBYD_)")
+	assert.NotContains(t, err.Error(), "s3cretvalue", "a line that is not NAME=value is not shown")
+	assert.NotContains(t, err.Error(), "c2VjcmV0")
 
 	_, err = loadConfig(nil, envOf(map[string]string{"LOBBYD_SETTINGS_FILE": filepath.Join(dir, "missing.env")}), io.Discard)
 	assert.ErrorContains(t, err, "LOBBYD_SETTINGS_FILE")

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
 // loseTicket removes a ticket of the default queue from Redis as a
@@ -84,4 +89,90 @@ func TestLostLobbyTicketReopensTheLobby(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, srv.counter(t, "lobbyd_tickets_lost_total"), "told once")
 	owner.ok(t, "queue.join", map[string]any{"queue": "default"})
+}
+
+// nextLost waits for p's queue.state that is not its join's searching one,
+// and checks it says the ticket was lost.
+func nextLost(t *testing.T, p *player, ticketID string) {
+	t.Helper()
+	for {
+		state := p.Next("queue.state")
+		if state.Obj("ticket").Str("status") == "searching" {
+			continue
+		}
+		assert.Equal(t, ticketID, state.Obj("ticket").Str("ticketId"), p.name)
+		assert.Equal(t, "cancelled", state.Obj("ticket").Str("status"), p.name)
+		assert.Equal(t, "lost", state.Str("reason"), p.name)
+		return
+	}
+}
+
+// A ticket that ended as tickets do is never reported lost, even once its
+// final status has expired from Redis before any audit saw it: the
+// queue.state that ended it ends the watch. A player still searching in
+// another queue is watched beside it, so the first audit's count of
+// watched tickets shows whether the ended one was still watched.
+func TestEndedTicketIsNotReportedLost(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "queues.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(adminQueues), 0o600))
+	srv, m := startOnMiniredis(t, map[string]string{"LOBBYD_TICKET_AUDIT": "5s", "LOBBYD_CONFIG": file})
+	brief := srv.player(t, "brief")
+	waiting := srv.player(t, "waiting")
+	ticket := brief.ok(t, "queue.join", map[string]any{"queue": "brief"}).Obj("ticket").Str("ticketId")
+	waiting.ok(t, "queue.join", map[string]any{"queue": "default"})
+
+	expired := brief.Next("queue.state") // after 1 s, before the first audit
+	require.Equal(t, "expired", expired.Obj("ticket").Str("status"))
+	m.Del(ticketRecord(ticket)) // its final status gone, as after a minute
+	storetest.Eventually(t, 15*time.Second, func() bool { return srv.counter(t, "lobbyd_tickets_watched") > 0 },
+		"an audit ran")
+	assert.EqualValues(t, 1, srv.counter(t, "lobbyd_tickets_watched"), "only the searching ticket is watched")
+	require.True(t, brief.Request("ping", nil).OK())
+	brief.Drain()
+	assert.Zero(t, brief.Count("queue.state"), "no second end, no lost")
+	assert.Zero(t, srv.counter(t, "lobbyd_tickets_lost_total"))
+}
+
+// A queued lobby whose owner is away when Redis loses its ticket is not
+// stuck: a member watches the ticket from its queue.state, and the audit
+// tells everyone and reopens the lobby.
+func TestLostLobbyTicketWithTheOwnerAway(t *testing.T) {
+	t.Parallel()
+	srv, m := startOnMiniredis(t, map[string]string{"LOBBYD_TICKET_AUDIT": "1s"})
+	owner := srv.player(t, "owner")
+	guest := srv.player(t, "guest")
+	code := owner.ok(t, "lobby.create", map[string]any{"queue": "default", "visibility": "private"}).Obj("lobby").Str("code")
+	guest.ok(t, "lobby.join", map[string]any{"code": code})
+	owner.ok(t, "lobby.ready", map[string]any{"ready": true})
+	guest.ok(t, "lobby.ready", map[string]any{"ready": true})
+	ticket := owner.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket").Str("ticketId")
+	require.Equal(t, "searching", guest.Next("queue.state").Obj("ticket").Str("status"), "the member is told the lobby queued")
+	owner.Conn.Close() // away, within the reconnect grace
+	storetest.Eventually(t, 10*time.Second, func() bool { return srv.counter(t, "lobbyd_connections") == 1 }, "the owner's socket is gone")
+	loseTicket(t, m, ticket) // the claims survive (another primary)
+
+	nextLost(t, guest, ticket)
+	for guest.state(t).Str("status") != "open" {
+	}
+	assert.EqualValues(t, 1, srv.counter(t, "lobbyd_tickets_lost_total"))
+}
+
+// A player back after Redis lost their ticket while they were away learns
+// it from welcome (no ticket) and then from queue.state: their claim still
+// names the ticket, which the audit finds gone.
+func TestLostWhileAwayIsAnsweredAfterWelcome(t *testing.T) {
+	t.Parallel()
+	srv, m := startOnMiniredis(t, map[string]string{"LOBBYD_TICKET_AUDIT": "1s"})
+	p := srv.player(t, "away")
+	ticket := p.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket").Str("ticketId")
+	p.Conn.Close()
+	storetest.Eventually(t, 10*time.Second, func() bool { return srv.counter(t, "lobbyd_connections") == 0 }, "the socket is gone")
+	loseTicket(t, m, ticket)
+
+	c, welcome := srv.connect(t, p.token)
+	assert.Nil(t, welcome.Obj("state")["ticket"], "welcome shows no ticket")
+	back := &player{Client: c, id: p.id, name: p.name, token: p.token}
+	nextLost(t, back, ticket)
+	back.ok(t, "queue.join", map[string]any{"queue": "default"})
 }

@@ -17,8 +17,9 @@ type Presence struct {
 // Attachment is what a connecting player still holds.
 type Attachment struct {
 	// TicketClaim is the player's ticket claim ("" for none), which names
-	// the ticket it holds.
-	TicketClaim string
+	// the ticket it holds: TicketQueue (the shard's name) and TicketID.
+	TicketClaim           string
+	TicketQueue, TicketID string
 	// PendingMatchID and PendingMatch are the undelivered match.ready, if
 	// any (PendingMatchID "" for none).
 	PendingMatchID string

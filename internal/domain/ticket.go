@@ -190,3 +190,13 @@ func ValidQueueKey(name string) bool {
 	n, err := strconv.Atoi(shard)
 	return ValidName(base) && err == nil && n > 0 && strconv.Itoa(n) == shard
 }
+
+// TicketCheck is what Redis holds of a ticket a node watches for its
+// player: Status is the watched ticket's, Claimed the ticket the player's
+// claim names (zero for no claim) and ClaimedStatus its status; a status
+// is "" for a record that is gone.
+type TicketCheck struct {
+	Status        TicketStatus
+	Claimed       Ticket
+	ClaimedStatus TicketStatus
+}

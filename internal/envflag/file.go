@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -15,9 +16,10 @@ import (
 // one NAME=value per line, blank lines and lines starting with # skipped,
 // a value optionally in single or double quotes (taken as written, no
 // escapes). Every name must be one that known accepts, so a misspelt
-// setting is an error, not ignored. Errors name the file and line, never
-// a value (the file may hold secrets).
-func ReadFile(path string, known func(name string) bool) (map[string]string, error) {
+// setting is an error, not ignored. Errors name the file and line, and the
+// name only when it starts with prefix: never a value, or what may be one
+// (the file may hold secrets).
+func ReadFile(path, prefix string, known func(name string) bool) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read settings file: %w", err)
@@ -33,11 +35,15 @@ func ReadFile(path string, known func(name string) bool) (map[string]string, err
 		name, value, ok := strings.Cut(line, "=")
 		name = strings.TrimSpace(strings.TrimPrefix(name, "export "))
 		switch {
-		case !ok || name == "":
+		case !ok || !settingName.MatchString(name):
+			// The line is not shown: it may be a secret.
 			errs = append(errs, fmt.Errorf("%s:%d: not NAME=value", path, n))
 			continue
-		case !known(name):
+		case !known(name) && strings.HasPrefix(name, prefix):
 			errs = append(errs, fmt.Errorf("%s:%d: %s is not a setting", path, n, name))
+			continue
+		case !known(name):
+			errs = append(errs, fmt.Errorf("%s:%d: not a setting (their names start with %s)", path, n, prefix))
 			continue
 		}
 		if _, dup := out[name]; dup {
@@ -55,6 +61,9 @@ func ReadFile(path string, known func(name string) bool) (map[string]string, err
 	}
 	return out, errors.Join(errs...)
 }
+
+// settingName is what a setting's name looks like.
+var settingName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Layered is a getenv that answers from getenv, and for a variable that
 // is unset or empty there, from file: the environment overrides the

@@ -20,7 +20,7 @@ func TestReadFileAndLayers(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), "x.env")
 	require.NoError(t, os.WriteFile(path, []byte("# comment\n\nX_LISTEN_ADDR=':1' \nexport X_SECRET=\"s=1\"\n"), 0o600))
-	file, err := ReadFile(path, known)
+	file, err := ReadFile(path, "X_", known)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"X_LISTEN_ADDR": ":1", "X_SECRET": "s=1"}, file, "quotes taken off, '=' in a value kept")
 
