@@ -223,8 +223,10 @@ func (g *Gateway) decide(ctx context.Context, s *session, w watch, c domain.Tick
 		w.ticket.ID, w.ticket.Queue = c.Claimed.ID, c.Claimed.Queue
 		s.rewatch(id, w.ticket)
 		g.lostTicket(ctx, s, w, true)
-	case !w.exact || ended(c.Status):
-		s.unwatchTicket(id) // no claim: the ticket ended, or (not exact) its shard is unknown
+	case !w.exact || ended(c.Status) || c.Status == domain.TicketMatched:
+		// No claim: the ticket ended, or its match was delivered (which
+		// releases the claims), or (not exact) its shard is unknown.
+		s.unwatchTicket(id)
 	case c.Status == "":
 		g.lostTicket(ctx, s, w, true)
 	}
