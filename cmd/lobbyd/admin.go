@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/lobby"
@@ -170,6 +171,9 @@ type adminShard struct {
 	Figures *matchmaker.Figures `json:"figures,omitempty"`
 }
 
+// adminShardReads bounds the shards GET /admin/api/queues reads at once.
+const adminShardReads = 16
+
 // shard reads one shard's leader, backlog and figures.
 func (a *admin) shard(ctx context.Context, name string) (adminShard, error) {
 	sh := adminShard{Name: name}
@@ -193,14 +197,29 @@ func (a *admin) getQueues(_ http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every shard of every queue is read at once: a shard is three round
+	// trips, and a deployment may run dozens of shards.
+	shards := map[string]*adminShard{}
+	g, ctx := errgroup.WithContext(r.Context())
+	g.SetLimit(adminShardReads)
+	for _, q := range status {
+		for _, name := range q.ShardNames() {
+			sh := &adminShard{}
+			shards[name] = sh
+			g.Go(func() (err error) {
+				*sh, err = a.shard(ctx, name)
+				return err
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	out := make([]adminQueue, 0, len(status))
 	for _, q := range status {
 		aq := adminQueue{Name: q.Name, MaxUsers: q.MaxUsers, Depth: q.Depth, EstimatedWaitMs: q.EstimatedWaitMs}
 		for i, name := range q.ShardNames() {
-			sh, err := a.shard(r.Context(), name)
-			if err != nil {
-				return nil, err
-			}
+			sh := *shards[name]
 			aq.Backlog += sh.Backlog
 			if i == 0 {
 				aq.Leader, aq.Figures = sh.Leader, sh.Figures
