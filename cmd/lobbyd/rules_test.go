@@ -273,7 +273,8 @@ func queueDepthOf(t *testing.T, srv *server, queue string) int {
 	return 0
 }
 
-// A token's rating is held to the skill range a client's is, and a
+// A token's claims of the wrong shape are refused at the handshake, and
+// its rating is held to the skill range a client's is, and a
 // token's numbers to domain.MaxAttrNumber: tokens beyond them are refused
 // at the handshake, naming the claim, and the dev token endpoint does not
 // issue them, so that no ticket's sums or distances can overflow (a lobby
@@ -300,6 +301,8 @@ func TestOutOfRangeTokenClaimsAreRefused(t *testing.T) {
 		{-1.7e308, nil, "skill"},
 		{1000001, nil, "skill"},
 		{1500, map[string]any{"level": 1e300}, "attrs.level"},
+		{"high", nil, "skill"},
+		{1500, map[string]any{"platform": map[string]any{"nested": true}}, "attrs"},
 	} {
 		h := dial(t, srv.wsURL(), bearer(token(tc.skill, tc.attrs)))
 		assert.Equal(t, http.StatusUnauthorized, h.status, "skill %v attrs %v", tc.skill, tc.attrs)
