@@ -346,3 +346,35 @@ func TestLobbySkillIsRefusedWhereTokensRate(t *testing.T) {
 		}
 	}
 }
+
+// A lobby's ticket takes its token attributes from every member's token:
+// a lobby of a pc and an xbox player in duel (platform from the token,
+// equal, relaxed to any after 8 s; two players a match) is one ticket of
+// mixed platforms, which matches nobody, itself included, until the rule
+// relaxes; then it is a match of its own, with platform relaxed.
+func TestMixedLobbyMatchesOnlyOnceRelaxed(t *testing.T) {
+	t.Parallel()
+	srv := startRulesServer(t)
+	pc := srv.claimed(t, "pc", nil, map[string]any{"platform": "pc"})
+	xbox := srv.claimed(t, "xbox", nil, map[string]any{"platform": "xbox"})
+	code := pc.ok(t, "lobby.create", map[string]any{"queue": "duel", "visibility": "private"}).Obj("lobby").Str("code")
+	xbox.ok(t, "lobby.join", map[string]any{"code": code})
+	pc.ok(t, "lobby.ready", map[string]any{"ready": true})
+	xbox.ok(t, "lobby.ready", map[string]any{"ready": true})
+	pc.ok(t, "queue.join", map[string]any{"queue": "duel", "attributes": map[string]any{"maps": []string{"dust"}}})
+
+	found := xbox.Next("match.found")
+	quality := found.Obj("quality")
+	assert.Equal(t, []any{"platform"}, quality["relaxed"], "matched by relaxing platform")
+	assert.GreaterOrEqual(t, quality["waitMs"], 8000.0, "not before the step: the lobby's mixed platforms matched nobody")
+	assert.Equal(t, foundPlayerIDs(found), sorted(pc.id, xbox.id))
+}
+
+// foundPlayerIDs lists a match.found's players' ids, sorted.
+func foundPlayerIDs(f lobbytest.Frame) []string {
+	var ids []string
+	for _, p := range f["players"].([]any) {
+		ids = append(ids, p.(map[string]any)["playerId"].(string))
+	}
+	return sorted(ids...)
+}
