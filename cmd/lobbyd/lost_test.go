@@ -61,17 +61,23 @@ func TestLostTicketIsAnswered(t *testing.T) {
 	assert.Zero(t, bob.Count("queue.state"), "bob's ticket is there: no event")
 }
 
-// A lobby's lost ticket reopens the lobby, and every member is told.
-func TestLostLobbyTicketReopensTheLobby(t *testing.T) {
-	t.Parallel()
-	srv, m := startOnMiniredis(t, map[string]string{"LOBBYD_TICKET_AUDIT": "1s"})
-	owner := srv.player(t, "owner")
-	guest := srv.player(t, "guest")
+// queuedLobby makes a lobby of two in the default queue, both ready, and
+// queues it: its owner, its guest and its ticket.
+func queuedLobby(t *testing.T, srv *server) (owner, guest *player, ticket string) {
+	t.Helper()
+	owner, guest = srv.player(t, "owner"), srv.player(t, "guest")
 	code := owner.ok(t, "lobby.create", map[string]any{"queue": "default", "visibility": "private"}).Obj("lobby").Str("code")
 	guest.ok(t, "lobby.join", map[string]any{"code": code})
 	owner.ok(t, "lobby.ready", map[string]any{"ready": true})
 	guest.ok(t, "lobby.ready", map[string]any{"ready": true})
-	ticket := owner.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket").Str("ticketId")
+	return owner, guest, owner.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket").Str("ticketId")
+}
+
+// A lobby's lost ticket reopens the lobby, and every member is told.
+func TestLostLobbyTicketReopensTheLobby(t *testing.T) {
+	t.Parallel()
+	srv, m := startOnMiniredis(t, map[string]string{"LOBBYD_TICKET_AUDIT": "1s"})
+	owner, guest, ticket := queuedLobby(t, srv)
 	loseTicket(t, m, ticket, owner.id, guest.id)
 
 	for _, p := range []*player{owner, guest} {
@@ -141,13 +147,7 @@ func TestEndedTicketIsNotReportedLost(t *testing.T) {
 func TestLostLobbyTicketWithTheOwnerAway(t *testing.T) {
 	t.Parallel()
 	srv, m := startOnMiniredis(t, map[string]string{"LOBBYD_TICKET_AUDIT": "1s"})
-	owner := srv.player(t, "owner")
-	guest := srv.player(t, "guest")
-	code := owner.ok(t, "lobby.create", map[string]any{"queue": "default", "visibility": "private"}).Obj("lobby").Str("code")
-	guest.ok(t, "lobby.join", map[string]any{"code": code})
-	owner.ok(t, "lobby.ready", map[string]any{"ready": true})
-	guest.ok(t, "lobby.ready", map[string]any{"ready": true})
-	ticket := owner.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket").Str("ticketId")
+	owner, guest, ticket := queuedLobby(t, srv)
 	require.Equal(t, "searching", guest.Next("queue.state").Obj("ticket").Str("status"), "the member is told the lobby queued")
 	owner.Conn.Close() // away, within the reconnect grace
 	storetest.Eventually(t, 10*time.Second, func() bool { return srv.counter(t, "lobbyd_connections") == 1 }, "the owner's socket is gone")
