@@ -258,10 +258,12 @@ func (c *queueConfig) apply(version int64, sha string, f queuefile.File, retired
 	for i, q := range f.Queues {
 		names[i] = q.Name
 	}
-	// A retired queue's matches formed before it was retired still get
-	// their party, from any node: its stream is consumed too.
-	c.worker.AddQueues(append(slices.Clone(names), retired...)...)
-	for _, name := range append(slices.Clone(names), retired...) {
+	// Every shard's matches have a stream of their own, and a retired
+	// queue's matches formed before it was retired still get their party,
+	// from any node: those streams are consumed too.
+	consumed := append(shardNames(f), retired...)
+	c.worker.AddQueues(consumed...)
+	for _, name := range consumed {
 		if !slices.Contains(c.ever, name) {
 			c.ever = append(c.ever, name)
 		}

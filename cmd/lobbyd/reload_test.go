@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -231,4 +232,29 @@ func TestQueuesAtStartStored(t *testing.T) {
 	assert.Equal(t, true, out["changed"], "a reload applies B's file")
 	require.Eventually(t, func() bool { return slices.Equal(a.queueNames(t), []string{"solo"}) }, 5*time.Second, 20*time.Millisecond,
 		"and it reaches node A")
+}
+
+// A reload that adds a queue split into shards allocates every shard's
+// matches: each shard has a stream of its own, which this node (and the
+// others, polling) consume from the reload on, as they do at start-up.
+func TestReloadAddsAShardedQueue(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "queues.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(oneQueue), 0o600))
+	s := startServer(t, adminEnv(map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_CONFIG": file}))
+	require.NoError(t, os.WriteFile(file, []byte(oneQueue+"  - name: ranked\n    maxUsers: 2\n    regions: [NorthEurope]\n"+
+		"    shards: 4\n    skill: {initialWindow: 50, widenPerSecond: 0, maxWindow: 100}\n"+
+		"    playfab: {maxDevices: 2, maxDevicesPerUser: 1, maxUsersPerDevice: 1, maxEndpointsPerDevice: 1}\n"), 0o600))
+	require.Equal(t, true, s.admin(t, "POST", "/admin/api/queues/reload", nil)["changed"])
+
+	var players []*lobbytest.Client
+	for i, skill := range []float64{1010, 1050} { // one skill band: one shard, not shard 0
+		tok, _ := s.devToken(t, fmt.Sprint("ranked", i), "")
+		c, _ := s.connect(t, tok)
+		require.True(t, c.Request("queue.join", map[string]any{"queue": "ranked", "skill": skill}).OK())
+		players = append(players, c)
+	}
+	for _, c := range players {
+		assert.NotEmpty(t, c.Next("match.ready").Str("partyId"), "the shard's match got its party")
+	}
 }
