@@ -129,18 +129,9 @@ func (g *Gateway) CancelTicket(ctx context.Context, playerID string) (domain.Tic
 }
 
 // ticketLeft tells a cancelled ticket's players (state is their
-// queue.state) and reopens its lobby, if it has one.
+// queue.state) and reopens its lobby, if it has one (see ticketEnded).
 func (g *Gateway) ticketLeft(ctx context.Context, t domain.Ticket, state []byte) error {
-	events := []domain.Addressed{{To: t.PlayerIDs(), Event: state}}
-	if t.LobbyID == "" {
-		return g.Store.SendToPlayers(ctx, events)
-	}
-	l, _, err := g.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
-	if err != nil {
-		// The players are told all the same.
-		return errors.Join(fmt.Errorf("reopen lobby %s: %w", t.LobbyID, err), g.Store.SendToPlayers(ctx, events))
-	}
-	return g.lobbies.lobbyEvents(ctx, l, events...)
+	return ticketEnded(ctx, g.Store, t, state, g.lobbies.lobbyEvents)
 }
 
 // KickFromLobby takes a member out of a lobby, as its owner's lobby.kick

@@ -42,18 +42,36 @@ func (n *Notifier) MatchesFound(ctx context.Context, ms []domain.Match) error {
 // TicketExpired tells a ticket's players it expired (queue.state expired)
 // and, for a lobby's ticket, reopens the lobby.
 func (n *Notifier) TicketExpired(ctx context.Context, t domain.Ticket) error {
-	state := domain.Addressed{To: t.PlayerIDs(), Event: mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t), Reason: t.EndReason})}
+	state := mustJSON(queueStateEvent{Type: "queue.state", Ticket: ticketObject(t), Reason: t.EndReason})
+	return ticketEnded(ctx, n.Store, t, state, func(ctx context.Context, l domain.Lobby, extra ...domain.Addressed) error {
+		return sendLobbyState(ctx, n.Store, l, extra...)
+	})
+}
+
+// ticketEndStore is what ticketEnded needs from Redis.
+type ticketEndStore interface {
+	SendToPlayers(ctx context.Context, events []domain.Addressed) error
+	LobbyTicketDone(ctx context.Context, lobbyID, ticketID string, status domain.LobbyStatus) (domain.Lobby, bool, error)
+}
+
+// ticketEnded tells the players of a ticket that ended (state is their
+// queue.state) and, for a lobby's ticket, reopens the lobby and has
+// sendLobby send its lobby.state with it. A lobby that is gone is no
+// error: the players are told all the same.
+func ticketEnded(ctx context.Context, st ticketEndStore, t domain.Ticket, state []byte,
+	sendLobby func(ctx context.Context, l domain.Lobby, extra ...domain.Addressed) error) error {
+	events := []domain.Addressed{{To: t.PlayerIDs(), Event: state}}
 	if t.LobbyID == "" {
-		return n.Store.SendToPlayers(ctx, []domain.Addressed{state})
+		return st.SendToPlayers(ctx, events)
 	}
-	l, _, err := n.Store.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
+	l, _, err := st.LobbyTicketDone(ctx, t.LobbyID, t.ID, domain.LobbyOpen)
 	if errors.Is(err, domain.ErrNotFound) {
-		return n.Store.SendToPlayers(ctx, []domain.Addressed{state})
+		return st.SendToPlayers(ctx, events)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("reopen lobby %s: %w", t.LobbyID, err)
 	}
-	return sendLobbyState(ctx, n.Store, l, state)
+	return sendLobby(ctx, l, events...)
 }
 
 // MatchReady stores the match.ready of a match on each player (so one who is

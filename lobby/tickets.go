@@ -260,7 +260,7 @@ func (g *Gateway) lostTicket(ctx context.Context, s *session, w watch, gone bool
 	switch {
 	case err == nil && l.TicketID == t.ID:
 		t.LobbyID = l.ID
-		t.Players = t.Players[:0]
+		t.Players = make([]domain.Player, 0, len(l.Members)) // not the watch's slice
 		for _, m := range l.Members {
 			t.Players = append(t.Players, domain.Player{ID: m.PlayerID, Name: m.Name})
 		}

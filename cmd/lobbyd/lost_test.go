@@ -177,3 +177,22 @@ func TestLostWhileAwayIsAnsweredAfterWelcome(t *testing.T) {
 	nextLost(t, back, ticket)
 	back.ok(t, "queue.join", map[string]any{"queue": "default"})
 }
+
+// A lobby lost with its ticket is no reason to tell its owner again and
+// again: the owner is told once, and later audits say nothing more.
+func TestLostTicketOfALostLobbyIsToldOnce(t *testing.T) {
+	t.Parallel()
+	srv, m := startOnMiniredis(t, map[string]string{"LOBBYD_TICKET_AUDIT": "1s"})
+	owner, _, ticket := queuedLobby(t, srv)
+	lobbyID := owner.state(t).Str("lobbyId")
+	loseTicket(t, m, ticket, owner.id)
+	require.True(t, m.Del("{l:"+lobbyID+"}"), "the lobby's record was there")
+
+	nextLost(t, owner, ticket)
+	storetest.Eventually(t, 10*time.Second, func() bool { return srv.counter(t, "lobbyd_tickets_watched") == 0 },
+		"an audit after the telling watches nothing")
+	require.True(t, owner.Request("ping", nil).OK())
+	owner.Drain()
+	assert.Zero(t, owner.Count("queue.state"), "told once")
+	assert.EqualValues(t, 1, srv.counter(t, "lobbyd_tickets_lost_total"))
+}
