@@ -136,7 +136,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Var(rateValue(&c.Limits.Requests, "20/s,40"), "request-rate", "each player's frames (valid or not), as N/s|m|h[,burst]; as many rejected again closes the socket with 1008; 0: off")
 	fs.Var(rateValue(&c.Limits.Chat, "1/s,5"), "chat-rate", "each player's lobby.chat messages, as N/s|m|h[,burst]; 0: off")
 	fs.Var(rateValue(&c.Limits.QueueJoins, "30/m"), "queue-join-rate", "each player's queue.join requests, as N/s|m|h[,burst]; 0: off")
-	fs.Var(rateValue(&c.Limits.Handshakes, "20/m"), "handshake-rate", "each player's WebSocket handshakes on any node, as N/s|m|h[,burst]; beyond it 429; 0: off")
+	fs.Var(rateValue(&c.Limits.Handshakes, "20/m"), "handshake-rate", "each player's WebSocket handshakes, per node and carried to another node when a connection ends, as N/s|m|h[,burst]; beyond it 429; 0: off")
 	c.Limits.AbusePenalty = 30 * time.Second
 	fs.Var(envflag.Duration(&c.Limits.AbusePenalty, false), "abuse-penalty", "how long a player closed with 1008 is refused new handshakes")
 	fs.Var(rateValue(&c.Limits.AddrHandshakes, "50/s,1000"), "addr-handshake-rate", "handshakes from one client address (IPv6: its /64) on this node, as N/s|m|h[,burst]; 0: off")
@@ -144,7 +144,7 @@ func (c *config) flags(fs *flag.FlagSet) {
 	fs.Var(envflag.Int(&c.Limits.MaxConnsPerAddr, 0, 1<<30), "max-conns-per-addr", "sockets one client address may hold on this node; 0: no cap")
 	fs.Var(maxConnsValue(&c.Limits.MaxConns), "max-conns", "sockets this node holds at most, beyond which handshakes get 503; auto: the open-files limit less 512; 0: no cap")
 	fs.StringVar(&c.Limits.ClientIPHeader, "client-ip-header", "", "header in which a trusted proxy passes the client's address (X-Forwarded-For, X-Real-IP); empty: the peer address counts")
-	fs.Var(trustedProxiesValue(&c.Limits.TrustedProxies), "trusted-proxies", "comma-separated CIDRs of the proxies whose client-ip-header is believed; empty: every peer (only safe when lobbyd is reachable through the proxy alone)")
+	fs.Var(trustedProxiesValue(&c.Limits.TrustedProxies), "trusted-proxies", "comma-separated CIDRs or addresses of the proxies whose client-ip-header is believed; empty: every peer (only safe when lobbyd is reachable through the proxy alone)")
 	c.SkillMin, c.SkillMax = -1000000, 1000000
 	fs.Var(envflag.Float(&c.SkillMin), "skill-min", "lowest skill a client may send or a token carry")
 	fs.Var(envflag.Float(&c.SkillMax), "skill-max", "highest skill a client may send or a token carry")
