@@ -125,16 +125,14 @@ func (s *session) broadcastAfterReply(l domain.Lobby, extra ...domain.Addressed)
 	})
 }
 
-// removeMember takes player out of lobby l (by the owner, for a kick) and
-// returns what to announce. A queued lobby's ticket is cancelled first,
+// removeMember takes player out of lobby l (by the owner, for a kick: the
+// caller checked KickRule first, and the store applies it) and returns
+// what to announce. A queued lobby's ticket is cancelled first,
 // through the leaving player's claim (any member leaving takes the lobby out
 // of the queue): done in this order, a failure leaves the player in the
 // lobby rather than out of it but still in its ticket. Leaving twice (a
 // retried request) is not an error and still cancels the ticket.
 func (ls *lobbyService) removeMember(ctx context.Context, l domain.Lobby, player, by, reason string) (lobbyChange, error) {
-	if by != "" && by != player && l.OwnerID != by {
-		return lobbyChange{}, domain.ErrForbidden // checked again atomically below
-	}
 	var change lobbyChange
 	if l.Status == domain.LobbyQueued && l.TicketID != "" {
 		t, err := ls.store.CancelPlayerTicket(ctx, player)

@@ -186,3 +186,9 @@ func ChangeLobby(ctx context.Context, s *Store, lobbyID string, r domain.LobbyRu
 // MaxLobbyConflicts is how many times a lobby change is tried before it
 // gives up with ErrConflict.
 const MaxLobbyConflicts = maxLobbyConflicts
+
+// TicketStatuses reads the status of each ticket, "" for a record that is
+// gone.
+func TicketStatuses(ctx context.Context, s *Store, tickets []domain.Ticket) ([]domain.TicketStatus, error) {
+	return s.ticketStatuses(ctx, tickets)
+}

@@ -13,7 +13,7 @@ import (
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
 
-// TicketStatuses reads tickets' statuses in one pipeline, "" for a record
+// store.TicketStatuses reads tickets' statuses in one pipeline, "" for a record
 // that is gone; MarkTicketLost marks such a ticket cancelled once (the
 // first caller wins, as the first node to find it tells its players) and
 // takes whatever was left of it out of the queue, and never touches a
@@ -26,7 +26,7 @@ func TestLostTicketIsMarkedOnce(t *testing.T) {
 		require.NoError(t, s.CreateTicket(ctx, lost))
 		require.NoError(t, store.DropTicketRecord(ctx, s, "q", lost.ID))
 
-		statuses, err := s.TicketStatuses(ctx, []domain.Ticket{kept, lost, {Queue: "other", ID: "never"}})
+		statuses, err := store.TicketStatuses(ctx, s, []domain.Ticket{kept, lost, {Queue: "other", ID: "never"}})
 		require.NoError(t, err)
 		assert.Equal(t, []domain.TicketStatus{domain.TicketSearching, "", ""}, statuses)
 
@@ -49,7 +49,7 @@ func TestLostTicketIsMarkedOnce(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []string{kept.ID}, set, "nothing of it is left in the queue")
 		assert.Equal(t, []string{kept.ID}, data)
-		statuses, err = s.TicketStatuses(ctx, []domain.Ticket{kept, lost})
+		statuses, err = store.TicketStatuses(ctx, s, []domain.Ticket{kept, lost})
 		require.NoError(t, err)
 		assert.Equal(t, []domain.TicketStatus{domain.TicketSearching, domain.TicketCancelled}, statuses)
 	})

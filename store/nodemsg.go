@@ -18,7 +18,7 @@ import (
 // and ASCII (what encoding/json would copy unchanged) and look like one
 // object or array; anything else goes through encoding/json.
 func encodeNodeMessage(msg domain.NodeMessage) ([]byte, error) {
-	if msg.Replace == nil && msg.Disconnect == nil && msg.Drain == nil && len(msg.Events) > 0 && compactEvents(msg.Events) {
+	if msg.EventsOnly() && compactEvents(msg.Events) {
 		return appendEventsMessage(make([]byte, 0, eventsMessageSize(msg.Events)), msg.Events), nil
 	}
 	var b bytes.Buffer

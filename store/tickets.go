@@ -440,37 +440,26 @@ func (s *Store) WatchedTickets(ctx context.Context, watched []domain.Ticket) ([]
 	if err != nil {
 		return nil, fmt.Errorf("read %d watched tickets: %w", len(watched), err)
 	}
+	// After do, a command's error can only be redis.Nil: "" below.
 	out := make([]domain.TicketCheck, len(watched))
 	var claimed []int
-	for i := range watched {
-		if v, err := own[i].Result(); err == nil {
-			out[i].Status = domain.TicketStatus(v)
-		} else if !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("read watched ticket %s: %w", watched[i].ID, err)
-		}
-		v, err := claims[i].Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, fmt.Errorf("read the ticket claim of %s: %w", watched[i].Players[0].ID, err)
-		}
-		if q, id, ok := parseClaim(v); ok {
+	var others []domain.Ticket
+	for i, t := range watched {
+		out[i].Status = domain.TicketStatus(own[i].Val())
+		q, id, ok := parseClaim(claims[i].Val())
+		switch {
+		case !ok:
+		case id == t.ID && q == t.Queue:
+			out[i].Claimed, out[i].ClaimedStatus = domain.Ticket{Queue: q, ID: id}, out[i].Status
+		default:
 			out[i].Claimed = domain.Ticket{Queue: q, ID: id}
-			if id == watched[i].ID && q == watched[i].Queue {
-				out[i].ClaimedStatus = out[i].Status
-			} else {
-				claimed = append(claimed, i)
-			}
+			claimed, others = append(claimed, i), append(others, out[i].Claimed)
 		}
 	}
-	if len(claimed) == 0 {
+	if len(others) == 0 {
 		return out, nil
 	}
-	statuses, err := s.TicketStatuses(ctx, func() []domain.Ticket {
-		ts := make([]domain.Ticket, len(claimed))
-		for j, i := range claimed {
-			ts[j] = out[i].Claimed
-		}
-		return ts
-	}())
+	statuses, err := s.ticketStatuses(ctx, others)
 	if err != nil {
 		return nil, err
 	}
@@ -480,28 +469,21 @@ func (s *Store) WatchedTickets(ctx context.Context, watched []domain.Ticket) ([]
 	return out, nil
 }
 
-// TicketStatuses reads the status of each ticket (by its Queue and ID) in
+// ticketStatuses reads the status of each ticket (by its Queue and ID) in
 // one pipeline: "" for a ticket whose record is gone.
-func (s *Store) TicketStatuses(ctx context.Context, tickets []domain.Ticket) ([]domain.TicketStatus, error) {
+func (s *Store) ticketStatuses(ctx context.Context, tickets []domain.Ticket) ([]domain.TicketStatus, error) {
 	cmds := make([]*redis.StringCmd, len(tickets))
 	err := s.batch.do(ctx, "", func(pipe redis.Pipeliner) {
 		for i, t := range tickets {
 			cmds[i] = pipe.HGet(ctx, s.keys.ticketKey(t.Queue, t.ID), "status")
 		}
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return nil, fmt.Errorf("read the status of %d tickets: %w", len(tickets), err)
 	}
 	out := make([]domain.TicketStatus, len(tickets))
 	for i, cmd := range cmds {
-		v, err := cmd.Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-		case err != nil:
-			return nil, fmt.Errorf("read the status of ticket %s: %w", tickets[i].ID, err)
-		default:
-			out[i] = domain.TicketStatus(v)
-		}
+		out[i] = domain.TicketStatus(cmd.Val()) // "" for redis.Nil, the only error left after do
 	}
 	return out, nil
 }

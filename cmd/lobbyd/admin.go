@@ -70,7 +70,7 @@ func (a *admin) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /admin/", http.StripPrefix("/admin", web.AdminHandler()))
 	mux.Handle("GET /{$}", http.RedirectHandler("/admin/", http.StatusFound))
-	api := func(pattern string, h func(w http.ResponseWriter, r *http.Request) (any, error)) {
+	api := func(pattern string, h func(r *http.Request) (any, error)) {
 		mux.Handle(pattern, a.authorized(h))
 	}
 	api("GET /admin/api/queues", a.getQueues)
@@ -103,7 +103,7 @@ func badRequest(msg string) error { return &apiError{http.StatusBadRequest, msg}
 // authorized checks the bearer token, then runs h and writes its answer as
 // JSON: 401 without the token, 404 for what does not exist, 409 for an
 // action that is too late, 503 when Redis is unavailable.
-func (a *admin) authorized(h func(w http.ResponseWriter, r *http.Request) (any, error)) http.Handler {
+func (a *admin) authorized(h func(r *http.Request) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -116,7 +116,7 @@ func (a *admin) authorized(h func(w http.ResponseWriter, r *http.Request) (any, 
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		v, err := h(w, r.WithContext(ctx))
+		v, err := h(r.WithContext(ctx))
 		var ae *apiError
 		switch {
 		case err == nil:
@@ -192,7 +192,7 @@ func (a *admin) shard(ctx context.Context, name string) (adminShard, error) {
 	return sh, nil
 }
 
-func (a *admin) getQueues(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) getQueues(r *http.Request) (any, error) {
 	status, err := a.mm.Status(r.Context())
 	if err != nil {
 		return nil, err
@@ -235,7 +235,7 @@ func (a *admin) getQueues(_ http.ResponseWriter, r *http.Request) (any, error) {
 
 // reload reloads this node's queue file for every node; a file that does
 // not validate gets 400 with the reason, and nothing changes.
-func (a *admin) reload(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) reload(r *http.Request) (any, error) {
 	version, changed, err := a.qc.Reload(r.Context())
 	a.audit(r, "reload_queues", a.cfg.ConfigFile, err, "version", version, "changed", changed)
 	if errors.Is(err, errBadQueueFile) || errors.Is(err, errNoQueueFile) {
@@ -303,7 +303,7 @@ func (a *admin) nodes(ctx context.Context) ([]adminNode, error) {
 	return out, nil
 }
 
-func (a *admin) getNodes(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) getNodes(r *http.Request) (any, error) {
 	nodes, err := a.nodes(r.Context())
 	if err != nil {
 		return nil, err
@@ -343,7 +343,7 @@ func matchOf(m domain.Match) adminMatch {
 
 // getMatches lists the most recent matches (limit, default 50, at most
 // 500), of one queue or of all, newest first.
-func (a *admin) getMatches(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) getMatches(r *http.Request) (any, error) {
 	limit := 50
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -391,7 +391,7 @@ func (a *admin) findMatch(ctx context.Context, id string) (domain.Match, error) 
 	return domain.Match{}, notFound("no such match (matches are kept for an hour)")
 }
 
-func (a *admin) getMatch(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) getMatch(r *http.Request) (any, error) {
 	m, err := a.findMatch(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
@@ -400,7 +400,7 @@ func (a *admin) getMatch(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 // getPlayFab sums every live node's PlayFab figures, and lists them per node.
-func (a *admin) getPlayFab(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) getPlayFab(r *http.Request) (any, error) {
 	nodes, err := a.nodes(r.Context())
 	if err != nil {
 		return nil, err
@@ -442,7 +442,7 @@ func (a *admin) getPlayFab(_ http.ResponseWriter, r *http.Request) (any, error) 
 // getPlayer shows where a player is: the node holding their socket, their
 // ticket, lobby and match: their ticket's, else their last one (whose
 // match.ready waits for them, or was written to their socket).
-func (a *admin) getPlayer(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) getPlayer(r *http.Request) (any, error) {
 	ctx, id := r.Context(), r.PathValue("id")
 	out := map[string]any{"playerId": id, "connected": false}
 	p, found, err := a.st.PresenceOf(ctx, id)
@@ -488,7 +488,7 @@ func (a *admin) getPlayer(_ http.ResponseWriter, r *http.Request) (any, error) {
 }
 
 // getLobby finds a lobby by id, or by join code.
-func (a *admin) getLobby(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) getLobby(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	l, err := a.st.Lobby(r.Context(), id)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -500,7 +500,7 @@ func (a *admin) getLobby(_ http.ResponseWriter, r *http.Request) (any, error) {
 	return l, err
 }
 
-func (a *admin) cancelTicket(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) cancelTicket(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	t, err := a.gw.CancelTicket(r.Context(), id)
 	a.audit(r, "cancel_ticket", id, err, "ticket", t.ID)
@@ -516,7 +516,7 @@ func (a *admin) cancelTicket(_ http.ResponseWriter, r *http.Request) (any, error
 	return map[string]any{"cancelled": t.ID}, nil
 }
 
-func (a *admin) disconnect(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) disconnect(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	ok, err := a.gw.DisconnectPlayer(r.Context(), id)
 	if err == nil && !ok {
@@ -529,7 +529,7 @@ func (a *admin) disconnect(_ http.ResponseWriter, r *http.Request) (any, error) 
 	return map[string]any{"disconnected": id}, nil
 }
 
-func (a *admin) kick(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) kick(r *http.Request) (any, error) {
 	var body struct {
 		PlayerID string `json:"playerId"`
 	}
@@ -550,7 +550,7 @@ func (a *admin) kick(_ http.ResponseWriter, r *http.Request) (any, error) {
 	return map[string]any{"kicked": body.PlayerID}, nil
 }
 
-func (a *admin) closeLobby(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) closeLobby(r *http.Request) (any, error) {
 	id := r.PathValue("id")
 	err := a.gw.CloseLobby(r.Context(), id)
 	a.audit(r, "close_lobby", id, err)
@@ -565,7 +565,7 @@ func (a *admin) closeLobby(_ http.ResponseWriter, r *http.Request) (any, error) 
 
 // drain drains a node; the optional query parameter period (a Go duration,
 // 1s to 1h) overrides the node's LOBBYD_DRAIN_PERIOD.
-func (a *admin) drain(_ http.ResponseWriter, r *http.Request) (any, error) {
+func (a *admin) drain(r *http.Request) (any, error) {
 	id, period := r.PathValue("id"), r.URL.Query().Get("period")
 	err := a.drainNode(r.Context(), id, period)
 	a.audit(r, "drain", id, err, "period", cmp.Or(period, "default"))
@@ -595,9 +595,6 @@ func (a *admin) drainNode(ctx context.Context, id, period string) error {
 	return a.gw.DrainNode(ctx, id, d)
 }
 
-// heartbeat writes this node's heartbeat every heartbeatEvery and the
-// allocation backlog gauges, until ctx is done; then a last one saying the
-// node stopped.
 // nodeInfo returns a func giving this node's figures as its heartbeat
 // carries them (LastSeen is set when stored).
 func nodeInfo(cfg config, gw *lobby.Gateway, mm *matchmaker.Service, playfab *partyalloc.PlayFabClient, stats *partyalloc.CallStats) func() domain.NodeInfo {

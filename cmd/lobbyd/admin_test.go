@@ -180,23 +180,6 @@ func startBinaryServer(t *testing.T, env ...string) *server {
 	return s
 }
 
-// A short or missing admin token, or the public port, is refused at start.
-func TestAdminConfigRefused(t *testing.T) {
-	t.Parallel()
-	for name, env := range map[string]map[string]string{
-		"no token":    {"LOBBYD_ADMIN_ADDR": "127.0.0.1:0"},
-		"short token": {"LOBBYD_ADMIN_ADDR": "127.0.0.1:0", "LOBBYD_ADMIN_TOKEN": "short"},
-		"public port": {"LOBBYD_ADMIN_ADDR": ":8080", "LOBBYD_ADMIN_TOKEN": testAdminToken, "LOBBYD_ADDR": "0.0.0.0:8080"},
-	} {
-		env["LOBBYD_DEV_AUTH"] = "true"
-		_, err := loadConfig(nil, func(k string) string { return env[k] }, io.Discard)
-		assert.Error(t, err, name)
-		if err != nil {
-			assert.NotContains(t, err.Error(), "short\"", "the token is not echoed")
-		}
-	}
-}
-
 // Two nodes on one Redis: an operator on node A acts on players connected
 // to node B, and each action reaches the player's socket; both nodes are
 // listed; draining B closes its sockets with 1001 and refuses new ones.
@@ -251,9 +234,10 @@ func TestAdminActionsAcrossNodes(t *testing.T) {
 	assert.Contains(t, a.stderr.String(), "player="+member)
 	removed := cm.Next("lobby.removed")
 	assert.Equal(t, "kicked", removed.Str("reason"))
-	assert.Eventually(t, func() bool {
+	// Next may fail the test: on the test's goroutine, not Eventually's.
+	storetest.Eventually(t, 5*time.Second, func() bool {
 		return len(co.Next("lobby.state").Obj("lobby")["members"].([]any)) == 1
-	}, 5*time.Second, time.Millisecond, "the owner sees the member gone")
+	}, "the owner sees the member gone")
 	status, _ = adminCall(t, "POST", a.AdminURL+"/admin/api/lobbies/"+lobbyID+"/kick", testAdminToken, map[string]string{"playerId": member})
 	assert.Equal(t, http.StatusNotFound, status, "no longer a member")
 	a.admin(t, "POST", "/admin/api/lobbies/"+lobbyID+"/close", nil)

@@ -135,6 +135,11 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"bad log level", map[string]string{"LOBBYD_JWT_SECRET": jwt, "LOBBYD_LOG_LEVEL": "loud"}, nil, "LOBBYD_LOG_LEVEL"},
 		{"redis url with password", map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": "redis://u:SECRETVALUE@h:1/x"}, nil, "LOBBYD_REDIS_URL"},
 		{"stray argument", map[string]string{"LOBBYD_DEV_AUTH": "true"}, []string{"extra"}, "unexpected argument"},
+		{"admin listener without a token", map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_ADMIN_ADDR": "127.0.0.1:0"}, nil, "no admin token"},
+		{"short admin token", map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_ADMIN_ADDR": "127.0.0.1:0",
+			"LOBBYD_ADMIN_TOKEN": "short-SECRETVALUE"}, nil, "at least 32 bytes"},
+		{"admin on the public port", map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_ADMIN_ADDR": ":8080",
+			"LOBBYD_ADMIN_TOKEN": testAdminToken, "LOBBYD_ADDR": "0.0.0.0:8080"}, nil, "LOBBYD_ADMIN_ADDR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(tc.args, envOf(tc.env), io.Discard)

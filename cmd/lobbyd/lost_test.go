@@ -41,13 +41,7 @@ func TestLostTicketIsAnswered(t *testing.T) {
 	kept := bob.ok(t, "queue.join", map[string]any{"queue": "default"}).Obj("ticket").Str("ticketId")
 	loseTicket(t, m, lost, alice.id)
 
-	state := alice.Next("queue.state")
-	for state.Obj("ticket").Str("status") == "searching" { // the join's own
-		state = alice.Next("queue.state")
-	}
-	assert.Equal(t, lost, state.Obj("ticket").Str("ticketId"))
-	assert.Equal(t, "cancelled", state.Obj("ticket").Str("status"))
-	assert.Equal(t, "lost", state.Str("reason"))
+	nextLost(t, alice, lost)
 	assert.Equal(t, "cancelled", m.HGet(ticketRecord(lost), "status"), "marked once for every node")
 	assert.EqualValues(t, 1, srv.counter(t, "lobbyd_tickets_lost_total"))
 
@@ -81,15 +75,7 @@ func TestLostLobbyTicketReopensTheLobby(t *testing.T) {
 	loseTicket(t, m, ticket, owner.id, guest.id)
 
 	for _, p := range []*player{owner, guest} {
-		for {
-			state := p.Next("queue.state")
-			if state.Obj("ticket").Str("status") == "searching" {
-				continue
-			}
-			assert.Equal(t, "cancelled", state.Obj("ticket").Str("status"), p.name)
-			assert.Equal(t, "lost", state.Str("reason"), p.name)
-			break
-		}
+		nextLost(t, p, ticket)
 		for p.state(t).Str("status") != "open" { // the lobby.state that reopened it
 		}
 	}

@@ -209,7 +209,7 @@ func openStore(ctx context.Context, cfg config, scfg store.Config, log *slog.Log
 		// Each try ends by the deadline too (a first try gets at least 5 s):
 		// a Redis that accepts and never answers must not hold start-up
 		// past the timeout.
-		tctx, cancel := context.WithDeadline(ctx, maxTime(deadline, time.Now().Add(min(5*time.Second, cfg.RedisStartTimeout+5*time.Second))))
+		tctx, cancel := context.WithDeadline(ctx, maxTime(deadline, time.Now().Add(5*time.Second)))
 		st, err := store.Open(tctx, scfg)
 		cancel()
 		if err == nil {

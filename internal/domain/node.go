@@ -58,6 +58,13 @@ type NodeMessage struct {
 	Resubscribed bool `json:"-"`
 }
 
+// EventsOnly reports whether m carries events and nothing else: the
+// message every delivery sends (see store's encoder, which writes it by
+// hand). A field added to NodeMessage must be added here.
+func (m NodeMessage) EventsOnly() bool {
+	return len(m.Events) > 0 && m.Replace == nil && m.Disconnect == nil && m.Drain == nil && !m.Resubscribed
+}
+
 // Addressed is one protocol frame and the players it is for.
 type Addressed struct {
 	To    []string        `json:"to"`
