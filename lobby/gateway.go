@@ -55,7 +55,7 @@ type GatewayStore interface {
 	SetPresence(ctx context.Context, playerID string, p domain.Presence, ttl time.Duration) (prev domain.Presence, found bool, err error)
 	LobbyOf(ctx context.Context, playerID, lobbyID string) (domain.Lobby, error)
 	DropStaleLobbyClaim(ctx context.Context, playerID string) error
-	TicketOfClaim(ctx context.Context, claim string) (domain.Ticket, error)
+	Ticket(ctx context.Context, queue, ticketID string) (domain.Ticket, error)
 	PlayerLimits(ctx context.Context, playerID string) ([]byte, error)
 	PresenceOf(ctx context.Context, playerID string) (domain.Presence, bool, error)
 	SavePlayerLimits(ctx context.Context, playerID string, data []byte, ttl time.Duration) error

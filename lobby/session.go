@@ -406,14 +406,14 @@ func (s *session) attach() error {
 	if err != nil {
 		return err
 	}
-	if a.TicketClaim != "" {
-		t, err := s.g.Store.TicketOfClaim(ctx, a.TicketClaim)
+	if a.TicketID != "" {
+		t, err := s.g.Store.Ticket(ctx, a.TicketQueue, a.TicketID)
 		switch {
 		case err == nil && (t.Status == domain.TicketSearching || t.Status == domain.TicketMatched):
 			obj := ticketObject(t)
 			w.State.Ticket = &obj
 			s.watchTicket(t)
-		case errors.Is(err, domain.ErrNotFound) && a.TicketID != "":
+		case errors.Is(err, domain.ErrNotFound):
 			// The claim names a ticket with no record: lost while the
 			// player was away (or the claim outlived it). The audit finds
 			// out which and tells them (see tickets.go).

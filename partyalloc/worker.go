@@ -101,12 +101,10 @@ func (w *Worker) AddQueues(queues ...string) {
 			w.added = append(w.added, q)
 		}
 	}
-	if w.wake == nil {
-		w.wake = make(chan struct{}, 1)
-	}
+	wake := w.wakeLocked()
 	w.qmu.Unlock()
 	select {
-	case w.wake <- struct{}{}:
+	case wake <- struct{}{}:
 	default:
 	}
 }
@@ -116,10 +114,16 @@ func (w *Worker) AddQueues(queues ...string) {
 func (w *Worker) queuesAndWake() ([]string, chan struct{}) {
 	w.qmu.Lock()
 	defer w.qmu.Unlock()
+	return append(slices.Clone(w.Queues), w.added...), w.wakeLocked()
+}
+
+// wakeLocked returns the channel AddQueues signals, made on first use:
+// AddQueues may come before or after Run. w.qmu must be held.
+func (w *Worker) wakeLocked() chan struct{} {
 	if w.wake == nil {
 		w.wake = make(chan struct{}, 1)
 	}
-	return append(slices.Clone(w.Queues), w.added...), w.wake
+	return w.wake
 }
 
 func (w *Worker) init() error {
@@ -156,6 +160,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	queues, wake := w.queuesAndWake()
+	ensured := make(map[string]bool, len(queues))
 	for _, q := range queues {
 		if err := w.Store.EnsureAllocationGroup(ctx, q); err != nil {
 			if ctx.Err() != nil {
@@ -163,6 +168,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			return err
 		}
+		ensured[q] = true
 	}
 	acks := make(chan domain.AllocationJob, ackQueue)
 	acked := make(chan struct{})
@@ -190,10 +196,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			if consumed[q] {
 				continue
 			}
-			if err := w.Store.EnsureAllocationGroup(ctx, q); err != nil {
-				// A queue added at run time: its loops create the group
-				// when they find it missing (NOGROUP) anyway.
-				w.Logger.Warn("create allocation group", "queue", q, "err", err)
+			if !ensured[q] {
+				// A queue added at run time. On failure its loops
+				// create the group when they find it missing (NOGROUP).
+				if err := w.Store.EnsureAllocationGroup(ctx, q); err != nil {
+					w.Logger.Warn("create allocation group", "queue", q, "err", err)
+				}
 			}
 			consumed[q] = true
 			loops.Add(2)

@@ -297,6 +297,10 @@ func (s *Store) Subscribe(ctx context.Context, nodeID string) (domain.Subscripti
 	return sub, nil
 }
 
+// NodeChannel returns the name of the node's Redis channel, key prefix
+// included, for tools that listen to a node's channel from outside.
+func (s *Store) NodeChannel(nodeID string) string { return s.keys.nodeChannel(nodeID) }
+
 // Next blocks until the next message arrives, the subscription is closed
 // (ok false), or ctx is done. A message with Resubscribed set reports that
 // the subscription came back after a lost connection. Malformed payloads
@@ -362,13 +366,13 @@ func (s *Store) Attach(ctx context.Context, playerID string, graceDeadline time.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return domain.Attachment{}, fmt.Errorf("read state of %s: %w", playerID, err)
 	}
-	a := domain.Attachment{TicketClaim: claim.Val(), LobbyID: lobby.Val()}
-	a.TicketQueue, a.TicketID, _ = parseClaim(a.TicketClaim)
+	a := domain.Attachment{LobbyID: lobby.Val()}
+	a.TicketQueue, a.TicketID, _ = parseClaim(claim.Val())
 	// A copy of a round before the ticket the player now holds is never
 	// shown (it is dropped as the new claim is taken; this covers the
 	// moment in between).
 	f := pending.Val()
-	if f["matchId"] != "" && (f["round"] == "" || a.TicketClaim == "" || f["round"] == a.TicketClaim) {
+	if f["matchId"] != "" && (f["round"] == "" || claim.Val() == "" || f["round"] == claim.Val()) {
 		a.PendingMatchID, a.PendingMatch = f["matchId"], json.RawMessage(f["payload"])
 	}
 	return a, nil

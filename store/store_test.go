@@ -525,7 +525,7 @@ func TestAttach(t *testing.T) {
 		require.NoError(t, s.CreateTicket(ctx, tk))
 		got, err := s.Attach(ctx, "a", time.Now().Add(time.Minute))
 		require.NoError(t, err)
-		read, err := s.TicketOfClaim(ctx, got.TicketClaim)
+		read, err := s.Ticket(ctx, got.TicketQueue, got.TicketID)
 		require.NoError(t, err)
 		assert.Equal(t, tk.ID, read.ID)
 		assert.Empty(t, got.PendingMatchID)

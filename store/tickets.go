@@ -188,12 +188,6 @@ func (s *Store) PlayerTicket(ctx context.Context, playerID string) (domain.Ticke
 	if err != nil {
 		return domain.Ticket{}, fmt.Errorf("read ticket claim of %s: %w", playerID, err)
 	}
-	return s.TicketOfClaim(ctx, claim)
-}
-
-// TicketOfClaim reads the ticket a player's ticket claim names (as
-// Attachment.TicketClaim holds it), or returns ErrNotFound.
-func (s *Store) TicketOfClaim(ctx context.Context, claim string) (domain.Ticket, error) {
 	queue, id, ok := parseClaim(claim)
 	if !ok {
 		return domain.Ticket{}, domain.ErrNotFound

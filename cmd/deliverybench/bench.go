@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/lobbyd/lobbyd/internal/domain"
 	"github.com/lobbyd/lobbyd/lobby"
+	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 	"github.com/lobbyd/lobbyd/store"
 )
 
@@ -132,7 +131,7 @@ func (b *bench) run(ctx context.Context) (rep *report, err error) {
 	}()
 	b.logf("%d players connected and welcomed in %v", len(b.players), time.Since(started).Round(time.Millisecond))
 	if cfg.Tap {
-		if b.tap, err = startTap(ctx, b.rdb, b.nodes, b.rec); err != nil {
+		if b.tap, err = startTap(ctx, b.rdb, b.st, b.nodes, b.rec); err != nil {
 			return nil, err
 		}
 		defer b.tap.stop()
@@ -331,25 +330,10 @@ func (b *bench) match(k int) domain.Match {
 	}
 	party, network := uuid.New(), uuid.New()
 	m.PartyID = party.String()
-	m.NetworkDescriptor = descriptor(party, network, "eastus")
+	m.NetworkDescriptor = fakeplayfab.EncodeDescriptor(party, network, "eastus")
 	m.InvitationID = uuid.NewString()
 	m.ReadyAt = time.Now()
 	return m
-}
-
-// descriptor is a SerializedNetworkDescriptor laid out as
-// partyalloc/fakeplayfab makes them (same length).
-func descriptor(party, network uuid.UUID, region string) string {
-	var b bytes.Buffer
-	b.Write([]byte{'F', 'P', 'N', 1})
-	b.Write(party[:])
-	b.Write(network[:])
-	host := "relay-" + region + ".fake.playfab"
-	b.WriteByte(byte(len(region)))
-	b.WriteString(region)
-	b.WriteByte(byte(len(host)))
-	b.WriteString(host)
-	return base64.StdEncoding.EncodeToString(b.Bytes())
 }
 
 // startProfiles profiles every node and this process for -duration, from

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/lobbyd/lobbyd/store"
 )
 
 // With -tap the bench also subscribes to every node's channel, as a
@@ -18,10 +20,6 @@ import (
 // delivery per publish and the bench a read per message, so it is off for
 // the figures.
 
-// nodeChannel is store's name of a node's channel (keyspace.nodeChannel,
-// with no key prefix).
-func nodeChannel(nodeID string) string { return "lobbyd:node:" + nodeID }
-
 // tap records, per match and node, when the node's message was seen.
 type tap struct {
 	seen    []atomic.Int64 // match × nodes
@@ -32,15 +30,16 @@ type tap struct {
 
 var matchIDField = []byte(`"matchId":"`)
 
-// startTap subscribes to the nodes' channels and records their messages
-// until stop.
-func startTap(ctx context.Context, rdb *redis.Client, nodes []*node, rec *recorder) (*tap, error) {
+// startTap subscribes to the nodes' channels, named by st, and records
+// their messages until stop.
+func startTap(ctx context.Context, rdb *redis.Client, st *store.Store, nodes []*node, rec *recorder) (*tap, error) {
 	t := &tap{seen: make([]atomic.Int64, len(rec.sent)*len(nodes)), done: make(chan struct{})}
 	index := map[string]int{}
 	var channels []string
 	for i, n := range nodes {
-		index[nodeChannel(n.id)] = i
-		channels = append(channels, nodeChannel(n.id))
+		channel := st.NodeChannel(n.id)
+		index[channel] = i
+		channels = append(channels, channel)
 	}
 	t.ps = rdb.Subscribe(ctx, channels...)
 	for range channels {

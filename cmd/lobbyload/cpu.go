@@ -30,18 +30,17 @@ type cpuReport struct {
 	Nodes int `json:"nodes,omitempty"`
 }
 
-// cpuSample is one reading of lobbyd's CPU seconds (server: the sum over
-// the nodes of -url that answered, servers: each node's) and Redis's
-// (negative: not read).
+// cpuSample is one reading of lobbyd's CPU seconds, each node's of -url
+// in servers, and Redis's (negative: not read).
 type cpuSample struct {
-	server, redis float64
-	servers       []float64
+	servers []float64
+	redis   float64
 }
 
 // sampleCPU reads lobbyd's and Redis's CPU seconds. A figure that cannot
 // be read (a server without /metrics, such as echoref) is negative.
 func (l *load) sampleCPU(ctx context.Context) cpuSample {
-	s := cpuSample{server: -1, servers: make([]float64, len(l.cfg.URLs)), redis: -1}
+	s := cpuSample{servers: make([]float64, len(l.cfg.URLs)), redis: -1}
 	var wg sync.WaitGroup
 	for u := range l.cfg.URLs {
 		wg.Go(func() {
@@ -52,11 +51,6 @@ func (l *load) sampleCPU(ctx context.Context) cpuSample {
 		})
 	}
 	wg.Wait()
-	for _, v := range s.servers {
-		if v >= 0 {
-			s.server = max(s.server, 0) + v
-		}
-	}
 	if l.rdb != nil {
 		if info, err := l.rdb.Info(ctx, "cpu").Result(); err == nil {
 			if v, err := redisCPU(info); err == nil {
@@ -107,15 +101,13 @@ func redisCPU(info string) (float64, error) {
 // several lobbyd, it adds up those read both times.
 func cpuBetween(from, to cpuSample, matched int) *cpuReport {
 	sec, nodes := 0.0, 0
-	if len(from.servers) > 0 && len(from.servers) == len(to.servers) {
+	if len(from.servers) == len(to.servers) {
 		for u := range from.servers {
 			if from.servers[u] >= 0 && to.servers[u] >= 0 {
 				sec += to.servers[u] - from.servers[u]
 				nodes++
 			}
 		}
-	} else if from.server >= 0 && to.server >= 0 {
-		sec, nodes = to.server-from.server, 1
 	}
 	if nodes == 0 || matched == 0 {
 		return nil

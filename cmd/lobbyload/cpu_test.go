@@ -26,14 +26,14 @@ func TestCPUFigures(t *testing.T) {
 	_, err = redisCPU("# CPU\r\nused_cpu_sys:1.25\r\n")
 	assert.Error(t, err)
 
-	r := cpuBetween(cpuSample{server: 10, redis: 4}, cpuSample{server: 12, redis: 5}, 1000)
+	r := cpuBetween(cpuSample{servers: []float64{10}, redis: 4}, cpuSample{servers: []float64{12}, redis: 5}, 1000)
 	require.NotNil(t, r)
 	assert.InDelta(t, 2000, r.ServerUsPerPlayer, 1e-6, "2 s over 1,000 players")
 	require.NotNil(t, r.RedisUsPerPlayer)
 	assert.InDelta(t, 1000, *r.RedisUsPerPlayer, 1e-6)
-	assert.Nil(t, cpuBetween(cpuSample{server: -1, redis: -1}, cpuSample{server: 3, redis: -1}, 10), "no lobbyd figure, no report")
-	assert.Nil(t, cpuBetween(cpuSample{server: 1, redis: -1}, cpuSample{server: 3, redis: -1}, 0), "nobody matched")
-	assert.Nil(t, cpuBetween(cpuSample{server: 1, redis: -1}, cpuSample{server: 3, redis: -1}, 5).RedisSec, "no Redis figure without -redis-url")
+	assert.Nil(t, cpuBetween(cpuSample{servers: []float64{-1}, redis: -1}, cpuSample{servers: []float64{3}, redis: -1}, 10), "no lobbyd figure, no report")
+	assert.Nil(t, cpuBetween(cpuSample{servers: []float64{1}, redis: -1}, cpuSample{servers: []float64{3}, redis: -1}, 0), "nobody matched")
+	assert.Nil(t, cpuBetween(cpuSample{servers: []float64{1}, redis: -1}, cpuSample{servers: []float64{3}, redis: -1}, 5).RedisSec, "no Redis figure without -redis-url")
 }
 
 // A real redis-server's INFO cpu is read through -redis-url.
@@ -42,9 +42,10 @@ func TestRedisCPUFromARealServer(t *testing.T) {
 	rdb, err := openRedis(r.URL)
 	require.NoError(t, err)
 	defer rdb.Close()
-	l := newLoad(config{URL: "http://127.0.0.1:1", MaxConnecting: 1}, nil)
+	l := newLoad(config{URL: "http://127.0.0.1:1", URLs: []string{"http://127.0.0.1:1"}, MaxConnecting: 1}, nil)
 	l.rdb = rdb
 	s := l.sampleCPU(context.Background())
-	assert.Less(t, s.server, 0.0, "nothing serves /metrics there")
+	require.Len(t, s.servers, 1)
+	assert.Less(t, s.servers[0], 0.0, "nothing serves /metrics there")
 	assert.GreaterOrEqual(t, s.redis, 0.0)
 }

@@ -127,9 +127,6 @@ type urlCounters struct {
 }
 
 func newLoad(cfg config, stderr io.Writer) *load {
-	if len(cfg.URLs) == 0 && cfg.URL != "" {
-		cfg.URLs = []string{strings.TrimRight(cfg.URL, "/")}
-	}
 	l := &load{
 		cfg: cfg, stderr: stderr, check: newChecker(),
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{

@@ -804,11 +804,7 @@ func (p *player) connectTo(ctx context.Context, u int) error {
 		return failed(&connectError{err: errors.New("no welcome frame"), retry: true})
 	}
 	if welcome == nil {
-		var ce *websocket.CloseError
-		kind, code := "socket: "+errorKind(c.readErr), 0
-		if errors.As(c.readErr, &ce) {
-			kind, code = fmt.Sprintf("close %d", ce.Code), ce.Code
-		}
+		kind, code := c.endKind()
 		l.check.error(kind)
 		p.release()
 		return failed(&connectError{err: errors.New(kind), retry: reconnectable(code)})
@@ -987,12 +983,7 @@ func (p *player) next(ctx context.Context) (*frame, error) {
 // returns why: a *lostSocket when the player reconnects after it.
 func (p *player) socketEnded() error {
 	c := p.conn
-	err := c.readErr
-	var ce *websocket.CloseError
-	kind, code := "socket: "+errorKind(err), 0
-	if errors.As(err, &ce) {
-		kind, code = fmt.Sprintf("close %d", ce.Code), ce.Code
-	}
+	kind, code := c.endKind()
 	if !c.closing {
 		p.load.check.error(kind)
 	}
@@ -1002,6 +993,17 @@ func (p *player) socketEnded() error {
 		return &lostSocket{kind: kind}
 	}
 	return errors.New(kind)
+}
+
+// endKind says why the socket's reads ended, once frames is closed: "close
+// <code>" and the close code the server sent, or "socket: <error kind>"
+// and 0 for a socket that broke.
+func (c *conn) endKind() (kind string, code int) {
+	var ce *websocket.CloseError
+	if errors.As(c.readErr, &ce) {
+		return fmt.Sprintf("close %d", ce.Code), ce.Code
+	}
+	return "socket: " + errorKind(c.readErr), 0
 }
 
 // abandon gives up a socket that broke under a write: it reads, for at

@@ -65,7 +65,7 @@ func TestSamplerReadsLobbydMetrics(t *testing.T) {
 	for _, leader := range []bool{true, false} {
 		t.Run(fmt.Sprintf("leader=%v", leader), func(t *testing.T) {
 			srv, scrapes := fakeMetrics(t, leader)
-			l := newLoad(config{URL: srv.URL, Queue: "default", MaxConnecting: 4, SampleInterval: 20 * time.Millisecond}, nil)
+			l := newLoad(config{URL: srv.URL, URLs: []string{srv.URL}, Queue: "default", MaxConnecting: 4, SampleInterval: 20 * time.Millisecond}, nil)
 			l.start = time.Now()
 			l.matched.Store(3)
 			stop := l.startSampler(context.Background())
@@ -106,7 +106,7 @@ func TestSamplerReadsLobbydMetrics(t *testing.T) {
 // out; lobbyload's own are there.
 func TestSamplerWithoutMetrics(t *testing.T) {
 	fake := newFakeLobbyd(t, 1, "")
-	l := newLoad(config{URL: fake.URL, Queue: "default", MaxConnecting: 4, SampleInterval: 20 * time.Millisecond}, nil)
+	l := newLoad(config{URL: fake.URL, URLs: []string{fake.URL}, Queue: "default", MaxConnecting: 4, SampleInterval: 20 * time.Millisecond}, nil)
 	l.start = time.Now()
 	l.open.Store(5)
 	stop := l.startSampler(context.Background())

@@ -16,9 +16,8 @@ type Presence struct {
 
 // Attachment is what a connecting player still holds.
 type Attachment struct {
-	// TicketClaim is the player's ticket claim ("" for none), which names
-	// the ticket it holds: TicketQueue (the shard's name) and TicketID.
-	TicketClaim           string
+	// TicketQueue (the shard's name) and TicketID name the ticket the
+	// player's ticket claim names ("" for none).
 	TicketQueue, TicketID string
 	// PendingMatchID and PendingMatch are the undelivered match.ready, if
 	// any (PendingMatchID "" for none).

@@ -30,11 +30,17 @@ type DescriptorInfo struct {
 	RelayHost string
 }
 
-// encodeDescriptor lays out magic, party and network GUIDs, then the region
-// and relay host each prefixed by its length in one byte, and encodes it in
-// standard base64. With regions of at most maxRegionLength bytes the result
-// is at most 248 characters, within PlayFab's 448.
-func encodeDescriptor(partyID, networkID uuid.UUID, region, host string) string {
+// EncodeDescriptor returns the SerializedNetworkDescriptor the fake makes
+// for a network of the party in the region, relay host included, so that
+// tools feeding lobbyd without the fake can hand out descriptors of the
+// same layout and length. DecodeDescriptor reads it back.
+//
+// The layout is magic, party and network GUIDs, then the region and relay
+// host each prefixed by its length in one byte, in standard base64. With
+// regions of at most maxRegionLength bytes the result is at most 248
+// characters, within PlayFab's 448.
+func EncodeDescriptor(partyID, networkID uuid.UUID, region string) string {
+	host := relayHost(region)
 	var b bytes.Buffer
 	b.Write(descriptorMagic)
 	b.Write(partyID[:])

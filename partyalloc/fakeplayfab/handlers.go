@@ -253,7 +253,7 @@ func (s *Server) createParty(req partyRequest, fault fault) (party, *apiError) {
 		}
 		p = party{
 			PartyID:                     partyID,
-			SerializedNetworkDescriptor: encodeDescriptor(uuid.MustParse(partyID), uuid.New(), region, relayHost(region)),
+			SerializedNetworkDescriptor: EncodeDescriptor(uuid.MustParse(partyID), uuid.New(), region),
 			InvitationID:                invitationID,
 		}
 		s.parties[partyID] = p
