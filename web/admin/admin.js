@@ -19,9 +19,9 @@
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const DASH = '–';
 
-  // el builds an element from trusted structure and untrusted text
-  // (common/dom.js).
-  const { el } = window.lobbyd;
+  // el builds an element from trusted structure and untrusted text; str
+  // and truncate shape text (common/dom.js).
+  const { el, str, truncate } = window.lobbyd;
 
   // svg builds an SVG element; attribute values are set with setAttribute.
   function svg(tag, attrs, ...children) {
@@ -35,7 +35,6 @@
     return node;
   }
 
-  const str = (v) => (v == null ? '' : String(v));
   const enc = (v) => encodeURIComponent(str(v));
   const pad2 = (n) => String(n).padStart(2, '0');
 
@@ -88,10 +87,6 @@
   function fmtAgo(v) {
     const t = new Date(v).getTime();
     return Number.isNaN(t) ? DASH : `${fmtSeconds((Date.now() - t) / 1000)} ago`;
-  }
-
-  function truncate(s, n) {
-    return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
   }
 
   function badge(text, cls, props) {

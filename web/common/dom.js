@@ -4,6 +4,12 @@
 'use strict';
 
 window.lobbyd = Object.freeze({
+  // str is v as text, '' for null and undefined.
+  str: (v) => (v == null ? '' : String(v)),
+
+  // truncate cuts s to n characters, the last an ellipsis.
+  truncate: (s, n) => (s.length <= n ? s : `${s.slice(0, n - 1)}…`),
+
   // el builds an element. Children that are strings become text nodes and
   // the "text" prop sets textContent, so data is never interpreted as markup.
   el(tag, props, ...children) {

@@ -15,11 +15,10 @@
 
   const $ = (id) => document.getElementById(id);
 
-  // el builds an element from trusted structure and untrusted text
-  // (common/dom.js).
-  const { el } = window.lobbyd;
+  // el builds an element from trusted structure and untrusted text; str
+  // and truncate shape text (common/dom.js).
+  const { el, str, truncate } = window.lobbyd;
 
-  const str = (v) => (v == null ? '' : String(v));
 
   // runes counts characters as the server does: Unicode code points (Go's
   // utf8.RuneCountInString), not UTF-16 units (String.length, maxlength),
@@ -65,10 +64,6 @@
 
   function clockTime(d) {
     return `${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
-  }
-
-  function truncate(s, n) {
-    return s.length <= n ? s : `${s.slice(0, n - 1)}…`;
   }
 
   function middleTruncate(s, head = 20, tail = 10) {
