@@ -76,8 +76,10 @@ func (a *Authenticator) matchClaims(c claims) (skill *float64, attrs map[string]
 		if json.Unmarshal(c.Skill, &v) != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, nil, errors.New("skill must be a number")
 		}
-		if (a.SkillMin != 0 || a.SkillMax != 0) && (v < a.SkillMin || v > a.SkillMax) {
-			return nil, nil, fmt.Errorf("skill must be a number from %g to %g", a.SkillMin, a.SkillMax)
+		if a.SkillMin != 0 || a.SkillMax != 0 {
+			if msg := skillError(v, a.SkillMin, a.SkillMax); msg != "" {
+				return nil, nil, errors.New(msg)
+			}
 		}
 		skill = &v
 	}

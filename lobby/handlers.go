@@ -130,10 +130,19 @@ func (g *Gateway) validSkill(skill *float64) error {
 	if skill == nil {
 		return nil
 	}
-	if math.IsNaN(*skill) || *skill < g.SkillMin || *skill > g.SkillMax {
-		return errorf(CodeBadRequest, fmt.Sprintf("skill must be a number from %g to %g", g.SkillMin, g.SkillMax))
+	if msg := skillError(*skill, g.SkillMin, g.SkillMax); msg != "" {
+		return errorf(CodeBadRequest, msg)
 	}
 	return nil
+}
+
+// skillError is the refusal of a skill outside lo..hi (NaN is), the same
+// for a client's request and a token's claim; "" for one within.
+func skillError(v, lo, hi float64) string {
+	if math.IsNaN(v) || v < lo || v > hi {
+		return fmt.Sprintf("skill must be a number from %g to %g", lo, hi)
+	}
+	return ""
 }
 
 // noClientSkill refuses a client's skill in a lobby request for a queue
