@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 	"github.com/lobbyd/lobbyd/partyalloc/fakeplayfab"
 	"github.com/lobbyd/lobbyd/store/storetest"
@@ -90,11 +88,15 @@ func TestAdminAPIAuthorisation(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "admin-token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(testAdminToken+"\n"), 0o600))
 	var s *server
+	var stop func() (log string) // stops the server and returns its log
 	if testing.Short() {
 		s = startServer(t, map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_LOG_LEVEL": "debug",
 			"LOBBYD_ADMIN_ADDR": "127.0.0.1:0", "LOBBYD_ADMIN_TOKEN_FILE": tokenFile})
+		stop = func() string { s.shutdown(t); return s.stderr.String() }
 	} else {
-		s = startBinaryServer(t, "LOBBYD_DEV_AUTH=true", "LOBBYD_LOG_LEVEL=debug", "LOBBYD_ADMIN_TOKEN_FILE="+tokenFile)
+		node := testutil.StartLobbydNode(t, "LOBBYD_LOG_LEVEL=debug", "LOBBYD_ADMIN_ADDR=127.0.0.1:0", "LOBBYD_ADMIN_TOKEN_FILE="+tokenFile)
+		s = &server{URL: node.URL, AdminURL: node.AdminURL}
+		stop = func() string { require.NoError(t, node.Stop()); return node.Log() }
 	}
 	require.NotEmpty(t, s.AdminURL)
 
@@ -128,56 +130,9 @@ func TestAdminAPIAuthorisation(t *testing.T) {
 	resp.Body.Close()
 	assert.NotContains(t, string(page), "operator console", "the public port serves the player UI, not the console")
 
-	s.shutdown(t)
-	require.Contains(t, s.stderr.String(), "starting lobbyd", "the log is captured")
-	assert.NotContains(t, s.stderr.String(), testAdminToken, "the admin token is never logged")
-}
-
-// startBinaryServer runs the built lobbyd binary with env ("KEY=value")
-// added to the test's environment, on a free loopback port and with its
-// admin listener on another, and waits until both listen. shutdown sends
-// it SIGTERM and waits for it to exit 0; it is stopped at cleanup.
-func startBinaryServer(t *testing.T, env ...string) *server {
-	t.Helper()
-	cmd := exec.Command(lobbydBinary(t), "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), env...)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	s := &server{stderr: &syncBuffer{}, stdout: &syncBuffer{}, exited: make(chan error, 1)}
-	cmd.Stderr = s.stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill() }) // runs last: only if shutdown failed
-	s.stop = func() { cmd.Process.Signal(syscall.SIGTERM) }
-	lines := make(chan string, 2)
-	go func() {
-		rd := bufio.NewReader(stdout)
-		for range 2 {
-			line, _ := rd.ReadString('\n')
-			lines <- strings.TrimSpace(line)
-		}
-		io.Copy(s.stdout, rd)
-		s.exited <- cmd.Wait() // after the last read of the pipe
-	}()
-	t.Cleanup(func() {
-		s.shutdown(t)
-		if t.Failed() {
-			t.Logf("lobbyd's log:\n%s", lastLines(s.stderr.String(), 40))
-		}
-	})
-	for _, want := range []struct {
-		prefix string
-		url    *string
-	}{{"lobbyd listening on ", &s.URL}, {"lobbyd admin listening on ", &s.AdminURL}} {
-		select {
-		case line := <-lines:
-			var ok bool
-			*want.url, ok = strings.CutPrefix(line, want.prefix)
-			require.True(t, ok, "unexpected line %q; stderr:\n%s", line, s.stderr.String())
-		case <-time.After(20 * time.Second):
-			t.Fatalf("lobbyd did not start within 20s; stderr:\n%s", s.stderr.String())
-		}
-	}
-	return s
+	log := stop()
+	require.Contains(t, log, "starting lobbyd", "the log is captured")
+	assert.NotContains(t, log, testAdminToken, "the admin token is never logged")
 }
 
 // Two nodes on one Redis: an operator on node A acts on players connected
@@ -437,18 +392,10 @@ func TestAdminShowsKilledNodeGone(t *testing.T) {
 	r := storetest.StartRedis(t)
 	a := startServer(t, adminEnv(map[string]string{"LOBBYD_DEV_AUTH": "true", "LOBBYD_REDIS_URL": r.URL}))
 
-	bin := lobbydBinary(t)
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-node-id", "doomed")
-	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true", "LOBBYD_REDIS_URL="+r.URL)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	_, err = bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err)
+	doomed := testutil.StartLobbydNode(t, "LOBBYD_NODE_ID=doomed", "LOBBYD_REDIS_URL="+r.URL)
 
 	require.Eventually(t, func() bool { return a.nodeStates(t)["doomed"] == "up" }, 10*time.Second, 50*time.Millisecond)
-	require.NoError(t, cmd.Process.Kill())
+	doomed.Kill()
 	killed := time.Now()
 	require.Eventually(t, func() bool { return a.nodeStates(t)["doomed"] == "gone" }, 30*time.Second, 100*time.Millisecond)
 	t.Logf("shown as gone %v after the kill", time.Since(killed).Round(time.Second))

@@ -1,19 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 )
 
@@ -25,23 +20,8 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := lobbydBinary(t)
-
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "stderr: %s", stderr.String())
-	base, ok := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
-	require.True(t, ok, line)
+	node := testutil.StartLobbydNode(t, "LOBBYD_LOG_LEVEL=info")
+	base := node.URL
 	srv := &server{URL: base}
 
 	resp, err := http.Get(base + "/readyz")
@@ -59,13 +39,7 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	c, _ := lobbytest.Connect(t, srv.wsURL(), token)
 	assert.True(t, c.Request("queue.join", map[string]any{"queue": "default"}).OK())
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, node.Stop(), "exit status (Stop sends SIGTERM); stderr:\n%s", node.Log())
 	assert.Equal(t, 1001, c.CloseCode(), "sockets are told to reconnect elsewhere")
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "exit status; stderr:\n%s", stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("lobbyd did not exit within 30s of SIGTERM")
-	}
-	assert.Contains(t, stderr.String(), "shutting down")
+	assert.Contains(t, node.Log(), "shutting down")
 }

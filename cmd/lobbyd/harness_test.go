@@ -133,10 +133,6 @@ func (s *server) devToken(t testing.TB, name, playerID string) (token, id string
 // syncBuffer captures output written concurrently.
 type syncBuffer = testutil.SyncBuffer
 
-// lobbydBinary returns the path of the real binary, built once per test
-// run (TestMain removes it), for the tests of signals and kill -9.
-func lobbydBinary(t *testing.T) string { return testutil.LobbydBinary(t) }
-
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testutil.RemoveLobbydBinary()

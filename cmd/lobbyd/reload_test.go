@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lobbyd/lobbyd/internal/testutil"
 	"github.com/lobbyd/lobbyd/lobby/lobbytest"
 	"github.com/lobbyd/lobbyd/store/storetest"
 )
@@ -180,28 +179,17 @@ func TestQueueReloadOnSIGHUP(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "queues.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(oneQueue), 0o600))
-	bin := lobbydBinary(t)
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-config", file)
-	cmd.Env = append(os.Environ(), "LOBBYD_DEV_AUTH=true")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err, "stderr: %s", stderr.String())
-	base, _ := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
-	srv := &server{URL: base}
+	node := testutil.StartLobbydNode(t, "LOBBYD_CONFIG="+file)
+	srv := &server{URL: node.URL}
 	assert.Equal(t, []string{"solo"}, srv.queueNames(t))
 
 	require.NoError(t, os.WriteFile(file, []byte("queues: [oops"), 0o600))
-	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "queue file refused") }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, node.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(node.Log(), "queue file refused") }, 10*time.Second, 20*time.Millisecond)
 	assert.Equal(t, []string{"solo"}, srv.queueNames(t), "the configuration in force stays")
 
 	require.NoError(t, os.WriteFile(file, []byte(twoQueues), 0o600))
-	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	require.NoError(t, node.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool { return slices.Contains(srv.queueNames(t), "duel") }, 5*time.Second, 20*time.Millisecond)
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -66,6 +67,9 @@ func StartLobbyd(t testing.TB, env ...string) string {
 type LobbydNode struct {
 	// URL is the node's base URL (http://127.0.0.1:port).
 	URL string
+	// AdminURL is the base URL of the node's admin listener, which is on
+	// when env sets LOBBYD_ADMIN_ADDR; empty otherwise.
+	AdminURL string
 
 	cmd    *exec.Cmd
 	stderr *SyncBuffer
@@ -76,8 +80,9 @@ type LobbydNode struct {
 
 // StartLobbydNode is StartLobbyd returning a handle on the process: run
 // twice with the same LOBBYD_REDIS_URL and LOBBYD_JWT_SECRET in env, it
-// starts two nodes of one deployment. The node is stopped with SIGTERM at
-// cleanup unless the test stopped it already.
+// starts two nodes of one deployment. With LOBBYD_ADMIN_ADDR in env, it
+// also waits for the admin listener and sets AdminURL. The node is stopped
+// with SIGTERM at cleanup unless the test stopped it already.
 func StartLobbydNode(t testing.TB, env ...string) *LobbydNode {
 	t.Helper()
 	cmd := exec.Command(LobbydBinary(t), "-addr", "127.0.0.1:0")
@@ -91,11 +96,23 @@ func StartLobbydNode(t testing.TB, env ...string) *LobbydNode {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1)
+	// The lines lobbyd prints once it listens, and the field each one's
+	// URL goes to.
+	type readyLine struct {
+		prefix string
+		url    *string
+	}
+	ready := []readyLine{{"lobbyd listening on ", &n.URL}}
+	if lastEnv(cmd.Env, "LOBBYD_ADMIN_ADDR") != "" {
+		ready = append(ready, readyLine{"lobbyd admin listening on ", &n.AdminURL})
+	}
+	lines := make(chan string, len(ready))
 	go func() {
 		rd := bufio.NewReader(stdout)
-		line, _ := rd.ReadString('\n')
-		lines <- line
+		for range ready {
+			line, _ := rd.ReadString('\n')
+			lines <- strings.TrimSpace(line)
+		}
 		io.Copy(io.Discard, rd) // whatever else it prints, so it never blocks
 		n.err = cmd.Wait()
 		close(n.exited)
@@ -106,18 +123,31 @@ func StartLobbydNode(t testing.TB, env ...string) *LobbydNode {
 			t.Logf("lobbyd %s's log:\n%s", n.URL, n.stderr.String())
 		}
 	})
-	select {
-	case line := <-lines:
-		url, ok := strings.CutPrefix(strings.TrimSpace(line), "lobbyd listening on ")
-		if !ok {
-			t.Fatalf("unexpected first line %q; stderr:\n%s", line, n.stderr.String())
+	deadline := time.After(20 * time.Second)
+	for _, want := range ready {
+		select {
+		case line := <-lines:
+			url, ok := strings.CutPrefix(line, want.prefix)
+			if !ok {
+				t.Fatalf("unexpected line %q, want %q…; stderr:\n%s", line, want.prefix, n.stderr.String())
+			}
+			*want.url = url
+		case <-deadline:
+			t.Fatalf("lobbyd did not start within 20s; stderr:\n%s", n.stderr.String())
 		}
-		n.URL = url
-		return n
-	case <-time.After(20 * time.Second):
-		t.Fatalf("lobbyd did not start within 20s; stderr:\n%s", n.stderr.String())
-		return nil
 	}
+	return n
+}
+
+// lastEnv returns key's value in env ("KEY=value"), where the last
+// occurrence wins as it does for exec.Cmd.Env.
+func lastEnv(env []string, key string) string {
+	for _, kv := range slices.Backward(env) {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // Stop sends the node SIGTERM and waits until it exited (killing it if it
@@ -145,6 +175,10 @@ func (n *LobbydNode) signalAndWait(sig syscall.Signal) {
 		<-n.exited
 	}
 }
+
+// Signal sends the node sig (SIGHUP reloads its queue file). To stop or
+// kill it, use Stop or Kill, which wait for it to exit.
+func (n *LobbydNode) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }
 
 // Pid is the node's process id.
 func (n *LobbydNode) Pid() int { return n.cmd.Process.Pid }
