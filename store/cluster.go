@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,40 +20,13 @@ import (
 // reloads it (one CLUSTER SLOTS per node every 2 s: nothing).
 const clusterStateReload = 2 * time.Second
 
-// newClusterClient is the client of a Redis Cluster, with the reloads
-// above.
+// newClusterClient is the client of a Redis Cluster, with its slot map
+// reloaded every clusterStateReload; Open has it reloaded at once too when
+// a command fails because its node could not be reached or served it
+// (unavailableHook.onUnavailable). go-redis runs one reload at a time, in
+// the background.
 func newClusterClient(opts *redis.UniversalOptions) *redis.ClusterClient {
 	copts := opts.Cluster()
 	copts.ClusterStateReloadInterval = clusterStateReload
-	cc := redis.NewClusterClient(copts)
-	cc.AddHook(reloadOnUnreachable{cc})
-	return cc
-}
-
-// reloadOnUnreachable asks the cluster client to reload its slot map when
-// a command or pipeline fails because a node could not be reached or
-// served it (see isUnavailable): a primary that died, whose slots another
-// node serves now. go-redis runs one reload at a time in the background.
-type reloadOnUnreachable struct{ cc *redis.ClusterClient }
-
-func (reloadOnUnreachable) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h reloadOnUnreachable) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if isUnavailable(err) {
-			h.cc.ReloadState(ctx)
-		}
-		return err
-	}
-}
-
-func (h reloadOnUnreachable) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		if isUnavailable(err) {
-			h.cc.ReloadState(ctx)
-		}
-		return err
-	}
+	return redis.NewClusterClient(copts)
 }

@@ -73,6 +73,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{keys: keyspace{prefix: cfg.KeyPrefix}, log: cfg.Logger}
+	var hook unavailableHook
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	} else {
@@ -96,12 +97,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			opts.Dialer = dialPeekIdle
 		}
 		if opts.IsClusterMode {
-			s.rdb = newClusterClient(opts)
+			cc := newClusterClient(opts)
+			hook.onUnavailable = cc.ReloadState
+			s.rdb = cc
 		} else {
 			s.rdb = redis.NewUniversalClient(opts)
 		}
 	}
-	s.rdb.AddHook(unavailableHook{})
+	s.rdb.AddHook(hook)
 	metrics := newMetricsHook()
 	if cfg.Registerer != nil {
 		s.rdb.AddHook(metrics)

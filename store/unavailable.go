@@ -56,6 +56,13 @@ type unavailableError struct{ err error }
 func (e unavailableError) Error() string   { return e.err.Error() }
 func (e unavailableError) Unwrap() []error { return []error{e.err, domain.ErrUnavailable} }
 
+// noticed runs onUnavailable when err means "not now".
+func (h unavailableHook) noticed(ctx context.Context, err error) {
+	if h.onUnavailable != nil && isUnavailable(err) {
+		h.onUnavailable(ctx)
+	}
+}
+
 // markUnavailable returns err marked as domain.ErrUnavailable if it is one
 // (once), and err as it is otherwise; marked says which.
 func markUnavailable(err error) (_ error, marked bool) {
@@ -68,13 +75,19 @@ func markUnavailable(err error) (_ error, marked bool) {
 // unavailableHook marks every command's error that means "not now", after
 // go-redis's own retries (it wraps the whole of a command's processing), so
 // whatever a store method returns carries the mark through its wrapping.
-type unavailableHook struct{}
+type unavailableHook struct {
+	// onUnavailable, when set, runs for each command or pipeline that
+	// failed so: a cluster client reloads its slot map (see cluster.go).
+	onUnavailable func(context.Context)
+}
 
 func (unavailableHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (unavailableHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h unavailableHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		err, marked := markUnavailable(next(ctx, cmd))
+		err := next(ctx, cmd)
+		h.noticed(ctx, err)
+		err, marked := markUnavailable(err)
 		if marked {
 			cmd.SetErr(err)
 		}
@@ -82,12 +95,13 @@ func (unavailableHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (unavailableHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h unavailableHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		if err == nil {
 			return nil
 		}
+		h.noticed(ctx, err)
 		for _, cmd := range cmds {
 			if cerr, marked := markUnavailable(cmd.Err()); marked {
 				cmd.SetErr(cerr)
