@@ -247,7 +247,8 @@ func TestConsoleAndSharedRecords(t *testing.T) {
 func TestStoreAcrossManualFailovers(t *testing.T) {
 	c := storetest.StartCluster(t, 3, 1)
 	ctx := context.Background()
-	a, b := openOnCluster(t, c, "mf:"), openOnCluster(t, c, "mf:")
+	r := &storetest.Redis{URL: c.URL} // Open needs only the URL
+	a, b := r.Open(t, "mf:"), r.Open(t, "mf:")
 	const queueKey, channel = "mf:{q:default}:searching", "mf:lobbyd:node:node-a"
 	sub, err := a.Subscribe(ctx, "node-a")
 	require.NoError(t, err)
@@ -314,7 +315,8 @@ func TestStoreAfterAPrimaryCrash(t *testing.T) {
 	t.Parallel()
 	c := storetest.StartCluster(t, 3, 1)
 	ctx := context.Background()
-	a, b := openOnCluster(t, c, "pc:"), openOnCluster(t, c, "pc:")
+	r := &storetest.Redis{URL: c.URL} // Open needs only the URL
+	a, b := r.Open(t, "pc:"), r.Open(t, "pc:")
 	sub, err := a.Subscribe(ctx, "node-a")
 	require.NoError(t, err)
 	defer sub.Close()
@@ -340,14 +342,6 @@ func TestStoreAfterAPrimaryCrash(t *testing.T) {
 	require.NoError(t, c.Start(primary))
 	require.NoError(t, c.Start(channelPrimary))
 	require.NoError(t, c.WaitReady(30*time.Second))
-}
-
-func openOnCluster(t *testing.T, c *storetest.Cluster, prefix string) *store.Store {
-	t.Helper()
-	s, err := store.Open(context.Background(), store.Config{URL: c.URL, KeyPrefix: prefix})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // relay hands on what sub receives until ctx ends or it closes.

@@ -40,18 +40,17 @@ type Cluster struct {
 }
 
 type clusterNode struct {
-	addr   string
-	cmd    *exec.Cmd // nil while the node is not running
-	exited chan error
+	addr string
+	proc *redisProcess // nil while the node is not running
 }
 
-// ClusterNodeTimeout is the cluster-node-timeout of every cluster started
+// clusterNodeTimeout is the cluster-node-timeout of every cluster started
 // here. It is short so that the nodes agree quickly: a node that has just
 // joined waits about this long (at least 500 ms) before it serves, and a
 // killed primary is taken for failed after it. Far shorter would risk a
 // busy test machine (the race detector on two cores) stalling a node long
 // enough for the others to mark it failed.
-const ClusterNodeTimeout = 2 * time.Second
+const clusterNodeTimeout = 2 * time.Second
 
 // clusterSlots is the number of hash slots of every Redis Cluster.
 const clusterSlots = 16384
@@ -130,21 +129,17 @@ func startCluster(bin, cli, dir string, ownsDir bool, primaries, replicas int) (
 	return c, nil
 }
 
-// startNewNode starts a node on a fresh port, trying another port when
-// redis-server could not bind the one it was given (see StartRedis).
+// startNewNode starts a node on a free port (see onFreePort).
 func (c *Cluster) startNewNode() (*clusterNode, error) {
-	var lastErr error
-	for attempt := 0; attempt < 10; attempt++ {
-		port, err := freeClusterPort()
-		if err != nil {
-			return nil, err
-		}
-		n := &clusterNode{addr: fmt.Sprintf("127.0.0.1:%d", port)}
-		if lastErr = c.startNode(n); lastErr == nil {
-			return n, nil
-		}
+	n := &clusterNode{}
+	err := onFreePort(freeClusterPort, func(addr string) error {
+		n.addr = addr
+		return c.startNode(n)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start a cluster node: %w", err)
 	}
-	return nil, fmt.Errorf("start a cluster node: %w", lastErr)
+	return n, nil
 }
 
 // freeClusterPort returns a loopback port that is free, as is the port
@@ -170,71 +165,31 @@ func freeClusterPort() (int, error) {
 
 // startNode starts n's redis-server on its address, with its cluster
 // configuration file (so a restarted node comes back as the same node), and
-// waits until it answers INFO with its own process id.
+// waits until it is ready (see startRedisProcess).
 func (c *Cluster) startNode(n *clusterNode) error {
 	_, port, _ := net.SplitHostPort(n.addr)
-	logPath := filepath.Join(c.dir, "redis-"+port+".log")
-	cmd := exec.Command(c.bin,
+	proc, err := startRedisProcess(c.bin, c.dir, n.addr, filepath.Join(c.dir, "redis-"+port+".log"),
 		"--cluster-enabled", "yes",
 		"--cluster-config-file", filepath.Join(c.dir, "nodes-"+port+".conf"),
-		"--cluster-node-timeout", strconv.FormatInt(ClusterNodeTimeout.Milliseconds(), 10),
-		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--cluster-node-timeout", strconv.FormatInt(clusterNodeTimeout.Milliseconds(), 10),
 		// A replica's first sync starts at once, not after the default 5s
 		// wait for other replicas to share it.
-		"--repl-diskless-sync-delay", "0",
-		"--dir", c.dir, "--logfile", logPath)
-	if err := startChild(cmd); err != nil {
+		"--repl-diskless-sync-delay", "0")
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(logPath)
-			return fmt.Errorf("redis-server on %s exited: %v: %s", n.addr, err, lastLines(string(log), 5))
-		default:
-		}
-		if pid, err := serverPID(n.addr); err == nil {
-			if pid == cmd.Process.Pid {
-				n.cmd, n.exited = cmd, exited
-				return nil
-			}
-			cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("port of %s is taken by process %d", n.addr, pid)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a process for readiness
-	}
-	cmd.Process.Kill()
-	<-exited
-	return fmt.Errorf("redis-server did not listen on %s within 10s", n.addr)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+	n.proc = proc
+	return nil
 }
 
 // PID returns the process id of node i, 0 while it is not running.
 func (c *Cluster) PID(i int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cmd := c.nodes[i].cmd; cmd != nil {
-		return cmd.Process.Pid
+	if p := c.nodes[i].proc; p != nil {
+		return p.cmd.Process.Pid
 	}
 	return 0
-}
-
-// PIDs returns every node's process id (0 for a node not running), by
-// number.
-func (c *Cluster) PIDs() []int {
-	pids := make([]int, len(c.Addrs))
-	for i := range pids {
-		pids[i] = c.PID(i)
-	}
-	return pids
 }
 
 // Kill kills node i with SIGKILL (kill -9 of its process id) and waits for
@@ -247,12 +202,11 @@ func (c *Cluster) Kill(i int) {
 }
 
 func (n *clusterNode) kill() {
-	if n.cmd == nil {
+	if n.proc == nil {
 		return
 	}
-	n.cmd.Process.Kill() // SIGKILL
-	<-n.exited
-	n.cmd = nil
+	n.proc.kill()
+	n.proc = nil
 }
 
 // Start restarts node i (killed by Kill) on its address, as the same
@@ -263,7 +217,7 @@ func (n *clusterNode) kill() {
 func (c *Cluster) Start(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.nodes[i].cmd != nil {
+	if c.nodes[i].proc != nil {
 		return nil
 	}
 	return c.startNode(c.nodes[i])
@@ -536,7 +490,7 @@ func (c *Cluster) running() []int {
 	defer c.mu.Unlock()
 	var out []int
 	for i, n := range c.nodes {
-		if n.cmd != nil {
+		if n.proc != nil {
 			out = append(out, i)
 		}
 	}
@@ -590,13 +544,13 @@ var shared struct {
 // Each needs this TestMain, or the cluster tier is skipped.
 func Main(m *testing.M) int {
 	shared.managed.Store(true)
-	defer StopSharedCluster()
+	defer stopSharedCluster()
 	return m.Run()
 }
 
-// StopSharedCluster stops the shared cluster, if it was started. Tests
+// stopSharedCluster stops the shared cluster, if it was started. Tests
 // that ask for it afterwards fail.
-func StopSharedCluster() {
+func stopSharedCluster() {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	shared.stopped = true
@@ -648,7 +602,7 @@ func SharedCluster(t testing.TB) *Cluster {
 	case shared.err != nil:
 		t.Fatalf("start the shared redis cluster: %v", shared.err)
 	case shared.stopped:
-		t.Fatalf("the shared redis cluster was stopped (StopSharedCluster)")
+		t.Fatalf("the shared redis cluster was stopped (see Main)")
 	}
 	return shared.cluster
 }

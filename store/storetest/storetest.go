@@ -60,17 +60,13 @@ type RedisServer struct {
 	Addr, URL string
 
 	bin, dir string
-	cmd      *exec.Cmd
-	exited   chan error
+	proc     *redisProcess // nil while the server is not running
 }
 
 // StartRedis starts a redis-server on a free port for the test and stops it
-// at cleanup. redis-server cannot bind port 0 and report it, so the port is
-// one the kernel handed out a moment before; if another listener takes it
-// first, redis-server fails to bind and StartRedis retries on another, and
-// the readiness check asks the server for its process id, so a listener
-// that is not this redis-server is never taken for it. Without the binary the test is skipped, except in CI (CI set),
-// where the integration tier must run and the test fails instead.
+// at cleanup (see startRedisProcess). Without the binary the test is
+// skipped, except in CI (CI set), where the integration tier must run and
+// the test fails instead.
 func StartRedis(t testing.TB) *RedisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -81,66 +77,32 @@ func StartRedis(t testing.TB) *RedisServer {
 		t.Skip("redis-server not installed: skipping the real-Redis tier (apt-get install redis-server)")
 	}
 	r := &RedisServer{bin: bin, dir: t.TempDir()}
-	var lastErr error
-	for attempt := 0; attempt < 10; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("find a free port: %v", err)
-		}
-		r.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-		r.URL = "redis://" + r.Addr
-		if lastErr = r.Start(); lastErr == nil {
-			t.Cleanup(r.Stop)
-			return r
-		}
+	err = onFreePort(freePort, func(addr string) error {
+		r.Addr, r.URL = addr, "redis://"+addr
+		return r.Start()
+	})
+	if err != nil {
+		t.Fatalf("start redis-server: %v", err)
 	}
-	t.Fatalf("start redis-server: %v", lastErr)
-	return nil
+	t.Cleanup(r.Stop)
+	return r
 }
 
 // Start (re)starts the server on its address and waits until it accepts
 // connections.
 func (r *RedisServer) Start() error {
-	_, port, _ := net.SplitHostPort(r.Addr)
-	r.cmd = exec.Command(r.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		return err
-	}
-	r.exited = make(chan error, 1)
-	go func(cmd *exec.Cmd, exited chan<- error) { exited <- cmd.Wait() }(r.cmd, r.exited)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-r.exited:
-			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			r.cmd = nil
-			return fmt.Errorf("redis-server exited: %v: %s", err, log)
-		default:
-		}
-		if pid, err := serverPID(r.Addr); err == nil {
-			if pid == r.cmd.Process.Pid {
-				return nil
-			}
-			// Another process listens on the port: this server cannot bind
-			// it and is about to exit, or is already gone.
-			r.Stop()
-			return fmt.Errorf("port of %s is taken by process %d", r.Addr, pid)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a process for readiness
-	}
-	r.Stop()
-	return fmt.Errorf("redis-server did not listen on %s within 10s", r.Addr)
+	var err error
+	r.proc, err = startRedisProcess(r.bin, r.dir, r.Addr, filepath.Join(r.dir, "redis.log"))
+	return err
 }
 
 // Stop kills the server and waits for it to exit. Stopping twice is fine.
 func (r *RedisServer) Stop() {
-	if r.cmd == nil {
+	if r.proc == nil {
 		return
 	}
-	r.cmd.Process.Kill()
-	<-r.exited
-	r.cmd = nil
+	r.proc.kill()
+	r.proc = nil
 }
 
 // StopKeepingData saves the server's data to disk (SAVE) and kills it, so
@@ -165,6 +127,81 @@ func (r *RedisServer) StopKeepingData() error {
 	}
 	r.Stop()
 	return nil
+}
+
+// redisProcess is a running redis-server child (see startRedisProcess).
+type redisProcess struct {
+	cmd    *exec.Cmd
+	exited chan error // receives cmd.Wait's result once it exits
+}
+
+// startRedisProcess starts bin, a redis-server without persistence, on the
+// loopback address addr, with dir as its working directory, its log at
+// logPath and extraArgs after the common ones, and waits until it is ready:
+// until INFO server on addr answers with the child's own process id, so that
+// a listener that took the port first is never taken for it. redis-server
+// cannot bind port 0 and report it, so addr's port is one the kernel handed
+// out a moment before (see onFreePort). The child is started by startChild,
+// so on Linux it dies with the test binary even when the binary never runs
+// its cleanups.
+func startRedisProcess(bin, dir, addr, logPath string, extraArgs ...string) (*redisProcess, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", dir, "--logfile", logPath}, extraArgs...)
+	p := &redisProcess{cmd: exec.Command(bin, args...), exited: make(chan error, 1)}
+	if err := startChild(p.cmd); err != nil {
+		return nil, err
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.exited:
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("redis-server on %s exited: %v: %s", addr, err, lastLines(string(log), 5))
+		default:
+		}
+		if pid, err := serverPID(addr); err == nil {
+			if pid == p.cmd.Process.Pid {
+				return p, nil
+			}
+			// Another process listens on the port: this server cannot bind
+			// it and is about to exit, or is already gone.
+			p.kill()
+			return nil, fmt.Errorf("port of %s is taken by process %d", addr, pid)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a process for readiness
+	}
+	p.kill()
+	return nil, fmt.Errorf("redis-server did not listen on %s within 10s", addr)
+}
+
+// kill kills the process (SIGKILL) and waits for it to exit.
+func (p *redisProcess) kill() {
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// onFreePort calls start with a loopback address on a port from pick until
+// it succeeds, up to 10 ports: a port free when pick returned it may be
+// taken before redis-server binds it, which then fails to start.
+func onFreePort(pick func() (int, error), start func(addr string) error) error {
+	var lastErr error
+	for range 10 {
+		port, err := pick()
+		if err != nil {
+			return fmt.Errorf("find a free port: %w", err)
+		}
+		if lastErr = start(fmt.Sprintf("127.0.0.1:%d", port)); lastErr == nil {
+			return nil
+		}
+	}
+	return lastErr
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // serverPID asks the Redis server on addr for its process id (INFO server).
@@ -200,7 +237,7 @@ func serverPID(addr string) (int, error) {
 }
 
 // freePort returns a loopback port free at the time of asking, for
-// processes that cannot bind port 0 and report it (see StartRedis).
+// processes that cannot bind port 0 and report it (see startRedisProcess).
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
