@@ -230,6 +230,22 @@ func (b *playerBudget) resume(l *Limits, data []byte, now time.Time) {
 }
 
 // take spends n from one of the budget's buckets.
+// charge spends one frame of the request budget at now: charged within
+// it, overBudget past it while the rejections budget lasts, flooding once
+// that is spent too.
+func (b *playerBudget) charge(l *Limits, now time.Time) charge {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.requests.take(l.Requests, now, 1):
+		return charged
+	case b.rejections.take(l.Rejections, now, 1):
+		return overBudget
+	default:
+		return flooding
+	}
+}
+
 func (b *playerBudget) take(bk *bucket, r Rate, n float64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

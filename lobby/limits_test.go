@@ -102,3 +102,39 @@ func TestCleanName(t *testing.T) {
 		assert.Equal(t, want, CleanName(in), "%q", in)
 	}
 }
+
+// The flood rule as docs/protocol.md states it, with the default budgets
+// (20 a second, bursts of 40, and as many refused): a client steadily
+// within twice the rate is never closed; from full budgets 80 frames at
+// once leave it open and an 81st closes it; at 60 frames a second it is
+// closed after 3 s (a second of burst answered, then 40 refused a second
+// against the 20 the second budget gets back).
+func TestFloodRule(t *testing.T) {
+	l := DefaultLimits()
+	l.Rejections = l.Requests
+	t0 := time.Unix(1_000_000, 0)
+	// frames sends n frames a second for d from full budgets and returns
+	// when the socket would be closed (-1: never).
+	frames := func(n float64, d time.Duration) time.Duration {
+		var b playerBudget
+		for i := 0; ; i++ {
+			at := time.Duration(float64(i) / n * float64(time.Second))
+			if at > d {
+				return -1
+			}
+			if b.charge(&l, t0.Add(at)) == flooding {
+				return at
+			}
+		}
+	}
+	assert.Equal(t, time.Duration(-1), frames(40, time.Minute), "twice the rate, a minute")
+	assert.Equal(t, time.Duration(-1), frames(39, time.Minute))
+	closed := frames(60, time.Minute)
+	assert.InDelta(t, 3*time.Second, closed, float64(50*time.Millisecond), "at 60 a second: %v", closed)
+
+	var b playerBudget
+	for i := 0; i < 80; i++ {
+		require.NotEqual(t, flooding, b.charge(&l, t0), "frame %d of a burst of 80", i+1)
+	}
+	assert.Equal(t, flooding, b.charge(&l, t0), "the 81st")
+}

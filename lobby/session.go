@@ -593,15 +593,11 @@ const (
 // holds. Past the budget a frame is refused; far past it (the rejections
 // budget is spent too) the socket is closed with 1008.
 func (s *session) charge() charge {
-	l := s.g.Limits
-	if s.budget.take(&s.budget.requests, l.Requests, 1) {
-		return charged
-	}
-	if !s.budget.take(&s.budget.rejections, l.Rejections, 1) {
+	c := s.budget.charge(s.g.Limits, time.Now())
+	if c == flooding {
 		s.closeWith(closePolicy, "far past the rate limit")
-		return flooding
 	}
-	return overBudget
+	return c
 }
 
 // writeOut is the writer: it sends what is queued, batch by batch, and
