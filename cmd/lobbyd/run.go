@@ -127,36 +127,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// served, so a failure leaves nothing running.
 	self := nodeInfo(cfg, gw, mm, playfab, callStats)
 	var sides []sideServer
+	adminAddr := ""
 	for _, side := range []struct {
 		addr, setting, what string
 		handler             func() http.Handler
+		admin               bool
 	}{
-		{cfg.DebugAddr, "LOBBYD_DEBUG_ADDR", "pprof", debugRoutes},
+		{cfg.DebugAddr, "LOBBYD_DEBUG_ADDR", "pprof", debugRoutes, false},
 		{cfg.AdminAddr, "LOBBYD_ADMIN_ADDR", "the admin console and API", func() http.Handler {
 			return newAdmin(cfg, st, gw, mm, qc, self, log, reg).routes()
-		}},
+		}, true},
 	} {
 		if side.addr == "" {
-			sides = append(sides, sideServer{})
 			continue
 		}
 		l, err := net.Listen("tcp", side.addr)
 		if err != nil {
 			ln.Close()
 			for _, opened := range sides {
-				if opened.ln != nil {
-					opened.ln.Close()
-				}
+				opened.ln.Close()
 			}
 			return fmt.Errorf("listen on %s (%s): %w", side.addr, side.setting, err)
 		}
 		log.Info("serving "+side.what, "addr", l.Addr().String())
+		if side.admin {
+			adminAddr = l.Addr().String()
+		}
 		sides = append(sides, sideServer{ln: l, srv: &http.Server{Handler: side.handler(), ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}})
-	}
-	adminAddr := ""
-	if admin := sides[1]; admin.ln != nil {
-		adminAddr = admin.ln.Addr().String()
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -248,9 +246,6 @@ type sideServer struct {
 
 // serve serves s in g until ctx is done.
 func (s sideServer) serve(ctx context.Context, g *errgroup.Group) {
-	if s.ln == nil {
-		return
-	}
 	g.Go(func() error {
 		if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve %s: %w", s.ln.Addr(), err)
